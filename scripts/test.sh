@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of svr-fastpath: formatting and lints, unit and integration tests of every
+# crate (real DPDK EAL with virtual devices), then the end-to-end testbed test with two real
+# svrd appliances between kernel hosts in network namespaces. Installs what it needs first.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --workspace
+
+step "release build"
+cargo build --release -p svrd
+
+step "end-to-end testbed"
+bash testbed/e2e-test.sh
+
+step "all tests passed"
