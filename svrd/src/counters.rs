@@ -1,0 +1,102 @@
+//! Counters shared between the data path and the reporting side.
+//!
+//! Each worker owns one [`WorkerCounters`] and is its only writer: it adds a burst's worth of
+//! local counts with relaxed load+store (no read-modify-write, so no locked instruction),
+//! once per burst. The slow-path thread reads them for SIGUSR1 and exit reports.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use fastpath::forward::{DropCounters, DropReason};
+
+/// Per-worker counters; cache-line aligned so two workers never share a line.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct WorkerCounters {
+    pub rx: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub punted: AtomicU64,
+    pub injected: AtomicU64,
+    pub tx: AtomicU64,
+    /// Packets the NIC would not take and that we freed (TX queue full).
+    pub tx_unsent: AtomicU64,
+    /// Punts dropped because the slow-path ring was full.
+    pub punt_ring_full: AtomicU64,
+    pub drops: [AtomicU64; DropReason::COUNT],
+}
+
+/// What one burst counted, kept in plain integers on the worker's stack.
+#[derive(Default, Clone, Copy)]
+pub struct BurstCounts {
+    pub rx: u64,
+    pub forwarded: u64,
+    pub punted: u64,
+    pub injected: u64,
+    pub tx: u64,
+    pub tx_unsent: u64,
+    pub punt_ring_full: u64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    if n != 0 {
+        // Single writer: a plain load and store is exact and avoids a locked RMW.
+        c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+}
+
+impl WorkerCounters {
+    /// Publish one burst's counts. Called by the owning worker only.
+    pub fn publish(&self, b: &BurstCounts, drops: &mut DropCounters) {
+        add(&self.rx, b.rx);
+        add(&self.forwarded, b.forwarded);
+        add(&self.punted, b.punted);
+        add(&self.injected, b.injected);
+        add(&self.tx, b.tx);
+        add(&self.tx_unsent, b.tx_unsent);
+        add(&self.punt_ring_full, b.punt_ring_full);
+        for reason in DropReason::ALL {
+            add(&self.drops[reason as usize], drops.get(reason));
+        }
+        drops.clear();
+    }
+}
+
+/// Renders the report printed on SIGUSR1 and at exit: one `name=value` per line, every drop
+/// reason listed (zeros too), so that scripts can grep a stable set of names.
+pub fn report(
+    router: &str,
+    ports: &[(String, dpdk_ffi::PortStats)],
+    workers: &[&WorkerCounters],
+    slow: &[(&'static str, u64)],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "svrd: counters {router}");
+    for (name, s) in ports {
+        let _ = writeln!(
+            out,
+            "port {name}: rx-packets={} tx-packets={} rx-bytes={} tx-bytes={} rx-missed={} rx-errors={} tx-errors={} rx-nombuf={}",
+            s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+        );
+    }
+    for (i, w) in workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "worker {i}: rx={} forwarded={} punted={} injected={} tx={} tx-unsent={} punt-ring-full={}",
+            w.rx.load(Relaxed),
+            w.forwarded.load(Relaxed),
+            w.punted.load(Relaxed),
+            w.injected.load(Relaxed),
+            w.tx.load(Relaxed),
+            w.tx_unsent.load(Relaxed),
+            w.punt_ring_full.load(Relaxed),
+        );
+    }
+    for reason in DropReason::ALL {
+        let total: u64 = workers.iter().map(|w| w.drops[reason as usize].load(Relaxed)).sum();
+        let _ = writeln!(out, "drop {}={total}", reason.name());
+    }
+    for (name, value) in slow {
+        let _ = writeln!(out, "slowpath {name}={value}");
+    }
+    out
+}

@@ -1,0 +1,140 @@
+//! The slow-path thread: the only place in svrd that reads the clock.
+//!
+//! It drains the punt ring, feeds each frame to the sans-IO [`SlowPath`] with `now`, fires its
+//! timers, copies the frames it wants sent into fresh mbufs and hands them to the workers
+//! through their inject rings, and publishes the neighbour table when it changes. It never
+//! waits on a worker: a full inject ring or an empty mempool is a counted drop.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dpdk_ffi::{Mbuf, MbufBurst, Mempool, Port, Ring};
+use fastpath::forward::{NeighborSnapshot, PuntReason};
+use fastpath::time::Instant;
+use slowpath::{Event, SlowPath};
+
+use crate::counters::{self, WorkerCounters};
+
+/// What the report needs to read: port handles, worker counters.
+pub struct Reporter {
+    pub router: String,
+    pub ports: Vec<(String, Port)>,
+    pub workers: Vec<Arc<WorkerCounters>>,
+}
+
+impl Reporter {
+    pub fn render(&self, slow: &[(&'static str, u64)]) -> String {
+        let ports: Vec<_> = self.ports.iter().map(|(n, p)| (n.clone(), p.stats().unwrap_or_default())).collect();
+        let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| w.as_ref()).collect();
+        counters::report(&self.router, &ports, &workers, slow)
+    }
+}
+
+/// Counters of the thread itself (the state machine keeps its own).
+#[derive(Default)]
+struct ThreadCounters {
+    punted_frames: u64,
+    bad_punt_tag: u64,
+    transmit_alloc_failed: u64,
+    transmit_too_big: u64,
+    inject_ring_full: u64,
+    injected: u64,
+}
+
+pub struct SlowThread {
+    pub slow: SlowPath,
+    pub punt: Arc<Ring>,
+    pub inject: Vec<Arc<Ring>>,
+    pub mempool: Arc<Mempool>,
+    pub neighbors: Arc<ArcSwap<NeighborSnapshot>>,
+    pub stop: Arc<AtomicBool>,
+    pub dump: Arc<AtomicBool>,
+    pub reporter: Arc<Reporter>,
+}
+
+impl SlowThread {
+    const IDLE_SLEEP: Duration = Duration::from_micros(200);
+
+    /// Runs until `stop`; returns the final counter report.
+    pub fn run(mut self) -> String {
+        let epoch = std::time::Instant::now();
+        let now = move || Instant::from_nanos(u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        let mut burst = MbufBurst::new();
+        let mut tc = ThreadCounters::default();
+        let mut next_worker = 0usize;
+        while !self.stop.load(Relaxed) {
+            if self.dump.swap(false, Relaxed) {
+                print!("{}", self.reporter.render(&self.counter_list(&tc)));
+            }
+            let n = self.punt.dequeue_burst(&mut burst);
+            let t = now();
+            while let Some(m) = burst.pop_front() {
+                tc.punted_frames += 1;
+                match PuntReason::from_u8(m.tag() as u8) {
+                    Some(reason) => self.slow.handle_frame(t, m.port(), reason, m.data()),
+                    None => tc.bad_punt_tag += 1,
+                }
+            }
+            if self.slow.poll_timeout().is_some_and(|deadline| deadline <= t) {
+                self.slow.handle_timeout(t);
+            }
+            while let Some(tx) = self.slow.poll_transmit() {
+                self.transmit(tx.port, &tx.frame, &mut tc, &mut next_worker);
+            }
+            let mut changed = false;
+            while let Some(ev) = self.slow.poll_event() {
+                if matches!(ev, Event::NeighborsChanged) {
+                    changed = true;
+                } else {
+                    log::info!("{ev:?}");
+                }
+            }
+            if changed {
+                self.neighbors.store(Arc::new(self.slow.neighbors()));
+            }
+            if n == 0 {
+                std::thread::sleep(Self::IDLE_SLEEP);
+            }
+        }
+        self.reporter.render(&self.counter_list(&tc))
+    }
+
+    fn transmit(&self, port: u16, frame: &[u8], tc: &mut ThreadCounters, next_worker: &mut usize) {
+        let Some(mut m) = self.mempool.alloc() else {
+            tc.transmit_alloc_failed += 1;
+            return;
+        };
+        match m.append(frame.len()) {
+            Ok(buf) => buf.copy_from_slice(frame),
+            Err(_) => {
+                tc.transmit_too_big += 1;
+                return;
+            }
+        }
+        m.set_port(port);
+        let ring = &self.inject[*next_worker % self.inject.len()];
+        *next_worker = next_worker.wrapping_add(1);
+        match ring.enqueue(m) {
+            Ok(()) => tc.injected += 1,
+            Err(m) => {
+                drop::<Mbuf>(m);
+                tc.inject_ring_full += 1;
+            }
+        }
+    }
+
+    fn counter_list(&self, tc: &ThreadCounters) -> Vec<(&'static str, u64)> {
+        let mut v = vec![
+            ("punted_frames", tc.punted_frames),
+            ("bad_punt_tag", tc.bad_punt_tag),
+            ("transmit_alloc_failed", tc.transmit_alloc_failed),
+            ("transmit_too_big", tc.transmit_too_big),
+            ("inject_ring_full", tc.inject_ring_full),
+            ("injected", tc.injected),
+        ];
+        v.extend(self.slow.counters().iter());
+        v
+    }
+}

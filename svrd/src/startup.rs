@@ -1,0 +1,309 @@
+//! Start-up and shut-down: config → EAL → mempool → ports → rings → workers and slow path.
+//!
+//! Every failure here is a [`StartupError`] whose message is one line naming the config field
+//! or device at fault; `main` prints it and exits non-zero. Nothing is left running.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dpdk_ffi::{Eal, Mempool, Port, PortConf, Ring, RingMode, TxBuffer};
+use fastpath::forward::{LocalInfo, NeighborSnapshot, PortAddrs};
+use fastpath::route::{IpPrefix, Route, RouteTable};
+use fastpath::time::Instant;
+use fastpath::wire::ethernet::EthernetAddress;
+use slowpath::{SlowPath, SlowPathConfig, StaticNeighbor};
+use svr_config::{Config, ConfigError, Device, Node};
+
+use crate::counters::WorkerCounters;
+use crate::slow::{Reporter, SlowThread};
+use crate::worker::{PortSlot, Worker};
+
+/// Why svrd could not start. Each message is one line that names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("no configuration given: use --config FILE to run or --check FILE to validate")]
+    NoConfig,
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{path}.memory-mb: {need} MiB of hugepages needed but only {free} MiB are free in {dir} (run scripts/setup.sh to reserve them, or set {path}.hugepages: false)")]
+    Hugepages { path: String, dir: String, need: u64, free: u64 },
+    #[error("{path}.huge-dir: {dir} is not a mounted hugetlbfs (mount -t hugetlbfs nodev {dir}, or run scripts/setup.sh)")]
+    HugeDir { path: String, dir: String },
+    #[error("DPDK EAL failed to start: {0}")]
+    Eal(String),
+    #[error("{path}: cannot open device \"{device}\": {reason}")]
+    Device { path: String, device: String, reason: String },
+    #[error("{path}: {reason}")]
+    Port { path: String, reason: String },
+    #[error("cannot create the mbuf pool ({n} mbufs): {reason}")]
+    Mempool { n: u32, reason: String },
+    #[error("cannot create ring {name}: {reason}")]
+    Ring { name: String, reason: String },
+    #[error("core-map: cannot launch on lcore {lcore}: {reason}")]
+    Launch { lcore: u32, reason: String },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// `svrd --check`: parse, validate, and check this host can run it; start nothing.
+pub fn check(path: &Path) -> Result<String, StartupError> {
+    let cfg = Config::load(path)?;
+    cfg.check_host()?;
+    let (router, node) = cfg.local();
+    Ok(format!(
+        "{}: configuration is valid (router {}, node {}, {} interfaces, {} workers)",
+        path.display(),
+        router.name,
+        node.name,
+        node.device_interface.len(),
+        node.core_map.workers.len()
+    ))
+}
+
+/// The config path prefix of the local node, for error messages.
+fn node_path(cfg: &Config) -> String {
+    let ri = cfg.authority.router.iter().position(|r| r.name == cfg.local_router).unwrap_or(0);
+    let ni = cfg.authority.router[ri].node.iter().position(|n| n.name == cfg.local_node).unwrap_or(0);
+    format!("authority.router[{ri}].node[{ni}]")
+}
+
+/// Hugepage memory that is free right now, in MiB, from /proc/meminfo.
+fn free_hugepage_mib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    field("HugePages_Free:") * field("Hugepagesize:") / 1024
+}
+
+fn is_hugetlbfs(dir: &str) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let (_, mnt, fstype) = (f.next(), f.next(), f.next());
+        mnt == Some(dir) && fstype == Some("hugetlbfs")
+    })
+}
+
+/// Checks what the EAL would otherwise report in many lines, or not at all.
+fn precheck_hugepages(node: &Node, npath: &str) -> Result<(), StartupError> {
+    if !node.eal.hugepages {
+        return Ok(());
+    }
+    let path = format!("{npath}.eal");
+    let dir = node.eal.huge_dir.clone().unwrap_or_else(|| "/dev/hugepages".into());
+    if node.eal.huge_dir.is_some() && !is_hugetlbfs(&dir) {
+        return Err(StartupError::HugeDir { path, dir });
+    }
+    let free = free_hugepage_mib();
+    let need = u64::from(node.eal.memory_mb);
+    if free < need {
+        return Err(StartupError::Hugepages { path, dir, need, free });
+    }
+    Ok(())
+}
+
+/// An opened, configured and started port, with what the data path needs to know about it.
+struct OpenPort {
+    name: String,
+    port: Port,
+    mac: EthernetAddress,
+}
+
+fn open_ports(eal: &Eal, node: &Node, npath: &str, mempool: &Mempool, queues: u16) -> Result<Vec<OpenPort>, StartupError> {
+    let mut ports = Vec::new();
+    for (i, ifc) in node.device_interface.iter().enumerate() {
+        let ipath = format!("{npath}.device-interface[{i}]");
+        let (field, device, dev_name) = match &ifc.device {
+            Device::Vdev(devargs) => {
+                let name = devargs.split(',').next().unwrap_or(devargs).to_string();
+                (format!("{ipath}.vdev"), devargs.clone(), name)
+            }
+            Device::Pci(addr) => (format!("{ipath}.pci-address"), addr.clone(), addr.clone()),
+        };
+        if let Device::Vdev(devargs) = &ifc.device {
+            eal.probe_device(devargs).map_err(|e| StartupError::Device { path: field.clone(), device: device.clone(), reason: e.to_string() })?;
+        }
+        let port = Port::by_name(&dev_name).map_err(|e| StartupError::Device {
+            path: field.clone(),
+            device: device.clone(),
+            reason: format!("no DPDK port of that name ({e})"),
+        })?;
+        let conf = PortConf { rx_queues: queues, tx_queues: queues, rx_desc: 1024, tx_desc: 1024, mempool, rss: queues > 1, mtu: Some(ifc.mtu) };
+        port.configure(&conf).map_err(|e| StartupError::Port { path: ipath.clone(), reason: format!("cannot configure port {dev_name}: {e}") })?;
+        port.start().map_err(|e| StartupError::Port { path: ipath.clone(), reason: format!("cannot start port {dev_name}: {e}") })?;
+        // The port's MAC is the router's; frames to other unicast MACs are dropped in classify.
+        let _ = port.promiscuous(true);
+        let mac = EthernetAddress(port.mac_addr().map_err(|e| StartupError::Port { path: ipath.clone(), reason: format!("cannot read MAC of {dev_name}: {e}") })?);
+        log::info!("interface {} on {} (port {}, {}), MAC {mac}", ifc.name, device, port.id(), port.driver_name());
+        ports.push(OpenPort { name: ifc.name.clone(), port, mac });
+    }
+    Ok(ports)
+}
+
+/// The data-path view of the node: addresses per port, routes (connected + configured).
+fn tables(node: &Node, ports: &[OpenPort]) -> (LocalInfo, Vec<Route>, Vec<StaticNeighbor>) {
+    let port_of = |ifc: &str| {
+        node.device_interface.iter().position(|d| d.name == ifc).map(|i| ports[i].port.id()).unwrap_or(u16::MAX)
+    };
+    let mut addrs = Vec::new();
+    let mut routes = Vec::new();
+    for (ifc, p) in node.device_interface.iter().zip(ports) {
+        addrs.push(PortAddrs::new(p.port.id(), p.mac, ifc.address.iter().map(|a| (a.addr, a.prefix_len)).collect(), ifc.mtu));
+        for a in &ifc.address {
+            let prefix = IpPrefix::new(a.addr, a.prefix_len).network();
+            routes.push(Route { prefix, next_hop: None, port: p.port.id() });
+        }
+    }
+    for r in &node.route {
+        let prefix = IpPrefix::new(r.prefix_addr, r.prefix_len);
+        routes.push(Route { prefix, next_hop: r.next_hop, port: port_of(&r.interface) });
+    }
+    let neighbors = node
+        .neighbor
+        .iter()
+        .map(|n| StaticNeighbor { port: port_of(&n.interface), addr: n.address, mac: EthernetAddress(n.mac) })
+        .collect();
+    (LocalInfo::new(addrs), routes, neighbors)
+}
+
+fn slowpath_config(node: &Node, ports: &[OpenPort], routes: Vec<Route>, static_neighbors: Vec<StaticNeighbor>) -> SlowPathConfig {
+    let interfaces = node
+        .device_interface
+        .iter()
+        .zip(ports)
+        .map(|(ifc, p)| slowpath::Interface {
+            port: p.port.id(),
+            name: ifc.name.clone(),
+            mac: p.mac,
+            ipv4: ifc.address.iter().filter_map(|a| match a.addr { IpAddr::V4(v4) => Some((v4, a.prefix_len)), IpAddr::V6(_) => None }).collect(),
+            ipv6: ifc.address.iter().filter_map(|a| match a.addr { IpAddr::V6(v6) => Some((v6, a.prefix_len)), IpAddr::V4(_) => None }).collect(),
+            mtu: ifc.mtu,
+        })
+        .collect();
+    SlowPathConfig { interfaces, routes, static_neighbors, timers: Default::default() }
+}
+
+/// Runs the appliance until SIGINT/SIGTERM.
+pub fn run(path: &Path) -> Result<(), StartupError> {
+    let cfg = Config::load(path)?;
+    cfg.check_host()?;
+    let (router, node) = cfg.local();
+    let npath = node_path(&cfg);
+    precheck_hugepages(node, &npath)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let dump = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump)).map_err(StartupError::Signals)?;
+
+    let eal = Eal::init(&node.eal.args(node, "svrd")).map_err(|e| StartupError::Eal(e.to_string()))?;
+    log::info!("DPDK {} started for router {} node {}", dpdk_ffi::version(), router.name, node.name);
+    let n_mbufs = node.mempool_mbufs;
+    let mempool = Arc::new(
+        Mempool::pktmbuf("svrd_mbufs", n_mbufs, 256, dpdk_ffi::DEFAULT_DATA_ROOM, -1)
+            .map_err(|e| StartupError::Mempool { n: n_mbufs, reason: e.to_string() })?,
+    );
+    let workers_cfg = &node.core_map.workers;
+    let n_workers = workers_cfg.len() as u16;
+    let ports = open_ports(&eal, node, &npath, &mempool, n_workers)?;
+
+    let (local, routes, static_neighbors) = tables(node, &ports);
+    let local = Arc::new(local);
+    let route_table = Arc::new(RouteTable::new(routes.iter().cloned()));
+    let slow = SlowPath::new(slowpath_config(node, &ports, routes, static_neighbors), Instant::from_nanos(0));
+    let neighbors = Arc::new(ArcSwap::from_pointee(slow.neighbors()));
+
+    let ring_err = |name: &str| {
+        let name = name.to_string();
+        move |e: dpdk_ffi::RingError| StartupError::Ring { name: name.clone(), reason: e.to_string() }
+    };
+    let punt = Arc::new(Ring::create("svrd_punt", 4096, RingMode { single_producer: n_workers == 1, single_consumer: true }).map_err(ring_err("svrd_punt"))?);
+    let mut inject = Vec::new();
+    let mut counters = Vec::new();
+    for w in 0..n_workers {
+        let name = format!("svrd_inject{w}");
+        inject.push(Arc::new(Ring::create(&name, 1024, RingMode { single_producer: true, single_consumer: true }).map_err(ring_err(&name))?));
+        counters.push(Arc::new(WorkerCounters::default()));
+    }
+
+    let reporter = Arc::new(Reporter {
+        router: router.name.clone(),
+        ports: ports.iter().map(|p| (p.name.clone(), p.port.clone())).collect(),
+        workers: counters.clone(),
+    });
+
+    for (w, wc) in workers_cfg.iter().enumerate() {
+        let worker = Worker {
+            queue: w as u16,
+            ports: ports.iter().map(|p| PortSlot { port: p.port.clone(), mac: p.mac, tx: TxBuffer::new() }).collect(),
+            local: Arc::clone(&local),
+            routes: Arc::clone(&route_table),
+            neighbors: Arc::clone(&neighbors),
+            punt: Arc::clone(&punt),
+            inject: Arc::clone(&inject[w]),
+            counters: Arc::clone(&counters[w]),
+            stop: Arc::clone(&stop),
+            backoff: node.core_map.idle_backoff,
+        };
+        if let Err(e) = eal.launch(wc.lcore, move || worker.run()) {
+            stop.store(true, Relaxed);
+            eal.wait_all();
+            return Err(StartupError::Launch { lcore: wc.lcore, reason: e.to_string() });
+        }
+    }
+
+    let slow_thread = SlowThread {
+        slow,
+        punt: Arc::clone(&punt),
+        inject: inject.clone(),
+        mempool: Arc::clone(&mempool),
+        neighbors,
+        stop: Arc::clone(&stop),
+        dump,
+        reporter: Arc::clone(&reporter),
+    };
+    println!(
+        "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",
+        router.name,
+        node.name,
+        ports.len(),
+        n_workers,
+        workers_cfg.iter().map(|w| w.lcore).collect::<Vec<_>>()
+    );
+    let report = if node.core_map.slowpath_lcore == node.core_map.main_lcore {
+        slow_thread.run()
+    } else {
+        let (tx, rx) = std::sync::mpsc::channel();
+        eal.launch(node.core_map.slowpath_lcore, move || {
+            let _ = tx.send(slow_thread.run());
+            0
+        })
+        .map_err(|e| StartupError::Launch { lcore: node.core_map.slowpath_lcore, reason: e.to_string() })?;
+        while !stop.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        rx.recv().unwrap_or_default()
+    };
+    eal.wait_all();
+    for p in &ports {
+        let _ = p.port.stop();
+    }
+    print!("{report}");
+    for p in &ports {
+        let _ = p.port.close();
+    }
+    drop(inject);
+    drop(punt);
+    println!("svrd: stopped");
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! The poll-mode worker: one per lcore in the core map, run to completion over bursts of 32.
+//!
+//! Each pass of the loop: drain what the slow path wants sent, then for every port read one
+//! burst from this worker's RX queue and run it through the stages (classify, lookup,
+//! transform), each a loop over the whole burst, then flush the per-port TX buffers. Nothing
+//! here allocates, locks or formats per packet; drops go through [`Stages::drop_pkt`], which
+//! counts them.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dpdk_ffi::{Mbuf, MbufBurst, Port, Ring, TxBuffer, BURST};
+use fastpath::forward::{self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason};
+use fastpath::route::RouteTable;
+use fastpath::wire::ethernet::EthernetAddress;
+use svr_config::IdleBackoff;
+
+use crate::counters::{BurstCounts, WorkerCounters};
+
+/// One port as a worker sees it: its handle, MAC, and this worker's TX buffer for it.
+pub struct PortSlot {
+    pub port: Port,
+    pub mac: EthernetAddress,
+    pub tx: TxBuffer,
+}
+
+/// Everything a worker needs; built at start-up, moved onto the worker's lcore.
+pub struct Worker {
+    /// Index of this worker, which is also its RX and TX queue number on every port.
+    pub queue: u16,
+    pub ports: Vec<PortSlot>,
+    pub local: Arc<LocalInfo>,
+    pub routes: Arc<RouteTable>,
+    pub neighbors: Arc<ArcSwap<NeighborSnapshot>>,
+    /// Worker → slow path (multi-producer, single consumer).
+    pub punt: Arc<Ring>,
+    /// Slow path → this worker (single producer, single consumer).
+    pub inject: Arc<Ring>,
+    pub counters: Arc<WorkerCounters>,
+    pub stop: Arc<AtomicBool>,
+    pub backoff: IdleBackoff,
+}
+
+/// Packets prefetched ahead of the one being classified (l3fwd's PREFETCH_OFFSET).
+const PREFETCH_OFFSET: usize = 3;
+
+/// What the stages decided for one packet of the burst.
+#[derive(Clone, Copy)]
+enum Action {
+    /// Dropped and counted already; the slot is empty.
+    Gone,
+    /// Hand to the slow path with this reason.
+    Punt(PuntReason),
+    /// Transit packet: destination and IP length (frame trimmed to it later).
+    Route { dst: std::net::IpAddr, l3_len: usize },
+    /// Ready for TX on this port slot, to this next-hop MAC (lookup done).
+    Send { slot: u8, l3_len: usize, dst_mac: EthernetAddress },
+}
+
+/// Idle backoff: after a run of empty polls, sleep a little longer each time, so that several
+/// appliances (and the test tools) share a two-core machine. `busy` never sleeps.
+struct Backoff {
+    adaptive: bool,
+    empty_polls: u32,
+    sleep: Duration,
+}
+
+impl Backoff {
+    const SPIN_POLLS: u32 = 256;
+    const MIN_SLEEP: Duration = Duration::from_micros(10);
+    const MAX_SLEEP: Duration = Duration::from_micros(500);
+
+    fn new(mode: IdleBackoff) -> Self {
+        Self { adaptive: matches!(mode, IdleBackoff::Adaptive), empty_polls: 0, sleep: Self::MIN_SLEEP }
+    }
+
+    fn after_poll(&mut self, work: usize) {
+        if work > 0 || !self.adaptive {
+            self.empty_polls = 0;
+            self.sleep = Self::MIN_SLEEP;
+            return;
+        }
+        self.empty_polls += 1;
+        if self.empty_polls >= Self::SPIN_POLLS {
+            std::thread::sleep(self.sleep);
+            self.sleep = (self.sleep * 2).min(Self::MAX_SLEEP);
+        }
+    }
+}
+
+impl Worker {
+    /// The worker's main loop; returns when `stop` is set, after flushing its TX buffers.
+    pub fn run(mut self) -> i32 {
+        let mut backoff = Backoff::new(self.backoff);
+        let mut burst = MbufBurst::new();
+        let mut drops = DropCounters::default();
+        let mut slot_of = [u8::MAX; 256];
+        for (i, s) in self.ports.iter().enumerate() {
+            slot_of[usize::from(s.port.id()) & 0xff] = i as u8;
+        }
+        while !self.stop.load(Relaxed) {
+            let mut counts = BurstCounts::default();
+            let mut work = self.drain_inject(&mut burst, &slot_of, &mut counts, &mut drops);
+            for in_slot in 0..self.ports.len() {
+                let n = self.rx(in_slot, &mut burst);
+                if n == 0 {
+                    continue;
+                }
+                work += n;
+                counts.rx += n as u64;
+                self.process(in_slot, &mut burst, &mut counts, &mut drops);
+            }
+            self.tx_flush(&mut counts);
+            if work > 0 {
+                self.counters.publish(&counts, &mut drops);
+            }
+            backoff.after_poll(work);
+        }
+        let mut counts = BurstCounts::default();
+        self.tx_flush(&mut counts);
+        self.counters.publish(&counts, &mut drops);
+        0
+    }
+
+    /// Stage rx: one burst from this worker's queue on one port.
+    fn rx(&self, slot: usize, burst: &mut MbufBurst) -> usize {
+        self.ports[slot].port.rx_burst(self.queue, burst)
+    }
+
+    /// Stages classify → lookup → transform → enqueue, each over the whole burst.
+    fn process(&mut self, in_slot: usize, burst: &mut MbufBurst, counts: &mut BurstCounts, drops: &mut DropCounters) {
+        let in_port = self.ports[in_slot].port.id();
+        let mut pkts: [Option<Mbuf>; BURST] = [const { None }; BURST];
+        let mut n = 0;
+        while let Some(m) = burst.pop_front() {
+            pkts[n] = Some(m);
+            n += 1;
+        }
+        let mut actions = [Action::Gone; BURST];
+        self.classify(in_port, &mut pkts[..n], &mut actions[..n], drops);
+        self.lookup(&mut pkts[..n], &mut actions[..n], drops);
+        self.transform(&mut pkts[..n], &mut actions[..n], drops);
+        self.enqueue(&mut pkts[..n], &actions[..n], counts, drops);
+    }
+
+    /// Stage classify: validate headers, split punts from transit packets.
+    fn classify(&self, in_port: u16, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
+        for m in pkts.iter().take(PREFETCH_OFFSET).flatten() {
+            m.prefetch();
+        }
+        for i in 0..pkts.len() {
+            if let Some(Some(ahead)) = pkts.get(i + PREFETCH_OFFSET) {
+                ahead.prefetch();
+            }
+            let slot = &mut pkts[i];
+            let Some(m) = slot.as_ref() else { continue };
+            actions[i] = match forward::classify(m.data(), in_port, &self.local) {
+                Ok(Class::Punt(reason)) => Action::Punt(reason),
+                Ok(Class::Route { dst, l3_len }) => Action::Route { dst, l3_len },
+                Err(reason) => {
+                    drop_pkt(slot, reason, drops);
+                    Action::Gone
+                }
+            };
+        }
+    }
+
+    /// Stage lookup: route (longest prefix match), then the next hop's MAC from the neighbour
+    /// snapshot the slow path published; a miss goes to the slow path, which resolves and holds.
+    fn lookup(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
+        let neighbors = self.neighbors.load();
+        for (i, slot) in pkts.iter_mut().enumerate() {
+            let Action::Route { dst, l3_len } = actions[i] else { continue };
+            match forward::lookup(dst, &self.routes) {
+                Err(reason) => {
+                    drop_pkt(slot, reason, drops);
+                    actions[i] = Action::Gone;
+                }
+                Ok(hop) => {
+                    let out = self.ports.iter().position(|p| p.port.id() == hop.port);
+                    actions[i] = match (out, neighbors.get(hop.port, hop.addr)) {
+                        (None, _) => {
+                            drop_pkt(slot, DropReason::NoRoute, drops);
+                            Action::Gone
+                        }
+                        (Some(o), Some(dst_mac)) => Action::Send { slot: o as u8, l3_len, dst_mac },
+                        // Decrement TTL now, the slow path only fills the MACs once resolved.
+                        (Some(o), None) => Action::Send { slot: o as u8 | 0x80, l3_len, dst_mac: EthernetAddress([0; 6]) },
+                    };
+                }
+            }
+        }
+    }
+
+    /// Stage transform: trim Ethernet padding, decrement TTL/hop limit, rewrite MACs.
+    fn transform(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
+        for (i, slot) in pkts.iter_mut().enumerate() {
+            let Action::Send { slot: out, l3_len, dst_mac } = actions[i] else { continue };
+            let Some(m) = slot.as_mut() else { continue };
+            let frame_len = forward::ETHERNET_HEADER_LEN + l3_len;
+            if m.len() > frame_len {
+                m.trim(m.len() - frame_len);
+            }
+            let src_mac = self.ports[usize::from(out & 0x7f)].mac;
+            if let Err(reason) = forward::transform(m.data_mut(), l3_len, src_mac, dst_mac) {
+                drop_pkt(slot, reason, drops);
+                actions[i] = Action::Gone;
+            } else if out & 0x80 != 0 {
+                m.set_port(self.ports[usize::from(out & 0x7f)].port.id());
+                actions[i] = Action::Punt(PuntReason::NeighborMiss);
+            }
+        }
+    }
+
+    /// Stage enqueue: to the output port's TX buffer, or to the slow path.
+    fn enqueue(&mut self, pkts: &mut [Option<Mbuf>], actions: &[Action], counts: &mut BurstCounts, drops: &mut DropCounters) {
+        for (i, slot) in pkts.iter_mut().enumerate() {
+            let Some(m) = slot.take() else { continue };
+            match actions[i] {
+                Action::Send { slot: out, .. } => {
+                    counts.forwarded += 1;
+                    self.tx_push(usize::from(out), m, counts);
+                }
+                Action::Punt(reason) => self.punt(m, reason, counts),
+                Action::Route { .. } | Action::Gone => {
+                    let mut s = Some(m);
+                    drop_pkt(&mut s, DropReason::NoRoute, drops);
+                }
+            }
+        }
+    }
+
+    /// The mbuf's port is the ingress port, or the egress port for `NeighborMiss`; the tag
+    /// says why the slow path gets it.
+    fn punt(&self, mut m: Mbuf, reason: PuntReason, counts: &mut BurstCounts) {
+        m.set_tag(reason as u32);
+        match self.punt.enqueue(m) {
+            Ok(()) => counts.punted += 1,
+            Err(m) => {
+                drop(m);
+                counts.punt_ring_full += 1;
+            }
+        }
+    }
+
+    fn tx_push(&mut self, slot: usize, m: Mbuf, counts: &mut BurstCounts) {
+        if let Err(m) = self.ports[slot].tx.push(m) {
+            self.tx_flush_one(slot, counts);
+            if let Err(m) = self.ports[slot].tx.push(m) {
+                drop(m);
+                counts.tx_unsent += 1;
+            }
+        }
+    }
+
+    /// Stage tx: send every port's buffer; what the NIC refuses is freed and counted.
+    fn tx_flush(&mut self, counts: &mut BurstCounts) {
+        for slot in 0..self.ports.len() {
+            self.tx_flush_one(slot, counts);
+        }
+    }
+
+    fn tx_flush_one(&mut self, slot: usize, counts: &mut BurstCounts) {
+        let p = &mut self.ports[slot];
+        if p.tx.is_empty() {
+            return;
+        }
+        counts.tx += p.port.tx_burst(self.queue, &mut p.tx) as u64;
+        counts.tx_unsent += p.tx.drop_unsent() as u64;
+    }
+
+    /// Frames the slow path built (ARP/ND replies, echo replies, released held packets).
+    fn drain_inject(&mut self, burst: &mut MbufBurst, slot_of: &[u8; 256], counts: &mut BurstCounts, drops: &mut DropCounters) -> usize {
+        let n = self.inject.dequeue_burst(burst);
+        while let Some(m) = burst.pop_front() {
+            let slot = slot_of[usize::from(m.port()) & 0xff];
+            if usize::from(slot) < self.ports.len() {
+                counts.injected += 1;
+                self.tx_push(usize::from(slot), m, counts);
+            } else {
+                let mut s = Some(m);
+                drop_pkt(&mut s, DropReason::NoRoute, drops);
+            }
+        }
+        n
+    }
+}
+
+/// The only way a worker drops a packet: free it and count the reason.
+fn drop_pkt(slot: &mut Option<Mbuf>, reason: DropReason, drops: &mut DropCounters) {
+    if slot.take().is_some() {
+        drops.bump(reason);
+    }
+}
