@@ -10,7 +10,11 @@ const NOT_FOUND: &str = "DPDK not found: run scripts/setup.sh (apt-get install l
 
 /// Runs `pkg-config <args> libdpdk` and splits the output into flags.
 fn pkg_config(args: &[&str]) -> Vec<String> {
-    let out = match Command::new("pkg-config").args(args).arg("libdpdk").output() {
+    let out = match Command::new("pkg-config")
+        .args(args)
+        .arg("libdpdk")
+        .output()
+    {
         Ok(out) => out,
         Err(e) => panic!("{NOT_FOUND} (could not run pkg-config: {e})"),
     };
@@ -73,14 +77,22 @@ fn main() {
 
     // The shim: compiled with DPDK's own cflags so inline bodies match the library.
     let mut build = cc::Build::new();
-    build.file("src/shim.c").include("src").warnings(true).opt_level(3);
+    build
+        .file("src/shim.c")
+        .include("src")
+        .warnings(true)
+        .opt_level(3);
     for flag in &clang_args {
         build.flag(flag);
     }
     build.compile("svr_dpdk_shim");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
+    // Match the workspace's rust-version (1.80): no `unsafe extern` blocks in the output.
+    let target = bindgen::RustTarget::stable(80, 0)
+        .unwrap_or_else(|e| panic!("bindgen does not know Rust 1.80: {e}"));
     let bindings = bindgen::Builder::default()
+        .rust_target(target)
         .header("wrapper.h")
         .clang_args(&clang_args)
         .clang_arg("-Isrc")
@@ -88,6 +100,8 @@ fn main() {
         .allowlist_function("rte_.*|svr_.*")
         .allowlist_type("rte_.*")
         .allowlist_var("RTE_.*|rte_.*|RING_F_.*|SOCKET_ID_ANY|LCORE_ID_ANY|E_RTE_.*")
+        // The errno values the safe layer maps to typed errors (from <errno.h>).
+        .allowlist_var("EINVAL|ENODEV|ENOTSUP|ENOENT|EEXIST|ENOMEM|ENOSPC|EBUSY|EALREADY|EIO|EPERM")
         // Packed structs that contain aligned unions: Rust rejects them (E0588); we never
         // touch their fields, so bindgen emits them as opaque byte blobs.
         .opaque_type("rte_l2tpv2_combined_msg_hdr|rte_gtp_psc_generic_hdr|rte_arp_hdr|rte_arp_ipv4")

@@ -6,6 +6,7 @@
 #include <rte_ring.h>
 #include <rte_lcore.h>
 #include <rte_launch.h>
+#include <errno.h>
 #include <rte_errno.h>
 #include <rte_dev.h>
 #include <rte_bus_vdev.h>

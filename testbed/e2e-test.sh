@@ -55,7 +55,7 @@ ip netns exec host-a python3 "$TB_DIR/garbage.py" eth0 "$mac" 5 >/dev/null
 sleep 0.5
 kill -USR1 "$(cat "$RUN/router-a.pid")"
 sleep 0.5
-for c in bad_ipv4_length bad_ipv4_checksum unknown_ether_type bad_ipv6_length; do
+for c in bad_ipv4_length bad_ipv4_checksum unknown_ethertype bad_ipv6_length; do
   n=$(grep -E "^drop $c=" "$RUN/router-a.log" | tail -n 1 | sed 's/.*=//')
   [ -n "$n" ] && [ "$n" -ge 5 ] || fail "counter drop $c is '${n:-missing}' after SIGUSR1, expected >= 5"
   ok "garbage dropped and counted: $c=$n"

@@ -49,12 +49,12 @@ tb_up() {
     ip netns exec "$ns" ip link set "$dev" up
     tb_no_offload "$ns" "$dev"
   done
-  tb_host host-a 10.1.0.2/24 fd00:1::2/64 10.1.0.1 fd00:1::1 10.2.0.0/24 fd00:2::/64
-  tb_host host-b 10.2.0.2/24 fd00:2::2/64 10.2.0.1 fd00:2::1 10.1.0.0/24 fd00:1::/64
+  tb_host host-a 10.1.0.2/24 fd00:1::2/64 10.1.0.1 fd00:1::1
+  tb_host host-b 10.2.0.2/24 fd00:2::2/64 10.2.0.1 fd00:2::1
   tb_log "up: ${NS[*]}"
 }
 
-# tb_host NS V4/LEN V6/LEN GW4 GW6 FAR4 FAR6
+# tb_host NS V4/LEN V6/LEN GW4 GW6: a host whose default routes point at its router.
 tb_host() {
   local ns=$1
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
@@ -62,8 +62,8 @@ tb_host() {
   ip netns exec "$ns" ip -6 addr add "$3" dev eth0 nodad
   ip netns exec "$ns" ip link set eth0 up
   tb_no_offload "$ns" eth0
-  ip netns exec "$ns" ip route add "$6" via "$4"
-  ip netns exec "$ns" ip -6 route add "$7" via "$5"
+  ip netns exec "$ns" ip route add default via "$4"
+  ip netns exec "$ns" ip -6 route add default via "$5"
 }
 
 # tb_start_one ROUTER CONF: starts svrd in the router's namespace, logs to $RUN/ROUTER.log.

@@ -1,1 +1,330 @@
-//! placeholder
+//! The svrd YAML configuration: schema, defaults, and validation rules that name the field
+//! at fault.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), svr_config::ConfigError> {
+//! let config = svr_config::Config::load("/etc/svrd/router-a.yaml".as_ref())?;
+//! config.check_host()?; // CPUs and huge-dir of this machine
+//! let (router, node) = config.local();
+//! let eal_args = node.eal.args(node, "svrd");
+//! # let _ = (router, eal_args);
+//! # Ok(()) }
+//! ```
+//!
+//! [`Config::parse`] checks everything that does not depend on the machine;
+//! [`Config::check_host`] checks the rest. Errors are one line, `<path>: <what is wrong>`,
+//! where the path is the field's place in the document
+//! (`authority.router[0].node[0].device-interface[1].mtu`). When a file has several
+//! errors, the one that comes first in the document is returned, whatever the order of the
+//! checks; [`Config::diagnose`] lists them all.
+//!
+//! # Configuration reference
+//!
+//! Keys are kebab-case. **Unknown keys are errors**, so a typo never silently falls back
+//! to a default. A key whose value is empty (`null`) counts as absent. Numbers must be YAML
+//! integers (`1500`, not `"1500"`). The same `authority` section is valid for every router:
+//! `local-router` alone says which router this svrd is.
+//!
+//! ## Top level
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `local-router` | string | required | must name a router in `authority.router` |
+//! | `local-node` | string | the local router's only node | must name a node of the local router; required if it has several |
+//! | `authority` | mapping | required | |
+//!
+//! ## `authority`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | non-empty, one line |
+//! | `enhanced-security-key-management` | bool | `false` | when `true`, every router needs a `peering-common-name` |
+//! | `security-key-management` | mapping | all defaults | see below; validated even while unused |
+//! | `router` | list | required | at least one; names unique |
+//!
+//! ## `authority.security-key-management`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `key-exchange-algorithm` | `x25519` \| `dh-modp-4096` | `x25519` | DH flavour of the peer-key exchange (`dh-modp-4096` is RFC 3526 group 16) |
+//! | `payload-key-rekey-interval` | hours or `never` | `24` | 1-720 |
+//! | `peer-key-rekey-interval` | hours or `never` | `24` | 1-720 |
+//! | `peer-key-retransmit-interval` | seconds | `30` | 5-3600 |
+//! | `peer-key-timeout` | seconds | `3600` | 60-86400, and at least `peer-key-retransmit-interval` (a timeout shorter than one resend would never see an answer) |
+//!
+//! ## `authority.router[]`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | 1-63 of `[A-Za-z0-9_-]`; unique in the authority |
+//! | `peering-common-name` | string | none | a DNS name (labels of `[A-Za-z0-9-]`, 1-63 each, no leading/trailing `-`, 253 total); unique (case-insensitive); required when enhanced security key management is on |
+//! | `location` | string | none | non-empty, one line |
+//! | `description` | string | none | free text |
+//! | `inter-node-security` | string | none | non-empty, one line |
+//! | `bfd` | mapping | all defaults | see below |
+//! | `node` | list | required | at least one; names unique in the router |
+//!
+//! ## `router[].bfd`
+//!
+//! Defaults are SSR's (svr-protocol.md §4.2): one packet a second, path down after 3 s.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `desired-tx-interval` | ms | `1000` | 50-60000 |
+//! | `required-min-rx-interval` | ms | `500` | 50-60000 |
+//! | `multiplier` | count | `3` | 2-255. RFC 5880 only forbids 0; we also refuse 1, which would drop a path on a single lost packet |
+//!
+//! ## `router[].node[]`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | 1-63 of `[A-Za-z0-9_-]`; unique in the router |
+//! | `eal` | mapping | all defaults | see below |
+//! | `core-map` | mapping | required | see below |
+//! | `mempool-mbufs` | count | `8191` | 1024-1048575; 2^n-1 sizes suit DPDK's mempool best |
+//! | `device-interface` | list | required | at least one |
+//! | `route` | list | empty | |
+//! | `neighbor` | list | empty | |
+//!
+//! ## `node[].eal`
+//!
+//! See [`Eal::args`] for the command line built from it.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `memory-mb` | MiB | `256` | 64-65536; preallocated (EAL `-m`) and, with hugepages, also the limit (EAL `--socket-limit`): the mempool and rings must fit in it |
+//! | `hugepages` | bool | `true` | `false` runs EAL with `--no-huge` (small tests) |
+//! | `huge-dir` | path | none (EAL's choice) | absolute; only with `hugepages: true`; must be a directory ([`Config::check_host`]) |
+//! | `file-prefix` | string | the router's name | 1-63 of `[A-Za-z0-9_-]`; lets several DPDK processes share a machine |
+//! | `pci-allow` | list of PCI addresses | empty | `DDDD:BB:DD.F` (device ≤ 1f, function ≤ 7), no duplicates. With no PCI address here or on an interface, EAL gets `--no-pci` |
+//! | `log-level` | `emerg` \| `alert` \| `crit` \| `error` \| `warning` \| `notice` \| `info` \| `debug` | `notice` | |
+//!
+//! ## `node[].core-map`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `main-lcore` | lcore id | `0` | 0-127 (DPDK's `RTE_MAX_LCORE`); pinned to the CPU of the same number |
+//! | `slowpath-lcore` | lcore id | `main-lcore` | 0-127; may equal `main-lcore` (shared); pinned to the CPU of the same number |
+//! | `idle-backoff` | `busy` \| `adaptive` | `adaptive` | what a worker does after an empty poll |
+//! | `workers` | list | required | at least one; each worker gets one RX and one TX queue on every port |
+//! | `workers[].lcore` | lcore id | required | 0-127; unique; not `main-lcore`, not `slowpath-lcore` |
+//! | `workers[].cpu` | CPU number | `lcore` | 0-1023 |
+//!
+//! Every CPU used (main, slow path, workers) must exist on the machine; that is checked by
+//! [`Config::check_host`], not by parsing, so a file can be validated anywhere.
+//!
+//! ## `node[].device-interface[]`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | 1-32 of `[a-z0-9-]`; unique in the node |
+//! | `role` | `lan` \| `wan` | required | |
+//! | `vdev` | string | - | `net_<driver><n>[,key=value...]`; exactly one of `vdev` / `pci-address`; device names unique in the node |
+//! | `pci-address` | string | - | `DDDD:BB:DD.F`; unique in the node |
+//! | `mtu` | bytes | `1500` | 576-9000; at least 1280 if the interface has an IPv6 address |
+//! | `address` | list of `addr/len` | required | at least one; IPv4 or IPv6 with prefix length; the host's own address, so host bits are set; unicast, not loopback; IPv4 not the network or broadcast address of a /30 or shorter; unique in the node |
+//!
+//! ## `node[].route[]`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `prefix` | `addr/len` | required | a network: host bits zero; unique in the node |
+//! | `next-hop` | address | none: directly connected | same family as `prefix`; on-link (inside an address prefix of `interface`) or IPv6 link-local; not the interface's own address |
+//! | `interface` | string | required | a `device-interface` of the node |
+//!
+//! ## `node[].neighbor[]`
+//!
+//! Static ARP / Neighbor Discovery entries.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `address` | address | required | unique in the node; on-link on `interface` or IPv6 link-local; not the interface's own address |
+//! | `mac` | `xx:xx:xx:xx:xx:xx` | required | unicast, not all-zero |
+//! | `interface` | string | required | a `device-interface` of the node |
+//!
+//! # Files
+//!
+//! [`Config::load`] reports a missing or unreadable file, a directory, non-UTF-8 content,
+//! and a file with no YAML document (empty or only comments) in one line naming the file.
+//! YAML syntax errors, duplicated keys and multi-document files are reported as
+//! `file:line:column: YAML error: ...`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod eal;
+mod error;
+mod host;
+mod model;
+mod net;
+mod parse;
+mod walk;
+
+use std::path::Path;
+
+pub use error::ConfigError;
+pub use model::{
+    Authority, Bfd, Config, CoreMap, Device, DeviceInterface, Eal, IdleBackoff, InterfaceAddress,
+    KeyExchangeAlgorithm, LogLevel, Neighbor, Node, RekeyInterval, Role, Route, Router,
+    SecurityKeyManagement, Worker,
+};
+
+/// The name used for text given to [`Config::parse`] in messages without a field path.
+const TEXT_NAME: &str = "<config>";
+
+impl Config {
+    /// Reads and validates the file at `path` (everything but the host checks).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        if path.is_dir() {
+            return Err(ConfigError::IsDirectory { file });
+        }
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
+            file: file.clone(),
+            reason: format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        first(diagnose_named(&text, &file))
+    }
+
+    /// Validates YAML text (everything but the host checks).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        first(diagnose_named(text, TEXT_NAME))
+    }
+
+    /// Every error in `text`, in document order (empty if it is valid). An error in one part
+    /// can hide the checks that depend on that part (a route to a misspelt interface is not
+    /// also checked for being on-link).
+    pub fn diagnose(text: &str) -> Vec<ConfigError> {
+        match diagnose_named(text, TEXT_NAME) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors,
+        }
+    }
+
+    /// The router and node this svrd runs as.
+    ///
+    /// # Panics
+    ///
+    /// If `local_router` / `local_node` were changed after parsing to names that are not in
+    /// `authority` (parsing guarantees they are).
+    pub fn local(&self) -> (&Router, &Node) {
+        let (r, n) = self.local_index();
+        let router = &self.authority.router[r];
+        (router, &router.node[n])
+    }
+
+    /// The document path of the local node, `authority.router[<r>].node[<n>]`, for svrd's
+    /// own start-up errors about that node's fields.
+    ///
+    /// # Panics
+    ///
+    /// As [`local`](Config::local).
+    pub fn local_path(&self) -> String {
+        let (r, n) = self.local_index();
+        format!("authority.router[{r}].node[{n}]")
+    }
+
+    /// Indices of the local router and node in `authority`.
+    fn local_index(&self) -> (usize, usize) {
+        let r = self
+            .authority
+            .router
+            .iter()
+            .position(|r| r.name == self.local_router);
+        let n = r.and_then(|r| {
+            self.authority.router[r]
+                .node
+                .iter()
+                .position(|n| n.name == self.local_node)
+        });
+        match (r, n) {
+            (Some(r), Some(n)) => (r, n),
+            // Config::parse / load only return configs whose local names resolve; only a
+            // caller that edited the public fields can get here.
+            _ => panic!(
+                "svr_config::Config: local router {:?} / node {:?} not in the authority",
+                self.local_router, self.local_node
+            ),
+        }
+    }
+}
+
+fn first(r: Result<Config, Vec<ConfigError>>) -> Result<Config, ConfigError> {
+    r.map_err(|mut errors| {
+        if errors.is_empty() {
+            internal_error()
+        } else {
+            errors.swap_remove(0)
+        }
+    })
+}
+
+fn internal_error() -> ConfigError {
+    ConfigError::Rule {
+        path: "(top level)".into(),
+        rule: "invalid configuration".into(),
+    }
+}
+
+fn diagnose_named(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    let value: serde_norway::Value = match serde_norway::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Err(vec![syntax_error(&e, file)]),
+    };
+    if value.is_null() && is_blank(text) {
+        return Err(vec![ConfigError::Empty { file: file.into() }]);
+    }
+    let mut cx = walk::Cx::default();
+    let config = parse::config(&mut cx, &value);
+    match config {
+        Some(c) if cx.is_empty() => Ok(c),
+        _ => {
+            let errors = cx.into_sorted();
+            // Every path that yields no config reports why; an empty list is a bug here.
+            debug_assert!(!errors.is_empty(), "no config and no error for {text:?}");
+            if errors.is_empty() {
+                Err(vec![internal_error()])
+            } else {
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// Only blank lines, comments and document markers.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+    })
+}
+
+fn syntax_error(e: &serde_norway::Error, file: &str) -> ConfigError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let mut message = e.to_string();
+    if line != 0 {
+        message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+    }
+    // One line, whatever the parser wrote.
+    let mut message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if message.contains("duplicate entry with key") && line != 0 {
+        // The parser's position is the start of the mapping, not the second key.
+        message.push_str(" (in the mapping that starts here)");
+    }
+    ConfigError::Syntax {
+        file: file.into(),
+        line,
+        column,
+        message,
+    }
+}

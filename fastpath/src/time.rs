@@ -86,7 +86,12 @@ impl Sub<Instant> for Instant {
 
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}s",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }
 
@@ -101,10 +106,16 @@ mod test {
         assert_eq!(later.as_nanos(), 3_000);
         assert_eq!(later - t, Duration::from_nanos(2_000));
         assert_eq!(t - later, Duration::ZERO);
-        assert_eq!(later.checked_duration_since(t), Some(Duration::from_nanos(2_000)));
+        assert_eq!(
+            later.checked_duration_since(t),
+            Some(Duration::from_nanos(2_000))
+        );
         assert_eq!(t.checked_duration_since(later), None);
         assert_eq!(t.saturating_duration_since(later), Duration::ZERO);
-        assert_eq!(later - Duration::from_nanos(500), Instant::from_nanos(2_500));
+        assert_eq!(
+            later - Duration::from_nanos(500),
+            Instant::from_nanos(2_500)
+        );
         assert_eq!(t - Duration::from_secs(1), Instant::ZERO);
     }
 
@@ -120,6 +131,9 @@ mod test {
 
     #[test]
     fn display() {
-        assert_eq!(Instant::from_nanos(1_500_000_000).to_string(), "1.500000000s");
+        assert_eq!(
+            Instant::from_nanos(1_500_000_000).to_string(),
+            "1.500000000s"
+        );
     }
 }

@@ -18,8 +18,6 @@ pub struct SlowPathConfig {
     pub static_neighbors: Vec<StaticNeighbor>,
     /// Neighbour-table timers and limits.
     pub timers: NeighborTimers,
-    /// Rate limit of the ICMP errors (time exceeded, unreachable) this router originates.
-    pub icmp_errors: IcmpErrorLimit,
 }
 
 /// One port of the router.
@@ -82,7 +80,9 @@ impl Default for NeighborTimers {
     }
 }
 
-/// Token bucket for originated ICMP errors (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f)).
+/// Token bucket for originated ICMP errors (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f)). The
+/// default applies unless [`SlowPath::set_icmp_error_limit`](crate::SlowPath::set_icmp_error_limit)
+/// is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpErrorLimit {
     /// Sustained rate, errors per second (100). Zero disables ICMP errors.

@@ -40,6 +40,10 @@ counters! {
     port_down,
     /// Punt reason that the slow path does not handle.
     unhandled_punt_reason,
+    /// Frame of an EtherType other than ARP, IPv4 or IPv6.
+    unsupported_ethertype,
+    /// ARP or ND message from a neighbour that claims one of our addresses.
+    address_conflict,
 
     // ---- ARP ----
     /// ARP requests answered.
@@ -70,9 +74,12 @@ counters! {
     // ---- neighbour table ----
     /// Solicitations (ARP requests, NS) sent to resolve or re-probe a neighbour.
     neighbor_probes_sent,
+    /// Solicitation not sent: the port has no IPv4 address to send an ARP request from.
+    solicit_no_source,
     /// Neighbours that did not answer `max_probes` solicitations.
     neighbor_resolution_failed,
-    /// New dynamic entry refused because the table holds `max_entries`.
+    /// New dynamic entry refused because the table holds `max_entries` (a frame that
+    /// needed it is dropped).
     neighbor_table_full,
     /// Learned mapping ignored because the neighbour is configured statically.
     neighbor_static_ignored,
@@ -86,8 +93,6 @@ counters! {
     held_dropped_failed,
     /// Held packet dropped because its port went down.
     held_dropped_port_down,
-    /// Frame dropped because the table refused a new entry for its next hop.
-    held_dropped_table_full,
 
     // ---- routing of punted and local packets ----
     /// `NeighborMiss` punt or local packet with no route to its destination.
@@ -96,6 +101,8 @@ counters! {
     route_port_unusable,
     /// `NeighborMiss` punt whose next hop is one of our own addresses.
     next_hop_is_local,
+    /// Next hop is multicast, broadcast or unspecified: nothing to resolve.
+    unresolvable_next_hop,
 
     // ---- IP for us ----
     /// IPv4 header checksum wrong.
@@ -108,6 +115,8 @@ counters! {
     local_unhandled,
     /// `Local` punt whose destination is not one of our addresses.
     local_not_ours,
+    /// Echo request from an address that names no single host; not answered.
+    bad_source_address,
 
     // ---- ICMP errors ----
     /// Time Exceeded and Destination Unreachable messages sent.
@@ -132,8 +141,10 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_iter_matches_fields() {
-        let mut c = SlowPathCounters::default();
-        c.arp_not_for_us = 7;
+        let c = SlowPathCounters {
+            arp_not_for_us: 7,
+            ..SlowPathCounters::default()
+        };
         let names: Vec<_> = c.iter().map(|(n, _)| n).collect();
         assert_eq!(names, SlowPathCounters::NAMES);
         let mut sorted = names.clone();

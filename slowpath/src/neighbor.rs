@@ -119,8 +119,8 @@ pub(crate) enum Resolve {
         solicit: bool,
         dropped: Option<Held>,
     },
-    /// The table is full; the frame is handed back.
-    Refused(Held),
+    /// The table is full; the frame was dropped.
+    Refused,
 }
 
 /// How a learned mapping was heard.
@@ -156,7 +156,12 @@ pub(crate) enum TimerAction {
         unicast: Option<EthernetAddress>,
     },
     /// `key` failed to resolve; its held frames are returned to be dropped.
-    Failed { key: Key, held: Vec<Held> },
+    /// `was_resolved` when it was a published (Stale) entry.
+    Failed {
+        key: Key,
+        held: Vec<Held>,
+        was_resolved: bool,
+    },
     /// A resolved entry was removed (stale GC).
     Removed,
 }
@@ -265,7 +270,7 @@ impl NeighborTable {
                     dropped,
                 }
             }
-            None if full => Resolve::Refused(held),
+            None if full => Resolve::Refused,
             None => {
                 let mut queue = VecDeque::new();
                 let dropped = push_bounded(&mut queue, held, t.max_held_per_neighbor);
@@ -381,7 +386,11 @@ impl NeighborTable {
                         *state = State::Failed {
                             gc_at: now + t.reachable,
                         };
-                        actions.push(TimerAction::Failed { key: *key, held });
+                        actions.push(TimerAction::Failed {
+                            key: *key,
+                            held,
+                            was_resolved: false,
+                        });
                     }
                 }
                 State::Reachable { mac, .. } => {
@@ -410,6 +419,7 @@ impl NeighborTable {
                         actions.push(TimerAction::Failed {
                             key: *key,
                             held: Vec::new(),
+                            was_resolved: true,
                         });
                     }
                 }
@@ -483,15 +493,24 @@ mod tests {
         let mut tab = NeighborTable::new(NeighborTimers::default());
         assert!(matches!(
             tab.resolve(t(0), key(1), held(1)),
-            Resolve::Held { solicit: true, dropped: None }
+            Resolve::Held {
+                solicit: true,
+                dropped: None
+            }
         ));
         for n in 2..=3 {
             assert!(matches!(
                 tab.resolve(t(0), key(1), held(n)),
-                Resolve::Held { solicit: false, dropped: None }
+                Resolve::Held {
+                    solicit: false,
+                    dropped: None
+                }
             ));
         }
-        let Resolve::Held { dropped: Some(d), .. } = tab.resolve(t(0), key(1), held(4)) else {
+        let Resolve::Held {
+            dropped: Some(d), ..
+        } = tab.resolve(t(0), key(1), held(4))
+        else {
             panic!("fourth frame must push out the oldest");
         };
         assert_eq!(d, held(1));
@@ -557,9 +576,14 @@ mod tests {
         let Resolve::Send { probe: None, .. } = tab.resolve(t(40), key(1), held(1)) else {
             panic!("only one probe run at a time");
         };
+        actions.clear();
         tab.handle_timeout(t(41), &mut actions);
         tab.handle_timeout(t(42), &mut actions);
-        assert_eq!(actions.len(), 1);
+        // Probes 2 and 3 (the first went out with the frame), unicast to the stale MAC.
+        assert_eq!(actions.len(), 2);
+        assert!(actions
+            .iter()
+            .all(|a| matches!(a, TimerAction::Solicit { unicast: Some(m), .. } if *m == MAC)));
         tab.handle_timeout(t(43), &mut actions);
         assert!(matches!(actions.last(), Some(TimerAction::Failed { .. })));
         // An idle stale entry is removed after stale_gc.
@@ -601,7 +625,10 @@ mod tests {
         let mut tab = NeighborTable::new(timers);
         let _ = tab.resolve(t(0), key(1), held(1));
         let _ = tab.resolve(t(0), key(2), held(1));
-        assert!(matches!(tab.resolve(t(0), key(3), held(1)), Resolve::Refused(_)));
+        assert!(matches!(
+            tab.resolve(t(0), key(3), held(1)),
+            Resolve::Refused
+        ));
         let how = Learn {
             confirmed: false,
             create: true,

@@ -92,7 +92,10 @@ pub fn report(
         );
     }
     for reason in DropReason::ALL {
-        let total: u64 = workers.iter().map(|w| w.drops[reason as usize].load(Relaxed)).sum();
+        let total: u64 = workers
+            .iter()
+            .map(|w| w.drops[reason as usize].load(Relaxed))
+            .sum();
         let _ = writeln!(out, "drop {}={total}", reason.name());
     }
     for (name, value) in slow {

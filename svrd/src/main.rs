@@ -6,8 +6,8 @@
 //! on the main one. Workers and slow path talk only over DPDK rings.
 
 mod counters;
-mod startup;
 mod slow;
+mod startup;
 mod worker;
 
 use std::path::PathBuf;

@@ -26,7 +26,11 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn render(&self, slow: &[(&'static str, u64)]) -> String {
-        let ports: Vec<_> = self.ports.iter().map(|(n, p)| (n.clone(), p.stats().unwrap_or_default())).collect();
+        let ports: Vec<_> = self
+            .ports
+            .iter()
+            .map(|(n, p)| (n.clone(), p.stats().unwrap_or_default()))
+            .collect();
         let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| w.as_ref()).collect();
         counters::report(&self.router, &ports, &workers, slow)
     }
@@ -60,7 +64,9 @@ impl SlowThread {
     /// Runs until `stop`; returns the final counter report.
     pub fn run(mut self) -> String {
         let epoch = std::time::Instant::now();
-        let now = move || Instant::from_nanos(u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        let now = move || {
+            Instant::from_nanos(u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        };
         let mut burst = MbufBurst::new();
         let mut tc = ThreadCounters::default();
         let mut next_worker = 0usize;
@@ -77,7 +83,11 @@ impl SlowThread {
                     None => tc.bad_punt_tag += 1,
                 }
             }
-            if self.slow.poll_timeout().is_some_and(|deadline| deadline <= t) {
+            if self
+                .slow
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= t)
+            {
                 self.slow.handle_timeout(t);
             }
             while let Some(tx) = self.slow.poll_transmit() {

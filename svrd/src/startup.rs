@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use dpdk_ffi::{Eal, Mempool, Port, PortConf, Ring, RingMode, TxBuffer};
-use fastpath::forward::{LocalInfo, NeighborSnapshot, PortAddrs};
+use fastpath::forward::{LocalInfo, PortAddrs};
 use fastpath::route::{IpPrefix, Route, RouteTable};
 use fastpath::time::Instant;
 use fastpath::wire::ethernet::EthernetAddress;
@@ -29,13 +29,22 @@ pub enum StartupError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{path}.memory-mb: {need} MiB of hugepages needed but only {free} MiB are free in {dir} (run scripts/setup.sh to reserve them, or set {path}.hugepages: false)")]
-    Hugepages { path: String, dir: String, need: u64, free: u64 },
+    Hugepages {
+        path: String,
+        dir: String,
+        need: u64,
+        free: u64,
+    },
     #[error("{path}.huge-dir: {dir} is not a mounted hugetlbfs (mount -t hugetlbfs nodev {dir}, or run scripts/setup.sh)")]
     HugeDir { path: String, dir: String },
     #[error("DPDK EAL failed to start: {0}")]
     Eal(String),
     #[error("{path}: cannot open device \"{device}\": {reason}")]
-    Device { path: String, device: String, reason: String },
+    Device {
+        path: String,
+        device: String,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     Port { path: String, reason: String },
     #[error("cannot create the mbuf pool ({n} mbufs): {reason}")]
@@ -65,8 +74,17 @@ pub fn check(path: &Path) -> Result<String, StartupError> {
 
 /// The config path prefix of the local node, for error messages.
 fn node_path(cfg: &Config) -> String {
-    let ri = cfg.authority.router.iter().position(|r| r.name == cfg.local_router).unwrap_or(0);
-    let ni = cfg.authority.router[ri].node.iter().position(|n| n.name == cfg.local_node).unwrap_or(0);
+    let ri = cfg
+        .authority
+        .router
+        .iter()
+        .position(|r| r.name == cfg.local_router)
+        .unwrap_or(0);
+    let ni = cfg.authority.router[ri]
+        .node
+        .iter()
+        .position(|n| n.name == cfg.local_node)
+        .unwrap_or(0);
     format!("authority.router[{ri}].node[{ni}]")
 }
 
@@ -98,14 +116,23 @@ fn precheck_hugepages(node: &Node, npath: &str) -> Result<(), StartupError> {
         return Ok(());
     }
     let path = format!("{npath}.eal");
-    let dir = node.eal.huge_dir.clone().unwrap_or_else(|| "/dev/hugepages".into());
+    let dir = node
+        .eal
+        .huge_dir
+        .clone()
+        .unwrap_or_else(|| "/dev/hugepages".into());
     if node.eal.huge_dir.is_some() && !is_hugetlbfs(&dir) {
         return Err(StartupError::HugeDir { path, dir });
     }
     let free = free_hugepage_mib();
     let need = u64::from(node.eal.memory_mb);
     if free < need {
-        return Err(StartupError::Hugepages { path, dir, need, free });
+        return Err(StartupError::Hugepages {
+            path,
+            dir,
+            need,
+            free,
+        });
     }
     Ok(())
 }
@@ -117,7 +144,13 @@ struct OpenPort {
     mac: EthernetAddress,
 }
 
-fn open_ports(eal: &Eal, node: &Node, npath: &str, mempool: &Mempool, queues: u16) -> Result<Vec<OpenPort>, StartupError> {
+fn open_ports(
+    eal: &Eal,
+    node: &Node,
+    npath: &str,
+    mempool: &Mempool,
+    queues: u16,
+) -> Result<Vec<OpenPort>, StartupError> {
     let mut ports = Vec::new();
     for (i, ifc) in node.device_interface.iter().enumerate() {
         let ipath = format!("{npath}.device-interface[{i}]");
@@ -129,52 +162,121 @@ fn open_ports(eal: &Eal, node: &Node, npath: &str, mempool: &Mempool, queues: u1
             Device::Pci(addr) => (format!("{ipath}.pci-address"), addr.clone(), addr.clone()),
         };
         if let Device::Vdev(devargs) = &ifc.device {
-            eal.probe_device(devargs).map_err(|e| StartupError::Device { path: field.clone(), device: device.clone(), reason: e.to_string() })?;
+            eal.probe_device(devargs)
+                .map_err(|e| StartupError::Device {
+                    path: field.clone(),
+                    device: device.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         let port = Port::by_name(&dev_name).map_err(|e| StartupError::Device {
             path: field.clone(),
             device: device.clone(),
             reason: format!("no DPDK port of that name ({e})"),
         })?;
-        let conf = PortConf { rx_queues: queues, tx_queues: queues, rx_desc: 1024, tx_desc: 1024, mempool, rss: queues > 1, mtu: Some(ifc.mtu) };
-        port.configure(&conf).map_err(|e| StartupError::Port { path: ipath.clone(), reason: format!("cannot configure port {dev_name}: {e}") })?;
-        port.start().map_err(|e| StartupError::Port { path: ipath.clone(), reason: format!("cannot start port {dev_name}: {e}") })?;
+        let conf = PortConf {
+            rx_queues: queues,
+            tx_queues: queues,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mempool,
+            rss: queues > 1,
+            mtu: Some(ifc.mtu),
+        };
+        port.configure(&conf).map_err(|e| StartupError::Port {
+            path: ipath.clone(),
+            reason: format!("cannot configure port {dev_name}: {e}"),
+        })?;
+        port.start().map_err(|e| StartupError::Port {
+            path: ipath.clone(),
+            reason: format!("cannot start port {dev_name}: {e}"),
+        })?;
         // The port's MAC is the router's; frames to other unicast MACs are dropped in classify.
         let _ = port.promiscuous(true);
-        let mac = EthernetAddress(port.mac_addr().map_err(|e| StartupError::Port { path: ipath.clone(), reason: format!("cannot read MAC of {dev_name}: {e}") })?);
-        log::info!("interface {} on {} (port {}, {}), MAC {mac}", ifc.name, device, port.id(), port.driver_name());
-        ports.push(OpenPort { name: ifc.name.clone(), port, mac });
+        let mac = EthernetAddress(port.mac_addr().map_err(|e| StartupError::Port {
+            path: ipath.clone(),
+            reason: format!("cannot read MAC of {dev_name}: {e}"),
+        })?);
+        log::info!(
+            "interface {} on {} (port {}, {}), MAC {mac}",
+            ifc.name,
+            device,
+            port.id(),
+            port.driver_name()
+        );
+        ports.push(OpenPort {
+            name: ifc.name.clone(),
+            port,
+            mac,
+        });
     }
     Ok(ports)
 }
 
 /// The data-path view of the node: addresses per port, routes (connected + configured).
-fn tables(node: &Node, ports: &[OpenPort]) -> (LocalInfo, Vec<Route>, Vec<StaticNeighbor>) {
+type Tables = (LocalInfo, Vec<Route>, Vec<StaticNeighbor>);
+
+fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, StartupError> {
     let port_of = |ifc: &str| {
-        node.device_interface.iter().position(|d| d.name == ifc).map(|i| ports[i].port.id()).unwrap_or(u16::MAX)
+        node.device_interface
+            .iter()
+            .position(|d| d.name == ifc)
+            .map(|i| ports[i].port.id())
+            .unwrap_or(u16::MAX)
     };
     let mut addrs = Vec::new();
     let mut routes = Vec::new();
-    for (ifc, p) in node.device_interface.iter().zip(ports) {
-        addrs.push(PortAddrs::new(p.port.id(), p.mac, ifc.address.iter().map(|a| (a.addr, a.prefix_len)).collect(), ifc.mtu));
-        for a in &ifc.address {
-            let prefix = IpPrefix::new(a.addr, a.prefix_len).network();
-            routes.push(Route { prefix, next_hop: None, port: p.port.id() });
+    for (i, (ifc, p)) in node.device_interface.iter().zip(ports).enumerate() {
+        addrs.push(PortAddrs::new(
+            p.port.id(),
+            p.mac,
+            ifc.address.iter().map(|a| (a.addr, a.prefix_len)),
+            ifc.mtu,
+        ));
+        for (j, a) in ifc.address.iter().enumerate() {
+            // The connected route of an interface address: its network, directly reachable.
+            let prefix =
+                IpPrefix::new_masked(a.addr, a.prefix_len).map_err(|e| StartupError::Port {
+                    path: format!("{npath}.device-interface[{i}].address[{j}]"),
+                    reason: e.to_string(),
+                })?;
+            routes.push(Route {
+                prefix,
+                next_hop: None,
+                port: p.port.id(),
+            });
         }
     }
-    for r in &node.route {
-        let prefix = IpPrefix::new(r.prefix_addr, r.prefix_len);
-        routes.push(Route { prefix, next_hop: r.next_hop, port: port_of(&r.interface) });
+    for (i, r) in node.route.iter().enumerate() {
+        let prefix =
+            IpPrefix::new(r.prefix_addr, r.prefix_len).map_err(|e| StartupError::Port {
+                path: format!("{npath}.route[{i}].prefix"),
+                reason: e.to_string(),
+            })?;
+        routes.push(Route {
+            prefix,
+            next_hop: r.next_hop,
+            port: port_of(&r.interface),
+        });
     }
     let neighbors = node
         .neighbor
         .iter()
-        .map(|n| StaticNeighbor { port: port_of(&n.interface), addr: n.address, mac: EthernetAddress(n.mac) })
+        .map(|n| StaticNeighbor {
+            port: port_of(&n.interface),
+            addr: n.address,
+            mac: EthernetAddress(n.mac),
+        })
         .collect();
-    (LocalInfo::new(addrs), routes, neighbors)
+    Ok((LocalInfo::new(addrs), routes, neighbors))
 }
 
-fn slowpath_config(node: &Node, ports: &[OpenPort], routes: Vec<Route>, static_neighbors: Vec<StaticNeighbor>) -> SlowPathConfig {
+fn slowpath_config(
+    node: &Node,
+    ports: &[OpenPort],
+    routes: Vec<Route>,
+    static_neighbors: Vec<StaticNeighbor>,
+) -> SlowPathConfig {
     let interfaces = node
         .device_interface
         .iter()
@@ -183,12 +285,31 @@ fn slowpath_config(node: &Node, ports: &[OpenPort], routes: Vec<Route>, static_n
             port: p.port.id(),
             name: ifc.name.clone(),
             mac: p.mac,
-            ipv4: ifc.address.iter().filter_map(|a| match a.addr { IpAddr::V4(v4) => Some((v4, a.prefix_len)), IpAddr::V6(_) => None }).collect(),
-            ipv6: ifc.address.iter().filter_map(|a| match a.addr { IpAddr::V6(v6) => Some((v6, a.prefix_len)), IpAddr::V4(_) => None }).collect(),
+            ipv4: ifc
+                .address
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V4(v4) => Some((v4, a.prefix_len)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+            ipv6: ifc
+                .address
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V6(v6) => Some((v6, a.prefix_len)),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
             mtu: ifc.mtu,
         })
         .collect();
-    SlowPathConfig { interfaces, routes, static_neighbors, timers: Default::default() }
+    SlowPathConfig {
+        interfaces,
+        routes,
+        static_neighbors,
+        timers: Default::default(),
+    }
 }
 
 /// Runs the appliance until SIGINT/SIGTERM.
@@ -204,48 +325,95 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump)).map_err(StartupError::Signals)?;
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&dump))
+        .map_err(StartupError::Signals)?;
 
-    let eal = Eal::init(&node.eal.args(node, "svrd")).map_err(|e| StartupError::Eal(e.to_string()))?;
-    log::info!("DPDK {} started for router {} node {}", dpdk_ffi::version(), router.name, node.name);
+    let eal =
+        Eal::init(&node.eal.args(node, "svrd")).map_err(|e| StartupError::Eal(e.to_string()))?;
+    log::info!(
+        "DPDK {} started for router {} node {}",
+        dpdk_ffi::version(),
+        router.name,
+        node.name
+    );
     let n_mbufs = node.mempool_mbufs;
     let mempool = Arc::new(
-        Mempool::pktmbuf("svrd_mbufs", n_mbufs, 256, dpdk_ffi::DEFAULT_DATA_ROOM, -1)
-            .map_err(|e| StartupError::Mempool { n: n_mbufs, reason: e.to_string() })?,
+        Mempool::pktmbuf("svrd_mbufs", n_mbufs, 256, dpdk_ffi::DEFAULT_DATA_ROOM, -1).map_err(
+            |e| StartupError::Mempool {
+                n: n_mbufs,
+                reason: e.to_string(),
+            },
+        )?,
     );
     let workers_cfg = &node.core_map.workers;
     let n_workers = workers_cfg.len() as u16;
     let ports = open_ports(&eal, node, &npath, &mempool, n_workers)?;
 
-    let (local, routes, static_neighbors) = tables(node, &ports);
+    let (local, routes, static_neighbors) = tables(node, &npath, &ports)?;
     let local = Arc::new(local);
     let route_table = Arc::new(RouteTable::new(routes.iter().cloned()));
-    let slow = SlowPath::new(slowpath_config(node, &ports, routes, static_neighbors), Instant::from_nanos(0));
+    let slow = SlowPath::new(
+        slowpath_config(node, &ports, routes, static_neighbors),
+        Instant::from_nanos(0),
+    );
     let neighbors = Arc::new(ArcSwap::from_pointee(slow.neighbors()));
 
     let ring_err = |name: &str| {
         let name = name.to_string();
-        move |e: dpdk_ffi::RingError| StartupError::Ring { name: name.clone(), reason: e.to_string() }
+        move |e: dpdk_ffi::RingError| StartupError::Ring {
+            name: name.clone(),
+            reason: e.to_string(),
+        }
     };
-    let punt = Arc::new(Ring::create("svrd_punt", 4096, RingMode { single_producer: n_workers == 1, single_consumer: true }).map_err(ring_err("svrd_punt"))?);
+    let punt = Arc::new(
+        Ring::create(
+            "svrd_punt",
+            4096,
+            RingMode {
+                single_producer: n_workers == 1,
+                single_consumer: true,
+            },
+        )
+        .map_err(ring_err("svrd_punt"))?,
+    );
     let mut inject = Vec::new();
     let mut counters = Vec::new();
     for w in 0..n_workers {
         let name = format!("svrd_inject{w}");
-        inject.push(Arc::new(Ring::create(&name, 1024, RingMode { single_producer: true, single_consumer: true }).map_err(ring_err(&name))?));
+        inject.push(Arc::new(
+            Ring::create(
+                &name,
+                1024,
+                RingMode {
+                    single_producer: true,
+                    single_consumer: true,
+                },
+            )
+            .map_err(ring_err(&name))?,
+        ));
         counters.push(Arc::new(WorkerCounters::default()));
     }
 
     let reporter = Arc::new(Reporter {
         router: router.name.clone(),
-        ports: ports.iter().map(|p| (p.name.clone(), p.port.clone())).collect(),
+        ports: ports
+            .iter()
+            .map(|p| (p.name.clone(), p.port.clone()))
+            .collect(),
         workers: counters.clone(),
     });
 
     for (w, wc) in workers_cfg.iter().enumerate() {
         let worker = Worker {
             queue: w as u16,
-            ports: ports.iter().map(|p| PortSlot { port: p.port.clone(), mac: p.mac, tx: TxBuffer::new() }).collect(),
+            ports: ports
+                .iter()
+                .map(|p| PortSlot {
+                    port: p.port.clone(),
+                    mac: p.mac,
+                    tx: TxBuffer::new(),
+                })
+                .collect(),
             local: Arc::clone(&local),
             routes: Arc::clone(&route_table),
             neighbors: Arc::clone(&neighbors),
@@ -258,7 +426,10 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         if let Err(e) = eal.launch(wc.lcore, move || worker.run()) {
             stop.store(true, Relaxed);
             eal.wait_all();
-            return Err(StartupError::Launch { lcore: wc.lcore, reason: e.to_string() });
+            return Err(StartupError::Launch {
+                lcore: wc.lcore,
+                reason: e.to_string(),
+            });
         }
     }
 
@@ -288,7 +459,10 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             let _ = tx.send(slow_thread.run());
             0
         })
-        .map_err(|e| StartupError::Launch { lcore: node.core_map.slowpath_lcore, reason: e.to_string() })?;
+        .map_err(|e| StartupError::Launch {
+            lcore: node.core_map.slowpath_lcore,
+            reason: e.to_string(),
+        })?;
         while !stop.load(Relaxed) {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dpdk_ffi::{Mbuf, MbufBurst, Port, Ring, TxBuffer, BURST};
-use fastpath::forward::{self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason};
+use fastpath::forward::{
+    self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason,
+};
 use fastpath::route::RouteTable;
 use fastpath::wire::ethernet::EthernetAddress;
 use svr_config::IdleBackoff;
@@ -54,9 +56,16 @@ enum Action {
     /// Hand to the slow path with this reason.
     Punt(PuntReason),
     /// Transit packet: destination and IP length (frame trimmed to it later).
-    Route { dst: std::net::IpAddr, l3_len: usize },
+    Route {
+        dst: std::net::IpAddr,
+        l3_len: usize,
+    },
     /// Ready for TX on this port slot, to this next-hop MAC (lookup done).
-    Send { slot: u8, l3_len: usize, dst_mac: EthernetAddress },
+    Send {
+        slot: u8,
+        l3_len: usize,
+        dst_mac: EthernetAddress,
+    },
 }
 
 /// Idle backoff: after a run of empty polls, sleep a little longer each time, so that several
@@ -73,7 +82,11 @@ impl Backoff {
     const MAX_SLEEP: Duration = Duration::from_micros(500);
 
     fn new(mode: IdleBackoff) -> Self {
-        Self { adaptive: matches!(mode, IdleBackoff::Adaptive), empty_polls: 0, sleep: Self::MIN_SLEEP }
+        Self {
+            adaptive: matches!(mode, IdleBackoff::Adaptive),
+            empty_polls: 0,
+            sleep: Self::MIN_SLEEP,
+        }
     }
 
     fn after_poll(&mut self, work: usize) {
@@ -130,7 +143,13 @@ impl Worker {
     }
 
     /// Stages classify → lookup → transform → enqueue, each over the whole burst.
-    fn process(&mut self, in_slot: usize, burst: &mut MbufBurst, counts: &mut BurstCounts, drops: &mut DropCounters) {
+    fn process(
+        &mut self,
+        in_slot: usize,
+        burst: &mut MbufBurst,
+        counts: &mut BurstCounts,
+        drops: &mut DropCounters,
+    ) {
         let in_port = self.ports[in_slot].port.id();
         let mut pkts: [Option<Mbuf>; BURST] = [const { None }; BURST];
         let mut n = 0;
@@ -146,7 +165,13 @@ impl Worker {
     }
 
     /// Stage classify: validate headers, split punts from transit packets.
-    fn classify(&self, in_port: u16, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
+    fn classify(
+        &self,
+        in_port: u16,
+        pkts: &mut [Option<Mbuf>],
+        actions: &mut [Action],
+        drops: &mut DropCounters,
+    ) {
         for m in pkts.iter().take(PREFETCH_OFFSET).flatten() {
             m.prefetch();
         }
@@ -172,7 +197,9 @@ impl Worker {
     fn lookup(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
         let neighbors = self.neighbors.load();
         for (i, slot) in pkts.iter_mut().enumerate() {
-            let Action::Route { dst, l3_len } = actions[i] else { continue };
+            let Action::Route { dst, l3_len } = actions[i] else {
+                continue;
+            };
             match forward::lookup(dst, &self.routes) {
                 Err(reason) => {
                     drop_pkt(slot, reason, drops);
@@ -185,9 +212,17 @@ impl Worker {
                             drop_pkt(slot, DropReason::NoRoute, drops);
                             Action::Gone
                         }
-                        (Some(o), Some(dst_mac)) => Action::Send { slot: o as u8, l3_len, dst_mac },
+                        (Some(o), Some(dst_mac)) => Action::Send {
+                            slot: o as u8,
+                            l3_len,
+                            dst_mac,
+                        },
                         // Decrement TTL now, the slow path only fills the MACs once resolved.
-                        (Some(o), None) => Action::Send { slot: o as u8 | 0x80, l3_len, dst_mac: EthernetAddress([0; 6]) },
+                        (Some(o), None) => Action::Send {
+                            slot: o as u8 | 0x80,
+                            l3_len,
+                            dst_mac: EthernetAddress([0; 6]),
+                        },
                     };
                 }
             }
@@ -195,13 +230,27 @@ impl Worker {
     }
 
     /// Stage transform: trim Ethernet padding, decrement TTL/hop limit, rewrite MACs.
-    fn transform(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
+    fn transform(
+        &self,
+        pkts: &mut [Option<Mbuf>],
+        actions: &mut [Action],
+        drops: &mut DropCounters,
+    ) {
         for (i, slot) in pkts.iter_mut().enumerate() {
-            let Action::Send { slot: out, l3_len, dst_mac } = actions[i] else { continue };
+            let Action::Send {
+                slot: out,
+                l3_len,
+                dst_mac,
+            } = actions[i]
+            else {
+                continue;
+            };
             let Some(m) = slot.as_mut() else { continue };
             let frame_len = forward::ETHERNET_HEADER_LEN + l3_len;
-            if m.len() > frame_len {
-                m.trim(m.len() - frame_len);
+            if m.len() > frame_len && m.trim(m.len() - frame_len).is_err() {
+                drop_pkt(slot, DropReason::TruncatedFrame, drops);
+                actions[i] = Action::Gone;
+                continue;
             }
             let src_mac = self.ports[usize::from(out & 0x7f)].mac;
             if let Err(reason) = forward::transform(m.data_mut(), l3_len, src_mac, dst_mac) {
@@ -215,7 +264,13 @@ impl Worker {
     }
 
     /// Stage enqueue: to the output port's TX buffer, or to the slow path.
-    fn enqueue(&mut self, pkts: &mut [Option<Mbuf>], actions: &[Action], counts: &mut BurstCounts, drops: &mut DropCounters) {
+    fn enqueue(
+        &mut self,
+        pkts: &mut [Option<Mbuf>],
+        actions: &[Action],
+        counts: &mut BurstCounts,
+        drops: &mut DropCounters,
+    ) {
         for (i, slot) in pkts.iter_mut().enumerate() {
             let Some(m) = slot.take() else { continue };
             match actions[i] {
@@ -272,7 +327,13 @@ impl Worker {
     }
 
     /// Frames the slow path built (ARP/ND replies, echo replies, released held packets).
-    fn drain_inject(&mut self, burst: &mut MbufBurst, slot_of: &[u8; 256], counts: &mut BurstCounts, drops: &mut DropCounters) -> usize {
+    fn drain_inject(
+        &mut self,
+        burst: &mut MbufBurst,
+        slot_of: &[u8; 256],
+        counts: &mut BurstCounts,
+        drops: &mut DropCounters,
+    ) -> usize {
         let n = self.inject.dequeue_burst(burst);
         while let Some(m) = burst.pop_front() {
             let slot = slot_of[usize::from(m.port()) & 0xff];

@@ -325,11 +325,17 @@ mod test {
     fn non_ethernet_ipv4_is_unsupported() {
         let mut buf = REQUEST_BYTES;
         buf[1] = 6; // IEEE 802 hardware
-        assert_eq!(ArpRepr::parse(&ArpPacket::new_unchecked(&buf[..])), Err(WireError::Unsupported));
+        assert_eq!(
+            ArpRepr::parse(&ArpPacket::new_unchecked(&buf[..])),
+            Err(WireError::Unsupported)
+        );
         let mut buf = REQUEST_BYTES;
         buf[2] = 0x86; // protocol IPv6
         buf[3] = 0xdd;
-        assert_eq!(ArpRepr::parse(&ArpPacket::new_unchecked(&buf[..])), Err(WireError::Unsupported));
+        assert_eq!(
+            ArpRepr::parse(&ArpPacket::new_unchecked(&buf[..])),
+            Err(WireError::Unsupported)
+        );
     }
 
     #[test]

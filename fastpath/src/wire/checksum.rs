@@ -62,7 +62,12 @@ pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, proto: IpProtocol, lengt
 
 /// Sum of the IPv6 pseudo-header (RFC 8200 §8.1): addresses, upper-layer length (32 bits),
 /// next header.
-pub fn pseudo_header_v6(src: &Ipv6Addr, dst: &Ipv6Addr, next_header: IpProtocol, length: u32) -> u16 {
+pub fn pseudo_header_v6(
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+    next_header: IpProtocol,
+    length: u32,
+) -> u16 {
     let mut sum = u64::from(data(&src.octets())) + u64::from(data(&dst.octets()));
     sum += u64::from(length >> 16) + u64::from(length & 0xffff);
     sum += u64::from(u8::from(next_header));
@@ -87,7 +92,10 @@ mod test {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3 example: words 0001 f203 f4f5 f6f7 sum to ddf2.
-        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        assert_eq!(
+            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
     }
 
     #[test]
@@ -120,6 +128,9 @@ mod test {
     #[test]
     fn pseudo_header_v6_counts_long_lengths() {
         let a = Ipv6Addr::UNSPECIFIED;
-        assert_eq!(pseudo_header_v6(&a, &a, IpProtocol::Udp, 0x0001_0002), 1 + 2 + 17);
+        assert_eq!(
+            pseudo_header_v6(&a, &a, IpProtocol::Udp, 0x0001_0002),
+            1 + 2 + 17
+        );
     }
 }

@@ -250,6 +250,18 @@ impl EthernetRepr {
 #[cfg(test)]
 mod test {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn checked_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
+            if let Ok(f) = EthernetFrame::new_checked(&bytes[..]) {
+                let _ = (f.dst_addr(), f.src_addr(), f.ethertype());
+                prop_assert_eq!(f.payload().len(), bytes.len() - HEADER_LEN);
+                prop_assert!(EthernetRepr::parse(&f).is_ok());
+            }
+        }
+    }
 
     // Ethernet header: dst 02:00:00:00:00:01, src 02:00:00:00:00:02, type IPv4,
     // followed by four payload bytes.
@@ -281,7 +293,9 @@ mod test {
         };
         let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
         repr.emit(&mut frame);
-        frame.payload_mut().copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
+        frame
+            .payload_mut()
+            .copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(buf, FRAME_BYTES);
     }
 
@@ -307,7 +321,14 @@ mod test {
         let a: EthernetAddress = "02:0A:bc:00:00:ff".parse().unwrap();
         assert_eq!(a, EthernetAddress([0x02, 0x0a, 0xbc, 0, 0, 0xff]));
         assert_eq!(a.to_string(), "02:0a:bc:00:00:ff");
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:00:00:00:00:00", "0g:00:00:00:00:00", "+1:00:00:00:00:00"] {
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:00:00:00:00:00",
+            "0g:00:00:00:00:00",
+            "+1:00:00:00:00:00",
+        ] {
             assert!(bad.parse::<EthernetAddress>().is_err(), "{bad}");
         }
         assert!(EthernetAddress::BROADCAST.is_broadcast());

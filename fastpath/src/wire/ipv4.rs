@@ -277,7 +277,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         let new_word = old_word.wrapping_sub(0x0100);
         be::set_u16(&mut data[TTL_PROTOCOL_WORD..], new_word);
         let old_csum = be::u16(&data[field::CHECKSUM]);
-        be::set_u16(&mut data[field::CHECKSUM], checksum::update_u16(old_csum, old_word, new_word));
+        be::set_u16(
+            &mut data[field::CHECKSUM],
+            checksum::update_u16(old_csum, old_word, new_word),
+        );
     }
 
     /// The payload, writable.
@@ -444,23 +447,38 @@ pub(crate) mod test {
     fn bad_lengths() {
         let mut buf = ECHO_BYTES;
         buf[0] = 0x44; // IHL 4
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(WireError::BadLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(WireError::BadLength)
+        );
         let mut buf = ECHO_BYTES;
         buf[0] = 0x4f; // IHL 15 = 60 bytes > 36-byte buffer
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(WireError::Truncated)
+        );
         let mut buf = ECHO_BYTES;
         buf[3] = 19; // total length < header length
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(WireError::BadLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(WireError::BadLength)
+        );
         let mut buf = ECHO_BYTES;
         buf[3] = 37; // total length > buffer
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     #[test]
     fn bad_version_and_checksum() {
         let mut buf = ECHO_BYTES;
         buf[0] = 0x65;
-        assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap()), Err(WireError::BadVersion));
+        assert_eq!(
+            Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap()),
+            Err(WireError::BadVersion)
+        );
         let mut buf = ECHO_BYTES;
         buf[11] ^= 1;
         let p = Ipv4Packet::new_checked(&buf[..]).unwrap();

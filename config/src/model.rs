@@ -1,0 +1,354 @@
+//! The validated configuration. Every value here has passed the rules in the crate docs;
+//! defaults are filled in.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A whole, validated configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The router this svrd runs as (`local-router`); always names a router of `authority`.
+    pub local_router: String,
+    /// The node of that router this svrd runs as (`local-node`, or the router's only node).
+    pub local_node: String,
+    /// The authority: every router, the same for all of them.
+    pub authority: Authority,
+}
+
+/// `authority`: the trust domain shared by all routers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    /// `name`.
+    pub name: String,
+    /// `enhanced-security-key-management`: key exchange over BFD, per-pair peer keys.
+    pub enhanced_security_key_management: bool,
+    /// `security-key-management`: algorithm and timers of the key hierarchy.
+    pub security_key_management: SecurityKeyManagement,
+    /// `router`: every router of the authority, in file order.
+    pub router: Vec<Router>,
+}
+
+/// `authority.security-key-management`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecurityKeyManagement {
+    /// `key-exchange-algorithm`.
+    pub key_exchange_algorithm: KeyExchangeAlgorithm,
+    /// `payload-key-rekey-interval`.
+    pub payload_key_rekey_interval: RekeyInterval,
+    /// `peer-key-rekey-interval`.
+    pub peer_key_rekey_interval: RekeyInterval,
+    /// `peer-key-retransmit-interval`.
+    pub peer_key_retransmit_interval: Duration,
+    /// `peer-key-timeout`.
+    pub peer_key_timeout: Duration,
+}
+
+impl Default for SecurityKeyManagement {
+    fn default() -> Self {
+        SecurityKeyManagement {
+            key_exchange_algorithm: KeyExchangeAlgorithm::X25519,
+            payload_key_rekey_interval: RekeyInterval::Hours(24),
+            peer_key_rekey_interval: RekeyInterval::Hours(24),
+            peer_key_retransmit_interval: Duration::from_secs(30),
+            peer_key_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The Diffie-Hellman flavour of the peer-key exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyExchangeAlgorithm {
+    /// `x25519` (RFC 7748), the default.
+    X25519,
+    /// `dh-modp-4096`: finite-field DH, RFC 3526 group 16.
+    DhModp4096,
+}
+
+impl KeyExchangeAlgorithm {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyExchangeAlgorithm::X25519 => "x25519",
+            KeyExchangeAlgorithm::DhModp4096 => "dh-modp-4096",
+        }
+    }
+}
+
+/// A rekey interval: a number of hours, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RekeyInterval {
+    /// Rekey every so many hours (1-720).
+    Hours(u16),
+    /// Never rekey on a timer.
+    Never,
+}
+
+impl RekeyInterval {
+    /// The interval as a duration, `None` for never.
+    pub fn as_duration(self) -> Option<Duration> {
+        match self {
+            RekeyInterval::Hours(h) => Some(Duration::from_secs(u64::from(h) * 3600)),
+            RekeyInterval::Never => None,
+        }
+    }
+}
+
+/// One `authority.router[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    /// `name`, unique in the authority.
+    pub name: String,
+    /// `peering-common-name`: the certificate identity; present whenever enhanced security
+    /// key management is on.
+    pub peering_common_name: Option<String>,
+    /// `location`.
+    pub location: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `inter-node-security`: the security policy between this router's nodes.
+    pub inter_node_security: Option<String>,
+    /// `bfd`: peer-path liveness timers.
+    pub bfd: Bfd,
+    /// `node`: one or more nodes, in file order.
+    pub node: Vec<Node>,
+}
+
+/// `router[].bfd`: RFC 5880 asynchronous-mode timers for this router's peer paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bfd {
+    /// `desired-tx-interval`.
+    pub desired_tx_interval: Duration,
+    /// `required-min-rx-interval`.
+    pub required_min_rx_interval: Duration,
+    /// `multiplier`: missed packets before the path is declared down.
+    pub multiplier: u8,
+}
+
+impl Default for Bfd {
+    /// The SSR defaults (svr-protocol.md §4.2): 1000 ms, 500 ms, 3.
+    fn default() -> Self {
+        Bfd {
+            desired_tx_interval: Duration::from_millis(1000),
+            required_min_rx_interval: Duration::from_millis(500),
+            multiplier: 3,
+        }
+    }
+}
+
+/// One `router[].node[]` entry: one svrd process on one machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// `name`, unique in its router.
+    pub name: String,
+    /// `eal`: how DPDK is started.
+    pub eal: Eal,
+    /// `core-map`: which lcore does what.
+    pub core_map: CoreMap,
+    /// `mempool-mbufs`: packet buffers in the node's mempool.
+    pub mempool_mbufs: u32,
+    /// `device-interface`: the ports, in file order (port ids follow this order).
+    pub device_interface: Vec<DeviceInterface>,
+    /// `route`: static routes.
+    pub route: Vec<Route>,
+    /// `neighbor`: static neighbours (ARP / ND entries that never expire).
+    pub neighbor: Vec<Neighbor>,
+}
+
+impl Node {
+    /// The device interface called `name`.
+    pub fn interface(&self, name: &str) -> Option<&DeviceInterface> {
+        self.device_interface.iter().find(|i| i.name == name)
+    }
+}
+
+/// `node[].eal`: DPDK Environment Abstraction Layer settings. See [`Eal::args`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eal {
+    /// `memory-mb`: memory preallocated at start (EAL `-m`).
+    pub memory_mb: u32,
+    /// `hugepages`: back memory with hugepages; false gives EAL `--no-huge`.
+    pub hugepages: bool,
+    /// `huge-dir`: hugetlbfs mount to use (EAL `--huge-dir`).
+    pub huge_dir: Option<String>,
+    /// `file-prefix`: EAL `--file-prefix`, defaulted to the router name.
+    pub file_prefix: String,
+    /// `pci-allow`: extra PCI devices to allow (EAL `-a`).
+    pub pci_allow: Vec<String>,
+    /// `log-level`: EAL `--log-level`.
+    pub log_level: LogLevel,
+}
+
+/// A DPDK log level, syslog names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// `emerg` (DPDK 1).
+    Emerg,
+    /// `alert` (DPDK 2).
+    Alert,
+    /// `crit` (DPDK 3).
+    Crit,
+    /// `error` (DPDK 4).
+    Error,
+    /// `warning` (DPDK 5).
+    Warning,
+    /// `notice` (DPDK 6), the default.
+    Notice,
+    /// `info` (DPDK 7).
+    Info,
+    /// `debug` (DPDK 8).
+    Debug,
+}
+
+impl LogLevel {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Emerg => "emerg",
+            LogLevel::Alert => "alert",
+            LogLevel::Crit => "crit",
+            LogLevel::Error => "error",
+            LogLevel::Warning => "warning",
+            LogLevel::Notice => "notice",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+
+    /// DPDK's number for the level (`RTE_LOG_EMERG` = 1 ... `RTE_LOG_DEBUG` = 8).
+    pub fn dpdk_level(self) -> u32 {
+        match self {
+            LogLevel::Emerg => 1,
+            LogLevel::Alert => 2,
+            LogLevel::Crit => 3,
+            LogLevel::Error => 4,
+            LogLevel::Warning => 5,
+            LogLevel::Notice => 6,
+            LogLevel::Info => 7,
+            LogLevel::Debug => 8,
+        }
+    }
+}
+
+/// `node[].core-map`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreMap {
+    /// `main-lcore`: the EAL main lcore, pinned to the CPU with the same number.
+    pub main_lcore: u32,
+    /// `slowpath-lcore`: where the slow path runs; may be `main_lcore`.
+    pub slowpath_lcore: u32,
+    /// `idle-backoff`: what a worker does after an empty poll.
+    pub idle_backoff: IdleBackoff,
+    /// `workers`: at least one; each gets one RX and one TX queue on every port.
+    pub workers: Vec<Worker>,
+}
+
+/// What a worker does when its RX queues are empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdleBackoff {
+    /// `busy`: poll without pause (lowest latency, 100 % CPU).
+    Busy,
+    /// `adaptive`: pause for growing intervals while idle (the default).
+    Adaptive,
+}
+
+/// `core-map.workers[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Worker {
+    /// `lcore`: the EAL lcore id.
+    pub lcore: u32,
+    /// `cpu`: the CPU the lcore is pinned to, if given.
+    pub cpu: Option<u32>,
+}
+
+impl Worker {
+    /// The CPU the lcore runs on: `cpu`, or the lcore id.
+    pub fn pinned_cpu(&self) -> u32 {
+        self.cpu.unwrap_or(self.lcore)
+    }
+}
+
+/// `node[].device-interface[]`: one DPDK port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInterface {
+    /// `name`, unique in the node.
+    pub name: String,
+    /// `role`.
+    pub role: Role,
+    /// `vdev` or `pci-address`.
+    pub device: Device,
+    /// `mtu`: IP MTU in bytes.
+    pub mtu: u16,
+    /// `address`: one or more interface addresses.
+    pub address: Vec<InterfaceAddress>,
+}
+
+/// Which side of the router an interface faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// `lan`: toward the site's hosts.
+    Lan,
+    /// `wan`: toward the other routers (SVR peers).
+    Wan,
+}
+
+/// How the port is found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// A virtual device string, `net_<driver><n>[,key=value...]`, probed by svrd after EAL
+    /// start-up.
+    Vdev(String),
+    /// A PCI address `DDDD:BB:DD.F`, allowed on the EAL command line.
+    Pci(String),
+}
+
+/// An interface address: the host's own address and the length of the on-link prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InterfaceAddress {
+    /// The address itself (host bits set).
+    pub addr: IpAddr,
+    /// The on-link prefix length.
+    pub prefix_len: u8,
+}
+
+impl InterfaceAddress {
+    /// Is `ip` on this address's link (inside `addr/prefix_len`)?
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        crate::net::contains(self.addr, self.prefix_len, ip)
+    }
+
+    /// The network of the on-link prefix (host bits cleared).
+    pub fn network(&self) -> IpAddr {
+        crate::net::network(self.addr, self.prefix_len)
+    }
+}
+
+impl fmt::Display for InterfaceAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// `node[].route[]`: a static route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The network address of the prefix (host bits zero).
+    pub prefix_addr: IpAddr,
+    /// The prefix length.
+    pub prefix_len: u8,
+    /// The gateway; `None` means the prefix is directly connected on `interface`.
+    pub next_hop: Option<IpAddr>,
+    /// The device interface to send on.
+    pub interface: String,
+}
+
+/// `node[].neighbor[]`: a static neighbour entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Neighbor {
+    /// The neighbour's IP address, on-link on `interface`.
+    pub address: IpAddr,
+    /// Its MAC address (unicast).
+    pub mac: [u8; 6],
+    /// The device interface it sits behind.
+    pub interface: String,
+}

@@ -1,0 +1,944 @@
+//! The schema: one function per YAML mapping, each reading its fields, applying defaults
+//! and checking its rules. Errors go to the [`Cx`]; a function returns `Some` only if its
+//! part of the document was valid.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_norway::Value;
+
+use crate::model::*;
+use crate::net;
+use crate::walk::{
+    boolean, choice, each, fields, formatted, line, list, nonempty_list, quote, raw, string, uint,
+    Cx, Path, Unique,
+};
+use crate::ConfigError;
+
+/// Default `mempool-mbufs`: 2^13 - 1, the size DPDK's mempool is most efficient at.
+pub(crate) const DEFAULT_MEMPOOL_MBUFS: u32 = 8191;
+/// Highest lcore id: DPDK's default build has `RTE_MAX_LCORE` = 128.
+pub(crate) const MAX_LCORE: u64 = 127;
+/// Highest CPU number accepted (`CPU_SETSIZE` - 1).
+pub(crate) const MAX_CPU: u64 = 1023;
+
+pub(crate) fn config(cx: &mut Cx, root: &Value) -> Option<Config> {
+    let at = Path::root();
+    let f = fields(cx, &at, root, &["local-router", "local-node", "authority"])?;
+    let local_router = f.req(cx, "local-router", line);
+    let local_node = f.opt(cx, "local-node", None, |cx, p, v| line(cx, p, v).map(Some));
+    let authority = f.req(cx, "authority", authority);
+
+    // References into the authority are resolved against the raw document, so that an
+    // error elsewhere in a router does not hide (or fake) a bad `local-router`.
+    let routers = raw::get(root, "authority").and_then(|a| raw::seq_of(a, "router"));
+    let local_node = match (&local_router, routers) {
+        (Some(name), Some(routers)) => resolve_local(
+            cx,
+            &f.path_of("local-router"),
+            &f.path_of("local-node"),
+            name,
+            local_node?,
+            routers,
+        ),
+        _ => local_node?,
+    };
+
+    Some(Config {
+        local_router: local_router?,
+        local_node: local_node?,
+        authority: authority?,
+    })
+}
+
+/// Checks `local-router` and `local-node` against the routers' names and picks the default
+/// node. Returns the local node name (`None` if it cannot be known).
+fn resolve_local(
+    cx: &mut Cx,
+    router_at: &Path,
+    node_at: &Path,
+    router: &str,
+    node: Option<String>,
+    routers: &[Value],
+) -> Option<String> {
+    let names: Option<Vec<&str>> = routers.iter().map(|r| raw::str_of(r, "name")).collect();
+    let names = names?;
+    let Some(i) = names.iter().position(|n| *n == router) else {
+        cx.push(
+            router_at,
+            ConfigError::UnknownReference {
+                path: router_at.show(),
+                value: quote(router),
+                what: "a router in authority.router",
+            },
+        );
+        return None;
+    };
+    let nodes = raw::seq_of(&routers[i], "node")?;
+    let node_names: Option<Vec<&str>> = nodes.iter().map(|n| raw::str_of(n, "name")).collect();
+    let node_names = node_names?;
+    match node {
+        Some(node) if node_names.contains(&node.as_str()) => Some(node),
+        Some(node) => {
+            cx.push(
+                node_at,
+                ConfigError::UnknownReference {
+                    path: node_at.show(),
+                    value: quote(&node),
+                    what: "a node of the local router",
+                },
+            );
+            None
+        }
+        None => match node_names.as_slice() {
+            [only] => Some(only.to_string()),
+            [] => None, // reported at the router's `node` list
+            several => {
+                cx.rule(
+                    node_at,
+                    format!(
+                        "required because router {} has {} nodes ({})",
+                        quote(router),
+                        several.len(),
+                        several.join(", ")
+                    ),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn authority(cx: &mut Cx, at: &Path, v: &Value) -> Option<Authority> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "name",
+            "enhanced-security-key-management",
+            "security-key-management",
+            "router",
+        ],
+    )?;
+    let name = f.req(cx, "name", line);
+    let esk = f.opt(cx, "enhanced-security-key-management", false, boolean);
+    let skm = f.opt(
+        cx,
+        "security-key-management",
+        SecurityKeyManagement::default(),
+        security_key_management,
+    );
+    let routers = f.req(cx, "router", |cx, p, v| {
+        let items = nonempty_list(cx, p, v, "router")?;
+        let mut names = Unique::new("router name");
+        let mut pcns = Unique::new("peering-common-name");
+        each(cx, p, items, |cx, p, v| {
+            router(cx, p, v, esk, &mut names, &mut pcns)
+        })
+    });
+    Some(Authority {
+        name: name?,
+        enhanced_security_key_management: esk?,
+        security_key_management: skm?,
+        router: routers?,
+    })
+}
+
+fn security_key_management(cx: &mut Cx, at: &Path, v: &Value) -> Option<SecurityKeyManagement> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "key-exchange-algorithm",
+            "payload-key-rekey-interval",
+            "peer-key-rekey-interval",
+            "peer-key-retransmit-interval",
+            "peer-key-timeout",
+        ],
+    )?;
+    let d = SecurityKeyManagement::default();
+    let kex = f.opt(
+        cx,
+        "key-exchange-algorithm",
+        d.key_exchange_algorithm,
+        |cx, p, v| {
+            choice(
+                cx,
+                p,
+                v,
+                &[
+                    ("x25519", KeyExchangeAlgorithm::X25519),
+                    ("dh-modp-4096", KeyExchangeAlgorithm::DhModp4096),
+                ],
+                "x25519, dh-modp-4096",
+            )
+        },
+    );
+    let payload = f.opt(
+        cx,
+        "payload-key-rekey-interval",
+        d.payload_key_rekey_interval,
+        rekey,
+    );
+    let peer = f.opt(
+        cx,
+        "peer-key-rekey-interval",
+        d.peer_key_rekey_interval,
+        rekey,
+    );
+    let secs = |min, max| {
+        move |cx: &mut Cx, p: &Path, v: &Value| uint(cx, p, v, min, max).map(Duration::from_secs)
+    };
+    let retransmit = f.opt(
+        cx,
+        "peer-key-retransmit-interval",
+        d.peer_key_retransmit_interval,
+        secs(5, 3600),
+    );
+    let timeout = f.opt(cx, "peer-key-timeout", d.peer_key_timeout, secs(60, 86400));
+    if let (Some(r), Some(t)) = (retransmit, timeout) {
+        if t < r {
+            cx.rule(
+                &f.path_of("peer-key-timeout"),
+                format!(
+                    "{} must be at least peer-key-retransmit-interval ({})",
+                    t.as_secs(),
+                    r.as_secs()
+                ),
+            );
+            return None;
+        }
+    }
+    Some(SecurityKeyManagement {
+        key_exchange_algorithm: kex?,
+        payload_key_rekey_interval: payload?,
+        peer_key_rekey_interval: peer?,
+        peer_key_retransmit_interval: retransmit?,
+        peer_key_timeout: timeout?,
+    })
+}
+
+/// Hours 1-720, or `never`.
+fn rekey(cx: &mut Cx, at: &Path, v: &Value) -> Option<RekeyInterval> {
+    match v {
+        Value::String(s) if s == "never" => Some(RekeyInterval::Never),
+        Value::String(s) => {
+            cx.push(
+                at,
+                ConfigError::NotOneOf {
+                    path: at.show(),
+                    value: quote(s),
+                    allowed: "1-720 (hours), never",
+                },
+            );
+            None
+        }
+        // 720 fits u16.
+        Value::Number(_) => uint(cx, at, v, 1, 720).map(|h| RekeyInterval::Hours(h as u16)),
+        other => {
+            cx.push(
+                at,
+                ConfigError::WrongType {
+                    path: at.show(),
+                    expected: "a number of hours (1-720) or \"never\"",
+                    found: crate::walk::describe(other),
+                },
+            );
+            None
+        }
+    }
+}
+
+fn router(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    esk: Option<bool>,
+    names: &mut Unique,
+    pcns: &mut Unique,
+) -> Option<Router> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "name",
+            "peering-common-name",
+            "location",
+            "description",
+            "inter-node-security",
+            "bfd",
+            "node",
+        ],
+    )?;
+    let name = f.req(cx, "name", |cx, p, v| {
+        let n = formatted(
+            cx,
+            p,
+            v,
+            net::is_name,
+            "a name of 1-63 characters [A-Za-z0-9_-]",
+        )?;
+        names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+    });
+    let pcn = f.opt(cx, "peering-common-name", None, |cx, p, v| {
+        let n = formatted(
+            cx,
+            p,
+            v,
+            net::is_dns_name,
+            "a DNS name (labels of [A-Za-z0-9-])",
+        )?;
+        pcns.check(cx, p, n.to_ascii_lowercase(), &quote(&n))
+            .then_some(Some(n))
+    });
+    if esk == Some(true) && !f.has("peering-common-name") {
+        cx.rule(
+            &f.path_of("peering-common-name"),
+            "required when authority.enhanced-security-key-management is true",
+        );
+    }
+    let opt_line = |cx: &mut Cx, p: &Path, v: &Value| line(cx, p, v).map(Some);
+    let location = f.opt(cx, "location", None, opt_line);
+    let description = f.opt(cx, "description", None, |cx, p, v| {
+        string(cx, p, v).map(Some)
+    });
+    let ins = f.opt(cx, "inter-node-security", None, opt_line);
+    let bfd = f.opt(cx, "bfd", Bfd::default(), bfd);
+    let router_name = name.as_deref();
+    let nodes = f.req(cx, "node", |cx, p, v| {
+        let items = nonempty_list(cx, p, v, "node")?;
+        let mut names = Unique::new("node name");
+        each(cx, p, items, |cx, p, v| {
+            node(cx, p, v, router_name, &mut names)
+        })
+    });
+    if esk == Some(true) && !f.has("peering-common-name") {
+        return None;
+    }
+    Some(Router {
+        name: name?,
+        peering_common_name: pcn?,
+        location: location?,
+        description: description?,
+        inter_node_security: ins?,
+        bfd: bfd?,
+        node: nodes?,
+    })
+}
+
+fn bfd(cx: &mut Cx, at: &Path, v: &Value) -> Option<Bfd> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "desired-tx-interval",
+            "required-min-rx-interval",
+            "multiplier",
+        ],
+    )?;
+    let d = Bfd::default();
+    let ms =
+        |cx: &mut Cx, p: &Path, v: &Value| uint(cx, p, v, 50, 60_000).map(Duration::from_millis);
+    let tx = f.opt(cx, "desired-tx-interval", d.desired_tx_interval, ms);
+    let rx = f.opt(
+        cx,
+        "required-min-rx-interval",
+        d.required_min_rx_interval,
+        ms,
+    );
+    // 255 fits u8.
+    let mult = f.opt(cx, "multiplier", d.multiplier, |cx, p, v| {
+        uint(cx, p, v, 2, 255).map(|m| m as u8)
+    });
+    Some(Bfd {
+        desired_tx_interval: tx?,
+        required_min_rx_interval: rx?,
+        multiplier: mult?,
+    })
+}
+
+/// What routes and neighbours need to know about an interface, gathered even when the
+/// interface has errors of its own (a `None` part means "unknown, skip the check").
+struct KnownIface {
+    name: Option<String>,
+    addrs: Option<Vec<InterfaceAddress>>,
+}
+
+fn node(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    router_name: Option<&str>,
+    names: &mut Unique,
+) -> Option<Node> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "name",
+            "eal",
+            "core-map",
+            "mempool-mbufs",
+            "device-interface",
+            "route",
+            "neighbor",
+        ],
+    )?;
+    let name = f.req(cx, "name", |cx, p, v| {
+        let n = formatted(
+            cx,
+            p,
+            v,
+            net::is_name,
+            "a name of 1-63 characters [A-Za-z0-9_-]",
+        )?;
+        names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+    });
+    let eal = match f.raw("eal") {
+        Some((p, v)) if !v.is_null() => eal(cx, &p, v, router_name),
+        _ => eal(
+            cx,
+            &f.path_of("eal"),
+            &Value::Mapping(Default::default()),
+            router_name,
+        ),
+    };
+    let core_map = f.req(cx, "core-map", core_map);
+    // 1048575 fits u32.
+    let mbufs = f.opt(cx, "mempool-mbufs", DEFAULT_MEMPOOL_MBUFS, |cx, p, v| {
+        uint(cx, p, v, 1024, 1_048_575).map(|n| n as u32)
+    });
+
+    let mut known: Option<Vec<KnownIface>> = None;
+    let ifaces = f.req(cx, "device-interface", |cx, p, v| {
+        let items = nonempty_list(cx, p, v, "device-interface")?;
+        let mut st = IfaceState {
+            names: Unique::new("device-interface name"),
+            devices: Unique::new("device"),
+            addrs: Unique::new("interface address"),
+            known: Vec::new(),
+        };
+        let out = each(cx, p, items, |cx, p, v| device_interface(cx, p, v, &mut st));
+        known = Some(st.known);
+        out
+    });
+    let known = known.as_deref();
+
+    let routes = f.opt(cx, "route", Vec::new(), |cx, p, v| {
+        let items = list(cx, p, v)?;
+        let mut prefixes = Unique::new("route prefix");
+        each(cx, p, items, |cx, p, v| {
+            route(cx, p, v, known, &mut prefixes)
+        })
+    });
+    let neighbors = f.opt(cx, "neighbor", Vec::new(), |cx, p, v| {
+        let items = list(cx, p, v)?;
+        let mut addrs = Unique::new("neighbor address");
+        each(cx, p, items, |cx, p, v| {
+            neighbor(cx, p, v, known, &mut addrs)
+        })
+    });
+    Some(Node {
+        name: name?,
+        eal: eal?,
+        core_map: core_map?,
+        mempool_mbufs: mbufs?,
+        device_interface: ifaces?,
+        route: routes?,
+        neighbor: neighbors?,
+    })
+}
+
+fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<Eal> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "memory-mb",
+            "hugepages",
+            "huge-dir",
+            "file-prefix",
+            "pci-allow",
+            "log-level",
+        ],
+    )?;
+    // 65536 fits u32.
+    let memory = f.opt(cx, "memory-mb", 256, |cx, p, v| {
+        uint(cx, p, v, 64, 65_536).map(|n| n as u32)
+    });
+    let hugepages = f.opt(cx, "hugepages", true, boolean);
+    let huge_dir = f.opt(cx, "huge-dir", None, |cx, p, v| {
+        formatted(cx, p, v, net::is_abs_path, "an absolute path").map(Some)
+    });
+    if hugepages == Some(false) && f.has("huge-dir") {
+        cx.rule(
+            &f.path_of("huge-dir"),
+            "has no meaning when hugepages is false",
+        );
+    }
+    let prefix = match f.raw("file-prefix") {
+        Some((p, v)) if !v.is_null() => formatted(
+            cx,
+            &p,
+            v,
+            net::is_name,
+            "a file prefix of 1-63 characters [A-Za-z0-9_-]",
+        ),
+        _ => router_name.map(str::to_string),
+    };
+    let pci_allow = f.opt(cx, "pci-allow", Vec::new(), |cx, p, v| {
+        let items = list(cx, p, v)?;
+        let mut seen = Unique::new("PCI address");
+        each(cx, p, items, |cx, p, v| {
+            let a = formatted(cx, p, v, net::is_pci_address, "a PCI address DDDD:BB:DD.F")?;
+            seen.check(cx, p, a.to_ascii_lowercase(), &quote(&a))
+                .then_some(a)
+        })
+    });
+    let log_level = f.opt(cx, "log-level", LogLevel::Notice, |cx, p, v| {
+        choice(
+            cx,
+            p,
+            v,
+            &[
+                ("emerg", LogLevel::Emerg),
+                ("alert", LogLevel::Alert),
+                ("crit", LogLevel::Crit),
+                ("error", LogLevel::Error),
+                ("warning", LogLevel::Warning),
+                ("notice", LogLevel::Notice),
+                ("info", LogLevel::Info),
+                ("debug", LogLevel::Debug),
+            ],
+            "emerg, alert, crit, error, warning, notice, info, debug",
+        )
+    });
+    if hugepages == Some(false) && f.has("huge-dir") {
+        return None;
+    }
+    Some(Eal {
+        memory_mb: memory?,
+        hugepages: hugepages?,
+        huge_dir: huge_dir?,
+        file_prefix: prefix?,
+        pci_allow: pci_allow?,
+        log_level: log_level?,
+    })
+}
+
+fn core_map(cx: &mut Cx, at: &Path, v: &Value) -> Option<CoreMap> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &["main-lcore", "slowpath-lcore", "idle-backoff", "workers"],
+    )?;
+    let lcore = |cx: &mut Cx, p: &Path, v: &Value| uint(cx, p, v, 0, MAX_LCORE).map(|n| n as u32);
+    let main = f.opt(cx, "main-lcore", 0, lcore);
+    let slow = match f.raw("slowpath-lcore") {
+        Some((p, v)) if !v.is_null() => lcore(cx, &p, v),
+        _ => main,
+    };
+    let backoff = f.opt(cx, "idle-backoff", IdleBackoff::Adaptive, |cx, p, v| {
+        choice(
+            cx,
+            p,
+            v,
+            &[
+                ("busy", IdleBackoff::Busy),
+                ("adaptive", IdleBackoff::Adaptive),
+            ],
+            "busy, adaptive",
+        )
+    });
+    let workers = f.req(cx, "workers", |cx, p, v| {
+        let items = nonempty_list(cx, p, v, "worker")?;
+        let mut lcores = Unique::new("worker lcore");
+        each(cx, p, items, |cx, p, v| {
+            let w = fields(cx, p, v, &["lcore", "cpu"])?;
+            let l = w.req(cx, "lcore", lcore);
+            let cpu = w.opt(cx, "cpu", None, |cx, p, v| {
+                uint(cx, p, v, 0, MAX_CPU).map(|n| Some(n as u32))
+            });
+            let l = l?;
+            let lp = w.path_of("lcore");
+            if Some(l) == main {
+                cx.rule(
+                    &lp,
+                    format!("lcore {l} is the main-lcore; a worker needs its own lcore"),
+                );
+                return None;
+            }
+            if Some(l) == slow {
+                cx.rule(
+                    &lp,
+                    format!("lcore {l} is the slowpath-lcore; a worker needs its own lcore"),
+                );
+                return None;
+            }
+            if !lcores.check(cx, &lp, l.to_string(), &l.to_string()) {
+                return None;
+            }
+            Some(Worker {
+                lcore: l,
+                cpu: cpu?,
+            })
+        })
+    });
+    Some(CoreMap {
+        main_lcore: main?,
+        slowpath_lcore: slow?,
+        idle_backoff: backoff?,
+        workers: workers?,
+    })
+}
+
+struct IfaceState {
+    names: Unique,
+    devices: Unique,
+    addrs: Unique,
+    known: Vec<KnownIface>,
+}
+
+fn device_interface(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    st: &mut IfaceState,
+) -> Option<DeviceInterface> {
+    let Some(f) = fields(
+        cx,
+        at,
+        v,
+        &["name", "role", "vdev", "pci-address", "mtu", "address"],
+    ) else {
+        st.known.push(KnownIface {
+            name: None,
+            addrs: None,
+        });
+        return None;
+    };
+    let name = f.req(cx, "name", |cx, p, v| {
+        let n = formatted(
+            cx,
+            p,
+            v,
+            net::is_interface_name,
+            "an interface name of 1-32 characters [a-z0-9-]",
+        )?;
+        st.names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+    });
+    let role = f.req(cx, "role", |cx, p, v| {
+        choice(
+            cx,
+            p,
+            v,
+            &[("lan", Role::Lan), ("wan", Role::Wan)],
+            "lan, wan",
+        )
+    });
+    let vdev = f.opt(cx, "vdev", None, |cx, p, v| {
+        let s = formatted(
+            cx,
+            p,
+            v,
+            net::is_vdev,
+            "a vdev string net_<driver><n>[,key=value...]",
+        )?;
+        let dev = net::vdev_name(&s).unwrap_or_default().to_string();
+        st.devices
+            .check(cx, p, dev.clone(), &quote(&dev))
+            .then_some(Some(s))
+    });
+    let pci = f.opt(cx, "pci-address", None, |cx, p, v| {
+        let s = formatted(cx, p, v, net::is_pci_address, "a PCI address DDDD:BB:DD.F")?;
+        st.devices
+            .check(cx, p, s.to_ascii_lowercase(), &quote(&s))
+            .then_some(Some(s))
+    });
+    let device = match (f.has("vdev"), f.has("pci-address")) {
+        (true, true) => {
+            let (v, p) = (f.path_of("vdev"), f.path_of("pci-address"));
+            let (later, other) = if p.is_after(&v) {
+                (p, "vdev")
+            } else {
+                (v, "pci-address")
+            };
+            cx.rule(
+                &later,
+                format!("cannot be given together with {other}; give exactly one"),
+            );
+            None
+        }
+        (false, false) => {
+            cx.rule(&f.end(), "needs exactly one of vdev or pci-address");
+            None
+        }
+        (true, false) => vdev.flatten().map(Device::Vdev),
+        (false, true) => pci.flatten().map(Device::Pci),
+    };
+    // 9000 fits u16.
+    let mtu = f.opt(cx, "mtu", 1500, |cx, p, v| {
+        uint(cx, p, v, 576, 9000).map(|n| n as u16)
+    });
+    let addrs = f.req(cx, "address", |cx, p, v| {
+        let items = nonempty_list(cx, p, v, "address")?;
+        each(cx, p, items, |cx, p, v| {
+            interface_address(cx, p, v, &mut st.addrs)
+        })
+    });
+    st.known.push(KnownIface {
+        name: name.clone(),
+        addrs: addrs.clone(),
+    });
+    if let (Some(m), Some(a)) = (mtu, &addrs) {
+        if m < 1280 && a.iter().any(|a| a.addr.is_ipv6()) {
+            cx.rule(
+                &f.path_of("mtu"),
+                format!("{m} is below the minimum 1280 for an interface with an IPv6 address"),
+            );
+            return None;
+        }
+    }
+    Some(DeviceInterface {
+        name: name?,
+        role: role?,
+        device: device?,
+        mtu: mtu?,
+        address: addrs?,
+    })
+}
+
+fn interface_address(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    seen: &mut Unique,
+) -> Option<InterfaceAddress> {
+    let s = string(cx, at, v)?;
+    let Some((addr, prefix_len)) = net::parse_prefix(&s) else {
+        cx.bad_format(at, &s, "an IPv4 or IPv6 prefix");
+        return None;
+    };
+    if !net::is_unicast(addr) || addr.is_loopback() {
+        cx.rule(
+            at,
+            format!(
+                "{} is not a unicast address usable on an interface",
+                quote(&s)
+            ),
+        );
+        return None;
+    }
+    if net::is_ipv4_network_or_broadcast(addr, prefix_len) {
+        cx.rule(
+            at,
+            format!(
+                "{} is the network or broadcast address of its prefix, not a host address",
+                quote(&s)
+            ),
+        );
+        return None;
+    }
+    if !seen.check(cx, at, addr.to_string(), &addr.to_string()) {
+        return None;
+    }
+    Some(InterfaceAddress { addr, prefix_len })
+}
+
+/// Looks up the interface a route or neighbour names. `Err(())` if the reference is known
+/// to be bad (reported), `Ok(None)` if it cannot be checked, `Ok(Some(addrs))` if found
+/// (addresses `None` if they had errors).
+fn find_iface<'k>(
+    cx: &mut Cx,
+    at: &Path,
+    name: &str,
+    known: Option<&'k [KnownIface]>,
+) -> Result<Option<Option<&'k [InterfaceAddress]>>, ()> {
+    let Some(known) = known else {
+        return Ok(None);
+    };
+    if let Some(k) = known.iter().find(|k| k.name.as_deref() == Some(name)) {
+        return Ok(Some(k.addrs.as_deref()));
+    }
+    if known.iter().any(|k| k.name.is_none()) {
+        return Ok(None); // an interface without a valid name: it might be this one
+    }
+    cx.push(
+        at,
+        ConfigError::UnknownReference {
+            path: at.show(),
+            value: quote(name),
+            what: "a device-interface of this node",
+        },
+    );
+    Err(())
+}
+
+/// Is `ip` a usable on-link neighbour on an interface with addresses `addrs`? Reports at
+/// `at` and returns false if not.
+fn check_on_link(
+    cx: &mut Cx,
+    at: &Path,
+    ip: IpAddr,
+    iface: &str,
+    addrs: &[InterfaceAddress],
+) -> bool {
+    if !net::is_unicast(ip) || ip.is_loopback() {
+        cx.rule(at, format!("{ip} is not a unicast address"));
+        return false;
+    }
+    if addrs.iter().any(|a| a.addr == ip) {
+        cx.rule(
+            at,
+            format!(
+                "{ip} is an address of device-interface {} itself",
+                quote(iface)
+            ),
+        );
+        return false;
+    }
+    if net::is_ipv6_link_local(ip) || addrs.iter().any(|a| a.contains(ip)) {
+        return true;
+    }
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    cx.rule(
+        at,
+        format!(
+            "{ip} is not on-link on device-interface {} (addresses {})",
+            quote(iface),
+            list.join(", ")
+        ),
+    );
+    false
+}
+
+fn ip_addr(cx: &mut Cx, at: &Path, v: &Value) -> Option<IpAddr> {
+    let s = string(cx, at, v)?;
+    match s.parse() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            cx.bad_format(at, &s, "an IPv4 or IPv6 address");
+            None
+        }
+    }
+}
+
+fn route(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    known: Option<&[KnownIface]>,
+    prefixes: &mut Unique,
+) -> Option<Route> {
+    let f = fields(cx, at, v, &["prefix", "next-hop", "interface"])?;
+    let prefix = f.req(cx, "prefix", |cx, p, v| {
+        let s = string(cx, p, v)?;
+        let Some((addr, len)) = net::parse_prefix(&s) else {
+            cx.bad_format(p, &s, "an IPv4 or IPv6 prefix");
+            return None;
+        };
+        let netw = net::network(addr, len);
+        if netw != addr {
+            cx.rule(
+                p,
+                format!(
+                    "{} has host bits set; the network is {netw}/{len}",
+                    quote(&s)
+                ),
+            );
+            return None;
+        }
+        let shown = format!("{addr}/{len}");
+        prefixes
+            .check(cx, p, shown.clone(), &shown)
+            .then_some((addr, len))
+    });
+    let next_hop = f.opt(cx, "next-hop", None, |cx, p, v| ip_addr(cx, p, v).map(Some));
+    let iface = f.req(cx, "interface", string);
+
+    let nh_at = f.path_of("next-hop");
+    if let (Some((paddr, plen)), Some(Some(nh))) = (prefix, next_hop) {
+        if paddr.is_ipv4() != nh.is_ipv4() {
+            let fam = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            cx.rule(
+                &nh_at,
+                format!(
+                    "{nh} is an {} address but the prefix {paddr}/{plen} is {}",
+                    fam(nh),
+                    fam(paddr)
+                ),
+            );
+            return None;
+        }
+    }
+    let iface = iface?;
+    match find_iface(cx, &f.path_of("interface"), &iface, known) {
+        Err(()) => return None,
+        Ok(Some(Some(addrs))) => {
+            if let Some(Some(nh)) = next_hop {
+                if !check_on_link(cx, &nh_at, nh, &iface, addrs) {
+                    return None;
+                }
+            }
+        }
+        Ok(_) => {}
+    }
+    let (prefix_addr, prefix_len) = prefix?;
+    Some(Route {
+        prefix_addr,
+        prefix_len,
+        next_hop: next_hop?,
+        interface: iface,
+    })
+}
+
+fn neighbor(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    known: Option<&[KnownIface]>,
+    seen: &mut Unique,
+) -> Option<Neighbor> {
+    let f = fields(cx, at, v, &["address", "mac", "interface"])?;
+    let address = f.req(cx, "address", |cx, p, v| {
+        let ip = ip_addr(cx, p, v)?;
+        seen.check(cx, p, ip.to_string(), &ip.to_string())
+            .then_some(ip)
+    });
+    let mac = f.req(cx, "mac", |cx, p, v| {
+        let s = string(cx, p, v)?;
+        let Some(mac) = net::parse_mac(&s) else {
+            cx.bad_format(p, &s, "a MAC address like 02:00:00:00:09:02");
+            return None;
+        };
+        if mac[0] & 1 == 1 || mac == [0; 6] {
+            cx.rule(p, format!("{} is not a unicast MAC address", quote(&s)));
+            return None;
+        }
+        Some(mac)
+    });
+    let iface = f.req(cx, "interface", string)?;
+    match find_iface(cx, &f.path_of("interface"), &iface, known) {
+        Err(()) => return None,
+        Ok(Some(Some(addrs))) => {
+            if let Some(ip) = address {
+                if !check_on_link(cx, &f.path_of("address"), ip, &iface, addrs) {
+                    return None;
+                }
+            }
+        }
+        Ok(_) => {}
+    }
+    Some(Neighbor {
+        address: address?,
+        mac: mac?,
+        interface: iface,
+    })
+}

@@ -1,0 +1,994 @@
+//! One test per validation rule: the exact one-line message, with the field path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use svr_config::*;
+
+const EXAMPLE: &str = include_str!("../../testbed/router-a.yaml");
+
+/// The smallest valid file: everything optional left out.
+const MINIMAL: &str = "\
+local-router: r1
+authority:
+  name: a
+  router:
+    - name: r1
+      node:
+        - name: n1
+          core-map:
+            workers:
+              - lcore: 1
+          device-interface:
+            - name: wan
+              role: wan
+              pci-address: \"0000:03:00.0\"
+              address: [192.0.2.1/24]
+";
+
+/// `text` with the one occurrence of `from` replaced by `to`.
+fn with(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+    text.replacen(from, to, 1)
+}
+
+/// The error message for `text`, checked to be one line.
+fn err(text: &str) -> String {
+    let e = Config::parse(text)
+        .expect_err("must be rejected")
+        .to_string();
+    assert!(!e.contains('\n'), "not one line: {e}");
+    e
+}
+
+/// The error message for the example with `from` replaced by `to`.
+fn ex(from: &str, to: &str) -> String {
+    err(&with(EXAMPLE, from, to))
+}
+
+const A: &str = "authority";
+/// router-a's `bfd.multiplier` line and what follows it.
+const MULT: &str = "        multiplier: 3\n      node:\n        - name: node-1\n          # DPDK";
+const N0: &str = "authority.router[0].node[0]";
+
+#[test]
+fn minimal_file_gets_the_defaults() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.local_node, "n1");
+    assert!(!c.authority.enhanced_security_key_management);
+    assert_eq!(
+        c.authority.security_key_management,
+        SecurityKeyManagement::default()
+    );
+    let (r, n) = c.local();
+    assert_eq!(r.peering_common_name, None);
+    assert_eq!(
+        r.bfd,
+        Bfd {
+            desired_tx_interval: Duration::from_millis(1000),
+            required_min_rx_interval: Duration::from_millis(500),
+            multiplier: 3
+        }
+    );
+    assert_eq!(
+        n.eal,
+        Eal {
+            memory_mb: 256,
+            hugepages: true,
+            huge_dir: None,
+            file_prefix: "r1".into(),
+            pci_allow: vec![],
+            log_level: LogLevel::Notice
+        }
+    );
+    assert_eq!(n.core_map.main_lcore, 0);
+    assert_eq!(n.core_map.slowpath_lcore, 0);
+    assert_eq!(n.core_map.idle_backoff, IdleBackoff::Adaptive);
+    assert_eq!(n.core_map.workers[0].pinned_cpu(), 1);
+    assert_eq!(n.mempool_mbufs, 8191);
+    assert_eq!(n.device_interface[0].mtu, 1500);
+    assert_eq!(
+        n.device_interface[0].device,
+        Device::Pci("0000:03:00.0".into())
+    );
+    assert!(n.route.is_empty() && n.neighbor.is_empty());
+    // The PCI interface is allowed on the EAL command line.
+    assert_eq!(
+        n.eal.args(n, "svrd"),
+        [
+            "svrd",
+            "--lcores",
+            "0@0,1@1",
+            "--main-lcore",
+            "0",
+            "-m",
+            "256",
+            "--file-prefix",
+            "r1",
+            "--huge-unlink",
+            "--socket-limit",
+            "256",
+            "-a",
+            "0000:03:00.0",
+            "--no-telemetry",
+            "--log-level",
+            "6"
+        ]
+    );
+}
+
+#[test]
+fn eal_args_other_shapes() {
+    let text = with(
+        MINIMAL,
+        "          core-map:\n            workers:\n              - lcore: 1\n",
+        "          eal:
+            memory-mb: 64
+            hugepages: false
+            file-prefix: t_1
+            pci-allow: [\"0000:05:00.1\", \"0000:03:00.0\"]
+            log-level: debug
+          core-map:
+            main-lcore: 2
+            slowpath-lcore: 3
+            idle-backoff: busy
+            workers:
+              - lcore: 4
+                cpu: 0
+              - lcore: 5
+",
+    );
+    let c = Config::parse(&text).unwrap();
+    let (_, n) = c.local();
+    assert_eq!(n.core_map.idle_backoff, IdleBackoff::Busy);
+    assert_eq!(
+        n.eal.args(n, "prog"),
+        [
+            "prog",
+            "--lcores",
+            "2@2,3@3,4@0,5@5",
+            "--main-lcore",
+            "2",
+            "-m",
+            "64",
+            "--file-prefix",
+            "t_1",
+            "--no-huge",
+            "-a",
+            "0000:05:00.1",
+            "-a",
+            "0000:03:00.0",
+            "--no-telemetry",
+            "--log-level",
+            "8"
+        ]
+    );
+    let text = with(
+        MINIMAL,
+        "          core-map:",
+        "          eal:\n            huge-dir: /dev/hugepages\n          core-map:",
+    );
+    let c = Config::parse(&text).unwrap();
+    let (_, n) = c.local();
+    let args = n.eal.args(n, "svrd");
+    assert_eq!(
+        args[9..15],
+        [
+            "--huge-unlink",
+            "--socket-limit",
+            "256",
+            "--huge-dir",
+            "/dev/hugepages",
+            "-a"
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_are_errors_naming_the_path() {
+    assert_eq!(
+        ex(
+            "              mtu: 1500\n              address: [10.9.0.1/24",
+            "              mtuu: 1500\n              address: [10.9.0.1/24"
+        ),
+        format!("{N0}.device-interface[1]: unknown field \"mtuu\"")
+    );
+    assert_eq!(
+        ex("local-router: router-a", "local-routr: router-a"),
+        "(top level): unknown field \"local-routr\""
+    );
+    assert_eq!(
+        ex(
+            "    peer-key-timeout: 3600",
+            "    peer-key-timeout: 3600\n    rekey: 1"
+        ),
+        format!("{A}.security-key-management: unknown field \"rekey\"")
+    );
+    assert_eq!(
+        ex(MULT, &MULT.replace("3\n", "3\n        echo: 1\n")),
+        "authority.router[0].bfd: unknown field \"echo\""
+    );
+    // A key that is not a string.
+    assert_eq!(
+        err(&with(MINIMAL, "  name: a\n", "  name: a\n  7: x\n")),
+        "authority: unknown field \"7\""
+    );
+}
+
+#[test]
+fn numbers_out_of_range() {
+    let skm = "authority.security-key-management";
+    let cases: &[(&str, &str, String)] = &[
+        ("peer-key-retransmit-interval: 30", "peer-key-retransmit-interval: 4", format!("{skm}.peer-key-retransmit-interval: 4 is below the minimum 5")),
+        ("peer-key-retransmit-interval: 30", "peer-key-retransmit-interval: 3601", format!("{skm}.peer-key-retransmit-interval: 3601 is above the maximum 3600")),
+        ("peer-key-timeout: 3600", "peer-key-timeout: 59", format!("{skm}.peer-key-timeout: 59 is below the minimum 60")),
+        ("peer-key-timeout: 3600", "peer-key-timeout: 86401", format!("{skm}.peer-key-timeout: 86401 is above the maximum 86400")),
+        ("payload-key-rekey-interval: 24", "payload-key-rekey-interval: 0", format!("{skm}.payload-key-rekey-interval: 0 is below the minimum 1")),
+        ("payload-key-rekey-interval: 24", "payload-key-rekey-interval: 721", format!("{skm}.payload-key-rekey-interval: 721 is above the maximum 720")),
+        ("peer-key-rekey-interval: 24", "peer-key-rekey-interval: -3", format!("{skm}.peer-key-rekey-interval: -3 is below the minimum 1")),
+        ("        desired-tx-interval: 1000        # ms", "        desired-tx-interval: 49", "authority.router[0].bfd.desired-tx-interval: 49 is below the minimum 50".into()),
+        ("        required-min-rx-interval: 500    # ms", "        required-min-rx-interval: 60001", "authority.router[0].bfd.required-min-rx-interval: 60001 is above the maximum 60000".into()),
+        (MULT, &MULT.replace("3\n", "1\n"), "authority.router[0].bfd.multiplier: 1 is below the minimum 2".into()),
+        (MULT, &MULT.replace("3\n", "256\n"), "authority.router[0].bfd.multiplier: 256 is above the maximum 255".into()),
+        ("memory-mb: 128\n            hugepages: true\n            file-prefix: router-a", "memory-mb: 63\n            hugepages: true\n            file-prefix: router-a", format!("{N0}.eal.memory-mb: 63 is below the minimum 64")),
+        ("memory-mb: 128\n            hugepages: true\n            file-prefix: router-a", "memory-mb: 65537\n            hugepages: true\n            file-prefix: router-a", format!("{N0}.eal.memory-mb: 65537 is above the maximum 65536")),
+        ("mempool-mbufs: 4095\n          # Ports", "mempool-mbufs: 1023\n          # Ports", format!("{N0}.mempool-mbufs: 1023 is below the minimum 1024")),
+        ("mempool-mbufs: 4095\n          # Ports", "mempool-mbufs: 1048576\n          # Ports", format!("{N0}.mempool-mbufs: 1048576 is above the maximum 1048575")),
+        ("main-lcore: 0\n            slowpath-lcore: 0\n            idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet", "main-lcore: -1\n            slowpath-lcore: 0\n            idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet", format!("{N0}.core-map.main-lcore: -1 is below the minimum 0")),
+        ("              - lcore: 1\n                cpu: 1\n          # Packet", "              - lcore: 128\n                cpu: 1\n          # Packet", format!("{N0}.core-map.workers[0].lcore: 128 is above the maximum 127")),
+        ("              - lcore: 1\n                cpu: 1\n          # Packet", "              - lcore: 1\n                cpu: 1024\n          # Packet", format!("{N0}.core-map.workers[0].cpu: 1024 is above the maximum 1023")),
+        ("              mtu: 1500\n              address: [10.1.0.1/24", "              mtu: 575\n              address: [10.1.0.1/24", format!("{N0}.device-interface[0].mtu: 575 is below the minimum 576")),
+        ("              mtu: 1500\n              address: [10.1.0.1/24", "              mtu: 9001\n              address: [10.1.0.1/24", format!("{N0}.device-interface[0].mtu: 9001 is above the maximum 9000")),
+        ("              mtu: 1500\n              address: [10.1.0.1/24", "              mtu: 1279\n              address: [10.1.0.1/24", format!("{N0}.device-interface[0].mtu: 1279 is below the minimum 1280 for an interface with an IPv6 address")),
+    ];
+    for (from, to, want) in cases {
+        assert_eq!(&ex(from, to), want, "{to}");
+    }
+    // The same MTU is fine on an IPv4-only interface, and the ranges' ends are accepted.
+    let text = with(
+        EXAMPLE,
+        "mtu: 1500\n              address: [10.1.0.1/24, \"fd00:1::1/64\"]",
+        "mtu: 576\n              address: [10.1.0.1/24]",
+    );
+    let text = with(
+        &text,
+        "peer-key-retransmit-interval: 30",
+        "peer-key-retransmit-interval: 5",
+    );
+    let text = with(&text, "peer-key-timeout: 3600", "peer-key-timeout: 86400");
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.local().1.device_interface[0].mtu, 576);
+    assert_eq!(
+        c.authority.security_key_management.peer_key_timeout,
+        Duration::from_secs(86400)
+    );
+}
+
+#[test]
+fn rekey_intervals_take_never_and_nothing_else() {
+    let text = with(
+        EXAMPLE,
+        "payload-key-rekey-interval: 24",
+        "payload-key-rekey-interval: never",
+    );
+    let text = with(
+        &text,
+        "peer-key-rekey-interval: 24",
+        "peer-key-rekey-interval: 720",
+    );
+    let skm = Config::parse(&text)
+        .unwrap()
+        .authority
+        .security_key_management;
+    assert_eq!(skm.payload_key_rekey_interval, RekeyInterval::Never);
+    assert_eq!(skm.peer_key_rekey_interval, RekeyInterval::Hours(720));
+    assert_eq!(
+        skm.peer_key_rekey_interval.as_duration(),
+        Some(Duration::from_secs(720 * 3600))
+    );
+    assert_eq!(
+        ex("payload-key-rekey-interval: 24", "payload-key-rekey-interval: sometimes"),
+        "authority.security-key-management.payload-key-rekey-interval: \"sometimes\" is not one of 1-720 (hours), never"
+    );
+    assert_eq!(
+        ex("peer-key-rekey-interval: 24", "peer-key-rekey-interval: true"),
+        "authority.security-key-management.peer-key-rekey-interval: expected a number of hours (1-720) or \"never\", found true"
+    );
+}
+
+#[test]
+fn choices() {
+    assert_eq!(
+        ex("key-exchange-algorithm: x25519", "key-exchange-algorithm: ml-kem"),
+        "authority.security-key-management.key-exchange-algorithm: \"ml-kem\" is not one of x25519, dh-modp-4096"
+    );
+    let c = Config::parse(&with(
+        EXAMPLE,
+        "key-exchange-algorithm: x25519",
+        "key-exchange-algorithm: dh-modp-4096",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.authority.security_key_management.key_exchange_algorithm,
+        KeyExchangeAlgorithm::DhModp4096
+    );
+    assert_eq!(
+        ex(
+            "              role: lan\n              vdev: \"net_af_packet0,iface=ra-lan\"",
+            "              role: dmz\n              vdev: \"net_af_packet0,iface=ra-lan\""
+        ),
+        format!("{N0}.device-interface[0].role: \"dmz\" is not one of lan, wan")
+    );
+    assert_eq!(
+        ex("idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet", "idle-backoff: spin\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet"),
+        format!("{N0}.core-map.idle-backoff: \"spin\" is not one of busy, adaptive")
+    );
+    assert_eq!(
+        ex("log-level: notice\n          # Threads", "log-level: verbose\n          # Threads"),
+        format!("{N0}.eal.log-level: \"verbose\" is not one of emerg, alert, crit, error, warning, notice, info, debug")
+    );
+}
+
+#[test]
+fn type_errors_name_the_path() {
+    assert_eq!(
+        ex(
+            "              mtu: 1500\n              address: [10.1.0.1/24",
+            "              mtu: \"1500\"\n              address: [10.1.0.1/24"
+        ),
+        format!("{N0}.device-interface[0].mtu: expected an integer, found \"1500\"")
+    );
+    assert_eq!(
+        ex(
+            "            hugepages: true\n            file-prefix: router-a",
+            "            hugepages: yes\n            file-prefix: router-a"
+        ),
+        format!("{N0}.eal.hugepages: expected true or false, found \"yes\"")
+    );
+    assert_eq!(
+        ex(
+            "address: [10.1.0.1/24, \"fd00:1::1/64\"]",
+            "address: 10.1.0.1/24"
+        ),
+        format!("{N0}.device-interface[0].address: expected a list, found \"10.1.0.1/24\"")
+    );
+    assert_eq!(
+        ex(MULT, &MULT.replace("3\n", "2.5\n")),
+        "authority.router[0].bfd.multiplier: expected an integer, found 2.5"
+    );
+    assert_eq!(
+        ex("  name: testbed", "  name: [testbed]"),
+        "authority.name: expected a string, found a list"
+    );
+    assert_eq!(
+        err("local-router: r1\nauthority: 3\n"),
+        "authority: expected a mapping, found 3"
+    );
+    assert_eq!(
+        err("- a\n- b\n"),
+        "(top level): expected a mapping, found a list"
+    );
+    assert_eq!(
+        ex("  name: testbed", "  name: !secret testbed"),
+        "authority.name: expected a string, found a value tagged \"!secret\""
+    );
+}
+
+#[test]
+fn required_fields() {
+    assert_eq!(
+        err(&with(MINIMAL, "  name: a\n", "")),
+        "authority.name: required field is missing"
+    );
+    assert_eq!(
+        err(&with(MINIMAL, "local-router: r1\n", "")),
+        "local-router: required field is missing"
+    );
+    assert_eq!(
+        err(&with(MINIMAL, "              role: wan\n", "")),
+        "authority.router[0].node[0].device-interface[0].role: required field is missing"
+    );
+    assert_eq!(
+        err(&with(MINIMAL, "  name: a\n", "  name: \"  \"\n")),
+        "authority.name: must not be empty"
+    );
+}
+
+#[test]
+fn names_must_be_unique() {
+    assert_eq!(
+        ex("    - name: router-b", "    - name: router-a"),
+        "authority.router[1].name: duplicate router name \"router-a\" (first at authority.router[0].name)"
+    );
+    assert_eq!(
+        ex("peering-common-name: router-b.testbed.svr", "peering-common-name: ROUTER-A.testbed.svr"),
+        "authority.router[1].peering-common-name: duplicate peering-common-name \"ROUTER-A.testbed.svr\" (first at authority.router[0].peering-common-name)"
+    );
+    let two_nodes = with(
+        MINIMAL,
+        "      node:\n",
+        "      node:
+        - name: n1
+          core-map: {workers: [{lcore: 1}]}
+          device-interface: [{name: lan, role: lan, vdev: net_tap0, address: [198.51.100.1/24]}]
+",
+    );
+    assert_eq!(
+        err(&with(&two_nodes, "local-router: r1\n", "local-router: r1\nlocal-node: n1\n")),
+        "authority.router[0].node[1].name: duplicate node name \"n1\" (first at authority.router[0].node[0].name)"
+    );
+    assert_eq!(
+        ex("            - name: wan\n              role: wan\n              vdev: \"net_af_packet1,iface=ra-wan\"", "            - name: lan\n              role: wan\n              vdev: \"net_af_packet1,iface=ra-wan\""),
+        format!("{N0}.device-interface[1].name: duplicate device-interface name \"lan\" (first at {N0}.device-interface[0].name)")
+    );
+    assert_eq!(
+        ex("vdev: \"net_af_packet1,iface=ra-wan\"", "vdev: \"net_af_packet0,iface=ra-wan\""),
+        format!("{N0}.device-interface[1].vdev: duplicate device \"net_af_packet0\" (first at {N0}.device-interface[0].vdev)")
+    );
+    assert_eq!(
+        ex("address: [10.9.0.1/24, \"fd00:9::1/64\"]", "address: [10.9.0.1/24, \"fd00:1::1/48\"]"),
+        format!("{N0}.device-interface[1].address[1]: duplicate interface address fd00:1::1 (first at {N0}.device-interface[0].address[1])")
+    );
+    assert_eq!(
+        ex("              - lcore: 1\n                cpu: 1\n          # Packet", "              - lcore: 1\n                cpu: 1\n              - lcore: 1\n          # Packet"),
+        format!("{N0}.core-map.workers[1].lcore: duplicate worker lcore 1 (first at {N0}.core-map.workers[0].lcore)")
+    );
+    assert_eq!(
+        ex("          route:\n            - prefix: 10.2.0.0/24", "          route:\n            - prefix: \"fd00:2::/64\"\n              interface: wan\n            - prefix: 10.2.0.0/24"),
+        format!("{N0}.route[2].prefix: duplicate route prefix fd00:2::/64 (first at {N0}.route[0].prefix)")
+    );
+    assert_eq!(
+        ex("          neighbor: []\n\n    - name: router-b", "          neighbor:\n            - {address: 10.9.0.2, mac: \"02:00:00:00:09:02\", interface: wan}\n            - {address: 10.9.0.2, mac: \"02:00:00:00:09:03\", interface: wan}\n\n    - name: router-b"),
+        format!("{N0}.neighbor[1].address: duplicate neighbor address 10.9.0.2 (first at {N0}.neighbor[0].address)")
+    );
+}
+
+#[test]
+fn references_must_resolve() {
+    assert_eq!(
+        ex(
+            "              next-hop: 10.9.0.2\n              interface: wan",
+            "              next-hop: 10.9.0.2\n              interface: wam"
+        ),
+        format!("{N0}.route[0].interface: \"wam\" does not name a device-interface of this node")
+    );
+    assert_eq!(
+        ex("          neighbor: []\n\n    - name: router-b", "          neighbor:\n            - {address: 10.9.0.2, mac: \"02:00:00:00:09:02\", interface: eth9}\n\n    - name: router-b"),
+        format!("{N0}.neighbor[0].interface: \"eth9\" does not name a device-interface of this node")
+    );
+    assert_eq!(
+        ex("local-router: router-a", "local-router: router-c"),
+        "local-router: \"router-c\" does not name a router in authority.router"
+    );
+    assert_eq!(
+        ex(
+            "local-router: router-a",
+            "local-router: router-a\nlocal-node: node-2"
+        ),
+        "local-node: \"node-2\" does not name a node of the local router"
+    );
+    let c = Config::parse(&with(
+        EXAMPLE,
+        "local-router: router-a",
+        "local-router: router-b\nlocal-node: node-1",
+    ))
+    .unwrap();
+    assert_eq!(c.local().0.name, "router-b");
+    // A router with two nodes needs local-node.
+    let two_nodes = with(
+        MINIMAL,
+        "      node:\n",
+        "      node:
+        - name: n0
+          core-map: {workers: [{lcore: 1}]}
+          device-interface: [{name: lan, role: lan, vdev: net_tap0, address: [198.51.100.1/24]}]
+",
+    );
+    assert_eq!(
+        err(&two_nodes),
+        "local-node: required because router \"r1\" has 2 nodes (n0, n1)"
+    );
+    let c = Config::parse(&with(
+        &two_nodes,
+        "local-router: r1\n",
+        "local-router: r1\nlocal-node: n1\n",
+    ))
+    .unwrap();
+    assert_eq!(c.local().1.name, "n1");
+}
+
+#[test]
+fn interface_addresses() {
+    assert_eq!(
+        ex(
+            "address: [10.1.0.1/24, \"fd00:1::1/64\"]",
+            "address: [10.1.0.1/24, \"10.1.0.300/24\"]"
+        ),
+        format!(
+            "{N0}.device-interface[0].address[1]: \"10.1.0.300/24\" is not an IPv4 or IPv6 prefix"
+        )
+    );
+    for bad in [
+        "10.1.0.1",
+        "10.1.0.1/33",
+        "fd00:1::1/129",
+        "lan",
+        "fe80::1%eth0/64",
+    ] {
+        assert_eq!(
+            ex(
+                "address: [10.1.0.1/24, \"fd00:1::1/64\"]",
+                &format!("address: [\"{bad}\"]")
+            ),
+            format!("{N0}.device-interface[0].address[0]: \"{bad}\" is not an IPv4 or IPv6 prefix")
+        );
+    }
+    assert_eq!(
+        ex("address: [10.1.0.1/24, \"fd00:1::1/64\"]", "address: [10.1.0.0/24]"),
+        format!("{N0}.device-interface[0].address[0]: \"10.1.0.0/24\" is the network or broadcast address of its prefix, not a host address")
+    );
+    assert_eq!(
+        ex("address: [10.1.0.1/24, \"fd00:1::1/64\"]", "address: [\"ff02::1/64\"]"),
+        format!("{N0}.device-interface[0].address[0]: \"ff02::1/64\" is not a unicast address usable on an interface")
+    );
+    assert_eq!(
+        ex("address: [10.1.0.1/24, \"fd00:1::1/64\"]", "address: []"),
+        format!("{N0}.device-interface[0].address: at least one address is required")
+    );
+    // Host bits are the address itself; /31 and /32 have no network/broadcast address.
+    let c = Config::parse(&with(
+        EXAMPLE,
+        "address: [10.1.0.1/24, \"fd00:1::1/64\"]",
+        "address: [10.1.0.0/31, 10.1.1.7/32, \"fd00:1::/64\"]",
+    ))
+    .unwrap();
+    let a = &c.local().1.device_interface[0].address;
+    assert_eq!(a[2].to_string(), "fd00:1::/64");
+    assert_eq!(a[1].network().to_string(), "10.1.1.7");
+}
+
+#[test]
+fn routes() {
+    assert_eq!(
+        ex("prefix: 10.2.0.0/24", "prefix: 10.2.0.1/24"),
+        format!(
+            "{N0}.route[0].prefix: \"10.2.0.1/24\" has host bits set; the network is 10.2.0.0/24"
+        )
+    );
+    assert_eq!(
+        ex("prefix: 10.2.0.0/24", "prefix: 10.2.0.0"),
+        format!("{N0}.route[0].prefix: \"10.2.0.0\" is not an IPv4 or IPv6 prefix")
+    );
+    assert_eq!(
+        ex("next-hop: 10.9.0.2", "next-hop: \"fd00:9::2\""),
+        format!("{N0}.route[0].next-hop: fd00:9::2 is an IPv6 address but the prefix 10.2.0.0/24 is IPv4")
+    );
+    assert_eq!(
+        ex("next-hop: \"fd00:9::2\"", "next-hop: 10.9.0.2"),
+        format!("{N0}.route[1].next-hop: 10.9.0.2 is an IPv4 address but the prefix fd00:2::/64 is IPv6")
+    );
+    assert_eq!(
+        ex("next-hop: 10.9.0.2", "next-hop: 10.8.0.2"),
+        format!("{N0}.route[0].next-hop: 10.8.0.2 is not on-link on device-interface \"wan\" (addresses 10.9.0.1/24, fd00:9::1/64)")
+    );
+    assert_eq!(
+        ex("next-hop: 10.9.0.2", "next-hop: 10.9.0.1"),
+        format!(
+            "{N0}.route[0].next-hop: 10.9.0.1 is an address of device-interface \"wan\" itself"
+        )
+    );
+    assert_eq!(
+        ex("next-hop: 10.9.0.2", "next-hop: 10.9.0.256"),
+        format!("{N0}.route[0].next-hop: \"10.9.0.256\" is not an IPv4 or IPv6 address")
+    );
+    // The next hop must be on-link on the interface named, not on another one.
+    assert_eq!(
+        ex("              next-hop: 10.9.0.2\n              interface: wan", "              next-hop: 10.9.0.2\n              interface: lan"),
+        format!("{N0}.route[0].next-hop: 10.9.0.2 is not on-link on device-interface \"lan\" (addresses 10.1.0.1/24, fd00:1::1/64)")
+    );
+    // IPv6 link-local next hops are on-link by definition; no next hop = directly connected.
+    let text = with(EXAMPLE, "next-hop: \"fd00:9::2\"", "next-hop: \"fe80::2\"");
+    let text = with(&text, "              next-hop: 10.9.0.2\n", "");
+    let c = Config::parse(&text).unwrap();
+    let r = &c.local().1.route;
+    assert_eq!(r[0].next_hop, None);
+    assert_eq!(r[1].next_hop, Some("fe80::2".parse().unwrap()));
+    // A default route.
+    let text = with(EXAMPLE, "prefix: 10.2.0.0/24", "prefix: 0.0.0.0/0");
+    assert_eq!(
+        Config::parse(&text).unwrap().local().1.route[0].prefix_len,
+        0
+    );
+}
+
+#[test]
+fn neighbors() {
+    let nb = |entry: &str| {
+        with(
+            EXAMPLE,
+            "          neighbor: []\n\n    - name: router-b",
+            &format!("          neighbor:\n            - {entry}\n\n    - name: router-b"),
+        )
+    };
+    let c = Config::parse(&nb(
+        "{address: 10.9.0.2, mac: \"02:00:00:00:09:0A\", interface: wan}",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.local().1.neighbor,
+        [Neighbor {
+            address: "10.9.0.2".parse().unwrap(),
+            mac: [2, 0, 0, 0, 9, 0x0a],
+            interface: "wan".into()
+        }]
+    );
+    assert!(Config::parse(&nb(
+        "{address: \"fe80::2\", mac: \"02:00:00:00:09:02\", interface: wan}"
+    ))
+    .is_ok());
+    assert_eq!(
+        err(&nb(
+            "{address: 10.9.0.2, mac: \"02:00:00:00:09\", interface: wan}"
+        )),
+        format!(
+            "{N0}.neighbor[0].mac: \"02:00:00:00:09\" is not a MAC address like 02:00:00:00:09:02"
+        )
+    );
+    assert_eq!(
+        err(&nb("{address: 10.9.0.2, mac: \"02-00-00-00-09-02\", interface: wan}")),
+        format!("{N0}.neighbor[0].mac: \"02-00-00-00-09-02\" is not a MAC address like 02:00:00:00:09:02")
+    );
+    assert_eq!(
+        err(&nb(
+            "{address: 10.9.0.2, mac: \"01:00:5e:00:00:01\", interface: wan}"
+        )),
+        format!("{N0}.neighbor[0].mac: \"01:00:5e:00:00:01\" is not a unicast MAC address")
+    );
+    assert_eq!(
+        err(&nb("{address: 10.1.0.2, mac: \"02:00:00:00:09:02\", interface: wan}")),
+        format!("{N0}.neighbor[0].address: 10.1.0.2 is not on-link on device-interface \"wan\" (addresses 10.9.0.1/24, fd00:9::1/64)")
+    );
+}
+
+#[test]
+fn devices() {
+    let lan_vdev = "              vdev: \"net_af_packet0,iface=ra-lan\"\n";
+    assert_eq!(
+        ex(lan_vdev, "              vdev: \"net_af_packet0,iface=ra-lan\"\n              pci-address: \"0000:03:00.0\"\n"),
+        format!("{N0}.device-interface[0].pci-address: cannot be given together with vdev; give exactly one")
+    );
+    assert_eq!(
+        ex(lan_vdev, "              pci-address: \"0000:03:00.0\"\n              vdev: \"net_af_packet0,iface=ra-lan\"\n"),
+        format!("{N0}.device-interface[0].vdev: cannot be given together with pci-address; give exactly one")
+    );
+    assert_eq!(
+        ex(lan_vdev, ""),
+        format!("{N0}.device-interface[0]: needs exactly one of vdev or pci-address")
+    );
+    assert_eq!(
+        ex(lan_vdev, "              vdev: \"af_packet0,iface=ra-lan\"\n"),
+        format!("{N0}.device-interface[0].vdev: \"af_packet0,iface=ra-lan\" is not a vdev string net_<driver><n>[,key=value...]")
+    );
+    assert_eq!(
+        ex(lan_vdev, "              vdev: \"net_af_packet,iface=ra-lan\"\n"),
+        format!("{N0}.device-interface[0].vdev: \"net_af_packet,iface=ra-lan\" is not a vdev string net_<driver><n>[,key=value...]")
+    );
+    assert_eq!(
+        ex(lan_vdev, "              pci-address: 0000:03:00.8\n"),
+        format!("{N0}.device-interface[0].pci-address: \"0000:03:00.8\" is not a PCI address DDDD:BB:DD.F")
+    );
+    // An unquoted PCI address is a string in YAML 1.2, and it is allowed on the EAL line.
+    let c = Config::parse(&with(
+        EXAMPLE,
+        lan_vdev,
+        "              pci-address: 0000:03:00.0\n",
+    ))
+    .unwrap();
+    let (_, n) = c.local();
+    assert_eq!(
+        n.device_interface[0].device,
+        Device::Pci("0000:03:00.0".into())
+    );
+    assert_eq!(n.eal.args(n, "svrd")[12..14], ["-a", "0000:03:00.0"]);
+    assert_eq!(
+        ex(
+            "pci-allow: []                # af_packet",
+            "pci-allow: [\"03:00.0\"]  # af_packet"
+        ),
+        format!("{N0}.eal.pci-allow[0]: \"03:00.0\" is not a PCI address DDDD:BB:DD.F")
+    );
+    assert_eq!(
+        ex("pci-allow: []                # af_packet", "pci-allow: [\"0000:03:00.0\", \"0000:03:00.0\"]  # af_packet"),
+        format!("{N0}.eal.pci-allow[1]: duplicate PCI address \"0000:03:00.0\" (first at {N0}.eal.pci-allow[0])")
+    );
+    assert_eq!(
+        ex("            - name: wan\n              role: wan\n              vdev: \"net_af_packet1,iface=ra-wan", "            - name: Wan\n              role: wan\n              vdev: \"net_af_packet1,iface=ra-wan"),
+        format!("{N0}.device-interface[1].name: \"Wan\" is not an interface name of 1-32 characters [a-z0-9-]")
+    );
+}
+
+#[test]
+fn eal_settings() {
+    assert_eq!(
+        ex("            file-prefix: router-a", "            file-prefix: router/a"),
+        format!("{N0}.eal.file-prefix: \"router/a\" is not a file prefix of 1-63 characters [A-Za-z0-9_-]")
+    );
+    assert_eq!(
+        ex("            hugepages: true\n            file-prefix: router-a", "            hugepages: false\n            huge-dir: /dev/hugepages\n            file-prefix: router-a"),
+        format!("{N0}.eal.huge-dir: has no meaning when hugepages is false")
+    );
+    assert_eq!(
+        ex(
+            "            file-prefix: router-a",
+            "            huge-dir: hugepages\n            file-prefix: router-a"
+        ),
+        format!("{N0}.eal.huge-dir: \"hugepages\" is not an absolute path")
+    );
+}
+
+#[test]
+fn core_map() {
+    let workers = "            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet";
+    assert_eq!(
+        ex(workers, "            workers: []\n          # Packet"),
+        format!("{N0}.core-map.workers: at least one worker is required")
+    );
+    assert_eq!(
+        ex(workers, "            workers:\n          # Packet"),
+        format!("{N0}.core-map.workers: at least one worker is required")
+    );
+    assert_eq!(
+        ex(workers, "            workers:\n              - lcore: 0\n          # Packet"),
+        format!("{N0}.core-map.workers[0].lcore: lcore 0 is the main-lcore; a worker needs its own lcore")
+    );
+    assert_eq!(
+        ex("slowpath-lcore: 0\n            idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet", "slowpath-lcore: 1\n            idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet"),
+        format!("{N0}.core-map.workers[0].lcore: lcore 1 is the slowpath-lcore; a worker needs its own lcore")
+    );
+    assert_eq!(
+        ex(
+            workers,
+            "            workers:\n              - cpu: 1\n          # Packet"
+        ),
+        format!("{N0}.core-map.workers[0].lcore: required field is missing")
+    );
+}
+
+#[test]
+fn host_checks_are_separate_from_parsing() {
+    // Parsing accepts any CPU number in range, whatever the machine.
+    let text = with(
+        EXAMPLE,
+        "              - lcore: 1\n                cpu: 1\n          # Packet",
+        "              - lcore: 1\n                cpu: 7\n          # Packet",
+    );
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(
+        c.check_cpus(&[0, 1]).unwrap_err().to_string(),
+        "authority.router[0].node[0].core-map.workers[0].cpu: CPU 7 does not exist on this machine (CPUs 0-1)"
+    );
+    // Without `cpu`, the lcore id is the CPU.
+    let text = with(
+        EXAMPLE,
+        "              - lcore: 1\n                cpu: 1\n          # Packet",
+        "              - lcore: 5\n          # Packet",
+    );
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(
+        c.check_cpus(&[0, 1, 2, 3]).unwrap_err().to_string(),
+        "authority.router[0].node[0].core-map.workers[0].lcore: CPU 5 does not exist on this machine (CPUs 0-3)"
+    );
+    assert_eq!(c.check_cpus(&[0, 5]), Ok(()));
+    // Main lcore, and only the local node is checked (router-b's node is another machine).
+    let text = with(EXAMPLE, "main-lcore: 0\n            slowpath-lcore: 0\n            idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet", "main-lcore: 3\n            slowpath-lcore: 0\n            idle-backoff: adaptive\n            workers:\n              - lcore: 1\n                cpu: 1\n          # Packet");
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(
+        c.check_cpus(&[0, 1]).unwrap_err().to_string(),
+        "authority.router[0].node[0].core-map.main-lcore: CPU 3 does not exist on this machine (CPUs 0-1)"
+    );
+    let text = with(&text, "local-router: router-a", "local-router: router-b");
+    assert_eq!(Config::parse(&text).unwrap().check_cpus(&[0, 1]), Ok(()));
+    // A huge-dir that does not exist.
+    let text = with(
+        EXAMPLE,
+        "            file-prefix: router-a",
+        "            huge-dir: /nonexistent/hugepages\n            file-prefix: router-a",
+    );
+    let c = Config::parse(&text).unwrap();
+    if c.check_cpus(&cpus_here()).is_ok() {
+        assert_eq!(
+            c.check_host().unwrap_err().to_string(),
+            "authority.router[0].node[0].eal.huge-dir: /nonexistent/hugepages is not a directory on this machine"
+        );
+    }
+}
+
+fn cpus_here() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+#[test]
+fn security_cross_rules() {
+    assert_eq!(
+        ex("      peering-common-name: router-b.testbed.svr\n", ""),
+        "authority.router[1].peering-common-name: required when authority.enhanced-security-key-management is true"
+    );
+    let text = with(
+        EXAMPLE,
+        "  enhanced-security-key-management: true",
+        "  enhanced-security-key-management: false",
+    );
+    let text = with(
+        &text,
+        "      peering-common-name: router-b.testbed.svr\n",
+        "",
+    );
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.authority.router[1].peering_common_name, None);
+    assert_eq!(
+        ex("peering-common-name: router-b.testbed.svr", "peering-common-name: router_b.testbed.svr"),
+        "authority.router[1].peering-common-name: \"router_b.testbed.svr\" is not a DNS name (labels of [A-Za-z0-9-])"
+    );
+    let text = with(
+        EXAMPLE,
+        "peer-key-retransmit-interval: 30",
+        "peer-key-retransmit-interval: 3600",
+    );
+    assert_eq!(
+        err(&with(&text, "peer-key-timeout: 3600", "peer-key-timeout: 600")),
+        "authority.security-key-management.peer-key-timeout: 600 must be at least peer-key-retransmit-interval (3600)"
+    );
+    assert!(Config::parse(&text).is_ok(), "equal is fine");
+}
+
+#[test]
+fn first_error_in_document_order() {
+    // Two errors: the one earlier in the file wins, whichever check runs first.
+    let text = with(EXAMPLE, "    - name: router-b", "    - name: router b");
+    let text = with(
+        &text,
+        "              mtu: 1500\n              address: [10.1.0.1/24",
+        "              mtu: 1\n              address: [10.1.0.1/24",
+    );
+    assert_eq!(
+        err(&text),
+        format!("{N0}.device-interface[0].mtu: 1 is below the minimum 576")
+    );
+    // A route listed before the interfaces, naming a missing interface, comes before an
+    // interface error; the same route listed after them comes after it.
+    let node = |route_first: bool| {
+        let route = "          route: [{prefix: 10.0.0.0/8, interface: wam}]\n";
+        let ifaces = "          device-interface: [{name: wan, role: wan, vdev: net_tap0, mtu: 99, address: [192.0.2.1/24]}]\n";
+        let body = if route_first {
+            format!("{route}{ifaces}")
+        } else {
+            format!("{ifaces}{route}")
+        };
+        format!("local-router: r1\nauthority:\n  name: a\n  router:\n    - name: r1\n      node:\n        - name: n1\n          core-map: {{workers: [{{lcore: 1}}]}}\n{body}")
+    };
+    let route_err = "authority.router[0].node[0].route[0].interface: \"wam\" does not name a device-interface of this node";
+    let mtu_err =
+        "authority.router[0].node[0].device-interface[0].mtu: 99 is below the minimum 576";
+    assert_eq!(err(&node(true)), route_err);
+    assert_eq!(err(&node(false)), mtu_err);
+    // diagnose lists them all, in document order.
+    let all: Vec<String> = Config::diagnose(&node(false))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(all, [mtu_err, route_err]);
+    // local-router is checked even when the authority has errors, at its own place.
+    let text = with(EXAMPLE, "local-router: router-a", "local-router: nobody");
+    let text = with(&text, "  name: testbed", "  name: 5");
+    assert_eq!(
+        err(&text),
+        "local-router: \"nobody\" does not name a router in authority.router"
+    );
+    let moved = format!(
+        "{}\nlocal-router: nobody\n",
+        with(&text, "local-router: nobody", "")
+    );
+    assert_eq!(err(&moved), "authority.name: expected a string, found 5");
+    // An interface with an error does not make routes through it look dangling.
+    let text = with(
+        EXAMPLE,
+        "role: wan\n              vdev: \"net_af_packet1,iface=ra-wan\"",
+        "role: waan\n              vdev: \"net_af_packet1,iface=ra-wan\"",
+    );
+    assert_eq!(Config::diagnose(&text).len(), 1);
+}
+
+#[test]
+fn yaml_errors_have_line_and_column() {
+    let e = err("local-router: r1\nauthority:\n  name: [unclosed\n");
+    assert!(e.starts_with("<config>:"), "{e}");
+    assert!(e.contains("YAML error"), "{e}");
+    let e = Config::parse("a: 1\nb: : 2\n").unwrap_err();
+    let ConfigError::Syntax { line, column, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((line, column), (2, 4));
+    assert_eq!(
+        err("local-router: r1\nlocal-router: r2\n"),
+        "<config>:1:1: YAML error: duplicate entry with key \"local-router\" (in the mapping that starts here)"
+    );
+    assert_eq!(
+        err(&with(MINIMAL, "              role: wan\n", "              role: wan\n              name: x\n")),
+        "<config>:12:15: YAML error: authority.router[0].node[0].device-interface[0]: duplicate entry with key \"name\" (in the mapping that starts here)"
+    );
+    let e = err("a: 1\n---\nb: 2\n");
+    assert!(e.contains("more than one document"), "{e}");
+    assert!(e.starts_with("<config>"), "{e}");
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("svr-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn files() {
+    let empty = tmp("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    assert_eq!(
+        Config::load(&empty).unwrap_err().to_string(),
+        format!("{}: config is empty (no YAML document)", empty.display())
+    );
+    let comments = tmp("comments.yaml");
+    std::fs::write(&comments, "# nothing here\n\n---\n").unwrap();
+    assert_eq!(
+        Config::load(&comments).unwrap_err(),
+        ConfigError::Empty {
+            file: comments.display().to_string()
+        }
+    );
+    assert_eq!(
+        Config::parse("").unwrap_err().to_string(),
+        "<config>: config is empty (no YAML document)"
+    );
+    let missing = tmp("missing.yaml");
+    let e = Config::load(&missing).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: cannot read config file: ", missing.display())),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+    let dir = tmp("a-directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(
+        Config::load(&dir).unwrap_err().to_string(),
+        format!("{}: is a directory, not a config file", dir.display())
+    );
+    let binary = tmp("binary.yaml");
+    std::fs::write(&binary, b"local-router: \xff\n").unwrap();
+    assert_eq!(
+        Config::load(&binary).unwrap_err().to_string(),
+        format!(
+            "{}: cannot read config file: not UTF-8 text (invalid byte at offset 14)",
+            binary.display()
+        )
+    );
+    let bad = tmp("bad.yaml");
+    std::fs::write(&bad, "local-router: r1\n  x: [\n").unwrap();
+    let e = Config::load(&bad).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("{}:2:", bad.display())), "{e}");
+    let good = tmp("good.yaml");
+    std::fs::write(&good, MINIMAL).unwrap();
+    assert_eq!(
+        Config::load(&good).unwrap(),
+        Config::parse(MINIMAL).unwrap()
+    );
+}
+
+#[test]
+fn error_paths_are_exposed() {
+    let e = Config::parse(&with(MINIMAL, "  name: a\n", "")).unwrap_err();
+    assert_eq!(e.path(), Some("authority.name"));
+    assert_eq!(Config::parse("").unwrap_err().path(), None);
+}

@@ -1,0 +1,627 @@
+//! Installed keys: AES-256 schedules and keyed HMAC-SHA384 states, computed once.
+
+use core::fmt;
+
+use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
+use aes::{Aes256Dec, Aes256Enc};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha384;
+use subtle::ConstantTimeEq;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
+
+use crate::error::CryptoError;
+use crate::mode::{cbc_decrypt, cbc_encrypt, padded_len, pkcs7_pad, pkcs7_unpad};
+use crate::{
+    Direction, AES_KEY_LEN, BLOCK, HMAC_LEN, IV_LEN, METADATA_HMAC_KEY_LEN, PAYLOAD_HMAC_INFO,
+};
+
+type HmacSha384 = Hmac<Sha384>;
+
+/// Prints `<redacted>` in place of key material.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Sign and verify with HMAC-SHA384 truncated to [`HMAC_LEN`] (24) bytes, the RFC 4868
+/// length. `covered` is everything after the L4 header: metadata, ciphertext and trailer.
+pub trait PacketKey {
+    /// The 24-byte tag over `covered`.
+    fn sign(&self, covered: &[u8]) -> [u8; HMAC_LEN];
+
+    /// Check `tag` against `covered` in constant time. A tag of any length other than
+    /// [`HMAC_LEN`] fails as [`CryptoError::BadMac`].
+    fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), CryptoError>;
+}
+
+/// A keyed HMAC-SHA384 state: the inner and outer pads were absorbed once, at install.
+///
+/// Each use clones it (a copy of two SHA-512 midstates and a block buffer; hmac 0.12's
+/// `HmacCore::clone` copies `digest` (ipad-keyed) and `opad_digest`, no key processing),
+/// so the per-packet cost is the hashing of `covered` plus two finalizations.
+pub struct MacKey {
+    state: HmacSha384,
+}
+
+impl MacKey {
+    /// Key an HMAC-SHA384 state. Any key length is accepted (RFC 2104); SVR uses 48 bytes.
+    pub fn new(key: &[u8]) -> Self {
+        // hmac's `new_from_slice` accepts every length (long keys are hashed first), so the
+        // error arm cannot be taken.
+        let state =
+            <HmacSha384 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+        Self { state }
+    }
+
+    /// The full 48-byte HMAC-SHA384 over `data` (for tests against RFC 4231).
+    pub fn sign_full(&self, data: &[u8]) -> [u8; 48] {
+        let mut mac = self.state.clone();
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl PacketKey for MacKey {
+    #[inline]
+    fn sign(&self, covered: &[u8]) -> [u8; HMAC_LEN] {
+        let mut mac = self.state.clone();
+        mac.update(covered);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; HMAC_LEN];
+        tag.copy_from_slice(&full[..HMAC_LEN]);
+        tag
+    }
+
+    #[inline]
+    fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
+        if tag.len() != HMAC_LEN {
+            return Err(CryptoError::BadMac);
+        }
+        let expect = self.sign(covered);
+        if bool::from(expect.ct_eq(tag)) {
+            Ok(())
+        } else {
+            Err(CryptoError::BadMac)
+        }
+    }
+}
+
+impl Drop for MacKey {
+    fn drop(&mut self) {
+        // hmac 0.12 / sha2 0.10 have no `zeroize` support and the midstates are private, so
+        // overwrite the keyed state in place with the (same-sized) state of an all-zero key,
+        // then hand the location to `black_box` so the store cannot be elided as dead.
+        // Best effort: per-use clones on the stack are not scrubbed.
+        self.state = <HmacSha384 as KeyInit>::new(&GenericArray::default());
+        core::hint::black_box(&mut self.state);
+    }
+}
+
+impl ZeroizeOnDrop for MacKey {}
+
+impl fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MacKey").field(&Redacted).finish()
+    }
+}
+
+/// Length of the metadata block for `plain_len` bytes of payload TLVs: PKCS#7-padded
+/// ciphertext followed by the 16-byte IV.
+#[inline]
+pub const fn metadata_ciphertext_len(plain_len: usize) -> usize {
+    padded_len(plain_len) + IV_LEN
+}
+
+/// Length of the payload ciphertext for `plain_len` bytes: `(n / 16 + 1) * 16`.
+#[inline]
+pub const fn payload_ciphertext_len(plain_len: usize) -> usize {
+    padded_len(plain_len)
+}
+
+/// A receiving (or sending) peer's metadata key, as installed from key management: the
+/// AES-256 encrypt and decrypt schedules and the keyed HMAC-SHA384 state.
+pub struct MetadataKey {
+    rekey_index: u32,
+    enc: Aes256Enc,
+    dec: Aes256Dec,
+    mac: MacKey,
+}
+
+impl MetadataKey {
+    /// Install a metadata key: expands both AES schedules and absorbs the HMAC pads. The
+    /// caller keeps (and zeroizes) its copies of `enc_key` and `hmac_key`.
+    pub fn new(
+        rekey_index: u32,
+        enc_key: &[u8; AES_KEY_LEN],
+        hmac_key: &[u8; METADATA_HMAC_KEY_LEN],
+    ) -> Self {
+        Self {
+            rekey_index,
+            enc: Aes256Enc::new(enc_key.into()),
+            dec: Aes256Dec::new(enc_key.into()),
+            mac: MacKey::new(hmac_key),
+        }
+    }
+
+    /// The rekey index carried in the Security Identifier TLV (16).
+    #[inline]
+    pub fn rekey_index(&self) -> u32 {
+        self.rekey_index
+    }
+
+    /// The keyed HMAC state that signs metadata packets.
+    #[inline]
+    pub fn mac(&self) -> &MacKey {
+        &self.mac
+    }
+
+    /// Encrypt the payload TLVs in `buf[..plaintext_len]` in place: AES-256-CBC with PKCS#7
+    /// padding, then `iv` is written after the ciphertext (draft -00 §4.2.3). Returns the
+    /// length of ciphertext + IV, which is the metadata header's payload-length contribution.
+    /// `buf` needs [`metadata_ciphertext_len`]`(plaintext_len)` bytes; `iv` must be fresh and
+    /// unpredictable (the caller's CSPRNG).
+    pub fn encrypt_tlvs(
+        &self,
+        buf: &mut [u8],
+        plaintext_len: usize,
+        iv: [u8; IV_LEN],
+    ) -> Result<usize, CryptoError> {
+        // plaintext_len < buf.len() <= isize::MAX, so the length arithmetic cannot overflow.
+        if plaintext_len >= buf.len() || metadata_ciphertext_len(plaintext_len) > buf.len() {
+            return Err(CryptoError::BufferTooSmall);
+        }
+        let ct_len = pkcs7_pad(buf, plaintext_len)?;
+        let (ct, rest) = buf.split_at_mut(ct_len);
+        let iv_out = rest.get_mut(..IV_LEN).ok_or(CryptoError::BufferTooSmall)?;
+        cbc_encrypt(&self.enc, &iv, ct)?;
+        iv_out.copy_from_slice(&iv);
+        Ok(ct_len + IV_LEN)
+    }
+
+    /// Decrypt a metadata block `buf` = ciphertext ‖ IV (exactly; the caller slices it by the
+    /// header's payload length) in place. Returns the plaintext length; the payload TLVs are
+    /// then `buf[..len]`. Padding is checked without branching on the padding bytes; every
+    /// padding failure is [`CryptoError::BadPadding`].
+    pub fn decrypt_tlvs(&self, buf: &mut [u8]) -> Result<usize, CryptoError> {
+        if buf.len() < BLOCK + IV_LEN {
+            return Err(CryptoError::Truncated);
+        }
+        let ct_len = buf.len() - IV_LEN;
+        if ct_len % BLOCK != 0 {
+            return Err(CryptoError::BadLength);
+        }
+        let (ct, iv) = buf.split_at_mut(ct_len);
+        let mut iv_block = [0u8; IV_LEN];
+        iv_block.copy_from_slice(iv);
+        cbc_decrypt(&self.dec, &iv_block, ct)?;
+        pkcs7_unpad(ct)
+    }
+}
+
+impl PacketKey for MetadataKey {
+    #[inline]
+    fn sign(&self, covered: &[u8]) -> [u8; HMAC_LEN] {
+        self.mac.sign(covered)
+    }
+
+    #[inline]
+    fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
+        self.mac.verify(covered, tag)
+    }
+}
+
+impl ZeroizeOnDrop for MetadataKey {}
+
+impl fmt::Debug for MetadataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetadataKey")
+            .field("rekey_index", &self.rekey_index)
+            .field("keys", &Redacted)
+            .finish()
+    }
+}
+
+/// The 16-byte nonce block whose AES encryption is a payload packet's IV:
+///
+/// ```text
+/// byte 0      direction (0 = forward, 1 = reverse)
+/// byte 1      payload-key index
+/// bytes 2..8  zero
+/// bytes 8..16 sequence number, u64 big-endian (the packet's trailer)
+/// ```
+#[inline]
+pub const fn nonce_block(dir: Direction, key_index: u8, seq: u64) -> [u8; BLOCK] {
+    let s = seq.to_be_bytes();
+    [
+        dir as u8, key_index, 0, 0, 0, 0, 0, 0, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7],
+    ]
+}
+
+/// A session's payload key: AES-256 schedules for the payload cipher and two keyed
+/// HMAC-SHA384 states, one per direction, derived with HKDF-SHA384 (see the crate doc).
+pub struct PayloadKey {
+    index: u8,
+    enc: Aes256Enc,
+    dec: Aes256Dec,
+    /// Indexed by `Direction as usize`.
+    mac: [MacKey; 2],
+}
+
+impl PayloadKey {
+    /// Install a payload key (the 32 random bytes of TLV 46) with its one-byte index. Expands
+    /// the AES schedules and derives both HMAC keys once. The caller keeps (and zeroizes) its
+    /// copy of `key`.
+    pub fn new(index: u8, key: &[u8; AES_KEY_LEN]) -> Self {
+        // okm = HKDF-SHA384(ikm = key, salt = none, info = PAYLOAD_HMAC_INFO, L = 96)
+        let mut okm = Zeroizing::new([0u8; 2 * METADATA_HMAC_KEY_LEN]);
+        // HKDF-Expand fails only when L > 255 * HashLen = 12240; L is 96 here.
+        Hkdf::<Sha384>::new(None, key)
+            .expand(PAYLOAD_HMAC_INFO, &mut okm[..])
+            .expect("96 bytes is within HKDF-SHA384's output limit");
+        let (fwd, rev) = okm.split_at(METADATA_HMAC_KEY_LEN);
+        Self {
+            index,
+            enc: Aes256Enc::new(key.into()),
+            dec: Aes256Dec::new(key.into()),
+            mac: [MacKey::new(fwd), MacKey::new(rev)],
+        }
+    }
+
+    /// The payload-key index (carried with the key in TLV 46, and in every nonce block).
+    #[inline]
+    pub fn index(&self) -> u8 {
+        self.index
+    }
+
+    /// The keyed HMAC state that signs data packets travelling in `dir`.
+    #[inline]
+    pub fn mac(&self, dir: Direction) -> &MacKey {
+        &self.mac[dir as usize]
+    }
+
+    /// HMAC-SHA384/192 over `covered` with the HMAC key of `dir`.
+    #[inline]
+    pub fn sign(&self, dir: Direction, covered: &[u8]) -> [u8; HMAC_LEN] {
+        self.mac(dir).sign(covered)
+    }
+
+    /// Constant-time check of `tag` over `covered` with the HMAC key of `dir`.
+    #[inline]
+    pub fn verify(&self, dir: Direction, covered: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
+        self.mac(dir).verify(covered, tag)
+    }
+
+    /// The IV of packet `seq` in `dir`: AES-256-Encrypt_K(nonce block), the "encrypted
+    /// counter" IV of NIST SP 800-38A appendix C. Never sent.
+    #[inline]
+    pub fn iv(&self, dir: Direction, seq: u64) -> [u8; IV_LEN] {
+        let mut b = GenericArray::from(nonce_block(dir, self.index, seq));
+        self.enc.encrypt_block(&mut b);
+        b.into()
+    }
+
+    /// Encrypt `buf[..plain_len]` in place (AES-256-CBC, PKCS#7, IV from [`PayloadKey::iv`]).
+    /// `buf` needs [`payload_ciphertext_len`]`(plain_len)` bytes. Returns the ciphertext
+    /// length.
+    pub fn encrypt(
+        &self,
+        dir: Direction,
+        seq: u64,
+        buf: &mut [u8],
+        plain_len: usize,
+    ) -> Result<usize, CryptoError> {
+        // plain_len < buf.len() <= isize::MAX, so the length arithmetic cannot overflow.
+        if plain_len >= buf.len() || payload_ciphertext_len(plain_len) > buf.len() {
+            return Err(CryptoError::BufferTooSmall);
+        }
+        let ct_len = pkcs7_pad(buf, plain_len)?;
+        let iv = self.iv(dir, seq);
+        cbc_encrypt(&self.enc, &iv, &mut buf[..ct_len])?;
+        Ok(ct_len)
+    }
+
+    /// Decrypt the ciphertext `buf` (exactly) in place and return the plaintext length.
+    /// Callers on the data path verify the HMAC first ([`crate::open_payload`] does).
+    pub fn decrypt(&self, dir: Direction, seq: u64, buf: &mut [u8]) -> Result<usize, CryptoError> {
+        if buf.len() < BLOCK {
+            return Err(CryptoError::Truncated);
+        }
+        if buf.len() % BLOCK != 0 {
+            return Err(CryptoError::BadLength);
+        }
+        let iv = self.iv(dir, seq);
+        cbc_decrypt(&self.dec, &iv, buf)?;
+        pkcs7_unpad(buf)
+    }
+}
+
+impl ZeroizeOnDrop for PayloadKey {}
+
+impl fmt::Debug for PayloadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayloadKey")
+            .field("index", &self.index)
+            .field("keys", &Redacted)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    /// RFC 4231 §4.2-4.8, HMAC-SHA-384 column: (key, data, expected).
+    fn rfc4231() -> Vec<(Vec<u8>, Vec<u8>, &'static str)> {
+        let big_key = vec![0xaa; 131];
+        vec![
+            // 4.2 Test Case 1
+            (
+                vec![0x0b; 20],
+                b"Hi There".to_vec(),
+                "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59c\
+                 faea9ea9076ede7f4af152e8b2fa9cb6",
+            ),
+            // 4.3 Test Case 2
+            (
+                b"Jefe".to_vec(),
+                b"what do ya want for nothing?".to_vec(),
+                "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e\
+                 8e2240ca5e69e2c78b3239ecfab21649",
+            ),
+            // 4.4 Test Case 3
+            (
+                vec![0xaa; 20],
+                vec![0xdd; 50],
+                "88062608d3e6ad8a0aa2ace014c8a86f0aa635d947ac9febe83ef4e55966144b\
+                 2a5ab39dc13814b94e3ab6e101a34f27",
+            ),
+            // 4.5 Test Case 4
+            (
+                (1u8..=25).collect(),
+                vec![0xcd; 50],
+                "3e8a69b7783c25851933ab6290af6ca77a9981480850009cc5577c6e1f573b4e\
+                 6801dd23c4a7d679ccf8a386c674cffb",
+            ),
+            // 4.7 Test Case 6
+            (
+                big_key.clone(),
+                b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+                "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6\
+                 0c2ef6ab4030fe8296248df163f44952",
+            ),
+            // 4.8 Test Case 7
+            (
+                big_key,
+                b"This is a test using a larger than block-size key and a larger than \
+                  block-size data. The key needs to be hashed before being used by the \
+                  HMAC algorithm."
+                    .to_vec(),
+                "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82461e99c5\
+                 a678cc31e799176d3860e6110c46523e",
+            ),
+        ]
+    }
+
+    #[test]
+    fn rfc4231_hmac_sha384_full_and_truncated() {
+        for (i, (key, data, want)) in rfc4231().into_iter().enumerate() {
+            let k = MacKey::new(&key);
+            let want = h(want);
+            assert_eq!(k.sign_full(&data).to_vec(), want, "vector {i}");
+            // Our 24-byte tag is the prefix of the full HMAC, and verifies.
+            let tag = k.sign(&data);
+            assert_eq!(tag[..], want[..HMAC_LEN], "vector {i}");
+            assert_eq!(k.verify(&data, &want[..HMAC_LEN]), Ok(()));
+            // The same state serves many messages: the clone leaves the installed state intact.
+            assert_eq!(k.sign_full(&data).to_vec(), want, "vector {i} again");
+        }
+    }
+
+    #[test]
+    fn rfc4231_case5_truncated_to_128_bits() {
+        // 4.6 Test Case 5: RFC 4231 gives only the first 128 bits.
+        let k = MacKey::new(&[0x0c; 20]);
+        let full = k.sign_full(b"Test With Truncation");
+        assert_eq!(hex::encode(&full[..16]), "3abf34c3503b2a23a46efc619baef897");
+        assert_eq!(k.sign(b"Test With Truncation")[..16], full[..16]);
+    }
+
+    #[test]
+    fn verify_rejects_wrong_tags() {
+        let k = MacKey::new(&[7u8; 48]);
+        let tag = k.sign(b"covered");
+        assert_eq!(k.verify(b"covered", &tag), Ok(()));
+        assert_eq!(k.verify(b"covereD", &tag), Err(CryptoError::BadMac));
+        assert_eq!(k.verify(b"covered", &tag[..23]), Err(CryptoError::BadMac));
+        assert_eq!(k.verify(b"covered", &[]), Err(CryptoError::BadMac));
+        let mut long = [0u8; 25];
+        long[..24].copy_from_slice(&tag);
+        assert_eq!(k.verify(b"covered", &long), Err(CryptoError::BadMac));
+        let full = k.sign_full(b"covered");
+        assert_eq!(k.verify(b"covered", &full), Err(CryptoError::BadMac));
+        for bit in 0..HMAC_LEN * 8 {
+            let mut t = tag;
+            t[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(k.verify(b"covered", &t), Err(CryptoError::BadMac));
+        }
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let mk = MetadataKey::new(7, &[0x11; 32], &[0x22; 48]);
+        let pk = PayloadKey::new(3, &[0x33; 32]);
+        let m = format!("{mk:?} {pk:?} {:?}", pk.mac(Direction::Forward));
+        assert!(m.contains("<redacted>"), "{m}");
+        assert!(m.contains("rekey_index: 7"), "{m}");
+        assert!(m.contains("index: 3"), "{m}");
+        for secret in ["11", "22", "33", "17", "34", "51"] {
+            // neither hex nor decimal renderings of the key bytes
+            assert!(!m.contains(&secret.repeat(4)), "{m}");
+        }
+    }
+
+    #[test]
+    fn nonce_block_layout() {
+        assert_eq!(
+            nonce_block(Direction::Reverse, 0xab, 0x0102_0304_0506_0708),
+            [1, 0xab, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(nonce_block(Direction::Forward, 0, 0), [0u8; 16]);
+        assert_eq!(
+            nonce_block(Direction::Forward, 255, u64::MAX)[8..],
+            [0xff; 8]
+        );
+    }
+
+    #[test]
+    fn iv_is_aes_ecb_of_the_nonce_block() {
+        let key = [0x5au8; 32];
+        let pk = PayloadKey::new(9, &key);
+        let reference = Aes256Enc::new(&key.into());
+        for (dir, seq) in [
+            (Direction::Forward, 0u64),
+            (Direction::Reverse, 0),
+            (Direction::Forward, 1),
+            (Direction::Reverse, u64::MAX),
+        ] {
+            let mut b = GenericArray::from(nonce_block(dir, 9, seq));
+            reference.encrypt_block(&mut b);
+            assert_eq!(pk.iv(dir, seq), <[u8; 16]>::from(b));
+        }
+        // Direction, index and sequence number each change the IV.
+        assert_ne!(pk.iv(Direction::Forward, 5), pk.iv(Direction::Reverse, 5));
+        assert_ne!(pk.iv(Direction::Forward, 5), pk.iv(Direction::Forward, 6));
+        assert_ne!(
+            pk.iv(Direction::Forward, 5),
+            PayloadKey::new(10, &key).iv(Direction::Forward, 5)
+        );
+    }
+
+    #[test]
+    fn payload_hmac_keys_follow_hkdf_and_differ_by_direction() {
+        let key = [0x42u8; 32];
+        let pk = PayloadKey::new(0, &key);
+        let mut okm = [0u8; 96];
+        Hkdf::<Sha384>::new(None, &key)
+            .expand(b"svr-fastpath payload hmac v1", &mut okm)
+            .unwrap();
+        // The forward key is exactly HKDF(..., L = 48); the reverse key is the next 48 bytes.
+        let mut okm48 = [0u8; 48];
+        Hkdf::<Sha384>::new(None, &key)
+            .expand(b"svr-fastpath payload hmac v1", &mut okm48)
+            .unwrap();
+        assert_eq!(okm[..48], okm48);
+        let msg = b"covered bytes";
+        assert_eq!(
+            pk.sign(Direction::Forward, msg),
+            MacKey::new(&okm[..48]).sign(msg)
+        );
+        assert_eq!(
+            pk.sign(Direction::Reverse, msg),
+            MacKey::new(&okm[48..]).sign(msg)
+        );
+        assert_ne!(
+            pk.sign(Direction::Forward, msg),
+            pk.sign(Direction::Reverse, msg)
+        );
+    }
+
+    #[test]
+    fn metadata_round_trip_every_length() {
+        let mk = MetadataKey::new(1, &[1; 32], &[2; 48]);
+        for n in 0..=100usize {
+            let plain: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut buf = vec![0u8; metadata_ciphertext_len(n)];
+            buf[..n].copy_from_slice(&plain);
+            let iv = [n as u8; 16];
+            let total = mk.encrypt_tlvs(&mut buf, n, iv).unwrap();
+            assert_eq!(total, metadata_ciphertext_len(n));
+            assert_eq!(total % 16, 0);
+            assert_eq!(buf[total - 16..total], iv);
+            assert_eq!(mk.decrypt_tlvs(&mut buf[..total]), Ok(n));
+            assert_eq!(buf[..n], plain[..]);
+        }
+    }
+
+    #[test]
+    fn metadata_length_errors() {
+        let mk = MetadataKey::new(1, &[1; 32], &[2; 48]);
+        let mut buf = [0u8; 64];
+        // Needs padded_len(16) + 16 = 48 bytes.
+        assert_eq!(
+            mk.encrypt_tlvs(&mut buf[..47], 16, [0; 16]),
+            Err(CryptoError::BufferTooSmall)
+        );
+        assert_eq!(mk.encrypt_tlvs(&mut buf[..48], 16, [0; 16]), Ok(48));
+        assert_eq!(
+            mk.encrypt_tlvs(&mut buf, 64, [0; 16]),
+            Err(CryptoError::BufferTooSmall)
+        );
+        assert_eq!(
+            mk.encrypt_tlvs(&mut buf, usize::MAX, [0; 16]),
+            Err(CryptoError::BufferTooSmall)
+        );
+        for len in 0..32 {
+            assert_eq!(
+                mk.decrypt_tlvs(&mut buf[..len]),
+                Err(CryptoError::Truncated),
+                "{len}"
+            );
+        }
+        for len in 33..48 {
+            assert_eq!(
+                mk.decrypt_tlvs(&mut buf[..len]),
+                Err(CryptoError::BadLength),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_wrong_key_is_bad_padding_or_garbage() {
+        // Without the HMAC, a wrong key usually shows up as bad padding; never a panic.
+        let a = MetadataKey::new(1, &[1; 32], &[2; 48]);
+        let b = MetadataKey::new(2, &[9; 32], &[2; 48]);
+        let mut bad = 0;
+        for n in 0..64usize {
+            let mut buf = vec![0x61u8; metadata_ciphertext_len(n)];
+            let total = a.encrypt_tlvs(&mut buf, n, [3; 16]).unwrap();
+            if b.decrypt_tlvs(&mut buf[..total]) == Err(CryptoError::BadPadding) {
+                bad += 1;
+            }
+        }
+        assert!(bad > 50, "{bad}");
+    }
+
+    #[test]
+    fn payload_encrypt_needs_room_for_padding() {
+        let pk = PayloadKey::new(0, &[1; 32]);
+        let mut buf = [0u8; 32];
+        assert_eq!(
+            pk.encrypt(Direction::Forward, 0, &mut buf[..31], 16),
+            Err(CryptoError::BufferTooSmall)
+        );
+        assert_eq!(
+            pk.encrypt(Direction::Forward, 0, &mut buf[..16], 16),
+            Err(CryptoError::BufferTooSmall)
+        );
+        assert_eq!(pk.encrypt(Direction::Forward, 0, &mut buf, 15), Ok(16));
+        assert_eq!(pk.decrypt(Direction::Forward, 0, &mut buf[..16]), Ok(15));
+        assert_eq!(
+            pk.decrypt(Direction::Forward, 0, &mut buf[..0]),
+            Err(CryptoError::Truncated)
+        );
+        assert_eq!(
+            pk.decrypt(Direction::Forward, 0, &mut buf[..17]),
+            Err(CryptoError::BadLength)
+        );
+    }
+}
