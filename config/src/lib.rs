@@ -21,7 +21,7 @@
 //! # Configuration reference
 //!
 //! Keys are kebab-case. **Unknown keys are errors**, so a typo never silently falls back
-//! to a default. A key whose value is empty (`null`) counts as absent. Numbers must be YAML
+//! to a default. An optional key whose value is empty (`null`) takes its default. Numbers must be YAML
 //! integers (`1500`, not `"1500"`). The same `authority` section is valid for every router:
 //! `local-router` alone says which router this svrd is.
 //!

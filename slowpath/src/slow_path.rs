@@ -78,6 +78,21 @@ pub enum Event {
     },
 }
 
+impl core::fmt::Display for Event {
+    /// One structured log line: `event=<name> key=value ...`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Event::NeighborsChanged => write!(f, "event=neighbors-changed"),
+            Event::NeighborAdded { port, addr, mac } => {
+                write!(f, "event=neighbor-added port={port} addr={addr} mac={mac}")
+            }
+            Event::NeighborFailed { port, addr } => {
+                write!(f, "event=neighbor-failed port={port} addr={addr}")
+            }
+        }
+    }
+}
+
 /// Which ICMP error to originate about a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum IcmpError {

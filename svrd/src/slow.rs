@@ -98,7 +98,7 @@ impl SlowThread {
                 if matches!(ev, Event::NeighborsChanged) {
                     changed = true;
                 } else {
-                    log::info!("{ev:?}");
+                    log::info!("{ev}");
                 }
             }
             if changed {

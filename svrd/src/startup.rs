@@ -72,22 +72,6 @@ pub fn check(path: &Path) -> Result<String, StartupError> {
     ))
 }
 
-/// The config path prefix of the local node, for error messages.
-fn node_path(cfg: &Config) -> String {
-    let ri = cfg
-        .authority
-        .router
-        .iter()
-        .position(|r| r.name == cfg.local_router)
-        .unwrap_or(0);
-    let ni = cfg.authority.router[ri]
-        .node
-        .iter()
-        .position(|n| n.name == cfg.local_node)
-        .unwrap_or(0);
-    format!("authority.router[{ri}].node[{ni}]")
-}
-
 /// Hugepage memory that is free right now, in MiB, from /proc/meminfo.
 fn free_hugepage_mib() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -317,7 +301,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     let cfg = Config::load(path)?;
     cfg.check_host()?;
     let (router, node) = cfg.local();
-    let npath = node_path(&cfg);
+    let npath = cfg.local_path();
     precheck_hugepages(node, &npath)?;
 
     let stop = Arc::new(AtomicBool::new(false));
