@@ -32,4 +32,4 @@ kill "$(cat "$RUN/iperf3.pid")" 2>/dev/null || true
 echo
 kill -USR1 "$(cat "$RUN/router-a.pid")"; sleep 0.3
 echo "== router-a counters =="
-sed -n '/svrd: counters/,$p' "$RUN/router-a.log" | grep -vE '=0$' | tail -n 40
+sed -n '/svrd: counters/,$p' "$RUN/router-a.log" | grep -vE '^(drop|slowpath) [a-z0-9_]+=0$' | tail -n 40
