@@ -36,9 +36,23 @@ fn svrd(args: &[&str]) -> Outcome {
     };
     let mut stdout = String::new();
     let mut stderr = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    Outcome { code: status.code(), stdout, stderr }
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
 }
 
 fn write_config(name: &str, text: &str) -> PathBuf {
@@ -57,12 +71,32 @@ fn example_with(from: &str, to: &str) -> String {
 
 /// Exactly one `svrd: error:` line, it contains `needle`, exit status 1, no panic text.
 fn assert_one_error(out: &Outcome, needle: &str) {
-    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("svrd: error:")).collect();
-    assert_eq!(errors.len(), 1, "expected one error line, stderr:\n{}", out.stderr);
-    assert!(errors[0].contains(needle), "error line {:?} lacks {needle:?}", errors[0]);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("svrd: error:"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one error line, stderr:\n{}",
+        out.stderr
+    );
+    assert!(
+        errors[0].contains(needle),
+        "error line {:?} lacks {needle:?}",
+        errors[0]
+    );
     assert_eq!(out.code, Some(1), "exit status; stderr:\n{}", out.stderr);
-    assert!(!out.stderr.contains("panicked"), "svrd panicked:\n{}", out.stderr);
-    assert!(!out.stdout.contains("svrd: forwarding"), "svrd started despite the error");
+    assert!(
+        !out.stderr.contains("panicked"),
+        "svrd panicked:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("svrd: forwarding"),
+        "svrd started despite the error"
+    );
 }
 
 fn no_huge(text: &str) -> String {
@@ -72,10 +106,16 @@ fn no_huge(text: &str) -> String {
 #[test]
 fn check_accepts_the_examples() {
     for file in ["router-a.yaml", "router-b.yaml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testbed").join(file);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testbed")
+            .join(file);
         let out = svrd(&["--check", path.to_str().unwrap()]);
         assert_eq!(out.code, Some(0), "{}", out.stderr);
-        assert!(out.stdout.contains("configuration is valid"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("configuration is valid"),
+            "{}",
+            out.stdout
+        );
     }
 }
 
@@ -100,7 +140,10 @@ fn malformed_yaml_gives_line_and_column() {
 
 #[test]
 fn out_of_range_field_names_path_and_rule() {
-    let text = example_with("peer-key-retransmit-interval: 30", "peer-key-retransmit-interval: 4");
+    let text = example_with(
+        "peer-key-retransmit-interval: 30",
+        "peer-key-retransmit-interval: 4",
+    );
     let path = write_config("range.yaml", &text);
     for mode in ["--config", "--check"] {
         let out = svrd(&[mode, path.to_str().unwrap()]);
@@ -116,7 +159,10 @@ fn core_map_naming_a_missing_cpu() {
     let text = example_with("cpu: 1", "cpu: 999");
     let path = write_config("cpu.yaml", &text);
     let out = svrd(&["--config", path.to_str().unwrap()]);
-    assert_one_error(&out, "core-map.workers[0].cpu: CPU 999 does not exist on this machine");
+    assert_one_error(
+        &out,
+        "core-map.workers[0].cpu: CPU 999 does not exist on this machine",
+    );
 }
 
 #[test]
@@ -124,12 +170,18 @@ fn not_enough_hugepages() {
     let text = example_with("memory-mb: 128", "memory-mb: 65536");
     let path = write_config("huge.yaml", &text);
     let out = svrd(&["--config", path.to_str().unwrap()]);
-    assert_one_error(&out, "authority.router[0].node[0].eal.memory-mb: 65536 MiB of hugepages needed");
+    assert_one_error(
+        &out,
+        "authority.router[0].node[0].eal.memory-mb: 65536 MiB of hugepages needed",
+    );
 }
 
 #[test]
 fn huge_dir_that_is_not_hugetlbfs() {
-    let text = example_with("file-prefix: router-a", "file-prefix: router-a\n            huge-dir: /tmp");
+    let text = example_with(
+        "file-prefix: router-a",
+        "file-prefix: router-a\n            huge-dir: /tmp",
+    );
     let path = write_config("hugedir.yaml", &text);
     let out = svrd(&["--config", path.to_str().unwrap()]);
     assert_one_error(&out, "eal.huge-dir: /tmp is not a mounted hugetlbfs");
@@ -138,8 +190,11 @@ fn huge_dir_that_is_not_hugetlbfs() {
 #[test]
 fn unknown_device_names_the_interface() {
     // A real EAL start (no hugepages needed), then the probe of an interface that does not exist.
-    let text = no_huge(&example_with("iface=ra-lan", "iface=svrd-no-such-if0"))
-        .replacen("file-prefix: router-a", "file-prefix: svrd-test-unknown-dev", 1);
+    let text = no_huge(&example_with("iface=ra-lan", "iface=svrd-no-such-if0")).replacen(
+        "file-prefix: router-a",
+        "file-prefix: svrd-test-unknown-dev",
+        1,
+    );
     let path = write_config("unknown-dev.yaml", &text);
     let out = svrd(&["--config", path.to_str().unwrap()]);
     assert_one_error(
@@ -150,9 +205,16 @@ fn unknown_device_names_the_interface() {
 
 #[test]
 fn unknown_driver_names_the_interface() {
-    let text = no_huge(&example_with("net_af_packet1,iface=ra-wan", "net_nosuchdriver1"))
-        .replacen("net_af_packet0,iface=ra-lan", "net_null0", 1)
-        .replacen("file-prefix: router-a", "file-prefix: svrd-test-unknown-drv", 1);
+    let text = no_huge(&example_with(
+        "net_af_packet1,iface=ra-wan",
+        "net_nosuchdriver1",
+    ))
+    .replacen("net_af_packet0,iface=ra-lan", "net_null0", 1)
+    .replacen(
+        "file-prefix: router-a",
+        "file-prefix: svrd-test-unknown-drv",
+        1,
+    );
     let path = write_config("unknown-drv.yaml", &text);
     let out = svrd(&["--config", path.to_str().unwrap()]);
     assert_one_error(&out, "device-interface[1].vdev");
