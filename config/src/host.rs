@@ -5,8 +5,9 @@ use crate::{Config, ConfigError};
 impl Config {
     /// Checks the local node against this machine: every CPU the core map pins an lcore to
     /// (main, slow path, each worker's `cpu` or, without one, its `lcore`) must be one this
-    /// process may run on (`core_affinity::get_core_ids`, i.e. the affinity mask), and a
-    /// configured `huge-dir` must be a directory.
+    /// process may run on (`core_affinity::get_core_ids`, i.e. the affinity mask), a
+    /// configured `huge-dir` must be a directory, and the PEM files configured for this
+    /// router (`trusted-ca-certificate`, the local node's `pki`) must exist and be files.
     pub fn check_host(&self) -> Result<(), ConfigError> {
         let cpus: Vec<usize> = core_affinity::get_core_ids()
             .ok_or_else(|| ConfigError::Host {
@@ -25,6 +26,27 @@ impl Config {
                     message: format!("{dir} is not a directory on this machine"),
                 });
             }
+        }
+        let mut files = Vec::new();
+        if let Some(ca) = &self.authority.trusted_ca_certificate {
+            files.push(("authority.trusted-ca-certificate".to_string(), ca));
+        }
+        if let Some(pki) = &node.pki {
+            let base = format!("{}.pki", self.local_path());
+            files.push((format!("{base}.certificate-chain"), &pki.certificate_chain));
+            files.push((format!("{base}.private-key"), &pki.private_key));
+        }
+        for (path, file) in files {
+            let problem = match std::fs::metadata(file) {
+                Ok(m) if m.is_file() => continue,
+                Ok(_) => "is not a file".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".into(),
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            return Err(ConfigError::Host {
+                path,
+                message: format!("{} {problem}", file.display()),
+            });
         }
         Ok(())
     }

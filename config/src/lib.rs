@@ -4,7 +4,7 @@
 //! ```no_run
 //! # fn main() -> Result<(), svr_config::ConfigError> {
 //! let config = svr_config::Config::load("/etc/svrd/router-a.yaml".as_ref())?;
-//! config.check_host()?; // CPUs and huge-dir of this machine
+//! config.check_host()?; // CPUs, huge-dir and PEM files of this machine
 //! let (router, node) = config.local();
 //! let eal_args = node.eal.args(node, "svrd");
 //! # let _ = (router, eal_args);
@@ -38,8 +38,10 @@
 //! | key | type | default | rule |
 //! | --- | --- | --- | --- |
 //! | `name` | string | required | non-empty, one line |
-//! | `enhanced-security-key-management` | bool | `false` | when `true`, every router needs a `peering-common-name` |
+//! | `enhanced-security-key-management` | bool | `false` | `true` is the production setting: peer keys exchanged over BFD. Then every router needs a `peering-common-name`, the authority a `trusted-ca-certificate`, the local node a `pki`, and no router may have an `svr-test-metadata-key`. `false` is **test-key mode**: if the local router has peers, it and each of its peers need an `svr-test-metadata-key` |
 //! | `security-key-management` | mapping | all defaults | see below; validated even while unused |
+//! | `trusted-ca-certificate` | file path | none | the authority's root CA certificate (PEM); required when `enhanced-security-key-management` is `true`; see [Files](#files) for paths |
+//! | `service` | list | empty | see below; names unique; no prefix in two services |
 //! | `router` | list | required | at least one; names unique |
 //!
 //! ## `authority.security-key-management`
@@ -52,6 +54,21 @@
 //! | `peer-key-retransmit-interval` | seconds | `30` | 5-3600 |
 //! | `peer-key-timeout` | seconds | `3600` | 60-86400, and at least `peer-key-retransmit-interval` (a timeout shorter than one resend would never see an answer) |
 //!
+//! ## `authority.service[]`
+//!
+//! An SVR service: destination prefixes, and the egress router that serves them. Which
+//! services the local router reaches over SVR is [`Config::services_via_peers`]: those
+//! served by one of its peers. A service served by a router that is not a peer is not an
+//! error (a router need not use every service).
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | 1-63 of `[A-Za-z0-9_-]`; unique in the authority |
+//! | `tenant` | string | required | 1-63 of `[A-Za-z0-9_.-]` |
+//! | `prefix` | list of `addr/len` | required | at least one; networks (host bits zero); a prefix may not appear twice, in this service or another (overlapping prefixes are allowed: the longest match wins) |
+//! | `router` | string | required | must name a router in `authority.router`: the egress router that serves the service |
+//! | `application-name` | string | none | non-empty, one line |
+//!
 //! ## `authority.router[]`
 //!
 //! | key | type | default | rule |
@@ -62,6 +79,8 @@
 //! | `description` | string | none | free text |
 //! | `inter-node-security` | string | none | non-empty, one line |
 //! | `bfd` | mapping | all defaults | see below |
+//! | `svr-test-metadata-key` | mapping | none | **test mode only**, see below. Not allowed when `enhanced-security-key-management` is `true`; required when it is `false` on the local router if that has peers, and on each of those peers |
+//! | `peer` | list | empty | see below; the routers this router runs SVR peer paths to |
 //! | `node` | list | required | at least one; names unique in the router |
 //!
 //! ## `router[].bfd`
@@ -74,6 +93,26 @@
 //! | `required-min-rx-interval` | ms | `500` | 50-60000 |
 //! | `multiplier` | count | `3` | 2-255. RFC 5880 only forbids 0; we also refuse 1, which would drop a path on a single lost packet |
 //!
+//! ## `router[].svr-test-metadata-key`
+//!
+//! **For tests only.** A static metadata key for this router, used instead of the key
+//! exchange of enhanced security key management: no rotation, no forward secrecy, and the
+//! key sits in the file. The key bytes are zeroized when the config is dropped, never
+//! printed by `Debug` (see [`TestMetadataKey`]), and never quoted in error messages.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `rekey-index` | integer | required | 1-4294967295; sent in the Security Identifier TLV |
+//! | `encryption-key` | hex string | required | exactly 64 hex digits (32 bytes, AES-256), either case; not all zero |
+//! | `hmac-key` | hex string | required | exactly 96 hex digits (48 bytes, HMAC-SHA384), either case; not all zero |
+//!
+//! ## `router[].peer[]`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `router` | string | required | must name a router in `authority.router`, not this router; unique in the list; that router must have at least one `role: wan` interface on its nodes (the addresses of those are its **waypoints**, [`Config::waypoints`]) |
+//! | `bfd` | mapping | the router's `bfd` | as `router[].bfd`; a key not given takes the router's value |
+//!
 //! ## `router[].node[]`
 //!
 //! | key | type | default | rule |
@@ -85,6 +124,8 @@
 //! | `device-interface` | list | required | at least one |
 //! | `route` | list | empty | |
 //! | `neighbor` | list | empty | |
+//! | `pki` | mapping | none | see below; required on the local node when `enhanced-security-key-management` is `true` |
+//! | `svr` | mapping | all defaults | see below |
 //!
 //! ## `node[].eal`
 //!
@@ -142,7 +183,45 @@
 //! | `mac` | `xx:xx:xx:xx:xx:xx` | required | unicast, not all-zero |
 //! | `interface` | string | required | a `device-interface` of the node |
 //!
+//! ## `node[].pki`
+//!
+//! The node's identity for the key exchange, as PEM files; see [Files](#files) for paths.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `certificate-chain` | file path | required | the router certificate followed by the intermediate CA |
+//! | `private-key` | file path | required | the router certificate's private key |
+//!
+//! ## `node[].svr`
+//!
+//! SVR data-plane settings.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `max-sessions` | count | `65536` | 1024-16777216 |
+//! | `wayport-range` | mapping | `{start: 16384, end: 65534}` | SSR's range. `start` and `end` 1025-65535 each, each defaulted on its own; `start` even (the ingress allocates an even source and an odd destination wayport); `end` at least `start` + 1 |
+//! | `session-timeouts` | mapping | all defaults | see below |
+//! | `enable-metadata-rate` | per second | `100` | 1-100000; the most Enable Metadata control messages sent a second |
+//!
+//! ## `node[].svr.session-timeouts`
+//!
+//! Idle time, in seconds, after which a session is removed.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `tcp` | s | `1800` | 10-86400; established TCP |
+//! | `tcp-half-open` | s | `30` | 1-3600; handshake not completed |
+//! | `tcp-guard` | s | `10` | 1-600; after FIN both ways or RST |
+//! | `udp` | s | `60` | 1-86400 |
+//! | `icmp` | s | `10` | 1-3600 |
+//!
 //! # Files
+//!
+//! A file path (`trusted-ca-certificate`, `pki`) is 1-4096 bytes without control
+//! characters, not ending in `/`, absolute or relative to the config file's directory:
+//! [`Config::load`] makes relative paths relative to that directory, [`Config::parse`]
+//! keeps them as written. Whether the files exist (and are files) is checked by
+//! [`Config::check_host`], for the authority's CA and the local node's `pki` only.
 //!
 //! [`Config::load`] reports a missing or unreadable file, a directory, non-UTF-8 content,
 //! and a file with no YAML document (empty or only comments) in one line naming the file.
@@ -160,20 +239,25 @@ mod net;
 mod parse;
 mod walk;
 
-use std::path::Path;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroize;
 
 pub use error::ConfigError;
 pub use model::{
     Authority, Bfd, Config, CoreMap, Device, DeviceInterface, Eal, IdleBackoff, InterfaceAddress,
-    KeyExchangeAlgorithm, LogLevel, Neighbor, Node, RekeyInterval, Role, Route, Router,
-    SecurityKeyManagement, Worker,
+    KeyExchangeAlgorithm, LogLevel, Neighbor, Node, Peer, Pki, RekeyInterval, Role, Route, Router,
+    SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey, Worker,
 };
 
 /// The name used for text given to [`Config::parse`] in messages without a field path.
 const TEXT_NAME: &str = "<config>";
 
 impl Config {
-    /// Reads and validates the file at `path` (everything but the host checks).
+    /// Reads and validates the file at `path` (everything but the host checks). Relative
+    /// PEM paths (`trusted-ca-certificate`, `pki`) are made relative to the file's
+    /// directory. The text read is zeroized once parsed, since it may hold test keys.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         if path.is_dir() {
@@ -183,14 +267,42 @@ impl Config {
             file: file.clone(),
             reason: e.to_string(),
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
-            file: file.clone(),
-            reason: format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        })?;
-        first(diagnose_named(&text, &file))
+        let mut text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                e.into_bytes().zeroize();
+                return Err(ConfigError::Read {
+                    file,
+                    reason: format!("not UTF-8 text (invalid byte at offset {offset})"),
+                });
+            }
+        };
+        let result = first(diagnose_named(&text, &file));
+        text.zeroize();
+        let mut config = result?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Makes the relative PEM paths relative to `dir`.
+    fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(ca) = &mut self.authority.trusted_ca_certificate {
+            fix(ca);
+        }
+        for router in &mut self.authority.router {
+            for node in &mut router.node {
+                if let Some(pki) = &mut node.pki {
+                    fix(&mut pki.certificate_chain);
+                    fix(&mut pki.private_key);
+                }
+            }
+        }
     }
 
     /// Validates YAML text (everything but the host checks).
@@ -231,6 +343,49 @@ impl Config {
         format!("authority.router[{r}].node[{n}]")
     }
 
+    /// The router called `name`.
+    pub fn router(&self, name: &str) -> Option<&Router> {
+        self.authority.router.iter().find(|r| r.name == name)
+    }
+
+    /// The waypoints of router `name`: the addresses of the `role: wan` interfaces of all
+    /// its nodes, in file order (empty if there is no such router).
+    pub fn waypoints(&self, router_name: &str) -> Vec<IpAddr> {
+        self.router(router_name)
+            .map(|r| r.node.iter().flat_map(wan_addresses).collect())
+            .unwrap_or_default()
+    }
+
+    /// The waypoints this svrd owns: the addresses of the local **node**'s `role: wan`
+    /// interfaces, in file order. For a router with one node this is
+    /// `waypoints(local_router)`; another node's waypoints belong to that node's svrd.
+    ///
+    /// # Panics
+    ///
+    /// As [`local`](Config::local).
+    pub fn local_waypoints(&self) -> Vec<IpAddr> {
+        wan_addresses(self.local().1).collect()
+    }
+
+    /// The services that the local router reaches through SVR: each service served by
+    /// another router that the local router lists as a peer, with that router, in service
+    /// order. Services served by the local router itself are delivered locally and are not
+    /// listed; a service served by a router that is not a peer is simply not reachable by
+    /// SVR from here (a router need not use every service), which is not an error.
+    ///
+    /// # Panics
+    ///
+    /// As [`local`](Config::local).
+    pub fn services_via_peers(&self) -> Vec<(&Service, &Router)> {
+        let (me, _) = self.local();
+        self.authority
+            .service
+            .iter()
+            .filter(|s| s.router != me.name && me.peer(&s.router).is_some())
+            .filter_map(|s| self.router(&s.router).map(|r| (s, r)))
+            .collect()
+    }
+
     /// Indices of the local router and node in `authority`.
     fn local_index(&self) -> (usize, usize) {
         let r = self
@@ -254,6 +409,14 @@ impl Config {
             ),
         }
     }
+}
+
+/// The addresses of a node's WAN interfaces.
+fn wan_addresses(node: &Node) -> impl Iterator<Item = IpAddr> + '_ {
+    node.device_interface
+        .iter()
+        .filter(|i| i.role == Role::Wan)
+        .flat_map(|i| i.address.iter().map(|a| a.addr))
 }
 
 fn first(r: Result<Config, Vec<ConfigError>>) -> Result<Config, ConfigError> {

@@ -3,7 +3,10 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A whole, validated configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +28,43 @@ pub struct Authority {
     pub enhanced_security_key_management: bool,
     /// `security-key-management`: algorithm and timers of the key hierarchy.
     pub security_key_management: SecurityKeyManagement,
+    /// `trusted-ca-certificate`: the authority's root CA (PEM). Present whenever enhanced
+    /// security key management is on. [`Config::load`](crate::Config::load) makes a relative
+    /// path relative to the config file's directory; [`Config::parse`](crate::Config::parse)
+    /// keeps it as written.
+    pub trusted_ca_certificate: Option<PathBuf>,
+    /// `service`: the SVR services (destination prefixes) and the routers that serve them,
+    /// in file order.
+    pub service: Vec<Service>,
     /// `router`: every router of the authority, in file order.
     pub router: Vec<Router>,
+}
+
+/// One `authority.service[]` entry: an SVR service, the destination prefixes that make it
+/// up, and the egress router that serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Service {
+    /// `name`, unique in the authority.
+    pub name: String,
+    /// `tenant`: the tenant the service belongs to.
+    pub tenant: String,
+    /// `prefix`: network address (host bits zero) and length of each destination prefix;
+    /// at least one, and no prefix is in two services.
+    pub prefix: Vec<(IpAddr, u8)>,
+    /// `router`: the name of the egress router that serves the service; always a router of
+    /// the authority.
+    pub router: String,
+    /// `application-name`.
+    pub application_name: Option<String>,
+}
+
+impl Service {
+    /// Is `ip` inside one of the service's prefixes?
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.prefix
+            .iter()
+            .any(|&(net, len)| crate::net::contains(net, len, ip))
+    }
 }
 
 /// `authority.security-key-management`.
@@ -110,12 +148,73 @@ pub struct Router {
     pub inter_node_security: Option<String>,
     /// `bfd`: peer-path liveness timers.
     pub bfd: Bfd,
+    /// `svr-test-metadata-key`: **test mode only**, a static metadata key used instead of
+    /// the key exchange. Only allowed while enhanced security key management is off.
+    pub svr_test_metadata_key: Option<TestMetadataKey>,
+    /// `peer`: the routers this router runs SVR peer paths to, in file order.
+    pub peer: Vec<Peer>,
     /// `node`: one or more nodes, in file order.
     pub node: Vec<Node>,
 }
 
+impl Router {
+    /// The peer entry for router `name`.
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.peer.iter().find(|p| p.router == name)
+    }
+}
+
+/// `router[].svr-test-metadata-key`: a static metadata key for **tests only**, in place of
+/// the key exchange of enhanced security key management.
+///
+/// The key bytes are zeroized when the value is dropped, `Debug` shows them as
+/// `<redacted>`, and `==` compares them without an early exit. Copying an array out of a
+/// field makes a copy that is not zeroized: borrow instead.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct TestMetadataKey {
+    /// `rekey-index`: the key's index, sent in the Security Identifier TLV (1-4294967295).
+    pub rekey_index: u32,
+    /// `encryption-key`: 32 bytes, the AES-256 key of the metadata payload TLVs.
+    pub encryption_key: [u8; 32],
+    /// `hmac-key`: 48 bytes, the HMAC-SHA384 key of metadata packets.
+    pub hmac_key: [u8; 48],
+}
+
+impl fmt::Debug for TestMetadataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestMetadataKey")
+            .field("rekey_index", &self.rekey_index)
+            .field("encryption_key", &format_args!("<redacted>"))
+            .field("hmac_key", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+impl PartialEq for TestMetadataKey {
+    fn eq(&self, other: &Self) -> bool {
+        let diff = self
+            .encryption_key
+            .iter()
+            .chain(&self.hmac_key)
+            .zip(other.encryption_key.iter().chain(&other.hmac_key))
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (self.rekey_index == other.rekey_index) & (diff == 0)
+    }
+}
+
+impl Eq for TestMetadataKey {}
+
+/// `router[].peer[]`: a router this router runs SVR peer paths to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// `router`: the peer's name; a router of the authority, not this one.
+    pub router: String,
+    /// `bfd`: the peer paths' timers; keys not given take the router's `bfd` values.
+    pub bfd: Bfd,
+}
+
 /// `router[].bfd`: RFC 5880 asynchronous-mode timers for this router's peer paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Bfd {
     /// `desired-tx-interval`.
     pub desired_tx_interval: Duration,
@@ -153,6 +252,76 @@ pub struct Node {
     pub route: Vec<Route>,
     /// `neighbor`: static neighbours (ARP / ND entries that never expire).
     pub neighbor: Vec<Neighbor>,
+    /// `pki`: the node's certificate and key; present on the local node whenever enhanced
+    /// security key management is on.
+    pub pki: Option<Pki>,
+    /// `svr`: SVR data-plane settings.
+    pub svr: SvrSettings,
+}
+
+/// `node[].pki`: PEM files of the node's identity. [`Config::load`](crate::Config::load)
+/// makes relative paths relative to the config file's directory;
+/// [`Config::parse`](crate::Config::parse) keeps them as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pki {
+    /// `certificate-chain`: the router certificate followed by the intermediate CA.
+    pub certificate_chain: PathBuf,
+    /// `private-key`: the private key of the router certificate.
+    pub private_key: PathBuf,
+}
+
+/// `node[].svr`: SVR data-plane settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SvrSettings {
+    /// `max-sessions`: size of the session table.
+    pub max_sessions: u32,
+    /// `wayport-range`: `(start, end)`, inclusive; `start` is even and `end > start`.
+    pub wayport_range: (u16, u16),
+    /// `session-timeouts`: idle timeouts per protocol and state.
+    pub session_timeouts: SessionTimeouts,
+    /// `enable-metadata-rate`: the most Enable Metadata control messages sent per second.
+    pub enable_metadata_rate: u32,
+}
+
+impl Default for SvrSettings {
+    /// 65536 sessions, wayports 16384-65534 (SSR's range), the default timeouts, 100
+    /// control messages a second.
+    fn default() -> Self {
+        SvrSettings {
+            max_sessions: 65536,
+            wayport_range: (16384, 65534),
+            session_timeouts: SessionTimeouts::default(),
+            enable_metadata_rate: 100,
+        }
+    }
+}
+
+/// `node[].svr.session-timeouts`: how long an idle session is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionTimeouts {
+    /// `tcp`: an established TCP session.
+    pub tcp: Duration,
+    /// `tcp-half-open`: a TCP session whose handshake has not completed.
+    pub tcp_half_open: Duration,
+    /// `tcp-guard`: a TCP session after FIN both ways or RST.
+    pub tcp_guard: Duration,
+    /// `udp`: a UDP session.
+    pub udp: Duration,
+    /// `icmp`: an ICMP session.
+    pub icmp: Duration,
+}
+
+impl Default for SessionTimeouts {
+    /// 1800 s, 30 s, 10 s, 60 s, 10 s.
+    fn default() -> Self {
+        SessionTimeouts {
+            tcp: Duration::from_secs(1800),
+            tcp_half_open: Duration::from_secs(30),
+            tcp_guard: Duration::from_secs(10),
+            udp: Duration::from_secs(60),
+            icmp: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Node {

@@ -184,6 +184,49 @@ pub(crate) fn is_abs_path(s: &str) -> bool {
         && s.chars().all(|c| !c.is_whitespace() && !c.is_control())
 }
 
+/// 1-63 characters of `[A-Za-z0-9_.-]` (tenant names).
+pub(crate) fn is_tenant(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// A path to a file: 1-4096 bytes, no control characters, not ending in `/`. Absolute or
+/// relative (to the config file's directory).
+pub(crate) fn is_file_path(s: &str) -> bool {
+    (1..=4096).contains(&s.len()) && !s.ends_with('/') && !s.chars().any(char::is_control)
+}
+
+/// Why a hex string is not an `N`-byte key. Never holds any of the string's characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HexError {
+    /// The string has this many characters, not `2 * N`.
+    Length(usize),
+    /// The character at this (character) offset is not a hex digit.
+    NotHex(usize),
+}
+
+/// Exactly `2 * N` hex digits, either case, as `N` bytes. The caller owns (and zeroizes)
+/// the result; on error nothing of the input is returned.
+pub(crate) fn parse_hex_key<const N: usize>(s: &str, out: &mut [u8; N]) -> Result<(), HexError> {
+    if let Some(i) = s.chars().position(|c| !c.is_ascii_hexdigit()) {
+        return Err(HexError::NotHex(i));
+    }
+    // All ASCII from here on, so bytes are characters.
+    if s.len() != 2 * N {
+        return Err(HexError::Length(s.len()));
+    }
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => b - b'A' + 10, // only A-F remain after the hex-digit check
+    };
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *o = digit(pair[0]) << 4 | digit(pair[1]);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +348,20 @@ mod tests {
         assert!(!is_interface_name("LAN"));
         assert!(is_abs_path("/dev/hugepages"));
         assert!(!is_abs_path("dev/hugepages"));
+    }
+
+    #[test]
+    fn tenants_paths_and_keys() {
+        assert!(is_tenant("blue.sub-1_x"));
+        assert!(!is_tenant("") && !is_tenant("a b") && !is_tenant(&"t".repeat(64)));
+        assert!(is_file_path("/etc/svrd/pki/root.pem") && is_file_path("pki/a b.pem"));
+        assert!(!is_file_path("") && !is_file_path("/etc/") && !is_file_path("a\nb"));
+        let mut k = [0u8; 3];
+        assert_eq!(parse_hex_key("00aBfF", &mut k), Ok(()));
+        assert_eq!(k, [0x00, 0xab, 0xff]);
+        assert_eq!(parse_hex_key("00aBf", &mut k), Err(HexError::Length(5)));
+        assert_eq!(parse_hex_key("00aBfFf0", &mut k), Err(HexError::Length(8)));
+        assert_eq!(parse_hex_key("0x0000", &mut k), Err(HexError::NotHex(1)));
+        assert_eq!(parse_hex_key("é0000", &mut k), Err(HexError::NotHex(0)));
     }
 }

@@ -3,9 +3,11 @@
 //! part of the document was valid.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_norway::Value;
+use zeroize::Zeroizing;
 
 use crate::model::*;
 use crate::net;
@@ -27,22 +29,28 @@ pub(crate) fn config(cx: &mut Cx, root: &Value) -> Option<Config> {
     let f = fields(cx, &at, root, &["local-router", "local-node", "authority"])?;
     let local_router = f.req(cx, "local-router", line);
     let local_node = f.opt(cx, "local-node", None, |cx, p, v| line(cx, p, v).map(Some));
-    let authority = f.req(cx, "authority", authority);
 
     // References into the authority are resolved against the raw document, so that an
     // error elsewhere in a router does not hide (or fake) a bad `local-router`.
     let routers = raw::get(root, "authority").and_then(|a| raw::seq_of(a, "router"));
-    let local_node = match (&local_router, routers) {
-        (Some(name), Some(routers)) => resolve_local(
+    let local_node = match (&local_router, routers, local_node) {
+        (Some(name), Some(routers), Some(node)) => resolve_local(
             cx,
             &f.path_of("local-router"),
             &f.path_of("local-node"),
             name,
-            local_node?,
+            node,
             routers,
         ),
-        _ => local_node?,
+        (_, _, node) => node.flatten(),
     };
+    // The rules that depend on which router and node are local (test keys, PKI) need both
+    // names; they are skipped when either is unknown (that is reported above).
+    let local = match (&local_router, &local_node) {
+        (Some(r), Some(n)) => Some((r.as_str(), n.as_str())),
+        _ => None,
+    };
+    let authority = f.req(cx, "authority", |cx, p, v| authority(cx, p, v, local));
 
     Some(Config {
         local_router: local_router?,
@@ -109,7 +117,88 @@ fn resolve_local(
     }
 }
 
-fn authority(cx: &mut Cx, at: &Path, v: &Value) -> Option<Authority> {
+/// What the routers' rules need to know about the rest of the authority.
+struct RouterCx<'a> {
+    /// `enhanced-security-key-management`, if valid.
+    esk: Option<bool>,
+    /// The local router and node names, if known.
+    local: Option<(&'a str, &'a str)>,
+    /// The raw router entries, if `router` is a list.
+    routers: Option<&'a [Value]>,
+    /// Every router's name, if every entry has a string name (else references to routers
+    /// cannot be checked).
+    names: Option<Vec<&'a str>>,
+}
+
+impl<'a> RouterCx<'a> {
+    fn new(esk: Option<bool>, local: Option<(&'a str, &'a str)>, authority: &'a Value) -> Self {
+        let routers = raw::seq_of(authority, "router");
+        let names = routers.and_then(|rs| rs.iter().map(|r| raw::str_of(r, "name")).collect());
+        RouterCx {
+            esk,
+            local,
+            routers,
+            names,
+        }
+    }
+
+    /// Reports at `at` (and returns false) if `name` is known not to be a router.
+    fn check_router_ref(&self, cx: &mut Cx, at: &Path, name: &str) -> bool {
+        match &self.names {
+            Some(names) if !names.contains(&name) => {
+                cx.push(
+                    at,
+                    ConfigError::UnknownReference {
+                        path: at.show(),
+                        value: quote(name),
+                        what: "a router in authority.router",
+                    },
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Does router `name` have a WAN interface on any node? `None` if that cannot be told
+    /// from the raw document (a node without a readable interface list, an interface
+    /// whose `role` is missing or invalid, ...).
+    fn has_wan(&self, name: &str) -> Option<bool> {
+        let router = self
+            .routers?
+            .iter()
+            .find(|r| raw::str_of(r, "name") == Some(name))?;
+        let mut unknown = false;
+        for node in raw::seq_of(router, "node")? {
+            let Some(ifaces) = raw::seq_of(node, "device-interface") else {
+                unknown = true;
+                continue;
+            };
+            for iface in ifaces {
+                match raw::str_of(iface, "role") {
+                    Some("wan") => return Some(true),
+                    Some("lan") => {}
+                    _ => unknown = true,
+                }
+            }
+        }
+        (!unknown).then_some(false)
+    }
+}
+
+/// What the authority-wide test-key rule needs to know about one router.
+struct KnownRouter<'a> {
+    /// The raw name.
+    name: Option<&'a str>,
+    /// Where `svr-test-metadata-key` is, or would be.
+    key_at: Path,
+    /// Is `svr-test-metadata-key` given (non-null)?
+    has_key: bool,
+    /// The raw `peer[].router` names.
+    peers: Vec<&'a str>,
+}
+
+fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> Option<Authority> {
     let f = fields(
         cx,
         at,
@@ -118,6 +207,8 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value) -> Option<Authority> {
             "name",
             "enhanced-security-key-management",
             "security-key-management",
+            "trusted-ca-certificate",
+            "service",
             "router",
         ],
     )?;
@@ -129,20 +220,172 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value) -> Option<Authority> {
         SecurityKeyManagement::default(),
         security_key_management,
     );
+    let ca = f.opt(cx, "trusted-ca-certificate", None, |cx, p, v| {
+        file_path(cx, p, v).map(Some)
+    });
+    let ca_missing = esk == Some(true) && !f.has("trusted-ca-certificate");
+    if ca_missing {
+        cx.rule(
+            &f.path_of("trusted-ca-certificate"),
+            "required when authority.enhanced-security-key-management is true",
+        );
+    }
+    let rcx = RouterCx::new(esk, local, v);
+    let services = f.opt(cx, "service", Vec::new(), |cx, p, v| {
+        let items = list(cx, p, v)?;
+        let mut names = Unique::new("service name");
+        let mut prefixes = Unique::new("service prefix");
+        each(cx, p, items, |cx, p, v| {
+            service(cx, p, v, &rcx, &mut names, &mut prefixes)
+        })
+    });
+    let mut known = Vec::new();
     let routers = f.req(cx, "router", |cx, p, v| {
         let items = nonempty_list(cx, p, v, "router")?;
         let mut names = Unique::new("router name");
         let mut pcns = Unique::new("peering-common-name");
         each(cx, p, items, |cx, p, v| {
-            router(cx, p, v, esk, &mut names, &mut pcns)
+            router(cx, p, v, &rcx, &mut names, &mut pcns, &mut known)
         })
     });
+    let keys_ok = test_keys(cx, esk, local, &known);
+    if ca_missing || !keys_ok {
+        return None;
+    }
     Some(Authority {
         name: name?,
         enhanced_security_key_management: esk?,
         security_key_management: skm?,
+        trusted_ca_certificate: ca?,
+        service: services?,
         router: routers?,
     })
+}
+
+/// Without enhanced security key management, SVR between the local router and its peers
+/// runs on static test keys: the local router and each of its peers need
+/// `svr-test-metadata-key`. Returns false if one is missing (reported at its place).
+fn test_keys(
+    cx: &mut Cx,
+    esk: Option<bool>,
+    local: Option<(&str, &str)>,
+    known: &[KnownRouter],
+) -> bool {
+    let (Some(false), Some((local, _))) = (esk, local) else {
+        return true;
+    };
+    let Some(me) = known.iter().find(|k| k.name == Some(local)) else {
+        return true;
+    };
+    if me.peers.is_empty() {
+        return true;
+    }
+    let mut ok = true;
+    if !me.has_key {
+        cx.rule(
+            &me.key_at,
+            "required when authority.enhanced-security-key-management is false and the local router has peers",
+        );
+        ok = false;
+    }
+    let mut done: Vec<&str> = vec![local];
+    for &peer in &me.peers {
+        if done.contains(&peer) {
+            continue;
+        }
+        done.push(peer);
+        if let Some(k) = known.iter().find(|k| k.name == Some(peer)) {
+            if !k.has_key {
+                cx.rule(
+                    &k.key_at,
+                    "required when authority.enhanced-security-key-management is false and the local router lists this router as a peer",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// A path to a PEM file, kept as written.
+fn file_path(cx: &mut Cx, at: &Path, v: &Value) -> Option<PathBuf> {
+    formatted(cx, at, v, net::is_file_path, "a file path").map(PathBuf::from)
+}
+
+fn service(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    rcx: &RouterCx,
+    names: &mut Unique,
+    prefixes: &mut Unique,
+) -> Option<Service> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &["name", "tenant", "prefix", "router", "application-name"],
+    )?;
+    let name = f.req(cx, "name", |cx, p, v| {
+        let n = formatted(
+            cx,
+            p,
+            v,
+            net::is_name,
+            "a name of 1-63 characters [A-Za-z0-9_-]",
+        )?;
+        names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+    });
+    let tenant = f.req(cx, "tenant", |cx, p, v| {
+        formatted(
+            cx,
+            p,
+            v,
+            net::is_tenant,
+            "a tenant name of 1-63 characters [A-Za-z0-9_.-]",
+        )
+    });
+    let prefix = f.req(cx, "prefix", |cx, p, v| {
+        let items = nonempty_list(cx, p, v, "prefix")?;
+        each(cx, p, items, |cx, p, v| network_prefix(cx, p, v, prefixes))
+    });
+    let router = f.req(cx, "router", |cx, p, v| {
+        let r = string(cx, p, v)?;
+        rcx.check_router_ref(cx, p, &r).then_some(r)
+    });
+    let app = f.opt(cx, "application-name", None, |cx, p, v| {
+        line(cx, p, v).map(Some)
+    });
+    Some(Service {
+        name: name?,
+        tenant: tenant?,
+        prefix: prefix?,
+        router: router?,
+        application_name: app?,
+    })
+}
+
+/// `addr/len` with the host bits zero, unique in `seen`.
+fn network_prefix(cx: &mut Cx, at: &Path, v: &Value, seen: &mut Unique) -> Option<(IpAddr, u8)> {
+    let s = string(cx, at, v)?;
+    let Some((addr, len)) = net::parse_prefix(&s) else {
+        cx.bad_format(at, &s, "an IPv4 or IPv6 prefix");
+        return None;
+    };
+    let netw = net::network(addr, len);
+    if netw != addr {
+        cx.rule(
+            at,
+            format!(
+                "{} has host bits set; the network is {netw}/{len}",
+                quote(&s)
+            ),
+        );
+        return None;
+    }
+    let shown = format!("{addr}/{len}");
+    seen.check(cx, at, shown.clone(), &shown)
+        .then_some((addr, len))
 }
 
 fn security_key_management(cx: &mut Cx, at: &Path, v: &Value) -> Option<SecurityKeyManagement> {
@@ -251,14 +494,16 @@ fn rekey(cx: &mut Cx, at: &Path, v: &Value) -> Option<RekeyInterval> {
     }
 }
 
-fn router(
+fn router<'a>(
     cx: &mut Cx,
     at: &Path,
-    v: &Value,
-    esk: Option<bool>,
+    v: &'a Value,
+    rcx: &RouterCx,
     names: &mut Unique,
     pcns: &mut Unique,
+    known: &mut Vec<KnownRouter<'a>>,
 ) -> Option<Router> {
+    let esk = rcx.esk;
     let f = fields(
         cx,
         at,
@@ -270,9 +515,21 @@ fn router(
             "description",
             "inter-node-security",
             "bfd",
+            "svr-test-metadata-key",
+            "peer",
             "node",
         ],
     )?;
+    known.push(KnownRouter {
+        name: raw::str_of(v, "name"),
+        key_at: f.path_of("svr-test-metadata-key"),
+        has_key: f.has("svr-test-metadata-key"),
+        peers: raw::seq_of(v, "peer")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| raw::str_of(p, "router"))
+            .collect(),
+    });
     let name = f.req(cx, "name", |cx, p, v| {
         let n = formatted(
             cx,
@@ -306,16 +563,40 @@ fn router(
         string(cx, p, v).map(Some)
     });
     let ins = f.opt(cx, "inter-node-security", None, opt_line);
-    let bfd = f.opt(cx, "bfd", Bfd::default(), bfd);
+    let bfd = f.opt(cx, "bfd", Bfd::default(), |cx, p, v| {
+        read_bfd(cx, p, v, Bfd::default())
+    });
+    let key_banned = esk == Some(true) && f.has("svr-test-metadata-key");
+    if key_banned {
+        cx.rule(
+            &f.path_of("svr-test-metadata-key"),
+            "not allowed when authority.enhanced-security-key-management is true",
+        );
+    }
+    let key = f.opt(cx, "svr-test-metadata-key", None, |cx, p, v| {
+        test_metadata_key(cx, p, v).map(Some)
+    });
+    let raw_name = raw::str_of(v, "name");
+    let peers = f.opt(cx, "peer", Vec::new(), |cx, p, v| {
+        let items = list(cx, p, v)?;
+        let mut seen = Unique::new("peer router");
+        each(cx, p, items, |cx, p, v| {
+            peer(cx, p, v, rcx, raw_name, bfd, &mut seen)
+        })
+    });
     let router_name = name.as_deref();
+    let local_node = match rcx.local {
+        Some((r, n)) if raw_name == Some(r) => Some(n),
+        _ => None,
+    };
     let nodes = f.req(cx, "node", |cx, p, v| {
         let items = nonempty_list(cx, p, v, "node")?;
         let mut names = Unique::new("node name");
         each(cx, p, items, |cx, p, v| {
-            node(cx, p, v, router_name, &mut names)
+            node(cx, p, v, router_name, esk, local_node, &mut names)
         })
     });
-    if esk == Some(true) && !f.has("peering-common-name") {
+    if (esk == Some(true) && !f.has("peering-common-name")) || key_banned {
         return None;
     }
     Some(Router {
@@ -325,11 +606,132 @@ fn router(
         description: description?,
         inter_node_security: ins?,
         bfd: bfd?,
+        svr_test_metadata_key: key?,
+        peer: peers?,
         node: nodes?,
     })
 }
 
-fn bfd(cx: &mut Cx, at: &Path, v: &Value) -> Option<Bfd> {
+/// `svr-test-metadata-key`. The key bytes never reach an error message.
+fn test_metadata_key(cx: &mut Cx, at: &Path, v: &Value) -> Option<TestMetadataKey> {
+    let f = fields(cx, at, v, &["rekey-index", "encryption-key", "hmac-key"])?;
+    // u32::MAX fits u32.
+    let index = f.req(cx, "rekey-index", |cx, p, v| {
+        uint(cx, p, v, 1, u64::from(u32::MAX)).map(|n| n as u32)
+    });
+    let enc = f.req(cx, "encryption-key", |cx, p, v| {
+        hex_key::<32>(cx, p, v, "a string of 64 hex digits", "AES-256")
+    });
+    let hmac = f.req(cx, "hmac-key", |cx, p, v| {
+        hex_key::<48>(cx, p, v, "a string of 96 hex digits", "HMAC-SHA384")
+    });
+    let (index, enc, hmac) = (index?, enc?, hmac?);
+    Some(TestMetadataKey {
+        rekey_index: index,
+        encryption_key: *enc,
+        hmac_key: *hmac,
+    })
+}
+
+/// `N` bytes as `2 * N` hex digits. Messages name the length or the offset of a bad
+/// character, never the value.
+fn hex_key<const N: usize>(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    expected: &'static str,
+    cipher: &str,
+) -> Option<Zeroizing<[u8; N]>> {
+    let Value::String(s) = v else {
+        let found = match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Sequence(_) => "a list",
+            Value::Mapping(_) => "a mapping",
+            Value::Tagged(_) => "a tagged value",
+        };
+        cx.push(
+            at,
+            ConfigError::WrongType {
+                path: at.show(),
+                expected,
+                found: found.into(),
+            },
+        );
+        return None;
+    };
+    let mut key = Zeroizing::new([0u8; N]);
+    let digits = 2 * N;
+    let secret = "the value is secret and not shown";
+    match net::parse_hex_key(s, &mut key) {
+        Ok(()) if key.iter().all(|&b| b == 0) => {
+            cx.rule(at, "must not be all zero bytes");
+            None
+        }
+        Ok(()) => Some(key),
+        Err(net::HexError::Length(n)) => {
+            cx.rule(
+                at,
+                format!("must be {digits} hex digits ({N} bytes, {cipher}), found {n} characters ({secret})"),
+            );
+            None
+        }
+        Err(net::HexError::NotHex(i)) => {
+            cx.rule(
+                at,
+                format!("must be {digits} hex digits ({N} bytes, {cipher}), found a character that is not a hex digit at offset {i} ({secret})"),
+            );
+            None
+        }
+    }
+}
+
+fn peer(
+    cx: &mut Cx,
+    at: &Path,
+    v: &Value,
+    rcx: &RouterCx,
+    own_name: Option<&str>,
+    router_bfd: Option<Bfd>,
+    seen: &mut Unique,
+) -> Option<Peer> {
+    let f = fields(cx, at, v, &["router", "bfd"])?;
+    let router = f.req(cx, "router", |cx, p, v| {
+        let r = string(cx, p, v)?;
+        if own_name == Some(r.as_str()) {
+            cx.rule(
+                p,
+                format!("{} is this router itself; a router does not peer with itself", quote(&r)),
+            );
+            return None;
+        }
+        if !rcx.check_router_ref(cx, p, &r) || !seen.check(cx, p, r.clone(), &quote(&r)) {
+            return None;
+        }
+        if rcx.has_wan(&r) == Some(false) {
+            cx.rule(
+                p,
+                format!("router {} has no device-interface with role wan, so no waypoint to reach it on", quote(&r)),
+            );
+            return None;
+        }
+        Some(r)
+    });
+    // A peer's bfd keys default to the router's; if that has errors, the peer's are checked
+    // against the built-in defaults and the router is rejected anyway.
+    let base = router_bfd.unwrap_or_default();
+    let bfd = f.opt(cx, "bfd", base, |cx, p, v| read_bfd(cx, p, v, base));
+    router_bfd?;
+    Some(Peer {
+        router: router?,
+        bfd: bfd?,
+    })
+}
+
+/// A `bfd` mapping; keys not given take their value from `d`.
+fn read_bfd(cx: &mut Cx, at: &Path, v: &Value, d: Bfd) -> Option<Bfd> {
     let f = fields(
         cx,
         at,
@@ -340,7 +742,6 @@ fn bfd(cx: &mut Cx, at: &Path, v: &Value) -> Option<Bfd> {
             "multiplier",
         ],
     )?;
-    let d = Bfd::default();
     let ms =
         |cx: &mut Cx, p: &Path, v: &Value| uint(cx, p, v, 50, 60_000).map(Duration::from_millis);
     let tx = f.opt(cx, "desired-tx-interval", d.desired_tx_interval, ms);
@@ -368,11 +769,14 @@ struct KnownIface {
     addrs: Option<Vec<InterfaceAddress>>,
 }
 
+/// `local_node` is the local node's name if this node's router is the local router.
 fn node(
     cx: &mut Cx,
     at: &Path,
     v: &Value,
     router_name: Option<&str>,
+    esk: Option<bool>,
+    local_node: Option<&str>,
     names: &mut Unique,
 ) -> Option<Node> {
     let f = fields(
@@ -387,6 +791,8 @@ fn node(
             "device-interface",
             "route",
             "neighbor",
+            "pki",
+            "svr",
         ],
     )?;
     let name = f.req(cx, "name", |cx, p, v| {
@@ -443,6 +849,19 @@ fn node(
             neighbor(cx, p, v, known, &mut addrs)
         })
     });
+    let pki = f.opt(cx, "pki", None, |cx, p, v| pki(cx, p, v).map(Some));
+    let is_local = local_node.is_some() && raw::str_of(v, "name") == local_node;
+    let pki_missing = esk == Some(true) && is_local && !f.has("pki");
+    if pki_missing {
+        cx.rule(
+            &f.path_of("pki"),
+            "required on the local node when authority.enhanced-security-key-management is true",
+        );
+    }
+    let svr = f.opt(cx, "svr", SvrSettings::default(), svr_settings);
+    if pki_missing {
+        return None;
+    }
     Some(Node {
         name: name?,
         eal: eal?,
@@ -451,6 +870,105 @@ fn node(
         device_interface: ifaces?,
         route: routes?,
         neighbor: neighbors?,
+        pki: pki?,
+        svr: svr?,
+    })
+}
+
+fn pki(cx: &mut Cx, at: &Path, v: &Value) -> Option<Pki> {
+    let f = fields(cx, at, v, &["certificate-chain", "private-key"])?;
+    let chain = f.req(cx, "certificate-chain", file_path);
+    let key = f.req(cx, "private-key", file_path);
+    Some(Pki {
+        certificate_chain: chain?,
+        private_key: key?,
+    })
+}
+
+fn svr_settings(cx: &mut Cx, at: &Path, v: &Value) -> Option<SvrSettings> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &[
+            "max-sessions",
+            "wayport-range",
+            "session-timeouts",
+            "enable-metadata-rate",
+        ],
+    )?;
+    let d = SvrSettings::default();
+    // 16777216 and 100000 fit u32.
+    let max = f.opt(cx, "max-sessions", d.max_sessions, |cx, p, v| {
+        uint(cx, p, v, 1024, 16_777_216).map(|n| n as u32)
+    });
+    let range = f.opt(cx, "wayport-range", d.wayport_range, wayport_range);
+    let timeouts = f.opt(cx, "session-timeouts", d.session_timeouts, session_timeouts);
+    let rate = f.opt(
+        cx,
+        "enable-metadata-rate",
+        d.enable_metadata_rate,
+        |cx, p, v| uint(cx, p, v, 1, 100_000).map(|n| n as u32),
+    );
+    Some(SvrSettings {
+        max_sessions: max?,
+        wayport_range: range?,
+        session_timeouts: timeouts?,
+        enable_metadata_rate: rate?,
+    })
+}
+
+fn wayport_range(cx: &mut Cx, at: &Path, v: &Value) -> Option<(u16, u16)> {
+    let f = fields(cx, at, v, &["start", "end"])?;
+    let (d_start, d_end) = SvrSettings::default().wayport_range;
+    // 65535 fits u16.
+    let port = |cx: &mut Cx, p: &Path, v: &Value| uint(cx, p, v, 1025, 65_535).map(|n| n as u16);
+    let start = f.opt(cx, "start", d_start, port);
+    let end = f.opt(cx, "end", d_end, port);
+    let start = start?;
+    if start % 2 != 0 {
+        cx.rule(
+            &f.path_of("start"),
+            format!("{start} must be even (the ingress allocates an even source and an odd destination wayport)"),
+        );
+        return None;
+    }
+    let end = end?;
+    if end <= start {
+        cx.rule(
+            &f.path_of("end"),
+            format!(
+                "{end} must be at least start + 1 ({})",
+                u32::from(start) + 1
+            ),
+        );
+        return None;
+    }
+    Some((start, end))
+}
+
+fn session_timeouts(cx: &mut Cx, at: &Path, v: &Value) -> Option<SessionTimeouts> {
+    let f = fields(
+        cx,
+        at,
+        v,
+        &["tcp", "tcp-half-open", "tcp-guard", "udp", "icmp"],
+    )?;
+    let d = SessionTimeouts::default();
+    let secs = |min, max| {
+        move |cx: &mut Cx, p: &Path, v: &Value| uint(cx, p, v, min, max).map(Duration::from_secs)
+    };
+    let tcp = f.opt(cx, "tcp", d.tcp, secs(10, 86_400));
+    let half = f.opt(cx, "tcp-half-open", d.tcp_half_open, secs(1, 3600));
+    let guard = f.opt(cx, "tcp-guard", d.tcp_guard, secs(1, 600));
+    let udp = f.opt(cx, "udp", d.udp, secs(1, 86_400));
+    let icmp = f.opt(cx, "icmp", d.icmp, secs(1, 3600));
+    Some(SessionTimeouts {
+        tcp: tcp?,
+        tcp_half_open: half?,
+        tcp_guard: guard?,
+        udp: udp?,
+        icmp: icmp?,
     })
 }
 
@@ -838,28 +1356,7 @@ fn route(
     prefixes: &mut Unique,
 ) -> Option<Route> {
     let f = fields(cx, at, v, &["prefix", "next-hop", "interface"])?;
-    let prefix = f.req(cx, "prefix", |cx, p, v| {
-        let s = string(cx, p, v)?;
-        let Some((addr, len)) = net::parse_prefix(&s) else {
-            cx.bad_format(p, &s, "an IPv4 or IPv6 prefix");
-            return None;
-        };
-        let netw = net::network(addr, len);
-        if netw != addr {
-            cx.rule(
-                p,
-                format!(
-                    "{} has host bits set; the network is {netw}/{len}",
-                    quote(&s)
-                ),
-            );
-            return None;
-        }
-        let shown = format!("{addr}/{len}");
-        prefixes
-            .check(cx, p, shown.clone(), &shown)
-            .then_some((addr, len))
-    });
+    let prefix = f.req(cx, "prefix", |cx, p, v| network_prefix(cx, p, v, prefixes));
     let next_hop = f.opt(cx, "next-hop", None, |cx, p, v| ip_addr(cx, p, v).map(Some));
     let iface = f.req(cx, "interface", string);
 

@@ -46,7 +46,28 @@ fn router_a_example_in_full() {
     let c = example("router-a.yaml");
     let auth = &c.authority;
     assert_eq!(auth.name, "testbed");
-    assert!(auth.enhanced_security_key_management);
+    // Test-key mode for the testbed; the key exchange (true) is the production setting.
+    assert!(!auth.enhanced_security_key_management);
+    assert_eq!(auth.trusted_ca_certificate, None);
+    assert_eq!(
+        auth.service,
+        [
+            Service {
+                name: "site-a".into(),
+                tenant: "blue".into(),
+                prefix: vec![(ip("10.1.0.0"), 24), (ip("fd00:1::"), 64)],
+                router: "router-a".into(),
+                application_name: None,
+            },
+            Service {
+                name: "site-b".into(),
+                tenant: "blue".into(),
+                prefix: vec![(ip("10.2.0.0"), 24), (ip("fd00:2::"), 64)],
+                router: "router-b".into(),
+                application_name: None,
+            },
+        ]
+    );
     assert_eq!(
         auth.security_key_management,
         SecurityKeyManagement {
@@ -63,6 +84,19 @@ fn router_a_example_in_full() {
         Some("router-a.testbed.svr")
     );
     assert_eq!(router.bfd, Bfd::default());
+    assert_eq!(
+        router.peer,
+        [Peer {
+            router: "router-b".into(),
+            bfd: Bfd::default()
+        }]
+    );
+    let key = router.svr_test_metadata_key.as_ref().unwrap();
+    assert_eq!(key.rekey_index, 1);
+    let enc: Vec<u8> = (0xa0..=0xbf).collect();
+    let hmac: Vec<u8> = (0x10..=0x3f).collect();
+    assert_eq!(key.encryption_key[..], enc[..]);
+    assert_eq!(key.hmac_key[..], hmac[..]);
     assert_eq!(
         node.eal,
         Eal {
@@ -124,12 +158,37 @@ fn router_a_example_in_full() {
         ]
     );
     assert!(node.neighbor.is_empty());
+    assert_eq!(node.pki, None);
+    assert_eq!(node.svr, SvrSettings::default());
+    assert_eq!(c.local_waypoints(), [ip("10.9.0.1"), ip("fd00:9::1")]);
+    assert_eq!(c.waypoints("router-b"), [ip("10.9.0.2"), ip("fd00:9::2")]);
+    let via: Vec<(&str, &str)> = c
+        .services_via_peers()
+        .iter()
+        .map(|(s, r)| (s.name.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(via, [("site-b", "router-b")]);
 }
 
 #[test]
 fn router_b_routes_back_to_router_a() {
     let c = example("router-b.yaml");
-    let (_, node) = c.local();
+    let (router, node) = c.local();
+    assert_eq!(router.peer[0].router, "router-a");
+    // Each router has its own test key (byte patterns b0.. and 40..).
+    let key = router.svr_test_metadata_key.as_ref().unwrap();
+    assert_eq!((key.encryption_key[0], key.hmac_key[0]), (0xb0, 0x40));
+    assert_ne!(
+        Some(key),
+        c.authority.router[0].svr_test_metadata_key.as_ref()
+    );
+    let via: Vec<(&str, &str)> = c
+        .services_via_peers()
+        .iter()
+        .map(|(s, r)| (s.name.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(via, [("site-a", "router-a")]);
+    assert_eq!(c.local_waypoints(), [ip("10.9.0.2"), ip("fd00:9::2")]);
     let nets: Vec<String> = node
         .route
         .iter()

@@ -17,6 +17,24 @@ fn check(text: &str) {
             let args = node.eal.args(node, "svrd");
             assert!(args.len() >= 10);
             let _ = c.check_cpus(&[0, 1]);
+            // The SVR views of the config are total on anything parse accepts.
+            let _ = c.local_waypoints();
+            for r in &c.authority.router {
+                let _ = c.waypoints(&r.name);
+                for p in &r.peer {
+                    assert!(c.router(&p.router).is_some(), "peer {:?} dangles", p.router);
+                }
+            }
+            for s in &c.authority.service {
+                assert!(
+                    c.router(&s.router).is_some(),
+                    "service router {:?} dangles",
+                    s.router
+                );
+            }
+            let _ = c.services_via_peers();
+            let debug = format!("{c:?}");
+            assert!(!debug.contains("a0a1a2a3"), "a test key in Debug output");
         }
         Err(e) => {
             let msg = e.to_string();

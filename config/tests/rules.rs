@@ -396,9 +396,10 @@ fn required_fields() {
 
 #[test]
 fn names_must_be_unique() {
+    // A third router (added last, so that no reference to router-b dangles).
     assert_eq!(
-        ex("    - name: router-b", "    - name: router-a"),
-        "authority.router[1].name: duplicate router name \"router-a\" (first at authority.router[0].name)"
+        err(&format!("{EXAMPLE}    - name: router-a\n      node: [{{name: n, core-map: {{workers: [{{lcore: 1}}]}}, device-interface: [{{name: wan, role: wan, vdev: net_tap0, address: [192.0.2.1/24]}}]}}]\n")),
+        "authority.router[2].name: duplicate router name \"router-a\" (first at authority.router[0].name)"
     );
     assert_eq!(
         ex("peering-common-name: router-b.testbed.svr", "peering-common-name: ROUTER-A.testbed.svr"),
@@ -814,20 +815,16 @@ fn cpus_here() -> Vec<usize> {
 #[test]
 fn security_cross_rules() {
     assert_eq!(
-        ex("      peering-common-name: router-b.testbed.svr\n", ""),
+        err(&with(&esk_example(), "      peering-common-name: router-b.testbed.svr\n", "")),
         "authority.router[1].peering-common-name: required when authority.enhanced-security-key-management is true"
     );
-    let text = with(
+    // The example has enhanced security key management off: no peering-common-name needed.
+    let c = Config::parse(&with(
         EXAMPLE,
-        "  enhanced-security-key-management: true",
-        "  enhanced-security-key-management: false",
-    );
-    let text = with(
-        &text,
         "      peering-common-name: router-b.testbed.svr\n",
         "",
-    );
-    let c = Config::parse(&text).unwrap();
+    ))
+    .unwrap();
     assert_eq!(c.authority.router[1].peering_common_name, None);
     assert_eq!(
         ex("peering-common-name: router-b.testbed.svr", "peering-common-name: router_b.testbed.svr"),
@@ -848,7 +845,11 @@ fn security_cross_rules() {
 #[test]
 fn first_error_in_document_order() {
     // Two errors: the one earlier in the file wins, whichever check runs first.
-    let text = with(EXAMPLE, "    - name: router-b", "    - name: router b");
+    let text = with(
+        EXAMPLE,
+        "      location: testbed site B",
+        "      location: \"\"",
+    );
     let text = with(
         &text,
         "              mtu: 1500\n              address: [10.1.0.1/24",
@@ -991,4 +992,600 @@ fn error_paths_are_exposed() {
     let e = Config::parse(&with(MINIMAL, "  name: a\n", "")).unwrap_err();
     assert_eq!(e.path(), Some("authority.name"));
     assert_eq!(Config::parse("").unwrap_err().path(), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// SVR: services, peers, keys, PKI, data-plane settings.
+
+const R0: &str = "authority.router[0]";
+const KEY_A: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+const HMAC_A: &str = "101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+const ESK_FALSE: &str = "\n  enhanced-security-key-management: false\n";
+const ESK_TRUE: &str = "\n  enhanced-security-key-management: true\n";
+/// router-a's `svr-test-metadata-key` block.
+const KEY_BLOCK_A: &str =
+    "      svr-test-metadata-key:\n        rekey-index: 1\n        encryption-key: \"a0a1";
+/// Where the local node's `svr` block starts.
+const SVR_A: &str =
+    "          # SVR data plane (these are the defaults, spelled out).\n          svr:\n";
+
+/// `text` without its `svr-test-metadata-key` blocks (the key line and the three after).
+fn without_test_keys(text: &str) -> String {
+    let mut out = String::new();
+    let mut skip = 0;
+    for l in text.lines() {
+        if l.trim_start().starts_with("svr-test-metadata-key:") {
+            skip = 4;
+        }
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// The example in key-exchange mode (the production setting): enhanced security key
+/// management on, no test keys, the root CA and router-a's node PKI files given (relative).
+fn esk_example() -> String {
+    let t = without_test_keys(&with(EXAMPLE, ESK_FALSE, ESK_TRUE));
+    let t = with(
+        &t,
+        "  # trusted-ca-certificate: /etc/svrd/pki/root.pem\n",
+        "  trusted-ca-certificate: pki/root.pem\n",
+    );
+    with(
+        &t,
+        SVR_A,
+        &format!("          pki:\n            certificate-chain: pki/router-a.chain.pem\n            private-key: /etc/svrd/pki/router-a.key.pem\n{SVR_A}"),
+    )
+}
+
+/// The example with router-a's `svr` block replaced by `svr`.
+fn svr(body: &str) -> String {
+    let start = EXAMPLE.find(SVR_A).unwrap();
+    let end = start
+        + EXAMPLE[start..]
+            .find("          # Static neighbours")
+            .unwrap();
+    format!("{}{body}{}", &EXAMPLE[..start], &EXAMPLE[end..])
+}
+
+#[test]
+fn services() {
+    let c = Config::parse(EXAMPLE).unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(
+        c.authority.service,
+        [
+            Service {
+                name: "site-a".into(),
+                tenant: "blue".into(),
+                prefix: vec![(ip("10.1.0.0"), 24), (ip("fd00:1::"), 64)],
+                router: "router-a".into(),
+                application_name: None,
+            },
+            Service {
+                name: "site-b".into(),
+                tenant: "blue".into(),
+                prefix: vec![(ip("10.2.0.0"), 24), (ip("fd00:2::"), 64)],
+                router: "router-b".into(),
+                application_name: None,
+            },
+        ]
+    );
+    assert!(c.authority.service[1].contains(ip("10.2.0.77")));
+    assert!(!c.authority.service[1].contains(ip("10.1.0.77")));
+    let site_a = "    - name: site-a\n      tenant: blue\n";
+    let c = Config::parse(&with(
+        EXAMPLE,
+        site_a,
+        "    - name: site-a\n      tenant: blue.sub_1-x\n      application-name: web\n",
+    ))
+    .unwrap();
+    assert_eq!(c.authority.service[0].tenant, "blue.sub_1-x");
+    assert_eq!(
+        c.authority.service[0].application_name.as_deref(),
+        Some("web")
+    );
+    // No services at all is fine.
+    assert!(Config::parse(MINIMAL).unwrap().authority.service.is_empty());
+    let s0 = "authority.service[0]";
+    let cases: &[(&str, &str, String)] = &[
+        (site_a, "    - name: site b\n      tenant: blue\n", format!("{s0}.name: \"site b\" is not a name of 1-63 characters [A-Za-z0-9_-]")),
+        ("    - name: site-b", "    - name: site-a", "authority.service[1].name: duplicate service name \"site-a\" (first at authority.service[0].name)".into()),
+        (site_a, "    - name: site-a\n", format!("{s0}.tenant: required field is missing")),
+        (site_a, "    - name: site-a\n      tenant: blue team\n", format!("{s0}.tenant: \"blue team\" is not a tenant name of 1-63 characters [A-Za-z0-9_.-]")),
+        (site_a, &format!("    - name: site-a\n      tenant: {}\n", "t".repeat(64)), format!("{s0}.tenant: \"{}\" is not a tenant name of 1-63 characters [A-Za-z0-9_.-]", "t".repeat(64))),
+        ("prefix: [10.1.0.0/24, \"fd00:1::/64\"]", "prefix: []", format!("{s0}.prefix: at least one prefix is required")),
+        ("prefix: [10.1.0.0/24, \"fd00:1::/64\"]", "prefix: 10.1.0.0/24", format!("{s0}.prefix: expected a list, found \"10.1.0.0/24\"")),
+        ("      prefix: [10.1.0.0/24, \"fd00:1::/64\"]\n", "", format!("{s0}.prefix: required field is missing")),
+        ("prefix: [10.1.0.0/24, \"fd00:1::/64\"]", "prefix: [10.1.0.1/24]", format!("{s0}.prefix[0]: \"10.1.0.1/24\" has host bits set; the network is 10.1.0.0/24")),
+        ("prefix: [10.1.0.0/24, \"fd00:1::/64\"]", "prefix: [10.1.0.0]", format!("{s0}.prefix[0]: \"10.1.0.0\" is not an IPv4 or IPv6 prefix")),
+        ("prefix: [10.1.0.0/24, \"fd00:1::/64\"]", "prefix: [10.1.0.0/24, \"fd00:1::/64\", 10.1.0.0/24]", format!("{s0}.prefix[2]: duplicate service prefix 10.1.0.0/24 (first at {s0}.prefix[0])")),
+        ("prefix: [10.2.0.0/24, \"fd00:2::/64\"]", "prefix: [10.2.0.0/24, \"fd00:1::/64\"]", format!("authority.service[1].prefix[1]: duplicate service prefix fd00:1::/64 (first at {s0}.prefix[1])")),
+        ("      router: router-a\n", "      router: router-c\n", format!("{s0}.router: \"router-c\" does not name a router in authority.router")),
+        ("      router: router-a\n", "", format!("{s0}.router: required field is missing")),
+        ("      router: router-a\n", "      router: [router-a]\n", format!("{s0}.router: expected a string, found a list")),
+        (site_a, "    - name: site-a\n      tenant: blue\n      application-name: \"\"\n", format!("{s0}.application-name: must not be empty")),
+        (site_a, "    - name: site-a\n      tenant: blue\n      owner: me\n", format!("{s0}: unknown field \"owner\"")),
+        ("  service:\n", "  service: site-a\n  unused:\n", "authority.service: expected a list, found \"site-a\"".into()),
+    ];
+    for (from, to, want) in cases {
+        assert_eq!(&ex(from, to), want, "{to}");
+    }
+    // Overlapping (but different) prefixes are allowed: the longest match wins.
+    assert!(Config::parse(&with(
+        EXAMPLE,
+        "prefix: [10.2.0.0/24, \"fd00:2::/64\"]",
+        "prefix: [10.0.0.0/8]"
+    ))
+    .is_ok());
+}
+
+#[test]
+fn peers() {
+    let c = Config::parse(EXAMPLE).unwrap();
+    let (r, _) = c.local();
+    assert_eq!(
+        r.peer,
+        [Peer {
+            router: "router-b".into(),
+            bfd: Bfd::default()
+        }]
+    );
+    assert_eq!(r.peer("router-b"), Some(&r.peer[0]));
+    assert_eq!(r.peer("router-c"), None);
+    let peer_b = "      peer:\n        - router: router-b\n";
+    let cases: &[(&str, &str, String)] = &[
+        (peer_b, "      peer:\n        - router: router-c\n", format!("{R0}.peer[0].router: \"router-c\" does not name a router in authority.router")),
+        (peer_b, "      peer:\n        - router: router-a\n", format!("{R0}.peer[0].router: \"router-a\" is this router itself; a router does not peer with itself")),
+        (peer_b, "      peer:\n        - router: router-b\n        - {router: router-b}\n", format!("{R0}.peer[1].router: duplicate peer router \"router-b\" (first at {R0}.peer[0].router)")),
+        (peer_b, "      peer:\n        - bfd: {multiplier: 3}\n", format!("{R0}.peer[0].router: required field is missing")),
+        (peer_b, "      peer:\n        - router: router-b\n          path: wan\n", format!("{R0}.peer[0]: unknown field \"path\"")),
+        (peer_b, "      peer: router-b\n", format!("{R0}.peer: expected a list, found \"router-b\"")),
+        (peer_b, "      peer:\n        - router: router-b\n          bfd: {multiplier: 1}\n", format!("{R0}.peer[0].bfd.multiplier: 1 is below the minimum 2")),
+        (peer_b, "      peer:\n        - router: router-b\n          bfd: {desired-tx-interval: 60001}\n", format!("{R0}.peer[0].bfd.desired-tx-interval: 60001 is above the maximum 60000")),
+        (peer_b, "      peer:\n        - router: router-b\n          bfd: {echo: 1}\n", format!("{R0}.peer[0].bfd: unknown field \"echo\"")),
+        // router-b with no WAN interface has no waypoint.
+        ("role: wan\n              vdev: \"net_af_packet1,iface=rb-wan\"", "role: lan\n              vdev: \"net_af_packet1,iface=rb-wan\"", format!("{R0}.peer[0].router: router \"router-b\" has no device-interface with role wan, so no waypoint to reach it on")),
+    ];
+    for (from, to, want) in cases {
+        assert_eq!(&ex(from, to), want, "{to}");
+    }
+    // A peer's bfd keys default to the router's bfd, not to the built-in defaults.
+    let text = with(
+        EXAMPLE,
+        "        desired-tx-interval: 1000        # ms",
+        "        desired-tx-interval: 2000",
+    );
+    let text = with(
+        &text,
+        peer_b,
+        "      peer:\n        - router: router-b\n          bfd: {multiplier: 5}\n",
+    );
+    let c = Config::parse(&text).unwrap();
+    let (r, _) = c.local();
+    assert_eq!(
+        r.peer[0].bfd,
+        Bfd {
+            desired_tx_interval: Duration::from_millis(2000),
+            required_min_rx_interval: Duration::from_millis(500),
+            multiplier: 5
+        }
+    );
+    assert_eq!(r.bfd.multiplier, 3);
+    // Without a bfd of its own, a peer takes the router's.
+    let text = with(
+        EXAMPLE,
+        "        desired-tx-interval: 1000        # ms",
+        "        desired-tx-interval: 2000",
+    );
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.local().0.peer[0].bfd, c.local().0.bfd);
+    // An empty peer list is fine (and then the test keys are not needed, see test_keys).
+    let c = Config::parse(&with(EXAMPLE, peer_b, "      peer: []\n")).unwrap();
+    assert!(c.local().0.peer.is_empty());
+}
+
+#[test]
+fn waypoints_and_services_via_peers() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let a = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(a.waypoints("router-b"), [ip("10.9.0.2"), ip("fd00:9::2")]);
+    assert_eq!(a.waypoints("router-a"), [ip("10.9.0.1"), ip("fd00:9::1")]);
+    assert_eq!(a.local_waypoints(), a.waypoints("router-a"));
+    assert!(a.waypoints("router-c").is_empty());
+    assert_eq!(a.router("router-b").unwrap().name, "router-b");
+    assert!(a.router("router-c").is_none());
+    let via: Vec<(&str, &str)> = a
+        .services_via_peers()
+        .iter()
+        .map(|(s, r)| (s.name.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(via, [("site-b", "router-b")]);
+    let b = Config::parse(&with(
+        EXAMPLE,
+        "local-router: router-a",
+        "local-router: router-b",
+    ))
+    .unwrap();
+    assert_eq!(b.local_waypoints(), [ip("10.9.0.2"), ip("fd00:9::2")]);
+    let via: Vec<(&str, &str)> = b
+        .services_via_peers()
+        .iter()
+        .map(|(s, r)| (s.name.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(via, [("site-a", "router-a")]);
+    // A service served by a router that is not a peer is not an error, just not reachable
+    // through SVR from here.
+    let text = with(EXAMPLE, "      peer:\n        - router: router-b\n", "");
+    let c = Config::parse(&text).unwrap();
+    assert!(c.services_via_peers().is_empty());
+    // A LAN interface holds no waypoint.
+    assert!(!a.local_waypoints().contains(&ip("10.1.0.1")));
+}
+
+#[test]
+fn test_keys() {
+    let c = Config::parse(EXAMPLE).unwrap();
+    let k = c.local().0.svr_test_metadata_key.as_ref().unwrap();
+    assert_eq!(k.rekey_index, 1);
+    assert_eq!(k.encryption_key[0], 0xa0);
+    assert_eq!(k.encryption_key[31], 0xbf);
+    assert_eq!(k.hmac_key[0], 0x10);
+    assert_eq!(k.hmac_key[47], 0x3f);
+    let kb = c.authority.router[1]
+        .svr_test_metadata_key
+        .as_ref()
+        .unwrap();
+    assert_ne!(k, kb);
+    assert_eq!(k, &k.clone());
+    // The keys are never printed.
+    let debug = format!("{c:?}");
+    assert!(debug.contains("<redacted>"));
+    for secret in [KEY_A, HMAC_A, "a0a1", "160, 161"] {
+        assert!(!debug.contains(secret), "{secret}");
+    }
+    assert_eq!(
+        format!("{k:?}"),
+        "TestMetadataKey { rekey_index: 1, encryption_key: <redacted>, hmac_key: <redacted> }"
+    );
+    let kp = format!("{R0}.svr-test-metadata-key");
+    let secret = "(the value is secret and not shown)";
+    let enc = |v: &str| {
+        ex(
+            &format!("encryption-key: \"{KEY_A}\""),
+            &format!("encryption-key: {v}"),
+        )
+    };
+    let hmac = |v: &str| {
+        ex(
+            &format!("hmac-key: \"{HMAC_A}\""),
+            &format!("hmac-key: {v}"),
+        )
+    };
+    let short = &KEY_A[..63];
+    let cases: Vec<(String, String)> = vec![
+        (enc(&format!("\"{short}\"")), format!("{kp}.encryption-key: must be 64 hex digits (32 bytes, AES-256), found 63 characters {secret}")),
+        (enc(&format!("\"{KEY_A}00\"")), format!("{kp}.encryption-key: must be 64 hex digits (32 bytes, AES-256), found 66 characters {secret}")),
+        (enc(&format!("\"a0 {}\"", &KEY_A[2..])), format!("{kp}.encryption-key: must be 64 hex digits (32 bytes, AES-256), found a character that is not a hex digit at offset 2 {secret}")),
+        (enc(&format!("\"0x{}\"", &KEY_A[2..])), format!("{kp}.encryption-key: must be 64 hex digits (32 bytes, AES-256), found a character that is not a hex digit at offset 1 {secret}")),
+        (enc(&format!("\"{}\"", "0".repeat(64))), format!("{kp}.encryption-key: must not be all zero bytes")),
+        (enc(&"1".repeat(64)), format!("{kp}.encryption-key: expected a string of 64 hex digits, found a number")),
+        (enc("[a0]"), format!("{kp}.encryption-key: expected a string of 64 hex digits, found a list")),
+        (enc("~"), format!("{kp}.encryption-key: expected a string of 64 hex digits, found null")),
+        (hmac(&format!("\"{}\"", &HMAC_A[..94])), format!("{kp}.hmac-key: must be 96 hex digits (48 bytes, HMAC-SHA384), found 94 characters {secret}")),
+        (hmac(&format!("\"{}g\"", &HMAC_A[..95])), format!("{kp}.hmac-key: must be 96 hex digits (48 bytes, HMAC-SHA384), found a character that is not a hex digit at offset 95 {secret}")),
+        (hmac(&format!("\"{}\"", "0".repeat(96))), format!("{kp}.hmac-key: must not be all zero bytes")),
+        (hmac("true"), format!("{kp}.hmac-key: expected a string of 96 hex digits, found a boolean")),
+        (ex(&format!("        hmac-key: \"{HMAC_A}\"\n"), ""), format!("{kp}.hmac-key: required field is missing")),
+        (ex(KEY_BLOCK_A, "      svr-test-metadata-key:\n        encryption-key: \"a0a1"), format!("{kp}.rekey-index: required field is missing")),
+        (ex(KEY_BLOCK_A, "      svr-test-metadata-key:\n        rekey-index: 0\n        encryption-key: \"a0a1"), format!("{kp}.rekey-index: 0 is below the minimum 1")),
+        (ex(KEY_BLOCK_A, "      svr-test-metadata-key:\n        rekey-index: 4294967296\n        encryption-key: \"a0a1"), format!("{kp}.rekey-index: 4294967296 is above the maximum 4294967295")),
+        (ex(KEY_BLOCK_A, "      svr-test-metadata-key:\n        salt: 1\n        rekey-index: 1\n        encryption-key: \"a0a1"), format!("{kp}: unknown field \"salt\"")),
+        (ex(KEY_BLOCK_A, "      svr-test-metadata-key: 5\n      unused:\n        encryption-key: \"a0a1"), format!("{kp}: expected a mapping, found 5")),
+    ];
+    for (got, want) in &cases {
+        assert_eq!(got, want);
+        assert!(
+            !got.contains(&KEY_A[2..20]) && !got.contains(&HMAC_A[2..20]),
+            "{got}"
+        );
+    }
+    // The ends of the index range, and upper-case hex.
+    let c = Config::parse(&with(
+        &with(EXAMPLE, KEY_BLOCK_A, "      svr-test-metadata-key:\n        rekey-index: 4294967295\n        encryption-key: \"a0a1"),
+        &format!("encryption-key: \"{KEY_A}\""),
+        &format!("encryption-key: \"{}\"", KEY_A.to_uppercase()),
+    ))
+    .unwrap();
+    let k = c.local().0.svr_test_metadata_key.as_ref().unwrap();
+    assert_eq!((k.rekey_index, k.encryption_key[10]), (u32::MAX, 0xaa));
+}
+
+#[test]
+fn test_key_cross_rules() {
+    // Test-key mode (enhanced security key management off): the local router and each of
+    // its peers need a key; the message names the one that is missing.
+    let no_keys = without_test_keys(EXAMPLE);
+    assert_eq!(
+        err(&no_keys),
+        format!("{R0}.svr-test-metadata-key: required when authority.enhanced-security-key-management is false and the local router has peers")
+    );
+    let text = with(
+        &without_test_keys(EXAMPLE),
+        "local-router: router-a",
+        "local-router: router-b",
+    );
+    assert_eq!(
+        Config::diagnose(&text)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            format!("{R0}.svr-test-metadata-key: required when authority.enhanced-security-key-management is false and the local router lists this router as a peer"),
+            "authority.router[1].svr-test-metadata-key: required when authority.enhanced-security-key-management is false and the local router has peers".to_string(),
+        ]
+    );
+    // Only router-a's key given: router-b's is missing, and only router-a lists peers
+    // that matter (the local router's).
+    let b_key_start = EXAMPLE.rfind("      svr-test-metadata-key:").unwrap();
+    let only_a = format!(
+        "{}{}",
+        &EXAMPLE[..b_key_start],
+        without_test_keys(&EXAMPLE[b_key_start..])
+    );
+    assert_eq!(
+        err(&only_a),
+        "authority.router[1].svr-test-metadata-key: required when authority.enhanced-security-key-management is false and the local router lists this router as a peer"
+    );
+    // A router without peers needs no key, and neither do routers that only it might use.
+    let text = with(&no_keys, "      peer:\n        - router: router-b\n", "");
+    let c = Config::parse(&text).unwrap();
+    assert!(c.local().0.svr_test_metadata_key.is_none());
+    // With enhanced security key management on, test keys are refused wherever they are.
+    assert_eq!(
+        ex(ESK_FALSE, ESK_TRUE),
+        format!("{R0}.svr-test-metadata-key: not allowed when authority.enhanced-security-key-management is true")
+    );
+    let text = with(&esk_example(), "      peer:\n        - router: router-a\n", "      svr-test-metadata-key: {rekey-index: 2, encryption-key: \"b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf\", hmac-key: \"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f\"}\n      peer:\n        - router: router-a\n");
+    assert_eq!(
+        err(&text),
+        "authority.router[1].svr-test-metadata-key: not allowed when authority.enhanced-security-key-management is true"
+    );
+}
+
+#[test]
+fn pki_and_trusted_ca() {
+    let c = Config::parse(&esk_example()).unwrap();
+    assert!(c.authority.enhanced_security_key_management);
+    // parse keeps the paths as written.
+    assert_eq!(
+        c.authority.trusted_ca_certificate.as_deref(),
+        Some(Path::new("pki/root.pem"))
+    );
+    assert_eq!(
+        c.local().1.pki,
+        Some(Pki {
+            certificate_chain: "pki/router-a.chain.pem".into(),
+            private_key: "/etc/svrd/pki/router-a.key.pem".into(),
+        })
+    );
+    assert!(c
+        .authority
+        .router
+        .iter()
+        .all(|r| r.svr_test_metadata_key.is_none()));
+    assert_eq!(
+        err(&with(&esk_example(), "  trusted-ca-certificate: pki/root.pem\n", "")),
+        "authority.trusted-ca-certificate: required when authority.enhanced-security-key-management is true"
+    );
+    let no_pki = with(
+        &esk_example(),
+        "          pki:\n            certificate-chain: pki/router-a.chain.pem\n            private-key: /etc/svrd/pki/router-a.key.pem\n",
+        "",
+    );
+    assert_eq!(
+        err(&no_pki),
+        format!("{N0}.pki: required on the local node when authority.enhanced-security-key-management is true")
+    );
+    // Only the local node needs one: router-b's node has none.
+    assert_eq!(
+        err(&with(&esk_example(), "local-router: router-a", "local-router: router-b")),
+        "authority.router[1].node[0].pki: required on the local node when authority.enhanced-security-key-management is true"
+    );
+    // Without enhanced security key management, neither is needed but both are allowed.
+    let text = with(&esk_example(), ESK_TRUE, ESK_FALSE);
+    let c = Config::parse(&with(
+        &text,
+        "      peer:\n        - router: router-b\n",
+        "",
+    ))
+    .unwrap();
+    assert!(c.local().1.pki.is_some());
+    let esk = esk_example();
+    let cases: &[(&str, &str, String)] = &[
+        (
+            "private-key: /etc/svrd/pki/router-a.key.pem",
+            "privat-key: /etc/svrd/pki/router-a.key.pem",
+            format!("{N0}.pki: unknown field \"privat-key\""),
+        ),
+        (
+            "            private-key: /etc/svrd/pki/router-a.key.pem\n",
+            "",
+            format!("{N0}.pki.private-key: required field is missing"),
+        ),
+        (
+            "certificate-chain: pki/router-a.chain.pem",
+            "certificate-chain: /etc/svrd/pki/",
+            format!("{N0}.pki.certificate-chain: \"/etc/svrd/pki/\" is not a file path"),
+        ),
+        (
+            "certificate-chain: pki/router-a.chain.pem",
+            "certificate-chain: \"\"",
+            format!("{N0}.pki.certificate-chain: \"\" is not a file path"),
+        ),
+        (
+            "certificate-chain: pki/router-a.chain.pem",
+            "certificate-chain: \"a\\tb.pem\"",
+            format!("{N0}.pki.certificate-chain: \"a\\tb.pem\" is not a file path"),
+        ),
+        (
+            "private-key: /etc/svrd/pki/router-a.key.pem",
+            "private-key: 7",
+            format!("{N0}.pki.private-key: expected a string, found 7"),
+        ),
+        (
+            "trusted-ca-certificate: pki/root.pem",
+            "trusted-ca-certificate: \"\"",
+            "authority.trusted-ca-certificate: \"\" is not a file path".into(),
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert_eq!(&err(&with(&esk, from, to)), want, "{to}");
+    }
+}
+
+#[test]
+fn pem_paths_are_resolved_by_load_and_checked_by_check_host() {
+    let dir = tmp("pki-test");
+    std::fs::create_dir_all(dir.join("pki")).unwrap();
+    let key = dir.join("router-a.key.pem");
+    let text = with(
+        &esk_example(),
+        "/etc/svrd/pki/router-a.key.pem",
+        key.to_str().unwrap(),
+    );
+    let file = dir.join("router-a.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let c = Config::load(&file).unwrap();
+    // Relative paths are relative to the config file's directory; absolute ones are kept.
+    assert_eq!(
+        c.authority.trusted_ca_certificate.as_deref(),
+        Some(dir.join("pki/root.pem").as_path())
+    );
+    let pki = c.local().1.pki.clone().unwrap();
+    assert_eq!(pki.certificate_chain, dir.join("pki/router-a.chain.pem"));
+    assert_eq!(pki.private_key, key);
+    // Existence is a host check, in this order: CA, chain, key.
+    if c.check_cpus(&cpus_here()).is_err() {
+        return;
+    }
+    assert_eq!(
+        c.check_host().unwrap_err().to_string(),
+        format!(
+            "authority.trusted-ca-certificate: {} does not exist",
+            dir.join("pki/root.pem").display()
+        )
+    );
+    std::fs::write(dir.join("pki/root.pem"), "x").unwrap();
+    std::fs::create_dir_all(dir.join("pki/router-a.chain.pem")).unwrap();
+    assert_eq!(
+        c.check_host().unwrap_err().to_string(),
+        format!(
+            "{N0}.pki.certificate-chain: {} is not a file",
+            dir.join("pki/router-a.chain.pem").display()
+        )
+    );
+    std::fs::remove_dir(dir.join("pki/router-a.chain.pem")).unwrap();
+    std::fs::write(dir.join("pki/router-a.chain.pem"), "x").unwrap();
+    assert_eq!(
+        c.check_host().unwrap_err().to_string(),
+        format!("{N0}.pki.private-key: {} does not exist", key.display())
+    );
+    std::fs::write(&key, "x").unwrap();
+    assert_eq!(c.check_host(), Ok(()));
+}
+
+#[test]
+fn svr_settings() {
+    let d = SvrSettings::default();
+    assert_eq!(
+        d,
+        SvrSettings {
+            max_sessions: 65536,
+            wayport_range: (16384, 65534),
+            session_timeouts: SessionTimeouts {
+                tcp: Duration::from_secs(1800),
+                tcp_half_open: Duration::from_secs(30),
+                tcp_guard: Duration::from_secs(10),
+                udp: Duration::from_secs(60),
+                icmp: Duration::from_secs(10),
+            },
+            enable_metadata_rate: 100,
+        }
+    );
+    assert_eq!(Config::parse(MINIMAL).unwrap().local().1.svr, d);
+    assert_eq!(Config::parse(EXAMPLE).unwrap().local().1.svr, d);
+    assert_eq!(
+        Config::parse(&svr("          svr: {}\n"))
+            .unwrap()
+            .local()
+            .1
+            .svr,
+        d
+    );
+    assert_eq!(
+        Config::parse(&svr("          svr:\n"))
+            .unwrap()
+            .local()
+            .1
+            .svr,
+        d
+    );
+    let c = Config::parse(&svr("          svr:\n            max-sessions: 16777216\n            wayport-range: {start: 1026, end: 1027}\n            session-timeouts: {tcp: 86400, tcp-half-open: 1, tcp-guard: 600, udp: 1, icmp: 3600}\n            enable-metadata-rate: 100000\n")).unwrap();
+    let s = c.local().1.svr;
+    assert_eq!(s.max_sessions, 16_777_216);
+    assert_eq!(s.wayport_range, (1026, 1027));
+    assert_eq!(s.session_timeouts.tcp_guard, Duration::from_secs(600));
+    assert_eq!(s.session_timeouts.udp, Duration::from_secs(1));
+    assert_eq!(s.enable_metadata_rate, 100_000);
+    // Only one end given: the other keeps its default.
+    let c = Config::parse(&svr("          svr: {wayport-range: {start: 30000}}\n")).unwrap();
+    assert_eq!(c.local().1.svr.wayport_range, (30000, 65534));
+    let p = format!("{N0}.svr");
+    let cases: &[(&str, String)] = &[
+        ("{max-sessions: 1023}", format!("{p}.max-sessions: 1023 is below the minimum 1024")),
+        ("{max-sessions: 16777217}", format!("{p}.max-sessions: 16777217 is above the maximum 16777216")),
+        ("{wayport-range: {start: 1024}}", format!("{p}.wayport-range.start: 1024 is below the minimum 1025")),
+        ("{wayport-range: {end: 65536}}", format!("{p}.wayport-range.end: 65536 is above the maximum 65535")),
+        ("{wayport-range: {start: 16385}}", format!("{p}.wayport-range.start: 16385 must be even (the ingress allocates an even source and an odd destination wayport)")),
+        ("{wayport-range: {start: 20000, end: 20000}}", format!("{p}.wayport-range.end: 20000 must be at least start + 1 (20001)")),
+        ("{wayport-range: {start: 20000, end: 1025}}", format!("{p}.wayport-range.end: 1025 must be at least start + 1 (20001)")),
+        ("{wayport-range: {start: 65534, end: 65535}, max-sessions: 1}", format!("{p}.max-sessions: 1 is below the minimum 1024")),
+        ("{wayport-range: [16384, 65534]}", format!("{p}.wayport-range: expected a mapping, found a list")),
+        ("{wayport-range: {start: 16384, stop: 65534}}", format!("{p}.wayport-range: unknown field \"stop\"")),
+        ("{session-timeouts: {tcp: 9}}", format!("{p}.session-timeouts.tcp: 9 is below the minimum 10")),
+        ("{session-timeouts: {tcp: 86401}}", format!("{p}.session-timeouts.tcp: 86401 is above the maximum 86400")),
+        ("{session-timeouts: {tcp-half-open: 0}}", format!("{p}.session-timeouts.tcp-half-open: 0 is below the minimum 1")),
+        ("{session-timeouts: {tcp-half-open: 3601}}", format!("{p}.session-timeouts.tcp-half-open: 3601 is above the maximum 3600")),
+        ("{session-timeouts: {tcp-guard: 0}}", format!("{p}.session-timeouts.tcp-guard: 0 is below the minimum 1")),
+        ("{session-timeouts: {tcp-guard: 601}}", format!("{p}.session-timeouts.tcp-guard: 601 is above the maximum 600")),
+        ("{session-timeouts: {udp: 0}}", format!("{p}.session-timeouts.udp: 0 is below the minimum 1")),
+        ("{session-timeouts: {udp: 86401}}", format!("{p}.session-timeouts.udp: 86401 is above the maximum 86400")),
+        ("{session-timeouts: {icmp: 0}}", format!("{p}.session-timeouts.icmp: 0 is below the minimum 1")),
+        ("{session-timeouts: {icmp: 3601}}", format!("{p}.session-timeouts.icmp: 3601 is above the maximum 3600")),
+        ("{session-timeouts: {sctp: 10}}", format!("{p}.session-timeouts: unknown field \"sctp\"")),
+        ("{session-timeouts: {udp: \"60\"}}", format!("{p}.session-timeouts.udp: expected an integer, found \"60\"")),
+        ("{enable-metadata-rate: 0}", format!("{p}.enable-metadata-rate: 0 is below the minimum 1")),
+        ("{enable-metadata-rate: 100001}", format!("{p}.enable-metadata-rate: 100001 is above the maximum 100000")),
+        ("{max-session: 1}", format!("{p}: unknown field \"max-session\"")),
+        ("16384", format!("{p}: expected a mapping, found 16384")),
+    ];
+    for (body, want) in cases {
+        assert_eq!(
+            &err(&svr(&format!("          svr: {body}\n"))),
+            want,
+            "{body}"
+        );
+    }
+    // The wayport range of the example, start and end at the extremes that pass.
+    let c = Config::parse(&svr(
+        "          svr: {wayport-range: {start: 65534, end: 65535}}\n",
+    ))
+    .unwrap();
+    assert_eq!(c.local().1.svr.wayport_range, (65534, 65535));
 }
