@@ -49,5 +49,7 @@
 
 pub mod forward;
 pub mod route;
+pub mod session;
+pub mod svr;
 pub mod time;
 pub mod wire;

@@ -37,6 +37,9 @@ use core::fmt;
 
 use svr_crypto::CryptoError;
 
+/// Big-endian helpers shared with [`crate::wire`].
+use crate::wire::be;
+
 pub mod header;
 pub mod repr;
 pub mod seal;
@@ -168,18 +171,5 @@ impl From<CryptoError> for MetadataError {
             CryptoError::BufferTooSmall => MetadataError::BufferTooSmall,
             other => MetadataError::Decrypt(other),
         }
-    }
-}
-
-/// Big-endian reads of fixed-width slices whose length the caller has checked (the `wire::be`
-/// helpers cover u16/u32/addresses; metadata also needs u64).
-pub(crate) mod be {
-    pub use crate::wire::be::*;
-
-    #[inline]
-    pub fn u64(b: &[u8]) -> u64 {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&b[..8]);
-        u64::from_be_bytes(a)
     }
 }

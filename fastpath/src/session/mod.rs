@@ -1,0 +1,119 @@
+//! The SVR session table: every live session, reachable from its LAN 5-tuple and from its
+//! WAN (waypoint) 5-tuple, read by all workers without locks; timeouts and reclamation;
+//! wayport allocation (svr-protocol.md §1.2–§1.7).
+//!
+//! | item | job |
+//! | --- | --- |
+//! | [`FlowKey`], [`FlowHasher`] | IPv4/IPv6 5-tuple in five words; seeded folded-multiply hash |
+//! | [`SessionTable`] | fixed-capacity index + record arena: `insert`, `lookup`, `lookup_batch`, `get`, `touch`, `mark_fin`, `mark_rst`, `update_metadata`, `next_tx_seq`, `remove` |
+//! | [`SessionRef`] | the `Copy` snapshot a lookup returns; [`SessionRef::rewrite`] is the NAT of §1.5 |
+//! | [`SessionTimeouts`], [`Sweeper`] | idle timeouts per protocol, TCP guard timer, bounded reclamation steps |
+//! | [`WayportAllocator`] | even source / odd destination wayports per waypoint pair, lock-free |
+//!
+//! # Keys: what a lookup is keyed by
+//!
+//! A session has two keys, each **the 5-tuple of packets as they arrive** on one side:
+//! `lan_key` for packets from the LAN host, `wan_key` for packets from the peer router. Every
+//! arriving packet is then one lookup, and the other key reversed is the 5-tuple to write
+//! ([`SessionRef::rewrite`]): at the ingress, a LAN packet `c:cp → s:sp` leaves as
+//! `our_wp:even → peer_wp:odd`, and the peer's reply arrives as `peer_wp:odd → our_wp:even`
+//! (the `wan_key`), leaving for the LAN as `s:sp → c:cp` (`lan_key` reversed). Source NAT on the
+//! way is covered because the WAN key is what actually arrived (§1.3, §2.10), and a protocol
+//! change (UDP transform) because the protocol is part of each key. So the record holds no
+//! separate rewrite fields.
+//!
+//! # Layout
+//!
+//! * **Index**: `⌈2·capacity / 0.7⌉` slots in 64-byte buckets of one control word and seven
+//!   slots. A slot is `tag(32) | arena index + 1 (32)`, 0 = empty; the tag is the low half of
+//!   the 64-bit hash, the high half picks the home bucket (multiply-shift, any bucket count).
+//!   Linear probing by bucket with an **overflow count** per bucket (Folly F14's idea): an
+//!   insert that finds a bucket full increments its count *before* moving on; a lookup stops at
+//!   the first bucket whose count is 0, so a miss usually reads one cache line and deletion
+//!   needs no tombstones (the remover decrements the counts it passed). Entries never move.
+//! * **Arena**: `capacity` records of exactly 128 bytes, 128-byte aligned (two lines the
+//!   adjacent-line prefetcher fetches together). Line 0: state word, key handle / replay slot,
+//!   LAN key, first word of the WAN key; line 1: rest of the WAN key, last-seen ms, guard start,
+//!   two TX sequence counters. The UUID (16 B) is in a separate array: only metadata building
+//!   reads it ([`SessionTable::uuid`]).
+//! * **State word** (`AtomicU64`): generation (32) | payload key index | metadata state | TCP
+//!   flags | timeout class | role | lifecycle (FREE / INIT / LIVE). Small mutable state lives
+//!   here so each update is one CAS that also checks the generation.
+//! * **Free list**: Treiber stack of arena indices, head = `tag(32) | index + 1` in one
+//!   `AtomicU64` (the tag changes on every push/pop: no ABA), links in a `u32` array.
+//!
+//! Nothing is allocated after [`SessionTable::with_capacity`].
+//!
+//! # Memory
+//!
+//! Per session of capacity: index `64 / (7 × 0.7 / 2)` ≈ **26.1 B** (exact value depends on
+//! rounding to whole buckets; [`SessionTable::memory`]) plus 4 B of free-list link: ≈ **30 B
+//! of table overhead**, well under the 128 B target. The session record itself is **144 B**
+//! (128 hot + 16 UUID), so everything together is ≈ 174 B per session. Two full keys (80 B)
+//! are most of the record; if "≤ 128 B per session" is ever meant to include the record, the
+//! way down is to keep only one full key plus the WAN key's differences.
+//!
+//! # Concurrency
+//!
+//! * **Readers** (`lookup`, `get`) take no lock and write nothing. For each slot whose tag
+//!   matches they copy the record with a seqlock read on the state word: state (Acquire),
+//!   fields, Acquire fence, state again; the copy is kept if generation and lifecycle are
+//!   unchanged and LIVE, and the full key is compared, so a lookup never returns a session
+//!   whose key differs from the probe. Mutable bits come from the same atomic load.
+//! * **Inserts** lock the home bucket(s) of their two keys (a bit in the control word, taken
+//!   in bucket order) only against each other, so two workers cannot insert the same key
+//!   twice; readers ignore the bit. The record is written while INIT, both slots are placed,
+//!   then the state turns LIVE with a Release store: both keys appear at that instant.
+//! * **Removes** (worker or sweeper) CAS the state from LIVE to FREE with the generation + 1;
+//!   that is the moment the session is gone for everyone. Then they clear the two slots and
+//!   push the entry on the free list. A reader still holding an old slot sees FREE or a new
+//!   generation and moves on; a worker holding an old [`SessionId`] gets `None`/`false`.
+//! * **Per-packet writes** are cheap and local: `touch` writes last-seen only when it advanced
+//!   ≥ 1 ms and sets a `SEEN_*` bit once per side; `next_tx_seq` is a `fetch_add`. Following
+//!   VPP's "one writer per SA", a session's replay window and per-packet counters belong to
+//!   one worker elsewhere (`replay_slot`); this table holds only what several workers share.
+//!
+//! Per-lcore flow caches (ipsec-secgw `sad.h`, habit 8) can sit in front: cache
+//! `(FlowKey, SessionId, Side)` direct-mapped by [`FlowHasher::hash`], re-validate with
+//! [`SessionTable::get`], which checks the generation.
+//!
+//! # Where the API differs from the first sketch
+//!
+//! * `insert(lan_key, wan_key, init, now)` takes `now` (the first packet's time starts the
+//!   idle timer); `touch(id, side, now)` and `mark_fin(id, side, now)` take the arrival side,
+//!   because TCP leaves half-open only when both sides have sent (`SEEN_LAN | SEEN_WAN`), and
+//!   the guard timer needs a FIN from each side.
+//! * No rewrite fields: [`SessionRef::rewrite`] derives them from the keys (see above).
+//! * `InsertError::Exists` carries no id; on a SYN during the guard period the worker looks the
+//!   key up, sees [`TcpFlags::closing`], removes the old session and inserts again (§1.7).
+//!
+//! # Speed
+//!
+//! A hit reads one bucket line and the two record lines. At millions of sessions these are
+//! DRAM and TLB misses, so the table should sit on huge pages (THP `always`, or svrd advising
+//! the allocation); with 4 KB pages every lookup also walks the page table. `lookup_batch`
+//! overlaps the misses of a burst. Benchmarks belong in `benches/`.
+//!
+//! # Limits
+//!
+//! * Writers are not lock-free: an insert spins while another insert holds one of its home
+//!   buckets (a few hundred nanoseconds at most, unless the holder is descheduled).
+//! * A generation is 32 bits: an id held across 2^32 reuses of one entry would match again.
+//! * Capacity is a `u32`; the table's allocation is checked by config validation, not here.
+
+mod expiry;
+mod key;
+mod table;
+mod types;
+mod wayport;
+
+pub use expiry::{SessionTimeouts, Sweeper};
+pub use key::{FlowHasher, FlowKey};
+pub use table::{MemoryUsage, SessionTable};
+pub use types::{
+    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
+};
+pub use wayport::{WayportAllocator, WayportError, WayportRange, Wayports};
+
+#[cfg(test)]
+mod test;

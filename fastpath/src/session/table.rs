@@ -1,0 +1,924 @@
+//! [`SessionTable`]: the index (buckets of tagged slots), the record arena, the free list.
+//! The design and its memory-ordering argument are in the module doc of [`super`].
+
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::ops::Deref;
+
+use super::key::{FlowHasher, FlowKey, KEY_WORDS};
+use super::types::{
+    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
+};
+use crate::time::Instant;
+
+// ---- state word of a record -------------------------------------------------------------
+//
+//  bits  0..2   lifecycle: FREE, INIT (being written by its inserter), LIVE
+//  bit   2      role (0 ingress, 1 egress)
+//  bits  3..5   timeout class (tcp, udp, icmp, other), from the LAN key's protocol
+//  bits  5..10  TcpFlags
+//  bits 10..20  MetadataState (MetadataState::encode)
+//  bits 20..28  payload key index
+//  bits 32..64  generation
+
+const LIFE_MASK: u64 = 0b11;
+const FREE: u64 = 0;
+const INIT: u64 = 1;
+const LIVE: u64 = 2;
+const ROLE_EGRESS: u64 = 1 << 2;
+const CLASS_SHIFT: u32 = 3;
+const FLAGS_SHIFT: u32 = 5;
+const META_SHIFT: u32 = 10;
+const META_MASK: u64 = 0x3ff << META_SHIFT;
+const PKI_SHIFT: u32 = 20;
+const GEN_SHIFT: u32 = 32;
+/// The bits that name one incarnation of a record; a reader's copy is consistent when these
+/// did not change while it read.
+const IDENTITY_MASK: u64 = !0 << GEN_SHIFT | LIFE_MASK;
+
+const fn generation(state: u64) -> u32 {
+    (state >> GEN_SHIFT) as u32
+}
+
+/// Timeout class of a session, from the protocol of its LAN key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeoutClass {
+    Tcp = 0,
+    Udp = 1,
+    Icmp = 2,
+    Other = 3,
+}
+
+impl TimeoutClass {
+    fn of_proto(proto: u8) -> TimeoutClass {
+        match proto {
+            6 => TimeoutClass::Tcp,
+            17 => TimeoutClass::Udp,
+            1 | 58 => TimeoutClass::Icmp,
+            _ => TimeoutClass::Other,
+        }
+    }
+
+    fn from_state(s: u64) -> TimeoutClass {
+        match (s >> CLASS_SHIFT) & 3 {
+            0 => TimeoutClass::Tcp,
+            1 => TimeoutClass::Udp,
+            2 => TimeoutClass::Icmp,
+            _ => TimeoutClass::Other,
+        }
+    }
+}
+
+/// Milliseconds of `now` on the caller's clock.
+pub(crate) const fn millis(now: Instant) -> u64 {
+    now.as_nanos() / 1_000_000
+}
+
+/// Pads and aligns `T` to 128 bytes (two cache lines: the adjacent-line prefetcher pairs them)
+/// so that a hot atomic shares its line with nothing.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+impl<T> Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+// ---- index -----------------------------------------------------------------------------
+
+/// Slots per bucket (the eighth word of the cache line is `ctrl`).
+pub(crate) const SLOTS: usize = 7;
+/// Maximum fraction of index slots in use when the arena is full (2 entries per session).
+const MAX_LOAD_PERCENT: usize = 70;
+/// `ctrl` bit 63: writer lock of keys whose home is this bucket. Readers never look at it.
+const LOCK: u64 = 1 << 63;
+/// `ctrl` bits 0..63: how many keys whose probe passed this bucket live in a later one (at
+/// most 2 × capacity < 2^33, so it never reaches the lock bit).
+const OVERFLOW_MASK: u64 = !LOCK;
+
+/// One cache line: `ctrl` and seven slots. A slot is `tag << 32 | (arena index + 1)`, 0 when
+/// empty; the tag is the low 32 bits of the key's hash.
+#[repr(C, align(64))]
+#[derive(Default)]
+struct Bucket {
+    ctrl: AtomicU64,
+    slots: [AtomicU64; SLOTS],
+}
+
+const fn slot_value(hash: u64, index: u32) -> u64 {
+    (hash << 32) | (index as u64 + 1)
+}
+
+// ---- arena -----------------------------------------------------------------------------
+
+/// One session, two cache lines, 128-byte aligned. Every field is an atomic, so workers read
+/// it without locks in safe Rust. `info`, `lan` and `wan` are written only while the state is
+/// INIT; the other fields change while LIVE, each on its own.
+#[repr(C, align(128))]
+#[derive(Default)]
+struct Record {
+    // line 0: what a lookup reads
+    state: AtomicU64,
+    /// `key_handle | replay_slot << 32`.
+    info: AtomicU64,
+    lan: [AtomicU64; KEY_WORDS],
+    // `wan` straddles the two lines (bytes 56..96)
+    wan: [AtomicU64; KEY_WORDS],
+    // line 1: what workers write
+    /// Last packet, in ms of the caller's clock.
+    last_seen_ms: AtomicU64,
+    /// Start of the TCP guard period in ms + 1; 0 = not started.
+    guard_ms: AtomicU64,
+    /// Next TX sequence number per direction, indexed by the `Side` the packet leaves on.
+    tx_seq: [AtomicU64; 2],
+}
+
+/// Memory used by a [`SessionTable`], in bytes, all allocated at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Sessions the table can hold.
+    pub capacity: usize,
+    /// Hash index: buckets of tagged slots (two entries per session, at most 70 % full).
+    pub index_bytes: usize,
+    /// Free list links (4 bytes per session).
+    pub free_list_bytes: usize,
+    /// Session records: the 128-byte hot record plus the 16-byte UUID kept apart.
+    pub record_bytes: usize,
+}
+
+impl MemoryUsage {
+    /// Table overhead per session: index and free list, excluding the session record.
+    pub fn overhead_per_session(&self) -> f64 {
+        (self.index_bytes + self.free_list_bytes) as f64 / self.capacity.max(1) as f64
+    }
+
+    /// Record bytes per session (fields the data path uses).
+    pub fn record_per_session(&self) -> f64 {
+        self.record_bytes as f64 / self.capacity.max(1) as f64
+    }
+
+    /// Everything per session.
+    pub fn total_per_session(&self) -> f64 {
+        (self.index_bytes + self.free_list_bytes + self.record_bytes) as f64
+            / self.capacity.max(1) as f64
+    }
+}
+
+/// The SVR session table: fixed capacity, lock-free lookups from every worker, each session
+/// reachable by its LAN key and its WAN key. See the module doc of [`super`].
+pub struct SessionTable {
+    hasher: FlowHasher,
+    buckets: Box<[Bucket]>,
+    records: Box<[Record]>,
+    /// Session UUIDs, apart from the hot record (read only when building metadata).
+    uuids: Box<[[AtomicU64; 2]]>,
+    /// Free list links: `next[i]` is the arena index + 1 below `i` on the stack, 0 at the end.
+    next: Box<[AtomicU32]>,
+    /// Treiber stack head: `tag << 32 | (arena index + 1)`; the tag changes on every push and
+    /// pop, so a stale head cannot be swapped back in (ABA).
+    free_head: Padded<AtomicU64>,
+    live: Padded<AtomicU64>,
+}
+
+impl core::fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("buckets", &self.buckets.len())
+            .finish()
+    }
+}
+
+/// Unlocks the bucket locks an insert took, on every path out of `insert`.
+struct BucketLocks<'a> {
+    table: &'a SessionTable,
+    first: usize,
+    second: Option<usize>,
+}
+
+impl Drop for BucketLocks<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.second {
+            self.table.unlock(b);
+        }
+        self.table.unlock(self.first);
+    }
+}
+
+impl SessionTable {
+    /// A table for `capacity` sessions with random hash seeds. Allocates everything now and
+    /// never again; about `capacity × 170` bytes (see [`SessionTable::memory`]).
+    pub fn with_capacity(capacity: u32) -> SessionTable {
+        Self::with_hasher(capacity, FlowHasher::random())
+    }
+
+    /// Same as [`SessionTable::with_capacity`] with a given hasher (repeatable tests and
+    /// benchmarks).
+    pub fn with_hasher(capacity: u32, hasher: FlowHasher) -> SessionTable {
+        let cap = capacity as usize;
+        let slots = (2 * cap * 100).div_ceil(MAX_LOAD_PERCENT);
+        let nbuckets = slots.div_ceil(SLOTS).max(1);
+        let buckets = std::iter::repeat_with(Bucket::default)
+            .take(nbuckets)
+            .collect();
+        let records = std::iter::repeat_with(Record::default).take(cap).collect();
+        let uuids = std::iter::repeat_with(Default::default).take(cap).collect();
+        // Stack order: index 0 on top, so a fresh table hands out 0, 1, 2, …
+        let next = (0..cap)
+            .map(|i| AtomicU32::new(if i + 1 < cap { i as u32 + 2 } else { 0 }))
+            .collect();
+        let head = if cap > 0 { 1 } else { 0 };
+        SessionTable {
+            hasher,
+            buckets,
+            records,
+            uuids,
+            next,
+            free_head: Padded(AtomicU64::new(head)),
+            live: Padded(AtomicU64::new(0)),
+        }
+    }
+
+    /// Sessions the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Live sessions (exact when no insert or remove is in flight).
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed) as usize
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The hasher (a per-worker flow cache in front of the table hashes with the same one).
+    pub fn hasher(&self) -> &FlowHasher {
+        &self.hasher
+    }
+
+    /// Bytes allocated, by part.
+    pub fn memory(&self) -> MemoryUsage {
+        MemoryUsage {
+            capacity: self.capacity(),
+            index_bytes: core::mem::size_of_val(&*self.buckets),
+            free_list_bytes: core::mem::size_of_val(&*self.next),
+            record_bytes: core::mem::size_of_val(&*self.records)
+                + core::mem::size_of_val(&*self.uuids),
+        }
+    }
+
+    /// All bytes allocated per session of capacity (index, free list and records).
+    pub fn bytes_per_session(&self) -> f64 {
+        self.memory().total_per_session()
+    }
+
+    /// Size of the hot session record.
+    pub const RECORD_BYTES: usize = core::mem::size_of::<Record>();
+
+    // ---- index helpers --------------------------------------------------------------
+
+    /// Home bucket of a hash: the high 32 bits scaled to the bucket count (Lemire's
+    /// multiply-shift range reduction, so the count need not be a power of two).
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    #[inline(always)]
+    fn next_bucket(&self, b: usize) -> usize {
+        if b + 1 == self.buckets.len() {
+            0
+        } else {
+            b + 1
+        }
+    }
+
+    fn lock(&self, b: usize) {
+        let ctrl = &self.buckets[b].ctrl;
+        let mut spins = 0u32;
+        while ctrl.fetch_or(LOCK, Ordering::Acquire) & LOCK != 0 {
+            while ctrl.load(Ordering::Relaxed) & LOCK != 0 {
+                spins += 1;
+                if spins < 128 {
+                    std::hint::spin_loop();
+                } else {
+                    // The holder was descheduled (tests with more threads than cores);
+                    // pinned workers never get here.
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    fn unlock(&self, b: usize) {
+        self.buckets[b].ctrl.fetch_and(!LOCK, Ordering::Release);
+    }
+
+    // ---- reading a record -----------------------------------------------------------
+
+    fn load_key(words: &[AtomicU64; KEY_WORDS]) -> FlowKey {
+        FlowKey::from_words(core::array::from_fn(|i| words[i].load(Ordering::Relaxed)))
+    }
+
+    /// A consistent copy of record `index` if it is live and (when `probe` is given) one of
+    /// its keys equals `probe`, or it is generation `want_gen` (when given).
+    ///
+    /// Seqlock read: state (Acquire), fields (Relaxed), Acquire fence, state again; the copy
+    /// is good if generation and lifecycle did not change in between. A writer only rewrites
+    /// `info`/`lan`/`wan` after moving the state to a new generation and issuing a Release
+    /// fence, so a read that saw any new field value sees the new state on the second load.
+    fn read(
+        &self,
+        index: u32,
+        probe: Option<&FlowKey>,
+        want: Option<(u32, Side)>,
+    ) -> Option<SessionRef> {
+        let r = self.records.get(index as usize)?;
+        loop {
+            let s1 = r.state.load(Ordering::Acquire);
+            if s1 & LIFE_MASK != LIVE {
+                return None;
+            }
+            if let Some((g, _)) = want {
+                if generation(s1) != g {
+                    return None;
+                }
+            }
+            let lan = Self::load_key(&r.lan);
+            let wan = Self::load_key(&r.wan);
+            let info = r.info.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            let s2 = r.state.load(Ordering::Relaxed);
+            if (s1 ^ s2) & IDENTITY_MASK != 0 {
+                // Removed (and maybe reused) while we read: look again.
+                continue;
+            }
+            let side = match (probe, want) {
+                (Some(k), _) if *k == lan => Side::Lan,
+                (Some(k), _) if *k == wan => Side::Wan,
+                (Some(_), _) => return None,
+                (None, Some((_, side))) => side,
+                (None, None) => Side::Lan,
+            };
+            return Some(SessionRef {
+                id: SessionId {
+                    index,
+                    generation: generation(s1),
+                },
+                side,
+                role: if s1 & ROLE_EGRESS != 0 {
+                    Role::Egress
+                } else {
+                    Role::Ingress
+                },
+                lan_key: lan,
+                wan_key: wan,
+                payload_key_index: (s1 >> PKI_SHIFT) as u8,
+                key_handle: info as u32,
+                replay_slot: (info >> 32) as u32,
+                metadata: MetadataState::decode(s1 >> META_SHIFT),
+                tcp: TcpFlags::from_bits((s1 >> FLAGS_SHIFT) as u8),
+            });
+        }
+    }
+
+    // ---- lookups --------------------------------------------------------------------
+
+    /// The live session whose LAN or WAN key is `key`. Lock-free: never waits for a writer;
+    /// retries a record only if it was removed while being copied.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<SessionRef> {
+        self.lookup_hashed(key, self.hasher.hash(key))
+    }
+
+    /// [`SessionTable::lookup`] with the hash already computed by [`SessionTable::hasher`].
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<SessionRef> {
+        let tag = hash as u32;
+        let mut b = self.home(hash);
+        for _ in 0..self.buckets.len() {
+            let bucket = &self.buckets[b];
+            for slot in &bucket.slots {
+                let v = slot.load(Ordering::Acquire);
+                if v != 0 && (v >> 32) as u32 == tag {
+                    if let Some(r) = self.read(v as u32 - 1, Some(key), None) {
+                        return Some(r);
+                    }
+                }
+            }
+            if bucket.ctrl.load(Ordering::Acquire) & OVERFLOW_MASK == 0 {
+                return None;
+            }
+            b = self.next_bucket(b);
+        }
+        None
+    }
+
+    /// Looks up a burst: `out[i] = lookup(&keys[i])`. Three passes so that the cache misses
+    /// of different packets overlap instead of running one after another (ipsec-secgw's
+    /// `prepare_traffic` idea without a prefetch instruction, which safe Rust lacks): hash
+    /// every key and load its home bucket's control word; load the record state of the first
+    /// tag match; then do the full lookups, which now mostly hit the cache.
+    pub fn lookup_batch<const N: usize>(
+        &self,
+        keys: &[FlowKey; N],
+        out: &mut [Option<SessionRef>; N],
+    ) {
+        let mut hashes = [0u64; N];
+        let mut sink = 0u64;
+        for (h, k) in hashes.iter_mut().zip(keys) {
+            *h = self.hasher.hash(k);
+            sink ^= self.buckets[self.home(*h)].ctrl.load(Ordering::Relaxed);
+        }
+        for h in &hashes {
+            let tag = *h as u32;
+            for slot in &self.buckets[self.home(*h)].slots {
+                let v = slot.load(Ordering::Relaxed);
+                if v != 0 && (v >> 32) as u32 == tag {
+                    if let Some(r) = self.records.get(v as u32 as usize - 1) {
+                        // Both lines of the record: state and the end of the WAN key.
+                        sink ^= r.state.load(Ordering::Relaxed);
+                        sink ^= r.wan[KEY_WORDS - 1].load(Ordering::Relaxed);
+                    }
+                    break;
+                }
+            }
+        }
+        std::hint::black_box(sink);
+        for ((o, k), h) in out.iter_mut().zip(keys).zip(&hashes) {
+            *o = self.lookup_hashed(k, *h);
+        }
+    }
+
+    /// A fresh copy of session `id` as seen from `side` (for a per-worker flow cache that
+    /// stores ids: it re-validates with this). `None` once the session was removed.
+    pub fn get(&self, id: SessionId, side: Side) -> Option<SessionRef> {
+        self.read(id.index, None, Some((id.generation, side)))
+    }
+
+    /// The session UUID of `id`.
+    pub fn uuid(&self, id: SessionId) -> Option<[u8; 16]> {
+        let r = self.records.get(id.index as usize)?;
+        let u = &self.uuids[id.index as usize];
+        let s1 = r.state.load(Ordering::Acquire);
+        if s1 & LIFE_MASK != LIVE || generation(s1) != id.generation {
+            return None;
+        }
+        let (hi, lo) = (u[0].load(Ordering::Relaxed), u[1].load(Ordering::Relaxed));
+        fence(Ordering::Acquire);
+        let s2 = r.state.load(Ordering::Relaxed);
+        if (s1 ^ s2) & IDENTITY_MASK != 0 {
+            return None;
+        }
+        Some(((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes())
+    }
+
+    // ---- insert ---------------------------------------------------------------------
+
+    /// True when a live session has `key` (writers' check, under the home bucket lock).
+    fn contains_hashed(&self, key: &FlowKey, hash: u64) -> bool {
+        self.lookup_hashed(key, hash).is_some()
+    }
+
+    /// Puts `value` in the first empty slot of `hash`'s probe sequence, counting the overflow
+    /// in every full bucket passed *before* moving on, so that a reader who does not find the
+    /// key in a bucket sees a non-zero count there and keeps probing.
+    fn place(&self, hash: u64, value: u64) -> Result<(), ()> {
+        let home = self.home(hash);
+        let mut b = home;
+        for _ in 0..self.buckets.len() {
+            for slot in &self.buckets[b].slots {
+                if slot.load(Ordering::Relaxed) == 0
+                    && slot
+                        .compare_exchange(0, value, Ordering::Release, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            self.buckets[b].ctrl.fetch_add(1, Ordering::AcqRel);
+            b = self.next_bucket(b);
+        }
+        // Cannot happen: the index has more slots than twice the arena (each session holds at
+        // most two). Undo the counts so the index stays consistent.
+        self.uncount(home, self.buckets.len());
+        Err(())
+    }
+
+    /// Decrements the overflow count of `n` buckets starting at `home`.
+    fn uncount(&self, home: usize, n: usize) {
+        let mut b = home;
+        for _ in 0..n {
+            let prev = self.buckets[b].ctrl.fetch_sub(1, Ordering::AcqRel);
+            debug_assert!(prev & OVERFLOW_MASK != 0, "overflow count underflow");
+            b = self.next_bucket(b);
+        }
+    }
+
+    /// Clears the slot holding `value` in `hash`'s probe sequence, then decrements the counts
+    /// of the buckets its insert passed.
+    fn unplace(&self, hash: u64, value: u64) {
+        let home = self.home(hash);
+        let mut b = home;
+        for passed in 0..self.buckets.len() {
+            for slot in &self.buckets[b].slots {
+                if slot.load(Ordering::Relaxed) == value
+                    && slot
+                        .compare_exchange(value, 0, Ordering::Release, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    self.uncount(home, passed);
+                    return;
+                }
+            }
+            b = self.next_bucket(b);
+        }
+        debug_assert!(false, "index entry of a live session not found");
+    }
+
+    fn pop_free(&self) -> Option<u32> {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            let top = head as u32;
+            if top == 0 {
+                return None;
+            }
+            let below = self.next[top as usize - 1].load(Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(below);
+            match self.free_head.compare_exchange_weak(
+                head,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(top - 1),
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    fn push_free(&self, index: u32) {
+        let mut head = self.free_head.load(Ordering::Relaxed);
+        loop {
+            self.next[index as usize].store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(index + 1);
+            match self.free_head.compare_exchange_weak(
+                head,
+                new,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Creates a session reachable by `lan_key` and by `wan_key`; both keys become visible
+    /// together (the record turns LIVE after both index entries are in place).
+    ///
+    /// `lan_key` is the 5-tuple of packets arriving on the LAN side and `wan_key` that of
+    /// packets arriving from the peer, both as received (see [`SessionRef::rewrite`]).
+    /// Writers of keys with the same home bucket serialise on a bit in that bucket; readers
+    /// never do.
+    pub fn insert(
+        &self,
+        lan_key: FlowKey,
+        wan_key: FlowKey,
+        init: SessionInit,
+        now: Instant,
+    ) -> Result<SessionId, InsertError> {
+        if lan_key == wan_key {
+            return Err(InsertError::Exists);
+        }
+        let (hl, hw) = (self.hasher.hash(&lan_key), self.hasher.hash(&wan_key));
+        let (bl, bw) = (self.home(hl), self.home(hw));
+        // Lock in bucket order: two inserters never wait on each other in a cycle.
+        let (first, second) = (bl.min(bw), bl.max(bw));
+        self.lock(first);
+        let second = (second != first).then(|| {
+            self.lock(second);
+            second
+        });
+        let _locks = BucketLocks {
+            table: self,
+            first,
+            second,
+        };
+
+        if self.contains_hashed(&lan_key, hl) || self.contains_hashed(&wan_key, hw) {
+            return Err(InsertError::Exists);
+        }
+        let index = self.pop_free().ok_or(InsertError::Full)?;
+        let r = &self.records[index as usize];
+        // We own the entry: it is FREE and off the free list. Readers that still hold an old
+        // index slot of it may read it concurrently; they check the state.
+        let gen = generation(r.state.load(Ordering::Relaxed));
+        let base = u64::from(gen) << GEN_SHIFT;
+        r.state.store(base | INIT, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let (lw, ww) = (lan_key.words(), wan_key.words());
+        for i in 0..KEY_WORDS {
+            r.lan[i].store(lw[i], Ordering::Relaxed);
+            r.wan[i].store(ww[i], Ordering::Relaxed);
+        }
+        r.info.store(
+            u64::from(init.key_handle) | u64::from(init.replay_slot) << 32,
+            Ordering::Relaxed,
+        );
+        let u = u128::from_be_bytes(init.uuid);
+        let uu = &self.uuids[index as usize];
+        uu[0].store((u >> 64) as u64, Ordering::Relaxed);
+        uu[1].store(u as u64, Ordering::Relaxed);
+        r.last_seen_ms.store(millis(now), Ordering::Relaxed);
+        r.guard_ms.store(0, Ordering::Relaxed);
+        r.tx_seq[0].store(0, Ordering::Relaxed);
+        r.tx_seq[1].store(0, Ordering::Relaxed);
+
+        let lv = slot_value(hl, index);
+        if self.place(hl, lv).is_err() {
+            r.state.store(base | FREE, Ordering::Release);
+            self.push_free(index);
+            return Err(InsertError::Full);
+        }
+        if self.place(hw, slot_value(hw, index)).is_err() {
+            self.unplace(hl, lv);
+            r.state.store(base | FREE, Ordering::Release);
+            self.push_free(index);
+            return Err(InsertError::Full);
+        }
+
+        // The first packet came from the LAN at the ingress and from the WAN at the egress.
+        let seen = match init.role {
+            Role::Ingress => TcpFlags::SEEN_LAN,
+            Role::Egress => TcpFlags::SEEN_WAN,
+        };
+        let class = TimeoutClass::of_proto(lan_key.proto()) as u64;
+        let role = if init.role == Role::Egress {
+            ROLE_EGRESS
+        } else {
+            0
+        };
+        let live = base
+            | LIVE
+            | role
+            | class << CLASS_SHIFT
+            | u64::from(seen.bits()) << FLAGS_SHIFT
+            | init.metadata.encode() << META_SHIFT
+            | u64::from(init.payload_key_index) << PKI_SHIFT;
+        r.state.store(live, Ordering::Release);
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Ok(SessionId {
+            index,
+            generation: gen,
+        })
+    }
+
+    // ---- remove ---------------------------------------------------------------------
+
+    /// Removes session `id`; false if it is already gone (stale id). The state CAS is the
+    /// moment it disappears for readers; its index entries are then cleared and the arena
+    /// entry goes back on the free list, in that order, so a reused entry is never reachable
+    /// through an old slot with a matching key *and* the old generation.
+    pub fn remove(&self, id: SessionId) -> bool {
+        let Some(r) = self.records.get(id.index as usize) else {
+            return false;
+        };
+        let mut s = r.state.load(Ordering::Acquire);
+        loop {
+            if s & LIFE_MASK != LIVE || generation(s) != id.generation {
+                return false;
+            }
+            let freed = u64::from(id.generation.wrapping_add(1)) << GEN_SHIFT | FREE;
+            match r
+                .state
+                .compare_exchange_weak(s, freed, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        // We own the entry now; nobody else writes its keys.
+        let lan = Self::load_key(&r.lan);
+        let wan = Self::load_key(&r.wan);
+        let (hl, hw) = (self.hasher.hash(&lan), self.hasher.hash(&wan));
+        self.unplace(hl, slot_value(hl, id.index));
+        self.unplace(hw, slot_value(hw, id.index));
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.push_free(id.index);
+        true
+    }
+
+    // ---- per-packet updates -----------------------------------------------------------
+
+    /// CAS loop over the mutable bits of a live record of generation `id.generation`.
+    /// `f` returns the new state word or `None` to leave it. Returns `(old, new)` words.
+    fn update_state(
+        &self,
+        id: SessionId,
+        mut f: impl FnMut(u64) -> Option<u64>,
+    ) -> Option<(u64, u64)> {
+        let r = self.records.get(id.index as usize)?;
+        let mut s = r.state.load(Ordering::Acquire);
+        loop {
+            if s & LIFE_MASK != LIVE || generation(s) != id.generation {
+                return None;
+            }
+            let Some(new) = f(s) else {
+                return Some((s, s));
+            };
+            debug_assert_eq!(new & IDENTITY_MASK, s & IDENTITY_MASK);
+            if new == s {
+                return Some((s, s));
+            }
+            match r
+                .state
+                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some((s, new)),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn set_flags(&self, id: SessionId, add: TcpFlags) -> Option<(TcpFlags, TcpFlags)> {
+        let bits = u64::from(add.bits()) << FLAGS_SHIFT;
+        let (old, new) = self.update_state(id, |s| Some(s | bits))?;
+        Some((
+            TcpFlags::from_bits((old >> FLAGS_SHIFT) as u8),
+            TcpFlags::from_bits((new >> FLAGS_SHIFT) as u8),
+        ))
+    }
+
+    /// A packet of session `id` arrived on `side` at `now`. Writes the last-seen time only
+    /// when it moved forward by at least 1 ms (so a busy session's line is written at most
+    /// 1000 times a second), and sets the `SEEN_*` flag the first time a side is seen. False
+    /// for a stale id.
+    ///
+    /// A touch racing with the removal of the same id and the reuse of its entry can move the
+    /// new session's last-seen time to `now`; that only delays its expiry to what it would be
+    /// with one more packet.
+    #[inline]
+    pub fn touch(&self, id: SessionId, side: Side, now: Instant) -> bool {
+        let Some(r) = self.records.get(id.index as usize) else {
+            return false;
+        };
+        let s = r.state.load(Ordering::Acquire);
+        if s & LIFE_MASK != LIVE || generation(s) != id.generation {
+            return false;
+        }
+        let ms = millis(now);
+        if r.last_seen_ms.load(Ordering::Relaxed) < ms {
+            r.last_seen_ms.store(ms, Ordering::Relaxed);
+        }
+        let seen = TcpFlags::seen(side);
+        if !TcpFlags::from_bits((s >> FLAGS_SHIFT) as u8).contains(seen) {
+            return self.set_flags(id, seen).is_some();
+        }
+        true
+    }
+
+    fn start_guard(&self, id: SessionId, flags: TcpFlags, now: Instant) {
+        if flags.closing() {
+            let r = &self.records[id.index as usize];
+            // First closer wins; +1 so that 0 can mean "not started".
+            let _ = r.guard_ms.compare_exchange(
+                0,
+                millis(now) + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// A FIN of session `id` arrived on `side`. When FINs have been seen both ways the TCP
+    /// guard timer starts (§1.7). Returns the flags after the update; `None` for a stale id.
+    pub fn mark_fin(&self, id: SessionId, side: Side, now: Instant) -> Option<TcpFlags> {
+        let (_, new) = self.set_flags(id, TcpFlags::fin(side).union(TcpFlags::seen(side)))?;
+        self.start_guard(id, new, now);
+        Some(new)
+    }
+
+    /// An RST of session `id` arrived (either side): the guard timer starts.
+    pub fn mark_rst(&self, id: SessionId, now: Instant) -> Option<TcpFlags> {
+        let (_, new) = self.set_flags(id, TcpFlags::RST)?;
+        self.start_guard(id, new, now);
+        Some(new)
+    }
+
+    /// Applies `f` to the metadata state of `id` atomically; returns `(old, new)`, `None` for
+    /// a stale id. `f` may run more than once if another worker updates the state at the same
+    /// time, so it must be a pure function of its argument.
+    pub fn update_metadata(
+        &self,
+        id: SessionId,
+        f: impl Fn(MetadataState) -> MetadataState,
+    ) -> Option<(MetadataState, MetadataState)> {
+        let (old, new) = self.update_state(id, |s| {
+            let m = f(MetadataState::decode(s >> META_SHIFT));
+            Some(s & !META_MASK | m.encode() << META_SHIFT)
+        })?;
+        Some((
+            MetadataState::decode(old >> META_SHIFT),
+            MetadataState::decode(new >> META_SHIFT),
+        ))
+    }
+
+    /// The next TX sequence number of session `id` for packets leaving on `toward` (starts at
+    /// 0). `None` for a stale id. A call racing with removal and reuse of the entry can skip
+    /// one number of the new session; receivers' replay windows accept gaps.
+    #[inline]
+    pub fn next_tx_seq(&self, id: SessionId, toward: Side) -> Option<u64> {
+        let r = self.records.get(id.index as usize)?;
+        let s = r.state.load(Ordering::Acquire);
+        if s & LIFE_MASK != LIVE || generation(s) != id.generation {
+            return None;
+        }
+        Some(r.tx_seq[toward as usize].fetch_add(1, Ordering::Relaxed))
+    }
+
+    // ---- for the sweeper -------------------------------------------------------------
+
+    /// What the sweeper needs of arena entry `index`: its id, class, flags, last-seen and
+    /// guard-start (ms + 1, 0 if none); `None` when the entry is not live.
+    pub(crate) fn expiry_view(&self, index: u32) -> Option<ExpiryView> {
+        let r = self.records.get(index as usize)?;
+        let s = r.state.load(Ordering::Acquire);
+        if s & LIFE_MASK != LIVE {
+            return None;
+        }
+        Some(ExpiryView {
+            id: SessionId {
+                index,
+                generation: generation(s),
+            },
+            class: TimeoutClass::from_state(s),
+            flags: TcpFlags::from_bits((s >> FLAGS_SHIFT) as u8),
+            last_seen_ms: r.last_seen_ms.load(Ordering::Relaxed),
+            guard_ms: r.guard_ms.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Checks the index against the arena: every slot points at a live record one of whose
+    /// keys hashes to the slot's tag and probes through this bucket, and every overflow count
+    /// equals the number of keys that passed the bucket. Only valid when no writer runs.
+    #[cfg(test)]
+    pub(crate) fn check_index(&self) -> usize {
+        let n = self.buckets.len();
+        let mut counts = vec![0u64; n];
+        let mut entries = 0;
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            assert_eq!(
+                bucket.ctrl.load(Ordering::Relaxed) & LOCK,
+                0,
+                "lock left set"
+            );
+            for slot in &bucket.slots {
+                let v = slot.load(Ordering::Relaxed);
+                if v == 0 {
+                    continue;
+                }
+                entries += 1;
+                let idx = v as u32 - 1;
+                let r = &self.records[idx as usize];
+                assert_eq!(r.state.load(Ordering::Relaxed) & LIFE_MASK, LIVE);
+                let lan = Self::load_key(&r.lan);
+                let wan = Self::load_key(&r.wan);
+                let h = [self.hasher.hash(&lan), self.hasher.hash(&wan)]
+                    .into_iter()
+                    .find(|h| slot_value(*h, idx) == v)
+                    .expect("slot matches one of its record's keys");
+                let mut p = self.home(h);
+                while p != b {
+                    counts[p] += 1;
+                    p = self.next_bucket(p);
+                }
+            }
+        }
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            assert_eq!(
+                bucket.ctrl.load(Ordering::Relaxed) & OVERFLOW_MASK,
+                counts[b],
+                "overflow count of bucket {b}"
+            );
+        }
+        assert_eq!(entries, 2 * self.len());
+        entries
+    }
+}
+
+/// A look at one live entry, for expiry decisions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExpiryView {
+    pub(crate) id: SessionId,
+    pub(crate) class: TimeoutClass,
+    pub(crate) flags: TcpFlags,
+    pub(crate) last_seen_ms: u64,
+    pub(crate) guard_ms: u64,
+}
