@@ -1,0 +1,1298 @@
+//! The per-peer key state machine (ztna-requirements.md §3, decisions.md "Grace").
+//!
+//! Sans-IO, in the quinn-proto shape:
+//!
+//! - inputs: [`PeerKeyState::handle_block`], [`PeerKeyState::handle_timeout`],
+//!   [`PeerKeyState::interface_state_changed`], [`PeerKeyState::bfd_up`] /
+//!   [`PeerKeyState::bfd_down`];
+//! - outputs, polled after every input: [`PeerKeyState::poll_block`] (the block for the next
+//!   BFD packet, `None` when there is nothing to say), [`PeerKeyState::poll_event`] and
+//!   [`PeerKeyState::poll_timeout`] (the next deadline; a spurious `handle_timeout` is a no-op);
+//! - queries: [`PeerKeyState::path_in_service`], [`PeerKeyState::send_metadata_key`],
+//!   [`PeerKeyState::recv_metadata_key`], [`PeerKeyState::peer_key_index`],
+//!   [`PeerKeyState::payload_key_index`].
+//!
+//! The exchange itself is a small "states as types" machine (`Exchange`): each state is a
+//! struct named for what it waits for, and a transition consumes it, so an ephemeral secret
+//! cannot outlive its exchange.
+
+use core::fmt;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastpath::time::Instant;
+use rand_core::CryptoRngCore;
+use svr_crypto::MetadataKey;
+
+use crate::event::{EventHistory, FailureReason, KeyEvent};
+use crate::exchange::{
+    derive_peer_key, EphemeralSecret, KeyExchangeAlgorithm, PeerKey, TranscriptContext,
+    EXCHANGE_VERSION, SALT_LEN,
+};
+use crate::message::{
+    encode_block, parse_block, Ack, BlockError, Finish, Hello, KeyKind, KeyRequest, Message,
+    MetadataKeyMsg, Protection, CIPHER_AES_256_CBC, HMAC_SHA384_192,
+};
+use crate::pki::{verify_peer, Identity, PeerIdentity, TrustAnchor};
+
+/// "After a new key is computed the router waits 30 seconds before using it."
+pub const KEY_SWITCH_DELAY: Duration = Duration::from_secs(30);
+/// How long the previous key is still accepted after the sender switched away from it.
+pub const GRACE: Duration = Duration::from_secs(30);
+/// Events queued for [`PeerKeyState::poll_event`] before the oldest are dropped.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// `payload-key-rekey-interval` / `peer-key-rekey-interval`: hours (1-720) or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RekeyInterval {
+    /// Rekey every so many hours.
+    Hours(u16),
+    /// Never rekey on a timer.
+    Never,
+}
+
+impl RekeyInterval {
+    /// The interval, `None` for never.
+    pub fn as_duration(self) -> Option<Duration> {
+        match self {
+            RekeyInterval::Hours(h) => Some(Duration::from_secs(u64::from(h) * 3600)),
+            RekeyInterval::Never => None,
+        }
+    }
+}
+
+/// `authority > security-key-management`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyConfig {
+    /// `key-exchange-algorithm` (the leader's choice is used; a follower accepts any it
+    /// implements, which allows a migration).
+    pub algorithm: KeyExchangeAlgorithm,
+    /// `payload-key-rekey-interval`, 1-720 h or never; default 24 h.
+    pub payload_key_rekey_interval: RekeyInterval,
+    /// `peer-key-rekey-interval`, 1-720 h or never; default 24 h.
+    pub peer_key_rekey_interval: RekeyInterval,
+    /// `peer-key-retransmit-interval`, 5-3600 s; default 30 s.
+    pub peer_key_retransmit_interval: Duration,
+    /// `peer-key-timeout`, from the retransmit interval up to 86400 s; default 3600 s.
+    pub peer_key_timeout: Duration,
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        KeyConfig {
+            algorithm: KeyExchangeAlgorithm::X25519,
+            payload_key_rekey_interval: RekeyInterval::Hours(24),
+            peer_key_rekey_interval: RekeyInterval::Hours(24),
+            peer_key_retransmit_interval: Duration::from_secs(30),
+            peer_key_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A setting or name refused when a [`PeerKeyState`] is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// A setting outside its range; `field` is the config path.
+    #[error("authority.security-key-management.{field}: {value} is outside {range}")]
+    OutOfRange {
+        /// Config field name.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The allowed range.
+        range: &'static str,
+    },
+    /// An empty or over-long peering-common-name.
+    #[error("peering-common-name {0:?} must be 1-255 bytes")]
+    BadName(String),
+    /// Local and peer names are equal, so no leader can be chosen.
+    #[error("peer peering-common-name {0:?} equals the local one")]
+    SameName(String),
+}
+
+impl KeyConfig {
+    /// Check the ranges of ztna-requirements.md §3.
+    pub fn validate(&self) -> Result<(), SetupError> {
+        for (field, r) in [
+            (
+                "payload-key-rekey-interval",
+                self.payload_key_rekey_interval,
+            ),
+            ("peer-key-rekey-interval", self.peer_key_rekey_interval),
+        ] {
+            if let RekeyInterval::Hours(h) = r {
+                if !(1..=720).contains(&h) {
+                    return Err(SetupError::OutOfRange {
+                        field,
+                        value: format!("{h} h"),
+                        range: "1-720 h or never",
+                    });
+                }
+            }
+        }
+        let rt = self.peer_key_retransmit_interval;
+        if rt < Duration::from_secs(5) || rt > Duration::from_secs(3600) {
+            return Err(SetupError::OutOfRange {
+                field: "peer-key-retransmit-interval",
+                value: format!("{rt:?}"),
+                range: "5-3600 s",
+            });
+        }
+        let to = self.peer_key_timeout;
+        if to < rt || to > Duration::from_secs(86_400) {
+            return Err(SetupError::OutOfRange {
+                field: "peer-key-timeout",
+                value: format!("{to:?}"),
+                range: "peer-key-retransmit-interval to 86400 s",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which end of the pair this router is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Our peering-common-name sorts first: we start every peer-key exchange.
+    Leader,
+    /// We answer the leader's exchange and send Key Requests.
+    Follower,
+}
+
+/// Who is who, and with what settings.
+#[derive(Debug, Clone)]
+pub struct PeerSetup {
+    /// Our `peering-common-name` (it must name our certificate; `svrd` checks it with
+    /// [`Identity::is_named`] at start-up).
+    pub local_name: String,
+    /// The peer's `peering-common-name`, checked against its certificate.
+    pub peer_name: String,
+    /// Timers and algorithm.
+    pub config: KeyConfig,
+}
+
+/// Counters (all monotonic).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyStats {
+    /// Blocks handed to [`PeerKeyState::handle_block`].
+    pub blocks_in: u64,
+    /// Blocks returned by [`PeerKeyState::poll_block`].
+    pub blocks_out: u64,
+    /// Dropped blocks, indexed by [`BlockError::index`].
+    pub dropped: [u64; BlockError::COUNT],
+    /// Peer chains refused.
+    pub certificate_rejected: u64,
+    /// Hello or Finish signatures that did not verify.
+    pub bad_signature: u64,
+    /// Hellos without a certificate chain.
+    pub missing_certificate: u64,
+    /// Unsupported versions, algorithms or ciphers.
+    pub unsupported: u64,
+    /// Messages that did not fit the current exchange (late duplicates).
+    pub stale: u64,
+    /// Peer keys installed.
+    pub peer_keys_installed: u64,
+}
+
+impl KeyStats {
+    /// Drops for one reason.
+    pub fn dropped(&self, e: BlockError) -> u64 {
+        self.dropped[e.index()]
+    }
+
+    /// All drops.
+    pub fn total_dropped(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+}
+
+// ----- timers (an enum-indexed table, quinn-proto's `Timer`) -----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    PeerKeySwitch = 0,
+    PeerKeyRetire = 1,
+    PeerMdSwitch = 2,
+    OwnMdRetire = 3,
+    PeerKeyTimeout = 4,
+    Retransmit = 5,
+    PeerRekey = 6,
+    PayloadRekey = 7,
+}
+
+const TIMER_COUNT: usize = 8;
+/// Firing order within one `handle_timeout`: key switches before the timeout, the timeout
+/// before the retransmission (so a retry after `peer-key-timeout` uses the long interval).
+const TIMER_ORDER: [Timer; TIMER_COUNT] = [
+    Timer::PeerKeySwitch,
+    Timer::PeerKeyRetire,
+    Timer::PeerMdSwitch,
+    Timer::OwnMdRetire,
+    Timer::PeerKeyTimeout,
+    Timer::Retransmit,
+    Timer::PeerRekey,
+    Timer::PayloadRekey,
+];
+
+// ----- the exchange, states as types -----
+
+struct Names<'a> {
+    leader: &'a str,
+    follower: &'a str,
+}
+
+impl Names<'_> {
+    fn ctx(&self, algorithm: KeyExchangeAlgorithm, index: u8) -> TranscriptContext<'_> {
+        TranscriptContext {
+            algorithm,
+            index,
+            leader: self.leader,
+            follower: self.follower,
+        }
+    }
+}
+
+/// Leader: offer sent, waiting for the follower's Hello.
+struct AwaitAnswer {
+    alg: KeyExchangeAlgorithm,
+    index: u8,
+    salt: [u8; SALT_LEN],
+    secret: EphemeralSecret,
+    signature: Vec<u8>,
+}
+
+/// Leader: Finish sent, waiting for the follower's Ack of the peer key.
+struct AwaitPeerKeyAck {
+    index: u8,
+    key: PeerKey,
+    finish: Finish,
+    answer: Hello,
+}
+
+/// Follower: answer sent, waiting for the leader's Finish.
+struct AwaitFinish {
+    index: u8,
+    offer: Hello,
+    answer: Hello,
+    key: PeerKey,
+    finish_transcript: Vec<u8>,
+    peer: PeerIdentity,
+}
+
+/// The peer-key exchange in progress, if any.
+enum Exchange {
+    Idle,
+    AwaitAnswer(Box<AwaitAnswer>),
+    AwaitPeerKeyAck(Box<AwaitPeerKeyAck>),
+    AwaitFinish(Box<AwaitFinish>),
+}
+
+fn random_salt(rng: &mut dyn CryptoRngCore) -> [u8; SALT_LEN] {
+    let mut s = [0u8; SALT_LEN];
+    rng.fill_bytes(&mut s);
+    s
+}
+
+impl AwaitAnswer {
+    fn offer(
+        alg: KeyExchangeAlgorithm,
+        index: u8,
+        names: &Names<'_>,
+        identity: &Identity,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<AwaitAnswer> {
+        let salt = random_salt(rng);
+        let secret = EphemeralSecret::generate(alg, rng);
+        let signature = identity
+            .sign(&names.ctx(alg, index).offer(&salt, secret.public()))
+            .ok()?;
+        Some(AwaitAnswer {
+            alg,
+            index,
+            salt,
+            secret,
+            signature,
+        })
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            version: EXCHANGE_VERSION,
+            algorithm: self.alg.id(),
+            index: self.index,
+            salt: self.salt,
+            public: self.secret.public().to_vec(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    /// Check the follower's signature over the whole transcript, then agree and sign Finish.
+    /// On failure the offer stays (the real answer may still come).
+    fn on_answer(
+        self: Box<Self>,
+        answer: &Hello,
+        peer: &PeerIdentity,
+        names: &Names<'_>,
+        identity: &Identity,
+    ) -> Result<AwaitPeerKeyAck, (Box<AwaitAnswer>, FailureReason)> {
+        let ctx = names.ctx(self.alg, self.index);
+        let pub_l = self.secret.public();
+        let t = ctx.answer(&self.salt, &answer.salt, pub_l, &answer.public);
+        if peer.verify(&t, &answer.signature).is_err() {
+            return Err((self, FailureReason::BadSignature));
+        }
+        let shared = match self.secret.diffie_hellman(&answer.public) {
+            Ok(s) => s,
+            Err(_) => return Err((self, FailureReason::BadPublicValue)),
+        };
+        let material = derive_peer_key(
+            &shared,
+            &self.salt,
+            &answer.salt,
+            names.leader,
+            names.follower,
+            self.index,
+        );
+        let finish_t = ctx.finish(&self.salt, &answer.salt, pub_l, &answer.public);
+        let Ok(signature) = identity.sign(&finish_t) else {
+            return Err((self, FailureReason::BadSignature));
+        };
+        Ok(AwaitPeerKeyAck {
+            index: self.index,
+            key: PeerKey::new(&material),
+            finish: Finish {
+                index: self.index,
+                signature,
+            },
+            answer: answer.clone(),
+        })
+        // `self.secret` is dropped (zeroized) here.
+    }
+}
+
+impl AwaitFinish {
+    /// Verify the leader's offer, agree, sign the answer.
+    fn answer(
+        alg: KeyExchangeAlgorithm,
+        offer: &Hello,
+        peer: PeerIdentity,
+        names: &Names<'_>,
+        identity: &Identity,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<AwaitFinish, FailureReason> {
+        let ctx = names.ctx(alg, offer.index);
+        peer.verify(&ctx.offer(&offer.salt, &offer.public), &offer.signature)
+            .map_err(|_| FailureReason::BadSignature)?;
+        let salt = random_salt(rng);
+        let secret = EphemeralSecret::generate(alg, rng);
+        let shared = secret
+            .diffie_hellman(&offer.public)
+            .map_err(|_| FailureReason::BadPublicValue)?;
+        let material = derive_peer_key(
+            &shared,
+            &offer.salt,
+            &salt,
+            names.leader,
+            names.follower,
+            offer.index,
+        );
+        let pub_f = secret.public();
+        let signature = identity
+            .sign(&ctx.answer(&offer.salt, &salt, &offer.public, pub_f))
+            .map_err(|_| FailureReason::BadSignature)?;
+        let finish_transcript = ctx.finish(&offer.salt, &salt, &offer.public, pub_f);
+        Ok(AwaitFinish {
+            index: offer.index,
+            offer: offer.clone(),
+            answer: Hello {
+                version: EXCHANGE_VERSION,
+                algorithm: alg.id(),
+                index: offer.index,
+                salt,
+                public: pub_f.to_vec(),
+                signature,
+            },
+            key: PeerKey::new(&material),
+            finish_transcript,
+            peer,
+        })
+        // `secret` is dropped (zeroized) here: the follower's secret lives for one call.
+    }
+
+    /// Verify the leader's Finish; the key becomes usable.
+    fn on_finish(
+        self: Box<Self>,
+        finish: &Finish,
+    ) -> Result<PeerKey, (Box<AwaitFinish>, FailureReason)> {
+        if self
+            .peer
+            .verify(&self.finish_transcript, &finish.signature)
+            .is_err()
+        {
+            return Err((self, FailureReason::BadSignature));
+        }
+        let this = *self;
+        Ok(this.key)
+    }
+}
+
+// ----- key sets -----
+
+/// Peer keys: the one we seal with, the next one (used after [`KEY_SWITCH_DELAY`]), and the
+/// previous one (accepted for [`GRACE`] after the switch).
+#[derive(Default)]
+struct PeerKeyRing {
+    current: Option<PeerKey>,
+    next: Option<PeerKey>,
+    previous: Option<PeerKey>,
+}
+
+impl PeerKeyRing {
+    fn lookup(&self, index: u32) -> Option<&PeerKey> {
+        [&self.current, &self.next, &self.previous]
+            .into_iter()
+            .flatten()
+            .find(|k| u32::from(k.index()) == index)
+    }
+}
+
+/// Our own metadata key as sent to the peer.
+struct OwnMd {
+    msg: MetadataKeyMsg,
+    key: MetadataKey,
+    acked: bool,
+}
+
+#[derive(Default)]
+struct OwnMdKeys {
+    current: Option<OwnMd>,
+    /// The last acknowledged key before `current`, accepted until retired.
+    previous: Option<MetadataKey>,
+    acked_any: bool,
+    last_index: u32,
+}
+
+/// One of the peer's metadata keys, with the peer-key index it arrived under and a
+/// fingerprint that recognises retransmissions.
+struct PeerMd {
+    key: MetadataKey,
+    peer_key: u32,
+    fingerprint: [u8; 16],
+}
+
+/// SHA-256 over the key material, truncated: tells a retransmitted key from a new one with
+/// the same index (a restarted peer counts from 1 again).
+fn fingerprint(m: &MetadataKeyMsg) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(m.rekey_index.to_be_bytes());
+    h.update(m.enc_key);
+    h.update(m.hmac_key);
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// The peer's metadata keys: the one we encrypt metadata to it with, and the next one.
+#[derive(Default)]
+struct PeerMdKeys {
+    current: Option<PeerMd>,
+    next: Option<PeerMd>,
+}
+
+/// The stretch of time in which we hold no valid key for the peer.
+#[derive(Debug, Clone, Copy)]
+struct Episode {
+    invalid: bool,
+    heard_valid: bool,
+    bfd_seen_up: bool,
+}
+
+/// The key state of one peer router. See the module doc for the calling protocol.
+pub struct PeerKeyState {
+    cfg: KeyConfig,
+    local_name: String,
+    peer_name: String,
+    role: Role,
+    identity: Arc<Identity>,
+    anchor: Arc<TrustAnchor>,
+    rng: Box<dyn CryptoRngCore + Send>,
+    now: Instant,
+
+    exchange: Exchange,
+    last_index: u8,
+    last_finished: Option<u8>,
+    ring: PeerKeyRing,
+    own_md: OwnMdKeys,
+    peer_md: PeerMdKeys,
+    payload_key_index: u8,
+
+    bfd_up: bool,
+    in_service: bool,
+    episode: Option<Episode>,
+    send_clear: bool,
+    acks_out: Vec<Ack>,
+    tx_due: bool,
+    timers: [Option<Instant>; TIMER_COUNT],
+
+    events: VecDeque<KeyEvent>,
+    history: EventHistory,
+    last_failure: Option<KeyEvent>,
+    stats: KeyStats,
+}
+
+impl fmt::Debug for PeerKeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerKeyState")
+            .field("local_name", &self.local_name)
+            .field("peer_name", &self.peer_name)
+            .field("role", &self.role)
+            .field("peer_key_index", &self.peer_key_index())
+            .field("in_service", &self.in_service)
+            .field("invalid", &self.is_invalid())
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PeerKeyState {
+    /// Start keying with one peer at `now`. The leader (lower peering-common-name) offers at
+    /// once; the follower sends a Key Request. Poll [`PeerKeyState::poll_block`] next.
+    pub fn new(
+        now: Instant,
+        setup: PeerSetup,
+        identity: Arc<Identity>,
+        anchor: Arc<TrustAnchor>,
+        rng: Box<dyn CryptoRngCore + Send>,
+    ) -> Result<PeerKeyState, SetupError> {
+        setup.config.validate()?;
+        for n in [&setup.local_name, &setup.peer_name] {
+            if n.is_empty() || n.len() > crate::message::MAX_NAME_LEN {
+                return Err(SetupError::BadName(n.clone()));
+            }
+        }
+        let role = match setup.local_name.as_str().cmp(setup.peer_name.as_str()) {
+            core::cmp::Ordering::Less => Role::Leader,
+            core::cmp::Ordering::Greater => Role::Follower,
+            core::cmp::Ordering::Equal => return Err(SetupError::SameName(setup.peer_name)),
+        };
+        let mut s = PeerKeyState {
+            cfg: setup.config,
+            local_name: setup.local_name,
+            peer_name: setup.peer_name,
+            role,
+            identity,
+            anchor,
+            rng,
+            now,
+            exchange: Exchange::Idle,
+            last_index: 0,
+            last_finished: None,
+            ring: PeerKeyRing::default(),
+            own_md: OwnMdKeys::default(),
+            peer_md: PeerMdKeys::default(),
+            payload_key_index: 0,
+            bfd_up: false,
+            in_service: false,
+            episode: Some(Episode {
+                invalid: false,
+                heard_valid: false,
+                bfd_seen_up: false,
+            }),
+            send_clear: false,
+            acks_out: Vec::new(),
+            tx_due: true,
+            timers: [None; TIMER_COUNT],
+            events: VecDeque::new(),
+            history: EventHistory::default(),
+            last_failure: None,
+            stats: KeyStats::default(),
+        };
+        s.set_timer(Timer::PeerKeyTimeout, now + s.cfg.peer_key_timeout);
+        if role == Role::Leader {
+            s.start_offer();
+        }
+        Ok(s)
+    }
+
+    // ----- queries -----
+
+    /// This router's role in the pair.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// BFD is Up and keys are valid both ways (a peer key, the peer's metadata key, and ours
+    /// acknowledged by the peer).
+    pub fn path_in_service(&self) -> bool {
+        self.in_service
+    }
+
+    /// Whether `peer-key-timeout` passed with no valid key: the path is invalid.
+    pub fn is_invalid(&self) -> bool {
+        self.episode.is_some_and(|e| e.invalid)
+    }
+
+    /// The peer's metadata key we encrypt SVR metadata to it with: the current one; a new one
+    /// replaces it [`KEY_SWITCH_DELAY`] after it arrived.
+    pub fn send_metadata_key(&self) -> Option<&MetadataKey> {
+        self.peer_md.current.as_ref().map(|p| &p.key)
+    }
+
+    /// Our own metadata key of `rekey_index` (the Security Identifier of received metadata):
+    /// the current one, or the previous one during the grace period.
+    pub fn recv_metadata_key(&self, rekey_index: u32) -> Option<&MetadataKey> {
+        self.own_md
+            .current
+            .as_ref()
+            .map(|o| &o.key)
+            .into_iter()
+            .chain(self.own_md.previous.as_ref())
+            .find(|k| k.rekey_index() == rekey_index)
+    }
+
+    /// The index of the peer key we seal blocks with.
+    pub fn peer_key_index(&self) -> Option<u8> {
+        self.ring.current.as_ref().map(PeerKey::index)
+    }
+
+    /// The current payload-key index; it moves on every `payload-key-rekey-interval`.
+    pub fn payload_key_index(&self) -> u8 {
+        self.payload_key_index
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &KeyStats {
+        &self.stats
+    }
+
+    /// Every event so far (bounded), with timestamps.
+    pub fn history(&self) -> &EventHistory {
+        &self.history
+    }
+
+    /// The peer's peering-common-name.
+    pub fn peer_name(&self) -> &str {
+        &self.peer_name
+    }
+
+    // ----- outputs -----
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<KeyEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline at which [`PeerKeyState::handle_timeout`] must be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    /// The metadata block for the next BFD control packet, or `None` when there is nothing
+    /// to send (a BFD packet may then go without a block). Uses the time of the last input.
+    pub fn poll_block(&mut self) -> Option<Vec<u8>> {
+        if !self.tx_due {
+            return None;
+        }
+        self.tx_due = false;
+        let sealed = !self.send_clear && self.ring.current.is_some();
+        let mut msgs = Vec::new();
+        let mut retransmit = false;
+        let chain = || Message::CertificateChain(self.identity.chain().to_vec());
+        match &self.exchange {
+            Exchange::AwaitAnswer(o) => {
+                msgs.push(chain());
+                msgs.push(Message::Hello(o.hello()));
+                retransmit = true;
+            }
+            Exchange::AwaitPeerKeyAck(f) => {
+                msgs.push(Message::Finish(f.finish.clone()));
+                retransmit = true;
+            }
+            Exchange::AwaitFinish(a) => {
+                msgs.push(chain());
+                msgs.push(Message::Hello(a.answer.clone()));
+                retransmit = true;
+            }
+            Exchange::Idle => {
+                if self.role == Role::Follower && self.ring.current.is_none() {
+                    msgs.push(Message::KeyRequest(KeyRequest {
+                        kind: KeyKind::PeerKey,
+                        have_index: 0,
+                    }));
+                    retransmit = true;
+                }
+            }
+        }
+        if sealed {
+            if let Some(o) = self.own_md.current.as_ref().filter(|o| !o.acked) {
+                msgs.push(Message::MetadataKey(o.msg.clone()));
+                retransmit = true;
+            }
+            if !self.acks_out.is_empty() {
+                msgs.push(Message::Ack(core::mem::take(&mut self.acks_out)));
+            }
+        }
+        if retransmit {
+            if self.timers[Timer::Retransmit as usize].is_none() {
+                let at = self.now + self.retransmit_interval();
+                self.set_timer(Timer::Retransmit, at);
+            }
+        } else {
+            self.timers[Timer::Retransmit as usize] = None;
+        }
+        if msgs.is_empty() {
+            return None;
+        }
+        let mut iv = [0u8; 16];
+        let protection = match self.ring.current.as_ref().filter(|_| sealed) {
+            Some(key) => {
+                self.rng.fill_bytes(&mut iv);
+                Protection::Sealed { key, iv }
+            }
+            None => Protection::Clear,
+        };
+        match encode_block(&self.local_name, &msgs, protection) {
+            Ok(b) => {
+                self.stats.blocks_out += 1;
+                Some(b)
+            }
+            Err(e) => {
+                self.stats.dropped[e.index()] += 1;
+                None
+            }
+        }
+    }
+
+    // ----- inputs -----
+
+    /// BFD for this peer went Up (on any path).
+    pub fn bfd_up(&mut self, now: Instant) {
+        self.now = now;
+        self.bfd_up = true;
+        if let Some(e) = self.episode.as_mut() {
+            e.bfd_seen_up = true;
+        }
+        self.update_service(now);
+    }
+
+    /// BFD went Down. Keys survive; the path leaves service.
+    pub fn bfd_down(&mut self, now: Instant) {
+        self.now = now;
+        self.bfd_up = false;
+        self.update_service(now);
+    }
+
+    /// An interface changed state: if we hold no valid key, retry at once.
+    pub fn interface_state_changed(&mut self, now: Instant) {
+        self.now = now;
+        if self.episode.is_some() {
+            self.retry();
+        }
+    }
+
+    /// Timers; a call before any deadline is a no-op.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        for t in TIMER_ORDER {
+            match self.timers[t as usize] {
+                Some(at) if at <= now => {
+                    self.timers[t as usize] = None;
+                    self.on_timer(now, t);
+                }
+                _ => {}
+            }
+        }
+        self.update_service(now);
+    }
+
+    /// A metadata block that arrived after a BFD control packet from this peer. `unix_now`
+    /// is wall time in seconds, for certificate validity. Malformed or unauthentic blocks are
+    /// dropped and counted in [`KeyStats::dropped`]; nothing here panics on input.
+    pub fn handle_block(&mut self, now: Instant, unix_now: u64, block: &[u8]) {
+        self.now = now;
+        self.stats.blocks_in += 1;
+        let view = match parse_block(block) {
+            Ok(v) => v,
+            Err(e) => return self.drop_block(e),
+        };
+        if view.peering_name != self.peer_name {
+            return self.drop_block(BlockError::WrongPeer);
+        }
+        let opened = match view.key_index {
+            None => view.open(None),
+            Some(i) => view.open(self.lookup_key(i)),
+        };
+        let msgs = match opened {
+            Ok(m) => m,
+            Err(e) => return self.drop_block(e),
+        };
+        if let Some(e) = self.episode.as_mut() {
+            e.heard_valid = true;
+        }
+        let under_current =
+            view.key_index.is_some() && view.key_index == self.peer_key_index().map(u32::from);
+        if under_current {
+            // The peer holds our current key.
+            self.send_clear = false;
+        } else if !view.is_sealed() && !msgs.is_empty() {
+            // The peer speaks in clear: it holds none of our keys, so answer in clear.
+            self.send_clear = true;
+        }
+        let block_key = view.key_index;
+        let chain = msgs.iter().find_map(|m| match m {
+            Message::CertificateChain(c) => Some(c.as_slice()),
+            _ => None,
+        });
+        for m in &msgs {
+            match m {
+                Message::CertificateChain(_) => {}
+                Message::Hello(h) => self.on_hello(now, unix_now, h, chain),
+                Message::Finish(f) => self.on_finish(now, f),
+                Message::KeyRequest(r) => self.on_key_request(r),
+                Message::MetadataKey(k) => self.on_metadata_key(now, k, block_key),
+                Message::Ack(acks) => {
+                    for a in acks {
+                        self.on_ack(now, a);
+                    }
+                }
+            }
+        }
+        self.update_service(now);
+    }
+
+    // ----- internals -----
+
+    fn names<'a>(role: Role, local: &'a str, peer: &'a str) -> Names<'a> {
+        match role {
+            Role::Leader => Names {
+                leader: local,
+                follower: peer,
+            },
+            Role::Follower => Names {
+                leader: peer,
+                follower: local,
+            },
+        }
+    }
+
+    fn set_timer(&mut self, t: Timer, at: Instant) {
+        self.timers[t as usize] = Some(at);
+    }
+
+    fn retransmit_interval(&self) -> Duration {
+        if self.is_invalid() {
+            self.cfg.peer_key_timeout
+        } else {
+            self.cfg.peer_key_retransmit_interval
+        }
+    }
+
+    fn emit(&mut self, event: KeyEvent) {
+        self.history.push(self.now, event.clone());
+        if self.events.len() == MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// Emit a failure once until something else happens (retransmissions would repeat it).
+    fn report(&mut self, event: KeyEvent) {
+        if self.last_failure.as_ref() != Some(&event) {
+            self.last_failure = Some(event.clone());
+            self.emit(event);
+        }
+    }
+
+    fn fail(&mut self, reason: FailureReason) {
+        match reason {
+            FailureReason::BadSignature => self.stats.bad_signature += 1,
+            FailureReason::UnsupportedAlgorithm(_)
+            | FailureReason::UnsupportedVersion(_)
+            | FailureReason::UnsupportedCipher => self.stats.unsupported += 1,
+            _ => {}
+        }
+        self.report(KeyEvent::PeeringFailed { reason });
+    }
+
+    fn drop_block(&mut self, e: BlockError) {
+        self.stats.dropped[e.index()] += 1;
+    }
+
+    fn lookup_key(&self, index: u32) -> Option<&PeerKey> {
+        self.ring.lookup(index).or(match &self.exchange {
+            Exchange::AwaitPeerKeyAck(f) if u32::from(f.key.index()) == index => Some(&f.key),
+            Exchange::AwaitFinish(a) if u32::from(a.key.index()) == index => Some(&a.key),
+            _ => None,
+        })
+    }
+
+    fn next_index(&mut self) -> u8 {
+        // 1..=255; 0 means "none" in a Key Request.
+        self.last_index = if self.last_index == u8::MAX {
+            1
+        } else {
+            self.last_index + 1
+        };
+        self.last_index
+    }
+
+    /// Leader: a fresh offer (new salt, new ephemeral secret, next index).
+    fn start_offer(&mut self) {
+        let index = self.next_index();
+        let alg = self.cfg.algorithm;
+        let names = match self.role {
+            Role::Leader => Names {
+                leader: &self.local_name,
+                follower: &self.peer_name,
+            },
+            Role::Follower => return,
+        };
+        if let Some(o) = AwaitAnswer::offer(alg, index, &names, &self.identity, &mut *self.rng) {
+            self.exchange = Exchange::AwaitAnswer(Box::new(o));
+        }
+        self.tx_due = true;
+        self.timers[Timer::Retransmit as usize] = None;
+    }
+
+    /// Retry now (after `peer-key-timeout`, or on an interface change).
+    fn retry(&mut self) {
+        match (self.role, &self.exchange) {
+            (Role::Leader, Exchange::Idle | Exchange::AwaitAnswer(_)) => self.start_offer(),
+            _ => self.tx_due = true,
+        }
+        self.timers[Timer::Retransmit as usize] = None;
+    }
+
+    fn on_timer(&mut self, now: Instant, t: Timer) {
+        match t {
+            Timer::PeerKeySwitch => {
+                if let Some(k) = self.ring.next.take() {
+                    let index = u32::from(k.index());
+                    if let Some(old) = self.ring.current.replace(k) {
+                        self.ring.previous = Some(old);
+                        self.set_timer(Timer::PeerKeyRetire, now + GRACE);
+                    }
+                    self.emit(KeyEvent::KeyRotated {
+                        which: KeyKind::PeerKey,
+                        index,
+                    });
+                }
+            }
+            Timer::PeerKeyRetire => self.ring.previous = None,
+            Timer::PeerMdSwitch => {
+                if let Some(next) = self.peer_md.next.take() {
+                    let index = next.key.rekey_index();
+                    self.peer_md.current = Some(next);
+                    self.emit(KeyEvent::KeyRotated {
+                        which: KeyKind::MetadataKey,
+                        index,
+                    });
+                }
+            }
+            Timer::OwnMdRetire => self.own_md.previous = None,
+            Timer::PeerKeyTimeout => {
+                if let Some(mut e) = self.episode {
+                    e.invalid = true;
+                    self.episode = Some(e);
+                    self.emit(KeyEvent::PathInvalid);
+                    if e.bfd_seen_up && !e.heard_valid {
+                        self.fail(FailureReason::NoKeyExchange);
+                    }
+                    self.retry();
+                }
+            }
+            Timer::Retransmit => {
+                if self.is_invalid() {
+                    self.retry();
+                } else {
+                    self.tx_due = true;
+                }
+            }
+            Timer::PeerRekey => {
+                if self.role == Role::Leader && matches!(self.exchange, Exchange::Idle) {
+                    self.start_offer();
+                }
+            }
+            Timer::PayloadRekey => {
+                self.payload_key_index = self.payload_key_index.wrapping_add(1);
+                let i = self.payload_key_index;
+                self.emit(KeyEvent::PayloadKeyRotationDue {
+                    payload_key_index: i,
+                });
+                self.emit(KeyEvent::KeyRotated {
+                    which: KeyKind::PayloadKey,
+                    index: u32::from(i),
+                });
+                if let Some(d) = self.cfg.payload_key_rekey_interval.as_duration() {
+                    self.set_timer(Timer::PayloadRekey, now + d);
+                }
+            }
+        }
+    }
+
+    fn verify_chain(&mut self, unix_now: u64, chain: Option<&[Vec<u8>]>) -> Option<PeerIdentity> {
+        let Some(chain) = chain else {
+            self.stats.missing_certificate += 1;
+            return None;
+        };
+        match verify_peer(chain, &self.anchor, &self.peer_name, unix_now) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                self.stats.certificate_rejected += 1;
+                self.report(KeyEvent::CertificateRejected { reason });
+                None
+            }
+        }
+    }
+
+    fn on_hello(&mut self, _now: Instant, unix_now: u64, h: &Hello, chain: Option<&[Vec<u8>]>) {
+        if h.version != EXCHANGE_VERSION {
+            return self.fail(FailureReason::UnsupportedVersion(h.version));
+        }
+        let Some(alg) = KeyExchangeAlgorithm::from_id(h.algorithm) else {
+            return self.fail(FailureReason::UnsupportedAlgorithm(h.algorithm));
+        };
+        // Cheap duplicate and staleness checks before any certificate or DH work.
+        match (self.role, &self.exchange) {
+            (Role::Leader, Exchange::AwaitPeerKeyAck(f)) if f.answer == *h => {
+                self.tx_due = true; // our Finish was lost: send it again
+                return;
+            }
+            (Role::Leader, Exchange::AwaitAnswer(o)) if o.index == h.index && o.alg == alg => {}
+            (Role::Leader, _) => {
+                self.stats.stale += 1;
+                return;
+            }
+            (Role::Follower, Exchange::AwaitFinish(a)) if a.offer == *h => {
+                self.tx_due = true; // our answer was lost: send it again
+                return;
+            }
+            (Role::Follower, _) => {}
+        }
+        let Some(peer) = self.verify_chain(unix_now, chain) else {
+            return;
+        };
+        let exchange = core::mem::replace(&mut self.exchange, Exchange::Idle);
+        let names = Self::names(self.role, &self.local_name, &self.peer_name);
+        let (next, failure) = match (self.role, exchange) {
+            (Role::Leader, Exchange::AwaitAnswer(o)) => {
+                match o.on_answer(h, &peer, &names, &self.identity) {
+                    Ok(f) => (Exchange::AwaitPeerKeyAck(Box::new(f)), None),
+                    Err((o, r)) => (Exchange::AwaitAnswer(o), Some(r)),
+                }
+            }
+            (Role::Follower, previous) => {
+                match AwaitFinish::answer(alg, h, peer, &names, &self.identity, &mut *self.rng) {
+                    Ok(a) => (Exchange::AwaitFinish(Box::new(a)), None),
+                    Err(r) => (previous, Some(r)),
+                }
+            }
+            (Role::Leader, other) => (other, None),
+        };
+        let progressed = failure.is_none();
+        self.exchange = next;
+        if let Some(r) = failure {
+            self.fail(r);
+        } else if progressed {
+            self.tx_due = true;
+            self.timers[Timer::Retransmit as usize] = None;
+        }
+    }
+
+    fn on_finish(&mut self, now: Instant, f: &Finish) {
+        match &self.exchange {
+            Exchange::AwaitFinish(a) if a.index == f.index => {}
+            Exchange::Idle if self.last_finished == Some(f.index) => {
+                // Our Ack was lost: acknowledge again.
+                self.queue_ack(KeyKind::PeerKey, u32::from(f.index));
+                return;
+            }
+            _ => {
+                self.stats.stale += 1;
+                return;
+            }
+        }
+        let Exchange::AwaitFinish(a) = core::mem::replace(&mut self.exchange, Exchange::Idle)
+        else {
+            return;
+        };
+        match a.on_finish(f) {
+            Ok(key) => {
+                self.last_finished = Some(f.index);
+                self.last_index = f.index;
+                self.queue_ack(KeyKind::PeerKey, u32::from(f.index));
+                self.install_peer_key(now, key);
+            }
+            Err((a, r)) => {
+                self.exchange = Exchange::AwaitFinish(a);
+                self.fail(r);
+            }
+        }
+    }
+
+    fn on_key_request(&mut self, r: &KeyRequest) {
+        if self.role != Role::Leader || r.kind != KeyKind::PeerKey {
+            self.stats.stale += 1;
+            return;
+        }
+        match self.exchange {
+            Exchange::Idle => self.start_offer(),
+            _ => self.tx_due = true,
+        }
+    }
+
+    fn on_metadata_key(&mut self, now: Instant, m: &MetadataKeyMsg, block_key: Option<u32>) {
+        if m.cipher != CIPHER_AES_256_CBC || m.hmac_cipher != HMAC_SHA384_192 {
+            return self.fail(FailureReason::UnsupportedCipher);
+        }
+        let index = m.rekey_index;
+        // Only sealed blocks carry metadata keys (the codec refuses them in clear).
+        let pk = block_key.unwrap_or(0);
+        self.queue_ack(KeyKind::MetadataKey, index);
+        let fp = fingerprint(m);
+        let known = |s: &Option<PeerMd>| s.as_ref().is_some_and(|p| p.fingerprint == fp);
+        if known(&self.peer_md.current) || known(&self.peer_md.next) {
+            return; // a retransmission: acknowledged again above
+        }
+        let new = PeerMd {
+            key: MetadataKey::new(index, &m.enc_key, &m.hmac_key),
+            peer_key: pk,
+            fingerprint: fp,
+        };
+        match &self.peer_md.current {
+            None => self.peer_md.current = Some(new),
+            // Newer, or sent under a different peer key than the current one (the peer
+            // restarted and counts from 1 again). An older index under the same peer key is a
+            // replay and is ignored.
+            Some(cur) if index > cur.key.rekey_index() || pk != cur.peer_key => {
+                self.peer_md.next = Some(new);
+                self.set_timer(Timer::PeerMdSwitch, now + KEY_SWITCH_DELAY);
+            }
+            Some(_) => self.stats.stale += 1,
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, a: &Ack) {
+        match a.kind {
+            KeyKind::PeerKey => {
+                let matches = matches!(&self.exchange,
+                    Exchange::AwaitPeerKeyAck(f) if u32::from(f.index) == a.index);
+                if !matches {
+                    self.stats.stale += 1;
+                    return;
+                }
+                if let Exchange::AwaitPeerKeyAck(f) =
+                    core::mem::replace(&mut self.exchange, Exchange::Idle)
+                {
+                    self.install_peer_key(now, f.key);
+                }
+            }
+            KeyKind::MetadataKey => match self.own_md.current.as_mut() {
+                Some(o) if o.msg.rekey_index == a.index && !o.acked => {
+                    o.acked = true;
+                    self.own_md.acked_any = true;
+                    if self.own_md.previous.is_some() {
+                        self.set_timer(Timer::OwnMdRetire, now + KEY_SWITCH_DELAY + GRACE);
+                    }
+                }
+                _ => self.stats.stale += 1,
+            },
+            KeyKind::PayloadKey => self.stats.stale += 1,
+        }
+    }
+
+    fn queue_ack(&mut self, kind: KeyKind, index: u32) {
+        let ack = Ack { kind, index };
+        if !self.acks_out.contains(&ack) {
+            self.acks_out.push(ack);
+        }
+        self.tx_due = true;
+    }
+
+    /// A confirmed new peer key. With no current key (or a peer that lost its keys) it is used
+    /// at once; otherwise after [`KEY_SWITCH_DELAY`]. A new own metadata key goes with it.
+    fn install_peer_key(&mut self, now: Instant, key: PeerKey) {
+        let index = key.index();
+        self.stats.peer_keys_installed += 1;
+        if self.ring.current.is_none() || self.send_clear {
+            if let Some(old) = self.ring.current.take() {
+                self.ring.previous = Some(old);
+                self.set_timer(Timer::PeerKeyRetire, now + GRACE);
+                self.emit(KeyEvent::KeyRotated {
+                    which: KeyKind::PeerKey,
+                    index: u32::from(index),
+                });
+            }
+            self.ring.current = Some(key);
+            self.ring.next = None;
+            self.timers[Timer::PeerKeySwitch as usize] = None;
+        } else {
+            self.ring.next = Some(key);
+            self.set_timer(Timer::PeerKeySwitch, now + KEY_SWITCH_DELAY);
+        }
+        self.send_clear = false;
+        if self.role == Role::Leader {
+            if let Some(d) = self.cfg.peer_key_rekey_interval.as_duration() {
+                self.set_timer(Timer::PeerRekey, now + d);
+            }
+        }
+        self.rotate_own_md();
+        self.tx_due = true;
+    }
+
+    fn rotate_own_md(&mut self) {
+        self.own_md.last_index = self.own_md.last_index.wrapping_add(1);
+        let mut msg = MetadataKeyMsg {
+            rekey_index: self.own_md.last_index,
+            cipher: CIPHER_AES_256_CBC,
+            enc_key: [0; 32],
+            iv: [0; 16],
+            hmac_cipher: HMAC_SHA384_192,
+            hmac_key: [0; 48],
+        };
+        self.rng.fill_bytes(&mut msg.enc_key);
+        self.rng.fill_bytes(&mut msg.iv);
+        self.rng.fill_bytes(&mut msg.hmac_key);
+        let key = MetadataKey::new(msg.rekey_index, &msg.enc_key, &msg.hmac_key);
+        if let Some(old) = self.own_md.current.take() {
+            if old.acked {
+                self.own_md.previous = Some(old.key);
+                // Retired once the new key is acknowledged and the peer has switched.
+                self.timers[Timer::OwnMdRetire as usize] = None;
+            }
+        }
+        self.own_md.current = Some(OwnMd {
+            msg,
+            key,
+            acked: false,
+        });
+    }
+
+    fn update_service(&mut self, now: Instant) {
+        let valid =
+            self.ring.current.is_some() && self.peer_md.current.is_some() && self.own_md.acked_any;
+        if valid && self.episode.is_some() {
+            self.episode = None;
+            self.timers[Timer::PeerKeyTimeout as usize] = None;
+            self.last_failure = None;
+            let peer_key_index = self.peer_key_index().unwrap_or(0);
+            self.emit(KeyEvent::PeeringEstablished { peer_key_index });
+            if self.timers[Timer::PayloadRekey as usize].is_none() {
+                if let Some(d) = self.cfg.payload_key_rekey_interval.as_duration() {
+                    self.set_timer(Timer::PayloadRekey, now + d);
+                }
+            }
+        }
+        let in_service = valid && self.bfd_up;
+        if self.in_service && !in_service {
+            self.emit(KeyEvent::PathOutOfService);
+        }
+        self.in_service = in_service;
+    }
+}

@@ -1,0 +1,815 @@
+//! Two routers keyed over an in-memory wire on a virtual clock (quinn-proto's `Pair`):
+//! every row of ztna-requirements.md §3, attacks, and hostile input.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use fastpath::time::Instant;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use svr_keymgmt::message::{encode_block, parse_block, Hello, Message, Protection};
+use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, Validity};
+use svr_keymgmt::*;
+
+const UNIX0: u64 = 1_800_000_000;
+const A: &str = "router-a";
+const B: &str = "router-b";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn at(s: u64) -> Instant {
+    Instant::ZERO + secs(s)
+}
+
+struct Pki {
+    auth: AuthorityPems,
+    anchor: Arc<TrustAnchor>,
+    a: Arc<Identity>,
+    b: Arc<Identity>,
+}
+
+fn pki() -> &'static Pki {
+    static P: OnceLock<Pki> = OnceLock::new();
+    P.get_or_init(|| {
+        let auth = generate_authority("acme", Validity::days_from(UNIX0 - 86_400, 3650)).unwrap();
+        let anchor = Arc::new(TrustAnchor::load(auth.root_cert_pem.as_bytes()).unwrap());
+        let a = identity_from(&auth, A, Validity::days_from(UNIX0, 365));
+        let b = identity_from(&auth, B, Validity::days_from(UNIX0, 365));
+        Pki { auth, anchor, a, b }
+    })
+}
+
+fn identity_from(auth: &AuthorityPems, name: &str, v: Validity) -> Arc<Identity> {
+    let r = issue_router(
+        &auth.intermediate_cert_pem,
+        &auth.intermediate_key_pem,
+        name,
+        v,
+    )
+    .unwrap();
+    Arc::new(Identity::load(r.cert_chain_pem.as_bytes(), r.key_pem.as_bytes()).unwrap())
+}
+
+fn state(
+    now: Instant,
+    local: &str,
+    peer: &str,
+    cfg: KeyConfig,
+    id: Arc<Identity>,
+    seed: u64,
+) -> PeerKeyState {
+    PeerKeyState::new(
+        now,
+        PeerSetup {
+            local_name: local.into(),
+            peer_name: peer.into(),
+            config: cfg,
+        },
+        id,
+        pki().anchor.clone(),
+        Box::new(StdRng::seed_from_u64(seed)),
+    )
+    .unwrap()
+}
+
+struct Node {
+    st: PeerKeyState,
+    events: Vec<(Instant, KeyEvent)>,
+    sent: Vec<(Instant, Vec<u8>)>,
+}
+
+impl Node {
+    fn new(st: PeerKeyState) -> Node {
+        Node {
+            st,
+            events: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    fn count(&self, f: impl Fn(&KeyEvent) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| f(e)).count()
+    }
+
+    fn has(&self, e: &KeyEvent) -> bool {
+        self.events.iter().any(|(_, x)| x == e)
+    }
+}
+
+type Mitm = Box<dyn FnMut(Vec<u8>) -> Vec<u8>>;
+
+struct Pair {
+    time: Instant,
+    a: Node,
+    b: Node,
+    a_to_b: bool,
+    b_to_a: bool,
+    mitm: Option<Mitm>,
+}
+
+impl Pair {
+    fn new(cfg: KeyConfig) -> Pair {
+        Pair::with(
+            state(Instant::ZERO, A, B, cfg, pki().a.clone(), 1),
+            state(Instant::ZERO, B, A, cfg, pki().b.clone(), 2),
+        )
+    }
+
+    fn with(a: PeerKeyState, b: PeerKeyState) -> Pair {
+        Pair {
+            time: Instant::ZERO,
+            a: Node::new(a),
+            b: Node::new(b),
+            a_to_b: true,
+            b_to_a: true,
+            mitm: None,
+        }
+    }
+
+    fn unix(&self) -> u64 {
+        UNIX0 + self.time.as_nanos() / 1_000_000_000
+    }
+
+    fn bfd_up(&mut self) {
+        self.a.st.bfd_up(self.time);
+        self.b.st.bfd_up(self.time);
+        self.drive();
+    }
+
+    fn collect(&mut self) {
+        for n in [&mut self.a, &mut self.b] {
+            while let Some(e) = n.st.poll_event() {
+                n.events.push((self.time, e));
+            }
+        }
+    }
+
+    /// Exchange blocks (zero latency) until both sides are quiet.
+    fn drive(&mut self) {
+        let unix = self.unix();
+        for _ in 0..64 {
+            let mut moved = false;
+            if let Some(blk) = self.a.st.poll_block() {
+                moved = true;
+                self.a.sent.push((self.time, blk.clone()));
+                if self.a_to_b {
+                    let blk = match self.mitm.as_mut() {
+                        Some(m) => m(blk),
+                        None => blk,
+                    };
+                    self.b.st.handle_block(self.time, unix, &blk);
+                }
+            }
+            if let Some(blk) = self.b.st.poll_block() {
+                moved = true;
+                self.b.sent.push((self.time, blk.clone()));
+                if self.b_to_a {
+                    let blk = match self.mitm.as_mut() {
+                        Some(m) => m(blk),
+                        None => blk,
+                    };
+                    self.a.st.handle_block(self.time, unix, &blk);
+                }
+            }
+            self.collect();
+            if !moved {
+                return;
+            }
+        }
+        panic!("livelock: blocks still flowing after 64 rounds");
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        self.drive();
+        loop {
+            let next = [self.a.st.poll_timeout(), self.b.st.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(w) if w <= end => {
+                    self.time = w.max(self.time);
+                    self.a.st.handle_timeout(self.time);
+                    self.b.st.handle_timeout(self.time);
+                    self.drive();
+                }
+                _ => break,
+            }
+        }
+        self.time = end;
+        self.a.st.handle_timeout(end);
+        self.b.st.handle_timeout(end);
+        self.drive();
+    }
+}
+
+/// Encrypt SVR metadata with the sender's view of the peer's key; the receiver finds its own
+/// key by the rekey index, verifies and decrypts.
+fn md_roundtrip(tx: &PeerKeyState, rx: &PeerKeyState) -> bool {
+    let Some(k) = tx.send_metadata_key() else {
+        return false;
+    };
+    let mut buf = vec![0u8; 64];
+    buf[..10].copy_from_slice(b"0123456789");
+    let n = k.encrypt_tlvs(&mut buf, 10, [7; 16]).unwrap();
+    let tag = svr_crypto::PacketKey::sign(k.mac(), &buf[..n]);
+    let Some(rk) = rx.recv_metadata_key(k.rekey_index()) else {
+        return false;
+    };
+    svr_crypto::PacketKey::verify(rk.mac(), &buf[..n], &tag).is_ok()
+        && rk.decrypt_tlvs(&mut buf[..n]) == Ok(10)
+        && &buf[..10] == b"0123456789"
+}
+
+fn established(p: &Pair) {
+    assert!(
+        p.a.st.path_in_service(),
+        "a not in service: {:?}",
+        p.a.events
+    );
+    assert!(
+        p.b.st.path_in_service(),
+        "b not in service: {:?}",
+        p.b.events
+    );
+    assert_eq!(p.a.st.peer_key_index(), p.b.st.peer_key_index());
+    assert!(md_roundtrip(&p.a.st, &p.b.st), "a -> b metadata");
+    assert!(md_roundtrip(&p.b.st, &p.a.st), "b -> a metadata");
+}
+
+#[test]
+fn peering_x25519() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    assert_eq!(p.a.st.role(), Role::Leader);
+    assert_eq!(p.b.st.role(), Role::Follower);
+    for n in [&p.a, &p.b] {
+        assert!(n.has(&KeyEvent::PeeringEstablished { peer_key_index: 1 }));
+        assert_eq!(n.st.stats().total_dropped(), 0);
+        let rendered: Vec<String> = n.st.history().iter().map(|r| r.to_string()).collect();
+        assert!(
+            rendered[0].contains("event=peering-established"),
+            "{rendered:?}"
+        );
+    }
+    // The whole exchange took a handful of blocks: KR; H_L; H_F; Fin; Ack+MD; MD+Ack; Ack.
+    assert!(
+        p.a.sent.len() + p.b.sent.len() <= 8,
+        "{}",
+        p.a.sent.len() + p.b.sent.len()
+    );
+    let dbg = format!("{:?}", p.a.st);
+    assert!(
+        dbg.contains("<redacted>") && dbg.contains("router-b"),
+        "{dbg}"
+    );
+}
+
+#[test]
+fn peering_dh_modp_4096() {
+    let cfg = KeyConfig {
+        algorithm: KeyExchangeAlgorithm::DhModp4096,
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    established(&p);
+    // The leader's Hello carries a 512-byte public value.
+    let (_, first) = &p.a.sent[0];
+    let msgs = parse_block(first).unwrap().open(None).unwrap();
+    assert!(msgs
+        .iter()
+        .any(|m| matches!(m, Message::Hello(h) if h.public.len() == 512 && h.algorithm == 2)));
+}
+
+#[test]
+fn rotation_on_each_interval_for_days() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        payload_key_rekey_interval: RekeyInterval::Hours(2),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    established(&p);
+    p.run_until(at(3 * 86_400 + 31));
+    established(&p);
+    for n in [&p.a, &p.b] {
+        let peer = n.count(|e| {
+            matches!(
+                e,
+                KeyEvent::KeyRotated {
+                    which: KeyKind::PeerKey,
+                    ..
+                }
+            )
+        });
+        let md = n.count(|e| {
+            matches!(
+                e,
+                KeyEvent::KeyRotated {
+                    which: KeyKind::MetadataKey,
+                    ..
+                }
+            )
+        });
+        let pay = n.count(|e| matches!(e, KeyEvent::PayloadKeyRotationDue { .. }));
+        assert_eq!(peer, 72, "peer-key rotations");
+        assert_eq!(md, 72, "metadata-key rotations");
+        assert_eq!(pay, 36, "payload-key rotations");
+        assert_eq!(n.count(|e| *e == KeyEvent::PathOutOfService), 0);
+        assert_eq!(n.st.payload_key_index(), 36);
+        // Rotations happen on schedule: the k-th peer key is used from k h + 30 s.
+        let first = n
+            .events
+            .iter()
+            .find(|(_, e)| {
+                matches!(
+                    e,
+                    KeyEvent::KeyRotated {
+                        which: KeyKind::PeerKey,
+                        ..
+                    }
+                )
+            })
+            .unwrap()
+            .0;
+        assert_eq!(first, at(3600 + 30));
+        let pay_first = n
+            .events
+            .iter()
+            .find(|(_, e)| matches!(e, KeyEvent::PayloadKeyRotationDue { .. }))
+            .unwrap();
+        assert_eq!(pay_first.0, at(7200));
+        assert_eq!(
+            pay_first.1,
+            KeyEvent::PayloadKeyRotationDue {
+                payload_key_index: 1
+            }
+        );
+    }
+    // 72 rotations of an 8-bit index: 1 + 72.
+    assert_eq!(p.a.st.peer_key_index(), Some(73));
+}
+
+#[test]
+fn never_means_never() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Never,
+        payload_key_rekey_interval: RekeyInterval::Never,
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    let sent = p.a.sent.len() + p.b.sent.len();
+    p.run_until(at(30 * 86_400));
+    established(&p);
+    for n in [&p.a, &p.b] {
+        assert_eq!(n.count(|e| matches!(e, KeyEvent::KeyRotated { .. })), 0);
+        assert_eq!(
+            n.count(|e| matches!(e, KeyEvent::PayloadKeyRotationDue { .. })),
+            0
+        );
+        assert_eq!(n.st.poll_timeout(), None, "nothing left to do");
+    }
+    assert_eq!(
+        p.a.sent.len() + p.b.sent.len(),
+        sent,
+        "idle pair sends nothing"
+    );
+    assert_eq!(p.a.st.peer_key_index(), Some(1));
+}
+
+#[test]
+fn switch_over_30_seconds_and_grace() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    let old_md = p.a.st.send_metadata_key().unwrap().rekey_index();
+    // A block b sealed under peer key 1, kept to replay later.
+    let (_, old_block) = p.b.sent.last().unwrap().clone();
+    assert_eq!(parse_block(&old_block).unwrap().key_index, Some(1));
+
+    // The rekey runs at 1 h (zero latency: it completes at once).
+    p.run_until(at(3600));
+    assert!(p.a.st.stats().peer_keys_installed >= 2);
+    assert_eq!(p.a.st.peer_key_index(), Some(1), "old peer key still used");
+    assert_eq!(p.a.st.send_metadata_key().unwrap().rekey_index(), old_md);
+    p.run_until(at(3629));
+    assert_eq!(p.a.st.peer_key_index(), Some(1));
+    assert_eq!(p.a.st.send_metadata_key().unwrap().rekey_index(), old_md);
+    assert!(md_roundtrip(&p.a.st, &p.b.st));
+    assert!(md_roundtrip(&p.b.st, &p.a.st));
+
+    p.run_until(at(3630));
+    assert_eq!(
+        p.a.st.peer_key_index(),
+        Some(2),
+        "new peer key used after 30 s"
+    );
+    assert_eq!(p.b.st.peer_key_index(), Some(2));
+    assert_eq!(
+        p.a.st.send_metadata_key().unwrap().rekey_index(),
+        old_md + 1
+    );
+    // The old metadata key is still accepted during the grace period...
+    assert!(p.b.st.recv_metadata_key(old_md).is_some());
+    assert!(md_roundtrip(&p.a.st, &p.b.st));
+    // ...and so is the old peer key.
+    let unknown = |n: &Node| n.st.stats().dropped(BlockError::UnknownKeyIndex);
+    p.run_until(at(3659));
+    assert!(p.b.st.recv_metadata_key(old_md).is_some());
+    let before = unknown(&p.a);
+    p.a.st.handle_block(p.time, p.unix(), &old_block);
+    assert_eq!(unknown(&p.a), before, "old peer key accepted in grace");
+
+    // Then both are retired.
+    p.run_until(at(3661));
+    assert!(p.b.st.recv_metadata_key(old_md).is_none());
+    assert!(p.b.st.recv_metadata_key(old_md + 1).is_some());
+    p.a.st.handle_block(p.time, p.unix(), &old_block);
+    assert_eq!(unknown(&p.a), before + 1, "old peer key retired");
+    established(&p);
+}
+
+#[test]
+fn retransmit_timing_timeout_and_retry_under_total_loss() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.a_to_b = false;
+    p.b_to_a = false;
+    p.bfd_up();
+    p.run_until(at(4 * 3600 + 1));
+    let mut want: Vec<Instant> = (0..=120).map(|k| at(30 * k)).collect();
+    want.extend([at(7200), at(10_800), at(14_400)]);
+    for n in [&p.a, &p.b] {
+        let times: Vec<Instant> = n.sent.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, want);
+        assert!(!n.st.path_in_service());
+        assert!(n.st.is_invalid());
+        let invalid: Vec<Instant> = n
+            .events
+            .iter()
+            .filter(|(_, e)| *e == KeyEvent::PathInvalid)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(invalid, vec![at(3600)]);
+        assert!(n.has(&KeyEvent::PeeringFailed {
+            reason: FailureReason::NoKeyExchange
+        }));
+    }
+    // Follower: Key Requests; leader: Hellos (a fresh offer on every retry after invalid).
+    let kinds = |blk: &[u8]| parse_block(blk).unwrap().open(None).unwrap();
+    assert!(matches!(kinds(&p.b.sent[0].1)[0], Message::KeyRequest(_)));
+    let hello_index = |blk: &[u8]| {
+        kinds(blk)
+            .into_iter()
+            .find_map(|m| match m {
+                Message::Hello(h) => Some(h.index),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        hello_index(&p.a.sent[1].1),
+        1,
+        "same offer within the first timeout"
+    );
+    assert_ne!(hello_index(&p.a.sent[121].1), hello_index(&p.a.sent[122].1));
+
+    // An interface change retries at once, and the schedule restarts from there.
+    p.run_until(at(15_000));
+    p.a.st.interface_state_changed(p.time);
+    p.b.st.interface_state_changed(p.time);
+    p.drive();
+    p.run_until(at(15_000 + 3600 + 1));
+    for n in [&p.a, &p.b] {
+        let tail: Vec<Instant> = n.sent.iter().rev().take(2).map(|(t, _)| *t).collect();
+        assert_eq!(tail, vec![at(18_600), at(15_000)]);
+    }
+
+    // The link heals: the next retry peers them.
+    p.a_to_b = true;
+    p.b_to_a = true;
+    p.run_until(at(15_000 + 2 * 3600));
+    established(&p);
+    assert!(!p.a.st.is_invalid());
+}
+
+#[test]
+fn keys_survive_bfd_down_and_up() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let idx = p.a.st.peer_key_index();
+    let sent = p.a.sent.len() + p.b.sent.len();
+    p.a.st.bfd_down(p.time);
+    p.b.st.bfd_down(p.time);
+    p.collect();
+    assert!(!p.a.st.path_in_service() && !p.b.st.path_in_service());
+    assert!(p.a.has(&KeyEvent::PathOutOfService));
+    p.run_until(at(2 * 3600));
+    p.bfd_up();
+    established(&p);
+    assert_eq!(p.a.st.peer_key_index(), idx);
+    assert_eq!(p.a.sent.len() + p.b.sent.len(), sent, "no new exchange");
+}
+
+/// Replace the Hello's public value (and optionally its salt) with an attacker's.
+fn swap_hello(blk: Vec<u8>, swap_public: bool, swap_salt: bool) -> Vec<u8> {
+    let Ok(view) = parse_block(&blk) else {
+        return blk;
+    };
+    if view.is_sealed() {
+        return blk;
+    }
+    let name = view.peering_name.to_owned();
+    let mut msgs = view.open(None).unwrap();
+    for m in &mut msgs {
+        if let Message::Hello(h) = m {
+            if swap_public {
+                let mut rng = StdRng::seed_from_u64(666);
+                let alg = KeyExchangeAlgorithm::from_id(h.algorithm).unwrap();
+                let evil = svr_keymgmt::exchange::EphemeralSecret::generate(alg, &mut rng);
+                h.public = evil.public().to_vec();
+            }
+            if swap_salt {
+                h.salt = [0x66; 32];
+            }
+        }
+    }
+    encode_block(&name, &msgs, Protection::Clear).unwrap()
+}
+
+#[test]
+fn mitm_swapping_dh_values_or_salts_is_detected() {
+    for (public, salt) in [(true, false), (false, true), (true, true)] {
+        let mut p = Pair::new(KeyConfig::default());
+        p.mitm = Some(Box::new(move |b| swap_hello(b, public, salt)));
+        p.bfd_up();
+        p.run_until(at(2 * 3600));
+        for n in [&p.a, &p.b] {
+            assert!(!n.st.path_in_service());
+            assert_eq!(n.st.peer_key_index(), None);
+            assert_eq!(
+                n.count(|e| matches!(e, KeyEvent::PeeringEstablished { .. })),
+                0
+            );
+        }
+        // The follower refuses the tampered offer; the leader never gets a valid answer.
+        assert!(p.b.has(&KeyEvent::PeeringFailed {
+            reason: FailureReason::BadSignature
+        }));
+        assert!(p.b.st.stats().bad_signature > 0);
+        assert!(p.a.st.is_invalid());
+    }
+}
+
+#[test]
+fn certificate_failures_are_rejected_and_never_in_service() {
+    let other = generate_authority("evil", Validity::days_from(UNIX0 - 86_400, 3650)).unwrap();
+    let day = 86_400i64;
+    let u = UNIX0 as i64;
+    let cases: Vec<(Arc<Identity>, PkiError)> = vec![
+        (
+            identity_from(&other, B, Validity::days_from(UNIX0, 365)),
+            PkiError::UnknownIssuer,
+        ),
+        (
+            identity_from(
+                &pki().auth,
+                B,
+                Validity {
+                    not_before: u - 30 * day,
+                    not_after: u - day,
+                },
+            ),
+            PkiError::Expired,
+        ),
+        (
+            identity_from(
+                &pki().auth,
+                B,
+                Validity {
+                    not_before: u + day,
+                    not_after: u + 30 * day,
+                },
+            ),
+            PkiError::NotYetValid,
+        ),
+        (
+            identity_from(&pki().auth, "router-c", Validity::days_from(UNIX0, 365)),
+            PkiError::NameMismatch {
+                expected: B.into(),
+                found: "router-c".into(),
+            },
+        ),
+    ];
+    for (bad_b, reason) in cases {
+        let cfg = KeyConfig::default();
+        let mut p = Pair::with(
+            state(Instant::ZERO, A, B, cfg, pki().a.clone(), 1),
+            state(Instant::ZERO, B, A, cfg, bad_b, 2),
+        );
+        p.bfd_up();
+        p.run_until(at(3 * 3600));
+        assert!(!p.a.st.path_in_service() && !p.b.st.path_in_service());
+        assert_eq!(p.a.st.peer_key_index(), None);
+        let rejected: Vec<&KeyEvent> =
+            p.a.events
+                .iter()
+                .map(|(_, e)| e)
+                .filter(|e| matches!(e, KeyEvent::CertificateRejected { .. }))
+                .collect();
+        assert_eq!(
+            rejected,
+            vec![&KeyEvent::CertificateRejected {
+                reason: reason.clone()
+            }],
+            "reported once, with the reason"
+        );
+        assert!(p.a.st.stats().certificate_rejected > 1, "{reason}");
+        assert!(p.a.has(&KeyEvent::PathInvalid));
+    }
+}
+
+#[test]
+fn silent_peer_fails_to_peer() {
+    // b hears a, but nothing of b's reaches a (b "does not speak" the exchange).
+    let mut p = Pair::new(KeyConfig::default());
+    p.b_to_a = false;
+    p.bfd_up();
+    p.run_until(at(3600));
+    assert!(p.a.has(&KeyEvent::PeeringFailed {
+        reason: FailureReason::NoKeyExchange
+    }));
+    assert!(p.a.has(&KeyEvent::PathInvalid));
+    assert!(!p.a.st.path_in_service());
+    // b heard valid blocks, so it is invalid but not "does not speak".
+    assert!(!p.b.has(&KeyEvent::PeeringFailed {
+        reason: FailureReason::NoKeyExchange
+    }));
+}
+
+#[test]
+fn unsupported_version_or_algorithm_fails_to_peer() {
+    let mut b = state(
+        Instant::ZERO,
+        B,
+        A,
+        KeyConfig::default(),
+        pki().b.clone(),
+        2,
+    );
+    let chain = Message::CertificateChain(pki().a.chain().to_vec());
+    let hello = |version, algorithm| {
+        Message::Hello(Hello {
+            version,
+            algorithm,
+            index: 1,
+            salt: [1; 32],
+            public: vec![9; 32],
+            signature: vec![0; 64],
+        })
+    };
+    let blk = encode_block(A, &[chain.clone(), hello(1, 9)], Protection::Clear).unwrap();
+    b.handle_block(Instant::ZERO, UNIX0, &blk);
+    assert_eq!(
+        b.poll_event(),
+        Some(KeyEvent::PeeringFailed {
+            reason: FailureReason::UnsupportedAlgorithm(9)
+        })
+    );
+    // A future exchange version: only the version byte is read.
+    let blk = encode_block(A, &[chain, hello(2, 1)], Protection::Clear).unwrap();
+    b.handle_block(Instant::ZERO, UNIX0, &blk);
+    assert_eq!(
+        b.poll_event(),
+        Some(KeyEvent::PeeringFailed {
+            reason: FailureReason::UnsupportedVersion(2)
+        })
+    );
+    assert_eq!(b.stats().unsupported, 2);
+    assert!(!b.path_in_service());
+}
+
+#[test]
+fn follower_and_leader_restarts_repeer() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    // b restarts: new state, no keys. It asks; a offers in clear; both re-key.
+    p.run_until(at(100));
+    p.b = Node::new(state(
+        p.time,
+        B,
+        A,
+        KeyConfig::default(),
+        pki().b.clone(),
+        3,
+    ));
+    p.bfd_up();
+    assert!(p.b.st.path_in_service());
+    p.run_until(at(200));
+    established(&p);
+    // a restarts.
+    p.a = Node::new(state(
+        p.time,
+        A,
+        B,
+        KeyConfig::default(),
+        pki().a.clone(),
+        4,
+    ));
+    p.bfd_up();
+    p.run_until(at(300));
+    established(&p);
+    assert_eq!(p.a.st.stats().total_dropped(), 0);
+}
+
+/// The leader's blocks of a whole peering and one rotation, for the fuzzers.
+fn corpus() -> Vec<Vec<u8>> {
+    static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    C.get_or_init(|| {
+        let cfg = KeyConfig {
+            peer_key_rekey_interval: RekeyInterval::Hours(1),
+            ..KeyConfig::default()
+        };
+        let mut p = Pair::new(cfg);
+        p.bfd_up();
+        p.run_until(at(3700));
+        p.a.sent.iter().map(|(_, b)| b.clone()).collect()
+    })
+    .clone()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let mut b = state(Instant::ZERO, B, A, KeyConfig::default(), pki().b.clone(), 9);
+        b.handle_block(Instant::ZERO, UNIX0, &data);
+        prop_assert_eq!(b.stats().blocks_in, 1);
+        prop_assert!(!b.path_in_service());
+    }
+
+    #[test]
+    fn bit_flips_and_truncations_are_counted(
+        which in any::<prop::sample::Index>(),
+        bit in any::<prop::sample::Index>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let from_a = corpus();
+        let blk = which.get(&from_a).clone();
+        // A follower that lived through the same exchange would hold the keys; a fresh one
+        // does not, so sealed blocks must be counted as drops and never panic.
+        let mut b = state(Instant::ZERO, B, A, KeyConfig::default(), pki().b.clone(), 9);
+        let mut flipped = blk.clone();
+        let i = bit.index(flipped.len() * 8);
+        flipped[i / 8] ^= 1 << (i % 8);
+        b.handle_block(Instant::ZERO, UNIX0, &flipped);
+        let truncated = &blk[..cut.index(blk.len())];
+        b.handle_block(Instant::ZERO, UNIX0, truncated);
+        prop_assert_eq!(b.stats().blocks_in, 2);
+        // A truncated block never parses (lengths are cross-checked).
+        prop_assert!(b.stats().total_dropped() >= 1);
+        prop_assert!(!b.path_in_service());
+    }
+}
+
+#[test]
+fn bit_flip_of_every_sealed_block_bit_is_dropped() {
+    // Replay the peering into a twin follower that holds the same keys, flipping one bit of
+    // a sealed block: every flip is a counted drop (HMAC, parse, or wrong peer / key index).
+    let from_a = corpus();
+    let sealed: Vec<&Vec<u8>> = from_a
+        .iter()
+        .filter(|b| parse_block(b).unwrap().is_sealed())
+        .collect();
+    assert!(!sealed.is_empty());
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let (_, blk) =
+        p.a.sent
+            .iter()
+            .rev()
+            .find(|(_, b)| parse_block(b).unwrap().is_sealed())
+            .unwrap()
+            .clone();
+    for i in 0..blk.len() * 8 {
+        let mut f = blk.clone();
+        f[i / 8] ^= 1 << (i % 8);
+        let before = p.b.st.stats().total_dropped();
+        p.b.st.handle_block(p.time, p.unix(), &f);
+        assert_eq!(p.b.st.stats().total_dropped(), before + 1, "bit {i}");
+    }
+    established(&p);
+}
