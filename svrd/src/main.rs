@@ -6,6 +6,7 @@
 //! on the main one. Workers and slow path talk only over DPDK rings.
 
 mod counters;
+mod pki;
 mod slow;
 mod startup;
 mod worker;
@@ -13,7 +14,7 @@ mod worker;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// The svr-fastpath appliance.
 #[derive(Parser, Debug)]
@@ -25,6 +26,40 @@ struct Cli {
     /// Validate a configuration file (and that this machine can run it) without starting.
     #[arg(long, value_name = "CONFIG")]
     check: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Certificates for an authority: a root CA, an intermediate CA, router certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PkiCommand {
+    /// Create DIR/root.pem, DIR/intermediate.pem and their keys.
+    Init {
+        /// Directory for the authority's files (created if missing).
+        dir: PathBuf,
+        /// Authority name, used in the CA subjects.
+        #[arg(long, default_value = "svr")]
+        authority: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue DIR/NAME.chain.pem and DIR/NAME.key.pem for a router's peering-common-name NAME.
+    Issue {
+        /// The authority directory made by `svrd pki init`.
+        dir: PathBuf,
+        /// The router's peering-common-name (certificate CN and DNS SAN).
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +67,26 @@ fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
     let cli = Cli::parse();
+    if let Some(Command::Pki(cmd)) = &cli.command {
+        let done = match cmd {
+            PkiCommand::Init {
+                dir,
+                authority,
+                days,
+            } => pki::init(dir, authority, *days),
+            PkiCommand::Issue { dir, name, days } => pki::issue(dir, name, *days),
+        };
+        return match done {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("svrd: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match (&cli.check, &cli.config) {
         (Some(path), _) => startup::check(path).map(|summary| println!("{summary}")),
         (None, Some(path)) => startup::run(path),
