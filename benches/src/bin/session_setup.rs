@@ -1,0 +1,295 @@
+//! New SVR sessions per second per core, at the ingress: everything we do today when the first
+//! packet of a new flow arrives from the LAN, on one pinned core.
+//!
+//! ```text
+//! session_setup [--sessions 200K] [--payload 100] [--seed 7] [--cpu 1]
+//! ```
+//!
+//! Per new flow, in order (the step names are the `step=` keys of the breakdown):
+//!
+//! 1. `lookup_miss`: `SessionTable::lookup` of the LAN key misses;
+//! 2. `wayport`: `WayportAllocator::allocate` on the flow's waypoint pair (one allocator per
+//!    24,575 sessions, flows spread round-robin);
+//! 3. `key_gen`: 32 random bytes for the payload key (TLV 46) and the 16-byte session UUID from
+//!    a seeded `StdRng` (ChaCha12; the appliance uses the OS CSPRNG the same way, per session);
+//! 4. `key_install`: `PayloadKey::new` (HKDF-SHA384 for the two HMAC keys, their keyed states,
+//!    both AES-256 schedules), stored in a key-store slot;
+//! 5. `insert`: `SessionTable::insert` with the LAN key and the WAN key built from the
+//!    wayports, then `next_tx_seq`;
+//! 6. `metadata`: `ForwardMetadata::emit` (security id, forward context, tenant, service, UUID,
+//!    source router, security name, peer path, session-encrypted, payload key TLV), 16 random
+//!    IV bytes, `seal_metadata` with the peer's installed `MetadataKey`;
+//! 7. `packet`: copy the original payload after the metadata, `PayloadKey::encrypt` it, write
+//!    the trailer and sign metadata + ciphertext + trailer with the metadata key's HMAC.
+//!
+//! Pass `total` runs the steps back to back and gives the headline rate; pass `breakdown`
+//! repeats them on a fresh table with a TSC stamp between steps (adds ~8 stamps per flow, so
+//! its sum is a little above `total`). Each pass fills an empty table of capacity
+//! `--sessions`.
+//!
+//! Output lines: `bench=session_setup op=total sessions=… ns_per_session=… ksessions_per_s=…`
+//! and `bench=session_setup op=breakdown step=… ns=… share_pct=…`.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use fastpath::session::{
+    FlowHasher, FlowKey, MetadataState, Role, SessionInit, SessionTable, Side, WayportAllocator,
+    WayportRange,
+};
+use fastpath::svr::{
+    seal_metadata, Context, ForwardMetadata, PayloadCipher, PayloadKeyTlv, SessionContext,
+};
+use fastpath::time::Instant;
+use fastpath::wire::IpProtocol;
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use svr_benches::{ns_per, rdtsc, setup, Args, Line};
+use svr_crypto::{
+    payload_ciphertext_len, Direction, MetadataKey, PacketKey, PayloadKey, HMAC_LEN, TRAILER_LEN,
+};
+
+const STEPS: [&str; 7] = [
+    "lookup_miss",
+    "wayport",
+    "key_gen",
+    "key_install",
+    "insert",
+    "metadata",
+    "packet",
+];
+
+/// IPv4 (20) + TCP (20) in front of the covered region.
+const L4_END: usize = 40;
+
+struct Ingress {
+    table: SessionTable,
+    wayports: Vec<WayportAllocator>,
+    keys: Vec<Option<PayloadKey>>,
+    peer_md: MetadataKey,
+    rng: StdRng,
+    buf: Vec<u8>,
+    payload: Vec<u8>,
+    now: Instant,
+}
+
+impl Ingress {
+    fn new(n: usize, payload_len: usize, seed: u64) -> Ingress {
+        let pairs = n.div_ceil(24_575).max(1);
+        Ingress {
+            table: SessionTable::with_hasher(n as u32, FlowHasher::with_seed(seed)),
+            wayports: (0..pairs)
+                .map(|_| WayportAllocator::new(WayportRange::default()).expect("default range"))
+                .collect(),
+            keys: std::iter::repeat_with(|| None).take(n).collect(),
+            peer_md: MetadataKey::new(1, &[0x11; 32], &[0x22; 48]),
+            rng: StdRng::seed_from_u64(seed),
+            buf: vec![0; 2048],
+            payload: (0..payload_len).map(|i| i as u8).collect(),
+            now: Instant::from_nanos(5_000_000_000),
+        }
+    }
+
+    /// Creates the session of flow `i` whose first packet has 5-tuple `lan`. With `STAMP`,
+    /// adds the TSC ticks of each step to `acc`.
+    #[inline(always)]
+    fn create<const STAMP: bool>(&mut self, i: usize, lan: &FlowKey, acc: &mut [u64; 7]) {
+        let mut t = if STAMP { rdtsc() } else { 0 };
+        let mut lap = |k: usize| {
+            if STAMP {
+                let now = rdtsc();
+                acc[k] += now - t;
+                t = now;
+            }
+        };
+
+        // 1. the first packet misses the table
+        let miss = self.table.lookup(lan);
+        assert!(miss.is_none(), "flow {i} is new");
+        lap(0);
+
+        // 2. wayports on this flow's waypoint pair
+        let pair = i % self.wayports.len();
+        let wp = self.wayports[pair]
+            .allocate()
+            .expect("fewer flows per pair than the range");
+        lap(1);
+
+        // 3. payload key and session UUID
+        let mut pk_bytes = [0u8; 32];
+        self.rng.fill_bytes(&mut pk_bytes);
+        let uuid: [u8; 16] = self.rng.gen();
+        lap(2);
+
+        // 4. install the payload key
+        let key_index = (i & 0xff) as u8;
+        self.keys[i] = Some(PayloadKey::new(key_index, &pk_bytes));
+        lap(3);
+
+        // 5. the session, reachable by the LAN key and by the WAN key of the peer's replies
+        let peer_wp = Ipv4Addr::from(0x6440_0000 | pair as u32);
+        let wan = FlowKey::v4(
+            peer_wp,
+            Ipv4Addr::new(192, 0, 2, 1),
+            lan.proto(),
+            wp.destination,
+            wp.source,
+        );
+        let id = self
+            .table
+            .insert(
+                *lan,
+                wan,
+                SessionInit {
+                    role: Role::Ingress,
+                    uuid,
+                    payload_key_index: key_index,
+                    key_handle: i as u32,
+                    replay_slot: i as u32,
+                    metadata: MetadataState::SendingForward { count: 0 },
+                },
+                self.now,
+            )
+            .expect("new flow, capacity for all");
+        let seq = self.table.next_tx_seq(id, Side::Wan).expect("live");
+        lap(4);
+
+        // 6. forward metadata, sealed for the peer
+        let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (lan.src(), lan.dst()) else {
+            unreachable!("the flows are IPv4")
+        };
+        let md = ForwardMetadata {
+            security_id: self.peer_md.rekey_index(),
+            context: SessionContext::V4(Context {
+                src,
+                dst,
+                src_port: lan.src_port(),
+                dst_port: lan.dst_port(),
+                protocol: IpProtocol::from(lan.proto()),
+            }),
+            tenant: "engineering",
+            service: "web-internal",
+            session_uuid: uuid,
+            source_router: "branch-router-01",
+            source_router_security_name: Some("internal"),
+            peer_path_id: "wan0",
+            session_encrypted: true,
+            tcp_syn: lan.proto() == 6,
+            application_name: None,
+            payload_key: Some(PayloadKeyTlv {
+                index: key_index,
+                cipher: PayloadCipher::Aes256Cbc,
+                key: &pk_bytes,
+            }),
+        };
+        let covered = &mut self.buf[L4_END..];
+        md.emit(covered).expect("buffer holds the metadata");
+        let iv: [u8; 16] = self.rng.gen();
+        let md_len = seal_metadata(&self.peer_md, iv, covered).expect("sealed");
+        lap(5);
+
+        // 7. the first packet: payload after the metadata, encrypted, trailer, HMAC
+        let key = self.keys[i].as_ref().expect("installed above");
+        let plen = self.payload.len();
+        covered[md_len..md_len + plen].copy_from_slice(&self.payload);
+        let ct = key
+            .encrypt(Direction::Forward, seq, &mut covered[md_len..], plen)
+            .expect("room");
+        let end = md_len + ct;
+        covered[end..end + TRAILER_LEN].copy_from_slice(&seq.to_be_bytes());
+        let (signed, rest) = covered.split_at_mut(end + TRAILER_LEN);
+        rest[..HMAC_LEN].copy_from_slice(&self.peer_md.sign(signed));
+        black_box(end + TRAILER_LEN + HMAC_LEN);
+        lap(6);
+    }
+}
+
+fn flows(n: usize, seed: u64) -> Vec<FlowKey> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let proto = if i % 4 == 0 { 17 } else { 6 };
+            FlowKey::v4(
+                Ipv4Addr::from(0x0a00_0000 | (i as u32 & 0x00ff_ffff)),
+                Ipv4Addr::from(rng.gen::<u32>()),
+                proto,
+                rng.gen_range(1024..=65535),
+                if proto == 6 { 443 } else { 53 },
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let args = Args::from_env();
+    let hz = setup("session_setup", &args);
+    let n = args.get_usize("sessions", 200_000).clamp(1, 1 << 24);
+    let payload_len = args.get_usize("payload", 100).min(1400);
+    let seed = args.get_usize("seed", 7) as u64;
+    let lan = flows(n, seed);
+
+    // Warm-up: a small table, so code and key schedules' code paths are hot.
+    {
+        let w = n.min(10_000);
+        let mut ing = Ingress::new(w, payload_len, seed + 1);
+        let mut acc = [0u64; 7];
+        for (i, k) in lan.iter().take(w).enumerate() {
+            ing.create::<false>(i, k, &mut acc);
+        }
+    }
+
+    // Headline pass.
+    let mut ing = Ingress::new(n, payload_len, seed);
+    let md_len = {
+        let mut acc = [0u64; 7];
+        let t0 = rdtsc();
+        for (i, k) in lan.iter().enumerate() {
+            ing.create::<false>(i, k, &mut acc);
+        }
+        let t = rdtsc() - t0;
+        let ns = ns_per(t, n as u64, hz);
+        Line::new("session_setup")
+            .kv("op", "total")
+            .kv("sessions", n)
+            .kv("payload", payload_len)
+            .f("ns_per_session", ns, 1)
+            .f("cycles_per_session", t as f64 / n as f64, 0)
+            .f("ksessions_per_s", 1e6 / ns, 1)
+            .print();
+        fastpath::svr::MetadataHeader::new_checked(&ing.buf[L4_END..])
+            .map(|h| h.metadata_len())
+            .unwrap_or(0)
+    };
+    Line::new("session_setup")
+        .kv("op", "packet")
+        .kv("metadata_sealed_bytes", md_len)
+        .kv(
+            "first_packet_covered_bytes",
+            md_len + payload_ciphertext_len(payload_len) + TRAILER_LEN + HMAC_LEN,
+        )
+        .kv("table_len", ing.table.len())
+        .print();
+    drop(ing);
+
+    // Breakdown pass.
+    let mut ing = Ingress::new(n, payload_len, seed);
+    let mut acc = [0u64; 7];
+    for (i, k) in lan.iter().enumerate() {
+        ing.create::<true>(i, k, &mut acc);
+    }
+    let sum: u64 = acc.iter().sum();
+    for (name, &t) in STEPS.iter().zip(&acc) {
+        Line::new("session_setup")
+            .kv("op", "breakdown")
+            .kv("step", name)
+            .f("ns", ns_per(t, n as u64, hz), 1)
+            .f("share_pct", 100.0 * t as f64 / sum.max(1) as f64, 1)
+            .print();
+    }
+    Line::new("session_setup")
+        .kv("op", "breakdown")
+        .kv("step", "sum")
+        .f("ns", ns_per(sum, n as u64, hz), 1)
+        .f("share_pct", 100.0, 1)
+        .print();
+}
