@@ -129,6 +129,8 @@ macro_rules! reasons {
     };
 }
 
+pub(crate) use reasons;
+
 reasons! {
     /// Why the fast path dropped a packet. Each variant indexes a [`DropCounters`] slot.
     pub enum DropReason / DropCounters {

@@ -11,6 +11,7 @@
 //! | [`time`] | [`time::Instant`]: monotonic `u64` nanoseconds, passed in by the caller |
 //! | [`wire`] | smoltcp-style `XxxPacket<T>` views + `XxxRepr` values; [`wire::WireError`] |
 //! | [`route`] | [`route::IpPrefix`], [`route::Route`], [`route::RouteTable`] (LPM), [`route::NextHop`] |
+//! | [`svr_path`] | the SVR data plane per packet: ingress (LAN → peer), egress (peer → LAN), key store, session crypto; generic over [`svr_path::PacketBuf`] |
 //! | [`forward`] | `classify` → `lookup` → `check_mtu` → `resolve` → `transform`; [`forward::DropReason`], [`forward::PuntReason`], counters |
 //!
 //! # Where the API differs from the first sketch
@@ -51,5 +52,6 @@ pub mod forward;
 pub mod route;
 pub mod session;
 pub mod svr;
+pub mod svr_path;
 pub mod time;
 pub mod wire;

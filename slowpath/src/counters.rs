@@ -40,6 +40,9 @@ counters! {
     port_down,
     /// Punt reason that the slow path does not handle.
     unhandled_punt_reason,
+    /// Packets too big for their way out (`MtuExceeded`): answered with ICMP Fragmentation
+    /// Needed / Packet Too Big (unless suppressed or rate-limited).
+    mtu_exceeded,
     /// Frame of an EtherType other than ARP, IPv4 or IPv6.
     unsupported_ethertype,
     /// ARP or ND message from a neighbour that claims one of our addresses.

@@ -100,6 +100,9 @@ enum IcmpError {
     TimeExceeded,
     /// The next hop did not resolve.
     AddressUnreachable,
+    /// Too big for the next hop (or the SVR WAN): ICMPv4 Fragmentation Needed with this
+    /// next-hop MTU (RFC 1191), ICMPv6 Packet Too Big (RFC 4443 §3.2).
+    TooBig { mtu: u16 },
 }
 
 /// One configured port with its derived addresses.
@@ -418,8 +421,21 @@ impl SlowPath {
                 _ => self.counters.malformed_frame += 1,
             },
             PuntReason::NeighborMiss => self.neighbor_miss(now, port, frame),
-            PuntReason::MtuExceeded => self.counters.unhandled_punt_reason += 1,
+            // Without the MTU (svrd passes it to `handle_too_big`): the IPv6 minimum.
+            PuntReason::MtuExceeded => self.handle_too_big(now, port, frame, 1280),
         }
+    }
+
+    /// A worker punted `frame` (arrived on `port`) as `PuntReason::MtuExceeded`: it is larger
+    /// than `mtu` allows on its way out (for SVR: the WAN MTU less the SVR overhead). Sends
+    /// ICMPv4 Fragmentation Needed (type 3 code 4) with next-hop MTU `mtu`, or ICMPv6 Packet
+    /// Too Big (type 2) with MTU `mtu` (at least 1280), to the sender, rate-limited like every
+    /// ICMP error. The frame itself is dropped (we do not fragment).
+    pub fn handle_too_big(&mut self, now: Instant, port: u16, frame: &[u8], mtu: u16) {
+        self.counters.mtu_exceeded += 1;
+        let is_v6 = frame.get(12..14) == Some(&[0x86, 0xdd][..]);
+        let mtu = if is_v6 { mtu.max(1280) } else { mtu.max(68) };
+        self.icmp_error(now, port, frame, IcmpError::TooBig { mtu });
     }
 
     // ---------------------------------------------------------------- plumbing
@@ -1113,6 +1129,11 @@ impl SlowPath {
                 next_hop_mtu: 0,
                 data,
             },
+            IcmpError::TooBig { mtu } => Icmpv4Repr::DstUnreachable {
+                reason: Icmpv4DstUnreachable::FragRequired,
+                next_hop_mtu: mtu,
+                data,
+            },
         };
         let frame = build_icmpv4(ours, src, DEFAULT_HOP_LIMIT, &repr);
         self.counters.icmp_errors_sent += 1;
@@ -1172,6 +1193,10 @@ impl SlowPath {
             },
             IcmpError::AddressUnreachable => Icmpv6Repr::DstUnreachable {
                 reason: Icmpv6DstUnreachable::AddrUnreachable,
+                data,
+            },
+            IcmpError::TooBig { mtu } => Icmpv6Repr::PktTooBig {
+                mtu: u32::from(mtu),
                 data,
             },
         };

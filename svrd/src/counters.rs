@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use fastpath::forward::{DropCounters, DropReason};
+use fastpath::svr::MetadataError;
+use fastpath::svr_path::{SvrCounters, SvrDrop, SvrEvent};
 
 /// Per-worker counters; cache-line aligned so two workers never share a line.
 #[repr(align(64))]
@@ -23,6 +25,10 @@ pub struct WorkerCounters {
     /// Punts dropped because the slow-path ring was full.
     pub punt_ring_full: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// SVR drops by reason, and the metadata detail of `svr_bad_metadata`.
+    pub svr_drops: [AtomicU64; SvrDrop::COUNT],
+    pub metadata_drops: [AtomicU64; MetadataError::COUNT],
+    pub svr_events: [AtomicU64; SvrEvent::COUNT],
 }
 
 /// What one burst counted, kept in plain integers on the worker's stack.
@@ -58,6 +64,22 @@ impl WorkerCounters {
             add(&self.drops[reason as usize], drops.get(reason));
         }
         drops.clear();
+    }
+}
+
+impl WorkerCounters {
+    /// Publish (and clear) the SVR counters of a burst. Called by the owning worker only.
+    pub fn publish_svr(&self, c: &mut SvrCounters) {
+        for r in SvrDrop::ALL {
+            add(&self.svr_drops[r as usize], c.drops.get(r));
+        }
+        for (a, &v) in self.metadata_drops.iter().zip(c.metadata.iter()) {
+            add(a, v);
+        }
+        for e in SvrEvent::ALL {
+            add(&self.svr_events[e as usize], c.events.get(e));
+        }
+        c.clear();
     }
 }
 
@@ -97,6 +119,19 @@ pub fn report(
             .map(|w| w.drops[reason as usize].load(Relaxed))
             .sum();
         let _ = writeln!(out, "drop {}={total}", reason.name());
+    }
+    let sum = |f: &dyn Fn(&WorkerCounters) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
+    for r in SvrDrop::ALL {
+        let total = sum(&|w| w.svr_drops[r as usize].load(Relaxed));
+        let _ = writeln!(out, "drop {}={total}", r.name());
+    }
+    for (i, name) in MetadataError::NAMES.iter().enumerate() {
+        let total = sum(&|w| w.metadata_drops[i].load(Relaxed));
+        let _ = writeln!(out, "drop {name}={total}");
+    }
+    for e in SvrEvent::ALL {
+        let total = sum(&|w| w.svr_events[e as usize].load(Relaxed));
+        let _ = writeln!(out, "svr {}={total}", e.name());
     }
     for (name, value) in slow {
         let _ = writeln!(out, "slowpath {name}={value}");

@@ -9,6 +9,7 @@ mod counters;
 mod pki;
 mod slow;
 mod startup;
+mod svr;
 mod worker;
 
 use std::path::PathBuf;

@@ -5,13 +5,14 @@
 //! through their inject rings, and publishes the neighbour table when it changes. It never
 //! waits on a worker: a full inject ring or an empty mempool is a counted drop.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dpdk_ffi::{Mbuf, MbufBurst, Mempool, Port, Ring};
 use fastpath::forward::{NeighborSnapshot, PuntReason};
+use fastpath::svr_path::SvrShared;
 use fastpath::time::Instant;
 use slowpath::{Event, SlowPath};
 
@@ -45,6 +46,7 @@ struct ThreadCounters {
     transmit_too_big: u64,
     inject_ring_full: u64,
     injected: u64,
+    sessions_expired: u64,
 }
 
 pub struct SlowThread {
@@ -56,10 +58,17 @@ pub struct SlowThread {
     pub stop: Arc<AtomicBool>,
     pub dump: Arc<AtomicBool>,
     pub reporter: Arc<Reporter>,
+    /// The SVR data plane, whose expired sessions this thread reclaims.
+    pub svr: Option<Arc<SvrShared>>,
+    /// Monotonic nanoseconds for the workers, written here once per loop.
+    pub clock: Arc<AtomicU64>,
 }
 
 impl SlowThread {
     const IDLE_SLEEP: Duration = Duration::from_micros(200);
+    /// Session-table entries the sweeper looks at per loop: small, so a loop stays short;
+    /// at ≥ 1 loop per 200 µs + work, 65536 entries are visited in well under a second.
+    const SWEEP_BUDGET: usize = 256;
 
     /// Runs until `stop`; returns the final counter report.
     pub fn run(mut self) -> String {
@@ -70,7 +79,15 @@ impl SlowThread {
         let mut burst = MbufBurst::new();
         let mut tc = ThreadCounters::default();
         let mut next_worker = 0usize;
+        let mut sweep_cursor = 0usize;
+        let mut swept = 0u64;
         while !self.stop.load(Relaxed) {
+            let t = now();
+            self.clock.store(t.as_nanos(), Relaxed);
+            if let Some(svr) = &self.svr {
+                swept += svr.sweep(&mut sweep_cursor, t, Self::SWEEP_BUDGET) as u64;
+            }
+            tc.sessions_expired = swept;
             if self.dump.swap(false, Relaxed) {
                 print!("{}", self.reporter.render(&self.counter_list(&tc)));
             }
@@ -79,6 +96,10 @@ impl SlowThread {
             while let Some(m) = burst.pop_front() {
                 tc.punted_frames += 1;
                 match PuntReason::from_u8(m.tag() as u8) {
+                    // The worker put the MTU to report in the tag's upper 16 bits.
+                    Some(PuntReason::MtuExceeded) if m.tag() >> 16 != 0 => self
+                        .slow
+                        .handle_too_big(t, m.port(), m.data(), (m.tag() >> 16) as u16),
                     Some(reason) => self.slow.handle_frame(t, m.port(), reason, m.data()),
                     None => tc.bad_punt_tag += 1,
                 }
@@ -143,7 +164,11 @@ impl SlowThread {
             ("transmit_too_big", tc.transmit_too_big),
             ("inject_ring_full", tc.inject_ring_full),
             ("injected", tc.injected),
+            ("svr_sessions_expired", tc.sessions_expired),
         ];
+        if let Some(svr) = &self.svr {
+            v.push(("svr_sessions_live", svr.table.len() as u64));
+        }
         v.extend(self.slow.counters().iter());
         v
     }

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -20,6 +20,8 @@ use svr_config::{Config, ConfigError, Device, Node};
 use crate::counters::WorkerCounters;
 use crate::slow::{Reporter, SlowThread};
 use crate::worker::{PortSlot, Worker};
+use fastpath::svr_path::SvrWorker;
+use rand::RngCore;
 
 /// Why svrd could not start. Each message is one line that names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -387,7 +389,18 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         workers: counters.clone(),
     });
 
+    let svr = crate::svr::build(&cfg).map(Arc::new);
+    let clock = Arc::new(AtomicU64::new(0));
     for (w, wc) in workers_cfg.iter().enumerate() {
+        // Each worker's CSPRNG (payload keys, UUIDs, metadata IVs) is seeded from the OS once.
+        let svr_part = svr.as_ref().map(|s| {
+            let mut seed = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut seed);
+            let sw = SvrWorker::new(s, seed);
+            seed = [0; 32];
+            std::hint::black_box(&mut seed);
+            (Arc::clone(s), sw)
+        });
         let worker = Worker {
             queue: w as u16,
             ports: ports
@@ -406,6 +419,8 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             counters: Arc::clone(&counters[w]),
             stop: Arc::clone(&stop),
             backoff: node.core_map.idle_backoff,
+            svr: svr_part,
+            clock: Arc::clone(&clock),
         };
         if let Err(e) = eal.launch(wc.lcore, move || worker.run()) {
             stop.store(true, Relaxed);
@@ -426,6 +441,8 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         stop: Arc::clone(&stop),
         dump,
         reporter: Arc::clone(&reporter),
+        svr,
+        clock,
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",

@@ -6,7 +6,7 @@
 //! here allocates, locks or formats per packet; drops go through [`Stages::drop_pkt`], which
 //! counts them.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +16,13 @@ use fastpath::forward::{
     self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason,
 };
 use fastpath::route::RouteTable;
+use fastpath::svr_path::{self, egress, ingress, SvrShared, SvrWorker, Verdict};
+use fastpath::time::Instant;
 use fastpath::wire::ethernet::EthernetAddress;
 use svr_config::IdleBackoff;
 
 use crate::counters::{BurstCounts, WorkerCounters};
+use crate::svr::MbufBuf;
 
 /// One port as a worker sees it: its handle, MAC, and this worker's TX buffer for it.
 pub struct PortSlot {
@@ -43,6 +46,10 @@ pub struct Worker {
     pub counters: Arc<WorkerCounters>,
     pub stop: Arc<AtomicBool>,
     pub backoff: IdleBackoff,
+    /// The SVR data plane (None: no SVR peers, plain routing only) and this worker's part.
+    pub svr: Option<(Arc<SvrShared>, SvrWorker)>,
+    /// Monotonic nanoseconds, written by the slow-path thread (the only clock reader).
+    pub clock: Arc<AtomicU64>,
 }
 
 /// Packets prefetched ahead of the one being classified (l3fwd's PREFETCH_OFFSET).
@@ -55,6 +62,9 @@ enum Action {
     Gone,
     /// Hand to the slow path with this reason.
     Punt(PuntReason),
+    /// Too big for the SVR WAN: the slow path sends Fragmentation Needed / Packet Too Big
+    /// with this MTU (carried in the upper 16 bits of the mbuf tag).
+    PuntMtu(u16),
     /// Transit packet: destination and IP length (frame trimmed to it later).
     Route {
         dst: std::net::IpAddr,
@@ -128,12 +138,18 @@ impl Worker {
             self.tx_flush(&mut counts);
             if work > 0 {
                 self.counters.publish(&counts, &mut drops);
+                if let Some((_, sw)) = self.svr.as_mut() {
+                    self.counters.publish_svr(&mut sw.counters);
+                }
             }
             backoff.after_poll(work);
         }
         let mut counts = BurstCounts::default();
         self.tx_flush(&mut counts);
         self.counters.publish(&counts, &mut drops);
+        if let Some((_, sw)) = self.svr.as_mut() {
+            self.counters.publish_svr(&mut sw.counters);
+        }
         0
     }
 
@@ -164,9 +180,11 @@ impl Worker {
         self.enqueue(&mut pkts[..n], &actions[..n], counts, drops);
     }
 
-    /// Stage classify: validate headers, split punts from transit packets.
+    /// Stage classify: validate headers, split punts from transit packets, and run the SVR
+    /// stage on packets to a peer's service (LAN side) or to our waypoints' wayports (WAN
+    /// side); everything else keeps plain forwarding.
     fn classify(
-        &self,
+        &mut self,
         in_port: u16,
         pkts: &mut [Option<Mbuf>],
         actions: &mut [Action],
@@ -181,7 +199,22 @@ impl Worker {
             }
             let slot = &mut pkts[i];
             let Some(m) = slot.as_ref() else { continue };
-            actions[i] = match forward::classify(m.data(), in_port, &self.local) {
+            let class = forward::classify(m.data(), in_port, &self.local);
+            if let Some((svr, sw)) = self.svr.as_mut() {
+                let wan = match class {
+                    Ok(Class::Punt(PuntReason::Local)) => {
+                        svr_path::is_wan_candidate(svr, m.data()).then_some(true)
+                    }
+                    Ok(Class::Route { dst, .. }) => svr.is_peer_service(dst).then_some(false),
+                    _ => None,
+                };
+                if let Some(wan) = wan {
+                    let now = Instant::from_nanos(self.clock.load(Relaxed));
+                    actions[i] = svr_stage(svr, sw, slot, wan, now);
+                    continue;
+                }
+            }
+            actions[i] = match class {
                 Ok(Class::Punt(reason)) => Action::Punt(reason),
                 Ok(Class::Route { dst, l3_len }) => Action::Route { dst, l3_len },
                 Err(reason) => {
@@ -278,7 +311,12 @@ impl Worker {
                     counts.forwarded += 1;
                     self.tx_push(usize::from(out), m, counts);
                 }
-                Action::Punt(reason) => self.punt(m, reason, counts),
+                Action::Punt(reason) => self.punt(m, reason as u32, counts),
+                Action::PuntMtu(mtu) => self.punt(
+                    m,
+                    PuntReason::MtuExceeded as u32 | u32::from(mtu) << 16,
+                    counts,
+                ),
                 Action::Route { .. } | Action::Gone => {
                     let mut s = Some(m);
                     drop_pkt(&mut s, DropReason::NoRoute, drops);
@@ -288,9 +326,10 @@ impl Worker {
     }
 
     /// The mbuf's port is the ingress port, or the egress port for `NeighborMiss`; the tag
-    /// says why the slow path gets it.
-    fn punt(&self, mut m: Mbuf, reason: PuntReason, counts: &mut BurstCounts) {
-        m.set_tag(reason as u32);
+    /// says why the slow path gets it (low byte: `PuntReason`; for `MtuExceeded` the MTU to
+    /// report in the upper 16 bits).
+    fn punt(&self, mut m: Mbuf, tag: u32, counts: &mut BurstCounts) {
+        m.set_tag(tag);
         match self.punt.enqueue(m) {
             Ok(()) => counts.punted += 1,
             Err(m) => {
@@ -347,6 +386,43 @@ impl Worker {
         }
         n
     }
+}
+
+/// The SVR stage on one packet (`wan`: from a peer, else from the LAN). The SVR functions
+/// count their drops in the worker's `SvrCounters`; [`drop_svr`] only frees.
+fn svr_stage(
+    svr: &SvrShared,
+    sw: &mut SvrWorker,
+    slot: &mut Option<Mbuf>,
+    wan: bool,
+    now: Instant,
+) -> Action {
+    let Some(m) = slot.as_mut() else {
+        return Action::Gone;
+    };
+    let mut b = MbufBuf(m);
+    let v = if wan {
+        egress::wan_packet(svr, sw, &mut b, now)
+    } else {
+        ingress::lan_packet(svr, sw, &mut b, now)
+    };
+    match v {
+        Verdict::Forward { dst, l3_len } => Action::Route { dst, l3_len },
+        Verdict::Punt {
+            reason: PuntReason::MtuExceeded,
+            mtu,
+        } => Action::PuntMtu(mtu),
+        Verdict::Punt { reason, .. } => Action::Punt(reason),
+        Verdict::Drop(_) | Verdict::Consumed => {
+            drop_svr(slot);
+            Action::Gone
+        }
+    }
+}
+
+/// Frees a packet the SVR stage refused (already counted by reason) or consumed.
+fn drop_svr(slot: &mut Option<Mbuf>) {
+    drop(slot.take());
 }
 
 /// The only way a worker drops a packet: free it and count the reason.

@@ -115,5 +115,8 @@ pub use types::{
 };
 pub use wayport::{WayportAllocator, WayportError, WayportRange, Wayports};
 
+/// Milliseconds of an [`crate::time::Instant`] as the table keeps them (for the SVR sweep).
+pub(crate) use table::millis as now_millis;
+
 #[cfg(test)]
 mod test;

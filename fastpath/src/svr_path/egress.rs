@@ -1,0 +1,382 @@
+//! Peer → LAN: a packet addressed to one of our waypoints on a wayport. Checks in the order of
+//! svr-protocol.md §1.3: peer ACL, cookie, HMAC, replay window, then decrypts, strips and
+//! restores the original packet.
+
+use svr_crypto::{open_payload, CryptoError, Direction, PacketKey, HMAC_LEN, TRAILER_LEN};
+
+use super::ingress::{drop_with, note_tcp_close};
+use super::packet::{
+    self, fill_l4_checksum, header_save, ip_len, move_payload, set_ports, write_ip, Headers,
+    IpFields, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+};
+use super::{PacketBuf, PeerId, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
+use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
+use crate::svr::{
+    is_metadata, open_metadata, ControlMessage, ControlReason, ForwardMetadata, MetadataError,
+    MetadataHeader, TlvType,
+};
+use crate::time::Instant;
+use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
+
+const TAIL: usize = TRAILER_LEN + HMAC_LEN;
+
+fn crypto_drop(e: CryptoError) -> SvrDrop {
+    match e {
+        CryptoError::BadMac => SvrDrop::BadMac,
+        CryptoError::Replay(_) => SvrDrop::Replay,
+        _ => SvrDrop::Decrypt,
+    }
+}
+
+/// What the metadata of a packet told us, copied out of the (borrowed) packet.
+enum Md {
+    Control(ControlReason),
+    Forward {
+        fwd_key: FlowKey,
+        uuid: [u8; 16],
+        key_index: u8,
+        raw: [u8; 32],
+    },
+    Reverse,
+}
+
+/// Handles a frame addressed to one of our waypoints on a wayport (the caller checked both).
+pub fn wan_packet<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    now: Instant,
+) -> Verdict {
+    let h = match packet::parse(b.data(), false) {
+        Ok(h) => h,
+        Err(d) => drop_with!(w, d),
+    };
+    if b.len() > h.end() && b.trim(b.len() - h.end()).is_err() {
+        drop_with!(w, SvrDrop::Malformed);
+    }
+    let Some(peer) = sh.peer_of_waypoint(h.src) else {
+        drop_with!(w, SvrDrop::UnknownPeer)
+    };
+    let Some(wan_key) = h.key() else {
+        drop_with!(w, SvrDrop::Malformed)
+    };
+    let l4_end = h.payload_start();
+    let end = h.end();
+    if end < l4_end + TAIL {
+        drop_with!(w, SvrDrop::Malformed);
+    }
+    let found = sh.table.lookup(&wan_key).filter(|s| s.side == Side::Wan);
+
+    let (s, crypto, dir, payload_start, plain_len) = if is_metadata(&b.data()[l4_end..end]) {
+        let frame = b.data_mut();
+        let covered_end = end - HMAC_LEN;
+        let (md_len, sec) = match MetadataHeader::new_checked(&frame[l4_end..end - TAIL]) {
+            Ok(hd) => match hd.security_identifier() {
+                Ok(Some(id)) => (hd.metadata_len(), id),
+                Ok(None) => drop_with!(
+                    w,
+                    MetadataError::MissingTlv(TlvType::SecurityIdentifier.raw())
+                ),
+                Err(e) => drop_with!(w, e),
+            },
+            Err(e) => drop_with!(w, e),
+        };
+        let keys = sh.keys.load();
+        let Some(key) = keys.own(sec) else {
+            drop_with!(w, SvrDrop::UnknownKey)
+        };
+        if key
+            .verify(&frame[l4_end..covered_end], &frame[covered_end..end])
+            .is_err()
+        {
+            drop_with!(w, SvrDrop::BadMac);
+        }
+        let mut seq_be = [0u8; 8];
+        seq_be.copy_from_slice(&frame[end - TAIL..covered_end]);
+        let seq = u64::from_be_bytes(seq_be);
+        let md = match open_metadata(key, &mut frame[l4_end..l4_end + md_len]) {
+            Ok(o) => {
+                let r = o.repr;
+                if let Some(c) = r.control {
+                    Md::Control(c)
+                } else if r.forward_context.is_some() {
+                    let f = match ForwardMetadata::try_from(&r) {
+                        Ok(f) => f,
+                        Err(e) => drop_with!(w, e),
+                    };
+                    let Some(pk) = f.payload_key else {
+                        drop_with!(w, MetadataError::MissingTlv(TlvType::PayloadKey.raw()))
+                    };
+                    let (sp, dp, proto) = f.context.ports_protocol();
+                    let Some(fwd_key) =
+                        FlowKey::new(f.context.src(), f.context.dst(), proto.into(), sp, dp)
+                    else {
+                        drop_with!(w, SvrDrop::Malformed)
+                    };
+                    Md::Forward {
+                        fwd_key,
+                        uuid: f.session_uuid,
+                        key_index: pk.index,
+                        raw: *pk.key,
+                    }
+                } else if r.reverse_context.is_some() {
+                    Md::Reverse
+                } else {
+                    drop_with!(
+                        w,
+                        MetadataError::MissingTlv(TlvType::ForwardContextV4.raw())
+                    )
+                }
+            }
+            Err(e) => drop_with!(w, e),
+        };
+        drop(keys);
+        let (s, dir) = match md {
+            Md::Control(reason) => {
+                w.counters.events.bump(SvrEvent::ControlReceived);
+                if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
+                    let restart = match s.role {
+                        Role::Ingress => MetadataState::SendingForward { count: 0 },
+                        Role::Egress => MetadataState::SendingReverse,
+                    };
+                    sh.table.update_metadata(s.id, |_| restart);
+                }
+                return Verdict::Consumed;
+            }
+            Md::Forward {
+                fwd_key,
+                uuid,
+                key_index,
+                mut raw,
+            } => {
+                let s = match found {
+                    Some(s) if s.role == Role::Egress => s,
+                    Some(_) => drop_with!(w, SvrDrop::StaleSession),
+                    None => {
+                        match create(sh, w, &h, peer, wan_key, fwd_key, uuid, key_index, raw, now) {
+                            Ok(s) => s,
+                            Err(d) => {
+                                raw = [0; 32];
+                                std::hint::black_box(&mut raw);
+                                drop_with!(w, d)
+                            }
+                        }
+                    }
+                };
+                raw = [0; 32];
+                std::hint::black_box(&mut raw);
+                (s, Direction::Forward)
+            }
+            Md::Reverse => {
+                let Some(s) = found.filter(|s| s.role == Role::Ingress) else {
+                    drop_with!(w, SvrDrop::UnknownSession)
+                };
+                (s, Direction::Reverse)
+            }
+        };
+        let Some(crypto) = sh.crypto(s.id) else {
+            drop_with!(w, SvrDrop::StaleSession)
+        };
+        let Some(window) = w.window(s.id) else {
+            drop_with!(w, SvrDrop::StaleSession)
+        };
+        if let Err(e) = window.check(seq) {
+            drop_with!(w, crypto_drop(CryptoError::Replay(e)));
+        }
+        let ct_start = l4_end + md_len;
+        let ct_end = end - TAIL;
+        let plain = match crypto
+            .key
+            .decrypt(dir, seq, &mut b.data_mut()[ct_start..ct_end])
+        {
+            Ok(n) => n,
+            Err(e) => drop_with!(w, crypto_drop(e)),
+        };
+        if let Some(window) = w.window(s.id) {
+            window.mark(seq);
+        }
+        if dir == Direction::Reverse {
+            // Reverse metadata arrived: stop sending forward metadata (§1.4).
+            sh.table
+                .update_metadata(s.id, |_| MetadataState::Established);
+        }
+        (s, crypto, dir, ct_start, plain)
+    } else {
+        let Some(s) = found else {
+            return enable_metadata(sh, w, b, &h, peer, now);
+        };
+        let Some(crypto) = sh.crypto(s.id) else {
+            drop_with!(w, SvrDrop::StaleSession)
+        };
+        let dir = match s.role {
+            Role::Egress => Direction::Forward,
+            Role::Ingress => Direction::Reverse,
+        };
+        let Some(window) = w.window(s.id) else {
+            drop_with!(w, SvrDrop::StaleSession)
+        };
+        let plain = match open_payload(&crypto.key, dir, &mut b.data_mut()[..end], l4_end, window) {
+            Ok((n, _)) => n,
+            Err(e) => drop_with!(w, crypto_drop(e)),
+        };
+        if s.role == Role::Egress && s.metadata == MetadataState::SendingReverse {
+            // A forward packet without metadata: the ingress saw our reverse metadata.
+            sh.table.update_metadata(s.id, |m| match m {
+                MetadataState::SendingReverse => MetadataState::Established,
+                other => other,
+            });
+        }
+        (s, crypto, dir, l4_end, plain)
+    };
+    let _ = (dir, crypto);
+    restore(sh, w, b, &h, &s, payload_start, plain_len, now)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    h: &Headers,
+    peer: PeerId,
+    wan_key: FlowKey,
+    fwd_key: FlowKey,
+    uuid: [u8; 16],
+    key_index: u8,
+    raw: [u8; 32],
+    now: Instant,
+) -> Result<SessionRef, SvrDrop> {
+    // The context must describe something we carry, on the matching transport.
+    let ok = match fwd_key.proto() {
+        PROTO_TCP => h.proto == PROTO_TCP,
+        PROTO_UDP => h.proto == PROTO_UDP,
+        PROTO_ICMP => h.proto == PROTO_UDP && !fwd_key.is_ipv6(),
+        PROTO_ICMPV6 => h.proto == PROTO_UDP && fwd_key.is_ipv6(),
+        _ => false,
+    };
+    if !ok {
+        return Err(SvrDrop::Unsupported);
+    }
+    let init = SessionInit {
+        role: Role::Egress,
+        uuid,
+        payload_key_index: key_index,
+        key_handle: u32::from(peer),
+        replay_slot: 0,
+        metadata: MetadataState::SendingReverse,
+    };
+    let id = match sh.table.insert(fwd_key.reversed(), wan_key, init, now) {
+        Ok(id) => id,
+        Err(InsertError::Full) => return Err(SvrDrop::SessionTableFull),
+        Err(InsertError::Exists) => return Err(SvrDrop::StaleSession),
+    };
+    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, key_index, raw));
+    w.counters.events.bump(SvrEvent::EgressSession);
+    sh.table.get(id, Side::Wan).ok_or(SvrDrop::StaleSession)
+}
+
+/// Strips everything SVR added and writes the original headers back.
+#[allow(clippy::too_many_arguments)]
+fn restore<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    h: &Headers,
+    s: &SessionRef,
+    payload_start: usize,
+    plain: usize,
+    now: Instant,
+) -> Verdict {
+    let nk = s.rewrite();
+    let proto = nk.proto();
+    let inner_v4 = nk.src().is_ipv4();
+    let new_ip = ip_len(inner_v4);
+    let new_l4 = match proto {
+        PROTO_ICMP | PROTO_ICMPV6 => 0,
+        _ => h.l4_len,
+    };
+    let l3 = new_ip + new_l4 + plain;
+    let new_start = ETH_LEN + new_ip + new_l4;
+    let mut saved = header_save();
+    if move_payload(b, h.payload_start(), payload_start, new_start, &mut saved).is_err() {
+        drop_with!(w, SvrDrop::NoRoom);
+    }
+    let want = ETH_LEN + l3;
+    if b.len() < want || b.trim(b.len() - want).is_err() {
+        drop_with!(w, SvrDrop::Malformed);
+    }
+    let frame = b.data_mut();
+    frame[..12].copy_from_slice(&saved[..12]);
+    write_ip(frame, nk.src(), nk.dst(), proto, l3, IpFields::from(h));
+    let l4 = ETH_LEN + new_ip;
+    if new_l4 > 0 {
+        frame[l4..l4 + new_l4].copy_from_slice(&saved[h.l4_start()..h.payload_start()]);
+        set_ports(frame, l4, nk.src_port(), nk.dst_port());
+        fill_l4_checksum(frame, proto, l4, want, nk.src(), nk.dst());
+    }
+    sh.table.touch(s.id, Side::Wan, now);
+    if proto == PROTO_TCP {
+        note_tcp_close(sh, s, Side::Wan, h.tcp_flags, now);
+    }
+    w.counters.events.bump(SvrEvent::Received);
+    Verdict::Forward {
+        dst: nk.dst(),
+        l3_len: l3,
+    }
+}
+
+/// A metadata-less packet on a wayport we know nothing about: turn it into an Enable Metadata
+/// control message back to the sender (rate-limited), so it resends metadata (§1.4).
+fn enable_metadata<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    h: &Headers,
+    peer: PeerId,
+    now: Instant,
+) -> Verdict {
+    w.counters.drops.bump(SvrDrop::UnknownSession);
+    let cause = super::DropCause::Svr(SvrDrop::UnknownSession);
+    let keys = sh.keys.load();
+    let Some(key) = keys.peer_current(peer) else {
+        return Verdict::Drop(cause);
+    };
+    if !w.take_token(sh.cfg.enable_metadata_rate, now) {
+        w.counters.events.bump(SvrEvent::EnableMetadataLimited);
+        return Verdict::Drop(cause);
+    }
+    let msg = ControlMessage::enable_metadata(key.rekey_index());
+    let md_len = msg.buffer_len();
+    let l4 = h.l4_start();
+    let md_at = h.payload_start();
+    let want = md_at + md_len + TAIL;
+    let ok = if b.len() > want {
+        b.trim(b.len() - want).is_ok()
+    } else {
+        b.append(want - b.len()).is_ok()
+    };
+    if !ok {
+        return Verdict::Drop(cause);
+    }
+    let frame = b.data_mut();
+    let l3 = want - ETH_LEN;
+    write_ip(frame, h.dst, h.src, h.proto, l3, IpFields::from(h));
+    set_ports(frame, l4, h.dport, h.sport);
+    if h.proto == PROTO_TCP {
+        // Flags: ACK only, so no middlebox takes it for a connection attempt.
+        frame[l4 + 12] &= 0xf0;
+        frame[l4 + 13] = 0x10;
+    }
+    if msg.emit(&mut frame[md_at..md_at + md_len]).is_err() {
+        return Verdict::Drop(cause);
+    }
+    let t = md_at + md_len;
+    frame[t..t + TRAILER_LEN].fill(0);
+    let tag = key.sign(&frame[md_at..t + TRAILER_LEN]);
+    frame[t + TRAILER_LEN..want].copy_from_slice(&tag);
+    fill_l4_checksum(frame, h.proto, l4, want, h.dst, h.src);
+    w.counters.events.bump(SvrEvent::EnableMetadataSent);
+    Verdict::Forward {
+        dst: h.src,
+        l3_len: l3,
+    }
+}

@@ -1,0 +1,369 @@
+//! LAN → peer: a packet from a LAN host to a service a peer serves (the ingress role), or a
+//! LAN host's reply on a session a peer opened (the egress role's reverse direction).
+
+use svr_crypto::{payload_ciphertext_len, Direction, PacketKey, PayloadKey, HMAC_LEN, TRAILER_LEN};
+
+use super::packet::{
+    self, fill_l4_checksum, header_save, ip_len, move_payload, set_ports, write_ip, Headers,
+    IpFields, PROTO_TCP, PROTO_UDP,
+};
+use super::{max_mss, PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
+use crate::forward::PuntReason;
+use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
+use crate::svr::value::{Context, PayloadCipher};
+use crate::svr::{
+    seal_metadata, ForwardMetadata, MetadataRepr, PayloadKeyTlv, ReverseMetadata, SessionContext,
+};
+use crate::time::Instant;
+use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
+use crate::wire::{IpProtocol, TcpPacket};
+
+/// UDP sends forward metadata on at most this many packets without reverse metadata (§1.4).
+pub const UDP_METADATA_LIMIT: u8 = 11;
+
+macro_rules! drop_with {
+    ($w:expr, $cause:expr) => {{
+        let c = $crate::svr_path::DropCause::from($cause);
+        $w.counters.drop(c);
+        return Verdict::Drop(c);
+    }};
+}
+pub(crate) use drop_with;
+
+/// The original 5-tuple of a LAN packet as a context TLV value.
+pub(crate) fn context_of(k: &FlowKey) -> SessionContext {
+    let protocol = IpProtocol::from(k.proto());
+    match (k.src(), k.dst()) {
+        (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) => SessionContext::V4(Context {
+            src,
+            dst,
+            src_port: k.src_port(),
+            dst_port: k.dst_port(),
+            protocol,
+        }),
+        (s, d) => {
+            let v6 = |a| match a {
+                std::net::IpAddr::V4(v) => std::net::Ipv4Addr::to_ipv6_mapped(&v),
+                std::net::IpAddr::V6(v) => v,
+            };
+            SessionContext::V6(Context {
+                src: v6(s),
+                dst: v6(d),
+                src_port: k.src_port(),
+                dst_port: k.dst_port(),
+                protocol,
+            })
+        }
+    }
+}
+
+/// Creates an ingress session for `lan_key` (first packet of a flow to a peer's service).
+fn create(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    h: &Headers,
+    lan_key: FlowKey,
+    now: Instant,
+) -> Result<SessionRef, SvrDrop> {
+    let peer = sh
+        .service_for(h.dst)
+        .and_then(|(_, s)| s.peer)
+        .ok_or(SvrDrop::Unsupported)?;
+    if h.proto == PROTO_TCP && !h.is_syn() {
+        return Err(SvrDrop::TcpNotSyn);
+    }
+    if sh.keys.load().peer_current(peer).is_none() {
+        return Err(SvrDrop::UnknownKey);
+    }
+    let pi = sh.pair_for(peer, h.v4).ok_or(SvrDrop::UnknownPeer)?;
+    let pair = &sh.pairs[pi];
+    let ports = pair
+        .ports
+        .allocate()
+        .map_err(|_| SvrDrop::WayportsExhausted)?;
+    let wan_proto = if h.proto == PROTO_TCP {
+        PROTO_TCP
+    } else {
+        PROTO_UDP
+    };
+    // Packets from the peer: its waypoint:odd → ours:even.
+    let Some(wan_key) = FlowKey::new(
+        pair.remote,
+        pair.local,
+        wan_proto,
+        ports.destination,
+        ports.source,
+    ) else {
+        let _ = pair.ports.free(ports);
+        return Err(SvrDrop::Unsupported);
+    };
+    let raw: [u8; 32] = w.random();
+    let uuid: [u8; 16] = w.random();
+    let init = SessionInit {
+        role: Role::Ingress,
+        uuid,
+        payload_key_index: 0,
+        key_handle: u32::from(peer),
+        replay_slot: 0,
+        metadata: MetadataState::SendingForward { count: 0 },
+    };
+    let id = match sh.table.insert(lan_key, wan_key, init, now) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = pair.ports.free(ports);
+            return match e {
+                InsertError::Full => Err(SvrDrop::SessionTableFull),
+                // Another worker created it a moment ago.
+                InsertError::Exists => sh
+                    .table
+                    .lookup(&lan_key)
+                    .filter(|s| s.side == Side::Lan)
+                    .ok_or(SvrDrop::StaleSession),
+            };
+        }
+    };
+    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, 0, raw));
+    w.counters.events.bump(SvrEvent::IngressSession);
+    sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
+}
+
+impl SessionCrypto {
+    /// Installs a payload key (raw bytes kept for TLV 46 on later metadata packets).
+    pub fn new(generation: u32, peer: super::PeerId, index: u8, raw: [u8; 32]) -> SessionCrypto {
+        SessionCrypto {
+            generation,
+            peer,
+            key: PayloadKey::new(index, &raw),
+            raw,
+        }
+    }
+}
+
+/// Handles a LAN frame whose destination is in a service served by a peer (or a reply on a
+/// session a peer opened). See the module doc of [`super`].
+pub fn lan_packet<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    now: Instant,
+) -> Verdict {
+    let h = match packet::parse(b.data(), true) {
+        Ok(h) => h,
+        Err(d) => drop_with!(w, d),
+    };
+    if b.len() > h.end() && b.trim(b.len() - h.end()).is_err() {
+        drop_with!(w, SvrDrop::Malformed);
+    }
+    let Some(lan_key) = h.key() else {
+        drop_with!(w, SvrDrop::Malformed)
+    };
+    let mut found = sh.table.lookup(&lan_key).filter(|s| s.side == Side::Lan);
+    // A new SYN during the guard period ends the old session at once (§1.7).
+    if let Some(s) = found {
+        if h.is_syn() && s.tcp.closing() {
+            sh.remove_session(&s);
+            found = None;
+        }
+    }
+    let s = match found {
+        Some(s) => s,
+        None => match create(sh, w, &h, lan_key, now) {
+            Ok(s) => s,
+            Err(d) => drop_with!(w, d),
+        },
+    };
+    let Some(crypto) = sh.crypto(s.id) else {
+        drop_with!(w, SvrDrop::StaleSession)
+    };
+    let dir = match s.role {
+        Role::Ingress => Direction::Forward,
+        Role::Egress => Direction::Reverse,
+    };
+    let nk = s.rewrite();
+    let outer_v4 = nk.src().is_ipv4();
+
+    // MSS clamp on SYN and SYN-ACK, before anything is measured.
+    if h.has_syn() {
+        let end = h.end();
+        let mut t = TcpPacket::new_unchecked(&mut b.data_mut()[h.l4_start()..end]);
+        if t.clamp_mss(max_mss(sh.cfg.wan_mtu, outer_v4)) {
+            w.counters.events.bump(SvrEvent::MssClamped);
+        }
+    }
+
+    let keys = sh.keys.load();
+    let Some(md_key) = keys.peer_current(crypto.peer) else {
+        drop_with!(w, SvrDrop::UnknownKey)
+    };
+    let with_md = matches!(
+        (s.role, s.metadata),
+        (Role::Ingress, MetadataState::SendingForward { .. })
+            | (Role::Egress, MetadataState::SendingReverse)
+    );
+    let pair = sh
+        .pair_index(nk.src(), nk.dst())
+        .map(|i| sh.pairs[i].path_id.as_str())
+        .unwrap_or("wan");
+    let service = sh.service_for(if s.role == Role::Ingress {
+        h.dst
+    } else {
+        h.src
+    });
+    let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
+    let pk = PayloadKeyTlv {
+        index: crypto.key.index(),
+        cipher: PayloadCipher::Aes256Cbc,
+        key: &crypto.raw,
+    };
+    let repr: MetadataRepr<'_> = match s.role {
+        Role::Ingress => ForwardMetadata {
+            security_id: md_key.rekey_index(),
+            context: context_of(&lan_key),
+            tenant,
+            service: service.map(|(_, s)| s.name.as_str()).unwrap_or("default"),
+            session_uuid: sh.table.uuid(s.id).unwrap_or_default(),
+            source_router: &sh.cfg.router_name,
+            source_router_security_name: None,
+            peer_path_id: pair,
+            session_encrypted: true,
+            tcp_syn: h.is_syn(),
+            application_name: None,
+            payload_key: Some(pk),
+        }
+        .to_repr(),
+        Role::Egress => ReverseMetadata {
+            security_id: md_key.rekey_index(),
+            context: context_of(&lan_key),
+            tenant,
+            destination_router: Some(&sh.cfg.router_name),
+            peer_path_id: Some(pair),
+            disable_forward_metadata: true,
+        }
+        .to_repr(),
+    };
+    let md_len = if with_md { repr.sealed_len() } else { 0 };
+
+    // Lengths of the packet we are about to build; refuse what the WAN cannot carry.
+    let plain = h.end() - h.payload_start();
+    let new_ip = ip_len(outer_v4);
+    let new_l4 = if h.l4_len == 0 { 8 } else { h.l4_len };
+    let ct = payload_ciphertext_len(plain);
+    let l3 = new_ip + new_l4 + md_len + ct + TRAILER_LEN + HMAC_LEN;
+    if l3 > usize::from(sh.cfg.wan_mtu) {
+        w.counters.events.bump(SvrEvent::MtuExceeded);
+        let over = l3 - usize::from(sh.cfg.wan_mtu);
+        let mtu = h
+            .l3_len
+            .saturating_sub(over)
+            .max(if h.v4 { 68 } else { 1280 });
+        return Verdict::Punt {
+            reason: PuntReason::MtuExceeded,
+            mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+        };
+    }
+    if with_md {
+        let limit = s.lan_key.proto() != PROTO_TCP;
+        sh.table.update_metadata(s.id, |m| match m {
+            MetadataState::SendingForward { count } if limit => {
+                if count.saturating_add(1) >= UDP_METADATA_LIMIT {
+                    MetadataState::AwaitingReverse
+                } else {
+                    MetadataState::SendingForward {
+                        count: count.saturating_add(1),
+                    }
+                }
+            }
+            other => other,
+        });
+    }
+
+    // Reshape: payload to its new offset, then headers and metadata in front of it.
+    let mut saved = header_save();
+    let new_start = ETH_LEN + new_ip + new_l4 + md_len;
+    if move_payload(
+        b,
+        h.payload_start(),
+        h.payload_start(),
+        new_start,
+        &mut saved,
+    )
+    .is_err()
+    {
+        drop_with!(w, SvrDrop::NoRoom);
+    }
+    if b.append(ct - plain + TRAILER_LEN + HMAC_LEN).is_err() {
+        drop_with!(w, SvrDrop::NoRoom);
+    }
+    let Some(seq) = sh.table.next_tx_seq(s.id, Side::Wan) else {
+        drop_with!(w, SvrDrop::StaleSession)
+    };
+    let iv: [u8; 16] = w.random();
+    let frame = b.data_mut();
+    frame[..12].copy_from_slice(&saved[..12]);
+    write_ip(
+        frame,
+        nk.src(),
+        nk.dst(),
+        nk.proto(),
+        l3,
+        IpFields::from(&h),
+    );
+    let l4 = ETH_LEN + new_ip;
+    if h.l4_len > 0 {
+        frame[l4..l4 + new_l4].copy_from_slice(&saved[h.l4_start()..h.payload_start()]);
+    } else {
+        frame[l4..l4 + new_l4].fill(0);
+    }
+    set_ports(frame, l4, nk.src_port(), nk.dst_port());
+    let md_at = l4 + new_l4;
+    if with_md {
+        let area = &mut frame[md_at..md_at + md_len];
+        if let Err(e) = repr.emit(area) {
+            drop_with!(w, e);
+        }
+        if let Err(e) = seal_metadata(md_key, iv, area) {
+            drop_with!(w, e);
+        }
+    }
+    let ct_end = new_start + ct;
+    if crypto
+        .key
+        .encrypt(dir, seq, &mut frame[new_start..ct_end], plain)
+        .is_err()
+    {
+        drop_with!(w, SvrDrop::NoRoom);
+    }
+    frame[ct_end..ct_end + TRAILER_LEN].copy_from_slice(&seq.to_be_bytes());
+    let signed = &frame[md_at..ct_end + TRAILER_LEN];
+    let tag = if with_md {
+        md_key.sign(signed)
+    } else {
+        crypto.key.sign(dir, signed)
+    };
+    frame[ct_end + TRAILER_LEN..ct_end + TRAILER_LEN + HMAC_LEN].copy_from_slice(&tag);
+    fill_l4_checksum(frame, nk.proto(), l4, ETH_LEN + l3, nk.src(), nk.dst());
+
+    sh.table.touch(s.id, Side::Lan, now);
+    if h.proto == PROTO_TCP {
+        note_tcp_close(sh, &s, Side::Lan, h.tcp_flags, now);
+    }
+    w.counters.events.bump(if with_md {
+        SvrEvent::MetadataSent
+    } else {
+        SvrEvent::DataSent
+    });
+    Verdict::Forward {
+        dst: nk.dst(),
+        l3_len: l3,
+    }
+}
+
+/// FIN and RST feed the guard timer (§1.7).
+pub(crate) fn note_tcp_close(sh: &SvrShared, s: &SessionRef, side: Side, flags: u16, now: Instant) {
+    use crate::wire::tcp::flags::{FIN, RST};
+    if flags & RST != 0 {
+        sh.table.mark_rst(s.id, now);
+    } else if flags & FIN != 0 {
+        sh.table.mark_fin(s.id, side, now);
+    }
+}

@@ -1,0 +1,710 @@
+//! The SVR data plane, one packet at a time (svr-protocol.md §1, `docs/protocol.md`).
+//!
+//! ```text
+//! LAN frame, classify said Route{dst} and dst is in a peer's service
+//!     └─ ingress::lan_packet ─ session lookup by the LAN 5-tuple (create on a miss: wayports,
+//!        payload key, UUID) → MSS clamp → MTU check → NAT to the waypoints → [metadata] →
+//!        payload encryption → trailer → HMAC                      → Verdict::Forward{peer wp}
+//! WAN frame addressed to one of our waypoints on a wayport
+//!     └─ egress::wan_packet ─ peer ACL → lookup by the WAN 5-tuple → [cookie → HMAC (metadata
+//!        key) → open metadata → create session] or HMAC (payload key) → replay → decrypt →
+//!        strip → restore the original 5-tuple                     → Verdict::Forward{LAN dst}
+//! ```
+//!
+//! Everything is generic over [`PacketBuf`] (implemented by svrd for the DPDK mbuf, and by
+//! [`TestBuffer`] here), so the whole path runs in unit tests without an EAL. Nothing
+//! allocates or locks per packet, except the one `Arc` of a new session's payload key (once per
+//! session, not per packet). Every refusal is a [`DropCause`] with a counter.
+//!
+//! # Decisions recorded here (summarised in README.md, "SVR on the wire")
+//!
+//! * **ICMP echo** travels as UDP between routers: a UDP header with the wayports is inserted
+//!   and the whole ICMP message (type, code, checksum, identifier, sequence, data) is the
+//!   encrypted payload; the context protocol stays 1 / 58. Context ports: an echo **request**
+//!   is `src port = identifier, dst port = 0`, an echo **reply** `src port = 0, dst port =
+//!   identifier`, so that a reply's 5-tuple is the request's reversed. Other ICMP types are not
+//!   carried (`svr_unsupported_packet`).
+//! * **Per-packet overhead** of a data packet: PKCS#7 padding (1-16) + trailer 8 + HMAC 24 (+ 8
+//!   for ICMP's UDP header; ± 20 when inner and outer IP families differ).
+//! * **Control messages** (Enable Metadata) are `metadata ‖ trailer (seq 0) ‖ HMAC` signed
+//!   with the receiving peer's metadata key; they carry no payload.
+//! * **TTL**: the outer header takes the inner TTL / hop limit, and the restored inner header
+//!   takes the outer one, so hosts see one decrement per router as with plain routing. IPv4
+//!   options and IPv6 extension headers are not carried (`svr_unsupported_packet`), nor are
+//!   IPv4 fragments.
+//! * **Replay windows** are per worker, indexed by session (VPP's one owner per SA): RSS sends
+//!   every packet of one WAN 5-tuple to the same queue, so one worker receives all of a
+//!   session's WAN packets.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use svr_crypto::{PayloadKey, ReplayWindow};
+
+use crate::forward::{reasons, PuntReason};
+use crate::route::IpPrefix;
+use crate::session::{
+    Role, SessionId, SessionRef, SessionTable, SessionTimeouts, Side, WayportAllocator,
+    WayportRange, Wayports,
+};
+use crate::svr::MetadataError;
+use crate::time::Instant;
+
+pub mod egress;
+pub mod ingress;
+pub mod keys;
+pub mod packet;
+
+#[cfg(test)]
+mod test;
+
+pub use keys::{KeySnapshot, KeyStore, PeerId};
+
+/// Why a buffer operation did not fit (no headroom, tailroom or length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoom;
+
+/// The packet buffer operations the SVR path needs: a contiguous frame with headroom and
+/// tailroom, as a DPDK mbuf has. `prepend`/`append` grow the frame at its front/back, `adj`/
+/// `trim` shrink it.
+pub trait PacketBuf {
+    /// The frame.
+    fn data(&self) -> &[u8];
+    /// The frame, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Frame length.
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    /// True for an empty frame.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes free before the frame.
+    fn headroom(&self) -> usize;
+    /// Bytes free after the frame.
+    fn tailroom(&self) -> usize;
+    /// Grows the frame by `n` bytes at the front (contents of the new bytes unspecified).
+    fn prepend(&mut self, n: usize) -> Result<(), NoRoom>;
+    /// Grows the frame by `n` bytes at the back.
+    fn append(&mut self, n: usize) -> Result<(), NoRoom>;
+    /// Removes `n` bytes from the front.
+    fn adj(&mut self, n: usize) -> Result<(), NoRoom>;
+    /// Removes `n` bytes from the back.
+    fn trim(&mut self, n: usize) -> Result<(), NoRoom>;
+}
+
+/// A `Vec` with headroom and tailroom, imitating an mbuf for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl TestBuffer {
+    /// DPDK's default headroom.
+    pub const HEADROOM: usize = 128;
+    /// DPDK's default data room (2048) plus headroom.
+    pub const CAPACITY: usize = 2048 + Self::HEADROOM;
+
+    /// A buffer holding `frame` with the default headroom and capacity (a longer frame gets
+    /// a bigger buffer).
+    pub fn new(frame: &[u8]) -> TestBuffer {
+        Self::with_room(frame, Self::HEADROOM, Self::CAPACITY)
+    }
+
+    /// A buffer holding `frame` after `headroom` bytes, `capacity` bytes in all.
+    pub fn with_room(frame: &[u8], headroom: usize, capacity: usize) -> TestBuffer {
+        let cap = capacity.max(headroom + frame.len());
+        let mut buf = vec![0u8; cap];
+        buf[headroom..headroom + frame.len()].copy_from_slice(frame);
+        TestBuffer {
+            buf,
+            start: headroom,
+            end: headroom + frame.len(),
+        }
+    }
+}
+
+impl PacketBuf for TestBuffer {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    fn headroom(&self) -> usize {
+        self.start
+    }
+    fn tailroom(&self) -> usize {
+        self.buf.len() - self.end
+    }
+    fn prepend(&mut self, n: usize) -> Result<(), NoRoom> {
+        self.start = self.start.checked_sub(n).ok_or(NoRoom)?;
+        Ok(())
+    }
+    fn append(&mut self, n: usize) -> Result<(), NoRoom> {
+        if n > self.tailroom() {
+            return Err(NoRoom);
+        }
+        self.end += n;
+        Ok(())
+    }
+    fn adj(&mut self, n: usize) -> Result<(), NoRoom> {
+        if n > self.len() {
+            return Err(NoRoom);
+        }
+        self.start += n;
+        Ok(())
+    }
+    fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
+        if n > self.len() {
+            return Err(NoRoom);
+        }
+        self.end -= n;
+        Ok(())
+    }
+}
+
+reasons! {
+    /// Why the SVR path dropped a packet. Metadata parse errors are one reason here
+    /// (`svr_bad_metadata`) plus a detail counter per [`MetadataError`].
+    pub enum SvrDrop / SvrDropCounters {
+        /// A packet to one of our wayports from an address that is not a peer waypoint.
+        UnknownPeer = "svr_unknown_peer",
+        /// HMAC did not verify (metadata key or payload key).
+        BadMac = "svr_hmac_failure",
+        /// Sequence number replayed or left of the window.
+        Replay = "svr_replay",
+        /// No session for a metadata-less WAN packet (an Enable Metadata may have been sent).
+        UnknownSession = "svr_unknown_session",
+        /// The session table is full; existing sessions are unaffected.
+        SessionTableFull = "svr_session_table_full",
+        /// No free wayport pair on the waypoint pair.
+        WayportsExhausted = "svr_wayports_exhausted",
+        /// Metadata did not parse, or is not the kind expected (detail counters).
+        BadMetadata = "svr_bad_metadata",
+        /// Payload ciphertext length or padding wrong after the HMAC verified.
+        Decrypt = "svr_decrypt_failure",
+        /// No metadata key for the peer, or none with the Security Identifier's rekey index.
+        UnknownKey = "svr_unknown_key",
+        /// A kind SVR does not carry: fragments, IP options/extension headers, non-echo ICMP,
+        /// other protocols.
+        Unsupported = "svr_unsupported_packet",
+        /// The first packet of an unknown TCP flow is not a SYN.
+        TcpNotSyn = "svr_tcp_not_syn",
+        /// Truncated or inconsistent IP/L4 headers.
+        Malformed = "svr_malformed",
+        /// No headroom/tailroom for metadata, padding, trailer or HMAC.
+        NoRoom = "svr_no_buffer_room",
+        /// The session vanished (timed out) between lookup and use, or its key is missing.
+        StaleSession = "svr_stale_session",
+    }
+}
+
+reasons! {
+    /// What the SVR path did that is not a drop, counted for the report.
+    pub enum SvrEvent / SvrEventCounters {
+        /// Sessions this router created as ingress.
+        IngressSession = "svr_ingress_sessions",
+        /// Sessions this router created as egress.
+        EgressSession = "svr_egress_sessions",
+        /// Packets sent with forward or reverse metadata.
+        MetadataSent = "svr_metadata_sent",
+        /// Packets sent without metadata.
+        DataSent = "svr_data_sent",
+        /// WAN packets accepted and restored.
+        Received = "svr_received",
+        /// Enable Metadata control messages sent.
+        EnableMetadataSent = "svr_enable_metadata_sent",
+        /// Enable Metadata not sent: over `enable-metadata-rate`.
+        EnableMetadataLimited = "svr_enable_metadata_rate_limited",
+        /// Control messages received (consumed).
+        ControlReceived = "svr_control_received",
+        /// Packets punted because they would exceed the WAN MTU.
+        MtuExceeded = "svr_mtu_exceeded",
+        /// TCP MSS options lowered.
+        MssClamped = "svr_mss_clamped",
+    }
+}
+
+/// A drop with its counter: an SVR reason, or bad metadata with its detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropCause {
+    /// See [`SvrDrop`].
+    Svr(SvrDrop),
+    /// Metadata did not parse or open (counts `svr_bad_metadata` and the detail).
+    Metadata(MetadataError),
+}
+
+impl From<SvrDrop> for DropCause {
+    fn from(d: SvrDrop) -> Self {
+        DropCause::Svr(d)
+    }
+}
+
+impl From<MetadataError> for DropCause {
+    fn from(e: MetadataError) -> Self {
+        DropCause::Metadata(e)
+    }
+}
+
+/// Per-worker SVR counters (plain integers; the worker publishes them).
+#[derive(Debug, Clone, Default)]
+pub struct SvrCounters {
+    /// Drops by reason.
+    pub drops: SvrDropCounters,
+    /// Detail of `svr_bad_metadata`, indexed by [`MetadataError::index`].
+    pub metadata: [u64; MetadataError::COUNT],
+    /// Events.
+    pub events: SvrEventCounters,
+}
+
+impl SvrCounters {
+    /// Counts a drop.
+    pub fn drop(&mut self, cause: DropCause) {
+        match cause {
+            DropCause::Svr(r) => self.drops.bump(r),
+            DropCause::Metadata(e) => {
+                self.drops.bump(SvrDrop::BadMetadata);
+                self.metadata[e.index()] = self.metadata[e.index()].wrapping_add(1);
+            }
+        }
+    }
+
+    /// Sets every counter to zero (after publishing).
+    pub fn clear(&mut self) {
+        *self = SvrCounters::default();
+    }
+}
+
+/// What the worker does with the packet after an SVR stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame was rewritten: route it to `dst` (the frame is Ethernet + `l3_len` bytes; the
+    /// Ethernet addresses are set by the transform stage).
+    Forward {
+        /// Destination to look up.
+        dst: IpAddr,
+        /// IP length of the rewritten packet.
+        l3_len: usize,
+    },
+    /// Hand the unchanged frame to the slow path (`MtuExceeded` carries the MTU to report).
+    Punt {
+        /// Why.
+        reason: PuntReason,
+        /// For `MtuExceeded`: the largest inner IP packet that fits.
+        mtu: u16,
+    },
+    /// Drop it; the cause is already counted in the worker's [`SvrCounters`].
+    Drop(DropCause),
+    /// A control message for us, acted on; free the buffer (counted as an event).
+    Consumed,
+}
+
+/// A service as the data path sees it.
+#[derive(Debug, Clone)]
+pub struct ServiceRoute {
+    /// Service name (TLV 10).
+    pub name: String,
+    /// Tenant (TLV 7).
+    pub tenant: String,
+    /// Destination prefixes.
+    pub prefixes: Vec<IpPrefix>,
+    /// The peer that serves it; `None` when this router serves it (plain forwarding).
+    pub peer: Option<PeerId>,
+}
+
+/// A peer router: name and waypoints.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Router name.
+    pub name: String,
+    /// Its waypoints (WAN addresses).
+    pub waypoints: Vec<IpAddr>,
+}
+
+/// Static SVR settings of this router, from the configuration.
+#[derive(Debug, Clone)]
+pub struct SvrConfig {
+    /// Our router name (TLV 14 / 17).
+    pub router_name: String,
+    /// Services (peer and local).
+    pub services: Vec<ServiceRoute>,
+    /// Peers, indexed by [`PeerId`].
+    pub peers: Vec<PeerInfo>,
+    /// Our waypoints.
+    pub local_waypoints: Vec<IpAddr>,
+    /// Wayport range (`svr.wayport-range`).
+    pub wayport_range: WayportRange,
+    /// IP MTU of the WAN.
+    pub wan_mtu: u16,
+    /// `svr.max-sessions`.
+    pub max_sessions: u32,
+    /// `svr.session-timeouts`.
+    pub timeouts: SessionTimeouts,
+    /// `svr.enable-metadata-rate` (messages per second, per worker).
+    pub enable_metadata_rate: u32,
+}
+
+/// One (our waypoint, peer waypoint) pair with its wayport allocator.
+#[derive(Debug)]
+pub struct WaypointPair {
+    /// The peer.
+    pub peer: PeerId,
+    /// Our waypoint.
+    pub local: IpAddr,
+    /// The peer's waypoint.
+    pub remote: IpAddr,
+    /// Our waypoint as text (Peer Path ID, TLV 19), formatted once.
+    pub path_id: String,
+    /// Wayports of this pair.
+    pub ports: WayportAllocator,
+}
+
+/// A session's payload key, published for all workers; `generation` ties it to one session.
+pub struct SessionCrypto {
+    /// The session's generation (an older entry in the slot is stale).
+    pub generation: u32,
+    /// The peer (which metadata key to use for metadata on this session).
+    pub peer: PeerId,
+    /// The payload key.
+    pub key: PayloadKey,
+    /// Its 32 bytes, for TLV 46 on the next metadata packets; zeroed on drop.
+    raw: [u8; 32],
+}
+
+impl Drop for SessionCrypto {
+    fn drop(&mut self) {
+        self.raw = [0; 32];
+        std::hint::black_box(&mut self.raw);
+    }
+}
+
+impl std::fmt::Debug for SessionCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCrypto")
+            .field("generation", &self.generation)
+            .field("peer", &self.peer)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// Everything the SVR path shares between workers: config, session table, keys.
+#[derive(Debug)]
+pub struct SvrShared {
+    /// Settings.
+    pub cfg: SvrConfig,
+    /// Sessions.
+    pub table: SessionTable,
+    /// Metadata keys.
+    pub keys: KeyStore,
+    /// Payload keys by session arena index.
+    crypto: Box<[ArcSwapOption<SessionCrypto>]>,
+    /// Waypoint pairs.
+    pairs: Vec<WaypointPair>,
+}
+
+/// Why [`SvrShared::new`] refused the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SvrSetupError {
+    /// The wayport range holds no (even, odd) pair.
+    EmptyWayportRange,
+}
+
+impl std::fmt::Display for SvrSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("svr.wayport-range holds no (even, odd) port pair")
+    }
+}
+
+impl std::error::Error for SvrSetupError {}
+
+impl SvrShared {
+    /// Builds the table (`max_sessions`), one wayport allocator per (our waypoint, peer
+    /// waypoint) pair of the same family, and an empty key store.
+    pub fn new(cfg: SvrConfig) -> Result<SvrShared, SvrSetupError> {
+        let table = SessionTable::with_capacity(cfg.max_sessions);
+        let crypto = (0..cfg.max_sessions)
+            .map(|_| ArcSwapOption::empty())
+            .collect();
+        let mut pairs = Vec::new();
+        for (p, peer) in cfg.peers.iter().enumerate() {
+            for &remote in &peer.waypoints {
+                for &local in &cfg.local_waypoints {
+                    if local.is_ipv4() != remote.is_ipv4() {
+                        continue;
+                    }
+                    pairs.push(WaypointPair {
+                        peer: p as PeerId,
+                        local,
+                        remote,
+                        path_id: local.to_string(),
+                        ports: WayportAllocator::new(cfg.wayport_range)
+                            .map_err(|_| SvrSetupError::EmptyWayportRange)?,
+                    });
+                }
+            }
+        }
+        Ok(SvrShared {
+            cfg,
+            table,
+            keys: KeyStore::new(),
+            crypto,
+            pairs,
+        })
+    }
+
+    /// The waypoint pairs.
+    pub fn pairs(&self) -> &[WaypointPair] {
+        &self.pairs
+    }
+
+    /// The service whose prefixes hold `dst` (first match in configuration order).
+    #[inline]
+    pub fn service_for(&self, dst: IpAddr) -> Option<(usize, &ServiceRoute)> {
+        self.cfg
+            .services
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.prefixes.iter().any(|p| p.contains(dst)))
+    }
+
+    /// True when `dst` is in a service served by a peer: the packet goes over SVR.
+    #[inline]
+    pub fn is_peer_service(&self, dst: IpAddr) -> bool {
+        self.service_for(dst).is_some_and(|(_, s)| s.peer.is_some())
+    }
+
+    /// True when `addr` is one of our waypoints.
+    #[inline]
+    pub fn is_local_waypoint(&self, addr: IpAddr) -> bool {
+        self.cfg.local_waypoints.contains(&addr)
+    }
+
+    /// True for a port of the wayport range (either parity).
+    #[inline]
+    pub fn is_wayport(&self, port: u16) -> bool {
+        (self.cfg.wayport_range.first..=self.cfg.wayport_range.last).contains(&port)
+    }
+
+    /// The peer owning waypoint `addr`.
+    #[inline]
+    pub fn peer_of_waypoint(&self, addr: IpAddr) -> Option<PeerId> {
+        self.cfg
+            .peers
+            .iter()
+            .position(|p| p.waypoints.contains(&addr))
+            .map(|i| i as PeerId)
+    }
+
+    /// The pair to use for a new session to `peer` whose inner packet is IPv4 (`v4`): one of
+    /// the same family if there is one, else any.
+    fn pair_for(&self, peer: PeerId, v4: bool) -> Option<usize> {
+        let mut any = None;
+        for (i, p) in self.pairs.iter().enumerate() {
+            if p.peer != peer {
+                continue;
+            }
+            if p.local.is_ipv4() == v4 {
+                return Some(i);
+            }
+            any.get_or_insert(i);
+        }
+        any
+    }
+
+    fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+        self.pairs
+            .iter()
+            .position(|p| p.local == local && p.remote == remote)
+    }
+
+    fn publish_crypto(&self, id: SessionId, c: SessionCrypto) {
+        if let Some(slot) = self.crypto.get(id.index as usize) {
+            slot.store(Some(Arc::new(c)));
+        }
+    }
+
+    /// The payload key of session `id`, if it is still that session's.
+    #[inline]
+    fn crypto(&self, id: SessionId) -> Option<Arc<SessionCrypto>> {
+        let c = self.crypto.get(id.index as usize)?.load_full()?;
+        (c.generation == id.generation).then_some(c)
+    }
+
+    /// Removes a session and gives its wayports back (ingress sessions own theirs).
+    pub fn remove_session(&self, s: &SessionRef) -> bool {
+        if !self.table.remove(s.id) {
+            return false;
+        }
+        self.release(s);
+        true
+    }
+
+    fn release(&self, s: &SessionRef) {
+        if let Some(slot) = self.crypto.get(s.id.index as usize) {
+            slot.store(None);
+        }
+        if s.role == Role::Ingress {
+            // wan_key: peer wp:odd → our wp:even.
+            let k = s.wan_key;
+            if let Some(i) = self.pair_index(k.dst(), k.src()) {
+                let _ = self.pairs[i].ports.free(Wayports {
+                    source: k.dst_port(),
+                    destination: k.src_port(),
+                });
+            }
+        }
+    }
+
+    /// One bounded step of session reclamation, for the slow-path thread: looks at `budget`
+    /// arena entries from `cursor` on, removes expired sessions and frees their wayports and
+    /// payload keys. Returns how many it removed. Never blocks a worker.
+    pub fn sweep(&self, cursor: &mut usize, now: Instant, budget: usize) -> usize {
+        let cap = self.table.capacity();
+        if cap == 0 {
+            return 0;
+        }
+        let now_ms = crate::session::now_millis(now);
+        let mut removed = 0;
+        for _ in 0..budget.min(cap) {
+            if *cursor >= cap {
+                *cursor = 0;
+            }
+            let index = *cursor as u32;
+            *cursor += 1;
+            let Some(v) = self.table.expiry_view(index) else {
+                continue;
+            };
+            if !self.cfg.timeouts.expired(&v, now_ms) {
+                continue;
+            }
+            if let Some(s) = self.table.get(v.id, Side::Lan) {
+                if self.remove_session(&s) {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// Per-worker SVR state: the CSPRNG, replay windows of the sessions whose WAN packets this
+/// worker receives, the Enable Metadata token bucket, counters.
+pub struct SvrWorker {
+    rng: StdRng,
+    replay: Vec<ReplaySlot>,
+    tokens: u64,
+    last_refill_ms: u64,
+    /// Counters, published by the worker.
+    pub counters: SvrCounters,
+}
+
+impl std::fmt::Debug for SvrWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SvrWorker")
+            .field("rng", &"<redacted>")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct ReplaySlot {
+    /// Generation + 1 of the session the window belongs to (0: none).
+    owner: u64,
+    window: ReplayWindow,
+}
+
+impl SvrWorker {
+    /// A worker context for `shared`, seeding its CSPRNG from `seed` (svrd passes 32 bytes
+    /// from the OS at start; tests a fixed value).
+    pub fn new(shared: &SvrShared, seed: [u8; 32]) -> SvrWorker {
+        SvrWorker {
+            rng: StdRng::from_seed(seed),
+            replay: vec![
+                ReplaySlot {
+                    owner: 0,
+                    window: ReplayWindow::new(),
+                };
+                shared.table.capacity()
+            ],
+            tokens: u64::from(shared.cfg.enable_metadata_rate),
+            last_refill_ms: 0,
+            counters: SvrCounters::default(),
+        }
+    }
+
+    fn random<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    /// The replay window of session `id` (reset when the slot belonged to an older session).
+    fn window(&mut self, id: SessionId) -> Option<&mut ReplayWindow> {
+        let slot = self.replay.get_mut(id.index as usize)?;
+        let owner = u64::from(id.generation) + 1;
+        if slot.owner != owner {
+            slot.owner = owner;
+            slot.window = ReplayWindow::new();
+        }
+        Some(&mut slot.window)
+    }
+
+    /// Takes one Enable Metadata token (`rate` per second, burst `rate`).
+    fn take_token(&mut self, rate: u32, now: Instant) -> bool {
+        let now_ms = crate::session::now_millis(now);
+        let elapsed = now_ms.saturating_sub(self.last_refill_ms);
+        let add = elapsed.saturating_mul(u64::from(rate)) / 1000;
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(u64::from(rate));
+            self.last_refill_ms = now_ms;
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The largest TCP MSS that, with the worst-case SVR overhead (padding 16 + trailer 8 + HMAC
+/// 24) and a 20-byte TCP header, fits `wan_mtu` with an outer IPv4 (`v4`) or IPv6 header.
+pub const fn max_mss(wan_mtu: u16, outer_v4: bool) -> u16 {
+    let ip = if outer_v4 { 20 } else { 40 };
+    wan_mtu.saturating_sub(ip + 20 + MAX_DATA_OVERHEAD as u16)
+}
+
+/// Worst-case bytes a metadata-free data packet grows by (TCP/UDP): padding 16 + trailer 8 +
+/// HMAC 24. ICMP adds the 8-byte UDP header.
+pub const MAX_DATA_OVERHEAD: usize = 16 + svr_crypto::SEAL_OVERHEAD;
+
+/// True when `frame` (already validated by `forward::classify`, which called it local) is a
+/// UDP or TCP packet to one of our waypoints on a wayport: the SVR egress path takes it.
+/// Everything else addressed to the router (ping, BFD, ...) stays with the slow path.
+pub fn is_wan_candidate(sh: &SvrShared, frame: &[u8]) -> bool {
+    use crate::wire::be;
+    let (dst, proto, l4) = match frame.get(12..14) {
+        Some([0x08, 0x00]) if frame.len() >= 34 => {
+            let ihl = usize::from(frame[14] & 0x0f) * 4;
+            (be::ipv4(&frame[30..34]).into(), frame[23], 14 + ihl)
+        }
+        Some([0x86, 0xdd]) if frame.len() >= 54 => (be::ipv6(&frame[38..54]).into(), frame[20], 54),
+        _ => return false,
+    };
+    if proto != packet::PROTO_UDP && proto != packet::PROTO_TCP {
+        return false;
+    }
+    let Some(port) = frame.get(l4 + 2..l4 + 4) else {
+        return false;
+    };
+    sh.is_local_waypoint(dst) && sh.is_wayport(be::u16(port))
+}

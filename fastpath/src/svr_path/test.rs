@@ -1,0 +1,797 @@
+//! Two routers in memory: ingress router A → egress router B → reply B → A, for UDP, TCP and
+//! ICMP echo, IPv4 and IPv6 inner over IPv4, IPv6 and mixed outer; tamper tests; an
+//! independent check with Python `cryptography`.
+
+use std::net::IpAddr;
+
+use svr_crypto::MetadataKey;
+
+use super::packet::{fill_l4_checksum, write_ip, IpFields, PROTO_ICMP, PROTO_ICMPV6};
+use super::*;
+use crate::session::MetadataState;
+use crate::svr::is_metadata;
+use crate::wire::checksum;
+
+const KEY_A_ENC: [u8; 32] = [0xa0; 32];
+const KEY_A_MAC: [u8; 48] = [0x10; 48];
+const KEY_B_ENC: [u8; 32] = [0xb0; 32];
+const KEY_B_MAC: [u8; 48] = [0x40; 48];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn pfx(s: &str) -> IpPrefix {
+    s.parse().unwrap()
+}
+
+/// Waypoint families for the routers: (v4 waypoints, v6 waypoints).
+fn router(me: &str, wps: (bool, bool), max_sessions: u32) -> (SvrShared, SvrWorker) {
+    let (a, b) = (me == "router-a", me == "router-b");
+    assert!(a || b);
+    let wp = |n: u8| {
+        let mut v = Vec::new();
+        if wps.0 {
+            v.push(ip(&format!("10.9.0.{n}")));
+        }
+        if wps.1 {
+            v.push(ip(&format!("fd00:9::{n}")));
+        }
+        v
+    };
+    let (mine, theirs, peer_name) = if a {
+        (wp(1), wp(2), "router-b")
+    } else {
+        (wp(2), wp(1), "router-a")
+    };
+    let cfg = SvrConfig {
+        router_name: me.into(),
+        services: vec![
+            ServiceRoute {
+                name: "site-a".into(),
+                tenant: "blue".into(),
+                prefixes: vec![pfx("10.1.0.0/24"), pfx("fd00:1::/64")],
+                peer: if a { None } else { Some(0) },
+            },
+            ServiceRoute {
+                name: "site-b".into(),
+                tenant: "blue".into(),
+                prefixes: vec![pfx("10.2.0.0/24"), pfx("fd00:2::/64")],
+                peer: if b { None } else { Some(0) },
+            },
+        ],
+        peers: vec![PeerInfo {
+            name: peer_name.into(),
+            waypoints: theirs,
+        }],
+        local_waypoints: mine,
+        wayport_range: WayportRange::default(),
+        wan_mtu: 1500,
+        max_sessions,
+        timeouts: SessionTimeouts::default(),
+        enable_metadata_rate: 100,
+    };
+    let sh = SvrShared::new(cfg).unwrap();
+    let ka = || MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC);
+    let kb = || MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC);
+    if a {
+        sh.keys.install_own(ka());
+        sh.keys.install_peer(0, kb());
+    } else {
+        sh.keys.install_own(kb());
+        sh.keys.install_peer(0, ka());
+    }
+    let w = SvrWorker::new(&sh, [if a { 1 } else { 2 }; 32]);
+    (sh, w)
+}
+
+/// An Ethernet frame with an IP packet around `l4` (checksums filled).
+fn frame(src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let (src, dst) = (ip(src), ip(dst));
+    let ipl = if src.is_ipv4() { 20 } else { 40 };
+    let l3 = ipl + l4.len();
+    let mut f = vec![0u8; 14 + l3];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    let fields = IpFields {
+        ttl: 64,
+        tos: 0,
+        flow: 0,
+        df: true,
+        ident: 0x1234,
+    };
+    write_ip(&mut f, src, dst, proto, l3, fields);
+    f[14 + ipl..].copy_from_slice(l4);
+    let l4s = 14 + ipl;
+    match proto {
+        PROTO_ICMP => {
+            let c = !checksum::data(&f[l4s..]);
+            f[l4s + 2..l4s + 4].copy_from_slice(&c.to_be_bytes());
+        }
+        PROTO_ICMPV6 => {
+            let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) else {
+                unreachable!()
+            };
+            let ps = checksum::pseudo_header_v6(
+                &s,
+                &d,
+                crate::wire::IpProtocol::Icmpv6,
+                l4.len() as u32,
+            );
+            let c = !checksum::combine(&[ps, checksum::data(&f[l4s..])]);
+            f[l4s + 2..l4s + 4].copy_from_slice(&c.to_be_bytes());
+        }
+        _ => fill_l4_checksum(&mut f, proto, l4s, 14 + l3, src, dst),
+    }
+    f
+}
+
+fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0u8; 8];
+    v[..2].copy_from_slice(&sport.to_be_bytes());
+    v[2..4].copy_from_slice(&dport.to_be_bytes());
+    v[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn tcp(sport: u16, dport: u16, flags: u16, mss: Option<u16>, payload: &[u8]) -> Vec<u8> {
+    let hl = if mss.is_some() { 24 } else { 20 };
+    let mut v = vec![0u8; hl];
+    v[..2].copy_from_slice(&sport.to_be_bytes());
+    v[2..4].copy_from_slice(&dport.to_be_bytes());
+    v[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    v[12] = ((hl / 4) as u8) << 4;
+    v[13] = flags as u8;
+    v[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    if let Some(m) = mss {
+        v[20..24].copy_from_slice(&[2, 4, (m >> 8) as u8, m as u8]);
+    }
+    v.extend_from_slice(payload);
+    v
+}
+
+fn echo(v6: bool, reply: bool, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let t = match (v6, reply) {
+        (false, false) => 8,
+        (false, true) => 0,
+        (true, false) => 128,
+        (true, true) => 129,
+    };
+    let mut v = vec![t, 0, 0, 0];
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+fn fwd(v: Verdict) -> (IpAddr, usize) {
+    match v {
+        Verdict::Forward { dst, l3_len } => (dst, l3_len),
+        other => panic!("expected Forward, got {other:?}"),
+    }
+}
+
+/// The original frame with the TTL as in `out` (IPv4 checksum fixed): "equal except TTL".
+fn same_but_ttl(orig: &[u8], out: &[u8]) {
+    same_l3(orig, out, false)
+}
+
+/// As [`same_but_ttl`]; `mixed`: the packet crossed an IPv6 WAN, which has no IPv4
+/// identification or DF to carry, so those may differ too.
+fn same_l3(orig: &[u8], out: &[u8], mixed: bool) {
+    let mut exp = orig.to_vec();
+    if exp[12..14] == [0x08, 0x00] {
+        exp[14 + 8] = out[14 + 8];
+        if mixed {
+            exp[18..22].copy_from_slice(&out[18..22]);
+        }
+        exp[24..26].fill(0);
+        let c = !checksum::data(&exp[14..34]);
+        exp[24..26].copy_from_slice(&c.to_be_bytes());
+    } else {
+        exp[14 + 7] = out[14 + 7];
+    }
+    assert_eq!(hex::encode(&exp), hex::encode(out));
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn octets(a: &str) -> Vec<u8> {
+    match ip(a) {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    }
+}
+
+struct Pair {
+    a: (SvrShared, SvrWorker),
+    b: (SvrShared, SvrWorker),
+    now: Instant,
+    wan: Vec<Vec<u8>>,
+}
+
+impl Pair {
+    fn new(wps: (bool, bool)) -> Pair {
+        Pair {
+            a: router("router-a", wps, 1024),
+            b: router("router-b", wps, 1024),
+            now: Instant::from_nanos(1_000_000_000),
+            wan: Vec::new(),
+        }
+    }
+
+    /// `from_a`: host-a's packet through A (LAN→WAN) and B (WAN→LAN); else the other way.
+    /// Returns (WAN frame, LAN frame out).
+    fn send(&mut self, from_a: bool, f: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        self.now = Instant::from_nanos(self.now.as_nanos() + 1_000_000);
+        let ((sa, wa), (sb, wb)) = if from_a {
+            (&mut self.a, &mut self.b)
+        } else {
+            (&mut self.b, &mut self.a)
+        };
+        let mut buf = TestBuffer::new(f);
+        let (dst, l3) = fwd(ingress::lan_packet(sa, wa, &mut buf, self.now));
+        assert!(sb.is_local_waypoint(dst), "WAN packet to {dst}");
+        assert_eq!(buf.len(), 14 + l3);
+        let wan = buf.data().to_vec();
+        self.wan.push(wan.clone());
+        let (_, l3) = fwd(egress::wan_packet(sb, wb, &mut buf, self.now));
+        assert_eq!(buf.len(), 14 + l3);
+        (wan, buf.data().to_vec())
+    }
+
+    fn wan_into(&mut self, to_b: bool, f: &[u8]) -> (Verdict, Vec<u8>) {
+        let (s, w) = if to_b {
+            (&self.b.0, &mut self.b.1)
+        } else {
+            (&self.a.0, &mut self.a.1)
+        };
+        let mut buf = TestBuffer::new(f);
+        let v = egress::wan_packet(s, w, &mut buf, self.now);
+        (v, buf.data().to_vec())
+    }
+}
+
+/// L4 payload of a WAN frame (after UDP or TCP header).
+fn wan_payload(f: &[u8]) -> &[u8] {
+    let h = packet::parse(f, false).unwrap();
+    &f[h.payload_start()..h.end()]
+}
+
+fn assert_no_clear(wan: &[u8], inner: &[&str], marker: &[u8]) {
+    for a in inner {
+        assert!(!contains(wan, &octets(a)), "inner address {a} in clear");
+    }
+    assert!(!contains(wan, marker), "payload marker in clear");
+}
+
+fn overhead(plain: usize) -> usize {
+    16 * (plain / 16 + 1) - plain + 8 + 24
+}
+
+fn udp_roundtrip(wps: (bool, bool), ha: &str, hb: &str) {
+    let mixed = ip(ha).is_ipv4() && !wps.0;
+    let same_but_ttl = |a: &[u8], b: &[u8]| same_l3(a, b, mixed);
+    let mut p = Pair::new(wps);
+    let marker = b"SVR-SECRET-MARKER-0123456789";
+    for i in 0..3u8 {
+        let mut data = marker.to_vec();
+        data.push(i);
+        let f = frame(ha, hb, 17, &udp(40000, 5001, &data));
+        let (wan, out) = p.send(true, &f);
+        same_but_ttl(&f, &out);
+        assert_no_clear(&wan, &[ha, hb], marker);
+        // No reverse traffic yet: metadata on every packet (up to 11).
+        assert!(is_metadata(wan_payload(&wan)), "packet {i} lacks metadata");
+    }
+    // Reply: reverse metadata on the first reply, then nothing.
+    let f = frame(hb, ha, 17, &udp(5001, 40000, b"reply-1"));
+    let (wan, out) = p.send(false, &f);
+    same_but_ttl(&f, &out);
+    assert!(is_metadata(wan_payload(&wan)));
+    // Forward again: no metadata now; B hears the silence as the acknowledgement.
+    let f = frame(ha, hb, 17, &udp(40000, 5001, marker));
+    let inner_l3 = f.len() - 14;
+    let (wan, out) = p.send(true, &f);
+    same_but_ttl(&f, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    let outer_extra = match (ip(ha).is_ipv4(), wan[12..14] == [0x08, 0x00]) {
+        (true, false) => 20,
+        (false, true) => -20i64 as usize,
+        _ => 0,
+    };
+    assert_eq!(
+        (wan.len() - 14).wrapping_sub(inner_l3),
+        overhead(8 + marker.len() - 8).wrapping_add(outer_extra)
+    );
+    let f = frame(hb, ha, 17, &udp(5001, 40000, b"reply-2"));
+    let (wan, out) = p.send(false, &f);
+    same_but_ttl(&f, &out);
+    assert!(
+        !is_metadata(wan_payload(&wan)),
+        "reverse metadata must stop"
+    );
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+}
+
+#[test]
+fn udp_v4_over_v4() {
+    udp_roundtrip((true, false), "10.1.0.2", "10.2.0.2");
+}
+
+#[test]
+fn udp_v6_over_v6() {
+    udp_roundtrip((false, true), "fd00:1::2", "fd00:2::2");
+}
+
+#[test]
+fn udp_v4_over_v6() {
+    udp_roundtrip((false, true), "10.1.0.2", "10.2.0.2");
+}
+
+#[test]
+fn udp_v6_over_v4() {
+    udp_roundtrip((true, false), "fd00:1::2", "fd00:2::2");
+}
+
+#[test]
+fn udp_metadata_stops_after_eleven() {
+    let mut p = Pair::new((true, false));
+    let mut with = 0;
+    for _ in 0..15 {
+        let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"x"));
+        let (wan, _) = p.send(true, &f);
+        with += usize::from(is_metadata(wan_payload(&wan)));
+    }
+    assert_eq!(with, 11);
+}
+
+fn tcp_exchange(wps: (bool, bool), ha: &str, hb: &str) {
+    use crate::wire::tcp::flags::{ACK, FIN, SYN};
+    let mut p = Pair::new(wps);
+    let syn = frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1200), b""));
+    let (wan, out) = p.send(true, &syn);
+    same_but_ttl(&syn, &out);
+    assert!(is_metadata(wan_payload(&wan)));
+    // Retransmitted SYN: metadata again, same session.
+    let (wan, out) = p.send(true, &syn);
+    same_but_ttl(&syn, &out);
+    assert!(is_metadata(wan_payload(&wan)));
+    assert_eq!(p.b.0.table.len(), 1);
+    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1200), b""));
+    let (wan, out) = p.send(false, &synack);
+    same_but_ttl(&synack, &out);
+    assert!(is_metadata(wan_payload(&wan)));
+    let marker = b"GET /SVR-SECRET-MARKER HTTP/1.0\r\n\r\n";
+    let data = frame(ha, hb, 6, &tcp(40001, 80, ACK, None, marker));
+    let (wan, out) = p.send(true, &data);
+    same_but_ttl(&data, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    assert_no_clear(&wan, &[ha, hb], marker);
+    let resp = frame(
+        hb,
+        ha,
+        6,
+        &tcp(80, 40001, ACK, None, b"HTTP/1.0 200 OK\r\n"),
+    );
+    let (wan, out) = p.send(false, &resp);
+    same_but_ttl(&resp, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    for (from_a, f) in [
+        (
+            true,
+            frame(ha, hb, 6, &tcp(40001, 80, FIN | ACK, None, b"")),
+        ),
+        (
+            false,
+            frame(hb, ha, 6, &tcp(80, 40001, FIN | ACK, None, b"")),
+        ),
+    ] {
+        let (_, out) = p.send(from_a, &f);
+        same_but_ttl(&f, &out);
+    }
+    let s =
+        p.a.0
+            .table
+            .lookup(&packet::parse(&syn, true).unwrap().key().unwrap())
+            .unwrap();
+    assert!(s.tcp.closing());
+    assert_eq!(s.metadata, MetadataState::Established);
+}
+
+#[test]
+fn tcp_v4_over_v4() {
+    tcp_exchange((true, false), "10.1.0.2", "10.2.0.2");
+}
+
+#[test]
+fn tcp_v6_over_v6() {
+    tcp_exchange((false, true), "fd00:1::2", "fd00:2::2");
+}
+
+#[test]
+fn tcp_v6_over_v4() {
+    tcp_exchange((true, false), "fd00:1::2", "fd00:2::2");
+}
+
+#[test]
+fn tcp_first_packet_must_be_syn() {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 6, &tcp(1, 80, 0x10, None, b"x"));
+    let mut buf = TestBuffer::new(&f);
+    let v = ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::TcpNotSyn)));
+}
+
+#[test]
+fn mss_is_clamped_both_ways() {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    let mut p = Pair::new((true, false));
+    let syn = frame(
+        "10.1.0.2",
+        "10.2.0.2",
+        6,
+        &tcp(40001, 80, SYN, Some(1460), b""),
+    );
+    let (_, out) = p.send(true, &syn);
+    let mss = |f: &[u8]| u16::from_be_bytes([f[14 + 20 + 22], f[14 + 20 + 23]]);
+    assert_eq!(mss(&out), max_mss(1500, true));
+    assert_eq!(max_mss(1500, true), 1412);
+    let synack = frame(
+        "10.2.0.2",
+        "10.1.0.2",
+        6,
+        &tcp(80, 40001, SYN | ACK, Some(1460), b""),
+    );
+    let (_, out) = p.send(false, &synack);
+    assert_eq!(mss(&out), 1412);
+    // The rewritten segments still check out.
+    let h = packet::parse(&out, true).unwrap();
+    let t = crate::wire::TcpPacket::new_checked(&out[h.l4_start()..h.end()]).unwrap();
+    assert!(t.verify_checksum(&h.src, &h.dst));
+}
+
+fn icmp_echo(wps: (bool, bool), ha: &str, hb: &str) {
+    let v6 = !ip(ha).is_ipv4();
+    let proto = if v6 { PROTO_ICMPV6 } else { PROTO_ICMP };
+    let mut p = Pair::new(wps);
+    for seq in 1..4 {
+        let req = frame(
+            ha,
+            hb,
+            proto,
+            &echo(v6, false, 0x4242, seq, b"SVR-SECRET-PING"),
+        );
+        let (wan, out) = p.send(true, &req);
+        same_but_ttl(&req, &out);
+        assert_eq!(
+            wan[14
+                + if wan[12] == 0x08 && wan[13] == 0 {
+                    9
+                } else {
+                    6
+                }],
+            17
+        );
+        assert_no_clear(&wan, &[ha, hb], b"SVR-SECRET-PING");
+        let rep = frame(
+            hb,
+            ha,
+            proto,
+            &echo(v6, true, 0x4242, seq, b"SVR-SECRET-PING"),
+        );
+        let (wan, out) = p.send(false, &rep);
+        same_but_ttl(&rep, &out);
+        if seq > 1 {
+            assert!(!is_metadata(wan_payload(&wan)));
+            // Per-packet overhead: UDP header + padding + trailer + HMAC.
+            let icmp_len = 8 + 15;
+            assert_eq!(wan.len() - rep.len(), 8 + overhead(icmp_len));
+        }
+    }
+    assert_eq!(p.a.0.table.len(), 1);
+}
+
+#[test]
+fn icmp_v4_over_v4() {
+    icmp_echo((true, false), "10.1.0.2", "10.2.0.2");
+}
+
+#[test]
+fn icmp_v6_over_v6() {
+    icmp_echo((false, true), "fd00:1::2", "fd00:2::2");
+}
+
+#[test]
+fn icmp_v4_over_v6() {
+    let mut p = Pair::new((false, true));
+    let req = frame("10.1.0.2", "10.2.0.2", 1, &echo(false, false, 7, 1, b"hi"));
+    let (wan, out) = p.send(true, &req);
+    assert_eq!(&wan[12..14], &[0x86, 0xdd]);
+    same_l3(&req, &out, true);
+}
+
+#[test]
+fn mtu_exceeded_is_punted_unchanged() {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(1, 2, &[0x55; 1400]));
+    let mut buf = TestBuffer::new(&f);
+    let v = ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now);
+    let Verdict::Punt { reason, mtu } = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(reason, crate::forward::PuntReason::MtuExceeded);
+    assert!(mtu < 1428 && mtu > 1000, "{mtu}");
+    assert_eq!(buf.data(), &f[..]);
+}
+
+/// A session in steady state, and a genuine data packet A → B on it.
+fn steady() -> (Pair, Vec<u8>, Vec<u8>) {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"first"));
+    p.send(true, &f);
+    p.send(
+        false,
+        &frame("10.2.0.2", "10.1.0.2", 17, &udp(5001, 40000, b"r")),
+    );
+    let f = frame(
+        "10.1.0.2",
+        "10.2.0.2",
+        17,
+        &udp(40000, 5001, b"steady data packet"),
+    );
+    let mut buf = TestBuffer::new(&f);
+    fwd(ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now));
+    let wan = buf.data().to_vec();
+    assert!(!is_metadata(wan_payload(&wan)));
+    (p, wan, f)
+}
+
+/// The next genuine packet still passes.
+fn still_works(p: &mut Pair) {
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"after"));
+    let (_, out) = p.send(true, &f);
+    same_but_ttl(&f, &out);
+}
+
+fn fix_ipv4_udp(f: &mut [u8]) {
+    f[24..26].fill(0);
+    let c = !checksum::data(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let (s, d) = (
+        IpAddr::from(<[u8; 4]>::try_from(&f[26..30]).unwrap()),
+        IpAddr::from(<[u8; 4]>::try_from(&f[30..34]).unwrap()),
+    );
+    let end = f.len();
+    fill_l4_checksum(f, 17, 34, end, s, d);
+}
+
+#[test]
+fn tamper_ciphertext_trailer_hmac() {
+    let (mut p, wan, _) = steady();
+    let n = wan.len();
+    for (at, why) in [
+        (42, SvrDrop::BadMac),     // first ciphertext byte
+        (n - 30, SvrDrop::BadMac), // trailer
+        (n - 1, SvrDrop::BadMac),  // HMAC
+    ] {
+        let mut t = wan.clone();
+        t[at] ^= 0x01;
+        let (v, _) = p.wan_into(true, &t);
+        assert_eq!(v, Verdict::Drop(DropCause::Svr(why)), "byte {at}");
+    }
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::BadMac), 3);
+    // Genuine packet, then its replay.
+    let (v, _) = p.wan_into(true, &wan);
+    fwd(v);
+    let (v, _) = p.wan_into(true, &wan);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Replay)));
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::Replay), 1);
+    still_works(&mut p);
+}
+
+#[test]
+fn tamper_truncate_and_header() {
+    let (mut p, wan, _) = steady();
+    // Truncated with consistent IP/UDP lengths: by a block (HMAC fails), by 8 (not whole
+    // blocks: refused before the HMAC is computed).
+    for (cut, why) in [(16, SvrDrop::BadMac), (8, SvrDrop::Decrypt)] {
+        let mut t = wan[..wan.len() - cut].to_vec();
+        let l3 = (t.len() - 14) as u16;
+        t[16..18].copy_from_slice(&l3.to_be_bytes());
+        t[38..40].copy_from_slice(&(l3 - 20).to_be_bytes());
+        fix_ipv4_udp(&mut t);
+        let (v, _) = p.wan_into(true, &t);
+        assert_eq!(v, Verdict::Drop(DropCause::Svr(why)), "cut {cut}");
+    }
+    // Shorter than trailer + HMAC.
+    let mut t = wan[..14 + 20 + 8 + 20].to_vec();
+    t[16..18].copy_from_slice(&48u16.to_be_bytes());
+    t[38..40].copy_from_slice(&28u16.to_be_bytes());
+    fix_ipv4_udp(&mut t);
+    let (v, _) = p.wan_into(true, &t);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Malformed)));
+    // A flipped wayport: no such session. B asks for metadata (Enable Metadata to A).
+    let mut t = wan.clone();
+    t[14 + 20 + 3] ^= 0x02;
+    fix_ipv4_udp(&mut t);
+    let (v, ctl) = p.wan_into(true, &t);
+    fwd(v);
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::UnknownSession), 1);
+    assert!(is_metadata(wan_payload(&ctl)));
+    // Unknown peer source.
+    let mut t = wan.clone();
+    t[29] = 77;
+    fix_ipv4_udp(&mut t);
+    let (v, _) = p.wan_into(true, &t);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::UnknownPeer)));
+    still_works(&mut p);
+}
+
+#[test]
+fn tamper_metadata() {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"first"));
+    let mut buf = TestBuffer::new(&f);
+    fwd(ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now));
+    let wan = buf.data().to_vec();
+    let md = 14 + 20 + 8;
+    // Header TLV (security id), encrypted TLVs, IV: HMAC catches all.
+    for at in [md + 9, md + 19, md + 30, md + 60] {
+        let mut t = wan.clone();
+        t[at] ^= 0x80;
+        let (v, _) = p.wan_into(true, &t);
+        assert!(
+            matches!(v, Verdict::Drop(_)),
+            "flip at {at} accepted: {v:?}"
+        );
+    }
+    assert_eq!(p.b.0.table.len(), 0);
+    // Bad version: a metadata parse error with its own counter.
+    let mut t = wan.clone();
+    t[md + 8] = 0x20 | (t[md + 8] & 0x0f);
+    let (v, _) = p.wan_into(true, &t);
+    assert_eq!(
+        v,
+        Verdict::Drop(DropCause::Metadata(crate::svr::MetadataError::BadVersion))
+    );
+    assert_eq!(
+        p.b.1.counters.metadata[crate::svr::MetadataError::BadVersion.index()],
+        1
+    );
+    let (v, _) = p.wan_into(true, &wan);
+    fwd(v);
+    assert_eq!(p.b.0.table.len(), 1);
+}
+
+#[test]
+fn enable_metadata_restores_lost_state() {
+    let (mut p, wan, _) = steady();
+    // B loses its session (e.g. restart): the next packet is answered with Enable Metadata.
+    let s =
+        p.b.0
+            .table
+            .lookup(&packet::parse(&wan, false).unwrap().key().unwrap())
+            .unwrap();
+    assert!(p.b.0.remove_session(&s));
+    let (v, ctl) = p.wan_into(true, &wan);
+    let (dst, _) = fwd(v);
+    assert_eq!(dst, ip("10.9.0.1"));
+    let (v, _) = p.wan_into(false, &ctl);
+    assert_eq!(v, Verdict::Consumed);
+    // A resends metadata on that session; B recreates it.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"again"));
+    let (wan, out) = p.send(true, &f);
+    assert!(is_metadata(wan_payload(&wan)));
+    same_but_ttl(&f, &out);
+}
+
+#[test]
+fn session_table_full_keeps_old_sessions() {
+    let mut p = Pair {
+        a: router("router-a", (true, false), 2),
+        b: router("router-b", (true, false), 64),
+        now: Instant::from_nanos(1),
+        wan: Vec::new(),
+    };
+    for port in [1000, 1001] {
+        p.send(
+            true,
+            &frame("10.1.0.2", "10.2.0.2", 17, &udp(port, 53, b"q")),
+        );
+    }
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(1002, 53, b"q"));
+    let mut buf = TestBuffer::new(&f);
+    let v = ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionTableFull)));
+    p.send(
+        true,
+        &frame("10.1.0.2", "10.2.0.2", 17, &udp(1000, 53, b"q")),
+    );
+    // Expiry frees the table and the wayports.
+    let later = Instant::from_nanos(p.now.as_nanos() + 120_000_000_000);
+    let mut cursor = 0;
+    assert_eq!(p.a.0.sweep(&mut cursor, later, 16), 2);
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 0);
+}
+
+/// Independent check: Python `cryptography` verifies the HMACs and decrypts metadata and
+/// payload of WAN packets produced here (fastpath/tests/svr_wan_check.py).
+#[test]
+fn python_verifies_wan_packets() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 with the cryptography package is required");
+    let mut p = Pair::new((true, true));
+    p.send(
+        true,
+        &frame(
+            "10.1.0.2",
+            "10.2.0.2",
+            17,
+            &udp(40000, 5001, b"SVR-MARKER-ONE"),
+        ),
+    );
+    p.send(
+        false,
+        &frame(
+            "10.2.0.2",
+            "10.1.0.2",
+            17,
+            &udp(5001, 40000, b"SVR-MARKER-TWO"),
+        ),
+    );
+    p.send(
+        true,
+        &frame(
+            "10.1.0.2",
+            "10.2.0.2",
+            17,
+            &udp(40000, 5001, b"SVR-MARKER-THREE"),
+        ),
+    );
+    let mut json = String::from("{\"keys\": {");
+    json += &format!(
+        "\"router-a\": [\"{}\", \"{}\"], \"router-b\": [\"{}\", \"{}\"]}}, \"packets\": [",
+        hex::encode(KEY_A_ENC),
+        hex::encode(KEY_A_MAC),
+        hex::encode(KEY_B_ENC),
+        hex::encode(KEY_B_MAC)
+    );
+    let dirs = ["router-b", "router-a", "router-b"];
+    let plains = ["SVR-MARKER-ONE", "SVR-MARKER-TWO", "SVR-MARKER-THREE"];
+    for (i, w) in p.wan.iter().enumerate() {
+        if i > 0 {
+            json += ", ";
+        }
+        json += &format!(
+            "{{\"to\": \"{}\", \"frame\": \"{}\", \"plain\": \"{}\"}}",
+            dirs[i],
+            hex::encode(w),
+            hex::encode(plains[i])
+        );
+    }
+    json += "]}";
+    let path = std::env::temp_dir().join(format!("svr-wan-{}.json", std::process::id()));
+    std::fs::write(&path, json).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/svr_wan_check.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK checked=3"), "{stdout}");
+}
