@@ -294,12 +294,6 @@ fn icmp_errors_are_rate_limited_by_a_token_bucket() {
     assert_eq!(h.counter("icmp_error_rate_limited"), 11);
 }
 
-fn fix_ipv4_checksum(f: &mut [u8]) {
-    f[24..26].fill(0);
-    let c = internet_checksum(&[&f[14..34]]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-}
-
 fn fix_icmpv6_checksum(f: &mut [u8]) {
     f[56..58].fill(0);
     let plen = u16::from_be_bytes([f[18], f[19]]) as usize;

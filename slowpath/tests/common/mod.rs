@@ -175,6 +175,13 @@ pub fn internet_checksum(parts: &[&[u8]]) -> u16 {
 }
 
 /// Verifies the ICMPv6 checksum of an Ethernet/IPv6/ICMPv6 frame independently.
+/// Recomputes the IPv4 header checksum of an Ethernet frame in place.
+pub fn fix_ipv4_checksum(f: &mut [u8]) {
+    f[24..26].fill(0);
+    let c = internet_checksum(&[&f[14..34]]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
 pub fn icmpv6_checksum_ok(frame: &[u8]) -> bool {
     let ip = &frame[14..];
     let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
