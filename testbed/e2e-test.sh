@@ -10,7 +10,9 @@
 #   - SVR: host-a <-> host-b traffic (ping, TCP, a UDP flow; IPv4 and IPv6) crosses the WAN as
 #     SVR sessions; captures on rb-wan and ra-wan (svr_wire_check.py) shows no inner address or payload
 #     marker in clear, the cookie only on the first packets of each session, and data packets
-#     grown by exactly the documented overhead; SVR counters show sessions and no SVR drops.
+#     grown by exactly the documented overhead; Python `cryptography` (svr_decrypt_capture.py)
+#     verifies every HMAC and decrypts the metadata and payloads svrd sent, given the test keys;
+#     SVR counters show sessions and no SVR drops.
 # Tear-down always runs.
 set -euo pipefail
 TB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,6 +81,9 @@ sleep 1
 kill $TCPDUMP_PID 2>/dev/null || true; wait $TCPDUMP_PID 2>/dev/null || true
 TCPDUMP_PID=
 python3 "$TB_DIR/svr_wire_check.py" 1000 "$RUN/wan-b.pcap" "$RUN/wan-a.pcap" || fail "SVR wire check of the WAN captures"
+# An independent implementation (Python cryptography) verifies and decrypts what svrd sent.
+python3 "$TB_DIR/svr_decrypt_capture.py" "$CONF_A" "$CONF_B" "$RUN/wan-b.pcap" "$RUN/wan-a.pcap" \
+  || fail "independent decryption of the WAN captures"
 ok "WAN capture: SVR only, no inner address or marker in clear, metadata only on first packets, exact overhead"
 
 # Garbage at router-a's LAN port.
