@@ -13,6 +13,8 @@ For every SVR session in the captures (frames between the waypoints, in capture-
     of the payload key, info "svr-fastpath payload hmac v1", forward = first 48 bytes);
   - every payload decrypts (IV = AES-256(payload key, direction | key index | 0*6 | seq)) with
     valid PKCS#7 padding.
+The original source and destination ports (from the decrypted forward context) must not
+appear in any packet's clear headers, and the wayports are even (source) and odd (destination).
 UDP and ICMP sessions are checked packet by packet; TCP sessions their first 400 packets
 (iperf3 moves hundreds of thousands, and the point is the format, not Python's speed). The
 UDP flow's datagrams must decrypt to the marker the sender put in them.
@@ -116,6 +118,7 @@ class Session:
         self.checked = 0
         self.markers = 0
         self.proto = None
+        self.inner_ports = None
 
 
 def main():
@@ -150,6 +153,12 @@ def main():
                 t = tlvs(cbc_decrypt(enc, block[-16:], block[:-16])) if plen else {}
                 if 2 in t or 3 in t:
                     s.forward_from = (src, sport)
+                    ctx = t.get(2) or t.get(3)
+                    n = 4 if 2 in t else 16
+                    # The original ports, as the ingress saw them (forward context).
+                    s.inner_ports = ctx[2 * n:2 * n + 4]
+                    if sport % 2 or not dport % 2:
+                        raise ValueError(f"wayports {sport}->{dport} are not even source, odd destination")
                 if 46 in t:
                     v = t[46]
                     if len(v) != 34 or v[1] != 1:
@@ -172,6 +181,8 @@ def main():
             index, k = s.payload_key
             nonce = bytes([direction, index]) + bytes(6) + seq.to_bytes(8, "big")
             plain = cbc_decrypt(k, aes_block(k, nonce), ct)
+            if s.inner_ports is not None and s.inner_ports in f[:len(f) - len(pl)] + pl[:12]:
+                raise ValueError("the original ports appear in the clear headers")
             if plain.startswith(MARKER):
                 s.markers += 1
             s.checked += 1
