@@ -433,7 +433,16 @@ impl Port {
         if let Some(mtu) = conf.mtu {
             // SAFETY: valid port id.
             let rc = unsafe { sys::rte_eth_dev_set_mtu(port, mtu) };
-            check(port, "rte_eth_dev_set_mtu", rc)?;
+            // Some drivers (net_memif in 22.11) cannot change the MTU at all; an MTU the port
+            // already has needs no change, so only a different one is an error.
+            let mut current = 0u16;
+            // SAFETY: valid port id; `current` is a writable u16.
+            let unchanged = rc == -code::ENOTSUP
+                && unsafe { sys::rte_eth_dev_get_mtu(port, &mut current) } == 0
+                && current == mtu;
+            if !unchanged {
+                check(port, "rte_eth_dev_set_mtu", rc)?;
+            }
         }
         self.inner
             .rx_queues
