@@ -4,6 +4,12 @@
 # commit and the exact command of every figure).
 #
 #   scripts/bench.sh            # as root: also runs scripts/setup.sh (DPDK, hugepages)
+#   scripts/bench.sh --tunnels  # only the comparison with strongSwan, wireguard-go and OpenVPN
+#                               # on a private four-namespace testbed (benches/tunnels/bench.sh):
+#                               # regenerates the Tunnels section of BENCHMARKS.md, keeps the rest
+#   scripts/bench.sh --dut      # everything above, plus the device-under-test benchmark
+#                               # (benches/dut/run.sh: svr-pktgen -> svrd -> svr-pktgen over memif,
+#                               # both directions, beside testpmd io-forward; about 5 minutes)
 #
 # Environment:
 #   SVR_BENCH_RUNS=3       repetitions of every benchmark (interleaved: ours, then reference)
@@ -26,6 +32,21 @@ OUT=${SVR_BENCH_OUT:-$ROOT/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 DOC=${SVR_BENCH_DOC:-$ROOT/BENCHMARKS.md}
 SIZES=64,128,256,512,1024,1408
 say() { printf '[bench] %s\n' "$*" >&2; }
+
+# --tunnels: the tunnel comparison (its own results directory, target/bench-results/tunnels-*;
+# a full run keeps the latest one's section). Any other arguments stay for what follows.
+TUNNELS=0
+DUT=0
+ARGS=()
+for a in "$@"; do
+  case "$a" in --tunnels) TUNNELS=1 ;; --dut) DUT=1 ;; *) ARGS+=("$a") ;; esac
+done
+set -- ${ARGS[@]+"${ARGS[@]}"}
+if [ "$TUNNELS" = 1 ]; then
+  SVR_BENCH_RUNS=$RUNS SVR_BENCH_DOC=$DOC "$ROOT/benches/tunnels/bench.sh"
+  [ "$#" -eq 0 ] && [ "$DUT" = 0 ] && exit 0
+fi
+
 mkdir -p "$OUT"
 START=$(date +%s)
 
@@ -138,6 +159,18 @@ for r in $(seq 1 "$RUNS"); do
   say "run $r/$RUNS: session setup"
   (cd "$ROOT" && eval "$CMD_SETUP") >"$OUT/session_setup.$r.txt"
 done
+# ---- 4b. the device under test (--dut) -----------------------------------------------------
+# Always built from the working tree (svrd and the generator); if that does not compile, the
+# DUT section keeps the latest earlier results and says so.
+if [ "$DUT" = 1 ]; then
+  say "device under test: building svrd and svr-pktgen (release)"
+  if cargo build --release -p svrd -p svr-pktgen >>"$OUT/build.log" 2>&1; then
+    SVR_DUT_BIN="$ROOT/target/release" "$ROOT/benches/dut/run.sh" "$OUT" "$RUNS" \
+      || say "warning: the DUT benchmark failed (see $OUT/dut)"
+  else
+    say "warning: svrd or svr-pktgen does not build from the working tree; DUT not measured"
+  fi
+fi
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
 # ---- 5. profiles ------------------------------------------------------------------------

@@ -2,21 +2,23 @@
 
 use core::fmt;
 
+use std::sync::OnceLock;
+
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use aes::{Aes256Dec, Aes256Enc};
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
-use sha2::Sha384;
+use sha2::{Digest, Sha384};
 use subtle::ConstantTimeEq;
-use zeroize::{ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::burst::sha_kernel;
+use crate::burst::RoundKeys;
+use crate::sha512::{self, ShaKernel, State, IV384};
 
 use crate::error::CryptoError;
 use crate::mode::{cbc_decrypt, cbc_encrypt, padded_len, pkcs7_pad, pkcs7_unpad};
 use crate::{
     Direction, AES_KEY_LEN, BLOCK, HMAC_LEN, IV_LEN, METADATA_HMAC_KEY_LEN, PAYLOAD_HMAC_INFO,
 };
-
-type HmacSha384 = Hmac<Sha384>;
 
 /// Prints `<redacted>` in place of key material.
 struct Redacted;
@@ -38,39 +40,69 @@ pub trait PacketKey {
     fn verify(&self, covered: &[u8], tag: &[u8]) -> Result<(), CryptoError>;
 }
 
-/// A keyed HMAC-SHA384 state: the inner and outer pads were absorbed once, at install.
+/// A keyed HMAC-SHA384 state: the SHA-384 midstates after the inner (ipad) and outer (opad)
+/// key blocks, computed once at install (RFC 2104 §4 "precomputed" form).
 ///
-/// Each use clones it (a copy of two SHA-512 midstates and a block buffer; hmac 0.12's
-/// `HmacCore::clone` copies `digest` (ipad-keyed) and `opad_digest`, no key processing),
-/// so the per-packet cost is the hashing of `covered` plus two finalizations.
+/// Per message the cost is the message's blocks plus one outer block; nothing is cloned but
+/// two 64-byte states. The midstates are zeroized on drop.
 pub struct MacKey {
-    state: HmacSha384,
+    pub(crate) inner: State,
+    pub(crate) outer: State,
 }
 
 impl MacKey {
     /// Key an HMAC-SHA384 state. Any key length is accepted (RFC 2104); SVR uses 48 bytes.
     pub fn new(key: &[u8]) -> Self {
-        // hmac's `new_from_slice` accepts every length (long keys are hashed first), so the
-        // error arm cannot be taken.
-        let state =
-            <HmacSha384 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-        Self { state }
+        let [k] = Self::new_many(sha_kernel(), [key]);
+        k
+    }
+
+    /// Key several states at once: their 2 * N pad blocks are independent compressions and
+    /// run in the lanes of `kernel` (N <= 4).
+    pub(crate) fn new_many<const N: usize>(kernel: ShaKernel, keys: [&[u8]; N]) -> [Self; N] {
+        const { assert!(2 * N <= sha512::LANES) };
+        let mut jobs = [(IV384, [0u8; sha512::BLOCK_LEN]); 8];
+        for (i, key) in keys.iter().enumerate() {
+            let hashed;
+            let key: &[u8] = if key.len() > sha512::BLOCK_LEN {
+                hashed = Zeroizing::new(<[u8; 48]>::from(Sha384::digest(key)));
+                &hashed[..]
+            } else {
+                key
+            };
+            jobs[2 * i].1 = sha512::pad_block(key, 0x36);
+            jobs[2 * i + 1].1 = sha512::pad_block(key, 0x5c);
+        }
+        sha512::compress_independent(kernel, &mut jobs[..2 * N]);
+        let out = core::array::from_fn(|i| MacKey {
+            inner: jobs[2 * i].0,
+            outer: jobs[2 * i + 1].0,
+        });
+        scrub(&mut jobs[..2 * N]);
+        out
     }
 
     /// The full 48-byte HMAC-SHA384 over `data` (for tests against RFC 4231).
     pub fn sign_full(&self, data: &[u8]) -> [u8; 48] {
-        let mut mac = self.state.clone();
-        mac.update(data);
-        mac.finalize().into_bytes().into()
+        sha512::hmac_single(&self.inner, &self.outer, data)
     }
+}
+
+/// Scrubs the pad blocks and midstates of [`MacKey::new_many`] (key material). Plain
+/// (vectorized) stores made observable with `black_box`, not `zeroize`'s byte-by-byte volatile
+/// writes: those cost more than the key installation's SHA-512 work.
+fn scrub(jobs: &mut [(State, [u8; sha512::BLOCK_LEN])]) {
+    for (s, b) in jobs.iter_mut() {
+        *s = [0; 8];
+        *b = [0; sha512::BLOCK_LEN];
+    }
+    core::hint::black_box(jobs);
 }
 
 impl PacketKey for MacKey {
     #[inline]
     fn sign(&self, covered: &[u8]) -> [u8; HMAC_LEN] {
-        let mut mac = self.state.clone();
-        mac.update(covered);
-        let full = mac.finalize().into_bytes();
+        let full = self.sign_full(covered);
         let mut tag = [0u8; HMAC_LEN];
         tag.copy_from_slice(&full[..HMAC_LEN]);
         tag
@@ -92,12 +124,8 @@ impl PacketKey for MacKey {
 
 impl Drop for MacKey {
     fn drop(&mut self) {
-        // hmac 0.12 / sha2 0.10 have no `zeroize` support and the midstates are private, so
-        // overwrite the keyed state in place with the (same-sized) state of an all-zero key,
-        // then hand the location to `black_box` so the store cannot be elided as dead.
-        // Best effort: per-use clones on the stack are not scrubbed.
-        self.state = <HmacSha384 as KeyInit>::new(&GenericArray::default());
-        core::hint::black_box(&mut self.state);
+        self.inner.zeroize();
+        self.outer.zeroize();
     }
 }
 
@@ -191,7 +219,7 @@ impl MetadataKey {
             return Err(CryptoError::Truncated);
         }
         let ct_len = buf.len() - IV_LEN;
-        if ct_len % BLOCK != 0 {
+        if !ct_len.is_multiple_of(BLOCK) {
             return Err(CryptoError::BadLength);
         }
         let (ct, iv) = buf.split_at_mut(ct_len);
@@ -243,31 +271,81 @@ pub const fn nonce_block(dir: Direction, key_index: u8, seq: u64) -> [u8; BLOCK]
 
 /// A session's payload key: AES-256 schedules for the payload cipher and two keyed
 /// HMAC-SHA384 states, one per direction, derived with HKDF-SHA384 (see the crate doc).
+///
+/// Installation does the least it can ahead of the first packet: HKDF runs on raw SHA-512
+/// midstates (the zero salt's pads are computed once per process, the PRK's two pads side by
+/// side in SIMD lanes), and two things wait for their first use: the reverse HMAC key
+/// (`T(2)` of HKDF-Expand and its pads, on the first [`PayloadKey::mac`] of
+/// [`Direction::Reverse`]) and the AES decryption schedule (derived from the encryption one
+/// on the first [`PayloadKey::decrypt`]). The bytes on the wire are the same either way.
 pub struct PayloadKey {
     index: u8,
     enc: Aes256Enc,
-    dec: Aes256Dec,
-    /// Indexed by `Direction as usize`.
-    mac: [MacKey; 2],
+    /// Built from `enc` on first use (the ingress seals long before it opens a reply).
+    dec: OnceLock<Aes256Dec>,
+    /// The encryption schedule as plain blocks for the multi-lane kernels (`None` without
+    /// AES-NI, where bursts use `enc` packet by packet).
+    lane_rk: Option<RoundKeys>,
+    /// The forward HMAC key, `okm[0..48]`.
+    fwd: MacKey,
+    /// The reverse HMAC key, `okm[48..96]`, derived on first use from `prk` and `t1`.
+    rev: OnceLock<MacKey>,
+    /// HKDF's PRK (keyed) and `T(1)` (= the forward HMAC key), kept for `rev`.
+    prk: MacKey,
+    t1: Zeroizing<[u8; 48]>,
+}
+
+/// The HMAC state keyed with HKDF's default salt, 48 zero bytes (RFC 5869 §2.2), computed
+/// once: it is the same for every payload key.
+fn zero_salt() -> &'static MacKey {
+    static SALT: OnceLock<MacKey> = OnceLock::new();
+    SALT.get_or_init(|| MacKey::new(&[0u8; METADATA_HMAC_KEY_LEN]))
+}
+
+/// HKDF-SHA384 with `salt = none` and `ikm = key` (RFC 5869 §2.2): the keyed PRK state.
+fn hkdf_prk(kernel: ShaKernel, key: &[u8; AES_KEY_LEN]) -> MacKey {
+    let prk = Zeroizing::new(zero_salt().sign_full(key));
+    let [prk] = MacKey::new_many(kernel, [&prk[..]]);
+    prk
+}
+
+/// `T(1) = HMAC(PRK, info || 0x01)`, the first 48 bytes of HKDF-Expand (RFC 5869 §2.3).
+fn hkdf_t1(prk: &MacKey) -> Zeroizing<[u8; 48]> {
+    let n = PAYLOAD_HMAC_INFO.len();
+    let mut m = Zeroizing::new([0u8; 64]);
+    m[..n].copy_from_slice(PAYLOAD_HMAC_INFO);
+    m[n] = 1;
+    Zeroizing::new(prk.sign_full(&m[..n + 1]))
+}
+
+/// `T(2) = HMAC(PRK, T(1) || info || 0x02)`, bytes 48..96 of HKDF-Expand.
+fn hkdf_t2(prk: &MacKey, t1: &[u8; 48]) -> Zeroizing<[u8; 48]> {
+    let n = PAYLOAD_HMAC_INFO.len();
+    let mut m = Zeroizing::new([0u8; 48 + 64]);
+    m[..48].copy_from_slice(t1);
+    m[48..48 + n].copy_from_slice(PAYLOAD_HMAC_INFO);
+    m[48 + n] = 2;
+    Zeroizing::new(prk.sign_full(&m[..48 + n + 1]))
 }
 
 impl PayloadKey {
     /// Install a payload key (the 32 random bytes of TLV 46) with its one-byte index. Expands
-    /// the AES schedules and derives both HMAC keys once. The caller keeps (and zeroizes) its
-    /// copy of `key`.
+    /// the AES encryption schedule and derives the forward HMAC key (the reverse one and the
+    /// decryption schedule follow on first use). The caller keeps (and zeroizes) its copy of
+    /// `key`.
     pub fn new(index: u8, key: &[u8; AES_KEY_LEN]) -> Self {
-        // okm = HKDF-SHA384(ikm = key, salt = none, info = PAYLOAD_HMAC_INFO, L = 96)
-        let mut okm = Zeroizing::new([0u8; 2 * METADATA_HMAC_KEY_LEN]);
-        // HKDF-Expand fails only when L > 255 * HashLen = 12240; L is 96 here.
-        Hkdf::<Sha384>::new(None, key)
-            .expand(PAYLOAD_HMAC_INFO, &mut okm[..])
-            .expect("96 bytes is within HKDF-SHA384's output limit");
-        let (fwd, rev) = okm.split_at(METADATA_HMAC_KEY_LEN);
+        let kernel = sha_kernel();
+        let prk = hkdf_prk(kernel, key);
+        let t1 = hkdf_t1(&prk);
         Self {
             index,
             enc: Aes256Enc::new(key.into()),
-            dec: Aes256Dec::new(key.into()),
-            mac: [MacKey::new(fwd), MacKey::new(rev)],
+            dec: OnceLock::new(),
+            lane_rk: crate::burst::expand_lane_key(key),
+            fwd: MacKey::new(&t1[..]),
+            rev: OnceLock::new(),
+            prk,
+            t1,
         }
     }
 
@@ -277,10 +355,31 @@ impl PayloadKey {
         self.index
     }
 
-    /// The keyed HMAC state that signs data packets travelling in `dir`.
+    /// The keyed HMAC state that signs data packets travelling in `dir`. The reverse one is
+    /// derived on its first use (two SHA-512 compressions of HKDF-Expand and its two pads).
     #[inline]
     pub fn mac(&self, dir: Direction) -> &MacKey {
-        &self.mac[dir as usize]
+        match dir {
+            Direction::Forward => &self.fwd,
+            Direction::Reverse => self
+                .rev
+                .get_or_init(|| MacKey::new(&hkdf_t2(&self.prk, &self.t1)[..])),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lane_rk(&self) -> Option<&RoundKeys> {
+        self.lane_rk.as_ref()
+    }
+
+    #[inline]
+    pub(crate) fn enc(&self) -> &Aes256Enc {
+        &self.enc
+    }
+
+    #[inline]
+    fn dec(&self) -> &Aes256Dec {
+        self.dec.get_or_init(|| Aes256Dec::from(&self.enc))
     }
 
     /// HMAC-SHA384/192 over `covered` with the HMAC key of `dir`.
@@ -330,12 +429,20 @@ impl PayloadKey {
         if buf.len() < BLOCK {
             return Err(CryptoError::Truncated);
         }
-        if buf.len() % BLOCK != 0 {
+        if !buf.len().is_multiple_of(BLOCK) {
             return Err(CryptoError::BadLength);
         }
         let iv = self.iv(dir, seq);
-        cbc_decrypt(&self.dec, &iv, buf)?;
+        cbc_decrypt(self.dec(), &iv, buf)?;
         pkcs7_unpad(buf)
+    }
+}
+
+impl Drop for PayloadKey {
+    fn drop(&mut self) {
+        if let Some(rk) = self.lane_rk.as_mut() {
+            rk.zeroize();
+        }
     }
 }
 
@@ -353,6 +460,7 @@ impl fmt::Debug for PayloadKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hkdf::Hkdf;
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()

@@ -61,14 +61,32 @@
 //! [`open_payload`]: length checks → parse the sequence number → [`ReplayWindow::check`] →
 //! verify the HMAC (constant time) → decrypt and check padding → [`ReplayWindow::mark`].
 //! A packet that does not authenticate never moves the window.
-#![forbid(unsafe_code)]
+//!
+//! # Bursts
+//!
+//! [`seal_burst`] and [`open_burst`] produce exactly the bytes and results of
+//! [`seal_payload`] and [`open_payload`] applied packet by packet, but interleave the
+//! independent CBC chains and SHA-512 compressions of up to 32 packets in SIMD lanes (see
+//! the `burst` module). The kernels are picked at run time ([`Backend::detect`]); the only
+//! `unsafe` code of the crate is in those x86-64 kernels.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod burst;
 mod error;
+#[cfg(test)]
+mod kernel_tests;
 mod keys;
 mod mode;
 mod replay;
+mod sha512;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
 
+pub use burst::{
+    open_burst, open_burst_with, seal_burst, seal_burst_with, Backend, OpenJob, SealJob, MAX_BURST,
+};
 pub use error::{CryptoError, ReplayError};
 pub use keys::{
     metadata_ciphertext_len, nonce_block, payload_ciphertext_len, MacKey, MetadataKey, PacketKey,
@@ -163,7 +181,7 @@ pub fn open_payload(
         return Err(CryptoError::Truncated);
     }
     let ct_len = covered_len - SEAL_OVERHEAD;
-    if ct_len % BLOCK != 0 {
+    if !ct_len.is_multiple_of(BLOCK) {
         return Err(CryptoError::BadLength);
     }
     let covered = &mut buf[covered_start..];

@@ -44,7 +44,7 @@ pub fn pkcs7_pad(buf: &mut [u8], n: usize) -> Result<usize, CryptoError> {
 /// every failure is the same `BadPadding`.
 #[inline]
 pub fn pkcs7_unpad(buf: &[u8]) -> Result<usize, CryptoError> {
-    if buf.len() < BLOCK || buf.len() % BLOCK != 0 {
+    if buf.len() < BLOCK || !buf.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::BadLength);
     }
     let last = &buf[buf.len() - BLOCK..];
@@ -67,7 +67,7 @@ pub fn pkcs7_unpad(buf: &[u8]) -> Result<usize, CryptoError> {
 /// CBC-encrypt `buf` (a whole number of blocks) in place.
 #[inline]
 pub fn cbc_encrypt(key: &Aes256Enc, iv: &[u8; BLOCK], buf: &mut [u8]) -> Result<(), CryptoError> {
-    if buf.len() % BLOCK != 0 {
+    if !buf.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::BadLength);
     }
     let len = buf.len();
@@ -80,7 +80,7 @@ pub fn cbc_encrypt(key: &Aes256Enc, iv: &[u8; BLOCK], buf: &mut [u8]) -> Result<
 /// CBC-decrypt `buf` (a whole number of blocks) in place.
 #[inline]
 pub fn cbc_decrypt(key: &Aes256Dec, iv: &[u8; BLOCK], buf: &mut [u8]) -> Result<(), CryptoError> {
-    if buf.len() % BLOCK != 0 {
+    if !buf.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::BadLength);
     }
     CbcDec::inner_iv_init(key, iv.into())
