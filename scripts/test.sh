@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of svr-fastpath: formatting and lints, unit and integration tests of every
-# crate (real DPDK EAL with virtual devices), then the end-to-end testbed test with two real
-# svrd appliances between kernel hosts in network namespaces, then a bounded cargo-fuzz run of
+# crate (real DPDK EAL with virtual devices), then the end-to-end testbed tests with two real
+# svrd appliances between kernel hosts in network namespaces (test-key mode, then zero-trust
+# key management with certificates and key rotation), then a bounded cargo-fuzz run of
 # every parser (SVR_FUZZ_SECONDS per target, default 60). Installs what it needs first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +25,12 @@ cargo build --release -p svrd
 
 step "end-to-end testbed"
 bash testbed/e2e-test.sh
+
+step "end-to-end testbed, zero-trust key management"
+bash testbed/zt-e2e-test.sh
+
+step "packet generator against svrd over memif (functional)"
+bash testbed/pktgen-smoke.sh
 
 step "fuzzing: every parser for ${SVR_FUZZ_SECONDS:-60} s"
 bash scripts/fuzz.sh "${SVR_FUZZ_SECONDS:-60}"

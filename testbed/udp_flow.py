@@ -4,6 +4,11 @@
   udp_flow.py serve ADDR PORT SECONDS   echo datagrams back for SECONDS
   udp_flow.py send ADDR PORT COUNT SIZE send COUNT datagrams of SIZE bytes (starting with the
                                         marker SVR-MARKER-UDP), print how many echoes came back
+  udp_flow.py stream ADDR PORT COUNT RATE PER_FLOW
+                                        send COUNT numbered datagrams at RATE per second, a new
+                                        source port (a new SVR session) every PER_FLOW of them,
+                                        collect the echoes, print "sent=N received=M lost=K
+                                        flows=F" and the numbers of the lost ones
 """
 import socket
 import sys
@@ -46,8 +51,51 @@ def send(addr, port, count, size):
     print(got)
 
 
+def stream(addr, port, count, rate, per_flow):
+    import select
+
+    socks = []
+    got = set()
+    start = time.monotonic()
+
+    def drain(timeout):
+        live = [s for s in socks]
+        r, _, _ = select.select(live, [], [], timeout)
+        for s in r:
+            while True:
+                try:
+                    data = s.recv(65535, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                if data.startswith(MARKER):
+                    got.add(int(data[len(MARKER):].split(b".")[0]))
+
+    for i in range(count):
+        if i % per_flow == 0:
+            s = socket.socket(family(addr), socket.SOCK_DGRAM)
+            s.setblocking(False)
+            socks.append(s)
+        msg = (MARKER + str(i).encode() + b".").ljust(200, b".")
+        socks[-1].sendto(msg, (addr, port))
+        due = start + (i + 1) / rate
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                break
+            drain(left)
+    end = time.monotonic() + 2.0
+    while len(got) < count and time.monotonic() < end:
+        drain(0.1)
+    lost = sorted(set(range(count)) - got)
+    print(f"sent={count} received={len(got)} lost={len(lost)} flows={len(socks)}")
+    if lost:
+        print("lost:", " ".join(map(str, lost[:50])))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1] == "stream":
+        stream(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
     else:
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))

@@ -53,6 +53,7 @@
 //! | `peer-key-rekey-interval` | hours or `never` | `24` | 1-720 |
 //! | `peer-key-retransmit-interval` | seconds | `30` | 5-3600 |
 //! | `peer-key-timeout` | seconds | `3600` | 60-86400, and at least `peer-key-retransmit-interval` (a timeout shorter than one resend would never see an answer) |
+//! | `test-time-scale` | integer | `1` | 1-3600. **Test only; never set it in production.** The key state machines (rekey, retransmit, timeout, and the fixed 30 s switch and grace periods) run this many times faster than the clock, so a testbed sees hours of rotations in seconds. BFD and certificate validity keep real time. svrd logs a warning when it is not 1 |
 //!
 //! ## `authority.service[]`
 //!

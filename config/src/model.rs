@@ -80,6 +80,10 @@ pub struct SecurityKeyManagement {
     pub peer_key_retransmit_interval: Duration,
     /// `peer-key-timeout`.
     pub peer_key_timeout: Duration,
+    /// `test-time-scale`: **test only**. The key state machines run this many times faster
+    /// than the wall clock (every interval above, and the 30 s switch and grace periods,
+    /// divided by it). 1, the default, is the only production value.
+    pub test_time_scale: u32,
 }
 
 impl Default for SecurityKeyManagement {
@@ -90,6 +94,7 @@ impl Default for SecurityKeyManagement {
             peer_key_rekey_interval: RekeyInterval::Hours(24),
             peer_key_retransmit_interval: Duration::from_secs(30),
             peer_key_timeout: Duration::from_secs(3600),
+            test_time_scale: 1,
         }
     }
 }

@@ -399,6 +399,7 @@ fn security_key_management(cx: &mut Cx, at: &Path, v: &Value) -> Option<Security
             "peer-key-rekey-interval",
             "peer-key-retransmit-interval",
             "peer-key-timeout",
+            "test-time-scale",
         ],
     )?;
     let d = SecurityKeyManagement::default();
@@ -441,6 +442,10 @@ fn security_key_management(cx: &mut Cx, at: &Path, v: &Value) -> Option<Security
         secs(5, 3600),
     );
     let timeout = f.opt(cx, "peer-key-timeout", d.peer_key_timeout, secs(60, 86400));
+    // 3600 fits u32.
+    let scale = f.opt(cx, "test-time-scale", d.test_time_scale, |cx, p, v| {
+        uint(cx, p, v, 1, 3600).map(|n| n as u32)
+    });
     if let (Some(r), Some(t)) = (retransmit, timeout) {
         if t < r {
             cx.rule(
@@ -460,6 +465,7 @@ fn security_key_management(cx: &mut Cx, at: &Path, v: &Value) -> Option<Security
         peer_key_rekey_interval: peer?,
         peer_key_retransmit_interval: retransmit?,
         peer_key_timeout: timeout?,
+        test_time_scale: scale?,
     })
 }
 

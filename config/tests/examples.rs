@@ -76,6 +76,7 @@ fn router_a_example_in_full() {
             peer_key_rekey_interval: RekeyInterval::Hours(24),
             peer_key_retransmit_interval: Duration::from_secs(30),
             peer_key_timeout: Duration::from_secs(3600),
+            test_time_scale: 1,
         }
     );
     let (router, node) = c.local();

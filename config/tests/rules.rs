@@ -1589,3 +1589,28 @@ fn svr_settings() {
     .unwrap();
     assert_eq!(c.local().1.svr.wayport_range, (65534, 65535));
 }
+
+#[test]
+fn test_time_scale_is_a_bounded_test_knob() {
+    let c = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(c.authority.security_key_management.test_time_scale, 1);
+    let text = with(
+        EXAMPLE,
+        "peer-key-timeout: 3600",
+        "peer-key-timeout: 3600\n    test-time-scale: 360",
+    );
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.authority.security_key_management.test_time_scale, 360);
+    for bad in ["0", "3601"] {
+        let text = with(
+            EXAMPLE,
+            "peer-key-timeout: 3600",
+            &format!("peer-key-timeout: 3600\n    test-time-scale: {bad}"),
+        );
+        let e = Config::parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("authority.security-key-management.test-time-scale:"),
+            "{e}"
+        );
+    }
+}

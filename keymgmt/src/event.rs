@@ -26,6 +26,13 @@ pub enum FailureReason {
     BadPublicValue,
     /// The peer's metadata key names a cipher or HMAC we do not implement.
     UnsupportedCipher,
+    /// Blocks on the peer's path name another `peering-common-name` than the one configured
+    /// for the peer (a misconfiguration, or an impostor); `claimed` is what they say, not
+    /// authenticated.
+    PeerNameMismatch {
+        /// The name in the blocks' Peering Name TLV.
+        claimed: String,
+    },
 }
 
 impl fmt::Display for FailureReason {
@@ -37,6 +44,10 @@ impl fmt::Display for FailureReason {
             FailureReason::BadSignature => f.write_str("bad-signature"),
             FailureReason::BadPublicValue => f.write_str("bad-public-value"),
             FailureReason::UnsupportedCipher => f.write_str("unsupported-cipher"),
+            // Debug quoting escapes whatever the wire put there (no log injection).
+            FailureReason::PeerNameMismatch { claimed } => {
+                write!(f, "peer-name-mismatch claimed={claimed:?}")
+            }
         }
     }
 }

@@ -27,5 +27,7 @@ pub mod pki;
 pub use event::{EventHistory, EventRecord, FailureReason, KeyEvent};
 pub use exchange::KeyExchangeAlgorithm;
 pub use message::{BlockError, KeyKind};
-pub use peer::{KeyConfig, KeyStats, PeerKeyState, PeerSetup, RekeyInterval, Role, SetupError};
+pub use peer::{
+    KeyConfig, KeyStats, PeerKeyState, PeerSetup, PublishedKeys, RekeyInterval, Role, SetupError,
+};
 pub use pki::{Identity, PeerIdentity, PkiError, TrustAnchor};

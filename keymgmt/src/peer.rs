@@ -462,7 +462,7 @@ impl PeerKeyRing {
 /// Our own metadata key as sent to the peer.
 struct OwnMd {
     msg: MetadataKeyMsg,
-    key: MetadataKey,
+    key: Arc<MetadataKey>,
     acked: bool,
 }
 
@@ -470,7 +470,7 @@ struct OwnMd {
 struct OwnMdKeys {
     current: Option<OwnMd>,
     /// The last acknowledged key before `current`, accepted until retired.
-    previous: Option<MetadataKey>,
+    previous: Option<Arc<MetadataKey>>,
     acked_any: bool,
     last_index: u32,
 }
@@ -478,7 +478,7 @@ struct OwnMdKeys {
 /// One of the peer's metadata keys, with the peer-key index it arrived under and a
 /// fingerprint that recognises retransmissions.
 struct PeerMd {
-    key: MetadataKey,
+    key: Arc<MetadataKey>,
     peer_key: u32,
     fingerprint: [u8; 16],
 }
@@ -502,6 +502,33 @@ fn fingerprint(m: &MetadataKeyMsg) -> [u8; 16] {
 struct PeerMdKeys {
     current: Option<PeerMd>,
     next: Option<PeerMd>,
+}
+
+/// The metadata keys a data plane needs for one peer; see [`PeerKeyState::published_keys`].
+#[derive(Debug, Clone, Default)]
+pub struct PublishedKeys {
+    /// Our current metadata key for this peer (opens metadata the peer sends us).
+    pub own_current: Option<Arc<MetadataKey>>,
+    /// Our previous metadata key, accepted until its grace period ends.
+    pub own_previous: Option<Arc<MetadataKey>>,
+    /// The peer's metadata key we seal metadata to it with.
+    pub send: Option<Arc<MetadataKey>>,
+}
+
+impl PublishedKeys {
+    /// True when both hold the very same keys (pointer equality, no key bytes compared).
+    pub fn same_as(&self, other: &PublishedKeys) -> bool {
+        fn eq(a: &Option<Arc<MetadataKey>>, b: &Option<Arc<MetadataKey>>) -> bool {
+            match (a, b) {
+                (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        eq(&self.own_current, &other.own_current)
+            && eq(&self.own_previous, &other.own_previous)
+            && eq(&self.send, &other.send)
+    }
 }
 
 /// The stretch of time in which we hold no valid key for the peer.
@@ -535,6 +562,12 @@ pub struct PeerKeyState {
     in_service: bool,
     episode: Option<Episode>,
     send_clear: bool,
+    /// The peer lost its keys (it restarted: a new peer key went into use at once after it
+    /// spoke in clear), so the metadata key of its we hold is useless to it: the next one it
+    /// sends replaces it at once rather than after [`KEY_SWITCH_DELAY`].
+    peer_md_outdated: bool,
+    /// The peer's certificate chain as last verified, for sealed Hellos that omit it.
+    peer_chain: Option<Vec<Vec<u8>>>,
     acks_out: Vec<Ack>,
     tx_due: bool,
     timers: [Option<Instant>; TIMER_COUNT],
@@ -604,6 +637,8 @@ impl PeerKeyState {
                 bfd_seen_up: false,
             }),
             send_clear: false,
+            peer_md_outdated: false,
+            peer_chain: None,
             acks_out: Vec::new(),
             tx_due: true,
             timers: [None; TIMER_COUNT],
@@ -640,7 +675,7 @@ impl PeerKeyState {
     /// The peer's metadata key we encrypt SVR metadata to it with: the current one; a new one
     /// replaces it [`KEY_SWITCH_DELAY`] after it arrived.
     pub fn send_metadata_key(&self) -> Option<&MetadataKey> {
-        self.peer_md.current.as_ref().map(|p| &p.key)
+        self.peer_md.current.as_ref().map(|p| &*p.key)
     }
 
     /// Our own metadata key of `rekey_index` (the Security Identifier of received metadata):
@@ -649,10 +684,26 @@ impl PeerKeyState {
         self.own_md
             .current
             .as_ref()
-            .map(|o| &o.key)
+            .map(|o| &*o.key)
             .into_iter()
-            .chain(self.own_md.previous.as_ref())
+            .chain(self.own_md.previous.as_deref())
             .find(|k| k.rekey_index() == rekey_index)
+    }
+
+    /// The metadata keys to publish to a data plane, shared rather than copied (so one copy of
+    /// the key schedule exists, zeroized when the last holder drops it):
+    ///
+    /// - `own`: our current metadata key for this peer (sent, maybe not yet acknowledged:
+    ///   the peer may use it as soon as it has it) and the previous one still accepted;
+    /// - `send`: the peer's metadata key we seal SVR metadata to it with.
+    ///
+    /// Compare with [`Arc::ptr_eq`] to see whether anything changed since the last call.
+    pub fn published_keys(&self) -> PublishedKeys {
+        PublishedKeys {
+            own_current: self.own_md.current.as_ref().map(|o| Arc::clone(&o.key)),
+            own_previous: self.own_md.previous.clone(),
+            send: self.peer_md.current.as_ref().map(|p| Arc::clone(&p.key)),
+        }
     }
 
     /// The index of the peer key we seal blocks with.
@@ -703,10 +754,13 @@ impl PeerKeyState {
         let sealed = !self.send_clear && self.ring.current.is_some();
         let mut msgs = Vec::new();
         let mut retransmit = false;
-        let chain = || Message::CertificateChain(self.identity.chain().to_vec());
+        // A sealed block goes to a peer that verified our chain in the exchange that made the
+        // sealing key: it re-verifies that one, so the chain (most of a Hello's size) stays
+        // out and a dh-modp-4096 rekey Hello fits a 1500-byte path MTU.
+        let chain = || (!sealed).then(|| Message::CertificateChain(self.identity.chain().to_vec()));
         match &self.exchange {
             Exchange::AwaitAnswer(o) => {
-                msgs.push(chain());
+                msgs.extend(chain());
                 msgs.push(Message::Hello(o.hello()));
                 retransmit = true;
             }
@@ -715,7 +769,7 @@ impl PeerKeyState {
                 retransmit = true;
             }
             Exchange::AwaitFinish(a) => {
-                msgs.push(chain());
+                msgs.extend(chain());
                 msgs.push(Message::Hello(a.answer.clone()));
                 retransmit = true;
             }
@@ -822,6 +876,29 @@ impl PeerKeyState {
             Err(e) => return self.drop_block(e),
         };
         if view.peering_name != self.peer_name {
+            // Someone on the peer's path calls itself by another name. If it presents a
+            // certificate, check it against the name we expect, so that the event says why
+            // peering fails (a valid chain for another name is a `NameMismatch`). Cheap to
+            // bound: at most one chain per BFD packet, as for a genuine Hello.
+            let chain = match view.key_index {
+                None => view.open(None).ok().and_then(|msgs| {
+                    msgs.into_iter().find_map(|m| match m {
+                        Message::CertificateChain(c) => Some(c),
+                        _ => None,
+                    })
+                }),
+                Some(_) => None,
+            };
+            match chain {
+                Some(c) => {
+                    let _ = self.verify_chain(unix_now, Some(&c));
+                }
+                None => self.report(KeyEvent::PeeringFailed {
+                    reason: FailureReason::PeerNameMismatch {
+                        claimed: view.peering_name.to_owned(),
+                    },
+                }),
+            }
             return self.drop_block(BlockError::WrongPeer);
         }
         let opened = match view.key_index {
@@ -845,22 +922,39 @@ impl PeerKeyState {
             self.send_clear = true;
         }
         let block_key = view.key_index;
-        let chain = msgs.iter().find_map(|m| match m {
-            Message::CertificateChain(c) => Some(c.as_slice()),
-            _ => None,
-        });
+        // A sealed block (authenticated by a peer key, which only the peer whose chain we
+        // verified can hold) may leave its chain out: that chain is verified again, at
+        // today's time, so an expired certificate still stops a rekey.
+        let cached = if view.is_sealed() {
+            self.peer_chain.clone()
+        } else {
+            None
+        };
+        let chain = msgs
+            .iter()
+            .find_map(|m| match m {
+                Message::CertificateChain(c) => Some(c.as_slice()),
+                _ => None,
+            })
+            .or(cached.as_deref());
+        // Metadata keys last: an Ack in the same block may confirm the peer key they came
+        // under (the block's TLV order puts Metadata Key first).
         for m in &msgs {
             match m {
-                Message::CertificateChain(_) => {}
+                Message::CertificateChain(_) | Message::MetadataKey(_) => {}
                 Message::Hello(h) => self.on_hello(now, unix_now, h, chain),
                 Message::Finish(f) => self.on_finish(now, f),
                 Message::KeyRequest(r) => self.on_key_request(r),
-                Message::MetadataKey(k) => self.on_metadata_key(now, k, block_key),
                 Message::Ack(acks) => {
                     for a in acks {
                         self.on_ack(now, a);
                     }
                 }
+            }
+        }
+        for m in &msgs {
+            if let Message::MetadataKey(k) = m {
+                self.on_metadata_key(now, k, block_key);
             }
         }
         self.update_service(now);
@@ -1042,7 +1136,12 @@ impl PeerKeyState {
             return None;
         };
         match verify_peer(chain, &self.anchor, &self.peer_name, unix_now) {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                if self.peer_chain.as_deref() != Some(chain) {
+                    self.peer_chain = Some(chain.to_vec());
+                }
+                Some(p)
+            }
             Err(reason) => {
                 self.stats.certificate_rejected += 1;
                 self.report(KeyEvent::CertificateRejected { reason });
@@ -1161,7 +1260,7 @@ impl PeerKeyState {
             return; // a retransmission: acknowledged again above
         }
         let new = PeerMd {
-            key: MetadataKey::new(index, &m.enc_key, &m.hmac_key),
+            key: Arc::new(MetadataKey::new(index, &m.enc_key, &m.hmac_key)),
             peer_key: pk,
             fingerprint: fp,
         };
@@ -1170,6 +1269,21 @@ impl PeerKeyState {
             // Newer, or sent under a different peer key than the current one (the peer
             // restarted and counts from 1 again). An older index under the same peer key is a
             // replay and is ignored.
+            // The peer restarted (its key came under a peer key that went into use at once
+            // because the peer had lost its keys): it no longer holds the metadata key we
+            // use, so waiting would only lose sessions. Switch now.
+            // The restarted peer no longer holds the key we use: waiting would only lose
+            // sessions. Switch now, whatever the index (it counts from 1 again).
+            Some(_) if self.peer_md_outdated => {
+                self.peer_md_outdated = false;
+                self.peer_md.next = None;
+                self.timers[Timer::PeerMdSwitch as usize] = None;
+                self.peer_md.current = Some(new);
+                self.emit(KeyEvent::KeyRotated {
+                    which: KeyKind::MetadataKey,
+                    index,
+                });
+            }
             Some(cur) if index > cur.key.rekey_index() || pk != cur.peer_key => {
                 self.peer_md.next = Some(new);
                 self.set_timer(Timer::PeerMdSwitch, now + KEY_SWITCH_DELAY);
@@ -1232,6 +1346,7 @@ impl PeerKeyState {
             self.ring.current = Some(key);
             self.ring.next = None;
             self.timers[Timer::PeerKeySwitch as usize] = None;
+            self.peer_md_outdated = self.peer_md.current.is_some();
         } else {
             self.ring.next = Some(key);
             self.set_timer(Timer::PeerKeySwitch, now + KEY_SWITCH_DELAY);
@@ -1259,7 +1374,11 @@ impl PeerKeyState {
         self.rng.fill_bytes(&mut msg.enc_key);
         self.rng.fill_bytes(&mut msg.iv);
         self.rng.fill_bytes(&mut msg.hmac_key);
-        let key = MetadataKey::new(msg.rekey_index, &msg.enc_key, &msg.hmac_key);
+        let key = Arc::new(MetadataKey::new(
+            msg.rekey_index,
+            &msg.enc_key,
+            &msg.hmac_key,
+        ));
         if let Some(old) = self.own_md.current.take() {
             if old.acked {
                 self.own_md.previous = Some(old.key);
@@ -1275,8 +1394,13 @@ impl PeerKeyState {
     }
 
     fn update_service(&mut self, now: Instant) {
-        let valid =
-            self.ring.current.is_some() && self.peer_md.current.is_some() && self.own_md.acked_any;
+        // Not while the peer speaks in clear (it lost our keys: it restarted) or while the
+        // metadata key we hold for it is one it no longer has: sessions would fail at the peer.
+        let valid = self.ring.current.is_some()
+            && self.peer_md.current.is_some()
+            && self.own_md.acked_any
+            && !self.send_clear
+            && !self.peer_md_outdated;
         if valid && self.episode.is_some() {
             self.episode = None;
             self.timers[Timer::PeerKeyTimeout as usize] = None;

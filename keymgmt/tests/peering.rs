@@ -733,6 +733,191 @@ fn follower_and_leader_restarts_repeer() {
     assert_eq!(p.a.st.stats().total_dropped(), 0);
 }
 
+#[test]
+fn restarted_peer_gets_metadata_sealed_with_its_new_key_at_once() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    p.run_until(at(100));
+    // b restarts and loses every key; a must not keep sealing metadata with b's old metadata
+    // key for 30 s (b could open none of it): it switches as soon as b's new key arrives.
+    p.b = Node::new(state(
+        p.time,
+        B,
+        A,
+        KeyConfig::default(),
+        pki().b.clone(),
+        5,
+    ));
+    // b's first block (a Key Request in clear) tells a that b lost its keys: a's path
+    // leaves service until the new keys are in place.
+    let blk = p.b.st.poll_block().unwrap();
+    p.a.st.handle_block(p.time, p.unix(), &blk);
+    assert!(
+        !p.a.st.path_in_service(),
+        "restarted peer has none of our keys"
+    );
+    p.collect();
+    assert!(p.a.has(&KeyEvent::PathOutOfService));
+    p.bfd_up();
+    assert!(p.a.st.path_in_service());
+    assert!(md_roundtrip(&p.a.st, &p.b.st), "a -> restarted b at once");
+    assert!(md_roundtrip(&p.b.st, &p.a.st), "restarted b -> a at once");
+    assert!(p.a.has(&KeyEvent::KeyRotated {
+        which: KeyKind::MetadataKey,
+        index: 1
+    }));
+    // The leader restarts too (its indices count from 1 again, like the old ones).
+    p.run_until(at(200));
+    p.a = Node::new(state(
+        p.time,
+        A,
+        B,
+        KeyConfig::default(),
+        pki().a.clone(),
+        6,
+    ));
+    p.bfd_up();
+    assert!(md_roundtrip(&p.b.st, &p.a.st), "b -> restarted a at once");
+    assert!(md_roundtrip(&p.a.st, &p.b.st), "restarted a -> b at once");
+    // A scheduled rekey afterwards still waits the 30 s.
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    let before = p.a.st.send_metadata_key().map(|k| k.rekey_index());
+    p.run_until(at(3600 + 1));
+    assert_eq!(
+        p.a.st.send_metadata_key().map(|k| k.rekey_index()),
+        before,
+        "a rekey switches only after 30 s"
+    );
+    p.run_until(at(3600 + 31));
+    assert_ne!(p.a.st.send_metadata_key().map(|k| k.rekey_index()), before);
+    established(&p);
+}
+
+#[test]
+fn peer_claiming_another_name_is_rejected_with_the_reason() {
+    // b's certificate and its blocks both say router-c; a expects router-b.
+    let c = identity_from(&pki().auth, "router-c", Validity::days_from(UNIX0, 365));
+    let cfg = KeyConfig::default();
+    let mut p = Pair::with(
+        state(Instant::ZERO, A, B, cfg, pki().a.clone(), 1),
+        state(Instant::ZERO, "router-c", A, cfg, c, 2),
+    );
+    p.bfd_up();
+    p.run_until(at(600));
+    assert!(!p.a.st.path_in_service() && !p.b.st.path_in_service());
+    // b refuses a's offer (signed for router-b, not router-c) and never shows its chain; a
+    // says which name the blocks claim.
+    assert!(
+        p.a.has(&KeyEvent::PeeringFailed {
+            reason: FailureReason::PeerNameMismatch {
+                claimed: "router-c".into()
+            }
+        }),
+        "{:?}",
+        p.a.events
+    );
+    assert!(p.b.has(&KeyEvent::PeeringFailed {
+        reason: FailureReason::BadSignature
+    }));
+    assert_eq!(
+        KeyEvent::PeeringFailed {
+            reason: FailureReason::PeerNameMismatch {
+                claimed: "x\ny".into()
+            }
+        }
+        .to_string(),
+        "event=peering-failed reason=peer-name-mismatch claimed=\"x\\ny\""
+    );
+    // A chain shown under another name is checked against the expected name.
+    let c_id = identity_from(&pki().auth, "router-c", Validity::days_from(UNIX0, 365));
+    let mut a = state(Instant::ZERO, A, B, cfg, pki().a.clone(), 9);
+    let blk = encode_block(
+        "router-c",
+        &[Message::CertificateChain(c_id.chain().to_vec())],
+        Protection::Clear,
+    )
+    .unwrap();
+    a.handle_block(Instant::ZERO, UNIX0, &blk);
+    assert_eq!(
+        a.poll_event(),
+        Some(KeyEvent::CertificateRejected {
+            reason: PkiError::NameMismatch {
+                expected: B.into(),
+                found: "router-c".into(),
+            }
+        })
+    );
+    assert!(p.a.st.stats().dropped(BlockError::WrongPeer) > 0);
+}
+
+#[test]
+fn sealed_rekeys_leave_the_chain_out_and_check_the_known_one_again() {
+    let cfg = KeyConfig {
+        algorithm: KeyExchangeAlgorithm::DhModp4096,
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    // b's certificate expires between the first and the second rekey.
+    let u = UNIX0 as i64;
+    let b_id = identity_from(
+        &pki().auth,
+        B,
+        Validity {
+            not_before: u - 86_400,
+            not_after: u + 5400,
+        },
+    );
+    let mut p = Pair::with(
+        state(Instant::ZERO, A, B, cfg, pki().a.clone(), 1),
+        state(Instant::ZERO, B, A, cfg, b_id, 2),
+    );
+    p.bfd_up();
+    established(&p);
+    let first = p.a.sent.len();
+    p.run_until(at(3600 + 31));
+    established(&p);
+    assert_eq!(p.a.st.peer_key_index(), Some(2), "first rekey done");
+    // Every rekey block was sealed and small: a dh-modp-4096 Hello without the chain fits a
+    // 1500-byte MTU with BFD (24), UDP (8) and IPv6 (40) headers.
+    let rekey: Vec<&Vec<u8>> = p.a.sent[first..]
+        .iter()
+        .chain(&p.b.sent[..])
+        .map(|(_, b)| b)
+        .filter(|b| parse_block(b).unwrap().is_sealed())
+        .collect();
+    assert!(!rekey.is_empty());
+    for b in &rekey {
+        assert!(
+            b.len() + 24 + 8 + 40 <= 1500,
+            "sealed block of {} bytes",
+            b.len()
+        );
+    }
+    assert!(p.a.sent[first..]
+        .iter()
+        .all(|(_, b)| parse_block(b).unwrap().is_sealed()));
+    // At the second rekey b's chain, checked again at that time, has expired.
+    p.run_until(at(2 * 3600 + 31));
+    assert!(
+        p.a.has(&KeyEvent::CertificateRejected {
+            reason: PkiError::Expired
+        }),
+        "{:?}",
+        p.a.events
+    );
+    assert_eq!(
+        p.a.st.peer_key_index(),
+        Some(2),
+        "no key from an expired peer"
+    );
+}
+
 /// The leader's blocks of a whole peering and one rotation, for the fuzzers.
 fn corpus() -> Vec<Vec<u8>> {
     static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();

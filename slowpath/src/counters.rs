@@ -116,6 +116,11 @@ counters! {
     echo_replies_sent,
     /// Packet for one of our addresses that nothing consumes yet (UDP 1280, TCP, …).
     local_unhandled,
+    /// Locally built IP packets handed to `send_ip` (BFD of the peer paths).
+    ip_originated,
+    /// `send_ip` packet that is not a well-formed IPv4 or IPv6 packet from one of our
+    /// addresses.
+    ip_originated_invalid,
     /// `Local` punt whose destination is not one of our addresses.
     local_not_ours,
     /// Echo request from an address that names no single host; not answered.

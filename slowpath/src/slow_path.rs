@@ -426,6 +426,52 @@ impl SlowPath {
         }
     }
 
+    /// Sends an IP packet the caller built (e.g. BFD on a peer path): routes it on its
+    /// destination, resolves the next hop (holding the packet meanwhile, like a punted
+    /// `NeighborMiss`) and queues the frame for [`poll_transmit`](Self::poll_transmit). The
+    /// packet must be a complete IPv4 or IPv6 packet (checksums done) from one of our
+    /// addresses; anything else is counted in `ip_originated_invalid` and dropped.
+    /// Link-local IPv6 destinations are not supported (no port to send them from).
+    pub fn send_ip(&mut self, now: Instant, packet: &[u8]) {
+        let (ethertype, src, dst) = match packet.first().map(|b| b >> 4) {
+            Some(4) => match Ipv4Packet::new_checked(packet) {
+                Ok(ip) => (
+                    EtherType::Ipv4,
+                    IpAddr::V4(ip.src_addr()),
+                    IpAddr::V4(ip.dst_addr()),
+                ),
+                Err(_) => {
+                    self.counters.ip_originated_invalid += 1;
+                    return;
+                }
+            },
+            Some(6) => match Ipv6Packet::new_checked(packet) {
+                Ok(ip) => (
+                    EtherType::Ipv6,
+                    IpAddr::V6(ip.src_addr()),
+                    IpAddr::V6(ip.dst_addr()),
+                ),
+                Err(_) => {
+                    self.counters.ip_originated_invalid += 1;
+                    return;
+                }
+            },
+            _ => {
+                self.counters.ip_originated_invalid += 1;
+                return;
+            }
+        };
+        if !self.is_local(src) {
+            self.counters.ip_originated_invalid += 1;
+            return;
+        }
+        self.counters.ip_originated += 1;
+        let zero = EthernetAddress([0; 6]);
+        let mut frame = eth_frame(zero, zero, ethertype, packet.len());
+        frame[ETH_LEN..].copy_from_slice(packet);
+        self.route_and_send(now, dst, u16::MAX, frame, Origin::Local);
+    }
+
     /// A worker punted `frame` (arrived on `port`) as `PuntReason::MtuExceeded`: it is larger
     /// than `mtu` allows on its way out (for SVR: the WAN MTU less the SVR overhead). Sends
     /// ICMPv4 Fragmentation Needed (type 3 code 4) with next-hop MTU `mtu`, or ICMPv6 Packet

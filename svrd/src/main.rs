@@ -6,11 +6,13 @@
 //! on the main one. Workers and slow path talk only over DPDK rings.
 
 mod counters;
+mod logq;
 mod pki;
 mod slow;
 mod startup;
 mod svr;
 mod worker;
+mod zt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,7 +68,14 @@ enum PkiCommand {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
+        .target(env_logger::Target::Pipe(Box::new(logq::start())))
         .init();
+    let code = run();
+    logq::flush(std::time::Duration::from_secs(2));
+    code
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Pki(cmd)) = &cli.command {
         let done = match cmd {
@@ -96,6 +105,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Log lines before the error line.
+            logq::flush(std::time::Duration::from_secs(2));
             eprintln!("svrd: error: {e}");
             ExitCode::FAILURE
         }

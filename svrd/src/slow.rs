@@ -17,6 +17,7 @@ use fastpath::time::Instant;
 use slowpath::{Event, SlowPath};
 
 use crate::counters::{self, WorkerCounters};
+use crate::zt::ZeroTrust;
 
 /// What the report needs to read: port handles, worker counters.
 pub struct Reporter {
@@ -47,6 +48,8 @@ struct ThreadCounters {
     inject_ring_full: u64,
     injected: u64,
     sessions_expired: u64,
+    /// Loops that came more than `STALL` after the previous one.
+    stalls: u64,
 }
 
 pub struct SlowThread {
@@ -60,6 +63,8 @@ pub struct SlowThread {
     pub reporter: Arc<Reporter>,
     /// The SVR data plane, whose expired sessions this thread reclaims.
     pub svr: Option<Arc<SvrShared>>,
+    /// BFD and key management of the peer paths (enhanced security key management).
+    pub zt: Option<ZeroTrust>,
     /// Monotonic nanoseconds for the workers, written here once per loop.
     pub clock: Arc<AtomicU64>,
 }
@@ -69,6 +74,11 @@ impl SlowThread {
     /// Session-table entries the sweeper looks at per loop: small, so a loop stays short;
     /// at ≥ 1 loop per 200 µs + work, 65536 entries are visited in well under a second.
     const SWEEP_BUDGET: usize = 256;
+    /// How often port links are read (interface state changes feed the slow path and key
+    /// management).
+    const LINK_POLL: Duration = Duration::from_secs(1);
+    /// A loop gap worth reporting (BFD detection times are a few hundred ms and up).
+    const STALL: Duration = Duration::from_millis(250);
 
     /// Runs until `stop`; returns the final counter report.
     pub fn run(mut self) -> String {
@@ -81,15 +91,30 @@ impl SlowThread {
         let mut next_worker = 0usize;
         let mut sweep_cursor = 0usize;
         let mut swept = 0u64;
+        let mut links: Vec<Option<bool>> = vec![None; self.reporter.ports.len()];
+        let mut next_link_poll = Instant::from_nanos(0);
+        let mut last_loop = now();
         while !self.stop.load(Relaxed) {
             let t = now();
             self.clock.store(t.as_nanos(), Relaxed);
+            // This thread runs BFD: a long gap between two loops (the thread was not
+            // scheduled, or blocked) makes peers' paths time out. Say so, once per gap.
+            let gap = t.saturating_duration_since(last_loop);
+            if gap > Self::STALL {
+                tc.stalls += 1;
+                log::warn!("event=slow-path-stall gap-ms={}", gap.as_millis());
+            }
+            last_loop = t;
             if let Some(svr) = &self.svr {
                 swept += svr.sweep(&mut sweep_cursor, t, Self::SWEEP_BUDGET) as u64;
             }
             tc.sessions_expired = swept;
             if self.dump.swap(false, Relaxed) {
-                print!("{}", self.reporter.render(&self.counter_list(&tc)));
+                print!("{}", self.render(&tc));
+            }
+            if t >= next_link_poll {
+                next_link_poll = t + Self::LINK_POLL;
+                self.poll_links(t, &mut links);
             }
             let n = self.punt.dequeue_burst(&mut burst);
             let t = now();
@@ -100,6 +125,12 @@ impl SlowThread {
                     Some(PuntReason::MtuExceeded) if m.tag() >> 16 != 0 => self
                         .slow
                         .handle_too_big(t, m.port(), m.data(), (m.tag() >> 16) as u16),
+                    // BFD of a peer path (UDP 1280 to one of our waypoints).
+                    Some(PuntReason::Local)
+                        if self
+                            .zt
+                            .as_mut()
+                            .is_some_and(|zt| zt.handle_frame(t, m.data())) => {}
                     Some(reason) => self.slow.handle_frame(t, m.port(), reason, m.data()),
                     None => tc.bad_punt_tag += 1,
                 }
@@ -110,6 +141,9 @@ impl SlowThread {
                 .is_some_and(|deadline| deadline <= t)
             {
                 self.slow.handle_timeout(t);
+            }
+            if let Some(zt) = self.zt.as_mut() {
+                zt.drive(t, &mut self.slow);
             }
             while let Some(tx) = self.slow.poll_transmit() {
                 self.transmit(tx.port, &tx.frame, &mut tc, &mut next_worker);
@@ -129,7 +163,35 @@ impl SlowThread {
                 std::thread::sleep(Self::IDLE_SLEEP);
             }
         }
-        self.reporter.render(&self.counter_list(&tc))
+        self.render(&tc)
+    }
+
+    /// The counter report, then key management's state and latest events.
+    fn render(&self, tc: &ThreadCounters) -> String {
+        let mut out = self.reporter.render(&self.counter_list(tc));
+        if let Some(zt) = &self.zt {
+            out.push_str(&zt.report());
+        }
+        out
+    }
+
+    /// Reads every port's link; a change goes to the slow path (neighbour flush) and to key
+    /// management (a peer without valid keys retries at once).
+    fn poll_links(&mut self, now: Instant, links: &mut [Option<bool>]) {
+        for (i, (name, port)) in self.reporter.ports.iter().enumerate() {
+            let Ok(link) = port.link() else { continue };
+            let was = links[i].replace(link.up);
+            if was.is_some_and(|w| w != link.up) {
+                log::info!(
+                    "event=interface-{} interface={name}",
+                    if link.up { "up" } else { "down" }
+                );
+                self.slow.interface_state_changed(now, port.id(), link.up);
+                if let Some(zt) = self.zt.as_mut() {
+                    zt.interface_state_changed(now);
+                }
+            }
+        }
     }
 
     fn transmit(&self, port: u16, frame: &[u8], tc: &mut ThreadCounters, next_worker: &mut usize) {
@@ -165,11 +227,15 @@ impl SlowThread {
             ("inject_ring_full", tc.inject_ring_full),
             ("injected", tc.injected),
             ("svr_sessions_expired", tc.sessions_expired),
+            ("slow_path_stalls", tc.stalls),
         ];
         if let Some(svr) = &self.svr {
             v.push(("svr_sessions_live", svr.table.len() as u64));
         }
         v.extend(self.slow.counters().iter());
+        if let Some(zt) = &self.zt {
+            v.extend(zt.counter_list());
+        }
         v
     }
 }

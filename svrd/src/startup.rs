@@ -57,12 +57,17 @@ pub enum StartupError {
     Launch { lcore: u32, reason: String },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("{path}: {reason}")]
+    Pki { path: String, reason: String },
 }
 
 /// `svrd --check`: parse, validate, and check this host can run it; start nothing.
 pub fn check(path: &Path) -> Result<String, StartupError> {
     let cfg = Config::load(path)?;
     cfg.check_host()?;
+    if cfg.authority.enhanced_security_key_management {
+        crate::zt::load_credentials(&cfg)?;
+    }
     let (router, node) = cfg.local();
     Ok(format!(
         "{}: configuration is valid (router {}, node {}, {} interfaces, {} workers)",
@@ -305,6 +310,12 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     let (router, node) = cfg.local();
     let npath = cfg.local_path();
     precheck_hugepages(node, &npath)?;
+    // Certificates before anything starts: a wrong file or name fails fast.
+    let creds = if cfg.authority.enhanced_security_key_management {
+        Some(crate::zt::load_credentials(&cfg)?)
+    } else {
+        None
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
@@ -390,6 +401,18 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     });
 
     let svr = crate::svr::build(&cfg).map(Arc::new);
+    // Enhanced security key management: identity, trust anchor, one key state machine per
+    // peer and one BFD session per peer path, driven by the slow-path thread (whose clock
+    // starts at 0 when it starts).
+    let zt = match (&svr, creds) {
+        (Some(s), Some(creds)) => Some(crate::zt::ZeroTrust::new(
+            &cfg,
+            creds,
+            Arc::clone(s),
+            Instant::from_nanos(0),
+        )?),
+        _ => None,
+    };
     let clock = Arc::new(AtomicU64::new(0));
     for (w, wc) in workers_cfg.iter().enumerate() {
         // Each worker's CSPRNG (payload keys, UUIDs, metadata IVs) is seeded from the OS once.
@@ -442,6 +465,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         dump,
         reporter: Arc::clone(&reporter),
         svr,
+        zt,
         clock,
     };
     println!(

@@ -44,8 +44,9 @@ impl PacketBuf for MbufBuf<'_> {
 /// The SVR state of this router, or `None` when it has no SVR peers (plain routing only).
 ///
 /// Keys: in test-key mode (`enhanced-security-key-management: false`) our own metadata key
-/// and each peer's come from `svr-test-metadata-key`; in production they will come from the
-/// key exchange (issue 4) through the same [`fastpath::svr_path::KeyStore`] calls.
+/// and each peer's come from `svr-test-metadata-key`, and every path is in service; in
+/// production they come from the key exchange (`crate::zt`), which publishes them and the
+/// paths' service state through the same [`fastpath::svr_path::KeyStore`].
 pub fn build(cfg: &Config) -> Option<SvrShared> {
     let (me, node) = cfg.local();
     if me.peer.is_empty() {
@@ -136,7 +137,7 @@ pub fn build(cfg: &Config) -> Option<SvrShared> {
         }
         log::warn!("SVR in TEST-KEY MODE: static metadata keys from the configuration");
     } else {
-        log::warn!("SVR keys come from key management (issue 4), not yet wired: SVR traffic is dropped as svr_unknown_key");
+        log::info!("SVR keys come from enhanced security key management: BFD on every peer path, keys exchanged in its metadata");
     }
     let addrs: Vec<IpAddr> = shared.cfg.local_waypoints.clone();
     log::info!(

@@ -219,3 +219,59 @@ fn unknown_driver_names_the_interface() {
     let out = svrd(&["--config", path.to_str().unwrap()]);
     assert_one_error(&out, "device-interface[1].vdev");
 }
+
+/// Enhanced security key management: the PKI files are loaded and checked before anything
+/// starts, and a certificate that does not name the router's own peering-common-name (or a
+/// key that is not the certificate's) is refused with the field that names it.
+#[test]
+fn pki_is_checked_before_start() {
+    let dir = std::env::temp_dir().join(format!("svrd-startup-pki-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = dir.join("pki");
+    let d = pki.to_str().unwrap();
+    for args in [
+        vec!["pki", "init", d],
+        vec!["pki", "issue", d, "router-a.testbed.svr"],
+        vec!["pki", "issue", d, "router-c.testbed.svr"],
+    ] {
+        let out = svrd(&args);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+    }
+    let zt = include_str!("../../testbed/router-a-zt.yaml").replace("run/pki", d);
+    let good = write_config("zt-good.yaml", &zt);
+    let out = svrd(&["--check", good.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    let misnamed = zt.replace(
+        "router-a.testbed.svr.chain.pem",
+        "router-c.testbed.svr.chain.pem",
+    );
+    let misnamed = misnamed.replace(
+        "router-a.testbed.svr.key.pem",
+        "router-c.testbed.svr.key.pem",
+    );
+    let out = svrd(&[
+        "--check",
+        write_config("zt-misnamed.yaml", &misnamed)
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_one_error(
+        &out,
+        "authority.router[0].peering-common-name: \"router-a.testbed.svr\" is not named by the certificate",
+    );
+
+    let wrong_key = zt.replace(
+        "router-a.testbed.svr.key.pem",
+        "router-c.testbed.svr.key.pem",
+    );
+    let out = svrd(&[
+        "--check",
+        write_config("zt-key.yaml", &wrong_key).to_str().unwrap(),
+    ]);
+    assert_one_error(
+        &out,
+        "authority.router[0].node[0].pki.certificate-chain: private key does not match the certificate",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,7 +82,7 @@ pub fn wan_packet<B: PacketBuf>(
             Err(e) => drop_with!(w, e),
         };
         let keys = sh.keys.load();
-        let Some(key) = keys.own(sec) else {
+        let Some(key) = keys.recv(peer, sec) else {
             drop_with!(w, SvrDrop::UnknownKey)
         };
         if key

@@ -72,10 +72,16 @@ fn create(
     if h.proto == PROTO_TCP && !h.is_syn() {
         return Err(SvrDrop::TcpNotSyn);
     }
-    if sh.keys.load().peer_current(peer).is_none() {
+    let keys = sh.keys.load();
+    // A path out of service (BFD down, or no valid key) starts no session.
+    let pi = sh.pair_for(&keys, peer, h.v4)?;
+    if keys.peer_current(peer).is_none() {
         return Err(SvrDrop::UnknownKey);
     }
-    let pi = sh.pair_for(peer, h.v4).ok_or(SvrDrop::UnknownPeer)?;
+    // Fresh payload key for every session; its index is the peer's current one, which
+    // moves on every payload-key-rekey-interval.
+    let key_index = keys.payload_key_index(peer);
+    drop(keys);
     let pair = &sh.pairs[pi];
     let ports = pair
         .ports
@@ -102,7 +108,7 @@ fn create(
     let init = SessionInit {
         role: Role::Ingress,
         uuid,
-        payload_key_index: 0,
+        payload_key_index: key_index,
         key_handle: u32::from(peer),
         replay_slot: 0,
         metadata: MetadataState::SendingForward { count: 0 },
@@ -122,7 +128,7 @@ fn create(
             };
         }
     };
-    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, 0, raw));
+    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, key_index, raw));
     w.counters.events.bump(SvrEvent::IngressSession);
     sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
 }
@@ -200,8 +206,14 @@ pub fn lan_packet<B: PacketBuf>(
         (Role::Ingress, MetadataState::SendingForward { .. })
             | (Role::Egress, MetadataState::SendingReverse)
     );
-    let pair = sh
-        .pair_index(nk.src(), nk.dst())
+    let pair_index = sh.pair_index(nk.src(), nk.dst());
+    if let Some(i) = pair_index {
+        // The session's path left service (BFD down, keys invalid): nothing goes out on it.
+        if !keys.path_in_service(i) {
+            drop_with!(w, SvrDrop::PathOutOfService);
+        }
+    }
+    let pair = pair_index
         .map(|i| sh.pairs[i].path_id.as_str())
         .unwrap_or("wan");
     let service = sh.service_for(if s.role == Role::Ingress {

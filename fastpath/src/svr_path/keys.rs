@@ -1,16 +1,29 @@
 //! [`KeyStore`]: the metadata keys the data path uses, published to workers lock-free.
 //!
-//! Key management (issue 4; for now the YAML test keys) installs keys here; workers load one
-//! immutable [`KeySnapshot`] per burst (an `arc-swap` load, no lock). Two roles:
+//! Key management installs keys here (svrd: the key exchange of enhanced security key
+//! management, publishing what `svr_keymgmt::PeerKeyState` decides; or the YAML test keys);
+//! workers load one immutable [`KeySnapshot`] per packet or burst (an `arc-swap` load, no
+//! lock, never a wait). Two roles:
 //!
 //! * **our own** metadata key decrypts and verifies incoming metadata (peers encrypt to us
-//!   with it); looked up by the Security Identifier's rekey index;
+//!   with it); looked up by the Security Identifier's rekey index. With the key exchange each
+//!   peer gets its own ([`KeyStore::publish_peer`], [`KeySnapshot::recv`]); the test keys
+//!   use one for all peers ([`KeyStore::install_own`]);
 //! * **each peer's** metadata key encrypts and signs outgoing metadata to that peer.
 //!
 //! Each role keeps the current key and the previous one, so a receiver still accepts the old
 //! key during a rotation (decisions.md "Grace"); [`KeyStore::retire_own`] /
 //! [`KeyStore::retire_peer`] drop a key when the grace period is over. Writers (the slow path)
 //! are serialised by a mutex that workers never touch.
+//!
+//! The snapshot also says which **peer paths** (waypoint pairs) are in service
+//! ([`KeyStore::set_path_in_service`]): with key management, a path carries new sessions only
+//! while BFD is Up on it and the peer's keys are valid. Without it (test keys) every path is.
+//!
+//! **Retired keys are dropped, and zeroized, once no worker holds them**: a snapshot owns its
+//! keys through `Arc`s; replacing the snapshot drops the store's reference to the old one, and
+//! the last worker guard or `Arc` clone of it to go away drops the keys (`MetadataKey` is
+//! `ZeroizeOnDrop`). Workers hold a snapshot for one packet or burst, so that is soon.
 
 use std::sync::{Arc, Mutex};
 
@@ -71,17 +84,54 @@ impl KeyPair {
 /// One immutable generation of keys.
 #[derive(Debug, Clone, Default)]
 pub struct KeySnapshot {
-    /// Our own metadata key(s).
+    /// Our own metadata key(s), for every peer (test keys).
     pub own: KeyPair,
+    /// Our own metadata key(s) per peer (key exchange), indexed by [`PeerId`]; looked up
+    /// before [`KeySnapshot::own`].
+    pub own_per_peer: Vec<KeyPair>,
     /// Peers' metadata keys, indexed by [`PeerId`].
     pub peers: Vec<KeyPair>,
+    /// The payload-key index new sessions to each peer get, indexed by [`PeerId`] (0 when
+    /// absent); it moves on every `payload-key-rekey-interval`.
+    pub payload_key_index: Vec<u8>,
+    /// Which waypoint pairs ([`super::SvrShared::pairs`] order) are in service; `None`: not
+    /// gated, every path is (test-key mode).
+    pub paths: Option<Vec<bool>>,
 }
 
 impl KeySnapshot {
-    /// Our key with `rekey_index`, to open incoming metadata.
+    /// Our key with `rekey_index`, to open incoming metadata (any peer; test keys).
     #[inline]
     pub fn own(&self, rekey_index: u32) -> Option<&MetadataKey> {
         self.own.by_index(rekey_index)
+    }
+
+    /// Our key with `rekey_index` for metadata from `peer`: the one exchanged with that peer,
+    /// else the shared one.
+    #[inline]
+    pub fn recv(&self, peer: PeerId, rekey_index: u32) -> Option<&MetadataKey> {
+        self.own_per_peer
+            .get(usize::from(peer))
+            .and_then(|p| p.by_index(rekey_index))
+            .or_else(|| self.own(rekey_index))
+    }
+
+    /// The payload-key index for a new session to `peer`.
+    #[inline]
+    pub fn payload_key_index(&self, peer: PeerId) -> u8 {
+        self.payload_key_index
+            .get(usize::from(peer))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether waypoint pair `pair` may carry sessions.
+    #[inline]
+    pub fn path_in_service(&self, pair: usize) -> bool {
+        match &self.paths {
+            None => true,
+            Some(p) => p.get(pair).copied().unwrap_or(false),
+        }
     }
 
     /// The key to seal metadata to `peer` with.
@@ -115,6 +165,11 @@ impl KeyStore {
         self.snap.load()
     }
 
+    /// The current snapshot as an owned `Arc` (for the slow path and tests).
+    pub fn load_full(&self) -> Arc<KeySnapshot> {
+        self.snap.load_full()
+    }
+
     fn update(&self, f: impl FnOnce(&mut KeySnapshot)) {
         // A poisoned lock only means another writer panicked; the snapshot is still whole.
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,6 +191,42 @@ impl KeyStore {
                 s.peers.resize_with(i + 1, KeyPair::default);
             }
             s.peers[i].install(key);
+        });
+    }
+
+    /// Publishes what key management holds for `peer` in one step: our metadata keys for it
+    /// (`own`: current and previous), its metadata key we seal with (`send`), and the
+    /// payload-key index of new sessions. The keys are shared, not copied.
+    pub fn publish_peer(&self, peer: PeerId, own: KeyPair, send: KeyPair, payload_key_index: u8) {
+        self.update(|s| {
+            let i = usize::from(peer);
+            if s.peers.len() <= i {
+                s.peers.resize_with(i + 1, KeyPair::default);
+            }
+            if s.own_per_peer.len() <= i {
+                s.own_per_peer.resize_with(i + 1, KeyPair::default);
+            }
+            if s.payload_key_index.len() <= i {
+                s.payload_key_index.resize(i + 1, 0);
+            }
+            s.own_per_peer[i] = own;
+            s.peers[i] = send;
+            s.payload_key_index[i] = payload_key_index;
+        });
+    }
+
+    /// Gates new sessions on path state: from now on a waypoint pair is in service only
+    /// after [`KeyStore::set_path_in_service`] says so. `pairs`: how many there are.
+    pub fn gate_paths(&self, pairs: usize) {
+        self.update(|s| s.paths = Some(vec![false; pairs]));
+    }
+
+    /// Puts waypoint pair `pair` in or out of service (only once [`KeyStore::gate_paths`]).
+    pub fn set_path_in_service(&self, pair: usize, in_service: bool) {
+        self.update(|s| {
+            if let Some(p) = s.paths.as_mut().and_then(|p| p.get_mut(pair)) {
+                *p = in_service;
+            }
         });
     }
 
@@ -183,5 +274,51 @@ mod tests {
         assert!(ks.load().peer(2, 7).is_some());
         ks.retire_peer(2, 8);
         assert_eq!(ks.load().peer_current(2).map(|k| k.rekey_index()), Some(7));
+    }
+
+    #[test]
+    fn per_peer_keys_gating_and_zeroize_on_last_drop() {
+        let ks = KeyStore::new();
+        assert!(ks.load().path_in_service(5), "ungated: every path");
+        ks.gate_paths(2);
+        assert!(!ks.load().path_in_service(0));
+        ks.set_path_in_service(1, true);
+        let s = ks.load();
+        assert!(!s.path_in_service(0) && s.path_in_service(1) && !s.path_in_service(2));
+        drop(s);
+        let own = Arc::new(key(1));
+        let send = Arc::new(key(9));
+        ks.install_own(key(1)); // the shared (test) key with the same index
+        ks.publish_peer(
+            1,
+            KeyPair {
+                current: Some(Arc::clone(&own)),
+                previous: None,
+            },
+            KeyPair {
+                current: Some(Arc::clone(&send)),
+                previous: None,
+            },
+            3,
+        );
+        let s = ks.load_full();
+        assert!(std::ptr::eq(s.recv(1, 1).unwrap(), own.as_ref()));
+        assert!(
+            !std::ptr::eq(s.recv(0, 1).unwrap(), own.as_ref()),
+            "peer 0: shared"
+        );
+        assert_eq!(s.payload_key_index(1), 3);
+        assert_eq!(s.payload_key_index(0), 0);
+        // A worker still holds the old snapshot: the key lives on until it lets go.
+        ks.publish_peer(1, KeyPair::default(), KeyPair::default(), 4);
+        drop(send);
+        let weak = Arc::downgrade(&own);
+        drop(own);
+        assert!(weak.upgrade().is_some(), "held by the old snapshot");
+        drop(s);
+        assert!(
+            weak.upgrade().is_none(),
+            "dropped (and zeroized) with the last holder"
+        );
     }
 }

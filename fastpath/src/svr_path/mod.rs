@@ -203,6 +203,9 @@ reasons! {
         NoRoom = "svr_no_buffer_room",
         /// The session vanished (timed out) between lookup and use, or its key is missing.
         StaleSession = "svr_stale_session",
+        /// No peer path to the serving peer is in service (BFD down, or no valid key from
+        /// the key exchange): no new session, and no packet of a session on such a path.
+        PathOutOfService = "svr_path_out_of_service",
     }
 }
 
@@ -503,20 +506,30 @@ impl SvrShared {
             .map(|i| i as PeerId)
     }
 
-    /// The pair to use for a new session to `peer` whose inner packet is IPv4 (`v4`): one of
-    /// the same family if there is one, else any.
-    fn pair_for(&self, peer: PeerId, v4: bool) -> Option<usize> {
+    /// The pair to use for a new session to `peer` whose inner packet is IPv4 (`v4`): an
+    /// in-service one of the same family if there is one, else any in service.
+    /// `PathOutOfService` when the peer has pairs but none is in service.
+    fn pair_for(&self, keys: &KeySnapshot, peer: PeerId, v4: bool) -> Result<usize, SvrDrop> {
         let mut any = None;
+        let mut known = false;
         for (i, p) in self.pairs.iter().enumerate() {
             if p.peer != peer {
                 continue;
             }
+            known = true;
+            if !keys.path_in_service(i) {
+                continue;
+            }
             if p.local.is_ipv4() == v4 {
-                return Some(i);
+                return Ok(i);
             }
             any.get_or_insert(i);
         }
-        any
+        match (any, known) {
+            (Some(i), _) => Ok(i),
+            (None, true) => Err(SvrDrop::PathOutOfService),
+            (None, false) => Err(SvrDrop::UnknownPeer),
+        }
     }
 
     fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
@@ -687,9 +700,14 @@ pub const fn max_mss(wan_mtu: u16, outer_v4: bool) -> u16 {
 /// HMAC 24. ICMP adds the 8-byte UDP header.
 pub const MAX_DATA_OVERHEAD: usize = 16 + svr_crypto::SEAL_OVERHEAD;
 
+/// UDP port of SVR BFD (svr-protocol.md §4.2), source and destination; kept out of SVR
+/// egress even when it falls in the wayport range.
+pub const BFD_UDP_PORT: u16 = 1280;
+
 /// True when `frame` (already validated by `forward::classify`, which called it local) is a
 /// UDP or TCP packet to one of our waypoints on a wayport: the SVR egress path takes it.
-/// Everything else addressed to the router (ping, BFD, ...) stays with the slow path.
+/// Everything else addressed to the router (ping, BFD on UDP 1280, ...) stays with the slow
+/// path.
 pub fn is_wan_candidate(sh: &SvrShared, frame: &[u8]) -> bool {
     use crate::wire::be;
     let (dst, proto, l4) = match frame.get(12..14) {
@@ -706,5 +724,9 @@ pub fn is_wan_candidate(sh: &SvrShared, frame: &[u8]) -> bool {
     let Some(port) = frame.get(l4 + 2..l4 + 4) else {
         return false;
     };
-    sh.is_local_waypoint(dst) && sh.is_wayport(be::u16(port))
+    let port = be::u16(port);
+    if proto == packet::PROTO_UDP && port == BFD_UDP_PORT {
+        return false;
+    }
+    sh.is_local_waypoint(dst) && sh.is_wayport(port)
 }

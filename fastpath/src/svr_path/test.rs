@@ -795,3 +795,77 @@ fn python_verifies_wan_packets() {
     );
     assert!(stdout.contains("OK checked=3"), "{stdout}");
 }
+
+/// Key management publishes per-peer keys (which override the shared test keys) and a
+/// payload-key index; paths gate new sessions and the packets of sessions on them.
+#[test]
+fn path_gating_per_peer_keys_and_payload_index() {
+    use std::sync::Arc;
+    let mut p = Pair::new((true, true));
+    // Per-peer keys in place of the shared ones, index 7, as the key exchange publishes them.
+    let ka = || Arc::new(MetadataKey::new(7, &[0x5a; 32], &[0x6b; 48]));
+    let kb = || Arc::new(MetadataKey::new(7, &[0x7c; 32], &[0x8d; 48]));
+    let pair = |k: Arc<MetadataKey>| keys::KeyPair {
+        current: Some(k),
+        previous: None,
+    };
+    p.a.0.keys.publish_peer(0, pair(ka()), pair(kb()), 3);
+    p.b.0.keys.publish_peer(0, pair(kb()), pair(ka()), 0);
+    // Gated, nothing in service: no new session, counted.
+    p.a.0.keys.gate_paths(p.a.0.pairs().len());
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"x"));
+    let mut buf = TestBuffer::new(&f);
+    let v = ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::PathOutOfService)));
+    assert_eq!(p.a.0.table.len(), 0);
+    // Only the IPv6 pair in service: the IPv4 flow takes it (another family, still served).
+    let v6 =
+        p.a.0
+            .pairs()
+            .iter()
+            .position(|x| !x.local.is_ipv4())
+            .unwrap();
+    let v4 =
+        p.a.0
+            .pairs()
+            .iter()
+            .position(|x| x.local.is_ipv4())
+            .unwrap();
+    p.a.0.keys.set_path_in_service(v6, true);
+    let (wan, _) = p.send(true, &f);
+    assert_eq!(&wan[12..14], &[0x86, 0xdd], "v4 inner over the v6 path");
+    let key = crate::session::FlowKey::new(ip("10.1.0.2"), ip("10.2.0.2"), 17, 40000, 5001);
+    let s = p.a.0.table.lookup(&key.unwrap()).unwrap();
+    assert_eq!(
+        s.payload_key_index, 3,
+        "new session takes the published index"
+    );
+    let s = p.b.0.table.lookup(&key.unwrap().reversed()).unwrap();
+    assert_eq!(s.payload_key_index, 3, "carried to the egress in TLV 46");
+    // The session's path leaves service: its packets stop, counted.
+    p.a.0.keys.set_path_in_service(v6, false);
+    p.a.0.keys.set_path_in_service(v4, true);
+    let mut buf = TestBuffer::new(&f);
+    let v = ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::PathOutOfService)));
+    p.a.0.keys.set_path_in_service(v6, true);
+    p.send(true, &f);
+}
+
+#[test]
+fn bfd_to_a_waypoint_stays_with_the_slow_path() {
+    let (sh, _) = router("router-a", (true, true), 1024);
+    // 1280 inside the wayport range, to be sure the port decides, not the range.
+    let mut cfg = sh.cfg.clone();
+    cfg.wayport_range = WayportRange {
+        first: 1024,
+        last: 65535,
+    };
+    let sh = SvrShared::new(cfg).unwrap();
+    let bfd = frame("10.9.0.2", "10.9.0.1", 17, &udp(1280, 1280, &[0x20; 24]));
+    assert!(!is_wan_candidate(&sh, &bfd));
+    let bfd6 = frame("fd00:9::2", "fd00:9::1", 17, &udp(1280, 1280, &[0x20; 24]));
+    assert!(!is_wan_candidate(&sh, &bfd6));
+    let data = frame("10.9.0.2", "10.9.0.1", 17, &udp(1280, 1281, &[0; 24]));
+    assert!(is_wan_candidate(&sh, &data), "a wayport, not BFD");
+}
