@@ -6,8 +6,9 @@
 #     path (IPv4 and IPv6 waypoint pairs) comes into service, ping / TCP / UDP cross as SVR
 #     sessions keyed by the exchange;
 #   - under a steady UDP stream (numbered datagrams at a fixed rate, echoed back, a new
-#     session every 100) several peer-key, metadata-key and payload-key rotations happen
-#     (test-time-scale 360: 1 h intervals fire every 10 s) and no datagram is lost;
+#     session every 500) several peer-key, metadata-key and payload-key rotations happen
+#     (test-time-scale 360: 1 h intervals fire every 10 s), the live sessions are re-keyed
+#     (svr_payload_rekeys_*) and no datagram is lost;
 #   - killing router-b takes router-a's paths out of service within the BFD detection time
 #     (3 s) by the event's timestamp; restarting router-b restores traffic with no operator
 #     action;
@@ -161,7 +162,7 @@ for alg in x25519 dh-modp-4096; do
     ip netns exec host-b timeout $((n / rate + 15)) python3 "$TB_DIR/udp_flow.py" serve 10.2.0.2 5002 $((n / rate + 4)) &
     SERVERS="$!"
     sleep 0.3
-    out=$(ip netns exec host-a timeout $((n / rate + 15)) python3 "$TB_DIR/udp_flow.py" stream 10.2.0.2 5002 "$n" "$rate" 100) || fail "UDP stream"
+    out=$(ip netns exec host-a timeout $((n / rate + 15)) python3 "$TB_DIR/udp_flow.py" stream 10.2.0.2 5002 "$n" "$rate" 500) || fail "UDP stream"
     wait $SERVERS 2>/dev/null || true; SERVERS=""
     la=$(lines router-a); lb=$(lines router-b)
     stalls=$(( $(count_log router-a "event=slow-path-stall" "$fa" "$la") + $(count_log router-b "event=slow-path-stall" "$fb" "$lb") ))
@@ -178,6 +179,19 @@ for alg in x25519 dh-modp-4096; do
   payb=$(count_log router-b "event=payload-key-rotation-due" "$fb" "$lb")
   oos=$(count_log router-a "event=path-out-of-service" "$fa" "$la")
   echo "$out" | grep -q "^sent=$n received=$n lost=0 " || fail "UDP stream lost datagrams during rotations: $out"
+  # The sessions live across payload-key rotations (5 s each): they were re-keyed in flight.
+  dump router-a router-b
+  rks=$(counter router-a "svr svr_payload_rekeys_started"); rkc=$(counter router-a "svr svr_payload_rekeys_completed")
+  rki=$(counter router-b "svr svr_payload_rekeys_installed"); rkp=$(counter router-b "svr svr_payload_key_previous_used")
+  [ "${rks:-0}" -ge 1 ] && [ "${rkc:-0}" -ge 1 ] && [ "${rki:-0}" -ge 1 ] \
+    || fail "$alg: live sessions were not re-keyed: router-a started=${rks:-0} completed=${rkc:-0}, router-b installed=${rki:-0}"
+  for r in router-a router-b; do
+    for c in svr_hmac_failure svr_replay svr_bad_metadata svr_decrypt_failure svr_stale_session; do
+      v=$(counter "$r" "drop $c")
+      [ "${v:-0}" = 0 ] || fail "$alg: $r: drop $c=$v during payload rekeys"
+    done
+  done
+  ok "$alg: payload rekeys of live sessions: router-a started=$rks completed=$rkc, router-b installed=$rki previous-key-used=${rkp:-0}, no crypto drops"
   min=1; [ "$alg" = x25519 ] && min=2
   [ "$pk" -ge "$min" ] && [ "$mk" -ge "$min" ] && [ "$pay" -ge "$min" ] && [ "$pkb" -ge "$min" ] && [ "$payb" -ge "$min" ] \
     || fail "$alg: too few rotations during the stream: router-a peer-key=$pk metadata-key=$mk payload=$pay, router-b peer-key=$pkb payload=$payb"

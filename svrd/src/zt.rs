@@ -524,7 +524,7 @@ impl ZeroTrust {
                 lines.push(format!("peer={} {ev}", peer.name));
                 if let KeyEvent::PayloadKeyRotationDue { payload_key_index } = ev {
                     // New sessions take the new index from the next publish on; live sessions
-                    // keep the payload key they were set up with until they end.
+                    // see it on their next packet and re-key (docs/protocol.md §4.1).
                     log::debug!(
                         "peer={} new sessions now use payload-key index {payload_key_index}",
                         peer.name

@@ -830,6 +830,18 @@ impl SessionTable {
         ))
     }
 
+    /// Moves the payload-key index of session `id` from `from` to `to` (a payload rekey);
+    /// true only for the caller whose compare-and-set made the change, so one worker starts
+    /// a rekey. False for a stale id or when the index is no longer `from`.
+    pub fn set_payload_key_index(&self, id: SessionId, from: u8, to: u8) -> bool {
+        const PKI_MASK: u64 = 0xff << PKI_SHIFT;
+        matches!(
+            self.update_state(id, |s| ((s >> PKI_SHIFT) as u8 == from)
+                .then_some(s & !PKI_MASK | u64::from(to) << PKI_SHIFT)),
+            Some((old, new)) if old != new
+        )
+    }
+
     /// The next TX sequence number of session `id` for packets leaving on `toward` (starts at
     /// 0). `None` for a stale id. A call racing with removal and reuse of the entry can skip
     /// one number of the new session; receivers' replay windows accept gaps.

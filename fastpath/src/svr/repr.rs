@@ -106,6 +106,13 @@ fn slot(ty: TlvType) -> Option<u32> {
 }
 
 impl<'a> MetadataRepr<'a> {
+    /// `self` with payload key TLV 46. Reverse metadata echoes the session's current payload
+    /// key with it (payload-key rotation of live sessions, `docs/protocol.md`).
+    pub fn with_payload_key(mut self, key: PayloadKeyTlv<'a>) -> MetadataRepr<'a> {
+        self.payload_key = Some(key);
+        self
+    }
+
     /// Parses a header-TLV section (`[12, HL)`) and a cleartext payload-TLV section.
     pub fn parse(
         header_tlvs: &'a [u8],

@@ -9,6 +9,8 @@ use super::packet::{
     self, fill_l4_checksum, header_save, ip_len, move_payload, set_ports, write_ip, Headers,
     IpFields, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
 };
+use std::sync::Arc;
+
 use super::{PacketBuf, PeerId, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
 use crate::svr::{
@@ -37,7 +39,10 @@ enum Md {
         key_index: u8,
         raw: [u8; 32],
     },
-    Reverse,
+    Reverse {
+        /// The payload-key index the egress echoed (TLV 46), if it did.
+        key_index: Option<u8>,
+    },
 }
 
 /// Handles a frame addressed to one of our waypoints on a wayport (the caller checked both).
@@ -120,7 +125,9 @@ pub fn wan_packet<B: PacketBuf>(
                         raw: *pk.key,
                     }
                 } else if r.reverse_context.is_some() {
-                    Md::Reverse
+                    Md::Reverse {
+                        key_index: r.payload_key.map(|p| p.index),
+                    }
                 } else {
                     drop_with!(
                         w,
@@ -131,7 +138,8 @@ pub fn wan_packet<B: PacketBuf>(
             Err(e) => drop_with!(w, e),
         };
         drop(keys);
-        let (s, dir) = match md {
+        let now_ms = crate::session::now_millis(now);
+        let (s, dir, crypto, k) = match md {
             Md::Control(reason) => {
                 w.counters.events.bump(SvrEvent::ControlReceived);
                 if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
@@ -163,18 +171,69 @@ pub fn wan_packet<B: PacketBuf>(
                         }
                     }
                 };
+                let Some(crypto) = sh.crypto(s.id) else {
+                    raw = [0; 32];
+                    std::hint::black_box(&mut raw);
+                    drop_with!(w, SvrDrop::StaleSession)
+                };
+                // The packet is encrypted under the key its TLV 46 carries.
+                let sel = if crypto.current.index() == key_index {
+                    Ok((crypto, KeyUse::Current))
+                } else if crypto
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| p.index() == key_index)
+                {
+                    // Forward metadata of the old key, late: within the grace period only.
+                    if crypto.previous_at(now_ms).is_some() {
+                        Ok((crypto, KeyUse::Previous))
+                    } else {
+                        Err(SvrDrop::StaleSession)
+                    }
+                } else {
+                    // A rekey of a live session: install, acknowledge with reverse metadata.
+                    match sh.install_rekey(w, s.id, &crypto, key_index, &raw, now_ms) {
+                        Some(c) => {
+                            sh.table
+                                .update_metadata(s.id, |_| MetadataState::SendingReverse);
+                            Ok((c, KeyUse::Current))
+                        }
+                        None => Err(SvrDrop::StaleSession),
+                    }
+                };
                 raw = [0; 32];
                 std::hint::black_box(&mut raw);
-                (s, Direction::Forward)
+                match sel {
+                    Ok((c, k)) => (s, Direction::Forward, c, k),
+                    Err(d) => drop_with!(w, d),
+                }
             }
-            Md::Reverse => {
+            Md::Reverse { key_index } => {
                 let Some(s) = found.filter(|s| s.role == Role::Ingress) else {
                     drop_with!(w, SvrDrop::UnknownSession)
                 };
-                (s, Direction::Reverse)
+                let Some(crypto) = sh.crypto(s.id) else {
+                    drop_with!(w, SvrDrop::StaleSession)
+                };
+                let k = match key_index {
+                    Some(i) if crypto.next.as_ref().is_some_and(|n| n.index() == i) => KeyUse::Next,
+                    Some(i)
+                        if i != crypto.current.index()
+                            && crypto.previous_at(now_ms).is_some_and(|p| p.index() == i) =>
+                    {
+                        KeyUse::Previous
+                    }
+                    _ => KeyUse::Current,
+                };
+                (s, Direction::Reverse, crypto, k)
             }
         };
-        let Some(crypto) = sh.crypto(s.id) else {
+        let key = match k {
+            KeyUse::Current => Some(&crypto.current),
+            KeyUse::Next => crypto.next.as_ref(),
+            KeyUse::Previous => crypto.previous.as_ref(),
+        };
+        let Some(key) = key.cloned() else {
             drop_with!(w, SvrDrop::StaleSession)
         };
         let Some(window) = w.window(s.id) else {
@@ -185,7 +244,7 @@ pub fn wan_packet<B: PacketBuf>(
         }
         let ct_start = l4_end + md_len;
         let ct_end = end - TAIL;
-        let plain = match crypto
+        let plain = match key
             .key
             .decrypt(dir, seq, &mut b.data_mut()[ct_start..ct_end])
         {
@@ -195,8 +254,19 @@ pub fn wan_packet<B: PacketBuf>(
         if let Some(window) = w.window(s.id) {
             window.mark(seq);
         }
-        if dir == Direction::Reverse {
-            // Reverse metadata arrived: stop sending forward metadata (§1.4).
+        if k == KeyUse::Previous {
+            w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
+        }
+        let mut crypto = crypto;
+        if k == KeyUse::Next {
+            // The egress echoed the pending key: it has it; switch.
+            if let Some(c) = sh.complete_rekey(w, s.id, &crypto, now_ms) {
+                crypto = c;
+            }
+        }
+        if dir == Direction::Reverse && (crypto.next.is_none() || k == KeyUse::Next) {
+            // Reverse metadata arrived: stop sending forward metadata (§1.4). Not while a
+            // rekey waits for an echo of its key.
             sh.table
                 .update_metadata(s.id, |_| MetadataState::Established);
         }
@@ -205,22 +275,35 @@ pub fn wan_packet<B: PacketBuf>(
         let Some(s) = found else {
             return enable_metadata(sh, w, b, &h, peer, now);
         };
-        let Some(crypto) = sh.crypto(s.id) else {
+        let Some(mut crypto) = sh.crypto(s.id) else {
             drop_with!(w, SvrDrop::StaleSession)
         };
         let dir = match s.role {
             Role::Egress => Direction::Forward,
             Role::Ingress => Direction::Reverse,
         };
-        let Some(window) = w.window(s.id) else {
-            drop_with!(w, SvrDrop::StaleSession)
-        };
-        let plain = match open_payload(&crypto.key, dir, &mut b.data_mut()[..end], l4_end, window) {
-            Ok((n, _)) => n,
+        let (plain, used) = match open_data(
+            sh,
+            w,
+            &s,
+            crypto,
+            dir,
+            &mut b.data_mut()[..end],
+            l4_end,
+            now,
+        ) {
+            Ok((n, c, k)) => {
+                crypto = c;
+                (n, k)
+            }
             Err(e) => drop_with!(w, crypto_drop(e)),
         };
-        if s.role == Role::Egress && s.metadata == MetadataState::SendingReverse {
-            // A forward packet without metadata: the ingress saw our reverse metadata.
+        if s.role == Role::Egress
+            && s.metadata == MetadataState::SendingReverse
+            && used == KeyUse::Current
+        {
+            // A forward packet without metadata under the current key: the ingress saw our
+            // reverse metadata (an old-key packet may be one sent before a rekey).
             sh.table.update_metadata(s.id, |m| match m {
                 MetadataState::SendingReverse => MetadataState::Established,
                 other => other,
@@ -230,6 +313,57 @@ pub fn wan_packet<B: PacketBuf>(
     };
     let _ = (dir, crypto);
     restore(sh, w, b, &h, &s, payload_start, plain_len, now)
+}
+
+/// Which of a session's payload keys opens a metadata packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    Current,
+    Next,
+    Previous,
+}
+
+/// Opens a metadata-less data packet: under the current key; if its HMAC fails, under the
+/// pending key of an ingress rekey (which acknowledges it: the ingress switches) and under
+/// the previous key while its grace period runs (counted). Returns the plaintext length, the
+/// session's keys after any switch, and which key opened it.
+#[allow(clippy::too_many_arguments)]
+fn open_data(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    s: &SessionRef,
+    crypto: Arc<SessionCrypto>,
+    dir: Direction,
+    buf: &mut [u8],
+    l4_end: usize,
+    now: Instant,
+) -> Result<(usize, Arc<SessionCrypto>, KeyUse), CryptoError> {
+    let Some(window) = w.window(s.id) else {
+        return Err(CryptoError::BadMac);
+    };
+    match open_payload(&crypto.current.key, dir, buf, l4_end, window) {
+        Err(CryptoError::BadMac) => {}
+        r => return r.map(|(n, _)| (n, crypto, KeyUse::Current)),
+    }
+    let now_ms = crate::session::now_millis(now);
+    if let Some(next) = crypto.next.clone() {
+        if let Some(window) = w.window(s.id) {
+            if let Ok((n, _)) = open_payload(&next.key, dir, buf, l4_end, window) {
+                let c = sh
+                    .complete_rekey(w, s.id, &crypto, now_ms)
+                    .unwrap_or(crypto);
+                sh.table
+                    .update_metadata(s.id, |_| MetadataState::Established);
+                return Ok((n, c, KeyUse::Next));
+            }
+        }
+    }
+    if let (Some(prev), Some(window)) = (crypto.previous_at(now_ms), w.window(s.id)) {
+        let (n, _) = open_payload(&prev.key, dir, buf, l4_end, window)?;
+        w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
+        return Ok((n, crypto, KeyUse::Previous));
+    }
+    Err(CryptoError::BadMac)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,7 +1,7 @@
 //! LAN → peer: a packet from a LAN host to a service a peer serves (the ingress role), or a
 //! LAN host's reply on a session a peer opened (the egress role's reverse direction).
 
-use svr_crypto::{payload_ciphertext_len, Direction, PacketKey, PayloadKey, HMAC_LEN, TRAILER_LEN};
+use svr_crypto::{payload_ciphertext_len, Direction, PacketKey, HMAC_LEN, TRAILER_LEN};
 
 use super::packet::{
     self, fill_l4_checksum, header_save, ip_len, move_payload, set_ports, write_ip, Headers,
@@ -10,10 +10,8 @@ use super::packet::{
 use super::{max_mss, PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::forward::PuntReason;
 use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
-use crate::svr::value::{Context, PayloadCipher};
-use crate::svr::{
-    seal_metadata, ForwardMetadata, MetadataRepr, PayloadKeyTlv, ReverseMetadata, SessionContext,
-};
+use crate::svr::value::Context;
+use crate::svr::{seal_metadata, ForwardMetadata, MetadataRepr, ReverseMetadata, SessionContext};
 use crate::time::Instant;
 use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
 use crate::wire::{IpProtocol, TcpPacket};
@@ -133,18 +131,6 @@ fn create(
     sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
 }
 
-impl SessionCrypto {
-    /// Installs a payload key (raw bytes kept for TLV 46 on later metadata packets).
-    pub fn new(generation: u32, peer: super::PeerId, index: u8, raw: [u8; 32]) -> SessionCrypto {
-        SessionCrypto {
-            generation,
-            peer,
-            key: PayloadKey::new(index, &raw),
-            raw,
-        }
-    }
-}
-
 /// Handles a LAN frame whose destination is in a service served by a peer (or a reply on a
 /// session a peer opened). See the module doc of [`super`].
 pub fn lan_packet<B: PacketBuf>(
@@ -178,9 +164,29 @@ pub fn lan_packet<B: PacketBuf>(
             Err(d) => drop_with!(w, d),
         },
     };
-    let Some(crypto) = sh.crypto(s.id) else {
+    let Some(mut crypto) = sh.crypto(s.id) else {
         drop_with!(w, SvrDrop::StaleSession)
     };
+    let keys = sh.keys.load();
+    // Payload-key rotation of a live session we own: one byte compare per packet.
+    let mut rekeyed = false;
+    if s.role == Role::Ingress {
+        let now_ms = crate::session::now_millis(now);
+        let want = keys.payload_key_index(crypto.peer);
+        if crypto.next.is_some() {
+            // No reverse packet acknowledged the pending key in time (a one-way flow).
+            if now_ms >= crypto.next_since_ms + super::PAYLOAD_KEY_SWITCH_MS {
+                if let Some(c) = sh.complete_rekey(w, s.id, &crypto, now_ms) {
+                    crypto = c;
+                }
+            }
+        } else if s.payload_key_index != want {
+            if let Some(c) = sh.start_rekey(w, &s, &crypto, want, now_ms) {
+                crypto = c;
+                rekeyed = true;
+            }
+        }
+    }
     let dir = match s.role {
         Role::Ingress => Direction::Forward,
         Role::Egress => Direction::Reverse,
@@ -197,15 +203,22 @@ pub fn lan_packet<B: PacketBuf>(
         }
     }
 
-    let keys = sh.keys.load();
     let Some(md_key) = keys.peer_current(crypto.peer) else {
         drop_with!(w, SvrDrop::UnknownKey)
     };
-    let with_md = matches!(
-        (s.role, s.metadata),
-        (Role::Ingress, MetadataState::SendingForward { .. })
-            | (Role::Egress, MetadataState::SendingReverse)
-    );
+    let with_md = rekeyed
+        || matches!(
+            (s.role, s.metadata),
+            (Role::Ingress, MetadataState::SendingForward { .. })
+                | (Role::Egress, MetadataState::SendingReverse)
+        );
+    // Forward metadata carries the newest key (during a rekey the pending one) and its packet
+    // is encrypted under it; data packets and everything the egress sends use the current one.
+    let tx = if with_md && s.role == Role::Ingress {
+        std::sync::Arc::clone(crypto.announced())
+    } else {
+        std::sync::Arc::clone(&crypto.current)
+    };
     let pair_index = sh.pair_index(nk.src(), nk.dst());
     if let Some(i) = pair_index {
         // The session's path left service (BFD down, keys invalid): nothing goes out on it.
@@ -222,11 +235,7 @@ pub fn lan_packet<B: PacketBuf>(
         h.src
     });
     let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
-    let pk = PayloadKeyTlv {
-        index: crypto.key.index(),
-        cipher: PayloadCipher::Aes256Cbc,
-        key: &crypto.raw,
-    };
+    let pk = tx.tlv();
     let repr: MetadataRepr<'_> = match s.role {
         Role::Ingress => ForwardMetadata {
             security_id: md_key.rekey_index(),
@@ -251,7 +260,8 @@ pub fn lan_packet<B: PacketBuf>(
             peer_path_id: Some(pair),
             disable_forward_metadata: true,
         }
-        .to_repr(),
+        .to_repr()
+        .with_payload_key(pk),
     };
     let md_len = if with_md { repr.sealed_len() } else { 0 };
 
@@ -338,7 +348,7 @@ pub fn lan_packet<B: PacketBuf>(
         }
     }
     let ct_end = new_start + ct;
-    if crypto
+    if tx
         .key
         .encrypt(dir, seq, &mut frame[new_start..ct_end], plain)
         .is_err()
@@ -350,7 +360,7 @@ pub fn lan_packet<B: PacketBuf>(
     let tag = if with_md {
         md_key.sign(signed)
     } else {
-        crypto.key.sign(dir, signed)
+        tx.key.sign(dir, signed)
     };
     frame[ct_end + TRAILER_LEN..ct_end + TRAILER_LEN + HMAC_LEN].copy_from_slice(&tag);
     fill_l4_checksum(frame, nk.proto(), l4, ETH_LEN + l3, nk.src(), nk.dst());

@@ -14,7 +14,7 @@
 //! Everything is generic over [`PacketBuf`] (implemented by svrd for the DPDK mbuf, and by
 //! [`TestBuffer`] here), so the whole path runs in unit tests without an EAL. Nothing
 //! allocates or locks per packet, except the one `Arc` of a new session's payload key (once per
-//! session, not per packet). Every refusal is a [`DropCause`] with a counter.
+//! session and per payload rekey, not per packet). Every refusal is a [`DropCause`] with a counter.
 //!
 //! # Decisions recorded here (summarised in README.md, "SVR on the wire")
 //!
@@ -47,8 +47,8 @@ use svr_crypto::{PayloadKey, ReplayWindow};
 use crate::forward::{reasons, PuntReason};
 use crate::route::IpPrefix;
 use crate::session::{
-    Role, SessionId, SessionRef, SessionTable, SessionTimeouts, Side, WayportAllocator,
-    WayportRange, Wayports,
+    MetadataState, Role, SessionId, SessionRef, SessionTable, SessionTimeouts, Side,
+    WayportAllocator, WayportRange, Wayports,
 };
 use crate::svr::MetadataError;
 use crate::time::Instant;
@@ -232,6 +232,15 @@ reasons! {
         MtuExceeded = "svr_mtu_exceeded",
         /// TCP MSS options lowered.
         MssClamped = "svr_mss_clamped",
+        /// Ingress: payload rekeys of live sessions started (new key sent in forward metadata).
+        PayloadRekeyStarted = "svr_payload_rekeys_started",
+        /// Ingress: payload rekeys acknowledged by the egress; data now uses the new key.
+        PayloadRekeyCompleted = "svr_payload_rekeys_completed",
+        /// Egress: new payload keys of live sessions installed from forward metadata.
+        PayloadRekeyInstalled = "svr_payload_rekeys_installed",
+        /// WAN packets that authenticated only under the session's previous payload key
+        /// (within the grace period).
+        PayloadKeyPreviousUsed = "svr_payload_key_previous_used",
     }
 }
 
@@ -369,32 +378,146 @@ pub struct WaypointPair {
     pub ports: WayportAllocator,
 }
 
-/// A session's payload key, published for all workers; `generation` ties it to one session.
-pub struct SessionCrypto {
-    /// The session's generation (an older entry in the slot is stale).
-    pub generation: u32,
-    /// The peer (which metadata key to use for metadata on this session).
-    pub peer: PeerId,
-    /// The payload key.
+/// How long a receiver still accepts a session's previous payload key after a rekey
+/// (decisions.md "Grace").
+pub const PAYLOAD_KEY_GRACE_MS: u64 = 30_000;
+
+/// Ingress: a rekey that no reverse packet acknowledged (a one-way flow) switches this long
+/// after it started. Shorter than [`PAYLOAD_KEY_GRACE_MS`], so that the egress, which keeps
+/// the old key for the grace period from when it installed the new one, still accepts what
+/// was sent under the old key until then.
+pub const PAYLOAD_KEY_SWITCH_MS: u64 = 20_000;
+
+/// One payload key of a session with its 32 raw bytes (for TLV 46); the raw bytes are zeroed
+/// on drop, the key schedule zeroizes itself.
+pub struct SessionKey {
+    /// The expanded key.
     pub key: PayloadKey,
-    /// Its 32 bytes, for TLV 46 on the next metadata packets; zeroed on drop.
     raw: [u8; 32],
 }
 
-impl Drop for SessionCrypto {
+impl SessionKey {
+    /// A key with its TLV 46 index.
+    pub fn new(index: u8, raw: [u8; 32]) -> Arc<SessionKey> {
+        Arc::new(SessionKey {
+            key: PayloadKey::new(index, &raw),
+            raw,
+        })
+    }
+
+    /// Its index.
+    #[inline]
+    pub fn index(&self) -> u8 {
+        self.key.index()
+    }
+
+    /// TLV 46 for it.
+    pub(crate) fn tlv(&self) -> crate::svr::PayloadKeyTlv<'_> {
+        crate::svr::PayloadKeyTlv {
+            index: self.key.index(),
+            cipher: crate::svr::value::PayloadCipher::Aes256Cbc,
+            key: &self.raw,
+        }
+    }
+}
+
+impl Drop for SessionKey {
     fn drop(&mut self) {
         self.raw = [0; 32];
         std::hint::black_box(&mut self.raw);
     }
 }
 
-impl std::fmt::Debug for SessionCrypto {
+impl std::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCrypto")
-            .field("generation", &self.generation)
-            .field("peer", &self.peer)
+        f.debug_struct("SessionKey")
             .field("key", &self.key)
             .finish()
+    }
+}
+
+/// A session's payload keys, published for all workers; `generation` ties them to one
+/// session. Immutable: a rekey publishes a new value (one allocation per rekey).
+///
+/// Payload-key rotation of a live session (see `docs/protocol.md`): the ingress puts a new
+/// key in `next` and sends it in forward metadata (the payload of those metadata packets is
+/// encrypted under it, data packets still under `current`); the egress installs it as its
+/// `current` at once, keeps the old one as `previous` for [`PAYLOAD_KEY_GRACE_MS`] and echoes
+/// the index in reverse metadata; the ingress switches (`next` becomes `current`, the old one
+/// `previous`) when reverse metadata echoes the new index or a reverse data packet
+/// authenticates under it.
+#[derive(Debug)]
+pub struct SessionCrypto {
+    /// The session's generation (an older entry in the slot is stale).
+    pub generation: u32,
+    /// The peer (which metadata key to use for metadata on this session).
+    pub peer: PeerId,
+    /// The key data packets are sent with.
+    pub current: Arc<SessionKey>,
+    /// Ingress during a rekey: the new key, sent in TLV 46, not yet acknowledged.
+    pub next: Option<Arc<SessionKey>>,
+    /// The key before `current`, still accepted until `previous_until_ms`.
+    pub previous: Option<Arc<SessionKey>>,
+    /// End of the grace period of `previous` (session clock, ms).
+    pub previous_until_ms: u64,
+    /// When `next` was made (session clock, ms): without an acknowledgement the ingress
+    /// switches [`PAYLOAD_KEY_SWITCH_MS`] later.
+    pub next_since_ms: u64,
+}
+
+impl SessionCrypto {
+    /// A new session's keys.
+    pub fn new(generation: u32, peer: PeerId, index: u8, raw: [u8; 32]) -> SessionCrypto {
+        SessionCrypto {
+            generation,
+            peer,
+            current: SessionKey::new(index, raw),
+            next: None,
+            previous: None,
+            previous_until_ms: 0,
+            next_since_ms: 0,
+        }
+    }
+
+    /// The previous key if its grace period still runs at `now_ms`.
+    #[inline]
+    pub fn previous_at(&self, now_ms: u64) -> Option<&SessionKey> {
+        self.previous
+            .as_deref()
+            .filter(|_| now_ms < self.previous_until_ms)
+    }
+
+    /// The key of a forward-metadata packet: `next` during a rekey, else `current`.
+    #[inline]
+    pub fn announced(&self) -> &Arc<SessionKey> {
+        self.next.as_ref().unwrap_or(&self.current)
+    }
+
+    /// Our keys with `key` made current and the current one kept as previous for the grace
+    /// period from `now_ms`.
+    fn switched(&self, key: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
+        SessionCrypto {
+            generation: self.generation,
+            peer: self.peer,
+            current: key,
+            next: None,
+            previous: Some(Arc::clone(&self.current)),
+            previous_until_ms: now_ms + PAYLOAD_KEY_GRACE_MS,
+            next_since_ms: 0,
+        }
+    }
+
+    /// Our keys with `next` pending (a rekey started at `now_ms`).
+    fn with_next(&self, next: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
+        SessionCrypto {
+            generation: self.generation,
+            peer: self.peer,
+            current: Arc::clone(&self.current),
+            next: Some(next),
+            previous: self.previous.clone(),
+            previous_until_ms: self.previous_until_ms,
+            next_since_ms: now_ms,
+        }
     }
 }
 
@@ -542,6 +665,91 @@ impl SvrShared {
         if let Some(slot) = self.crypto.get(id.index as usize) {
             slot.store(Some(Arc::new(c)));
         }
+    }
+
+    /// Replaces session `id`'s keys if they are still `old` (compare-and-swap); the new
+    /// value on success.
+    fn swap_crypto(
+        &self,
+        id: SessionId,
+        old: &Arc<SessionCrypto>,
+        new: SessionCrypto,
+    ) -> Option<Arc<SessionCrypto>> {
+        let slot = self.crypto.get(id.index as usize)?;
+        let new = Arc::new(new);
+        let cur = Some(Arc::clone(old));
+        let was = slot.compare_and_swap(&cur, Some(Arc::clone(&new)));
+        matches!(&*was, Some(p) if Arc::ptr_eq(p, old)).then_some(new)
+    }
+
+    /// Ingress: starts a payload rekey of session `s` to index `to` (its index in the table
+    /// differs from the peer's current one). One worker wins the table's compare-and-set and
+    /// makes the key; the others carry on with the keys they have. The session sends forward
+    /// metadata again, now with the new key in TLV 46.
+    fn start_rekey(
+        &self,
+        w: &mut SvrWorker,
+        s: &SessionRef,
+        crypto: &Arc<SessionCrypto>,
+        to: u8,
+        now_ms: u64,
+    ) -> Option<Arc<SessionCrypto>> {
+        if !self
+            .table
+            .set_payload_key_index(s.id, s.payload_key_index, to)
+        {
+            return None;
+        }
+        let mut raw: [u8; 32] = w.random();
+        let next = SessionKey::new(to, raw);
+        raw = [0; 32];
+        std::hint::black_box(&mut raw);
+        let mut cur = Arc::clone(crypto);
+        let c = loop {
+            if let Some(c) = self.swap_crypto(s.id, &cur, cur.with_next(Arc::clone(&next), now_ms))
+            {
+                break c;
+            }
+            cur = self.crypto(s.id)?;
+        };
+        self.table
+            .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+        w.counters.events.bump(SvrEvent::PayloadRekeyStarted);
+        Some(c)
+    }
+
+    /// Ingress: the pending key of a rekey becomes current (acknowledged, or
+    /// [`PAYLOAD_KEY_SWITCH_MS`] passed); the old one stays accepted for the grace period.
+    fn complete_rekey(
+        &self,
+        w: &mut SvrWorker,
+        id: SessionId,
+        old: &Arc<SessionCrypto>,
+        now_ms: u64,
+    ) -> Option<Arc<SessionCrypto>> {
+        let next = Arc::clone(old.next.as_ref()?);
+        let c = self.swap_crypto(id, old, old.switched(next, now_ms))?;
+        w.counters.events.bump(SvrEvent::PayloadRekeyCompleted);
+        Some(c)
+    }
+
+    /// Egress: forward metadata announced payload key `index` (`raw`) for live session `id`:
+    /// it becomes current, the old one previous for the grace period.
+    fn install_rekey(
+        &self,
+        w: &mut SvrWorker,
+        id: SessionId,
+        old: &Arc<SessionCrypto>,
+        index: u8,
+        raw: &[u8; 32],
+        now_ms: u64,
+    ) -> Option<Arc<SessionCrypto>> {
+        let c = self.swap_crypto(id, old, old.switched(SessionKey::new(index, *raw), now_ms))?;
+        let _ = self
+            .table
+            .set_payload_key_index(id, old.current.index(), index);
+        w.counters.events.bump(SvrEvent::PayloadRekeyInstalled);
+        Some(c)
     }
 
     /// The payload key of session `id`, if it is still that session's.

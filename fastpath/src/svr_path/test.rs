@@ -869,3 +869,243 @@ fn bfd_to_a_waypoint_stays_with_the_slow_path() {
     let data = frame("10.9.0.2", "10.9.0.1", 17, &udp(1280, 1281, &[0; 24]));
     assert!(is_wan_candidate(&sh, &data), "a wayport, not BFD");
 }
+
+/// Sets the payload-key index new sessions to peer 0 get (what svrd's key-management glue
+/// publishes on `PayloadKeyRotationDue`), keeping the test keys.
+fn set_payload_index(sh: &SvrShared, index: u8) {
+    let snap = sh.keys.load_full();
+    sh.keys.publish_peer(
+        0,
+        keys::KeyPair {
+            current: snap.own.current.clone(),
+            previous: None,
+        },
+        snap.peers[0].clone(),
+        index,
+    );
+}
+
+impl Pair {
+    /// `from_a`: host-a's packet through A's LAN side only; the WAN frame.
+    fn lan_out(&mut self, from_a: bool, f: &[u8]) -> Vec<u8> {
+        self.now = Instant::from_nanos(self.now.as_nanos() + 1_000_000);
+        let (s, w) = if from_a {
+            (&self.a.0, &mut self.a.1)
+        } else {
+            (&self.b.0, &mut self.b.1)
+        };
+        let mut buf = TestBuffer::new(f);
+        fwd(ingress::lan_packet(s, w, &mut buf, self.now));
+        buf.data().to_vec()
+    }
+
+    /// A WAN frame into B (`to_b`) or A: must be delivered as `orig`.
+    fn deliver(&mut self, to_b: bool, wan: &[u8], orig: &[u8]) {
+        let (v, out) = self.wan_into(to_b, wan);
+        fwd(v);
+        same_but_ttl(orig, &out);
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.now = Instant::from_nanos(self.now.as_nanos() + secs * 1_000_000_000);
+    }
+}
+
+/// Whether `key` authenticates the data packet `wan` travelling in `dir`.
+fn signed_by(wan: &[u8], key: &svr_crypto::PayloadKey, dir: svr_crypto::Direction) -> bool {
+    let h = packet::parse(wan, false).unwrap();
+    let (signed, tag) = wan[h.payload_start()..h.end()].split_at(h.end() - h.payload_start() - 24);
+    key.verify(dir, signed, tag).is_ok()
+}
+
+/// A live session keeps delivering every packet, both ways, across two payload-key index
+/// changes with reordering around each switch; after the switch the WAN packets are signed
+/// under the new key only; old-key packets pass within the grace period and not after.
+fn rekey_live_session(tcp_flow: bool) {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    use svr_crypto::Direction;
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| {
+        if tcp_flow {
+            frame(ha, hb, 6, &tcp(40001, 80, ACK, None, d))
+        } else {
+            frame(ha, hb, 17, &udp(40000, 5001, d))
+        }
+    };
+    let fb = |d: &[u8]| {
+        if tcp_flow {
+            frame(hb, ha, 6, &tcp(80, 40001, ACK, None, d))
+        } else {
+            frame(hb, ha, 17, &udp(5001, 40000, d))
+        }
+    };
+    let mut p = Pair::new((true, false));
+    if tcp_flow {
+        p.send(
+            true,
+            &frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1200), b"")),
+        );
+        p.send(
+            false,
+            &frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1200), b"")),
+        );
+    } else {
+        p.send(true, &fa(b"hello"));
+        p.send(false, &fb(b"hello back"));
+    }
+    for i in 0..3u8 {
+        p.send(true, &fa(&[b'a', i]));
+        p.send(false, &fb(&[b'b', i]));
+    }
+    let lan_a = packet::parse(&fa(b"k"), true).unwrap().key().unwrap();
+    let lan_b = lan_a.reversed();
+    let sa = p.a.0.table.lookup(&lan_a).unwrap();
+    let sb = p.b.0.table.lookup(&lan_b).unwrap();
+    assert_eq!(sa.metadata, MetadataState::Established);
+    assert_eq!(sb.metadata, MetadataState::Established);
+    for (round, index) in [(1u64, 5u8), (2, 9)] {
+        let old_a = p.a.0.crypto(sa.id).unwrap();
+        let old_b = p.b.0.crypto(sb.id).unwrap();
+        assert_eq!(old_a.current.index(), old_b.current.index());
+        // Old-key packets still in flight when the rotation comes, both ways.
+        let (held_a, held_a_f) = (p.lan_out(true, &fa(b"held-a")), fa(b"held-a"));
+        let (late_a, late_a_f) = (p.lan_out(true, &fa(b"late-a")), fa(b"late-a"));
+        let (held_b, held_b_f) = (p.lan_out(false, &fb(b"held-b")), fb(b"held-b"));
+        assert!(!is_metadata(wan_payload(&held_a)));
+        set_payload_index(&p.a.0, index);
+        // A notices on its next packet: new key, forward metadata again.
+        let f: Vec<_> = (0..3u8).map(|i| fa(&[b'm', i])).collect();
+        let w: Vec<_> = f.iter().map(|x| p.lan_out(true, x)).collect();
+        for x in &w {
+            assert!(is_metadata(wan_payload(x)), "rekey: forward metadata again");
+        }
+        let pending = p.a.0.crypto(sa.id).unwrap();
+        assert_eq!(pending.next.as_ref().map(|k| k.index()), Some(index));
+        assert_eq!(
+            p.a.0.table.get(sa.id, Side::Lan).unwrap().payload_key_index,
+            index
+        );
+        // Reordered at B: the second metadata packet, the old-key data packet, the first, the
+        // third.
+        p.deliver(true, &w[1], &f[1]);
+        p.deliver(true, &held_a, &held_a_f);
+        p.deliver(true, &w[0], &f[0]);
+        p.deliver(true, &w[2], &f[2]);
+        let b_now = p.b.0.crypto(sb.id).unwrap();
+        assert_eq!(b_now.current.index(), index, "B installed the new key");
+        assert_eq!(
+            p.b.0.table.get(sb.id, Side::Lan).unwrap().payload_key_index,
+            index
+        );
+        // B answers with reverse metadata (the acknowledgement), under the new key; reordered
+        // at A with B's old-key packet.
+        let r: Vec<_> = (0..2u8).map(|i| fb(&[b'r', i])).collect();
+        let rw: Vec<_> = r.iter().map(|x| p.lan_out(false, x)).collect();
+        for x in &rw {
+            assert!(
+                is_metadata(wan_payload(x)),
+                "acknowledged with reverse metadata"
+            );
+        }
+        p.deliver(false, &rw[1], &r[1]);
+        assert_eq!(
+            p.a.0.crypto(sa.id).unwrap().current.index(),
+            index,
+            "A switched on the echo"
+        );
+        p.deliver(false, &held_b, &held_b_f);
+        p.deliver(false, &rw[0], &r[0]);
+        // Both ways on the new key only, without metadata.
+        let new_a = p.a.0.crypto(sa.id).unwrap();
+        assert!(new_a.next.is_none());
+        for from_a in [true, false, true, false] {
+            let f = if from_a { fa(b"after") } else { fb(b"after") };
+            let (wan, out) = p.send(from_a, &f);
+            same_but_ttl(&f, &out);
+            assert!(!is_metadata(wan_payload(&wan)));
+            let dir = if from_a {
+                Direction::Forward
+            } else {
+                Direction::Reverse
+            };
+            assert!(signed_by(&wan, &new_a.current.key, dir), "new key");
+            assert!(!signed_by(&wan, &old_a.current.key, dir), "not the old key");
+            assert!(!signed_by(&wan, &old_b.current.key, dir), "not the old key");
+        }
+        assert_eq!(
+            p.a.0.table.get(sa.id, Side::Lan).unwrap().metadata,
+            MetadataState::Established
+        );
+        assert_eq!(
+            p.b.0.table.get(sb.id, Side::Lan).unwrap().metadata,
+            MetadataState::Established
+        );
+        let ev = |c: &SvrCounters, e| c.events.get(e);
+        assert_eq!(ev(&p.a.1.counters, SvrEvent::PayloadRekeyStarted), round);
+        assert_eq!(ev(&p.a.1.counters, SvrEvent::PayloadRekeyCompleted), round);
+        assert_eq!(ev(&p.b.1.counters, SvrEvent::PayloadRekeyInstalled), round);
+        assert_eq!(ev(&p.b.1.counters, SvrEvent::PayloadKeyPreviousUsed), round);
+        assert_eq!(ev(&p.a.1.counters, SvrEvent::PayloadKeyPreviousUsed), round);
+        // After the grace period the old key is refused.
+        p.advance(PAYLOAD_KEY_GRACE_MS / 1000 + 1);
+        let (v, _) = p.wan_into(true, &late_a);
+        assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::BadMac)));
+        let _ = late_a_f;
+        p.b.1.counters.drops = SvrDropCounters::default();
+        for from_a in [true, false] {
+            let f = if from_a { fa(b"still") } else { fb(b"still") };
+            p.send(from_a, &f);
+        }
+    }
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+}
+
+#[test]
+fn payload_rekey_live_udp_session() {
+    rekey_live_session(false);
+}
+
+#[test]
+fn payload_rekey_live_tcp_session() {
+    rekey_live_session(true);
+}
+
+/// A rekey nobody acknowledges (a one-way flow) switches after `PAYLOAD_KEY_SWITCH_MS`, and
+/// the egress still has the old key's packets covered by its grace period.
+#[test]
+fn payload_rekey_one_way_flow_switches_on_time() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| frame(ha, hb, 17, &udp(40000, 5001, d));
+    let mut p = Pair::new((true, false));
+    p.send(true, &fa(b"one"));
+    p.send(false, &frame(hb, ha, 17, &udp(5001, 40000, b"back")));
+    p.send(true, &fa(b"two"));
+    set_payload_index(&p.a.0, 3);
+    // Metadata for eleven packets, then data under the old key (accepted by B as previous).
+    for i in 0..15u8 {
+        let f = fa(&[b'x', i]);
+        let (wan, out) = p.send(true, &f);
+        same_but_ttl(&f, &out);
+        assert_eq!(is_metadata(wan_payload(&wan)), i < 11, "packet {i}");
+    }
+    assert!(p.b.1.counters.events.get(SvrEvent::PayloadKeyPreviousUsed) >= 4);
+    p.advance(PAYLOAD_KEY_SWITCH_MS / 1000);
+    let f = fa(b"switched");
+    let (wan, out) = p.send(true, &f);
+    same_but_ttl(&f, &out);
+    let key = crate::session::FlowKey::new(ip(ha), ip(hb), 17, 40000, 5001).unwrap();
+    let id = p.a.0.table.lookup(&key).unwrap().id;
+    let c = p.a.0.crypto(id).unwrap();
+    assert_eq!(c.current.index(), 3);
+    assert!(signed_by(
+        &wan,
+        &c.current.key,
+        svr_crypto::Direction::Forward
+    ));
+    assert_eq!(
+        p.a.1.counters.events.get(SvrEvent::PayloadRekeyCompleted),
+        1
+    );
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+}
