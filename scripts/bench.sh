@@ -10,6 +10,8 @@
 #   scripts/bench.sh --dut      # everything above, plus the device-under-test benchmark
 #                               # (benches/dut/run.sh: svr-pktgen -> svrd -> svr-pktgen over memif,
 #                               # both directions, beside testpmd io-forward; about 5 minutes)
+#   scripts/bench.sh --all      # every benchmark: --tunnels, then the rest with --dut
+#                               # (about 20 minutes; rewrites every section of BENCHMARKS.md)
 #
 # Environment:
 #   SVR_BENCH_RUNS=3       repetitions of every benchmark (interleaved: ours, then reference)
@@ -39,7 +41,7 @@ TUNNELS=0
 DUT=0
 ARGS=()
 for a in "$@"; do
-  case "$a" in --tunnels) TUNNELS=1 ;; --dut) DUT=1 ;; *) ARGS+=("$a") ;; esac
+  case "$a" in --tunnels) TUNNELS=1 ;; --dut) DUT=1 ;; --all) TUNNELS=1; DUT=1 ;; *) ARGS+=("$a") ;; esac
 done
 set -- ${ARGS[@]+"${ARGS[@]}"}
 if [ "$TUNNELS" = 1 ]; then
