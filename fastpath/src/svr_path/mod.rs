@@ -54,6 +54,8 @@ use crate::svr::MetadataError;
 use crate::time::Instant;
 
 pub mod egress;
+#[cfg(feature = "config")]
+pub mod from_config;
 pub mod ingress;
 pub mod keys;
 pub mod packet;

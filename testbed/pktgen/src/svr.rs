@@ -10,21 +10,17 @@
 //! * **encrypt direction**: `egress::wan_packet` opens a sample of what the DUT sent, to read
 //!   the signature (and its TSC) the DUT encrypted.
 //!
-//! `build_shared` mirrors `svrd/src/svr.rs::build` (svrd is a binary crate, so that code
-//! cannot be imported); keep the two in step.
+//! The SVR settings and test keys come from `fastpath::svr_path::from_config`, the same
+//! translation `svrd` uses.
 
 use std::path::Path;
 
 use dpdk_ffi::Mbuf;
-use fastpath::route::IpPrefix;
-use fastpath::session::{SessionTimeouts, WayportRange};
 use fastpath::svr_path::{
-    ingress, NoRoom, PacketBuf, PeerInfo, ServiceRoute, SvrConfig, SvrShared, SvrWorker,
-    TestBuffer, Verdict,
+    from_config, ingress, NoRoom, PacketBuf, SvrShared, SvrWorker, TestBuffer, Verdict,
 };
 use fastpath::time::Instant;
-use svr_config::{Config, Role};
-use svr_crypto::MetadataKey;
+use svr_config::Config;
 
 use crate::flows::{FlowSpec, FlowWalk, Template};
 
@@ -86,92 +82,16 @@ pub fn peer_from_config(path: &Path, router: &str, max_sessions: u32) -> Result<
 }
 
 fn build_shared(cfg: &Config, max_sessions: u32) -> Result<SvrShared, String> {
-    let (me, node) = cfg.local();
-    if me.peer.is_empty() {
-        return Err(format!("router {} has no SVR peer", me.name));
-    }
     if cfg.authority.enhanced_security_key_management {
         return Err(
             "the generator needs test-key mode (enhanced-security-key-management: false)".into(),
         );
     }
-    let peers: Vec<PeerInfo> = me
-        .peer
-        .iter()
-        .map(|p| PeerInfo {
-            name: p.router.clone(),
-            waypoints: cfg.waypoints(&p.router),
-        })
-        .collect();
-    let peer_id = |name: &str| peers.iter().position(|p| p.name == name).map(|i| i as u16);
-    let services = cfg
-        .authority
-        .service
-        .iter()
-        .filter_map(|s| {
-            let peer = if s.router == me.name {
-                None
-            } else {
-                Some(peer_id(&s.router)?)
-            };
-            Some(ServiceRoute {
-                name: s.name.clone(),
-                tenant: s.tenant.clone(),
-                prefixes: s
-                    .prefix
-                    .iter()
-                    .filter_map(|&(a, l)| IpPrefix::new_masked(a, l).ok())
-                    .collect(),
-                peer,
-            })
-        })
-        .collect();
-    let wan_mtu = node
-        .device_interface
-        .iter()
-        .filter(|i| i.role == Role::Wan)
-        .map(|i| i.mtu)
-        .min()
-        .unwrap_or(1500);
-    let t = node.svr.session_timeouts;
-    let svr_cfg = SvrConfig {
-        router_name: me.name.clone(),
-        services,
-        peers,
-        local_waypoints: cfg.local_waypoints(),
-        wayport_range: WayportRange {
-            first: node.svr.wayport_range.0,
-            last: node.svr.wayport_range.1,
-        },
-        wan_mtu,
-        max_sessions: max_sessions.max(node.svr.max_sessions),
-        timeouts: SessionTimeouts {
-            tcp_established: t.tcp,
-            tcp_half_open: t.tcp_half_open,
-            tcp_guard: t.tcp_guard,
-            udp: t.udp,
-            icmp: t.icmp,
-            ..SessionTimeouts::default()
-        },
-        enable_metadata_rate: node.svr.enable_metadata_rate,
-    };
+    let mut svr_cfg = from_config::svr_config(cfg)
+        .ok_or_else(|| format!("router {} has no SVR peer", cfg.local().0.name))?;
+    svr_cfg.max_sessions = svr_cfg.max_sessions.max(max_sessions);
     let shared = SvrShared::new(svr_cfg).map_err(|e| e.to_string())?;
-    let key = |k: &svr_config::TestMetadataKey| {
-        MetadataKey::new(k.rekey_index, &k.encryption_key, &k.hmac_key)
-    };
-    let own = me
-        .svr_test_metadata_key
-        .as_ref()
-        .ok_or_else(|| format!("router {} has no svr-test-metadata-key", me.name))?;
-    shared.keys.install_own(key(own));
-    for (i, p) in me.peer.iter().enumerate() {
-        if let Some(k) = cfg
-            .router(&p.router)
-            .and_then(|r| r.svr_test_metadata_key.as_ref())
-        {
-            shared.keys.install_peer(i as u16, key(k));
-        }
-    }
+    from_config::install_test_keys(cfg, &shared.keys)?;
     Ok(shared)
 }
 

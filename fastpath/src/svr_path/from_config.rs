@@ -1,0 +1,144 @@
+//! The local router's SVR data-plane settings and test-mode keys, from its YAML configuration
+//! (feature `config`). One translation, used by `svrd` and by the packet generator when it
+//! plays a peer router.
+
+use svr_config::{Config, Role, TestMetadataKey};
+use svr_crypto::MetadataKey;
+
+use super::{KeyStore, PeerInfo, ServiceRoute, SvrConfig};
+use crate::route::IpPrefix;
+use crate::session::{SessionTimeouts, WayportRange};
+
+/// The SVR settings of `cfg`'s local router and node, or `None` when it has no SVR peers
+/// (plain routing only). Services of routers that are not peers are left out: SVR cannot
+/// reach them from here.
+pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
+    let (me, node) = cfg.local();
+    if me.peer.is_empty() {
+        return None;
+    }
+    let peers: Vec<PeerInfo> = me
+        .peer
+        .iter()
+        .map(|p| PeerInfo {
+            name: p.router.clone(),
+            waypoints: cfg.waypoints(&p.router),
+        })
+        .collect();
+    let peer_id = |name: &str| peers.iter().position(|p| p.name == name).map(|i| i as u16);
+    let services = cfg
+        .authority
+        .service
+        .iter()
+        .filter_map(|s| {
+            let peer = if s.router == me.name {
+                None
+            } else {
+                Some(peer_id(&s.router)?)
+            };
+            Some(ServiceRoute {
+                name: s.name.clone(),
+                tenant: s.tenant.clone(),
+                prefixes: s
+                    .prefix
+                    .iter()
+                    .filter_map(|&(a, l)| IpPrefix::new_masked(a, l).ok())
+                    .collect(),
+                peer,
+            })
+        })
+        .collect();
+    let wan_mtu = node
+        .device_interface
+        .iter()
+        .filter(|i| i.role == Role::Wan)
+        .map(|i| i.mtu)
+        .min()
+        .unwrap_or(1500);
+    let t = node.svr.session_timeouts;
+    Some(SvrConfig {
+        router_name: me.name.clone(),
+        services,
+        peers,
+        local_waypoints: cfg.local_waypoints(),
+        wayport_range: WayportRange {
+            first: node.svr.wayport_range.0,
+            last: node.svr.wayport_range.1,
+        },
+        wan_mtu,
+        max_sessions: node.svr.max_sessions,
+        timeouts: SessionTimeouts {
+            tcp_established: t.tcp,
+            tcp_half_open: t.tcp_half_open,
+            tcp_guard: t.tcp_guard,
+            udp: t.udp,
+            icmp: t.icmp,
+            ..SessionTimeouts::default()
+        },
+        enable_metadata_rate: node.svr.enable_metadata_rate,
+    })
+}
+
+/// Installs the TEST-MODE metadata keys (`svr-test-metadata-key`): the local router's own (it
+/// decrypts what peers send) and each peer's (we encrypt to it with it), peers numbered in
+/// `router.peer` order as in [`svr_config`]. Errors when the local router has no test key.
+pub fn install_test_keys(cfg: &Config, keys: &KeyStore) -> Result<(), String> {
+    let (me, _) = cfg.local();
+    let key = |k: &TestMetadataKey| MetadataKey::new(k.rekey_index, &k.encryption_key, &k.hmac_key);
+    let own = me
+        .svr_test_metadata_key
+        .as_ref()
+        .ok_or_else(|| format!("router {} has no svr-test-metadata-key", me.name))?;
+    keys.install_own(key(own));
+    for (i, p) in me.peer.iter().enumerate() {
+        if let Some(k) = cfg
+            .router(&p.router)
+            .and_then(|r| r.svr_test_metadata_key.as_ref())
+        {
+            keys.install_peer(i as u16, key(k));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTER_A: &str = include_str!("../../../testbed/router-a.yaml");
+
+    #[test]
+    fn the_testbed_router_a_config_translates() {
+        let cfg = Config::parse(ROUTER_A).expect("example parses");
+        let c = svr_config(&cfg).expect("router-a has a peer");
+        assert_eq!(c.router_name, "router-a");
+        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.peers[0].name, "router-b");
+        assert_eq!(
+            c.peers[0].waypoints,
+            vec![
+                "10.9.0.2".parse::<std::net::IpAddr>().unwrap(),
+                "fd00:9::2".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.local_waypoints, cfg.local_waypoints());
+        let site = |n: &str| c.services.iter().find(|s| s.name == n).expect("service");
+        assert_eq!(site("site-a").peer, None, "served here");
+        assert_eq!(site("site-b").peer, Some(0), "served by router-b");
+        assert_eq!(c.wayport_range.first, 16384);
+        assert_eq!(c.wan_mtu, 1500);
+
+        let keys = KeyStore::default();
+        install_test_keys(&cfg, &keys).expect("test keys present");
+        let snap = keys.load();
+        assert!(snap.own(1).is_some(), "our own metadata key, rekey index 1");
+        assert!(snap.own(2).is_none());
+    }
+
+    #[test]
+    fn no_peers_means_no_svr() {
+        let text = ROUTER_A.replace("      peer:\n        - router: router-b\n", "");
+        let cfg = Config::parse(&text).expect("still valid without peers");
+        assert!(svr_config(&cfg).is_none());
+    }
+}
