@@ -130,6 +130,7 @@ CMD_DPDK="dpdk-test-crypto-perf --no-huge --no-pci -m 512 -l 0,$CPU --vdev crypt
 CMD_FLOW="taskset -c $CPU $(rel "$BIN")/flowtable --cpu $CPU --sizes 1K,100K,1M,10M --max $MAX --lookups 8M"
 CMD_RTE="taskset -c $CPU $(rel "$OUT")/rte_hash_bench --no-huge --no-pci -m 4096 -l $CPU --log-level=error -- <sessions> 8000000"
 CMD_SETUP="taskset -c $CPU $(rel "$BIN")/session_setup --cpu $CPU --sessions 200K --payload 100"
+CMD_GROWTH="taskset -c $CPU $(rel "$BIN")/growth --cpu $CPU --peers 1,100,1000 --sim-secs 60 --sessions 1K,100K,1M,10M --max $MAX --packets 2M"
 {
   echo "crypto=$CMD_CRYPTO"
   echo "dpdk_crypto=$CMD_DPDK"
@@ -137,6 +138,7 @@ CMD_SETUP="taskset -c $CPU $(rel "$BIN")/session_setup --cpu $CPU --sessions 200
   echo "rte_hash=$CMD_RTE"
   echo "rte_hash_build=$RTE_HASH_CMD_BUILD"
   echo "session_setup=$CMD_SETUP"
+  echo "growth=$CMD_GROWTH"
 } >"$OUT/commands.txt"
 
 flow_sizes=(1000 100000 1000000 10000000)
@@ -160,6 +162,8 @@ for r in $(seq 1 "$RUNS"); do
   fi
   say "run $r/$RUNS: session setup"
   (cd "$ROOT" && eval "$CMD_SETUP") >"$OUT/session_setup.$r.txt"
+  say "run $r/$RUNS: cost growth (slow path vs peers, data path vs sessions)"
+  (cd "$ROOT" && eval "$CMD_GROWTH") >"$OUT/growth.$r.txt" || say "warning: growth failed (run $r)"
 done
 # ---- 4b. the device under test (--dut) -----------------------------------------------------
 # Always built from the working tree (svrd and the generator); if that does not compile, the
