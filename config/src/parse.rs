@@ -327,14 +327,13 @@ fn service(
         &["name", "tenant", "prefix", "router", "application-name"],
     )?;
     let name = f.req(cx, "name", |cx, p, v| {
-        let n = formatted(
+        names.name(
             cx,
             p,
             v,
             net::is_name,
             "a name of 1-63 characters [A-Za-z0-9_-]",
-        )?;
-        names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+        )
     });
     let tenant = f.req(cx, "tenant", |cx, p, v| {
         formatted(
@@ -537,14 +536,13 @@ fn router<'a>(
             .collect(),
     });
     let name = f.req(cx, "name", |cx, p, v| {
-        let n = formatted(
+        names.name(
             cx,
             p,
             v,
             net::is_name,
             "a name of 1-63 characters [A-Za-z0-9_-]",
-        )?;
-        names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+        )
     });
     let pcn = f.opt(cx, "peering-common-name", None, |cx, p, v| {
         let n = formatted(
@@ -802,14 +800,13 @@ fn node(
         ],
     )?;
     let name = f.req(cx, "name", |cx, p, v| {
-        let n = formatted(
+        names.name(
             cx,
             p,
             v,
             net::is_name,
             "a name of 1-63 characters [A-Za-z0-9_-]",
-        )?;
-        names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+        )
     });
     let eal = match f.raw("eal") {
         Some((p, v)) if !v.is_null() => eal(cx, &p, v, router_name),
@@ -1149,14 +1146,13 @@ fn device_interface(
         return None;
     };
     let name = f.req(cx, "name", |cx, p, v| {
-        let n = formatted(
+        st.names.name(
             cx,
             p,
             v,
             net::is_interface_name,
             "an interface name of 1-32 characters [a-z0-9-]",
-        )?;
-        st.names.check(cx, p, n.clone(), &quote(&n)).then_some(n)
+        )
     });
     let role = f.req(cx, "role", |cx, p, v| {
         choice(

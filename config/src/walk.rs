@@ -442,6 +442,20 @@ impl Unique {
         }
     }
 
+    /// A string at `at` that `ok` accepts (else a format error naming `expected`) and that no
+    /// earlier sibling used (else a duplicate error): the rule of every `name` field.
+    pub(crate) fn name(
+        &mut self,
+        cx: &mut Cx,
+        at: &Path,
+        v: &Value,
+        ok: impl FnOnce(&str) -> bool,
+        expected: &'static str,
+    ) -> Option<String> {
+        let n = formatted(cx, at, v, ok, expected)?;
+        self.check(cx, at, n.clone(), &quote(&n)).then_some(n)
+    }
+
     /// Records `key` (shown as `shown`) at `at`; false (and an error) if seen before.
     pub(crate) fn check(&mut self, cx: &mut Cx, at: &Path, key: String, shown: &str) -> bool {
         if let Some((_, first)) = self.seen.iter().find(|(k, _)| *k == key) {
