@@ -216,6 +216,12 @@ pub struct Peer {
     pub router: String,
     /// `bfd`: the peer paths' timers; keys not given take the router's `bfd` values.
     pub bfd: Bfd,
+    /// `source-nat`: a source NAT sits between this router's waypoints and the peer's, and
+    /// may rewrite the source wayport (svr-protocol.md §1.5). `true`: every session on a
+    /// waypoint pair gets its own odd destination wayport (24,575 sessions per pair in the
+    /// default range). `false`, the default: its own (even source, odd destination) pair
+    /// (about 6·10^8 per pair).
+    pub source_nat: bool,
 }
 
 /// `router[].bfd`: RFC 5880 asynchronous-mode timers for this router's peer paths.

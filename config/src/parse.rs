@@ -701,7 +701,7 @@ fn peer(
     router_bfd: Option<Bfd>,
     seen: &mut Unique,
 ) -> Option<Peer> {
-    let f = fields(cx, at, v, &["router", "bfd"])?;
+    let f = fields(cx, at, v, &["router", "bfd", "source-nat"])?;
     let router = f.req(cx, "router", |cx, p, v| {
         let r = string(cx, p, v)?;
         if own_name == Some(r.as_str()) {
@@ -727,10 +727,12 @@ fn peer(
     // against the built-in defaults and the router is rejected anyway.
     let base = router_bfd.unwrap_or_default();
     let bfd = f.opt(cx, "bfd", base, |cx, p, v| read_bfd(cx, p, v, base));
+    let source_nat = f.opt(cx, "source-nat", false, boolean);
     router_bfd?;
     Some(Peer {
         router: router?,
         bfd: bfd?,
+        source_nat: source_nat?,
     })
 }
 

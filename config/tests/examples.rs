@@ -89,7 +89,8 @@ fn router_a_example_in_full() {
         router.peer,
         [Peer {
             router: "router-b".into(),
-            bfd: Bfd::default()
+            bfd: Bfd::default(),
+            source_nat: false
         }]
     );
     let key = router.svr_test_metadata_key.as_ref().unwrap();

@@ -1133,7 +1133,8 @@ fn peers() {
         r.peer,
         [Peer {
             router: "router-b".into(),
-            bfd: Bfd::default()
+            bfd: Bfd::default(),
+            source_nat: false
         }]
     );
     assert_eq!(r.peer("router-b"), Some(&r.peer[0]));
@@ -1188,6 +1189,39 @@ fn peers() {
     // An empty peer list is fine (and then the test keys are not needed, see test_keys).
     let c = Config::parse(&with(EXAMPLE, peer_b, "      peer: []\n")).unwrap();
     assert!(c.local().0.peer.is_empty());
+}
+
+#[test]
+fn peer_source_nat() {
+    // Default: no NAT between the waypoints, unique (source, destination) wayport pairs.
+    let c = Config::parse(EXAMPLE).unwrap();
+    assert!(!c.local().0.peer[0].source_nat);
+    let peer_b = "      peer:\n        - router: router-b\n";
+    for (yaml, want) in [("true", true), ("false", false)] {
+        let text = with(
+            EXAMPLE,
+            peer_b,
+            &format!("      peer:\n        - router: router-b\n          source-nat: {yaml}\n"),
+        );
+        let c = Config::parse(&text).unwrap();
+        let p = &c.local().0.peer[0];
+        assert_eq!(p.source_nat, want, "{yaml}");
+        assert_eq!(p.bfd, c.local().0.bfd, "bfd still inherited");
+    }
+    assert_eq!(
+        ex(
+            peer_b,
+            "      peer:\n        - router: router-b\n          source-nat: yes\n"
+        ),
+        format!("{R0}.peer[0].source-nat: expected true or false, found \"yes\"")
+    );
+    assert_eq!(
+        ex(
+            peer_b,
+            "      peer:\n        - router: router-b\n          source-nat: 1\n"
+        ),
+        format!("{R0}.peer[0].source-nat: expected true or false, found 1")
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Every kernel against the reference crates: SHA-512 compressions against
 //! `sha2::compress512`, the HMAC lanes against `hmac` (RFC 4231 and random lengths), the AES
-//! key expansion and CBC lanes against the `aes`/`cbc` crates and NIST SP 800-38A.
+//! key expansion and CBC lanes against the `aes`/`cbc` crates and NIST SP 800-38A, and batched
+//! payload-key installation against `PayloadKey::new` and the `hkdf` crate.
 
 #![allow(clippy::needless_range_loop)] // lanes index several arrays in step
 
@@ -10,9 +11,10 @@ use hmac::{Hmac, Mac};
 use sha2::digest::generic_array::GenericArray;
 use sha2::Sha384;
 
-use crate::keys::MacKey;
+use crate::keys::{MacKey, PayloadKey};
 use crate::mode::cbc_encrypt;
 use crate::sha512::*;
+use crate::Direction;
 
 /// SplitMix64 (deterministic; the seed is in each test).
 struct Rng(u64);
@@ -248,6 +250,87 @@ fn mac_keys_in_lanes_match_single() {
             assert_eq!(y.sign_full(b"m"), reference_hmac(&b, b"m"));
         }
     }
+}
+
+/// Payload keys installed `N` at a time on `k`, checked against one-at-a-time
+/// `PayloadKey::new` (every installed state), the `hkdf` and `hmac` crates (both directions'
+/// HMAC keys) and the `aes` crate (the encryption schedule).
+fn payload_keys_in_lanes_match<const N: usize>(k: ShaKernel, raw: &[[u8; 32]; N], index: u8) {
+    let many: [PayloadKey; N] =
+        PayloadKey::new_many_with(k, index, core::array::from_fn(|i| &raw[i]));
+    let info = crate::PAYLOAD_HMAC_INFO;
+    for (i, (pk, key)) in many.iter().zip(raw).enumerate() {
+        let one = PayloadKey::new(index, key);
+        assert!(pk.installed() == one.installed(), "{k:?} N={N} key {i}");
+        let mut okm = [0u8; 96];
+        hkdf::Hkdf::<Sha384>::new(None, key)
+            .expand(info, &mut okm)
+            .unwrap();
+        let msg = [i as u8; 77];
+        assert_eq!(
+            pk.mac(Direction::Forward).sign_full(&msg),
+            reference_hmac(&okm[..48], &msg)
+        );
+        assert_eq!(
+            pk.mac(Direction::Reverse).sign_full(&msg),
+            reference_hmac(&okm[48..], &msg)
+        );
+        let mut block = GenericArray::from([0u8; 16]);
+        aes::cipher::BlockEncrypt::encrypt_block(&Aes256Enc::new(key.into()), &mut block);
+        assert_eq!(pk.installed().3, <[u8; 16]>::from(block));
+        assert_eq!(pk.index(), index);
+    }
+}
+
+#[test]
+fn payload_key_known_answer_in_every_lane() {
+    // HKDF-SHA384(IKM = 00 01 .. 1f, salt = none, info = PAYLOAD_HMAC_INFO): T(1) and T(2),
+    // from Python's hmac/hashlib, and HMAC(T(1), "svr")[..24].
+    let t1 = "5d9cd446977fdb0fab071a601fd6c12b082bbc68f54c6dc4ef0facb4f1b289e9\
+              c1ef8431c8cfc697926d60d2648fa8b2";
+    let t2 = "6699d1cd0ba4423c81f722beda5c6ad45feb8e85a1e624a456ee72c052ab9cdf\
+              876b38ca8f15def7a4265e96a59f4459";
+    let key: [u8; 32] = core::array::from_fn(|i| i as u8);
+    for k in sha_kernels() {
+        let many = PayloadKey::new_many_with(k, 5, [&key; 8]);
+        for (lane, pk) in many.iter().enumerate() {
+            assert_eq!(hex::encode(pk.installed().2), t1, "{k:?} lane {lane}");
+            assert_eq!(
+                hex::encode(pk.sign(Direction::Forward, b"svr")),
+                "96016019dacd72c09ecc0e8a81e4ac11718cbee0eb53bec8",
+                "{k:?} lane {lane}"
+            );
+            let t2 = hex::decode(t2).unwrap();
+            assert_eq!(
+                pk.mac(Direction::Reverse).sign_full(b"svr"),
+                MacKey::new(&t2).sign_full(b"svr"),
+                "{k:?} lane {lane}"
+            );
+        }
+    }
+}
+
+#[test]
+fn payload_keys_in_lanes_match_single_install_and_hkdf() {
+    let mut rng = Rng(6);
+    let mut raw = || -> [u8; 32] { rng.bytes(32).try_into().unwrap() };
+    for k in sha_kernels() {
+        for round in 0..20u8 {
+            payload_keys_in_lanes_match(k, &[raw()], round);
+            payload_keys_in_lanes_match(k, &[raw(), raw(), raw()], round);
+            payload_keys_in_lanes_match(k, &[raw(), raw(), raw(), raw(), raw()], round);
+            payload_keys_in_lanes_match(k, &core::array::from_fn::<_, 8, _>(|_| raw()), round);
+        }
+    }
+    // The public entry point (the detected kernel), and an index set after installation.
+    let key = raw();
+    let [mut pk] = PayloadKey::new_many(0, [&key]);
+    pk.set_index(42);
+    assert!(pk.installed() == PayloadKey::new(42, &key).installed());
+    assert_eq!(
+        pk.iv(Direction::Forward, 9),
+        PayloadKey::new(42, &key).iv(Direction::Forward, 9)
+    );
 }
 
 #[cfg(target_arch = "x86_64")]

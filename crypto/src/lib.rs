@@ -1,7 +1,9 @@
 //! SVR packet crypto for the svr-fastpath data path.
 //!
-//! Keys are installed once ([`MetadataKey::new`], [`PayloadKey::new`]): both AES-256 key
-//! schedules are expanded and the HMAC inner/outer pads absorbed at install, never per packet.
+//! Keys are installed once ([`MetadataKey::new`], [`PayloadKey::new`], or
+//! [`PayloadKey::new_many`] for up to 8 payload keys side by side in the SHA-512 lanes): both
+//! AES-256 key schedules are expanded and the HMAC inner/outer pads absorbed at install, never
+//! per packet.
 //! Per-packet functions work in place in caller buffers and never allocate. Secrets are
 //! zeroized on drop and print as `<redacted>`; MACs are compared in constant time. Errors are
 //! one small `Copy` enum, [`CryptoError`], whose [`CryptoError::index`] indexes drop counters.

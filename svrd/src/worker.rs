@@ -16,7 +16,7 @@ use fastpath::forward::{
     self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason,
 };
 use fastpath::route::RouteTable;
-use fastpath::svr_path::{self, egress, ingress, SvrShared, SvrWorker, Verdict};
+use fastpath::svr_path::{self, egress, ingress, Deferred, SvrShared, SvrWorker, Verdict};
 use fastpath::time::Instant;
 use fastpath::wire::ethernet::EthernetAddress;
 use svr_config::IdleBackoff;
@@ -70,6 +70,8 @@ enum Action {
         dst: std::net::IpAddr,
         l3_len: usize,
     },
+    /// An SVR data packet whose payload crypto waits for the crypto stage.
+    SvrPending,
     /// Ready for TX on this port slot, to this next-hop MAC (lookup done).
     Send {
         slot: u8,
@@ -154,11 +156,13 @@ impl Worker {
     }
 
     /// Stage rx: one burst from this worker's queue on one port.
+    #[inline(never)] // one symbol per stage in profiles
     fn rx(&self, slot: usize, burst: &mut MbufBurst) -> usize {
         self.ports[slot].port.rx_burst(self.queue, burst)
     }
 
     /// Stages classify → lookup → transform → enqueue, each over the whole burst.
+    #[inline(never)] // one symbol per stage in profiles
     fn process(
         &mut self,
         in_slot: usize,
@@ -174,7 +178,15 @@ impl Worker {
             n += 1;
         }
         let mut actions = [Action::Gone; BURST];
-        self.classify(in_port, &mut pkts[..n], &mut actions[..n], drops);
+        let mut work: [Option<Deferred>; BURST] = [const { None }; BURST];
+        self.classify(
+            in_port,
+            &mut pkts[..n],
+            &mut actions[..n],
+            &mut work[..n],
+            drops,
+        );
+        self.crypto(&mut pkts[..n], &mut actions[..n], &mut work[..n]);
         self.lookup(&mut pkts[..n], &mut actions[..n], drops);
         self.transform(&mut pkts[..n], &mut actions[..n], drops);
         self.enqueue(&mut pkts[..n], &actions[..n], counts, drops);
@@ -182,14 +194,18 @@ impl Worker {
 
     /// Stage classify: validate headers, split punts from transit packets, and run the SVR
     /// stage on packets to a peer's service (LAN side) or to our waypoints' wayports (WAN
-    /// side); everything else keeps plain forwarding.
+    /// side), leaving data packets' payload crypto in `work`; everything else keeps plain
+    /// forwarding.
+    #[inline(never)] // one symbol per stage in profiles
     fn classify(
         &mut self,
         in_port: u16,
         pkts: &mut [Option<Mbuf>],
         actions: &mut [Action],
+        work: &mut [Option<Deferred>],
         drops: &mut DropCounters,
     ) {
+        let now = Instant::from_nanos(self.clock.load(Relaxed));
         for m in pkts.iter().take(PREFETCH_OFFSET).flatten() {
             m.prefetch();
         }
@@ -209,8 +225,7 @@ impl Worker {
                     _ => None,
                 };
                 if let Some(wan) = wan {
-                    let now = Instant::from_nanos(self.clock.load(Relaxed));
-                    actions[i] = svr_stage(svr, sw, slot, wan, now);
+                    actions[i] = svr_stage(svr, sw, slot, wan, now, &mut work[i]);
                     continue;
                 }
             }
@@ -225,8 +240,43 @@ impl Worker {
         }
     }
 
+    /// Stage crypto: the payload encryption and decryption of every SVR data packet of the
+    /// burst at once (multi-buffer kernels), then the rest of each packet's SVR stage.
+    #[inline(never)] // one symbol per stage in profiles
+    fn crypto(
+        &mut self,
+        pkts: &mut [Option<Mbuf>],
+        actions: &mut [Action],
+        work: &mut [Option<Deferred>],
+    ) {
+        let Some((svr, sw)) = self.svr.as_mut() else {
+            return;
+        };
+        if work.iter().all(Option::is_none) {
+            return;
+        }
+        let now = Instant::from_nanos(self.clock.load(Relaxed));
+        let mut verdicts = [Verdict::Pending; BURST];
+        {
+            let mut bufs: [Option<MbufBuf<'_>>; BURST] = [const { None }; BURST];
+            for (b, (slot, w)) in bufs.iter_mut().zip(pkts.iter_mut().zip(work.iter())) {
+                if w.is_some() {
+                    *b = slot.as_mut().map(MbufBuf);
+                }
+            }
+            let n = work.len();
+            svr_path::finish_burst(svr, sw, &mut bufs[..n], work, now, &mut verdicts[..n]);
+        }
+        for (i, slot) in pkts.iter_mut().enumerate() {
+            if matches!(actions[i], Action::SvrPending) {
+                actions[i] = svr_action(verdicts[i], slot);
+            }
+        }
+    }
+
     /// Stage lookup: route (longest prefix match), then the next hop's MAC from the neighbour
     /// snapshot the slow path published; a miss goes to the slow path, which resolves and holds.
+    #[inline(never)] // one symbol per stage in profiles
     fn lookup(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
         let neighbors = self.neighbors.load();
         for (i, slot) in pkts.iter_mut().enumerate() {
@@ -263,6 +313,7 @@ impl Worker {
     }
 
     /// Stage transform: trim Ethernet padding, decrement TTL/hop limit, rewrite MACs.
+    #[inline(never)] // one symbol per stage in profiles
     fn transform(
         &self,
         pkts: &mut [Option<Mbuf>],
@@ -297,6 +348,7 @@ impl Worker {
     }
 
     /// Stage enqueue: to the output port's TX buffer, or to the slow path.
+    #[inline(never)] // one symbol per stage in profiles
     fn enqueue(
         &mut self,
         pkts: &mut [Option<Mbuf>],
@@ -317,7 +369,7 @@ impl Worker {
                     PuntReason::MtuExceeded as u32 | u32::from(mtu) << 16,
                     counts,
                 ),
-                Action::Route { .. } | Action::Gone => {
+                Action::Route { .. } | Action::SvrPending | Action::Gone => {
                     let mut s = Some(m);
                     drop_pkt(&mut s, DropReason::NoRoute, drops);
                 }
@@ -350,6 +402,7 @@ impl Worker {
     }
 
     /// Stage tx: send every port's buffer; what the NIC refuses is freed and counted.
+    #[inline(never)] // one symbol per stage in profiles
     fn tx_flush(&mut self, counts: &mut BurstCounts) {
         for slot in 0..self.ports.len() {
             self.tx_flush_one(slot, counts);
@@ -366,6 +419,7 @@ impl Worker {
     }
 
     /// Frames the slow path built (ARP/ND replies, echo replies, released held packets).
+    #[inline(never)] // one symbol per stage in profiles
     fn drain_inject(
         &mut self,
         burst: &mut MbufBurst,
@@ -396,17 +450,24 @@ fn svr_stage(
     slot: &mut Option<Mbuf>,
     wan: bool,
     now: Instant,
+    work: &mut Option<Deferred>,
 ) -> Action {
     let Some(m) = slot.as_mut() else {
         return Action::Gone;
     };
     let mut b = MbufBuf(m);
     let v = if wan {
-        egress::wan_packet(svr, sw, &mut b, now)
+        egress::wan_stage(svr, sw, &mut b, now, work)
     } else {
-        ingress::lan_packet(svr, sw, &mut b, now)
+        ingress::lan_stage(svr, sw, &mut b, now, work)
     };
+    svr_action(v, slot)
+}
+
+/// What an SVR verdict means for the rest of the burst loop.
+fn svr_action(v: Verdict, slot: &mut Option<Mbuf>) -> Action {
     match v {
+        Verdict::Pending => Action::SvrPending,
         Verdict::Forward { dst, l3_len } => Action::Route { dst, l3_len },
         Verdict::Punt {
             reason: PuntReason::MtuExceeded,

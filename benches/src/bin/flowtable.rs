@@ -8,14 +8,16 @@
 //!
 //! Keys look like real traffic: LAN keys are IPv4 TCP/UDP 5-tuples from 10.0.0.0/8 clients to
 //! random servers; WAN keys are peer waypoint → our waypoint with the odd/even wayports a
-//! `WayportAllocator` would hand out (24,575 sessions per waypoint pair, so 10M sessions use
-//! 407 peer addresses). The lookup array holds all 2N keys, shuffled; `--lookups` lookups walk
-//! it (cycling for small N, a random sample for large N) so every access goes to a random
-//! session.
+//! `WayportAllocator` would hand out in its unique-destination mode (`source-nat: true`: 24,575
+//! sessions per waypoint pair, so 10M sessions use 407 peer addresses). The lookup array holds
+//! all 2N keys, shuffled; `--lookups` lookups walk it (cycling for small N, a random sample for
+//! large N) so every access goes to a random session.
 //!
 //! Output lines: `bench=flowtable op=insert|lookup|lookup_batch32 sessions=… mlookups_per_s=…
 //! ns_per_lookup=… hits=…` and `bench=flowtable op=memory sessions=… overhead_b=… record_b=…
-//! total_b=…` (bytes per session of capacity).
+//! total_b=…` (bytes per session of capacity; `anon_huge_kb` is the process's memory on
+//! transparent huge pages after the inserts, from `/proc/self/smaps_rollup`, so a run shows
+//! whether the table got 2 MiB pages).
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -122,6 +124,7 @@ fn main() {
             .f("overhead_b", m.overhead_per_session(), 1)
             .f("record_b", m.record_per_session(), 1)
             .f("total_b", table.bytes_per_session(), 1)
+            .kv("anon_huge_kb", anon_huge_kb().map_or(-1, |kb| kb as i64))
             .print();
 
         all.shuffle(&mut rng);
@@ -172,6 +175,13 @@ fn main() {
         report("lookup_batch32", n, n_lookups, hits, t, wall, hz);
         black_box(sink);
     }
+}
+
+/// `AnonHugePages` of this process in KiB (Linux), `None` where it cannot be read.
+fn anon_huge_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn report(op: &str, n: usize, lookups: usize, hits: u64, ticks: u64, wall: f64, hz: f64) {

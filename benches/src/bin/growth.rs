@@ -24,8 +24,8 @@
 //!
 //! # Data path vs sessions
 //!
-//! Two routers in memory (as `fastpath/src/svr_path/test.rs`), one peer, enough waypoints on
-//! each side for the wayports (24,575 sessions per waypoint pair). S sessions are opened, each
+//! Two routers in memory (as `fastpath/src/svr_path/test.rs`), one peer, one B waypoint per
+//! 24,000 sessions (see `PER_PEER`). S sessions are opened, each
 //! a distinct UDP 5-tuple from 10.1.0.0/16 to 10.2.0.0/16: A `ingress::lan_packet` (forward
 //! metadata) → B `egress::wan_packet`, B's reply through B `lan_packet` (reverse metadata) →
 //! A `wan_packet`, so that A's later packets of the session carry no metadata. Then
@@ -350,9 +350,10 @@ fn frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, out: &mut [u8; 64]) {
     fill_l4_checksum(out, PROTO_UDP, 34, 64, src, dst);
 }
 
-/// Sessions per peer: a new session takes the first in-service waypoint pair of its peer,
-/// whose wayports (24,575 pairs in the default range) run out, so each "peer" here is router
-/// B reached through its own B waypoint, serving its own server address.
+/// Sessions per peer: each "peer" here is router B reached through its own B waypoint,
+/// serving its own server address. This layout dates from when a waypoint pair carried at
+/// most 24,575 sessions (one per odd destination wayport); a pair now carries ~6·10^8 unique
+/// wayport pairs, and the spread is kept so that results stay comparable.
 const PER_PEER: usize = 24_000;
 
 /// The server of session `i` (10.2.0.0/16, one address per peer).
@@ -385,6 +386,7 @@ fn router(a: bool, paths: usize, max_sessions: u32) -> (SvrShared, SvrWorker) {
                 .map(|k| PeerInfo {
                     name: "router-b".into(),
                     waypoints: vec![wp_b(k)],
+                    source_nat: false,
                 })
                 .collect(),
             local_waypoints: vec![wp_a],
@@ -414,6 +416,7 @@ fn router(a: bool, paths: usize, max_sessions: u32) -> (SvrShared, SvrWorker) {
             peers: vec![PeerInfo {
                 name: "router-a".into(),
                 waypoints: vec![wp_a],
+                source_nat: false,
             }],
             local_waypoints: (0..paths).map(wp_b).collect(),
             wayport_range: WayportRange::default(),

@@ -2,7 +2,7 @@
 //! packet of a new flow arrives from the LAN, on one pinned core.
 //!
 //! ```text
-//! session_setup [--sessions 200K] [--payload 100] [--seed 7] [--cpu 1]
+//! session_setup [--sessions 200K] [--payload 100] [--seed 7] [--cpu 1] [--stock 1]
 //! ```
 //!
 //! Per new flow, in order (the step names are the `step=` keys of the breakdown):
@@ -10,10 +10,15 @@
 //! 1. `lookup_miss`: `SessionTable::lookup` of the LAN key misses;
 //! 2. `wayport`: `WayportAllocator::allocate` on the flow's waypoint pair (one allocator per
 //!    24,575 sessions, flows spread round-robin);
-//! 3. `key_gen`: 32 random bytes for the payload key (TLV 46) and the 16-byte session UUID from
-//!    a seeded `StdRng` (ChaCha12; the appliance uses the OS CSPRNG the same way, per session);
-//! 4. `key_install`: `PayloadKey::new` (HKDF-SHA384 extract and `T(1)`, the forward HMAC key's
-//!    keyed states, the AES-256 encryption schedule), stored in a key-store slot;
+//! 3. `key_gen`: the 16-byte session UUID from a seeded `StdRng` (ChaCha12, the worker's
+//!    CSPRNG, seeded from the OS), and with `--stock 0` the payload key's 32 random bytes;
+//! 4. `key_install`: the session's installed payload key (`Arc<SessionKey>`, as
+//!    `SessionCrypto` holds it), stored in a key-store slot. By default (`--stock 1`) taken from
+//!    the worker's `KeyStock`, as `ingress::create` does: every 8th session pays for a batch
+//!    (32 random bytes per key, `PayloadKey::new_many` with the 8 keys' HKDF chains in the
+//!    SHA-512 lanes, 8 `Arc`s), the others pop a ready key. `--stock 0` is the path before the
+//!    stock: `SessionKey::new` = `PayloadKey::new` (HKDF-SHA384 extract and `T(1)`, the forward
+//!    HMAC key's keyed states, the AES-256 encryption schedule) per session;
 //! 5. `insert`: `SessionTable::insert` with the LAN key and the WAN key built from the
 //!    wayports, then `next_tx_seq`;
 //! 6. `metadata`: `ForwardMetadata::emit` (security id, forward context, tenant, service, UUID,
@@ -26,6 +31,10 @@
 //! repeats them on a fresh table with a TSC stamp between steps (adds ~8 stamps per flow, so
 //! its sum is a little above `total`). Each pass fills an empty table of capacity
 //! `--sessions`.
+//!
+//! The heap holds `--sessions` free chunks the size of an `Arc<SessionKey>` before each pass
+//! (`warm_heap`), as a worker's heap does once sessions have come and gone, so that the kernel's
+//! zeroing of fresh pages is not counted as key installation.
 //!
 //! `PayloadKey::new` leaves two things to their first use, which a new session at the ingress
 //! does not need: the reverse HMAC key (HKDF's `T(2)` and its pads) and the AES decryption
@@ -41,15 +50,16 @@ use std::net::Ipv4Addr;
 
 use fastpath::session::{
     FlowHasher, FlowKey, MetadataState, Role, SessionInit, SessionTable, Side, WayportAllocator,
-    WayportRange,
+    WayportMode, WayportRange,
 };
-use fastpath::svr::{
-    seal_metadata, Context, ForwardMetadata, PayloadCipher, PayloadKeyTlv, SessionContext,
-};
+use fastpath::svr::{seal_metadata, Context, ForwardMetadata, SessionContext};
+use fastpath::svr_path::key_stock::KeyStock;
+use fastpath::svr_path::SessionKey;
 use fastpath::time::Instant;
 use fastpath::wire::IpProtocol;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
+use std::sync::Arc;
 use svr_benches::{ns_per, rdtsc, setup, Args, Line};
 use svr_crypto::{
     payload_ciphertext_len, Direction, MetadataKey, PacketKey, PayloadKey, HMAC_LEN, TRAILER_LEN,
@@ -71,28 +81,60 @@ const L4_END: usize = 40;
 struct Ingress {
     table: SessionTable,
     wayports: Vec<WayportAllocator>,
-    keys: Vec<Option<PayloadKey>>,
+    keys: Vec<Option<Arc<SessionKey>>>,
+    /// `None` with `--stock 0`: one `SessionKey::new` per session.
+    stock: Option<KeyStock>,
     peer_md: MetadataKey,
     rng: StdRng,
     buf: Vec<u8>,
     payload: Vec<u8>,
     now: Instant,
+    /// Keeps the free chunks of [`warm_heap`] apart.
+    #[allow(clippy::vec_box)] // each box is a live allocation between two free chunks
+    _fillers: Vec<Box<u64>>,
+}
+
+/// Leaves `n` free heap chunks of the size of an `Arc<SessionKey>` allocation, with their
+/// pages already faulted in, kept from merging (and from going back to the OS) by small live
+/// fillers, which it returns. A worker that has run for a while allocates session keys from
+/// memory that ended sessions gave back; without this, filling an empty table would also time
+/// the kernel zeroing ~1.4 KB of fresh pages per session (the stores of `--stock 1` and `0`
+/// alike).
+#[allow(clippy::vec_box)] // each box is a live allocation between two free chunks
+fn warm_heap(n: usize) -> Vec<Box<u64>> {
+    // ArcInner<SessionKey>: two counters in front of the value, at its alignment.
+    let size = std::mem::size_of::<SessionKey>()
+        + 2 * std::mem::size_of::<usize>().max(std::mem::align_of::<SessionKey>());
+    let mut chunks = Vec::with_capacity(n);
+    let mut fillers = Vec::with_capacity(n);
+    for i in 0..n {
+        chunks.push(vec![1u8; size].into_boxed_slice());
+        fillers.push(Box::new(i as u64));
+    }
+    drop(chunks);
+    fillers
 }
 
 impl Ingress {
-    fn new(n: usize, payload_len: usize, seed: u64) -> Ingress {
+    fn new(n: usize, payload_len: usize, seed: u64, stock: bool) -> Ingress {
         let pairs = n.div_ceil(24_575).max(1);
         Ingress {
             table: SessionTable::with_hasher(n as u32, FlowHasher::with_seed(seed)),
             wayports: (0..pairs)
-                .map(|_| WayportAllocator::new(WayportRange::default()).expect("default range"))
+                .map(|_| {
+                    // Unique destinations (a bitmap): the allocator's mode with a source NAT.
+                    WayportAllocator::new(WayportRange::default(), WayportMode::UniqueDestination)
+                        .expect("default range")
+                })
                 .collect(),
             keys: std::iter::repeat_with(|| None).take(n).collect(),
+            stock: stock.then(KeyStock::new),
             peer_md: MetadataKey::new(1, &[0x11; 32], &[0x22; 48]),
             rng: StdRng::seed_from_u64(seed),
             buf: vec![0; 2048],
             payload: (0..payload_len).map(|i| i as u8).collect(),
             now: Instant::from_nanos(5_000_000_000),
+            _fillers: warm_heap(n + 8),
         }
     }
 
@@ -121,15 +163,21 @@ impl Ingress {
             .expect("fewer flows per pair than the range");
         lap(1);
 
-        // 3. payload key and session UUID
-        let mut pk_bytes = [0u8; 32];
-        self.rng.fill_bytes(&mut pk_bytes);
+        // 3. session UUID (and the payload key's bytes without the stock)
         let uuid: [u8; 16] = self.rng.gen();
+        let mut pk_bytes = [0u8; 32];
+        if self.stock.is_none() {
+            self.rng.fill_bytes(&mut pk_bytes);
+        }
         lap(2);
 
-        // 4. install the payload key
+        // 4. the installed payload key: from the stock, or installed here
         let key_index = (i & 0xff) as u8;
-        self.keys[i] = Some(PayloadKey::new(key_index, &pk_bytes));
+        let key = match self.stock.as_mut() {
+            Some(stock) => stock.take(key_index, &mut self.rng),
+            None => SessionKey::new(key_index, pk_bytes),
+        };
+        self.keys[i] = Some(key);
         lap(3);
 
         // 5. the session, reachable by the LAN key and by the WAN key of the peer's replies
@@ -182,11 +230,7 @@ impl Ingress {
             session_encrypted: true,
             tcp_syn: lan.proto() == 6,
             application_name: None,
-            payload_key: Some(PayloadKeyTlv {
-                index: key_index,
-                cipher: PayloadCipher::Aes256Cbc,
-                key: &pk_bytes,
-            }),
+            payload_key: Some(self.keys[i].as_ref().expect("stored above").tlv()),
         };
         let covered = &mut self.buf[L4_END..];
         md.emit(covered).expect("buffer holds the metadata");
@@ -195,7 +239,7 @@ impl Ingress {
         lap(5);
 
         // 7. the first packet: payload after the metadata, encrypted, trailer, HMAC
-        let key = self.keys[i].as_ref().expect("installed above");
+        let key = &self.keys[i].as_ref().expect("installed above").key;
         let plen = self.payload.len();
         covered[md_len..md_len + plen].copy_from_slice(&self.payload);
         let ct = key
@@ -232,12 +276,13 @@ fn main() {
     let n = args.get_usize("sessions", 200_000).clamp(1, 1 << 24);
     let payload_len = args.get_usize("payload", 100).min(1400);
     let seed = args.get_usize("seed", 7) as u64;
+    let stock = args.get_usize("stock", 1) != 0;
     let lan = flows(n, seed);
 
     // Warm-up: a small table, so code and key schedules' code paths are hot.
     {
         let w = n.min(10_000);
-        let mut ing = Ingress::new(w, payload_len, seed + 1);
+        let mut ing = Ingress::new(w, payload_len, seed + 1, stock);
         let mut acc = [0u64; 7];
         for (i, k) in lan.iter().take(w).enumerate() {
             ing.create::<false>(i, k, &mut acc);
@@ -245,7 +290,7 @@ fn main() {
     }
 
     // Headline pass.
-    let mut ing = Ingress::new(n, payload_len, seed);
+    let mut ing = Ingress::new(n, payload_len, seed, stock);
     let md_len = {
         let mut acc = [0u64; 7];
         let t0 = rdtsc();
@@ -258,6 +303,7 @@ fn main() {
             .kv("op", "total")
             .kv("sessions", n)
             .kv("payload", payload_len)
+            .kv("stock", u8::from(stock))
             .f("ns_per_session", ns, 1)
             .f("cycles_per_session", t as f64 / n as f64, 0)
             .f("ksessions_per_s", 1e6 / ns, 1)
@@ -278,7 +324,7 @@ fn main() {
     drop(ing);
 
     // Breakdown pass.
-    let mut ing = Ingress::new(n, payload_len, seed);
+    let mut ing = Ingress::new(n, payload_len, seed, stock);
     let mut acc = [0u64; 7];
     for (i, k) in lan.iter().enumerate() {
         ing.create::<true>(i, k, &mut acc);
@@ -299,10 +345,33 @@ fn main() {
         .f("share_pct", 100.0, 1)
         .print();
 
+    // Key installation alone: one at a time, and 8 at a time in the SHA-512 lanes.
+    let raw: Vec<[u8; 32]> = (0..4096).map(|_| ing.rng.gen()).collect();
+    let t0 = rdtsc();
+    for r in &raw {
+        black_box(PayloadKey::new(0, r));
+    }
+    let one = rdtsc() - t0;
+    let t0 = rdtsc();
+    for r in raw.chunks_exact(8) {
+        black_box(PayloadKey::new_many(
+            0,
+            core::array::from_fn::<_, 8, _>(|i| &r[i]),
+        ));
+    }
+    let many = rdtsc() - t0;
+    for (step, t) in [("payload_key_new", one), ("payload_key_new_many_8", many)] {
+        Line::new("session_setup")
+            .kv("op", "install")
+            .kv("step", step)
+            .f("ns_per_key", ns_per(t, raw.len() as u64, hz), 1)
+            .print();
+    }
+
     // Deferred pass: what the first reply of each session pays on top.
     let t0 = rdtsc();
     let mut block = [0u8; 16];
-    for key in ing.keys.iter().flatten() {
+    for key in ing.keys.iter().flatten().map(|k| &k.key) {
         black_box(key.mac(Direction::Reverse));
         black_box(key.decrypt(Direction::Reverse, 0, &mut block).is_ok());
     }

@@ -8,7 +8,7 @@
 //! | [`SessionTable`] | fixed-capacity index + record arena: `insert`, `lookup`, `lookup_batch`, `get`, `touch`, `mark_fin`, `mark_rst`, `update_metadata`, `next_tx_seq`, `remove` |
 //! | [`SessionRef`] | the `Copy` snapshot a lookup returns; [`SessionRef::rewrite`] is the NAT of §1.5 |
 //! | [`SessionTimeouts`], [`Sweeper`] | idle timeouts per protocol, TCP guard timer, bounded reclamation steps |
-//! | [`WayportAllocator`] | even source / odd destination wayports per waypoint pair, lock-free |
+//! | [`WayportAllocator`] | even source / odd destination wayports per waypoint pair, lock-free: unique pairs, or unique destinations behind a source NAT ([`WayportMode`]) |
 //!
 //! # Keys: what a lookup is keyed by
 //!
@@ -90,9 +90,13 @@
 //! # Speed
 //!
 //! A hit reads one bucket line and the two record lines. At millions of sessions these are
-//! DRAM and TLB misses, so the table should sit on huge pages (THP `always`, or svrd advising
-//! the allocation); with 4 KB pages every lookup also walks the page table. `lookup_batch`
-//! overlaps the misses of a burst. Benchmarks belong in `benches/`.
+//! DRAM misses (~160 ns each on the benchmark VM), and on 4 KiB pages TLB misses too, so
+//! every array of the table is a `svr_hotmem::HugeSlice`: 2 MiB-aligned and advised onto
+//! transparent huge pages (THP `always` or `madvise`; plain pages otherwise). A single
+//! `lookup` is a chain of two dependent misses. `lookup_batch` follows DPDK's bulk lookup:
+//! hash all keys and prefetch their home buckets, pick each key's first tag match and
+//! prefetch both record lines, then read; so a burst keeps ~20 misses in flight and costs
+//! about one line-fetch slot per line (3 per hit). Benchmarks belong in `benches/`.
 //!
 //! # Limits
 //!
@@ -113,7 +117,10 @@ pub use table::{MemoryUsage, SessionTable};
 pub use types::{
     InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
 };
-pub use wayport::{WayportAllocator, WayportError, WayportRange, Wayports};
+pub use wayport::{
+    Claim, ClaimError, WayportAllocator, WayportError, WayportMode, WayportRange, Wayports,
+    CLAIM_ATTEMPTS,
+};
 
 /// Milliseconds of an [`crate::time::Instant`] as the table keeps them (for the SVR sweep).
 pub(crate) use table::millis as now_millis;

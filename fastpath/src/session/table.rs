@@ -4,6 +4,8 @@
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::ops::Deref;
 
+use svr_hotmem::{prefetch, HugeSlice};
+
 use super::key::{FlowHasher, FlowKey, KEY_WORDS};
 use super::types::{
     InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
@@ -170,12 +172,14 @@ impl MemoryUsage {
 /// reachable by its LAN key and its WAN key. See the module doc of [`super`].
 pub struct SessionTable {
     hasher: FlowHasher,
-    buckets: Box<[Bucket]>,
-    records: Box<[Record]>,
+    // All four arrays are on 2 MiB pages when the kernel allows (`HugeSlice`): at millions of
+    // sessions a 4 KiB-page TLB miss per access would cost as much as the cache miss.
+    buckets: HugeSlice<Bucket>,
+    records: HugeSlice<Record>,
     /// Session UUIDs, apart from the hot record (read only when building metadata).
-    uuids: Box<[[AtomicU64; 2]]>,
+    uuids: HugeSlice<[AtomicU64; 2]>,
     /// Free list links: `next[i]` is the arena index + 1 below `i` on the stack, 0 at the end.
-    next: Box<[AtomicU32]>,
+    next: HugeSlice<AtomicU32>,
     /// Treiber stack head: `tag << 32 | (arena index + 1)`; the tag changes on every push and
     /// pop, so a stale head cannot be swapped back in (ABA).
     free_head: Padded<AtomicU64>,
@@ -221,15 +225,13 @@ impl SessionTable {
         let cap = capacity as usize;
         let slots = (2 * cap * 100).div_ceil(MAX_LOAD_PERCENT);
         let nbuckets = slots.div_ceil(SLOTS).max(1);
-        let buckets = std::iter::repeat_with(Bucket::default)
-            .take(nbuckets)
-            .collect();
-        let records = std::iter::repeat_with(Record::default).take(cap).collect();
-        let uuids = std::iter::repeat_with(Default::default).take(cap).collect();
+        let buckets = HugeSlice::from_fn(nbuckets, |_| Bucket::default());
+        let records = HugeSlice::from_fn(cap, |_| Record::default());
+        let uuids = HugeSlice::from_fn(cap, |_| Default::default());
         // Stack order: index 0 on top, so a fresh table hands out 0, 1, 2, …
-        let next = (0..cap)
-            .map(|i| AtomicU32::new(if i + 1 < cap { i as u32 + 2 } else { 0 }))
-            .collect();
+        let next = HugeSlice::from_fn(cap, |i| {
+            AtomicU32::new(if i + 1 < cap { i as u32 + 2 } else { 0 })
+        });
         let head = if cap > 0 { 1 } else { 0 };
         SessionTable {
             hasher,
@@ -326,6 +328,14 @@ impl SessionTable {
         FlowKey::from_words(core::array::from_fn(|i| words[i].load(Ordering::Relaxed)))
     }
 
+    /// `a == b` without branches or a `memcmp` call (the derived `==` on the word array
+    /// compiles to one).
+    #[inline(always)]
+    fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+        let (a, b) = (a.words(), b.words());
+        (0..KEY_WORDS).fold(0, |d, i| d | (a[i] ^ b[i])) == 0
+    }
+
     /// A consistent copy of record `index` if it is live and (when `probe` is given) one of
     /// its keys equals `probe`, or it is generation `want_gen` (when given).
     ///
@@ -333,6 +343,7 @@ impl SessionTable {
     /// is good if generation and lifecycle did not change in between. A writer only rewrites
     /// `info`/`lan`/`wan` after moving the state to a new generation and issuing a Release
     /// fence, so a read that saw any new field value sees the new state on the second load.
+    #[inline(always)]
     fn read(
         &self,
         index: u32,
@@ -360,8 +371,8 @@ impl SessionTable {
                 continue;
             }
             let side = match (probe, want) {
-                (Some(k), _) if *k == lan => Side::Lan,
-                (Some(k), _) if *k == wan => Side::Wan,
+                (Some(k), _) if Self::same_key(k, &lan) => Side::Lan,
+                (Some(k), _) if Self::same_key(k, &wan) => Side::Wan,
                 (Some(_), _) => return None,
                 (None, Some((_, side))) => side,
                 (None, None) => Side::Lan,
@@ -420,39 +431,53 @@ impl SessionTable {
         None
     }
 
-    /// Looks up a burst: `out[i] = lookup(&keys[i])`. Three passes so that the cache misses
-    /// of different packets overlap instead of running one after another (ipsec-secgw's
-    /// `prepare_traffic` idea without a prefetch instruction, which safe Rust lacks): hash
-    /// every key and load its home bucket's control word; load the record state of the first
-    /// tag match; then do the full lookups, which now mostly hit the cache.
+    /// Looks up a burst: `out[i] = lookup(&keys[i])`, with the cache misses of different keys
+    /// overlapped instead of taken one after another (DPDK `rte_hash_lookup_bulk`'s stages):
+    ///
+    /// 1. hash every key and prefetch its home bucket;
+    /// 2. find the first slot of the home bucket whose tag matches, and prefetch both lines of
+    ///    that record;
+    /// 3. read each candidate record (seqlock copy, full key compare). A key with no tag match
+    ///    in its home bucket, or whose candidate was not it (tag collision, removed meanwhile),
+    ///    takes the ordinary probe of [`SessionTable::lookup_hashed`], from lines now cached.
+    ///
+    /// Every answer is one `lookup` could have given: a candidate is returned only after the
+    /// same consistent read and key comparison.
     pub fn lookup_batch<const N: usize>(
         &self,
         keys: &[FlowKey; N],
         out: &mut [Option<SessionRef>; N],
     ) {
+        /// No tag match in the home bucket.
+        const NONE: u32 = u32::MAX;
         let mut hashes = [0u64; N];
-        let mut sink = 0u64;
         for (h, k) in hashes.iter_mut().zip(keys) {
             *h = self.hasher.hash(k);
-            sink ^= self.buckets[self.home(*h)].ctrl.load(Ordering::Relaxed);
+            prefetch(&self.buckets[self.home(*h)]);
         }
-        for h in &hashes {
+        let mut cand = [NONE; N];
+        for (c, h) in cand.iter_mut().zip(&hashes) {
             let tag = *h as u32;
             for slot in &self.buckets[self.home(*h)].slots {
-                let v = slot.load(Ordering::Relaxed);
+                let v = slot.load(Ordering::Acquire);
                 if v != 0 && (v >> 32) as u32 == tag {
-                    if let Some(r) = self.records.get(v as u32 as usize - 1) {
-                        // Both lines of the record: state and the end of the WAN key.
-                        sink ^= r.state.load(Ordering::Relaxed);
-                        sink ^= r.wan[KEY_WORDS - 1].load(Ordering::Relaxed);
+                    let index = v as u32 - 1;
+                    if let Some(r) = self.records.get(index as usize) {
+                        prefetch(&r.state);
+                        prefetch(&r.last_seen_ms);
+                        *c = index;
                     }
                     break;
                 }
             }
         }
-        std::hint::black_box(sink);
-        for ((o, k), h) in out.iter_mut().zip(keys).zip(&hashes) {
-            *o = self.lookup_hashed(k, *h);
+        for (((o, k), h), c) in out.iter_mut().zip(keys).zip(&hashes).zip(&cand) {
+            let found = if *c == NONE {
+                None
+            } else {
+                self.read(*c, Some(k), None)
+            };
+            *o = found.or_else(|| self.lookup_hashed(k, *h));
         }
     }
 

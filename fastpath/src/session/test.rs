@@ -413,6 +413,57 @@ fn lookup_batch_matches_lookup() {
     assert!(out.iter().filter(|o| o.is_some()).count() >= 14);
 }
 
+/// `lookup_batch` against `lookup` where its shortcut (the first tag match of the home bucket)
+/// is usually wrong: every key with one tag in one bucket, removed entries, misses; and on a
+/// table big enough for its arena to be a huge-page mapping.
+#[test]
+fn lookup_batch_with_collisions_removals_and_misses() {
+    let t = SessionTable::with_hasher(40, FlowHasher::degenerate());
+    let now = secs(1);
+    let ids: Vec<_> = (0..40)
+        .map(|i| t.insert(lan(i, UDP), wan(i, UDP), init(i), now).unwrap())
+        .collect();
+    for i in (0..40).step_by(3) {
+        assert!(t.remove(ids[i as usize]));
+    }
+    let keys: [FlowKey; 64] = core::array::from_fn(|i| match i % 3 {
+        0 => lan(i as u32, UDP),
+        1 => wan(i as u32 / 2, UDP),
+        _ => lan(1000 + i as u32, UDP), // never inserted
+    });
+    let mut out = [None; 64];
+    t.lookup_batch(&keys, &mut out);
+    for (k, o) in keys.iter().zip(&out) {
+        assert_eq!(*o, t.lookup(k));
+    }
+    assert!(out.iter().any(|o| o.is_some()));
+
+    let n = 20_000;
+    let t = table(n);
+    assert!(SessionTable::RECORD_BYTES * n as usize > 2 << 20);
+    for i in 0..n {
+        t.insert(lan(i, TCP), wan(i, TCP), init(i), now).unwrap();
+    }
+    let mut out = [None; 32];
+    for base in (0..n + 64).step_by(32) {
+        let keys: [FlowKey; 32] = core::array::from_fn(|j| {
+            let i = base + j as u32;
+            if j % 2 == 0 {
+                lan(i, TCP)
+            } else {
+                wan(i, TCP)
+            }
+        });
+        t.lookup_batch(&keys, &mut out);
+        for (j, (k, o)) in keys.iter().zip(&out).enumerate() {
+            let i = base + j as u32;
+            assert_eq!(o.map(|s| s.id.index), (i < n).then_some(i), "key {k:?}");
+            assert_eq!(*o, t.lookup(k));
+        }
+    }
+    t.check_index();
+}
+
 #[test]
 fn metadata_state_and_tx_sequence() {
     let t = table(2);
@@ -858,6 +909,22 @@ fn readers_never_see_torn_records_during_reuse() {
                         assert_eq!(check_consistent(&s), n);
                         hits.fetch_add(1, Ordering::Relaxed);
                     }
+                    let keys: [FlowKey; 4] = core::array::from_fn(|j| {
+                        let m = (n + 7 * j as u32) % 32;
+                        if j % 2 == 0 {
+                            lan(m, UDP)
+                        } else {
+                            wan(m, UDP)
+                        }
+                    });
+                    let mut out = [None; 4];
+                    t.lookup_batch(&keys, &mut out);
+                    for (k, s) in keys.iter().zip(&out) {
+                        if let Some(s) = s {
+                            check_consistent(s);
+                            assert!(s.lan_key == *k || s.wan_key == *k);
+                        }
+                    }
                     for i in 0..4 {
                         let id = SessionId {
                             index: i,
@@ -932,8 +999,8 @@ fn racing_inserts_of_the_same_key_create_one_session() {
 // ---- wayports ---------------------------------------------------------------------------
 
 #[test]
-fn wayports_even_source_odd_destination_in_range() {
-    let a = WayportAllocator::new(WayportRange::default()).unwrap();
+fn unique_destination_wayports_even_source_odd_destination_in_range() {
+    let a = WayportAllocator::new(WayportRange::default(), WayportMode::UniqueDestination).unwrap();
     assert_eq!(a.capacity(), 24_575);
     let mut seen = HashSet::new();
     for _ in 0..a.capacity() {
@@ -955,11 +1022,14 @@ fn wayports_even_source_odd_destination_in_range() {
 }
 
 #[test]
-fn wayports_reuse_round_robin_and_reject_bad_frees() {
-    let a = WayportAllocator::new(WayportRange {
-        first: 2001, // odd: the first pair is 2002/2003
-        last: 2010,  // even: the last pair is 2008/2009
-    })
+fn unique_destination_wayports_reuse_round_robin_and_reject_bad_frees() {
+    let a = WayportAllocator::new(
+        WayportRange {
+            first: 2001, // odd: the first pair is 2002/2003
+            last: 2010,  // even: the last pair is 2008/2009
+        },
+        WayportMode::UniqueDestination,
+    )
     .unwrap();
     assert_eq!(a.capacity(), 4);
     let got: Vec<_> = (0..4).map(|_| a.allocate().unwrap()).collect();
@@ -1003,14 +1073,17 @@ fn wayports_reuse_round_robin_and_reject_bad_frees() {
             last: r.1,
         };
         assert_eq!(
-            WayportAllocator::new(range).unwrap_err(),
+            WayportAllocator::new(range, WayportMode::UniqueDestination).unwrap_err(),
             WayportError::EmptyRange
         );
     }
-    let one = WayportAllocator::new(WayportRange {
-        first: 65534,
-        last: 65535,
-    })
+    let one = WayportAllocator::new(
+        WayportRange {
+            first: 65534,
+            last: 65535,
+        },
+        WayportMode::UniqueDestination,
+    )
     .unwrap();
     assert_eq!(
         one.allocate().unwrap(),
@@ -1023,12 +1096,15 @@ fn wayports_reuse_round_robin_and_reject_bad_frees() {
 }
 
 #[test]
-fn concurrent_wayport_allocation_is_unique() {
+fn concurrent_unique_destination_allocation_is_unique() {
     let a = Arc::new(
-        WayportAllocator::new(WayportRange {
-            first: 20000,
-            last: 29999,
-        })
+        WayportAllocator::new(
+            WayportRange {
+                first: 20000,
+                last: 29999,
+            },
+            WayportMode::UniqueDestination,
+        )
         .unwrap(),
     );
     let cap = a.capacity() as usize; // 5000
@@ -1063,4 +1139,297 @@ fn concurrent_wayport_allocation_is_unique() {
         more += 1;
     }
     assert_eq!(all.len() + more, cap);
+}
+
+/// A range with 5 even and 5 odd ports: 25 unique pairs, 5 unique destinations.
+const SMALL: WayportRange = WayportRange {
+    first: 2000,
+    last: 2009,
+};
+
+#[test]
+fn unique_pair_wayports_walk_every_pair_once_per_round() {
+    let d = WayportAllocator::new(WayportRange::default(), WayportMode::UniquePair).unwrap();
+    assert_eq!(d.capacity(), 24_576 * 24_575);
+    assert_eq!(d.mode(), WayportMode::UniquePair);
+
+    let a = WayportAllocator::new(SMALL, WayportMode::UniquePair).unwrap();
+    assert_eq!(a.capacity(), 25);
+    let round: Vec<_> = (0..25).map(|_| a.allocate().unwrap()).collect();
+    let distinct: HashSet<_> = round.iter().copied().collect();
+    assert_eq!(distinct.len(), 25, "every (source, destination) pair once");
+    for p in &round {
+        assert_eq!(p.source % 2, 0, "{p:?}");
+        assert_eq!(p.destination % 2, 1, "{p:?}");
+        assert!((2000..=2008).contains(&p.source), "{p:?}");
+        assert!((2001..=2009).contains(&p.destination), "{p:?}");
+    }
+    // Consecutive sessions differ in both ports, across the round's end too.
+    for (x, y) in round.iter().zip(round.iter().cycle().skip(1)) {
+        assert!(
+            x.source != y.source && x.destination != y.destination,
+            "{x:?} {y:?}"
+        );
+    }
+    // Wrap-around: the next round repeats the first, in order.
+    let again: Vec<_> = (0..25).map(|_| a.allocate().unwrap()).collect();
+    assert_eq!(again, round);
+    assert_eq!(
+        a.in_use(),
+        50,
+        "allocate counts; the table would have refused"
+    );
+    assert_eq!(a.exhausted_count(), 0);
+    // Frees check the range and parities only (the table is the record).
+    for bad in [
+        Wayports {
+            source: 2001,
+            destination: 2003,
+        },
+        Wayports {
+            source: 2000,
+            destination: 2002,
+        },
+        Wayports {
+            source: 2010,
+            destination: 2001,
+        },
+        Wayports {
+            source: 2000,
+            destination: 2011,
+        },
+        Wayports {
+            source: 1998,
+            destination: 2001,
+        },
+    ] {
+        assert_eq!(a.free(bad), Err(WayportError::NotInRange), "{bad:?}");
+    }
+    for p in round.iter().chain(&again) {
+        a.free(*p).unwrap();
+    }
+    assert_eq!(a.in_use(), 0);
+    assert_eq!(a.free(round[0]), Err(WayportError::NotAllocated));
+    assert!(!a.is_allocated(round[0]), "no bitmap in this mode");
+    // Same emptiness rule as the other mode.
+    assert_eq!(
+        WayportAllocator::new(
+            WayportRange {
+                first: 101,
+                last: 102
+            },
+            WayportMode::UniquePair
+        )
+        .unwrap_err(),
+        WayportError::EmptyRange
+    );
+    let one = WayportAllocator::new(
+        WayportRange {
+            first: 65534,
+            last: 65535,
+        },
+        WayportMode::UniquePair,
+    )
+    .unwrap();
+    assert_eq!(one.capacity(), 1);
+    assert_eq!(
+        one.allocate().unwrap(),
+        Wayports {
+            source: 65534,
+            destination: 65535
+        }
+    );
+}
+
+/// `claim` with a set of live tuples standing in for the session table.
+fn claim_into<E>(
+    a: &WayportAllocator,
+    live: &mut HashSet<Wayports>,
+) -> Result<Wayports, ClaimError<E>> {
+    a.claim(|p| {
+        if live.contains(&p) {
+            Err(Claim::Taken)
+        } else {
+            live.insert(p);
+            Ok(p)
+        }
+    })
+}
+
+#[test]
+fn unique_pair_claim_skips_live_tuples_and_counts_exhaustion() {
+    let a = WayportAllocator::new(SMALL, WayportMode::UniquePair).unwrap();
+    let mut live = HashSet::new();
+    for _ in 0..25 {
+        claim_into::<()>(&a, &mut live).unwrap();
+    }
+    assert_eq!((live.len(), a.in_use()), (25, 25));
+    // Full: CLAIM_ATTEMPTS candidates taken, counted once.
+    assert_eq!(claim_into::<()>(&a, &mut live), Err(ClaimError::Exhausted));
+    assert_eq!(a.exhausted_count(), 1);
+    // The cursor stands at 25 + 8 = 33 ≡ 8: free the pair at position 10, two steps ahead.
+    let round: Vec<_> = {
+        let b = WayportAllocator::new(SMALL, WayportMode::UniquePair).unwrap();
+        (0..25).map(|_| b.allocate().unwrap()).collect()
+    };
+    let gap = round[10];
+    live.remove(&gap);
+    a.free(gap).unwrap();
+    assert_eq!(claim_into::<()>(&a, &mut live), Ok(gap));
+    assert_eq!(a.in_use(), 25);
+    // An abort hands the candidate back and is not an exhaustion.
+    live.remove(&round[0]);
+    a.free(round[0]).unwrap();
+    assert_eq!(
+        a.claim(|_| Err::<(), _>(Claim::Abort("table full"))),
+        Err(ClaimError::Abort("table full"))
+    );
+    assert_eq!((a.in_use(), a.exhausted_count()), (24, 1));
+}
+
+#[test]
+fn unique_destination_claim_gives_back_refused_candidates() {
+    let a = WayportAllocator::new(SMALL, WayportMode::UniqueDestination).unwrap();
+    assert_eq!(a.capacity(), 5);
+    // The table refuses the first candidate (a live session it knows and we do not).
+    let mut refused = None;
+    let got = a
+        .claim(|p| match refused {
+            None => {
+                refused = Some(p);
+                Err::<Wayports, Claim<()>>(Claim::Taken)
+            }
+            Some(_) => Ok(p),
+        })
+        .unwrap();
+    let refused = refused.unwrap();
+    assert_ne!(got, refused);
+    assert!(a.is_allocated(got));
+    assert!(
+        !a.is_allocated(refused),
+        "a refused candidate goes back to the bitmap"
+    );
+    assert_eq!(
+        a.claim(|p| Err::<Wayports, _>(Claim::Abort(p)))
+            .map_err(|e| match e {
+                ClaimError::Abort(p) => a.is_allocated(p),
+                ClaimError::Exhausted => true,
+            }),
+        Err(false),
+        "an aborted candidate goes back too"
+    );
+    assert_eq!(a.in_use(), 1);
+    // Four more destinations, then none: exhausted at once, not after eight tries.
+    let mut live = HashSet::from([got]);
+    for _ in 0..4 {
+        let p = claim_into::<()>(&a, &mut live).unwrap();
+        assert_eq!(p.source + 1, p.destination);
+    }
+    assert_eq!(claim_into::<()>(&a, &mut live), Err(ClaimError::Exhausted));
+    let dsts: HashSet<_> = live.iter().map(|p| p.destination).collect();
+    assert_eq!(dsts.len(), 5);
+}
+
+#[test]
+fn unique_pair_churn_never_hands_out_a_live_tuple() {
+    let range = WayportRange {
+        first: 3000,
+        last: 3039,
+    };
+    let a = WayportAllocator::new(range, WayportMode::UniquePair).unwrap();
+    assert_eq!(a.capacity(), 400);
+    let mut live = HashSet::new();
+    let mut held = Vec::new();
+    let mut rng = Rng(11);
+    let mut exhausted = 0;
+    for _ in 0..50_000 {
+        // Keep the space about 90 % full, so that candidates are often taken.
+        if held.len() < 360 && rng.below(2) == 0 {
+            let r = a.claim(|p| {
+                if live.contains(&p) {
+                    Err(Claim::<()>::Taken)
+                } else {
+                    Ok(p)
+                }
+            });
+            match r {
+                Ok(p) => {
+                    assert!(live.insert(p), "{p:?} handed out while live");
+                    held.push(p);
+                }
+                Err(ClaimError::Exhausted) => exhausted += 1,
+                Err(ClaimError::Abort(())) => unreachable!(),
+            }
+        } else if !held.is_empty() {
+            let p = held.swap_remove(rng.below(held.len() as u64) as usize);
+            live.remove(&p);
+            a.free(p).unwrap();
+        }
+        assert_eq!(a.in_use() as usize, live.len());
+    }
+    // At 90 % a claim fails with probability 0.9^8 ≈ 0.43 at worst; most succeed.
+    assert!(
+        a.exhausted_count() == exhausted && exhausted < 10_000,
+        "{exhausted}"
+    );
+}
+
+#[test]
+fn concurrent_unique_pair_claims_keep_wan_keys_unique() {
+    // The real table is the uniqueness check, as in svr_path's session creation.
+    let range = WayportRange {
+        first: 20000,
+        last: 20079,
+    };
+    let a = Arc::new(WayportAllocator::new(range, WayportMode::UniquePair).unwrap());
+    assert_eq!(a.capacity(), 1600);
+    let t = Arc::new(table(4096));
+    let wan_key = |p: Wayports| {
+        FlowKey::v4(
+            Ipv4Addr::new(203, 0, 113, 2),
+            Ipv4Addr::new(198, 51, 100, 1),
+            UDP,
+            p.destination,
+            p.source,
+        )
+    };
+    let handles: Vec<_> = (0..4u32)
+        .map(|th| {
+            let (a, t) = (a.clone(), t.clone());
+            std::thread::spawn(move || {
+                let mut held: Vec<(SessionId, Wayports)> = Vec::new();
+                let mut rng = Rng(u64::from(th) + 100);
+                for i in 0..20_000u32 {
+                    if held.len() < 350 && rng.below(3) != 0 {
+                        let n = th << 20 | i;
+                        let r = a.claim(|p| {
+                            match t.insert(lan(n, UDP), wan_key(p), init(n), secs(1)) {
+                                Ok(id) => Ok((id, p)),
+                                Err(InsertError::Exists) => Err(Claim::Taken),
+                                Err(InsertError::Full) => Err(Claim::Abort(())),
+                            }
+                        });
+                        if let Ok(x) = r {
+                            held.push(x);
+                        }
+                    } else if !held.is_empty() {
+                        let (id, p) = held.swap_remove(rng.below(held.len() as u64) as usize);
+                        assert!(t.remove(id));
+                        a.free(p).unwrap();
+                    }
+                }
+                held
+            })
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for h in handles {
+        for (id, p) in h.join().unwrap() {
+            assert!(all.insert(p), "{p:?} held twice");
+            let s = t.lookup(&wan_key(p)).expect("live");
+            assert_eq!(s.id, id);
+        }
+    }
+    assert_eq!(a.in_use() as usize, all.len());
+    assert_eq!(t.len(), all.len());
 }

@@ -1,5 +1,18 @@
 //! [`WayportAllocator`]: the wayports of new sessions for one (local waypoint, peer
 //! waypoint) pair, svr-protocol.md §1.5.
+//!
+//! The ingress picks both wayports of a session, an **even source** and an **odd destination**
+//! (§1.5), so neither side negotiates, and sessions the peer opens towards us (same rule, so
+//! opposite parities as seen from here) cannot collide with ours. What must be unique among
+//! the live sessions of one waypoint pair depends on the path ([`WayportMode`]):
+//!
+//! | mode | unique per live session | sessions per waypoint pair, default range 16384–65534 |
+//! | --- | --- | --- |
+//! | [`WayportMode::UniquePair`] (no NAT) | the (source, destination) pair | 24,576 × 24,575 ≈ 6·10^8 (§1.5: 2^32 for the whole port space) |
+//! | [`WayportMode::UniqueDestination`] (source NAT) | the destination; source = destination − 1 | 24,575 (§1.5: 2^16 for the whole port space) |
+//!
+//! A session that finds its pair exhausted spills to the peer's next in-service waypoint pair
+//! (`svr_path`), and fails with `svr_wayports_exhausted` only when every one is.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -23,12 +36,30 @@ impl Default for WayportRange {
     }
 }
 
+/// What keeps the live sessions of one waypoint pair apart on the wire (svr-protocol.md §1.5,
+/// "2^32 sessions with no NAT in between, 2^16 behind a source NAT"). Configured per peer
+/// (`router[].peer[].source-nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WayportMode {
+    /// No NAT between the waypoints (`source-nat: false`, the default): every live session
+    /// has its own (even source, odd destination) **pair**; two sessions may share one of the
+    /// two ports. The session table is the record of what is in use: the caller's insert of
+    /// the WAN key is the uniqueness check ([`WayportAllocator::claim`]).
+    #[default]
+    UniquePair,
+    /// A source NAT may rewrite our source wayport on the way (`source-nat: true`), so only
+    /// the destination identifies a session to the peer: every live session has its own odd
+    /// **destination**, with source `destination - 1`. An atomic bitmap records the
+    /// destinations in use.
+    UniqueDestination,
+}
+
 /// The ports of one session on the WAN: our even source wayport and the peer's odd
 /// destination wayport (§1.5: the ingress picks both, so neither side negotiates; sessions
 /// the peer opens towards us use the opposite parities and cannot collide).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Wayports {
-    /// Even source wayport (`destination - 1`).
+    /// Even source wayport (`destination - 1` in [`WayportMode::UniqueDestination`]).
     pub source: u16,
     /// Odd destination wayport.
     pub destination: u16,
@@ -37,11 +68,12 @@ pub struct Wayports {
 /// Why a wayport call failed. The caller counts these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WayportError {
-    /// Every pair of the range is in use on this waypoint pair.
+    /// No free ports on this waypoint pair (see [`WayportAllocator::claim`]).
     Exhausted,
     /// `free` was given ports this allocator never hands out.
     NotInRange,
-    /// `free` was given ports that are not allocated (double free).
+    /// `free` was given ports that are not allocated (double free; in
+    /// [`WayportMode::UniquePair`] only detected when nothing is allocated at all).
     NotAllocated,
     /// The configured range holds no (even, odd) pair.
     EmptyRange,
@@ -60,28 +92,67 @@ impl fmt::Display for WayportError {
 
 impl std::error::Error for WayportError {}
 
+/// What the callback of [`WayportAllocator::claim`] says about a candidate it could not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim<E> {
+    /// A live session already has these ports on the wire (the session table refused the
+    /// WAN key): try the next candidate.
+    Taken,
+    /// Stop here with this error; the candidate is given back.
+    Abort(E),
+}
+
+/// Why [`WayportAllocator::claim`] returned no session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError<E> {
+    /// No free ports: every destination in use ([`WayportMode::UniqueDestination`]), or
+    /// [`CLAIM_ATTEMPTS`] candidates in a row taken. Counted in
+    /// [`WayportAllocator::exhausted_count`].
+    Exhausted,
+    /// The callback's [`Claim::Abort`].
+    Abort(E),
+}
+
+/// Candidates [`WayportAllocator::claim`] tries before it calls a waypoint pair exhausted.
+/// In [`WayportMode::UniquePair`] a candidate is taken with probability `live / capacity`
+/// (about 10^-4 for 65,536 live sessions in the default range), so eight in a row happen
+/// only when the pair is all but full.
+pub const CLAIM_ATTEMPTS: usize = 8;
+
 /// Allocates wayports for one (local waypoint, peer waypoint) pair; the owner of the peer
-/// paths keeps one per pair (about 3 KB each for the default range).
+/// paths keeps one per pair (a few bytes in [`WayportMode::UniquePair`], about 3 KB of bitmap
+/// in [`WayportMode::UniqueDestination`] for the default range).
 ///
-/// **What is unique.** Each allocation is a distinct odd destination port `d` in the range,
-/// with source `d - 1` (even, also in the range). Keeping the destination unique per pair keeps
-/// the WAN 5-tuple unique even when a NAT between the sites rewrites our source port, which
-/// §1.5 says limits a pair to 2^16 sessions anyway; the default range gives 24,575 sessions per
-/// pair. More sessions need more waypoint pairs (peer paths), not reuse of a destination.
+/// **Order.** An atomic cursor walks the candidates, so allocation goes round-robin and a
+/// freed tuple is reused only after the cursor has come round again, which keeps late
+/// packets of an old session from reaching a new one.
+/// * [`WayportMode::UniquePair`]: the cursor `i` (mod `E·O`, with `E` even and `O` odd ports
+///   in the range) maps to source `r = i mod E` and destination `(r + ⌊i / E⌋) mod O`, a
+///   bijection onto all `E·O` pairs in which consecutive sessions differ in both ports. No
+///   bitmap (the space is ~6·10^8 pairs): the caller's session-table insert of the WAN key
+///   decides whether a candidate is free.
+/// * [`WayportMode::UniqueDestination`]: an atomic bitmap, one bit per destination port (set
+///   = in use), claimed with CAS, the search starting one position after the previous one.
 ///
-/// **Concurrency.** Lock-free, so any worker that creates a session may allocate: an atomic
-/// bitmap (one bit per destination port, set = in use) claimed with CAS, and an atomic cursor
-/// that starts each search one position after the previous one. Allocation therefore goes
-/// round-robin through the range, and a freed pair is reused only after the cursor has come
-/// round again, which keeps late packets of an old session from reaching a new one.
+/// **Concurrency.** Lock-free (one `fetch_add` on the cursor, CAS on a bitmap word), so any
+/// worker that creates a session may allocate. Two workers never get the same candidate from
+/// one round of the cursor; a live session from an earlier round is caught by the table.
 #[derive(Debug)]
 pub struct WayportAllocator {
+    mode: WayportMode,
+    /// Lowest even source port.
+    even_base: u16,
+    /// Number of even source ports.
+    evens: u32,
     /// Lowest odd destination port.
-    base: u16,
-    /// Number of (even, odd) pairs.
-    count: u32,
+    odd_base: u16,
+    /// Number of odd destination ports.
+    odds: u32,
+    /// Sessions the range allows at once.
+    capacity: u32,
+    /// [`WayportMode::UniqueDestination`]: one bit per destination; empty otherwise.
     bits: Box<[AtomicU64]>,
-    cursor: AtomicU32,
+    cursor: AtomicU64,
     in_use: AtomicU32,
     exhausted: AtomicU64,
 }
@@ -89,36 +160,61 @@ pub struct WayportAllocator {
 impl WayportAllocator {
     /// An allocator over `range`; `EmptyRange` if it holds no even port followed by an odd
     /// one.
-    pub fn new(range: WayportRange) -> Result<WayportAllocator, WayportError> {
+    pub fn new(range: WayportRange, mode: WayportMode) -> Result<WayportAllocator, WayportError> {
         let first = u32::from(range.first);
         let last = u32::from(range.last);
-        // The lowest odd d with d - 1 ≥ first.
-        let base = if first % 2 == 0 { first + 1 } else { first + 2 };
+        // The lowest odd d with d - 1 ≥ first, and the highest odd port.
+        let odd_base = if first % 2 == 0 { first + 1 } else { first + 2 };
         let top = if last % 2 == 1 {
             last
         } else {
             last.saturating_sub(1)
         };
-        if range.first > range.last || base > top || top > u32::from(u16::MAX) {
+        if range.first > range.last || odd_base > top {
             return Err(WayportError::EmptyRange);
         }
-        let count = (top - base) / 2 + 1;
-        let words = (count as usize).div_ceil(64);
+        let odds = (top - odd_base) / 2 + 1;
+        // Even sources: UniquePair may use every even port of the range, UniqueDestination
+        // only those below an odd destination.
+        let even_base = odd_base - 1;
+        let evens = match mode {
+            WayportMode::UniquePair => (last - even_base) / 2 + 1,
+            WayportMode::UniqueDestination => odds,
+        };
+        // ≤ 32768 · 32768 = 2^30.
+        let capacity = match mode {
+            WayportMode::UniquePair => evens * odds,
+            WayportMode::UniqueDestination => odds,
+        };
+        let words = match mode {
+            WayportMode::UniquePair => 0,
+            WayportMode::UniqueDestination => (odds as usize).div_ceil(64),
+        };
         Ok(WayportAllocator {
-            base: base as u16, // base ≤ top ≤ 65535, checked above
-            count,
+            mode,
+            // odd_base ≤ top ≤ 65535, checked above.
+            even_base: even_base as u16,
+            evens,
+            odd_base: odd_base as u16,
+            odds,
+            capacity,
             bits: std::iter::repeat_with(|| AtomicU64::new(0))
                 .take(words)
                 .collect(),
-            cursor: AtomicU32::new(0),
+            cursor: AtomicU64::new(0),
             in_use: AtomicU32::new(0),
             exhausted: AtomicU64::new(0),
         })
     }
 
+    /// What this allocator keeps unique.
+    pub fn mode(&self) -> WayportMode {
+        self.mode
+    }
+
     /// Number of sessions the range allows at once.
     pub fn capacity(&self) -> u32 {
-        self.count
+        self.capacity
     }
 
     /// Allocations currently held.
@@ -131,19 +227,19 @@ impl WayportAllocator {
         self.exhausted.load(Ordering::Relaxed)
     }
 
-    fn ports(&self, pos: u32) -> Wayports {
-        // pos < count, so base + 2·pos ≤ top ≤ 65535.
-        let d = u32::from(self.base) + 2 * pos;
+    /// The ports at destination position `pos` (< odds) with source position `src`.
+    fn ports(&self, src: u32, pos: u32) -> Wayports {
+        // src < evens and pos < odds, so both ports are ≤ the range's last port ≤ 65535.
         Wayports {
-            source: (d - 1) as u16,
-            destination: d as u16,
+            source: (u32::from(self.even_base) + 2 * src) as u16,
+            destination: (u32::from(self.odd_base) + 2 * pos) as u16,
         }
     }
 
     /// Mask of valid positions in word `w` at or after bit `from`.
     fn valid(&self, w: usize, from: u32) -> u64 {
         let start = w as u32 * 64;
-        let n = (self.count - start).min(64);
+        let n = (self.odds - start).min(64);
         let all = if n == 64 { !0 } else { (1u64 << n) - 1 };
         all & (!0u64 << from)
     }
@@ -165,9 +261,18 @@ impl WayportAllocator {
         }
     }
 
-    /// A fresh (even source, odd destination) pair, or `Exhausted` (also counted here).
-    pub fn allocate(&self) -> Result<Wayports, WayportError> {
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % self.count;
+    /// The next candidate: in `UniquePair` the cursor's pair, in `UniqueDestination` a
+    /// destination claimed in the bitmap (`None` when every one is in use).
+    fn next(&self) -> Option<Wayports> {
+        let i = self.cursor.fetch_add(1, Ordering::Relaxed);
+        if self.mode == WayportMode::UniquePair {
+            let i = i % u64::from(self.capacity);
+            let (q, r) = (i / u64::from(self.evens), i % u64::from(self.evens));
+            // r < evens; (r + q) mod odds < odds.
+            let pos = (r + q) % u64::from(self.odds);
+            return Some(self.ports(r as u32, pos as u32));
+        }
+        let start = (i % u64::from(self.odds)) as u32;
         let words = self.bits.len();
         let (w0, b0) = ((start / 64) as usize, start % 64);
         // The start word from the cursor on, the other words in order, the start word's head.
@@ -183,47 +288,90 @@ impl WayportAllocator {
         if found.is_none() && b0 != 0 {
             found = self.claim_in(w0, self.valid(w0, 0) & !(!0u64 << b0));
         }
-        match found {
-            Some(pos) => {
-                self.in_use.fetch_add(1, Ordering::Relaxed);
-                Ok(self.ports(pos))
-            }
-            None => {
-                self.exhausted.fetch_add(1, Ordering::Relaxed);
-                Err(WayportError::Exhausted)
-            }
-        }
+        found.map(|pos| self.ports(pos, pos))
     }
 
-    /// Gives back a pair from [`WayportAllocator::allocate`].
-    pub fn free(&self, p: Wayports) -> Result<(), WayportError> {
-        let d = u32::from(p.destination);
-        let base = u32::from(self.base);
-        if d < base || (d - base) % 2 != 0 || u32::from(p.source) + 1 != d {
-            return Err(WayportError::NotInRange);
+    /// Clears the bitmap bit of `p` (`UniqueDestination`); false if it was not set.
+    fn unmark(&self, p: Wayports) -> bool {
+        if self.mode == WayportMode::UniquePair {
+            return true;
         }
-        let pos = (d - base) / 2;
-        if pos >= self.count {
-            return Err(WayportError::NotInRange);
-        }
+        let pos = u32::from(p.destination - self.odd_base) / 2;
         let bit = 1u64 << (pos % 64);
-        let prev = self.bits[(pos / 64) as usize].fetch_and(!bit, Ordering::AcqRel);
-        if prev & bit == 0 {
+        self.bits[(pos / 64) as usize].fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+
+    /// Allocates wayports for one new session: offers candidates to `claim`, which inserts
+    /// the session with them (normally into the session table, whose refusal of an existing
+    /// WAN key is the uniqueness check) and returns [`Claim::Taken`] when a live session
+    /// already uses them. Up to [`CLAIM_ATTEMPTS`] candidates; `claim`'s first success is
+    /// the result and counts as one allocation, to be given back with
+    /// [`WayportAllocator::free`] when the session ends.
+    pub fn claim<T, E>(
+        &self,
+        mut claim: impl FnMut(Wayports) -> Result<T, Claim<E>>,
+    ) -> Result<T, ClaimError<E>> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let Some(p) = self.next() else {
+                break;
+            };
+            match claim(p) {
+                Ok(t) => {
+                    self.in_use.fetch_add(1, Ordering::Relaxed);
+                    return Ok(t);
+                }
+                Err(Claim::Taken) => {
+                    self.unmark(p);
+                }
+                Err(Claim::Abort(e)) => {
+                    self.unmark(p);
+                    return Err(ClaimError::Abort(e));
+                }
+            }
+        }
+        self.exhausted.fetch_add(1, Ordering::Relaxed);
+        Err(ClaimError::Exhausted)
+    }
+
+    /// The next wayports with nothing to check them against: in
+    /// [`WayportMode::UniqueDestination`] an unused destination, in
+    /// [`WayportMode::UniquePair`] simply the cursor's next pair (use
+    /// [`WayportAllocator::claim`] to keep live pairs unique). `Exhausted` is counted.
+    pub fn allocate(&self) -> Result<Wayports, WayportError> {
+        self.claim(Ok::<_, Claim<core::convert::Infallible>>)
+            .map_err(|_| WayportError::Exhausted)
+    }
+
+    /// True when `p` is a pair this allocator hands out.
+    fn in_range(&self, p: Wayports) -> bool {
+        let (s, d) = (u32::from(p.source), u32::from(p.destination));
+        let (eb, ob) = (u32::from(self.even_base), u32::from(self.odd_base));
+        let src_ok = s >= eb && (s - eb) % 2 == 0 && (s - eb) / 2 < self.evens;
+        let dst_ok = d >= ob && (d - ob) % 2 == 0 && (d - ob) / 2 < self.odds;
+        src_ok && dst_ok && (self.mode == WayportMode::UniquePair || s + 1 == d)
+    }
+
+    /// Gives back a pair from [`WayportAllocator::claim`] or [`WayportAllocator::allocate`].
+    pub fn free(&self, p: Wayports) -> Result<(), WayportError> {
+        if !self.in_range(p) {
+            return Err(WayportError::NotInRange);
+        }
+        if !self.unmark(p) {
             return Err(WayportError::NotAllocated);
         }
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
-        Ok(())
+        self.in_use
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .map(|_| ())
+            .map_err(|_| WayportError::NotAllocated)
     }
 
-    /// True when `p` is currently allocated.
+    /// [`WayportMode::UniqueDestination`]: true when `p` is currently allocated. Always false
+    /// in [`WayportMode::UniquePair`], where the session table is the record.
     pub fn is_allocated(&self, p: Wayports) -> bool {
-        let d = u32::from(p.destination);
-        let base = u32::from(self.base);
-        if d < base || (d - base) % 2 != 0 || u32::from(p.source) + 1 != d {
+        if self.mode == WayportMode::UniquePair || !self.in_range(p) {
             return false;
         }
-        let pos = (d - base) / 2;
-        pos < self.count
-            && self.bits[(pos / 64) as usize].load(Ordering::Relaxed) & (1 << (pos % 64)) != 0
+        let pos = u32::from(p.destination - self.odd_base) / 2;
+        self.bits[(pos / 64) as usize].load(Ordering::Relaxed) & (1 << (pos % 64)) != 0
     }
 }

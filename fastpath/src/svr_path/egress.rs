@@ -11,6 +11,7 @@ use super::packet::{
 };
 use std::sync::Arc;
 
+use super::burst::{unreachable_pending, Deferred, OpenWork};
 use super::{PacketBuf, PeerId, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
 use crate::svr::{
@@ -51,6 +52,30 @@ pub fn wan_packet<B: PacketBuf>(
     w: &mut SvrWorker,
     b: &mut B,
     now: Instant,
+) -> Verdict {
+    let mut work = None;
+    match wan_stage(sh, w, b, now, &mut work) {
+        Verdict::Pending => match work {
+            Some(Deferred::Open(job)) => {
+                let r = job.open_one(w, b.data_mut());
+                finish_open(sh, w, b, job, r, now)
+            }
+            _ => unreachable_pending(w),
+        },
+        v => v,
+    }
+}
+
+/// [`wan_packet`] up to the payload crypto: a data packet of a known session comes back as
+/// [`Verdict::Pending`] with its opening in `work`, for [`super::burst::finish_burst`] to
+/// run with the rest of the burst; everything else (metadata packets included) is finished
+/// here.
+pub fn wan_stage<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    now: Instant,
+    work: &mut Option<Deferred>,
 ) -> Verdict {
     let h = match packet::parse(b.data(), false) {
         Ok(h) => h,
@@ -275,41 +300,25 @@ pub fn wan_packet<B: PacketBuf>(
         let Some(s) = found else {
             return enable_metadata(sh, w, b, &h, peer, now);
         };
-        let Some(mut crypto) = sh.crypto(s.id) else {
+        let Some(crypto) = sh.crypto(s.id) else {
             drop_with!(w, SvrDrop::StaleSession)
         };
         let dir = match s.role {
             Role::Egress => Direction::Forward,
             Role::Ingress => Direction::Reverse,
         };
-        let (plain, used) = match open_data(
-            sh,
-            w,
-            &s,
+        let Some(window) = w.window_index(s.id) else {
+            drop_with!(w, SvrDrop::StaleSession)
+        };
+        // A data packet: HMAC, replay window and decryption run with the burst.
+        *work = Some(Deferred::Open(OpenWork {
+            h,
+            s,
             crypto,
             dir,
-            &mut b.data_mut()[..end],
-            l4_end,
-            now,
-        ) {
-            Ok((n, c, k)) => {
-                crypto = c;
-                (n, k)
-            }
-            Err(e) => drop_with!(w, crypto_drop(e)),
-        };
-        if s.role == Role::Egress
-            && s.metadata == MetadataState::SendingReverse
-            && used == KeyUse::Current
-        {
-            // A forward packet without metadata under the current key: the ingress saw our
-            // reverse metadata (an old-key packet may be one sent before a rekey).
-            sh.table.update_metadata(s.id, |m| match m {
-                MetadataState::SendingReverse => MetadataState::Established,
-                other => other,
-            });
-        }
-        (s, crypto, dir, l4_end, plain)
+            window,
+        }));
+        return Verdict::Pending;
     };
     let _ = (dir, crypto);
     restore(sh, w, b, &h, &s, payload_start, plain_len, now)
@@ -323,12 +332,51 @@ enum KeyUse {
     Previous,
 }
 
-/// Opens a metadata-less data packet: under the current key; if its HMAC fails, under the
-/// pending key of an ingress rekey (which acknowledges it: the ingress switches) and under
-/// the previous key while its grace period runs (counted). Returns the plaintext length, the
-/// session's keys after any switch, and which key opened it.
+/// The rest of a deferred data packet once [`OpenWork::open_one`] or the burst opened it
+/// under the session's current key (`r`): on a bad HMAC the pending and previous keys are
+/// tried, then the session state is updated and the original packet restored.
+pub(super) fn finish_open<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    job: OpenWork,
+    r: Result<(usize, u64), CryptoError>,
+    now: Instant,
+) -> Verdict {
+    let OpenWork {
+        h, s, crypto, dir, ..
+    } = job;
+    let l4_end = h.payload_start();
+    let (plain, used) = match r {
+        Ok((n, _)) => (n, KeyUse::Current),
+        Err(CryptoError::BadMac) => {
+            match open_other_keys(sh, w, &s, crypto, dir, b.data_mut(), l4_end, now) {
+                Ok((n, k)) => (n, k),
+                Err(e) => drop_with!(w, crypto_drop(e)),
+            }
+        }
+        Err(e) => drop_with!(w, crypto_drop(e)),
+    };
+    if s.role == Role::Egress
+        && s.metadata == MetadataState::SendingReverse
+        && used == KeyUse::Current
+    {
+        // A forward packet without metadata under the current key: the ingress saw our
+        // reverse metadata (an old-key packet may be one sent before a rekey).
+        sh.table.update_metadata(s.id, |m| match m {
+            MetadataState::SendingReverse => MetadataState::Established,
+            other => other,
+        });
+    }
+    restore(sh, w, b, &h, &s, l4_end, plain, now)
+}
+
+/// A data packet whose HMAC failed under the current key: try the pending key of an ingress
+/// rekey (which acknowledges it: the ingress switches) and the previous key while its grace
+/// period runs (counted). A failed HMAC never moved the replay window, so this is exactly
+/// what trying the keys in that order on the packet alone would do.
 #[allow(clippy::too_many_arguments)]
-fn open_data(
+fn open_other_keys(
     sh: &SvrShared,
     w: &mut SvrWorker,
     s: &SessionRef,
@@ -337,31 +385,22 @@ fn open_data(
     buf: &mut [u8],
     l4_end: usize,
     now: Instant,
-) -> Result<(usize, Arc<SessionCrypto>, KeyUse), CryptoError> {
-    let Some(window) = w.window(s.id) else {
-        return Err(CryptoError::BadMac);
-    };
-    match open_payload(&crypto.current.key, dir, buf, l4_end, window) {
-        Err(CryptoError::BadMac) => {}
-        r => return r.map(|(n, _)| (n, crypto, KeyUse::Current)),
-    }
+) -> Result<(usize, KeyUse), CryptoError> {
     let now_ms = crate::session::now_millis(now);
     if let Some(next) = crypto.next.clone() {
         if let Some(window) = w.window(s.id) {
             if let Ok((n, _)) = open_payload(&next.key, dir, buf, l4_end, window) {
-                let c = sh
-                    .complete_rekey(w, s.id, &crypto, now_ms)
-                    .unwrap_or(crypto);
+                sh.complete_rekey(w, s.id, &crypto, now_ms);
                 sh.table
                     .update_metadata(s.id, |_| MetadataState::Established);
-                return Ok((n, c, KeyUse::Next));
+                return Ok((n, KeyUse::Next));
             }
         }
     }
     if let (Some(prev), Some(window)) = (crypto.previous_at(now_ms), w.window(s.id)) {
         let (n, _) = open_payload(&prev.key, dir, buf, l4_end, window)?;
         w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
-        return Ok((n, crypto, KeyUse::Previous));
+        return Ok((n, KeyUse::Previous));
     }
     Err(CryptoError::BadMac)
 }

@@ -23,6 +23,7 @@ pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
         .map(|p| PeerInfo {
             name: p.router.clone(),
             waypoints: cfg.waypoints(&p.router),
+            source_nat: p.source_nat,
         })
         .collect();
     let peer_id = |name: &str| peers.iter().position(|p| p.name == name).map(|i| i as u16);
@@ -126,6 +127,10 @@ mod tests {
         assert_eq!(site("site-a").peer, None, "served here");
         assert_eq!(site("site-b").peer, Some(0), "served by router-b");
         assert_eq!(c.wayport_range.first, 16384);
+        assert!(
+            !c.peers[0].source_nat,
+            "no NAT in the testbed: unique wayport pairs"
+        );
         assert_eq!(c.wan_mtu, 1500);
 
         let keys = KeyStore::default();
@@ -133,6 +138,22 @@ mod tests {
         let snap = keys.load();
         assert!(snap.own(1).is_some(), "our own metadata key, rekey index 1");
         assert!(snap.own(2).is_none());
+    }
+
+    #[test]
+    fn source_nat_per_peer() {
+        let text = ROUTER_A.replace(
+            "      peer:\n        - router: router-b\n",
+            "      peer:\n        - router: router-b\n          source-nat: true\n",
+        );
+        let cfg = Config::parse(&text).expect("valid");
+        let c = svr_config(&cfg).expect("router-a has a peer");
+        assert!(c.peers[0].source_nat);
+        let sh = super::super::SvrShared::new(c).expect("valid range");
+        assert!(sh
+            .pairs()
+            .iter()
+            .all(|p| p.ports.mode() == crate::session::WayportMode::UniqueDestination));
     }
 
     #[test]

@@ -3,13 +3,16 @@
 
 use svr_crypto::{payload_ciphertext_len, Direction, PacketKey, HMAC_LEN, TRAILER_LEN};
 
+use super::burst::{unreachable_pending, Deferred, SealWork};
 use super::packet::{
     self, fill_l4_checksum, header_save, ip_len, move_payload, set_ports, write_ip, Headers,
     IpFields, PROTO_TCP, PROTO_UDP,
 };
 use super::{max_mss, PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::forward::PuntReason;
-use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
+use crate::session::{
+    Claim, FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side,
+};
 use crate::svr::value::Context;
 use crate::svr::{seal_metadata, ForwardMetadata, MetadataRepr, ReverseMetadata, SessionContext};
 use crate::time::Instant;
@@ -79,29 +82,11 @@ fn create(
     // Fresh payload key for every session; its index is the peer's current one, which
     // moves on every payload-key-rekey-interval.
     let key_index = keys.payload_key_index(peer);
-    drop(keys);
-    let pair = &sh.pairs[pi];
-    let ports = pair
-        .ports
-        .allocate()
-        .map_err(|_| SvrDrop::WayportsExhausted)?;
     let wan_proto = if h.proto == PROTO_TCP {
         PROTO_TCP
     } else {
         PROTO_UDP
     };
-    // Packets from the peer: its waypoint:odd → ours:even.
-    let Some(wan_key) = FlowKey::new(
-        pair.remote,
-        pair.local,
-        wan_proto,
-        ports.destination,
-        ports.source,
-    ) else {
-        let _ = pair.ports.free(ports);
-        return Err(SvrDrop::Unsupported);
-    };
-    let raw: [u8; 32] = w.random();
     let uuid: [u8; 16] = w.random();
     let init = SessionInit {
         role: Role::Ingress,
@@ -111,22 +96,41 @@ fn create(
         replay_slot: 0,
         metadata: MetadataState::SendingForward { count: 0 },
     };
-    let id = match sh.table.insert(lan_key, wan_key, init, now) {
-        Ok(id) => id,
-        Err(e) => {
-            let _ = pair.ports.free(ports);
-            return match e {
-                InsertError::Full => Err(SvrDrop::SessionTableFull),
-                // Another worker created it a moment ago.
-                InsertError::Exists => sh
-                    .table
-                    .lookup(&lan_key)
-                    .filter(|s| s.side == Side::Lan)
-                    .ok_or(SvrDrop::StaleSession),
-            };
+    // Wayports on pair `pi` (or the next one when they are exhausted): the table's insert of
+    // the WAN key is the uniqueness check, a key a live session has sends us to the next
+    // candidate (session::WayportAllocator).
+    let mut existing = None;
+    let claimed = sh.claim_wayports(&keys, peer, h.v4, pi, |pair, ports| {
+        // Packets from the peer: its waypoint:odd → ours:even.
+        let wan_key = FlowKey::new(
+            pair.remote,
+            pair.local,
+            wan_proto,
+            ports.destination,
+            ports.source,
+        )
+        .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
+        match sh.table.insert(lan_key, wan_key, init, now) {
+            Ok(id) => Ok(id),
+            Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
+            Err(InsertError::Exists) => {
+                // Another worker created it a moment ago, or the WAN key is taken.
+                existing = sh.table.lookup(&lan_key).filter(|s| s.side == Side::Lan);
+                Err(match existing {
+                    Some(_) => Claim::Abort(SvrDrop::StaleSession),
+                    None => Claim::Taken,
+                })
+            }
         }
-    };
-    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, key_index, raw));
+    });
+    drop(keys);
+    if let Some(s) = existing {
+        return Ok(s);
+    }
+    let id = claimed?;
+    // A fresh key, installed ahead of time in the worker's stock (key_stock.rs).
+    let key = w.payload_key(key_index);
+    sh.publish_crypto(id, SessionCrypto::with_key(id.generation, peer, key));
     w.counters.events.bump(SvrEvent::IngressSession);
     sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
 }
@@ -138,6 +142,26 @@ pub fn lan_packet<B: PacketBuf>(
     w: &mut SvrWorker,
     b: &mut B,
     now: Instant,
+) -> Verdict {
+    let mut work = None;
+    match lan_stage(sh, w, b, now, &mut work) {
+        Verdict::Pending => match work {
+            Some(Deferred::Seal(job)) => job.finish_one(w, b.data_mut()),
+            _ => unreachable_pending(w),
+        },
+        v => v,
+    }
+}
+
+/// [`lan_packet`] up to the payload crypto: a data packet comes back as
+/// [`Verdict::Pending`] with its sealing in `work`, for [`super::burst::finish_burst`] to run
+/// with the rest of the burst; everything else (metadata packets included) is finished here.
+pub fn lan_stage<B: PacketBuf>(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    b: &mut B,
+    now: Instant,
+    work: &mut Option<Deferred>,
 ) -> Verdict {
     let h = match packet::parse(b.data(), true) {
         Ok(h) => h,
@@ -319,7 +343,6 @@ pub fn lan_packet<B: PacketBuf>(
     let Some(seq) = sh.table.next_tx_seq(s.id, Side::Wan) else {
         drop_with!(w, SvrDrop::StaleSession)
     };
-    let iv: [u8; 16] = w.random();
     let frame = b.data_mut();
     frame[..12].copy_from_slice(&saved[..12]);
     write_ip(
@@ -338,14 +361,33 @@ pub fn lan_packet<B: PacketBuf>(
     }
     set_ports(frame, l4, nk.src_port(), nk.dst_port());
     let md_at = l4 + new_l4;
-    if with_md {
-        let area = &mut frame[md_at..md_at + md_len];
-        if let Err(e) = repr.emit(area) {
-            drop_with!(w, e);
-        }
-        if let Err(e) = seal_metadata(md_key, iv, area) {
-            drop_with!(w, e);
-        }
+    sh.table.touch(s.id, Side::Lan, now);
+    if h.proto == PROTO_TCP {
+        note_tcp_close(sh, &s, Side::Lan, h.tcp_flags, now);
+    }
+    if !with_md {
+        // A data packet: its encryption, trailer, HMAC and L4 checksum run with the burst.
+        *work = Some(Deferred::Seal(SealWork {
+            key: tx,
+            dir,
+            seq,
+            covered_start: new_start,
+            plain_len: plain,
+            proto: nk.proto(),
+            l4,
+            frame_end: ETH_LEN + l3,
+            src: nk.src(),
+            dst: nk.dst(),
+        }));
+        return Verdict::Pending;
+    }
+    let iv: [u8; 16] = w.random();
+    let area = &mut frame[md_at..md_at + md_len];
+    if let Err(e) = repr.emit(area) {
+        drop_with!(w, e);
+    }
+    if let Err(e) = seal_metadata(md_key, iv, area) {
+        drop_with!(w, e);
     }
     let ct_end = new_start + ct;
     if tx
@@ -357,23 +399,10 @@ pub fn lan_packet<B: PacketBuf>(
     }
     frame[ct_end..ct_end + TRAILER_LEN].copy_from_slice(&seq.to_be_bytes());
     let signed = &frame[md_at..ct_end + TRAILER_LEN];
-    let tag = if with_md {
-        md_key.sign(signed)
-    } else {
-        tx.key.sign(dir, signed)
-    };
+    let tag = md_key.sign(signed);
     frame[ct_end + TRAILER_LEN..ct_end + TRAILER_LEN + HMAC_LEN].copy_from_slice(&tag);
     fill_l4_checksum(frame, nk.proto(), l4, ETH_LEN + l3, nk.src(), nk.dst());
-
-    sh.table.touch(s.id, Side::Lan, now);
-    if h.proto == PROTO_TCP {
-        note_tcp_close(sh, &s, Side::Lan, h.tcp_flags, now);
-    }
-    w.counters.events.bump(if with_md {
-        SvrEvent::MetadataSent
-    } else {
-        SvrEvent::DataSent
-    });
+    w.counters.events.bump(SvrEvent::MetadataSent);
     Verdict::Forward {
         dst: nk.dst(),
         l3_len: l3,

@@ -35,6 +35,13 @@
 //! * **Replay windows** are per worker, indexed by session (VPP's one owner per SA): RSS sends
 //!   every packet of one WAN 5-tuple to the same queue, so one worker receives all of a
 //!   session's WAN packets.
+//! * **Wayports** (§1.5): a new session gets an even source and an odd destination wayport on
+//!   the first in-service waypoint pair to its peer (inner family first). Unique per live
+//!   session is the (source, destination) pair, ~6·10^8 per waypoint pair in the default
+//!   range, the session table's insert of the WAN key being the check; for a peer with
+//!   `source-nat: true` the destination alone, 24,575 per pair. When a pair is exhausted the
+//!   session spills to the peer's next in-service pair; `svr_wayports_exhausted` only when
+//!   every one is ([`crate::session::WayportAllocator`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -47,22 +54,25 @@ use svr_crypto::{PayloadKey, ReplayWindow};
 use crate::forward::{reasons, PuntReason};
 use crate::route::IpPrefix;
 use crate::session::{
-    MetadataState, Role, SessionId, SessionRef, SessionTable, SessionTimeouts, Side,
-    WayportAllocator, WayportRange, Wayports,
+    Claim, ClaimError, MetadataState, Role, SessionId, SessionRef, SessionTable, SessionTimeouts,
+    Side, WayportAllocator, WayportMode, WayportRange, Wayports,
 };
 use crate::svr::MetadataError;
 use crate::time::Instant;
 
+pub mod burst;
 pub mod egress;
 #[cfg(feature = "config")]
 pub mod from_config;
 pub mod ingress;
+pub mod key_stock;
 pub mod keys;
 pub mod packet;
 
 #[cfg(test)]
 mod test;
 
+pub use burst::{finish_burst, Deferred};
 pub use keys::{KeySnapshot, KeyStore, PeerId};
 
 /// Why a buffer operation did not fit (no headroom, tailroom or length).
@@ -186,7 +196,8 @@ reasons! {
         UnknownSession = "svr_unknown_session",
         /// The session table is full; existing sessions are unaffected.
         SessionTableFull = "svr_session_table_full",
-        /// No free wayport pair on the waypoint pair.
+        /// No free wayports on any in-service waypoint pair to the peer (see
+        /// [`crate::session::WayportAllocator`]).
         WayportsExhausted = "svr_wayports_exhausted",
         /// Metadata did not parse, or is not the kind expected (detail counters).
         BadMetadata = "svr_bad_metadata",
@@ -318,6 +329,9 @@ pub enum Verdict {
     Drop(DropCause),
     /// A control message for us, acted on; free the buffer (counted as an event).
     Consumed,
+    /// Only from the `*_stage` functions: the payload crypto waits for
+    /// [`burst::finish_burst`], which gives the final verdict.
+    Pending,
 }
 
 /// A service as the data path sees it.
@@ -340,6 +354,10 @@ pub struct PeerInfo {
     pub name: String,
     /// Its waypoints (WAN addresses).
     pub waypoints: Vec<IpAddr>,
+    /// `source-nat`: a source NAT on the paths to it may rewrite our source wayport, so each
+    /// session gets a unique destination wayport ([`WayportMode::UniqueDestination`]) instead
+    /// of a unique (source, destination) pair.
+    pub source_nat: bool,
 }
 
 /// Static SVR settings of this router, from the configuration.
@@ -414,7 +432,7 @@ impl SessionKey {
     }
 
     /// TLV 46 for it.
-    pub(crate) fn tlv(&self) -> crate::svr::PayloadKeyTlv<'_> {
+    pub fn tlv(&self) -> crate::svr::PayloadKeyTlv<'_> {
         crate::svr::PayloadKeyTlv {
             index: self.key.index(),
             cipher: crate::svr::value::PayloadCipher::Aes256Cbc,
@@ -470,10 +488,15 @@ pub struct SessionCrypto {
 impl SessionCrypto {
     /// A new session's keys.
     pub fn new(generation: u32, peer: PeerId, index: u8, raw: [u8; 32]) -> SessionCrypto {
+        Self::with_key(generation, peer, SessionKey::new(index, raw))
+    }
+
+    /// A new session's keys, with an installed `current` key (the ingress's key stock).
+    pub fn with_key(generation: u32, peer: PeerId, current: Arc<SessionKey>) -> SessionCrypto {
         SessionCrypto {
             generation,
             peer,
-            current: SessionKey::new(index, raw),
+            current,
             next: None,
             previous: None,
             previous_until_ms: 0,
@@ -563,6 +586,11 @@ impl SvrShared {
             .collect();
         let mut pairs = Vec::new();
         for (p, peer) in cfg.peers.iter().enumerate() {
+            let mode = if peer.source_nat {
+                WayportMode::UniqueDestination
+            } else {
+                WayportMode::UniquePair
+            };
             for &remote in &peer.waypoints {
                 for &local in &cfg.local_waypoints {
                     if local.is_ipv4() != remote.is_ipv4() {
@@ -573,7 +601,7 @@ impl SvrShared {
                         local,
                         remote,
                         path_id: local.to_string(),
-                        ports: WayportAllocator::new(cfg.wayport_range)
+                        ports: WayportAllocator::new(cfg.wayport_range, mode)
                             .map_err(|_| SvrSetupError::EmptyWayportRange)?,
                     });
                 }
@@ -657,6 +685,38 @@ impl SvrShared {
         }
     }
 
+    /// Creates a new session to `peer` on wayports of one of its in-service waypoint pairs:
+    /// `first` (from [`Self::pair_for`]), then, when its wayports are exhausted, the others in
+    /// service, those of the inner family (`v4`) first: the session spills over to the next
+    /// pair. `claim` inserts the session with a candidate pair and its ports (see
+    /// [`WayportAllocator::claim`]). `WayportsExhausted` when every pair tried is exhausted.
+    fn claim_wayports<T>(
+        &self,
+        keys: &KeySnapshot,
+        peer: PeerId,
+        v4: bool,
+        first: usize,
+        mut claim: impl FnMut(&WaypointPair, Wayports) -> Result<T, Claim<SvrDrop>>,
+    ) -> Result<T, SvrDrop> {
+        let spill = [true, false].into_iter().flat_map(|same_family| {
+            self.pairs.iter().enumerate().filter(move |&(i, p)| {
+                i != first
+                    && p.peer == peer
+                    && (p.local.is_ipv4() == v4) == same_family
+                    && keys.path_in_service(i)
+            })
+        });
+        let first = self.pairs.get(first).map(|p| (first, p));
+        for (_, p) in first.into_iter().chain(spill) {
+            match p.ports.claim(|ports| claim(p, ports)) {
+                Ok(t) => return Ok(t),
+                Err(ClaimError::Abort(d)) => return Err(d),
+                Err(ClaimError::Exhausted) => {}
+            }
+        }
+        Err(SvrDrop::WayportsExhausted)
+    }
+
     fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
         self.pairs
             .iter()
@@ -702,10 +762,7 @@ impl SvrShared {
         {
             return None;
         }
-        let mut raw: [u8; 32] = w.random();
-        let next = SessionKey::new(to, raw);
-        raw = [0; 32];
-        std::hint::black_box(&mut raw);
+        let next = w.payload_key(to);
         let mut cur = Arc::clone(crypto);
         let c = loop {
             if let Some(c) = self.swap_crypto(s.id, &cur, cur.with_next(Arc::clone(&next), now_ms))
@@ -818,11 +875,16 @@ impl SvrShared {
     }
 }
 
-/// Per-worker SVR state: the CSPRNG, replay windows of the sessions whose WAN packets this
-/// worker receives, the Enable Metadata token bucket, counters.
+/// Per-worker SVR state: the CSPRNG, the stock of installed payload keys for the sessions it
+/// opens, replay windows of the sessions whose WAN packets this worker receives, the Enable
+/// Metadata token bucket, counters.
 pub struct SvrWorker {
     rng: StdRng,
-    replay: Vec<ReplaySlot>,
+    key_stock: key_stock::KeyStock,
+    /// Generation + 1 of the session each replay window belongs to (0: none), by slot.
+    replay_owner: Vec<u64>,
+    /// Replay windows by session slot; one slice so a burst can open against it.
+    replay: Vec<ReplayWindow>,
     tokens: u64,
     last_refill_ms: u64,
     /// Counters, published by the worker.
@@ -838,26 +900,15 @@ impl std::fmt::Debug for SvrWorker {
     }
 }
 
-#[derive(Clone)]
-struct ReplaySlot {
-    /// Generation + 1 of the session the window belongs to (0: none).
-    owner: u64,
-    window: ReplayWindow,
-}
-
 impl SvrWorker {
     /// A worker context for `shared`, seeding its CSPRNG from `seed` (svrd passes 32 bytes
     /// from the OS at start; tests a fixed value).
     pub fn new(shared: &SvrShared, seed: [u8; 32]) -> SvrWorker {
         SvrWorker {
             rng: StdRng::from_seed(seed),
-            replay: vec![
-                ReplaySlot {
-                    owner: 0,
-                    window: ReplayWindow::new(),
-                };
-                shared.table.capacity()
-            ],
+            key_stock: key_stock::KeyStock::new(),
+            replay_owner: vec![0; shared.table.capacity()],
+            replay: vec![ReplayWindow::new(); shared.table.capacity()],
             tokens: u64::from(shared.cfg.enable_metadata_rate),
             last_refill_ms: 0,
             counters: SvrCounters::default(),
@@ -872,13 +923,21 @@ impl SvrWorker {
 
     /// The replay window of session `id` (reset when the slot belonged to an older session).
     fn window(&mut self, id: SessionId) -> Option<&mut ReplayWindow> {
-        let slot = self.replay.get_mut(id.index as usize)?;
-        let owner = u64::from(id.generation) + 1;
-        if slot.owner != owner {
-            slot.owner = owner;
-            slot.window = ReplayWindow::new();
+        let i = self.window_index(id)?;
+        self.replay.get_mut(i)
+    }
+
+    /// The index of session `id`'s replay window in `replay` (reset when the slot belonged to
+    /// an older session).
+    fn window_index(&mut self, id: SessionId) -> Option<usize> {
+        let i = id.index as usize;
+        let owner = self.replay_owner.get_mut(i)?;
+        let want = u64::from(id.generation) + 1;
+        if *owner != want {
+            *owner = want;
+            self.replay[i] = ReplayWindow::new();
         }
-        Some(&mut slot.window)
+        Some(i)
     }
 
     /// Takes one Enable Metadata token (`rate` per second, burst `rate`).

@@ -63,6 +63,7 @@ fn router(me: &str, wps: (bool, bool), max_sessions: u32) -> (SvrShared, SvrWork
         peers: vec![PeerInfo {
             name: peer_name.into(),
             waypoints: theirs,
+            source_nat: false,
         }],
         local_waypoints: mine,
         wayport_range: WayportRange::default(),
@@ -1108,4 +1109,280 @@ fn payload_rekey_one_way_flow_switches_on_time() {
         1
     );
     assert_eq!(p.b.1.counters.drops.total(), 0);
+}
+
+/// Runs `frames` through one router's LAN side (`lan`) or WAN side, one packet at a time or
+/// as one burst (stages, then [`finish_burst`]); returns each verdict and frame.
+fn run_side(
+    r: &mut (SvrShared, SvrWorker),
+    lan: bool,
+    frames: &[Vec<u8>],
+    now: Instant,
+    burst: bool,
+) -> Vec<(Verdict, Vec<u8>)> {
+    let (sh, w) = (&r.0, &mut r.1);
+    let mut bufs: Vec<Option<TestBuffer>> =
+        frames.iter().map(|f| Some(TestBuffer::new(f))).collect();
+    let mut verdicts = vec![Verdict::Pending; frames.len()];
+    if burst {
+        let mut work: Vec<Option<Deferred>> = (0..frames.len()).map(|_| None).collect();
+        for (i, b) in bufs.iter_mut().enumerate() {
+            let b = b.as_mut().unwrap();
+            verdicts[i] = if lan {
+                ingress::lan_stage(sh, w, b, now, &mut work[i])
+            } else {
+                egress::wan_stage(sh, w, b, now, &mut work[i])
+            };
+            assert_eq!(verdicts[i] == Verdict::Pending, work[i].is_some());
+        }
+        finish_burst(sh, w, &mut bufs, &mut work, now, &mut verdicts);
+        assert!(
+            work.iter().all(Option::is_none),
+            "every deferred packet finished"
+        );
+    } else {
+        for (i, b) in bufs.iter_mut().enumerate() {
+            let b = b.as_mut().unwrap();
+            verdicts[i] = if lan {
+                ingress::lan_packet(sh, w, b, now)
+            } else {
+                egress::wan_packet(sh, w, b, now)
+            };
+        }
+    }
+    verdicts
+        .into_iter()
+        .zip(bufs)
+        .map(|(v, b)| (v, b.unwrap().data().to_vec()))
+        .collect()
+}
+
+/// The burst path (stages + `finish_burst`, multi-buffer crypto) gives the same bytes,
+/// verdicts and counters as the packet-at-a-time path, on a mixed burst of 70: new sessions
+/// (metadata), established UDP and TCP data both ways, a duplicate within the burst
+/// (replay), a tampered packet, IPv4 and IPv6, long and short payloads.
+#[test]
+fn burst_matches_packet_by_packet() {
+    let mut one = Pair::new((true, true));
+    let mut many = Pair::new((true, true));
+    let flow = |i: u16, v6: bool, rev: bool, len: usize| {
+        let (a, b) = if v6 {
+            ("fd00:1::2", "fd00:2::2")
+        } else {
+            ("10.1.0.2", "10.2.0.2")
+        };
+        let data: Vec<u8> = (0..len).map(|k| (k as u8) ^ (i as u8)).collect();
+        if rev {
+            frame(b, a, 17, &udp(5001, 40000 + i, &data))
+        } else {
+            frame(a, b, 17, &udp(40000 + i, 5001, &data))
+        }
+    };
+    // 24 flows established identically on both pairs (forward, reply, forward).
+    for p in [&mut one, &mut many] {
+        for i in 0..24u16 {
+            let v6 = i % 3 == 0;
+            p.send(true, &flow(i, v6, false, 10));
+            p.send(false, &flow(i, v6, true, 10));
+            p.send(true, &flow(i, v6, false, 10));
+        }
+    }
+    let mut lan_a = Vec::new();
+    for i in 0..60u16 {
+        // Flows 24.. are new (metadata); sizes from 0 to 1,400 bytes of payload.
+        let len = (usize::from(i) * 97) % 1401;
+        lan_a.push(flow(i % 30, i % 3 == 0, false, len));
+    }
+    lan_a.push(frame(
+        "10.1.0.2",
+        "10.2.0.2",
+        6,
+        &tcp(41000, 80, crate::wire::tcp::flags::SYN, Some(1460), b""),
+    ));
+    let now = Instant::from_nanos(one.now.as_nanos() + 1_000_000);
+    let a1 = run_side(&mut one.a, true, &lan_a, now, false);
+    let a2 = run_side(&mut many.a, true, &lan_a, now, true);
+    assert_eq!(a1, a2, "LAN → WAN");
+    // The WAN frames into B: all of them, then one replayed and one tampered.
+    let mut wan: Vec<Vec<u8>> = a1
+        .iter()
+        .filter(|(v, _)| matches!(v, Verdict::Forward { .. }))
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert!(wan.len() > 50);
+    wan.push(wan[3].clone());
+    let mut bad = wan[5].clone();
+    let n = bad.len();
+    bad[n - 30] ^= 1;
+    wan.push(bad);
+    let b1 = run_side(&mut one.b, false, &wan, now, false);
+    let b2 = run_side(&mut many.b, false, &wan, now, true);
+    assert_eq!(b1, b2, "WAN → LAN");
+    assert!(b1
+        .iter()
+        .any(|(v, _)| *v == Verdict::Drop(DropCause::Svr(SvrDrop::Replay))));
+    assert!(b1
+        .iter()
+        .any(|(v, _)| *v == Verdict::Drop(DropCause::Svr(SvrDrop::BadMac))));
+    // Replies B → A: data of the established flows, as a burst.
+    let lan_b: Vec<Vec<u8>> = (0..24u16)
+        .map(|i| flow(i, i % 3 == 0, true, 1 + usize::from(i) * 50))
+        .collect();
+    let r1 = run_side(&mut one.b, true, &lan_b, now, false);
+    let r2 = run_side(&mut many.b, true, &lan_b, now, true);
+    assert_eq!(r1, r2, "reply LAN → WAN");
+    let wan_b: Vec<Vec<u8>> = r1.into_iter().map(|(_, f)| f).collect();
+    let o1 = run_side(&mut one.a, false, &wan_b, now, false);
+    let o2 = run_side(&mut many.a, false, &wan_b, now, true);
+    assert_eq!(o1, o2, "reply WAN → LAN");
+    for (i, (v, f)) in o1.iter().enumerate() {
+        assert!(matches!(v, Verdict::Forward { .. }), "reply {i}: {v:?}");
+        same_l3(&lan_b[i], f, false);
+    }
+    assert_eq!(
+        format!("{:?}", one.a.1.counters),
+        format!("{:?}", many.a.1.counters)
+    );
+    assert_eq!(
+        format!("{:?}", one.b.1.counters),
+        format!("{:?}", many.b.1.counters)
+    );
+}
+
+// ---- wayports (svr-protocol.md §1.5) ----------------------------------------------------
+
+use std::collections::HashSet;
+
+/// Router A (IPv4 waypoints) with its config changed by `f`, test keys installed.
+fn router_a_with(max_sessions: u32, f: impl FnOnce(&mut SvrConfig)) -> (SvrShared, SvrWorker) {
+    let mut cfg = router("router-a", (true, false), 1024).0.cfg.clone();
+    cfg.max_sessions = max_sessions;
+    f(&mut cfg);
+    let sh = SvrShared::new(cfg).unwrap();
+    sh.keys
+        .install_own(MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+    sh.keys
+        .install_peer(0, MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+    let w = SvrWorker::new(&sh, [1; 32]);
+    (sh, w)
+}
+
+/// The first packet of UDP flow host-a:`sport` → host-b:53 through A: the verdict, and the
+/// WAN destination and (source, destination) wayports when it was forwarded.
+fn open_flow(r: &mut (SvrShared, SvrWorker), sport: u16) -> Result<(IpAddr, Wayports), Verdict> {
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(sport, 53, b"q"));
+    let mut buf = TestBuffer::new(&f);
+    match ingress::lan_packet(&r.0, &mut r.1, &mut buf, Instant::from_nanos(1_000_000_000)) {
+        Verdict::Forward { dst, .. } => {
+            let d = buf.data();
+            let port = |i: usize| u16::from_be_bytes([d[34 + i], d[35 + i]]);
+            Ok((
+                dst,
+                Wayports {
+                    source: port(0),
+                    destination: port(2),
+                },
+            ))
+        }
+        v => Err(v),
+    }
+}
+
+#[test]
+fn one_waypoint_pair_carries_more_than_24575_sessions() {
+    // Unique (even source, odd destination) pairs: the old limit of one session per odd
+    // destination (24,575 in the default range) no longer holds.
+    const N: u16 = 30_000;
+    let mut a = router_a_with(32_768, |_| {});
+    assert_eq!(a.0.pairs().len(), 1);
+    assert_eq!(a.0.pairs()[0].ports.mode(), WayportMode::UniquePair);
+    let mut seen = HashSet::new();
+    let mut destinations = HashSet::new();
+    for i in 0..N {
+        let (dst, p) = open_flow(&mut a, 1024 + i).unwrap_or_else(|v| panic!("flow {i}: {v:?}"));
+        assert_eq!(dst, ip("10.9.0.2"));
+        assert_eq!((p.source % 2, p.destination % 2), (0, 1), "{p:?}");
+        assert!(seen.insert(p), "flow {i}: {p:?} already in use");
+        destinations.insert(p.destination);
+    }
+    assert!(
+        destinations.len() <= 24_575,
+        "destinations repeat, pairs do not"
+    );
+    assert_eq!(a.0.table.len(), usize::from(N));
+    assert_eq!(a.0.pairs()[0].ports.in_use(), u32::from(N));
+    assert_eq!(a.0.pairs()[0].ports.exhausted_count(), 0);
+    assert_eq!(a.1.counters.drops.total(), 0);
+}
+
+/// 16384-16393: 5 even and 5 odd wayports, so 25 pairs or 5 destinations per waypoint pair.
+const FIVE_BY_FIVE: WayportRange = WayportRange {
+    first: 16384,
+    last: 16393,
+};
+
+#[test]
+fn source_nat_peer_gets_unique_destinations_and_spills_to_the_next_pair() {
+    let mut a = router_a_with(1024, |c| {
+        c.wayport_range = FIVE_BY_FIVE;
+        c.peers[0].source_nat = true;
+        c.peers[0].waypoints = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+    });
+    assert!(a
+        .0
+        .pairs()
+        .iter()
+        .all(|p| p.ports.mode() == WayportMode::UniqueDestination));
+    let mut per_pair: [HashSet<u16>; 2] = Default::default();
+    for i in 0..10 {
+        let (dst, p) = open_flow(&mut a, 1024 + i).unwrap();
+        assert_eq!(p.source + 1, p.destination, "{p:?}");
+        // The first pair's five destinations, then the second pair's.
+        let (want, k) = if i < 5 {
+            ("10.9.0.2", 0)
+        } else {
+            ("10.9.0.3", 1)
+        };
+        assert_eq!(dst, ip(want), "flow {i}");
+        assert!(per_pair[k].insert(p.destination), "{p:?} twice on {want}");
+    }
+    assert_eq!(
+        open_flow(&mut a, 2000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::WayportsExhausted)))
+    );
+    assert_eq!(a.1.counters.drops.get(SvrDrop::WayportsExhausted), 1);
+    let pairs = a.0.pairs();
+    assert_eq!((pairs[0].ports.in_use(), pairs[1].ports.in_use()), (5, 5));
+    // Expiry gives the destinations back.
+    let later = Instant::from_nanos(1_000_000_000 + 120_000_000_000);
+    assert_eq!(a.0.sweep(&mut 0, later, 1024), 10);
+    assert_eq!(a.0.pairs()[0].ports.in_use(), 0);
+    assert!(open_flow(&mut a, 2000).is_ok());
+}
+
+#[test]
+fn unique_pair_mode_fills_every_pair_then_counts_exhaustion() {
+    let mut a = router_a_with(1024, |c| c.wayport_range = FIVE_BY_FIVE);
+    let mut seen = HashSet::new();
+    for i in 0..25 {
+        let (dst, p) = open_flow(&mut a, 1024 + i).unwrap();
+        assert_eq!(dst, ip("10.9.0.2"));
+        assert!(seen.insert(p), "{p:?} twice");
+    }
+    // All 25 live: every candidate is refused by the table.
+    assert_eq!(
+        open_flow(&mut a, 2000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::WayportsExhausted)))
+    );
+    assert_eq!(a.0.pairs()[0].ports.exhausted_count(), 1);
+    assert_eq!(a.0.table.len(), 25);
+    // A packet of a live flow still finds its session.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(1024, 53, b"again"));
+    let mut buf = TestBuffer::new(&f);
+    fwd(ingress::lan_packet(
+        &a.0,
+        &mut a.1,
+        &mut buf,
+        Instant::from_nanos(1_000_000_000),
+    ));
 }
