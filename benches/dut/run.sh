@@ -122,6 +122,38 @@ step() {
   return 0
 }
 
+# A profile of the DUT's worker: one step per direction at 1400 B, full speed, no search, with
+# `perf record` attached to svrd for 4 s in the middle (cpu-clock: this VM has no hardware
+# counters). The worker's stages are separate symbols (#[inline(never)] in svrd/src/worker.rs).
+GEN_PROF_COMMON="--flows $FLOWS --size ${SVR_DUT_PROFILE_SIZE:-1400} --duration 10 --pool-packets 600K --cpu $GEN_CPU --mem-mb 128 --linger 30 --json"
+GEN_ENC_PROF="${GEN_ENC%%--flows*}$GEN_PROF_COMMON"
+GEN_DEC_PROF="${GEN_DEC%%--flows*}$GEN_PROF_COMMON"
+profile_step() {
+  local name=$1 gen=$2 dut=$3 gp dp sp
+  (cd "$ROOT" && exec $(nice_cmd) timeout "$STEP_TIMEOUT" $gen) >"$D/$name.json" 2>"$D/$name.gen.log" &
+  gp=$!
+  PIDS+=("$gp")
+  sleep 1
+  (cd "$ROOT" && exec $(nice_cmd) timeout $((STEP_TIMEOUT + 10)) $dut) >"$D/$name.dut.log" 2>&1 </dev/null &
+  dp=$!
+  PIDS+=("$dp")
+  sleep 4
+  sp=$(pgrep -P "$dp" | head -1 || true)
+  if [ -n "$sp" ]; then
+    perf record -F 999 -g -p "$sp" -o "$D/$name.perf.data" -- sleep 4 >/dev/null 2>&1 || true
+    perf report -i "$D/$name.perf.data" --no-children --sort sym --comms rte-worker-1 --stdio \
+      -g none 2>/dev/null | grep -E '^ +[0-9.]+%' | head -20 >"$D/$name.txt" || true
+  fi
+  while kill -0 "$gp" 2>/dev/null && ! grep -q "^pktgen: done" "$D/$name.gen.log"; do
+    sleep 0.2
+  done
+  kill -TERM "$dp" 2>/dev/null || true
+  wait "$dp" 2>/dev/null || true
+  kill -TERM "$gp" 2>/dev/null || true
+  wait "$gp" 2>/dev/null || true
+  PIDS=()
+}
+
 START=$(date +%s)
 for r in $(seq 1 "$RUNS"); do
   say "run $r/$RUNS: testpmd io-forward (the memif I/O ceiling)"
@@ -131,5 +163,11 @@ for r in $(seq 1 "$RUNS"); do
   say "run $r/$RUNS: svrd, decrypt direction"
   step "decrypt.$r" "$GEN_DEC" "$SVRD"
 done
+if [ "${SVR_DUT_PROFILE:-1}" = 1 ] && perf record -o /dev/null -- true >/dev/null 2>&1; then
+  say "profile: svrd worker, encrypt and decrypt at ${SVR_DUT_PROFILE_SIZE:-1400} B (perf record, 4 s each)"
+  profile_step profile-encrypt "$GEN_ENC_PROF" "$SVRD"
+  profile_step profile-decrypt "$GEN_DEC_PROF" "$SVRD"
+  echo "dut_profile=perf record -F 999 -g -p <svrd pid> -- sleep 4; perf report --no-children --sort sym --comms rte-worker-1 (generator: ${GEN_ENC_PROF#*svr-pktgen })" >>"$D/commands.txt"
+fi
 echo "dut_elapsed_s=$(( $(date +%s) - START ))" >>"$D/commands.txt"
 say "done in $(( $(date +%s) - START )) s; results in $(rel "$D")"

@@ -144,6 +144,12 @@ impl Worker {
                     self.counters.publish_svr(&mut sw.counters);
                 }
             }
+            if work == 0 {
+                // Idle: install payload keys for the next new sessions ahead of time.
+                if let Some((_, sw)) = self.svr.as_mut() {
+                    sw.refill_payload_keys();
+                }
+            }
             backoff.after_poll(work);
         }
         let mut counts = BurstCounts::default();

@@ -20,17 +20,18 @@ fn fold(mut sum: u64) -> u16 {
 /// One's-complement sum of `data` taken as big-endian 16-bit words; an odd trailing byte is
 /// padded with a zero byte (RFC 1071 §4.1).
 pub fn data(data: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    // Eight bytes at a time: four 16-bit words summed into a u64 cannot overflow for any
-    // buffer that fits in memory (each step adds < 2^18).
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([c[0], c[1]]))
-            + u64::from(u16::from_be_bytes([c[2], c[3]]))
-            + u64::from(u16::from_be_bytes([c[4], c[5]]))
-            + u64::from(u16::from_be_bytes([c[6], c[7]]));
+    // The sum is byte-order independent (RFC 1071 §2 B): add native-endian 32-bit words into
+    // two u64 accumulators (no carry can be lost below 2^31 blocks), fold, and swap once.
+    let (mut a, mut b) = (0u64, 0u64);
+    let mut blocks = data.chunks_exact(16);
+    for c in &mut blocks {
+        a += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            + u64::from(u32::from_ne_bytes([c[4], c[5], c[6], c[7]]));
+        b += u64::from(u32::from_ne_bytes([c[8], c[9], c[10], c[11]]))
+            + u64::from(u32::from_ne_bytes([c[12], c[13], c[14], c[15]]));
     }
-    let mut words = chunks.remainder().chunks_exact(2);
+    let mut sum = u64::from(u16::from_be(fold(a + b)));
+    let mut words = blocks.remainder().chunks_exact(2);
     for w in &mut words {
         sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
@@ -106,17 +107,28 @@ mod test {
 
     #[test]
     fn long_buffers_match_naive_sum() {
-        let buf: Vec<u8> = (0..1501u32).map(|i| (i * 7 + 3) as u8).collect();
-        let mut naive: u32 = 0;
-        for w in buf.chunks(2) {
-            let hi = u32::from(w[0]) << 8;
-            let lo = w.get(1).copied().map_or(0, u32::from);
-            naive += hi | lo;
+        let naive = |buf: &[u8]| {
+            let mut sum: u64 = 0;
+            for w in buf.chunks(2) {
+                sum += u64::from(w[0]) << 8 | w.get(1).copied().map_or(0, u64::from);
+            }
+            while sum >> 16 != 0 {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            sum as u16
+        };
+        // Every length from 0 to 1,501 (all block/remainder splits), patterned and all-ones
+        // bytes (carries on every add).
+        let pattern: Vec<u8> = (0..1501u32).map(|i| (i * 7 + 3) as u8).collect();
+        let ones = vec![0xffu8; 1501];
+        for n in 0..=1501 {
+            assert_eq!(
+                data(&pattern[..n]),
+                naive(&pattern[..n]),
+                "pattern, {n} bytes"
+            );
+            assert_eq!(data(&ones[..n]), naive(&ones[..n]), "ones, {n} bytes");
         }
-        while naive >> 16 != 0 {
-            naive = (naive & 0xffff) + (naive >> 16);
-        }
-        assert_eq!(data(&buf), naive as u16);
     }
 
     #[test]
