@@ -184,8 +184,9 @@ def main():
       f"untracked in the tree); built from: {m.get('build', '?')} |")
     w(f"| pinning | measured thread on CPU {m.get('cpu', '?')} (`core_affinity` + `taskset`); "
       "DPDK references on the same lcore |")
-    w(f"| memory | THP `{m.get('thp', '?')}`, {m.get('hugepages', '?')} reserved; the Rust "
-      "benchmarks and the `--no-huge` DPDK references all run on 4 KiB pages |")
+    w(f"| memory | THP `{m.get('thp', '?')}`, {m.get('hugepages', '?')} reserved; the session "
+      "table asks for 2 MiB transparent pages (`svr-hotmem`, `MADV_HUGEPAGE`), the other Rust "
+      "benchmarks and the `--no-huge` DPDK references run on 4 KiB pages |")
     w(f"| load average | start {m.get('load_start', '?')}, end {m.get('load_end', '?')} |")
     w(f"| script time | {m.get('elapsed_s', '?')} s |")
     w("")
@@ -343,9 +344,12 @@ def main():
       "scalar moves per lane switch) and a 16-lane (two register sets) SHA-512 kernel to "
       "hide the round latency the 8-lane one still shows; `open_burst` would gain from a VAES "
       "CBC decrypt (it uses the `aes` crate's 8-block AES-NI path per packet).")
-    w("* **Single-packet calls stay single-buffer**: `seal_payload` / `open_payload` hash "
-      "with `sha2`'s AVX2 compressor (about 4.5 cycles per round, latency-bound) and encrypt "
-      "one chain; the data path should hand whole bursts to `seal_burst` / `open_burst`.")
+    w("* **svrd runs the burst kernels**: its worker defers the payload crypto of every data "
+      "packet of a burst and hands them to `seal_burst` / `open_burst` in one call "
+      "(`fastpath::svr_path::burst`, byte-for-byte the same output as the per-packet path, "
+      "checked by `burst_matches_packet_by_packet`). Single-packet calls (`seal_payload` / "
+      "`open_payload`, `sha2`'s AVX2 compressor, latency-bound) remain for metadata packets "
+      "and control messages, a few per session.")
     w("")
 
     # ---------------------------------------------------------------- flow table
@@ -449,22 +453,29 @@ def main():
     cb1m = med(batch_cyc.get(1_000_000, [])) if batch_cyc.get(1_000_000) else None
     w(f"* **Memory, not instructions.** With 1K sessions everything is in cache and a lookup "
       f"costs {num(c1k, 0)} cycles; at 1M it costs {num(c1m, 0)} cycles one at a time and "
-      f"{num(cb1m, 0)} in bursts of 32. A hit reads one bucket line and the record's two lines "
-      "at random addresses, each a likely cache miss *and* (on 4 KiB pages, THP not applied "
-      "to the table) a likely TLB miss with a page walk. No hardware counters here to split "
-      "the two (`perf stat` reports them as not supported in this VM).")
-    w("* **rte_hash's bulk lookup overlaps better**: it issues prefetches for the buckets and "
-      "then the keys of the whole burst; our `lookup_batch` can only *load* ahead "
-      "(`_mm_prefetch` needs `unsafe`, which `fastpath` forbids), so its first passes wait "
-      "on the misses they issue, and it also copies "
-      "the 128-byte record where rte_hash returns an index.")
-    w("* **Next**: (1) put the table on 2 MiB pages (allocate the arena and index from "
-      "hugepages or `madvise(MADV_HUGEPAGE)` through `dpdk-ffi`); (2) a real prefetch for "
-      "`lookup_batch` (one audited intrinsic wrapper outside `fastpath`); (3) a per-lcore "
-      "direct-mapped flow cache in front (module doc of `session`), which keeps hot flows "
-      "off DRAM whatever the table size; (4) `perf stat -e dTLB-load-misses` on bare metal to "
-      "confirm the split. Memory is already well inside target: the overhead is the 64-byte "
-      "buckets at 70 % load plus 4 bytes of free list.")
+      f"{num(cb1m, 0)} in bursts of 32. A hit needs three lines at random addresses: the "
+      "bucket and the record's two lines (the key pair is in the second). One DRAM line "
+      "costs about 160 ns when each load waits for the previous one; with prefetching the "
+      "core keeps about 20 in flight (about 8 ns per line), so three lines per hit put the "
+      "floor near 25 ns (40 M/s) even with all the computing overlapped, and the 1K figure "
+      "(computing alone) is added on top. No hardware counters in this VM (`perf stat` "
+      "reports them as not supported) to split cache from TLB misses.")
+    w("* **What issue 5 changed** (before: 4.2 M/s single and 8.6 M/s batched at 1M, 3.0 / 7.1 "
+      "at 10M, 57 / 43 at 1K): the index, records, UUIDs and free list live on 2 MiB "
+      "transparent huge pages (`svr-hotmem`: a 2 MiB-aligned anonymous mapping advised "
+      "`MADV_HUGEPAGE`, plain memory as fallback; `anon_huge_kb` in the bench output shows "
+      "the pages were granted); `lookup_batch` works like rte_hash's bulk lookup: hash all "
+      "keys and prefetch their buckets, match tags and prefetch both record lines, then read "
+      "(`svr_hotmem::prefetch`, the one audited intrinsic wrapper); the key compare is an "
+      "XOR-OR fold instead of a `memcmp` call.")
+    w("* **Next**: a two-line hit: two IPv4 keys fit in four words, so the first record line "
+      "could hold the state, both keys, `last_seen` and the WAN sequence number (the fields a "
+      "data packet touches), leaving IPv6 sessions on the two-line layout; then a per-lcore "
+      "direct-mapped flow cache in front, which keeps hot flows off DRAM whatever the table "
+      "size. The 80 % target (10M vs 1K) compares a table in L1/L2 with one in DRAM: above "
+      "the L3 size the lookup scales (10M against 1M is the figure to watch). Memory is well "
+      "inside target: the overhead is the 64-byte buckets at 70 % load plus 4 bytes of free "
+      "list.")
     w("")
 
     # ---------------------------------------------------------------- session setup
@@ -492,10 +503,13 @@ def main():
     w("")
     w(f"New SVR sessions at the ingress, one pinned core, {pk.get('sessions', '?')} new flows "
       f"into an empty table of that capacity, first packet with {pk.get('payload', '?')} bytes "
-      "of payload: lookup miss, wayport allocation, payload key + UUID from a seeded ChaCha "
-      "`StdRng`, `PayloadKey::new` (HKDF-SHA384 extract and T(1), the forward HMAC key's "
-      "keyed states, the AES encryption schedule; the reverse HMAC key and the decryption "
-      "schedule are derived on first use), "
+      "of payload: lookup miss, wayport allocation, UUID from a seeded ChaCha `StdRng`, a "
+      "payload key from the worker's stock (`KeyStock`: random keys installed 8 at a time "
+      "by `PayloadKey::new_many`, HKDF-SHA384 extract and T(1), the forward HMAC key's keyed "
+      "states and the AES encryption schedule in SHA-512 lanes; svrd refills the stock when "
+      "a poll finds no packets, the bench refills it inline when it runs dry, so the "
+      "installs are inside the figure; the reverse HMAC key and the decryption schedule are "
+      "derived on first use), "
       "`SessionTable::insert` (both keys) + `next_tx_seq`, `ForwardMetadata::emit` + "
       "`seal_metadata` (MetadataKey AES-256-CBC), then the first packet: payload encrypted with "
       "the new key, trailer, HMAC-SHA384 with the metadata key over metadata + payload + "
@@ -548,22 +562,31 @@ def main():
     defer = collect(d, "session_setup",
                     lambda r: r["step"] if r.get("op") == "deferred" else None,
                     lambda r: r["ns"])
+    inst = collect(d, "session_setup",
+                   lambda r: r["step"] if r.get("op") == "install" else None,
+                   lambda r: r["ns_per_key"])
     w(f"* **Installing the payload key is now {num(kin, 0)} ns ({num(ki, 0)} % of a new "
-      "session; 3,019 ns and 62 % before issue 5)**: HKDF-SHA384 on raw SHA-512 midstates, "
-      "the zero salt's pads computed once per process (extract = 2 compressions), the PRK's "
-      "two pads side by side in AVX-512 lanes, T(1), the forward key's two pads in lanes, "
-      "and the AES encryption schedule. The reverse HMAC key (T(2) and its pads) and the AES "
+      "session; 3,019 ns and 62 % before issue 5)**. Installing alone, per key: "
+      f"`PayloadKey::new` {fmt(inst.get('payload_key_new'), 0)} ns, `new_many` of 8 "
+      f"{fmt(inst.get('payload_key_new_many_8'), 0)} ns (`install` lines of the bench). Keys "
+      "come from a per-worker stock installed 8 at a time, each stage of HKDF-SHA384 "
+      "(extract inner/outer, the PRK's pads, T(1), the forward key's pads) one pass of the "
+      "8 SHA-512 lanes for 8 keys, the zero salt's pads computed once per process. The "
+      "reverse HMAC key (T(2) and its pads) and the AES "
       "decryption schedule wait for the session's first reply: "
       f"{fmt(defer.get('first_reply_keys'), 0)} ns per session, paid once on that path "
-      "(`deferred` line of the bench). What remains is a chain of 6 dependent SHA-512 "
-      "compressions, each latency-bound on its own.")
-    w(f"* Sealing the first packet is {num(pp, 0)} %, mostly SHA-512 again (the metadata "
-      "key's HMAC over metadata and payload, single-buffer).")
-    w("* **Next**: (1) install the keys of a burst's new sessions together: their HKDF "
-      "compressions are independent and fill the 8 SHA-512 lanes (about 8× on that step); "
-      "(2) seal the first packets of those sessions with `seal_burst`-style lanes too; "
-      "(3) create sessions on every worker (the table and wayport allocator are lock-free), "
-      "so the rate scales with cores.")
+      "(`deferred` line of the bench). What remains of key installation is the random bytes, "
+      "the `Arc` and the copy of the 1.3 KB installed key.")
+    w(f"* **Sealing the first packet is now the largest step, {num(pp, 0)} %**: the metadata "
+      "key's HMAC over metadata and payload (about 340 B, 4 dependent SHA-512 compressions, "
+      "single-buffer; the pads are precomputed at key install).")
+    w("* **Next**: (1) sign the first packets of a burst's new sessions together in the "
+      "SHA-512 lanes (as `seal_burst` does for data packets: the metadata packets of a burst "
+      "are independent); (2) build installed keys in place instead of moving the 1.3 KB "
+      "`PayloadKey` into its `Arc`; (3) create sessions on every worker (the table, the "
+      "wayport allocator and the key stocks are per worker or lock-free), so the rate scales "
+      "with cores" + (f": the 1M/s target is {1000 / kps:.1f}× what one core does here." if kps
+                      else ".") )
     w("")
     o.extend(tunnels_for_full_report(d))
     w("")
@@ -970,32 +993,126 @@ def dut_section(results_dir):
                        lambda r: r["mpps"] if "mpps" in r else float(r["gbps"]) * 1e9 / 8 / size / 1e6
                        ).get(size, [])
 
+    # svrd's own profile: clocks per packet by stage (worker 0's exit report), per run.
+    import re
+    prof = {}  # (direction, size) -> {stage: [per-run clocks/packet]}
+    tsc_hz = None
+    for f in sorted(glob.glob(os.path.join(dd, "profile-*-*.[0-9]*.dut.log"))):
+        mm = re.match(r"profile-(encrypt|decrypt)-(\w+)\.\d+\.dut\.log$", os.path.basename(f))
+        if not mm:
+            continue
+        for line in open(f, encoding="utf-8", errors="replace"):
+            if line.startswith("worker 0: clocks-per-packet"):
+                kv = dict(x.split("=", 1) for x in line.split()[3:] if "=" in x)
+                tsc_hz = float(kv.pop("tsc-hz", 0)) or tsc_hz
+                for k, v in kv.items():
+                    prof.setdefault((mm.group(1), mm.group(2)), {}).setdefault(k, []).append(float(v))
+    prof_rate = {}
+    for f in sorted(glob.glob(os.path.join(dd, "profile-*-*.[0-9]*.json"))):
+        mm = re.match(r"profile-(encrypt|decrypt)-(\w+)\.\d+\.json$", os.path.basename(f))
+        for line in open(f, encoding="utf-8", errors="replace"):
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            if mm and "main" in j and "size" in j:
+                prof_rate.setdefault((mm.group(1), mm.group(2)), []).append(j["main"]["rx_mpps"])
+
+    def crypto_mpps(op, size):
+        return collect(d, "crypto",
+                       lambda r: int(r["size"]) if r.get("op") == op and int(r["size"]) == size else None,
+                       lambda r: r["mpps"] if "mpps" in r else float(r["gbps"]) * 1e9 / 8 / size / 1e6
+                       ).get(size, [])
+
+    def crypto_cycles(op, size):
+        return collect(d, "crypto",
+                       lambda r: int(r["size"]) if r.get("op") == op and int(r["size"]) == size else None,
+                       lambda r: r.get("cycles_per_pkt")).get(size, [])
+
     w("**Target: the encrypt direction at least 80 % of the crypto-only figure at 1400 B and "
-      "70 % at 64 B.** Crypto-only = section 1's SVR seal on one core from the same run of the "
-      "script, in packets per second: `seal` one packet at a time, which is what svrd's "
-      "ingress does per packet today (the target is judged against it); `seal_burst` (the "
-      "multi-buffer path, where measured) is shown beside it. Encrypt = the forwarding rate "
-      "above. Not exactly like for like: a 64 B frame carries 22 B of UDP payload (32 B "
-      "sealed), where the crypto bench seals 64 B; a 1400 B frame carries 1358 B, the bench "
-      "1408 B.")
+      "70 % at 64 B.** Crypto-only = section 1's `seal_burst` on one core from the same run of "
+      "the script, in packets per second: the multi-buffer kernels svrd's worker runs on each "
+      "burst's data packets (`seal`, one packet at a time, beside it). Encrypt = the "
+      "forwarding rate above. Not exactly like for like: a 64 B frame carries 22 B of UDP "
+      "payload (32 B sealed), where the crypto bench seals 64 B; a 1400 B frame carries "
+      "1358 B, the bench 1408 B.")
     w("")
-    w("| frame B | crypto-only seal Mpps (size B) | seal_burst Mpps | svrd encrypt Mpps | "
-      "encrypt / seal | target | met |")
+    w("| frame B | crypto-only seal_burst Mpps (size B) | seal Mpps | svrd encrypt Mpps | "
+      "encrypt / seal_burst | target | met |")
     w("| ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for frame, csize, tgt in (("1400", 1408, 0.80), ("64", 64, 0.70)):
-        cm = crypto_mpps("seal", csize)
         cb = crypto_mpps("seal_burst", csize)
+        cm = crypto_mpps("seal", csize)
         e = vals("encrypt", frame, full)
-        r = ratio(e, cm)
+        r = ratio(e, cb)
         if r is None:
             met = "not measured"
         elif r >= tgt:
             met = f"**yes**: {(r - tgt) * 100:+.0f} points"
         else:
             met = f"**no**: {(r - tgt) * 100:+.0f} points ({r / tgt * 100:.0f} % of the target)"
-        w(f"| {frame} | {fmt(cm, 3)} ({csize}) | {fmt(cb, 3)} | {fmt(e, 3)} | {pct(r)} | "
+        w(f"| {frame} | {fmt(cb, 3)} ({csize}) | {fmt(cm, 3)} | {fmt(e, 3)} | {pct(r)} | "
           f"≥ {tgt * 100:.0f} % | {met} |")
     w("")
+    if prof:
+        stages = ["rx", "classify", "crypto", "lookup", "transform", "enqueue", "tx", "total"]
+        w("### Where a packet's cycles go (svrd's profile)")
+        w("")
+        w("svrd times each stage of its burst loop with the TSC once per burst and reports clocks "
+          "per packet by stage when it stops (VPP's `show runtime`; `worker 0: "
+          "clocks-per-packet` in `dut/profile-*.dut.log`). One short full-speed step per "
+          "direction and size in every run (4 s, no search), median [min-max] over the runs; "
+          f"TSC {tsc_hz / 1e9 if tsc_hz else 0:.2f} GHz. *rx* = the memif receive (copy mode: "
+          "the frame is copied out of the shared ring into an mbuf), *classify* = header "
+          "checks and the per-packet SVR stage (session lookup, rewrite, sequence number; "
+          "metadata packets are sealed here), *crypto* = `seal_burst` / `open_burst` over the "
+          "burst plus what follows per packet (L4 checksum over the ciphertext; on decrypt, "
+          "strip and restore), *lookup* = route and neighbour, *tx* = the memif send (copy "
+          "into the ring). `perf record` was tried first: on this VM its cpu-clock samples of "
+          "the worker did not match the work the worker reported doing, so the figures come "
+          "from the data path itself.")
+        w("")
+        w("| direction | frame B | " + " | ".join(stages) + " | Mpps | crypto-only cycles |")
+        w("| --- | ---: | " + " | ".join("---:" for _ in stages) + " | ---: | ---: |")
+        for (dirn, size) in sorted(prof, key=lambda k: (k[0] != "encrypt", int(k[1]) if k[1].isdigit() else 0)):
+            st = prof[(dirn, size)]
+            csize = 1408 if size == "1400" else int(size) if size.isdigit() else None
+            cc = crypto_cycles("seal_burst" if dirn == "encrypt" else "open_burst", csize) if csize else []
+            w(f"| {dirn} | {size} | " + " | ".join(fmt(st.get(k, []), 0) for k in stages)
+              + f" | {fmt(prof_rate.get((dirn, size), []), 3)} | {fmt(cc, 0)} |")
+        w("")
+        for size, csize, tgt in (("1400", 1408, 0.80), ("64", 64, 0.70)):
+            e = prof.get(("encrypt", size), {})
+            cc = crypto_cycles("seal_burst", csize)
+            if not (e.get("total") and cc):
+                continue
+            tot, cco = med(e["total"]), med(cc)
+            io = med(e.get("rx", [0])) + med(e.get("tx", [0]))
+            cl = med(e.get("classify", [0]))
+            extra = med(e.get("crypto", [0])) - cco
+            rest = tot - io - cl - med(e.get("crypto", [0]))
+            cap = cco / (cco + io)
+            w(f"* **Encrypt, {size} B: {tot:,.0f} cycles per packet against {cco:,.0f} for the "
+              f"crypto alone** ({cco / tot * 100:.0f} %; the target needs {tgt * 100:.0f} %). "
+              f"The rest: memif copies in and out {io:,.0f}, the per-packet SVR stage "
+              f"(classify) {cl:,.0f}, the crypto stage beyond the kernels (L4 checksum over "
+              f"the ciphertext, verdicts) {extra:,.0f}, route lookup and the rest "
+              f"{rest:,.0f}. With every SVR stage free, the copies alone would cap this size "
+              f"at {cap * 100:.0f} % of crypto-only.")
+        w("* **Why the copies swing**: copy-mode memif copies every frame between the "
+          "generator's ring and svrd's mbufs in both directions, and the cost of that copy "
+          "depends on where the host put the two vCPUs (sharing a last-level cache or not): "
+          "the *rx*/*tx* columns move by several times between runs for the same code. A NIC's "
+          "DMA does this work on real hardware. memif zero-copy (client `zero-copy=yes`; it "
+          "needs EAL `--single-file-segments`, which DPDK refuses with the `--huge-unlink` "
+          "svrd uses) removes the copy, but the crypto then reads each frame cold from shared "
+          "memory; a hand test helped at 1400 B and hurt at 64 B, so it is not the default.")
+        w("* **Next**: the per-packet SVR stage (*classify*, about the same at every size) "
+          "takes the session's keys through two `Arc` clones and an `ArcSwap` load per "
+          "packet (one load per burst would do), writes the session's last-seen time and "
+          "sequence number on a second record line, and runs the header checks twice (plain "
+          "classify, then the SVR parse).")
+        w("")
     w("Commands (the generator first, as memif server; then the DUT as client):")
     w("")
     w("```sh")

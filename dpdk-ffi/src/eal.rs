@@ -311,3 +311,9 @@ pub fn tsc() -> u64 {
     // SAFETY: reads the time-stamp counter; no preconditions.
     unsafe { sys::svr_rte_get_tsc_cycles() }
 }
+
+/// TSC ticks per second as the EAL measured them at start-up (0 before `rte_eal_init`).
+pub fn tsc_hz() -> u64 {
+    // SAFETY: reads a value the EAL set at init; no preconditions.
+    unsafe { sys::svr_rte_get_tsc_hz() }
+}

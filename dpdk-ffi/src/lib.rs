@@ -70,7 +70,7 @@ mod port;
 mod ring;
 
 pub use burst::{Drain, MbufBurst, TxBuffer, BURST};
-pub use eal::{lcore_id, tsc, Eal, EalError, LaunchError, ProbeError};
+pub use eal::{lcore_id, tsc, tsc_hz, Eal, EalError, LaunchError, ProbeError};
 pub use error::Errno;
 pub use mbuf::{Mbuf, NoHeadroom, NoTailroom, TooShort};
 pub use mempool::{Mempool, MempoolError, DEFAULT_DATA_ROOM, SOCKET_ANY};

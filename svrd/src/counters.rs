@@ -29,6 +29,64 @@ pub struct WorkerCounters {
     pub svr_drops: [AtomicU64; SvrDrop::COUNT],
     pub metadata_drops: [AtomicU64; MetadataError::COUNT],
     pub svr_events: [AtomicU64; SvrEvent::COUNT],
+    /// TSC cycles spent in each stage of the burst loop, and the packets it handled there.
+    pub stage_cycles: [AtomicU64; Stage::COUNT],
+    pub stage_packets: [AtomicU64; Stage::COUNT],
+}
+
+/// The stages of the burst loop, timed with the TSC once per burst (VPP's "show runtime"):
+/// clocks per packet by stage, from the data path itself, whatever the profiler can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Non-empty RX polls (empty polls are idle time, not counted).
+    Rx,
+    Classify,
+    Crypto,
+    Lookup,
+    Transform,
+    Enqueue,
+    /// TX flushes after a pass that had work.
+    Tx,
+}
+
+impl Stage {
+    pub const COUNT: usize = 7;
+    pub const ALL: [Stage; Stage::COUNT] = [
+        Stage::Rx,
+        Stage::Classify,
+        Stage::Crypto,
+        Stage::Lookup,
+        Stage::Transform,
+        Stage::Enqueue,
+        Stage::Tx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rx => "rx",
+            Stage::Classify => "classify",
+            Stage::Crypto => "crypto",
+            Stage::Lookup => "lookup",
+            Stage::Transform => "transform",
+            Stage::Enqueue => "enqueue",
+            Stage::Tx => "tx",
+        }
+    }
+}
+
+/// A pass's stage clocks, on the worker's stack.
+#[derive(Default, Clone, Copy)]
+pub struct StageClocks {
+    pub cycles: [u64; Stage::COUNT],
+    pub packets: [u64; Stage::COUNT],
+}
+
+impl StageClocks {
+    #[inline]
+    pub fn add(&mut self, stage: Stage, cycles: u64, packets: usize) {
+        self.cycles[stage as usize] += cycles;
+        self.packets[stage as usize] += packets as u64;
+    }
 }
 
 /// What one burst counted, kept in plain integers on the worker's stack.
@@ -64,6 +122,15 @@ impl WorkerCounters {
             add(&self.drops[reason as usize], drops.get(reason));
         }
         drops.clear();
+    }
+
+    /// Publish (and clear) a pass's stage clocks. Called by the owning worker only.
+    pub fn publish_clocks(&self, c: &mut StageClocks) {
+        for st in Stage::ALL {
+            add(&self.stage_cycles[st as usize], c.cycles[st as usize]);
+            add(&self.stage_packets[st as usize], c.packets[st as usize]);
+        }
+        *c = StageClocks::default();
     }
 }
 
@@ -112,6 +179,16 @@ pub fn report(
             w.tx_unsent.load(Relaxed),
             w.punt_ring_full.load(Relaxed),
         );
+        // Clocks per packet of each stage; `total` is their sum (the cost of one packet).
+        let mut line = format!("worker {i}: clocks-per-packet");
+        let mut total = 0.0;
+        for st in Stage::ALL {
+            let cyc = w.stage_cycles[st as usize].load(Relaxed) as f64;
+            let pk = w.stage_packets[st as usize].load(Relaxed).max(1) as f64;
+            total += cyc / pk;
+            let _ = write!(line, " {}={:.1}", st.name(), cyc / pk);
+        }
+        let _ = writeln!(out, "{line} total={total:.1} tsc-hz={}", dpdk_ffi::tsc_hz());
     }
     for reason in DropReason::ALL {
         let total: u64 = workers

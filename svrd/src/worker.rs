@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use dpdk_ffi::{Mbuf, MbufBurst, Port, Ring, TxBuffer, BURST};
+use dpdk_ffi::{tsc, Mbuf, MbufBurst, Port, Ring, TxBuffer, BURST};
 use fastpath::forward::{
     self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason,
 };
@@ -21,7 +21,7 @@ use fastpath::time::Instant;
 use fastpath::wire::ethernet::EthernetAddress;
 use svr_config::IdleBackoff;
 
-use crate::counters::{BurstCounts, WorkerCounters};
+use crate::counters::{BurstCounts, Stage, StageClocks, WorkerCounters};
 use crate::svr::MbufBuf;
 
 /// One port as a worker sees it: its handle, MAC, and this worker's TX buffer for it.
@@ -125,20 +125,26 @@ impl Worker {
         for (i, s) in self.ports.iter().enumerate() {
             slot_of[usize::from(s.port.id()) & 0xff] = i as u8;
         }
+        let mut clocks = StageClocks::default();
         while !self.stop.load(Relaxed) {
             let mut counts = BurstCounts::default();
             let mut work = self.drain_inject(&mut burst, &slot_of, &mut counts, &mut drops);
             for in_slot in 0..self.ports.len() {
+                let t = tsc();
                 let n = self.rx(in_slot, &mut burst);
                 if n == 0 {
                     continue;
                 }
+                clocks.add(Stage::Rx, tsc() - t, n);
                 work += n;
                 counts.rx += n as u64;
-                self.process(in_slot, &mut burst, &mut counts, &mut drops);
+                self.process(in_slot, &mut burst, &mut counts, &mut drops, &mut clocks);
             }
+            let t = tsc();
             self.tx_flush(&mut counts);
             if work > 0 {
+                clocks.add(Stage::Tx, tsc() - t, counts.tx as usize);
+                self.counters.publish_clocks(&mut clocks);
                 self.counters.publish(&counts, &mut drops);
                 if let Some((_, sw)) = self.svr.as_mut() {
                     self.counters.publish_svr(&mut sw.counters);
@@ -175,6 +181,7 @@ impl Worker {
         burst: &mut MbufBurst,
         counts: &mut BurstCounts,
         drops: &mut DropCounters,
+        clocks: &mut StageClocks,
     ) {
         let in_port = self.ports[in_slot].port.id();
         let mut pkts: [Option<Mbuf>; BURST] = [const { None }; BURST];
@@ -185,6 +192,7 @@ impl Worker {
         }
         let mut actions = [Action::Gone; BURST];
         let mut work: [Option<Deferred>; BURST] = [const { None }; BURST];
+        let t0 = tsc();
         self.classify(
             in_port,
             &mut pkts[..n],
@@ -192,10 +200,20 @@ impl Worker {
             &mut work[..n],
             drops,
         );
+        let t1 = tsc();
         self.crypto(&mut pkts[..n], &mut actions[..n], &mut work[..n]);
+        let t2 = tsc();
         self.lookup(&mut pkts[..n], &mut actions[..n], drops);
+        let t3 = tsc();
         self.transform(&mut pkts[..n], &mut actions[..n], drops);
+        let t4 = tsc();
         self.enqueue(&mut pkts[..n], &actions[..n], counts, drops);
+        let t5 = tsc();
+        clocks.add(Stage::Classify, t1 - t0, n);
+        clocks.add(Stage::Crypto, t2 - t1, n);
+        clocks.add(Stage::Lookup, t3 - t2, n);
+        clocks.add(Stage::Transform, t4 - t3, n);
+        clocks.add(Stage::Enqueue, t5 - t4, n);
     }
 
     /// Stage classify: validate headers, split punts from transit packets, and run the SVR

@@ -30,8 +30,11 @@
 //! metadata) → B `egress::wan_packet`, B's reply through B `lan_packet` (reverse metadata) →
 //! A `wan_packet`, so that A's later packets of the session carry no metadata. Then
 //! `--packets` 64-byte frames (Ethernet without FCS: 22 B of UDP payload) of sessions chosen
-//! at random go through A's `lan_packet` (lookup, AES-256-CBC + HMAC-SHA384/192, outer
-//! headers) in batches of 512 frames written just before each batch (not timed). Memory per
+//! at random go through router A the way `svrd`'s worker runs them: in bursts of 32, each
+//! packet through `ingress::lan_stage` (lookup, rewrite, outer headers; the payload crypto
+//! deferred), then one `svr_path::finish_burst` per burst (AES-256-CBC + HMAC-SHA384/192 of
+//! the whole burst with the multi-buffer kernels, L4 checksums, verdicts). The frames are
+//! written in batches of 512 (16 bursts) just before each batch (not timed). Memory per
 //! session = growth of the resident set over setup / (2 S) (both routers hold S sessions and
 //! their payload keys) plus the preallocated table and key slots.
 //!
@@ -51,8 +54,8 @@ use fastpath::session::{SessionTimeouts, WayportRange};
 use fastpath::svr::is_metadata;
 use fastpath::svr_path::packet::{fill_l4_checksum, parse, write_ip, IpFields, PROTO_UDP};
 use fastpath::svr_path::{
-    egress, ingress, PacketBuf, PeerInfo, ServiceRoute, SvrConfig, SvrShared, SvrWorker,
-    TestBuffer, Verdict,
+    egress, finish_burst, ingress, Deferred, PacketBuf, PeerInfo, ServiceRoute, SvrConfig,
+    SvrShared, SvrWorker, TestBuffer, Verdict,
 };
 use fastpath::time::Instant;
 use rand::rngs::StdRng;
@@ -317,7 +320,10 @@ fn slowpath(peers: &[usize], sim_secs: u64, seed: u64, hz: f64) {
 // ------------------------------------------------------------------ data path
 
 const PAYLOAD: usize = 22; // 64 B frame = 14 + 20 + 8 + 22
+/// Frames written (not timed) before each timed run of bursts.
 const BATCH: usize = 512;
+/// Frames per burst, as `svrd`'s worker (`dpdk_ffi::BURST`, `svr_crypto::MAX_BURST`).
+const BURST: usize = 32;
 
 fn v4(a: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(a))
@@ -449,6 +455,37 @@ fn forward(v: Verdict, what: &str, i: usize) {
     }
 }
 
+/// One batch through A as `svrd`'s worker runs a burst, `BURST` frames at a time: the SVR
+/// stage of each packet (`lan_stage`, payload crypto deferred into `work`), then the crypto
+/// of the whole burst (`finish_burst`), which writes the final verdicts. Allocates nothing:
+/// `bufs`, `work` and `verdicts` are the caller's, of equal length.
+fn lan_bursts(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    bufs: &mut [Option<TestBuffer>],
+    work: &mut [Option<Deferred>],
+    verdicts: &mut [Verdict],
+    now: Instant,
+) {
+    for ((bufs, work), verdicts) in bufs
+        .chunks_mut(BURST)
+        .zip(work.chunks_mut(BURST))
+        .zip(verdicts.chunks_mut(BURST))
+    {
+        for ((b, work), v) in bufs
+            .iter_mut()
+            .zip(work.iter_mut())
+            .zip(verdicts.iter_mut())
+        {
+            *v = match b {
+                Some(b) => ingress::lan_stage(sh, w, b, now, work),
+                None => Verdict::Pending,
+            };
+        }
+        finish_burst(sh, w, bufs, work, now, verdicts);
+    }
+}
+
 /// Resident set size in bytes.
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -515,23 +552,23 @@ fn datapath(sizes: &[usize], packets: usize, seed: u64, hz: f64) {
         let wan_len = b.len();
 
         let mut rng = StdRng::seed_from_u64(seed ^ s as u64);
-        let mut bufs: Vec<TestBuffer> = Vec::with_capacity(BATCH);
+        // Allocated once; the timed bursts only write into them.
+        let mut bufs: Vec<Option<TestBuffer>> = (0..BATCH).map(|_| None).collect();
+        let mut work: Vec<Option<Deferred>> = (0..BATCH).map(|_| None).collect();
+        let mut verdicts = vec![Verdict::Pending; BATCH];
         let batches = packets.div_ceil(BATCH).max(1);
-        let mut fill = |bufs: &mut Vec<TestBuffer>, rng: &mut StdRng| {
-            bufs.clear();
-            for _ in 0..BATCH {
+        let mut fill = |bufs: &mut [Option<TestBuffer>], rng: &mut StdRng| {
+            for b in bufs {
                 let j = rng.gen_range(0..s);
                 let (host, port) = tuple(j);
                 frame(host, server(j), port, SERVER_PORT, &mut f);
-                bufs.push(TestBuffer::new(&f));
+                *b = Some(TestBuffer::new(&f));
             }
         };
         // Warm-up: a tenth of the batches (at least one).
         for _ in 0..(batches / 10).max(1) {
             fill(&mut bufs, &mut rng);
-            for b in &mut bufs {
-                std::hint::black_box(ingress::lan_packet(&sa, &mut wa, b, now));
-            }
+            lan_bursts(&sa, &mut wa, &mut bufs, &mut work, &mut verdicts, now);
         }
         let mut ticks = 0u64;
         let mut fwd = 0u64;
@@ -540,12 +577,17 @@ fn datapath(sizes: &[usize], packets: usize, seed: u64, hz: f64) {
             fill(&mut bufs, &mut rng);
             now = Instant::from_nanos(now.as_nanos() + 100_000);
             let t0 = rdtsc();
-            for b in &mut bufs {
-                if let Verdict::Forward { .. } = ingress::lan_packet(&sa, &mut wa, b, now) {
-                    fwd += 1;
-                }
-            }
+            lan_bursts(&sa, &mut wa, &mut bufs, &mut work, &mut verdicts, now);
             ticks += rdtsc() - t0;
+            // Not timed: every packet forwarded, every deferred packet finished.
+            fwd += verdicts
+                .iter()
+                .filter(|v| matches!(v, Verdict::Forward { .. }))
+                .count() as u64;
+            if work.iter().any(Option::is_some) {
+                eprintln!("error: {s} sessions: finish_burst left deferred work");
+                std::process::exit(1);
+            }
         }
         let wall = w0.elapsed().as_secs_f64();
         let n = (batches * BATCH) as u64;

@@ -250,44 +250,47 @@ pub fn lan_stage<B: PacketBuf>(
             drop_with!(w, SvrDrop::PathOutOfService);
         }
     }
-    let pair = pair_index
-        .map(|i| sh.pairs[i].path_id.as_str())
-        .unwrap_or("wan");
-    let service = sh.service_for(if s.role == Role::Ingress {
-        h.dst
-    } else {
-        h.src
+    // The metadata, only on the packets that carry it (a data packet skips these lookups).
+    let repr: Option<MetadataRepr<'_>> = with_md.then(|| {
+        let pair = pair_index
+            .map(|i| sh.pairs[i].path_id.as_str())
+            .unwrap_or("wan");
+        let service = sh.service_for(if s.role == Role::Ingress {
+            h.dst
+        } else {
+            h.src
+        });
+        let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
+        let pk = tx.tlv();
+        match s.role {
+            Role::Ingress => ForwardMetadata {
+                security_id: md_key.rekey_index(),
+                context: context_of(&lan_key),
+                tenant,
+                service: service.map(|(_, s)| s.name.as_str()).unwrap_or("default"),
+                session_uuid: sh.table.uuid(s.id).unwrap_or_default(),
+                source_router: &sh.cfg.router_name,
+                source_router_security_name: None,
+                peer_path_id: pair,
+                session_encrypted: true,
+                tcp_syn: h.is_syn(),
+                application_name: None,
+                payload_key: Some(pk),
+            }
+            .to_repr(),
+            Role::Egress => ReverseMetadata {
+                security_id: md_key.rekey_index(),
+                context: context_of(&lan_key),
+                tenant,
+                destination_router: Some(&sh.cfg.router_name),
+                peer_path_id: Some(pair),
+                disable_forward_metadata: true,
+            }
+            .to_repr()
+            .with_payload_key(pk),
+        }
     });
-    let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
-    let pk = tx.tlv();
-    let repr: MetadataRepr<'_> = match s.role {
-        Role::Ingress => ForwardMetadata {
-            security_id: md_key.rekey_index(),
-            context: context_of(&lan_key),
-            tenant,
-            service: service.map(|(_, s)| s.name.as_str()).unwrap_or("default"),
-            session_uuid: sh.table.uuid(s.id).unwrap_or_default(),
-            source_router: &sh.cfg.router_name,
-            source_router_security_name: None,
-            peer_path_id: pair,
-            session_encrypted: true,
-            tcp_syn: h.is_syn(),
-            application_name: None,
-            payload_key: Some(pk),
-        }
-        .to_repr(),
-        Role::Egress => ReverseMetadata {
-            security_id: md_key.rekey_index(),
-            context: context_of(&lan_key),
-            tenant,
-            destination_router: Some(&sh.cfg.router_name),
-            peer_path_id: Some(pair),
-            disable_forward_metadata: true,
-        }
-        .to_repr()
-        .with_payload_key(pk),
-    };
-    let md_len = if with_md { repr.sealed_len() } else { 0 };
+    let md_len = repr.as_ref().map_or(0, MetadataRepr::sealed_len);
 
     // Lengths of the packet we are about to build; refuse what the WAN cannot carry.
     let plain = h.end() - h.payload_start();
@@ -365,7 +368,7 @@ pub fn lan_stage<B: PacketBuf>(
     if h.proto == PROTO_TCP {
         note_tcp_close(sh, &s, Side::Lan, h.tcp_flags, now);
     }
-    if !with_md {
+    let Some(repr) = repr else {
         // A data packet: its encryption, trailer, HMAC and L4 checksum run with the burst.
         *work = Some(Deferred::Seal(SealWork {
             key: tx,
@@ -380,7 +383,7 @@ pub fn lan_stage<B: PacketBuf>(
             dst: nk.dst(),
         }));
         return Verdict::Pending;
-    }
+    };
     let iv: [u8; 16] = w.random();
     let area = &mut frame[md_at..md_at + md_len];
     if let Err(e) = repr.emit(area) {
