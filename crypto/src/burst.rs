@@ -12,11 +12,16 @@
 //! 3. the HMACs in 8 SHA-512 lanes (AVX-512, or two 4-lane AVX2 halves): a lane runs its
 //!    packet's inner blocks, then its outer block, then takes the next packet.
 //!
-//! Open verifies all tags in lanes first, then per packet in burst order: replay check, tag
-//! compare, CBC decrypt (the `aes` crate, already 8 blocks in parallel within a packet),
-//! padding, mark. The replay decisions are therefore the same as calling
+//! Open verifies all tags in lanes first and compares them. The packets that authenticate,
+//! pass their window as it was before the burst and repeat no earlier such packet are then
+//! CBC-decrypted together, like seal: IVs in lanes, then the chains in lanes with each
+//! packet's decryption schedule (derived once per key, [`PayloadKey`]'s `lane_dk`). Last,
+//! per packet in burst order on the real windows: replay check, tag result, padding, mark.
+//! The results, the windows and the buffers are therefore those of calling
 //! [`crate::open_payload`] on the packets one after the other, duplicates within the burst
-//! included.
+//! included: a packet decrypted ahead but refused by then (its own burst moved the window
+//! past it) is encrypted back, and a repeat of a packet whose padding failed, not decrypted
+//! ahead, is decrypted when it is reached.
 //!
 //! The SIMD path is chosen once per process ([`Backend::detect`]); [`Backend::Portable`]
 //! (the `aes` crate per packet, this crate's portable SHA-512 in the lanes) runs anywhere and
@@ -28,7 +33,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::CryptoError;
 use crate::keys::PayloadKey;
-use crate::mode::{cbc_encrypt, pkcs7_pad};
+use crate::mode::{cbc_decrypt, cbc_encrypt, pkcs7_pad, pkcs7_unpad};
 use crate::replay::ReplayWindow;
 use crate::sha512::{hmac_lanes, MacInput, ShaKernel};
 use crate::{nonce_block, sealed_len, Direction, BLOCK, HMAC_LEN, MIN_SEALED_LEN, SEAL_OVERHEAD};
@@ -139,6 +144,20 @@ pub(crate) fn expand_lane_key(key: &[u8; AES_KEY_LEN]) -> Option<RoundKeys> {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = key;
+        None
+    }
+}
+
+/// The decryption schedule (equivalent inverse cipher) of the lane encryption schedule `rk`,
+/// when this CPU has AES-NI.
+pub(crate) fn inverse_lane_key(rk: &RoundKeys) -> Option<RoundKeys> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::AesNi::detect().map(|t| t.inverse_key(rk))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = rk;
         None
     }
 }
@@ -326,9 +345,8 @@ where
         }
     }
 
-    // The CBC chains: a lane that finishes takes the next job; each call runs as many steps
-    // as the shortest chain in flight has blocks left.
-    let mut queue = jobs
+    // The CBC chains.
+    let queue = jobs
         .iter_mut()
         .enumerate()
         .filter(|(i, _)| with_rk[*i])
@@ -337,6 +355,19 @@ where
             let rk = j.key.lane_rk()?;
             Some((rk, ivs[i], &mut j.buf[j.covered_start..j.covered_start + c]))
         });
+    run_chains(run, &mut lanes, queue);
+}
+
+/// Runs the CBC chains of `queue` (schedule, IV, whole blocks) on a 32-lane kernel
+/// `run(lanes, bufs, n)`: a lane that finishes takes the next chain; each call runs as many
+/// steps as the shortest chain in flight has blocks left.
+#[cfg(target_arch = "x86_64")]
+fn run_chains<'a, F, I>(run: F, lanes: &mut x86::AesLanes, mut queue: I)
+where
+    F: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
+    I: Iterator<Item = (&'a RoundKeys, [u8; 16], &'a mut [u8])>,
+{
+    use x86::AES_LANES;
     let mut cur: [&mut [u8]; AES_LANES] = Default::default();
     loop {
         let mut steps = usize::MAX;
@@ -362,7 +393,7 @@ where
                 *c = b;
             }
         }
-        run(&mut lanes, &mut heads, steps);
+        run(lanes, &mut heads, steps);
     }
 }
 
@@ -391,9 +422,12 @@ pub fn open_burst_with(
     out: &mut [Result<(usize, u64), CryptoError>],
 ) {
     assert!(out.len() >= jobs.len(), "one result per job");
-    let sha = Kernels::new(backend).map_or(ShaKernel::Portable, |k| k.sha);
+    let k = Kernels::new(backend).unwrap_or(Kernels {
+        aes: AesKernel::Portable,
+        sha: ShaKernel::Portable,
+    });
     for (jobs, out) in jobs.chunks_mut(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
-        open_chunk(sha, jobs, windows, out);
+        open_chunk(k, jobs, windows, out);
     }
 }
 
@@ -418,12 +452,13 @@ fn parse_open(j: &OpenJob<'_>) -> Result<(usize, u64), CryptoError> {
 }
 
 fn open_chunk(
-    sha: ShaKernel,
+    k: Kernels,
     jobs: &mut [OpenJob<'_>],
     windows: &mut [ReplayWindow],
     out: &mut [Result<(usize, u64), CryptoError>],
 ) {
     let n = jobs.len();
+    // 1. Lengths, and the HMACs of the packets the windows do not already refuse, in lanes.
     let mut parsed = [Err(CryptoError::Truncated); MAX_BURST];
     let mut tags = [[0u8; 48]; MAX_BURST];
     let mut computed = [false; MAX_BURST];
@@ -445,26 +480,174 @@ fn open_chunk(
                 }
             }
         }
-        hmac_lanes(sha, &macs[..n], &mut tags[..n]);
+        hmac_lanes(k.sha, &macs[..n], &mut tags[..n]);
     }
+
+    // 2. Tag compare (constant time; it does not depend on the windows), and the packets to
+    //    decrypt ahead of the replay decisions: those that authenticate, pass the window as
+    //    it was before the burst, and repeat no earlier one of them (same window and
+    //    number). Unless an authenticated packet has bad padding or the burst itself moves a
+    //    window past one of them, these are exactly the packets step 4 decrypts.
+    let mut tag_ok = [false; MAX_BURST];
+    let mut ahead = [None::<(usize, u64)>; MAX_BURST];
+    let mut highest = None::<u64>; // of the numbers in `ahead`, all windows
+    for i in 0..n {
+        let j = &jobs[i];
+        let Ok((c, seq)) = parsed[i] else { continue };
+        if !computed[i] {
+            continue;
+        }
+        let tag = &j.buf[j.covered_start + c + TRAILER_LEN..];
+        tag_ok[i] = bool::from(tags[i][..HMAC_LEN].ct_eq(tag));
+        if !tag_ok[i] {
+            continue;
+        }
+        // In-order traffic never repeats: only a number at or below the highest so far needs
+        // the scan.
+        let repeat = highest.is_some_and(|h| seq <= h)
+            && (0..i)
+                .any(|e| ahead[e].is_some_and(|(_, s)| s == seq) && jobs[e].window == j.window);
+        if !repeat {
+            ahead[i] = Some((c, seq));
+            highest = Some(highest.map_or(seq, |h| h.max(seq)));
+        }
+    }
+
+    // 3. CBC-decrypt them (whole blocks, padding still in place).
+    match k.aes {
+        AesKernel::Portable => {
+            for (i, j) in jobs.iter_mut().enumerate() {
+                if let Some((c, seq)) = ahead[i] {
+                    cbc_decrypt_job(j, c, seq);
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        AesKernel::AesNi(t) => cbc_decrypt_lanes(
+            |l, b, m| t.cbc_encrypt_lanes(l, b, m),
+            |l, b, m| t.cbc_decrypt_lanes(l, b, m),
+            jobs,
+            &ahead,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        AesKernel::Vaes(t) => cbc_decrypt_lanes(
+            |l, b, m| t.cbc_encrypt_lanes(l, b, m),
+            |l, b, m| t.cbc_decrypt_lanes(l, b, m),
+            jobs,
+            &ahead,
+        ),
+    }
+
+    // 4. The decisions of `open_payload`, in burst order, on the real windows.
     for (i, j) in jobs.iter_mut().enumerate() {
         out[i] = (|| {
             let (c, seq) = parsed[i]?;
             let w = &mut windows[j.window];
-            w.check(seq)?;
+            if let Err(e) = w.check(seq) {
+                if ahead[i].is_some() {
+                    // Decrypted ahead, refused now (the burst moved the window past it):
+                    // give the buffer its ciphertext back, as `open_payload` leaves it.
+                    restore_job(j, c, seq);
+                }
+                return Err(e.into());
+            }
             let covered = &mut j.buf[j.covered_start..];
             let (signed, tag) = covered.split_at_mut(c + TRAILER_LEN);
-            let full = if computed[i] {
-                tags[i]
+            let ok = if computed[i] {
+                tag_ok[i]
             } else {
-                j.key.mac(j.dir).sign_full(signed)
+                let full = j.key.mac(j.dir).sign_full(signed);
+                bool::from(full[..HMAC_LEN].ct_eq(tag))
             };
-            if !bool::from(full[..HMAC_LEN].ct_eq(tag)) {
+            if !ok {
                 return Err(CryptoError::BadMac);
             }
-            let plain = j.key.decrypt(j.dir, seq, &mut signed[..c])?;
+            let plain = if ahead[i].is_some() {
+                pkcs7_unpad(&signed[..c])?
+            } else {
+                // A repeat of a packet whose padding failed: not decrypted yet.
+                j.key.decrypt(j.dir, seq, &mut signed[..c])?
+            };
             w.mark(seq);
             Ok((plain, seq))
         })();
     }
+}
+
+/// CBC-decrypt the `c` ciphertext bytes of `j` (whole blocks, at least one) in place with the
+/// `aes` crate, padding left in place.
+fn cbc_decrypt_job(j: &mut OpenJob<'_>, c: usize, seq: u64) {
+    let iv = j.key.iv(j.dir, seq);
+    let body = &mut j.buf[j.covered_start..j.covered_start + c];
+    // Whole blocks by `parse_open`, so this cannot fail.
+    let _ = cbc_decrypt(j.key.dec(), &iv, body);
+}
+
+/// Undo [`cbc_decrypt_job`]: CBC encryption under the same IV gives back the ciphertext.
+fn restore_job(j: &mut OpenJob<'_>, c: usize, seq: u64) {
+    let iv = j.key.iv(j.dir, seq);
+    let body = &mut j.buf[j.covered_start..j.covered_start + c];
+    // Whole blocks by `parse_open`, so this cannot fail.
+    let _ = cbc_encrypt(j.key.enc(), &iv, body);
+}
+
+/// CBC-decrypt every job with `todo[i] = Some((ciphertext length, seq))` across packets: the
+/// IVs (one block per job) on the 32-lane encryption kernel `enc`, then the chains on the
+/// 32-lane decryption kernel `dec` with each job's decryption schedule. Jobs without lane
+/// schedules (no AES-NI at install) are done by the `aes` crate.
+#[cfg(target_arch = "x86_64")]
+fn cbc_decrypt_lanes<E, D>(
+    enc: E,
+    dec: D,
+    jobs: &mut [OpenJob<'_>],
+    todo: &[Option<(usize, u64)>; MAX_BURST],
+) where
+    E: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
+    D: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
+{
+    use x86::AES_LANES;
+    let mut lanes = x86::AesLanes::new();
+
+    // IVs: AES_K(nonce block), 32 jobs per call (CBC with a zero chain).
+    let mut ivs = [[0u8; 16]; MAX_BURST];
+    let mut in_lanes = [false; MAX_BURST];
+    for (i, j) in jobs.iter_mut().enumerate() {
+        let Some((c, seq)) = todo[i] else { continue };
+        if j.key.lane_rk().is_some() && j.key.lane_dk().is_some() {
+            in_lanes[i] = true;
+            ivs[i] = nonce_block(j.dir, j.key.index(), seq);
+        } else {
+            cbc_decrypt_job(j, c, seq);
+        }
+    }
+    {
+        let mut group = jobs
+            .iter()
+            .zip(ivs.iter_mut())
+            .enumerate()
+            .filter(|(i, _)| in_lanes[*i])
+            .peekable();
+        while group.peek().is_some() {
+            let mut bufs: [&mut [u8]; AES_LANES] = Default::default();
+            for (l, (_, (j, iv))) in group.by_ref().take(AES_LANES).enumerate() {
+                if let Some(rk) = j.key.lane_rk() {
+                    lanes.load(l, rk, [0; 16]);
+                    bufs[l] = &mut iv[..];
+                }
+            }
+            enc(&mut lanes, &mut bufs, 1);
+        }
+    }
+
+    // The chains, with the decryption schedules.
+    let queue = jobs
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| in_lanes[*i])
+        .filter_map(|(i, j)| {
+            let (c, _) = todo[i]?;
+            let dk = j.key.lane_dk()?;
+            Some((dk, ivs[i], &mut j.buf[j.covered_start..j.covered_start + c]))
+        });
+    run_chains(dec, &mut lanes, queue);
 }

@@ -1,18 +1,19 @@
 //! Every kernel against the reference crates: SHA-512 compressions against
 //! `sha2::compress512`, the HMAC lanes against `hmac` (RFC 4231 and random lengths), the AES
-//! key expansion and CBC lanes against the `aes`/`cbc` crates and NIST SP 800-38A, and batched
+//! key expansion, its inverse-cipher form and the CBC encryption and decryption lanes against
+//! the `aes`/`cbc` crates and NIST SP 800-38A, and batched
 //! payload-key installation against `PayloadKey::new` and the `hkdf` crate.
 
 #![allow(clippy::needless_range_loop)] // lanes index several arrays in step
 
 use aes::cipher::KeyInit;
-use aes::Aes256Enc;
+use aes::{Aes256Dec, Aes256Enc};
 use hmac::{Hmac, Mac};
 use sha2::digest::generic_array::GenericArray;
 use sha2::Sha384;
 
 use crate::keys::{MacKey, PayloadKey};
-use crate::mode::cbc_encrypt;
+use crate::mode::{cbc_decrypt, cbc_encrypt};
 use crate::sha512::*;
 use crate::Direction;
 
@@ -359,6 +360,142 @@ mod aes_lanes {
             v.iter().map(|k| k.0).collect::<Vec<_>>()
         );
         v
+    }
+
+    fn aes_dec_kernels() -> Vec<(&'static str, Run)> {
+        let mut v: Vec<(&'static str, Run)> = Vec::new();
+        if let Some(t) = AesNi::detect() {
+            v.push((
+                "aesni",
+                Box::new(move |l, b, n| t.cbc_decrypt_lanes(l, b, n)),
+            ));
+        }
+        if let Some(t) = Vaes512::detect() {
+            v.push((
+                "vaes512",
+                Box::new(move |l, b, n| t.cbc_decrypt_lanes(l, b, n)),
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn nist_sp800_38a_f26_decrypt_in_every_lane() {
+        let Some(t) = AesNi::detect() else { return };
+        let key: [u8; 32] =
+            hex::decode("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let iv: [u8; 16] = hex::decode("000102030405060708090a0b0c0d0e0f")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let cipher = hex::decode(
+            "f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d\
+             39f23369a9d9bacfa530e26304231461b2eb05e2c39be9fcda6c19078c6a9d1b",
+        )
+        .unwrap();
+        let want = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51\
+                    30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710";
+        let dk = t.inverse_key(&t.expand_key(&key));
+        for (name, run) in aes_dec_kernels() {
+            let mut lanes = AesLanes::new();
+            let mut data = vec![cipher.clone(); AES_LANES];
+            for l in 0..AES_LANES {
+                lanes.load(l, &dk, iv);
+            }
+            // In two calls (1 + 3 blocks): the chain carries over between calls.
+            for (from, to) in [(0, 16), (16, 64)] {
+                let mut it = data.iter_mut();
+                let mut bufs: [&mut [u8]; AES_LANES] =
+                    core::array::from_fn(|_| &mut it.next().unwrap()[from..to]);
+                run(&mut lanes, &mut bufs, (to - from) / 16);
+            }
+            for d in &data {
+                assert_eq!(hex::encode(d), want, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn decrypt_lanes_with_random_keys_lengths_and_idle_lanes_match_the_cbc_crate() {
+        let Some(t) = AesNi::detect() else { return };
+        let mut rng = Rng(7);
+        for (name, run) in aes_dec_kernels() {
+            for _ in 0..100 {
+                let n = rng.below(20);
+                let mut lanes = AesLanes::new();
+                let keys: Vec<[u8; 32]> = (0..AES_LANES)
+                    .map(|_| rng.bytes(32).try_into().unwrap())
+                    .collect();
+                let ivs: Vec<[u8; 16]> = (0..AES_LANES)
+                    .map(|_| rng.bytes(16).try_into().unwrap())
+                    .collect();
+                let idle: Vec<bool> = (0..AES_LANES).map(|_| rng.below(4) == 0).collect();
+                let mut data: Vec<Vec<u8>> = (0..AES_LANES).map(|_| rng.bytes(16 * n)).collect();
+                let want: Vec<Vec<u8>> = (0..AES_LANES)
+                    .map(|l| {
+                        let mut d = data[l].clone();
+                        cbc_decrypt(&Aes256Dec::new(&keys[l].into()), &ivs[l], &mut d).unwrap();
+                        d
+                    })
+                    .collect();
+                for l in 0..AES_LANES {
+                    lanes.load(l, &t.inverse_key(&t.expand_key(&keys[l])), ivs[l]);
+                }
+                let orig = data.clone();
+                let mut it = data.iter_mut().zip(&idle);
+                let mut bufs: [&mut [u8]; AES_LANES] = core::array::from_fn(|_| {
+                    let (d, &i) = it.next().unwrap();
+                    if i {
+                        &mut d[..0]
+                    } else {
+                        &mut d[..]
+                    }
+                });
+                run(&mut lanes, &mut bufs, n);
+                for l in 0..AES_LANES {
+                    if idle[l] {
+                        assert_eq!(data[l], orig[l], "{name}: idle lane {l} untouched");
+                    } else {
+                        assert_eq!(data[l], want[l], "{name}: lane {l}, {n} blocks");
+                        if n > 0 {
+                            // The chain is the last ciphertext block.
+                            assert_eq!(lanes.chain[l][..], orig[l][16 * n - 16..], "{name}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn payload_key_decryption_schedule_matches_the_aes_crate() {
+        let mut rng = Rng(8);
+        for _ in 0..50 {
+            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
+            let pk = PayloadKey::new(3, &key);
+            let (Some(rk), Some(dk)) = (pk.lane_rk(), pk.lane_dk()) else {
+                assert!(AesNi::detect().is_none());
+                return;
+            };
+            // Decrypting one block with the lane schedule equals the `aes` crate.
+            let block: [u8; 16] = rng.bytes(16).try_into().unwrap();
+            let mut want = GenericArray::from(block);
+            aes::cipher::BlockDecrypt::decrypt_block(&Aes256Dec::new(&key.into()), &mut want);
+            for (name, run) in aes_dec_kernels() {
+                let mut lanes = AesLanes::new();
+                lanes.load(0, dk, [0; 16]);
+                let mut b = block;
+                let mut bufs: [&mut [u8]; AES_LANES] = Default::default();
+                bufs[0] = &mut b[..];
+                run(&mut lanes, &mut bufs, 1);
+                assert_eq!(b, <[u8; 16]>::from(want), "{name}");
+            }
+            assert_eq!(dk[0], rk[14]);
+            assert_eq!(dk[14], rk[0]);
+        }
     }
 
     #[test]

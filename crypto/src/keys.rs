@@ -286,6 +286,9 @@ pub struct PayloadKey {
     /// The encryption schedule as plain blocks for the multi-lane kernels (`None` without
     /// AES-NI, where bursts use `enc` packet by packet).
     lane_rk: Option<RoundKeys>,
+    /// The decryption schedule (equivalent inverse cipher) of `lane_rk` for the multi-lane
+    /// CBC decryption of `open_burst`, built on first use like `dec`.
+    lane_dk: OnceLock<Option<RoundKeys>>,
     /// The forward HMAC key, `okm[0..48]`.
     fwd: MacKey,
     /// The reverse HMAC key, `okm[48..96]`, derived on first use from `prk` and `t1`.
@@ -342,6 +345,7 @@ impl PayloadKey {
             enc: Aes256Enc::new(key.into()),
             dec: OnceLock::new(),
             lane_rk: crate::burst::expand_lane_key(key),
+            lane_dk: OnceLock::new(),
             fwd: MacKey::new(&t1[..]),
             rev: OnceLock::new(),
             prk,
@@ -423,6 +427,7 @@ impl PayloadKey {
                 enc: Aes256Enc::new(key.into()),
                 dec: OnceLock::new(),
                 lane_rk: crate::burst::expand_lane_key(key),
+                lane_dk: OnceLock::new(),
                 fwd: MacKey {
                     inner: fwd[i].0,
                     outer: fwd[i].1,
@@ -495,13 +500,26 @@ impl PayloadKey {
         self.lane_rk.as_ref()
     }
 
+    /// The decryption schedule of [`PayloadKey::lane_rk`] in the lane kernels' format,
+    /// derived on first use (`None` without AES-NI).
+    #[inline]
+    pub(crate) fn lane_dk(&self) -> Option<&RoundKeys> {
+        self.lane_dk
+            .get_or_init(|| {
+                self.lane_rk
+                    .as_ref()
+                    .and_then(crate::burst::inverse_lane_key)
+            })
+            .as_ref()
+    }
+
     #[inline]
     pub(crate) fn enc(&self) -> &Aes256Enc {
         &self.enc
     }
 
     #[inline]
-    fn dec(&self) -> &Aes256Dec {
+    pub(crate) fn dec(&self) -> &Aes256Dec {
         self.dec.get_or_init(|| Aes256Dec::from(&self.enc))
     }
 
@@ -587,6 +605,9 @@ impl Drop for PayloadKey {
     fn drop(&mut self) {
         if let Some(rk) = self.lane_rk.as_mut() {
             rk.zeroize();
+        }
+        if let Some(Some(dk)) = self.lane_dk.get_mut() {
+            dk.zeroize();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! x86-64 SIMD kernels: multi-lane SHA-512 compression (AVX-512, AVX2), AES-256 key
-//! expansion (AES-NI) and multi-lane AES-256-CBC encryption (VAES + AVX-512, AES-NI).
+//! expansion and its inverse-cipher form (AES-NI), and multi-lane AES-256-CBC encryption and
+//! decryption (VAES + AVX-512, AES-NI).
 //!
 //! This is the only module of the crate with `unsafe` (DEVELOPERS.md: SIMD crypto kernels).
 //! Every `#[target_feature]` function is reached only through a zero-sized token
@@ -484,12 +485,34 @@ unsafe fn expand_key_aesni(key: &[u8; 32]) -> RoundKeys {
     rk
 }
 
+#[target_feature(enable = "aes,sse2")]
+unsafe fn inverse_key_aesni(rk: &RoundKeys) -> RoundKeys {
+    let mut dk = [[0u8; 16]; 15];
+    dk[0] = rk[14];
+    dk[14] = rk[0];
+    for r in 1..14 {
+        let k = _mm_loadu_si128(rk[14 - r].as_ptr().cast());
+        _mm_storeu_si128(dk[r].as_mut_ptr().cast(), _mm_aesimc_si128(k));
+    }
+    dk
+}
+
 impl AesNi {
     /// The AES-256 encryption schedule of `key` (FIPS 197 §5.2).
     #[inline]
     pub(crate) fn expand_key(self, key: &[u8; 32]) -> RoundKeys {
         // SAFETY: `self` exists only if `aes` and `sse2` were detected.
         unsafe { expand_key_aesni(key) }
+    }
+
+    /// The decryption schedule of the equivalent inverse cipher (FIPS 197 §5.3.5) from the
+    /// encryption schedule `rk`, in the order `aesdec` consumes it: `rk[14]`,
+    /// `InvMixColumns(rk[13..=1])`, `rk[0]`.
+    #[inline]
+    pub(crate) fn inverse_key(self, rk: &RoundKeys) -> RoundKeys {
+        // SAFETY: `self` exists only if `aes` and `sse2` were detected; only references are
+        // read and written.
+        unsafe { inverse_key_aesni(rk) }
     }
 }
 
@@ -656,5 +679,154 @@ impl Vaes512 {
         // SAFETY: the token proves VAES/AVX-512F/AES; bounds and aliasing as in
         // `AesNi::cbc_encrypt_lanes`.
         unsafe { cbc_enc_vaes512(lanes, &ptrs, &stride, n) }
+    }
+}
+
+// ---- AES-256-CBC decryption, 32 lanes ---------------------------------------------------
+
+/// `P = AES-Decrypt(C) ^ chain; chain = C` for `n` blocks in every lane, with the lanes'
+/// decryption schedules (from [`AesNi::inverse_key`]) in `lanes.rk`.
+///
+/// # Safety
+/// As [`cbc_enc_aesni`].
+#[target_feature(enable = "aes,sse2")]
+#[allow(clippy::needless_range_loop)] // lanes index several arrays in step
+unsafe fn cbc_dec_aesni(
+    lanes: &mut AesLanes,
+    ptrs: &[*mut u8; AES_LANES],
+    stride: &[usize; AES_LANES],
+    n: usize,
+) {
+    let mut chain = [_mm_setzero_si128(); AES_LANES];
+    for (v, c) in chain.iter_mut().zip(&lanes.chain) {
+        *v = _mm_loadu_si128(c.as_ptr().cast());
+    }
+    let rk = &lanes.rk;
+    macro_rules! key {
+        ($r:expr, $l:expr) => {
+            _mm_loadu_si128(rk[$r][$l].as_ptr().cast())
+        };
+    }
+    let mut c = [_mm_setzero_si128(); AES_LANES];
+    let mut x = [_mm_setzero_si128(); AES_LANES];
+    for i in 0..n {
+        for l in 0..AES_LANES {
+            // SAFETY: in bounds by this function's contract.
+            c[l] = unsafe { _mm_loadu_si128(ptrs[l].add(stride[l] * i).cast()) };
+            x[l] = _mm_xor_si128(c[l], key!(0, l));
+        }
+        for r in 1..14 {
+            for l in 0..AES_LANES {
+                x[l] = _mm_aesdec_si128(x[l], key!(r, l));
+            }
+        }
+        for l in 0..AES_LANES {
+            let p = _mm_xor_si128(_mm_aesdeclast_si128(x[l], key!(14, l)), chain[l]);
+            chain[l] = c[l];
+            // SAFETY: in bounds by this function's contract.
+            unsafe { _mm_storeu_si128(ptrs[l].add(stride[l] * i).cast(), p) };
+        }
+    }
+    for (v, c) in chain.iter().zip(lanes.chain.iter_mut()) {
+        _mm_storeu_si128(c.as_mut_ptr().cast(), *v);
+    }
+}
+
+/// # Safety
+/// VAES, AVX-512 F present; pointers as for [`cbc_enc_aesni`].
+#[target_feature(enable = "vaes,avx512f,aes")]
+#[allow(clippy::needless_range_loop)] // groups index several arrays in step
+unsafe fn cbc_dec_vaes512(
+    lanes: &mut AesLanes,
+    ptrs: &[*mut u8; AES_LANES],
+    stride: &[usize; AES_LANES],
+    n: usize,
+) {
+    const G: usize = AES_LANES / 4;
+    let mut chain = [_mm512_setzero_si512(); G];
+    for (g, v) in chain.iter_mut().enumerate() {
+        *v = _mm512_loadu_si512(lanes.chain[4 * g..].as_ptr().cast());
+    }
+    let rk = &lanes.rk;
+    macro_rules! key {
+        ($r:expr, $g:expr) => {
+            _mm512_loadu_si512(rk[$r][4 * $g..].as_ptr().cast())
+        };
+    }
+    let mut c = [_mm512_setzero_si512(); G];
+    let mut x = [_mm512_setzero_si512(); G];
+    for i in 0..n {
+        for g in 0..G {
+            // SAFETY: in bounds by this function's contract.
+            c[g] = unsafe {
+                macro_rules! ld {
+                    ($l:expr) => {
+                        _mm_loadu_si128(ptrs[$l].add(stride[$l] * i).cast())
+                    };
+                }
+                let v = _mm512_castsi128_si512(ld!(4 * g));
+                let v = _mm512_inserti32x4::<1>(v, ld!(4 * g + 1));
+                let v = _mm512_inserti32x4::<2>(v, ld!(4 * g + 2));
+                _mm512_inserti32x4::<3>(v, ld!(4 * g + 3))
+            };
+            x[g] = _mm512_xor_si512(c[g], key!(0, g));
+        }
+        for r in 1..14 {
+            for g in 0..G {
+                x[g] = _mm512_aesdec_epi128(x[g], key!(r, g));
+            }
+        }
+        for g in 0..G {
+            let p = _mm512_xor_si512(_mm512_aesdeclast_epi128(x[g], key!(14, g)), chain[g]);
+            chain[g] = c[g];
+            // SAFETY: in bounds by this function's contract.
+            unsafe {
+                macro_rules! st {
+                    ($l:expr, $v:expr) => {
+                        _mm_storeu_si128(ptrs[$l].add(stride[$l] * i).cast(), $v)
+                    };
+                }
+                st!(4 * g, _mm512_castsi512_si128(p));
+                st!(4 * g + 1, _mm512_extracti32x4_epi32::<1>(p));
+                st!(4 * g + 2, _mm512_extracti32x4_epi32::<2>(p));
+                st!(4 * g + 3, _mm512_extracti32x4_epi32::<3>(p));
+            }
+        }
+    }
+    for (g, v) in chain.iter().enumerate() {
+        _mm512_storeu_si512(lanes.chain[4 * g..].as_mut_ptr().cast(), *v);
+    }
+}
+
+impl AesNi {
+    /// CBC-decrypt `n` blocks in place in every lane, with decryption schedules
+    /// ([`AesNi::inverse_key`]) in `lanes.rk`: each `bufs[l]` is exactly `16 * n` bytes, or
+    /// empty for an idle lane. The chaining values (the last ciphertext block) carry over in
+    /// `lanes.chain`.
+    pub(crate) fn cbc_decrypt_lanes(
+        self,
+        lanes: &mut AesLanes,
+        bufs: &mut [&mut [u8]; AES_LANES],
+        n: usize,
+    ) {
+        let mut scratch = [[0u8; 16]; AES_LANES];
+        let (ptrs, stride) = lane_ptrs(bufs, &mut scratch, n);
+        // SAFETY: as in `AesNi::cbc_encrypt_lanes`.
+        unsafe { cbc_dec_aesni(lanes, &ptrs, &stride, n) }
+    }
+}
+
+impl Vaes512 {
+    /// As [`AesNi::cbc_decrypt_lanes`], four lanes per 512-bit register.
+    pub(crate) fn cbc_decrypt_lanes(
+        self,
+        lanes: &mut AesLanes,
+        bufs: &mut [&mut [u8]; AES_LANES],
+        n: usize,
+    ) {
+        let mut scratch = [[0u8; 16]; AES_LANES];
+        let (ptrs, stride) = lane_ptrs(bufs, &mut scratch, n);
+        // SAFETY: as in `Vaes512::cbc_encrypt_lanes`.
+        unsafe { cbc_dec_vaes512(lanes, &ptrs, &stride, n) }
     }
 }
