@@ -624,6 +624,27 @@ fn main() {
         slowpath(&peers, sim_secs, seed, hz);
     }
     if only != "slowpath" {
+        // What one session holds in each router, by part (compile-time sizes), so that the
+        // memory figures can be read against them.
+        Line::new("growth")
+            .kv("op", "layout")
+            .kv(
+                "payload_key_b",
+                std::mem::size_of::<svr_crypto::PayloadKey>(),
+            )
+            .kv(
+                "session_key_b",
+                std::mem::size_of::<fastpath::svr_path::SessionKey>(),
+            )
+            .kv(
+                "session_crypto_b",
+                std::mem::size_of::<fastpath::svr_path::SessionCrypto>(),
+            )
+            .kv(
+                "replay_window_b",
+                std::mem::size_of::<svr_crypto::ReplayWindow>(),
+            )
+            .print();
         let max = args.get_usize("max", 10_000_000);
         let avail = std::fs::read_to_string("/proc/meminfo")
             .ok()
