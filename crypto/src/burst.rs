@@ -297,6 +297,30 @@ fn prepare_seal(j: &mut SealJob<'_>) -> Result<usize, CryptoError> {
     Ok(c)
 }
 
+/// `block = AES_K(block)` for every `(key, block)` with lane round keys, 32 blocks per call
+/// of the 32-lane encryption kernel `run` (a one-block CBC with a zero chain): the IVs of a
+/// burst, one per packet.
+#[cfg(target_arch = "x86_64")]
+fn encrypt_blocks_in_lanes<'k, 'b, F>(
+    run: &F,
+    lanes: &mut x86::AesLanes,
+    blocks: impl Iterator<Item = (&'k PayloadKey, &'b mut [u8; 16])>,
+) where
+    F: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
+{
+    let mut blocks = blocks.peekable();
+    while blocks.peek().is_some() {
+        let mut bufs: [&mut [u8]; x86::AES_LANES] = Default::default();
+        for (l, (key, block)) in blocks.by_ref().take(x86::AES_LANES).enumerate() {
+            if let Some(rk) = key.lane_rk() {
+                lanes.load(l, rk, [0; 16]);
+                bufs[l] = &mut block[..];
+            }
+        }
+        run(lanes, &mut bufs, 1);
+    }
+}
+
 /// AES-256-CBC of every job with `ct[i] = Some(_)` on a 32-lane kernel `run(lanes, bufs, n)`.
 /// Jobs without lane round keys (no AES-NI at install) are done by the `aes` crate.
 #[cfg(target_arch = "x86_64")]
@@ -304,7 +328,6 @@ fn cbc_lanes<F>(run: F, jobs: &mut [SealJob<'_>], ct: &mut [Option<usize>; MAX_B
 where
     F: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
 {
-    use x86::AES_LANES;
     let mut lanes = x86::AesLanes::new();
 
     // IVs: AES_K(nonce block), one block per job, 32 jobs per call (CBC with a zero chain).
@@ -326,24 +349,15 @@ where
         }
         ivs[i] = nonce_block(j.dir, j.key.index(), j.seq);
     }
-    {
-        let mut group = jobs
-            .iter()
+    encrypt_blocks_in_lanes(
+        &run,
+        &mut lanes,
+        jobs.iter()
             .zip(ivs.iter_mut())
             .enumerate()
             .filter(|(i, _)| with_rk[*i])
-            .peekable();
-        while group.peek().is_some() {
-            let mut bufs: [&mut [u8]; AES_LANES] = Default::default();
-            for (l, (_, (j, iv))) in group.by_ref().take(AES_LANES).enumerate() {
-                if let Some(rk) = j.key.lane_rk() {
-                    lanes.load(l, rk, [0; 16]);
-                    bufs[l] = &mut iv[..];
-                }
-            }
-            run(&mut lanes, &mut bufs, 1);
-        }
-    }
+            .map(|(_, (j, iv))| (j.key, iv)),
+    );
 
     // The CBC chains.
     let queue = jobs
@@ -605,7 +619,6 @@ fn cbc_decrypt_lanes<E, D>(
     E: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
     D: Fn(&mut x86::AesLanes, &mut [&mut [u8]; x86::AES_LANES], usize),
 {
-    use x86::AES_LANES;
     let mut lanes = x86::AesLanes::new();
 
     // IVs: AES_K(nonce block), 32 jobs per call (CBC with a zero chain).
@@ -620,24 +633,15 @@ fn cbc_decrypt_lanes<E, D>(
             cbc_decrypt_job(j, c, seq);
         }
     }
-    {
-        let mut group = jobs
-            .iter()
+    encrypt_blocks_in_lanes(
+        &enc,
+        &mut lanes,
+        jobs.iter()
             .zip(ivs.iter_mut())
             .enumerate()
             .filter(|(i, _)| in_lanes[*i])
-            .peekable();
-        while group.peek().is_some() {
-            let mut bufs: [&mut [u8]; AES_LANES] = Default::default();
-            for (l, (_, (j, iv))) in group.by_ref().take(AES_LANES).enumerate() {
-                if let Some(rk) = j.key.lane_rk() {
-                    lanes.load(l, rk, [0; 16]);
-                    bufs[l] = &mut iv[..];
-                }
-            }
-            enc(&mut lanes, &mut bufs, 1);
-        }
-    }
+            .map(|(_, (j, iv))| (j.key, iv)),
+    );
 
     // The chains, with the decryption schedules.
     let queue = jobs

@@ -125,7 +125,7 @@ pub(super) fn unreachable_pending(w: &mut SvrWorker) -> Verdict {
 
 /// Finishes the packets the stages deferred: `bufs[i]` is the frame of `work[i]`, and
 /// `out[i]` gets its verdict (entries without work are left alone). The slices are walked
-/// together up to the shortest; work is taken out of `work`.
+/// together up to the shortest (what lies beyond is left alone); work is taken out of `work`.
 pub fn finish_burst<B: PacketBuf>(
     sh: &SvrShared,
     w: &mut SvrWorker,
@@ -151,6 +151,8 @@ fn finish_chunk<B: PacketBuf>(
     now: Instant,
     out: &mut [Verdict],
 ) {
+    let n = bufs.len().min(work.len()).min(out.len());
+    let (bufs, work, out) = (&mut bufs[..n], &mut work[..n], &mut out[..n]);
     let mut sealed = [Ok(0usize); MAX_BURST];
     let mut seal_at = ArrayVec::<usize, MAX_BURST>::new();
     let mut opened = [Err(CryptoError::Truncated); MAX_BURST];
