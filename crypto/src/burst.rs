@@ -29,7 +29,7 @@
 
 use std::sync::OnceLock;
 
-use subtle::ConstantTimeEq;
+use constant_time_eq::constant_time_eq;
 
 use crate::error::CryptoError;
 use crate::keys::PayloadKey;
@@ -512,7 +512,7 @@ fn open_chunk(
             continue;
         }
         let tag = &j.buf[j.covered_start + c + TRAILER_LEN..];
-        tag_ok[i] = bool::from(tags[i][..HMAC_LEN].ct_eq(tag));
+        tag_ok[i] = constant_time_eq(&tags[i][..HMAC_LEN], tag);
         if !tag_ok[i] {
             continue;
         }
@@ -571,7 +571,7 @@ fn open_chunk(
                 tag_ok[i]
             } else {
                 let full = j.key.mac(j.dir).sign_full(signed);
-                bool::from(full[..HMAC_LEN].ct_eq(tag))
+                constant_time_eq(&full[..HMAC_LEN], tag)
             };
             if !ok {
                 return Err(CryptoError::BadMac);

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use aes::{Aes256Dec, Aes256Enc};
 use sha2::{Digest, Sha384};
-use subtle::ConstantTimeEq;
+use constant_time_eq::constant_time_eq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::burst::sha_kernel;
@@ -114,7 +114,7 @@ impl PacketKey for MacKey {
             return Err(CryptoError::BadMac);
         }
         let expect = self.sign(covered);
-        if bool::from(expect.ct_eq(tag)) {
+        if constant_time_eq(&expect[..], tag) {
             Ok(())
         } else {
             Err(CryptoError::BadMac)

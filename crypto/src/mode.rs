@@ -6,7 +6,7 @@
 use aes::cipher::block_padding::NoPadding;
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit};
 use aes::{Aes256Dec, Aes256Enc};
-use subtle::{ConstantTimeEq, ConstantTimeGreater};
+use subtle::ConstantTimeEq;
 
 use crate::error::CryptoError;
 use crate::BLOCK;
@@ -48,17 +48,21 @@ pub fn pkcs7_unpad(buf: &[u8]) -> Result<usize, CryptoError> {
         return Err(CryptoError::BadLength);
     }
     let last = &buf[buf.len() - BLOCK..];
-    let p = last[BLOCK - 1];
-    // 1 <= p <= 16
-    let mut ok = !p.ct_eq(&0) & !p.ct_gt(&(BLOCK as u8));
+    let p = u32::from(last[BLOCK - 1]);
+    // Branch-free integer arithmetic and one `subtle` compare at the end (a `subtle` call per
+    // byte costs an optimisation barrier each). `bad` is non-zero iff the padding is wrong:
+    // p outside 1..=16 ((p - 1) >= 16, with p = 0 wrapping), or a padding byte that is not p.
+    let mut bad = p.wrapping_sub(1) >> 4;
     for (i, &b) in last.iter().enumerate() {
-        // Distance from the end, 16..=1; the byte is padding iff that distance <= p.
-        let dist = (BLOCK - i) as u8;
-        let in_pad = !dist.ct_gt(&p);
-        ok &= !in_pad | b.ct_eq(&p);
+        // Distance from the end, 16..=1; the byte is padding iff that distance <= p, i.e.
+        // iff p - dist does not go negative: all ones then, else zero.
+        let dist = (BLOCK - i) as u32;
+        let in_pad = ((p.wrapping_sub(dist) >> 31) ^ 1).wrapping_neg();
+        bad |= in_pad & (u32::from(b) ^ p);
     }
+    let ok = bad.ct_eq(&0);
     if bool::from(ok) {
-        Ok(buf.len() - usize::from(p))
+        Ok(buf.len() - p as usize)
     } else {
         Err(CryptoError::BadPadding)
     }
