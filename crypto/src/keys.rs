@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use aes::{Aes256Dec, Aes256Enc};
-use sha2::{Digest, Sha384};
 use constant_time_eq::constant_time_eq;
+use sha2::{Digest, Sha384};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::burst::sha_kernel;

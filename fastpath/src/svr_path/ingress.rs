@@ -188,29 +188,29 @@ pub fn lan_stage<B: PacketBuf>(
             Err(d) => drop_with!(w, d),
         },
     };
-    let Some(mut crypto) = sh.crypto(s.id) else {
+    // Borrowed through an arc-swap guard, not cloned: a data packet clones only its key.
+    let guard = sh.crypto_guard(s.id);
+    let Some(loaded) = guard.as_ref().and_then(|g| g.as_ref()) else {
         drop_with!(w, SvrDrop::StaleSession)
     };
+    let mut replaced: Option<std::sync::Arc<SessionCrypto>> = None;
     let keys = sh.keys.load();
     // Payload-key rotation of a live session we own: one byte compare per packet.
     let mut rekeyed = false;
     if s.role == Role::Ingress {
         let now_ms = crate::session::now_millis(now);
-        let want = keys.payload_key_index(crypto.peer);
-        if crypto.next.is_some() {
+        let want = keys.payload_key_index(loaded.peer);
+        if loaded.next.is_some() {
             // No reverse packet acknowledged the pending key in time (a one-way flow).
-            if now_ms >= crypto.next_since_ms + super::PAYLOAD_KEY_SWITCH_MS {
-                if let Some(c) = sh.complete_rekey(w, s.id, &crypto, now_ms) {
-                    crypto = c;
-                }
+            if now_ms >= loaded.next_since_ms + super::PAYLOAD_KEY_SWITCH_MS {
+                replaced = sh.complete_rekey(w, s.id, loaded, now_ms);
             }
         } else if s.payload_key_index != want {
-            if let Some(c) = sh.start_rekey(w, &s, &crypto, want, now_ms) {
-                crypto = c;
-                rekeyed = true;
-            }
+            replaced = sh.start_rekey(w, &s, loaded, want, now_ms);
+            rekeyed = replaced.is_some();
         }
     }
+    let crypto = replaced.as_ref().unwrap_or(loaded);
     let dir = match s.role {
         Role::Ingress => Direction::Forward,
         Role::Egress => Direction::Reverse,

@@ -813,6 +813,14 @@ impl SvrShared {
 
     /// The payload key of session `id`, if it is still that session's.
     #[inline]
+    /// The session's keys without cloning the `Arc` (`None` inside: no keys, or a stale
+    /// generation); hold the guard only for one packet.
+    fn crypto_guard(&self, id: SessionId) -> Option<arc_swap::Guard<Option<Arc<SessionCrypto>>>> {
+        let g = self.crypto.get(id.index as usize)?.load();
+        let current = matches!(&*g, Some(c) if c.generation == id.generation);
+        current.then_some(g)
+    }
+
     fn crypto(&self, id: SessionId) -> Option<Arc<SessionCrypto>> {
         let c = self.crypto.get(id.index as usize)?.load_full()?;
         (c.generation == id.generation).then_some(c)
