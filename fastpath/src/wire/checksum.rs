@@ -20,18 +20,26 @@ fn fold(mut sum: u64) -> u16 {
 /// One's-complement sum of `data` taken as big-endian 16-bit words; an odd trailing byte is
 /// padded with a zero byte (RFC 1071 §4.1).
 pub fn data(data: &[u8]) -> u16 {
-    // The sum is byte-order independent (RFC 1071 §2 B): add native-endian 32-bit words into
-    // two u64 accumulators (no carry can be lost below 2^31 blocks), fold, and swap once.
-    let (mut a, mut b) = (0u64, 0u64);
+    // The sum is byte-order independent (RFC 1071 §2 B) and 2^16 = 1 modulo 2^16 - 1, so
+    // native-endian 64-bit words can be added as integers (two u128 accumulators: an add and
+    // an add-with-carry per word, two chains) and folded once, then swapped to big-endian.
+    let (mut a, mut b) = (0u128, 0u128);
     let mut blocks = data.chunks_exact(16);
     for c in &mut blocks {
-        a += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
-            + u64::from(u32::from_ne_bytes([c[4], c[5], c[6], c[7]]));
-        b += u64::from(u32::from_ne_bytes([c[8], c[9], c[10], c[11]]))
-            + u64::from(u32::from_ne_bytes([c[12], c[13], c[14], c[15]]));
+        let (lo, hi) = c.split_at(8);
+        a += u128::from(u64::from_ne_bytes(lo.try_into().unwrap_or_default()));
+        b += u128::from(u64::from_ne_bytes(hi.try_into().unwrap_or_default()));
     }
-    let mut sum = u64::from(u16::from_be(fold(a + b)));
-    let mut words = blocks.remainder().chunks_exact(2);
+    let mut tail = blocks.remainder().chunks_exact(4);
+    for w in &mut tail {
+        a += u128::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let t = a + b;
+    // Fold 128 → 64 → 32 bits with end-around carry (each step keeps the value mod 2^16 - 1).
+    let (t64, c) = (t as u64).overflowing_add((t >> 64) as u64);
+    let t64 = t64 + u64::from(c);
+    let mut sum = u64::from(u16::from_be(fold((t64 & 0xffff_ffff) + (t64 >> 32))));
+    let mut words = tail.remainder().chunks_exact(2);
     for w in &mut words {
         sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
