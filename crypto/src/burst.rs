@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 use constant_time_eq::constant_time_eq;
 
 use crate::error::CryptoError;
-use crate::keys::PayloadKey;
+use crate::keys::{MacKey, PayloadKey};
 use crate::mode::{cbc_decrypt, cbc_encrypt, pkcs7_pad, pkcs7_unpad};
 use crate::replay::ReplayWindow;
 use crate::sha512::{hmac_lanes, MacInput, ShaKernel};
@@ -159,6 +159,35 @@ pub(crate) fn inverse_lane_key(rk: &RoundKeys) -> Option<RoundKeys> {
     {
         let _ = rk;
         None
+    }
+}
+
+/// The truncated HMAC-SHA384 tags of a burst of messages at once: `out[i]` gets what
+/// [`crate::PacketKey::sign`] of `jobs[i]`'s key over its message returns (entries that are
+/// `None` are left alone). The messages' SHA-512 compressions run in the lanes of
+/// [`Backend::detect`] (the metadata packets of a burst are signed this way).
+///
+/// # Panics
+/// If `out` is shorter than `jobs`.
+pub fn sign_burst(jobs: &[Option<(&MacKey, &[u8])>], out: &mut [[u8; HMAC_LEN]]) {
+    assert!(out.len() >= jobs.len(), "one tag per job");
+    let sha = sha_kernel();
+    for (jobs, out) in jobs.chunks(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
+        let mut macs = [None::<MacInput<'_>>; MAX_BURST];
+        for (m, j) in macs.iter_mut().zip(jobs) {
+            *m = j.map(|(k, msg)| MacInput {
+                inner: &k.inner,
+                outer: &k.outer,
+                msg,
+            });
+        }
+        let mut tags = [[0u8; 48]; MAX_BURST];
+        hmac_lanes(sha, &macs[..jobs.len()], &mut tags[..jobs.len()]);
+        for ((o, t), j) in out.iter_mut().zip(&tags).zip(jobs) {
+            if j.is_some() {
+                o.copy_from_slice(&t[..HMAC_LEN]);
+            }
+        }
     }
 }
 

@@ -87,7 +87,8 @@ mod sha512;
 mod x86;
 
 pub use burst::{
-    open_burst, open_burst_with, seal_burst, seal_burst_with, Backend, OpenJob, SealJob, MAX_BURST,
+    open_burst, open_burst_with, seal_burst, seal_burst_with, sign_burst, Backend, OpenJob,
+    SealJob, MAX_BURST,
 };
 pub use error::{CryptoError, ReplayError};
 pub use keys::{

@@ -352,3 +352,37 @@ fn burst_of_many_sizes_round_trips_on_every_backend() {
         }
     }
 }
+
+/// `sign_burst` gives every message the tag of the reference `hmac` crate (HMAC-SHA384
+/// truncated to 24 bytes) and of `MacKey::sign`, for bursts longer than one chunk with mixed
+/// keys, empty and long messages, and holes (`None` entries left alone).
+#[test]
+fn sign_burst_matches_hmac_crate() {
+    use hmac::{Hmac, Mac};
+    use svr_crypto::{sign_burst, MacKey, PacketKey, HMAC_LEN};
+    let raw: Vec<[u8; 48]> = (0..5u8).map(|k| [k.wrapping_mul(37) ^ 0x5a; 48]).collect();
+    let keys: Vec<MacKey> = raw.iter().map(|k| MacKey::new(k)).collect();
+    let msgs: Vec<Vec<u8>> = (0..70usize)
+        .map(|i| (0..(i * 53) % 1500).map(|b| (b * 7 + i) as u8).collect())
+        .collect();
+    let jobs: Vec<Option<(&MacKey, &[u8])>> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i % 9 != 4).then(|| (&keys[i % keys.len()], &m[..])))
+        .collect();
+    let mut out = vec![[0xeeu8; HMAC_LEN]; jobs.len()];
+    sign_burst(&jobs, &mut out);
+    for (i, (j, tag)) in jobs.iter().zip(&out).enumerate() {
+        match j {
+            None => assert_eq!(*tag, [0xee; HMAC_LEN], "job {i} left alone"),
+            Some((k, m)) => {
+                let mut h =
+                    <Hmac<sha2::Sha384> as Mac>::new_from_slice(&raw[i % raw.len()]).unwrap();
+                h.update(m);
+                let full = h.finalize().into_bytes();
+                assert_eq!(&tag[..], &full[..HMAC_LEN], "job {i}");
+                assert_eq!(*tag, k.sign(m), "job {i}");
+            }
+        }
+    }
+}

@@ -14,15 +14,16 @@ use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 use svr_crypto::{
-    open_burst, open_payload, seal_burst, seal_payload, CryptoError, Direction, OpenJob, SealJob,
-    MAX_BURST,
+    open_burst, open_payload, seal_burst, seal_payload, sign_burst, CryptoError, Direction, MacKey,
+    OpenJob, PacketKey, SealJob, HMAC_LEN, MAX_BURST,
 };
 
 use super::egress::finish_open;
 use super::ingress::drop_with;
 use super::packet::{fill_l4_checksum, Headers};
 use super::{
-    PacketBuf, SessionCrypto, SessionKey, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict,
+    KeySnapshot, PacketBuf, PeerId, SessionCrypto, SessionKey, SvrDrop, SvrEvent, SvrShared,
+    SvrWorker, Verdict,
 };
 use crate::session::SessionRef;
 use crate::time::Instant;
@@ -35,6 +36,72 @@ pub enum Deferred {
     Seal(SealWork),
     /// Peer → LAN data packet of a known session: HMAC, replay window, decrypt, restore.
     Open(OpenWork),
+    /// LAN → peer packet with metadata, sealed and encrypted: its HMAC (metadata key) and
+    /// L4 checksum.
+    Sign(SignWork),
+}
+
+/// A LAN → peer metadata packet waiting for its HMAC: `frame[signed_start..tag_at]` is
+/// signed with the peer's current metadata key in `keys` (the snapshot the metadata was
+/// sealed under) and the tag written at `tag_at`.
+pub struct SignWork {
+    pub(super) keys: Arc<KeySnapshot>,
+    pub(super) peer: PeerId,
+    pub(super) signed_start: usize,
+    pub(super) tag_at: usize,
+    pub(super) proto: u8,
+    pub(super) l4: usize,
+    pub(super) frame_end: usize,
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+}
+
+impl std::fmt::Debug for SignWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignWork")
+            .field("peer", &self.peer)
+            .field("signed", &(self.signed_start..self.tag_at))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignWork {
+    fn key(&self) -> Option<&MacKey> {
+        self.keys.peer_current(self.peer).map(|k| k.mac())
+    }
+
+    /// Signs this packet alone (`frame` is the whole frame).
+    pub(super) fn finish_one(self, w: &mut SvrWorker, frame: &mut [u8]) -> Verdict {
+        let tag = match (self.key(), frame.get(self.signed_start..self.tag_at)) {
+            (Some(k), Some(signed)) => Some(k.sign(signed)),
+            _ => None,
+        };
+        self.after(w, frame, tag)
+    }
+
+    /// The tag, the L4 checksum (it covers the tag) and the count.
+    fn after(self, w: &mut SvrWorker, frame: &mut [u8], tag: Option<[u8; HMAC_LEN]>) -> Verdict {
+        let Some(tag) = tag else {
+            drop_with!(w, SvrDrop::UnknownKey)
+        };
+        let Some(at) = frame.get_mut(self.tag_at..self.tag_at + HMAC_LEN) else {
+            drop_with!(w, SvrDrop::NoRoom)
+        };
+        at.copy_from_slice(&tag);
+        fill_l4_checksum(
+            frame,
+            self.proto,
+            self.l4,
+            self.frame_end,
+            self.src,
+            self.dst,
+        );
+        w.counters.events.bump(SvrEvent::MetadataSent);
+        Verdict::Forward {
+            dst: self.dst,
+            l3_len: self.frame_end - ETH_LEN,
+        }
+    }
 }
 
 /// A LAN → peer data packet waiting for its sealing (see [`svr_crypto::seal_payload`]).
@@ -157,7 +224,11 @@ fn finish_chunk<B: PacketBuf>(
     let mut seal_at = ArrayVec::<usize, MAX_BURST>::new();
     let mut opened = [Err(CryptoError::Truncated); MAX_BURST];
     let mut open_at = ArrayVec::<usize, MAX_BURST>::new();
+    let mut tags = [[0u8; HMAC_LEN]; MAX_BURST];
+    let mut signed_ok = [false; MAX_BURST];
+    let mut sign_at = ArrayVec::<usize, MAX_BURST>::new();
     {
+        let mut signs = ArrayVec::<Option<(&MacKey, &[u8])>, MAX_BURST>::new();
         let mut seals = ArrayVec::<SealJob<'_>, MAX_BURST>::new();
         let mut opens = ArrayVec::<OpenJob<'_>, MAX_BURST>::new();
         for (i, (b, job)) in bufs.iter_mut().zip(work.iter()).enumerate() {
@@ -176,6 +247,13 @@ fn finish_chunk<B: PacketBuf>(
                         plain_len: j.plain_len,
                     });
                 }
+                Deferred::Sign(j) => {
+                    let msg = b.data().get(j.signed_start..j.tag_at);
+                    let job = j.key().zip(msg);
+                    signed_ok[sign_at.len()] = job.is_some();
+                    sign_at.push(i);
+                    signs.push(job);
+                }
                 Deferred::Open(j) => {
                     open_at.push(i);
                     opens.push(OpenJob {
@@ -193,6 +271,15 @@ fn finish_chunk<B: PacketBuf>(
         }
         if !opens.is_empty() {
             open_burst(&mut opens, &mut w.replay, &mut opened[..open_at.len()]);
+        }
+        if !signs.is_empty() {
+            sign_burst(&signs, &mut tags[..sign_at.len()]);
+        }
+    }
+    for (k, &i) in sign_at.iter().enumerate() {
+        if let (Some(b), Some(Deferred::Sign(j))) = (bufs[i].as_mut(), work[i].take()) {
+            let tag = signed_ok[k].then_some(tags[k]);
+            out[i] = j.after(w, b.data_mut(), tag);
         }
     }
     for (k, &i) in seal_at.iter().enumerate() {

@@ -1,12 +1,12 @@
 //! LAN → peer: a packet from a LAN host to a service a peer serves (the ingress role), or a
 //! LAN host's reply on a session a peer opened (the egress role's reverse direction).
 
-use svr_crypto::{payload_ciphertext_len, Direction, PacketKey, HMAC_LEN, TRAILER_LEN};
+use svr_crypto::{payload_ciphertext_len, Direction, HMAC_LEN, TRAILER_LEN};
 
-use super::burst::{unreachable_pending, Deferred, SealWork};
+use super::burst::{unreachable_pending, Deferred, SealWork, SignWork};
 use super::packet::{
-    self, fill_l4_checksum, header_save, ip_len, move_payload, set_ports, write_ip, Headers,
-    IpFields, PROTO_TCP, PROTO_UDP,
+    self, header_save, ip_len, move_payload, set_ports, write_ip, Headers, IpFields, PROTO_TCP,
+    PROTO_UDP,
 };
 use super::{max_mss, PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::forward::PuntReason;
@@ -147,6 +147,7 @@ pub fn lan_packet<B: PacketBuf>(
     match lan_stage(sh, w, b, now, &mut work) {
         Verdict::Pending => match work {
             Some(Deferred::Seal(job)) => job.finish_one(w, b.data_mut()),
+            Some(Deferred::Sign(job)) => job.finish_one(w, b.data_mut()),
             _ => unreachable_pending(w),
         },
         v => v,
@@ -401,15 +402,21 @@ pub fn lan_stage<B: PacketBuf>(
         drop_with!(w, SvrDrop::NoRoom);
     }
     frame[ct_end..ct_end + TRAILER_LEN].copy_from_slice(&seq.to_be_bytes());
-    let signed = &frame[md_at..ct_end + TRAILER_LEN];
-    let tag = md_key.sign(signed);
-    frame[ct_end + TRAILER_LEN..ct_end + TRAILER_LEN + HMAC_LEN].copy_from_slice(&tag);
-    fill_l4_checksum(frame, nk.proto(), l4, ETH_LEN + l3, nk.src(), nk.dst());
-    w.counters.events.bump(SvrEvent::MetadataSent);
-    Verdict::Forward {
+    // The HMAC (metadata key) and the L4 checksum run with the burst: the metadata packets
+    // of a burst are signed together in the SHA-512 lanes. The snapshot goes with the work
+    // so that the key that signs is the one whose index the metadata names.
+    *work = Some(Deferred::Sign(SignWork {
+        keys: arc_swap::Guard::into_inner(keys),
+        peer: crypto.peer,
+        signed_start: md_at,
+        tag_at: ct_end + TRAILER_LEN,
+        proto: nk.proto(),
+        l4,
+        frame_end: ETH_LEN + l3,
+        src: nk.src(),
         dst: nk.dst(),
-        l3_len: l3,
-    }
+    }));
+    Verdict::Pending
 }
 
 /// FIN and RST feed the guard timer (§1.7).
