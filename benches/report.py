@@ -1109,10 +1109,12 @@ def dut_section(results_dir):
           "svrd uses) removes the copy, but the crypto then reads each frame cold from shared "
           "memory; a hand test helped at 1400 B and hurt at 64 B, so it is not the default.")
         w("* **Next**: the per-packet SVR stage (*classify*, about the same at every size) "
-          "takes the session's keys through two `Arc` clones and an `ArcSwap` load per "
-          "packet (one load per burst would do), writes the session's last-seen time and "
-          "sequence number on a second record line, and runs the header checks twice (plain "
-          "classify, then the SVR parse).")
+          "loads the key snapshot and the session's keys through two arc-swap guards and "
+          "clones the payload key's `Arc` per packet (one snapshot per burst would do), writes "
+          "the session's last-seen time and sequence number on the record's second line, and "
+          "runs the header checks twice (plain classify, then the SVR parse). The bimodal "
+          "*rx*/*tx* columns (about 100 or about 400 cycles) are the vCPU placement above, and "
+          "they move the encrypt figures of the first table with them.")
         w("")
     w("Commands (the generator first, as memif server; then the DUT as client):")
     w("")
