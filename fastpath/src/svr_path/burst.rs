@@ -41,6 +41,35 @@ pub enum Deferred {
     Sign(SignWork),
 }
 
+/// The outer headers of a LAN → peer packet, for what follows its crypto: the L4 checksum
+/// (it covers the ciphertext and the tag), the count and the verdict.
+#[derive(Debug, Clone, Copy)]
+pub struct OuterHeaders {
+    pub(super) proto: u8,
+    pub(super) l4: usize,
+    pub(super) frame_end: usize,
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+}
+
+impl OuterHeaders {
+    fn finish(&self, w: &mut SvrWorker, frame: &mut [u8], sent: SvrEvent) -> Verdict {
+        fill_l4_checksum(
+            frame,
+            self.proto,
+            self.l4,
+            self.frame_end,
+            self.src,
+            self.dst,
+        );
+        w.counters.events.bump(sent);
+        Verdict::Forward {
+            dst: self.dst,
+            l3_len: self.frame_end - ETH_LEN,
+        }
+    }
+}
+
 /// A LAN → peer metadata packet waiting for its HMAC: `frame[signed_start..tag_at]` is
 /// signed with the peer's current metadata key in `keys` (the snapshot the metadata was
 /// sealed under) and the tag written at `tag_at`.
@@ -49,11 +78,7 @@ pub struct SignWork {
     pub(super) peer: PeerId,
     pub(super) signed_start: usize,
     pub(super) tag_at: usize,
-    pub(super) proto: u8,
-    pub(super) l4: usize,
-    pub(super) frame_end: usize,
-    pub(super) src: IpAddr,
-    pub(super) dst: IpAddr,
+    pub(super) outer: OuterHeaders,
 }
 
 impl std::fmt::Debug for SignWork {
@@ -88,19 +113,7 @@ impl SignWork {
             drop_with!(w, SvrDrop::NoRoom)
         };
         at.copy_from_slice(&tag);
-        fill_l4_checksum(
-            frame,
-            self.proto,
-            self.l4,
-            self.frame_end,
-            self.src,
-            self.dst,
-        );
-        w.counters.events.bump(SvrEvent::MetadataSent);
-        Verdict::Forward {
-            dst: self.dst,
-            l3_len: self.frame_end - ETH_LEN,
-        }
+        self.outer.finish(w, frame, SvrEvent::MetadataSent)
     }
 }
 
@@ -112,11 +125,7 @@ pub struct SealWork {
     pub(super) seq: u64,
     pub(super) covered_start: usize,
     pub(super) plain_len: usize,
-    pub(super) proto: u8,
-    pub(super) l4: usize,
-    pub(super) frame_end: usize,
-    pub(super) src: IpAddr,
-    pub(super) dst: IpAddr,
+    pub(super) outer: OuterHeaders,
 }
 
 impl SealWork {
@@ -138,19 +147,7 @@ impl SealWork {
         if r.is_err() {
             drop_with!(w, SvrDrop::NoRoom);
         }
-        fill_l4_checksum(
-            frame,
-            self.proto,
-            self.l4,
-            self.frame_end,
-            self.src,
-            self.dst,
-        );
-        w.counters.events.bump(SvrEvent::DataSent);
-        Verdict::Forward {
-            dst: self.dst,
-            l3_len: self.frame_end - ETH_LEN,
-        }
+        self.outer.finish(w, frame, SvrEvent::DataSent)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use svr_crypto::{payload_ciphertext_len, Direction, HMAC_LEN, TRAILER_LEN};
 
-use super::burst::{unreachable_pending, Deferred, SealWork, SignWork};
+use super::burst::{unreachable_pending, Deferred, OuterHeaders, SealWork, SignWork};
 use super::packet::{
     self, header_save, ip_len, move_payload, set_ports, write_ip, Headers, IpFields, PROTO_TCP,
     PROTO_UDP,
@@ -365,6 +365,13 @@ pub fn lan_stage<B: PacketBuf>(
     }
     set_ports(frame, l4, nk.src_port(), nk.dst_port());
     let md_at = l4 + new_l4;
+    let outer = OuterHeaders {
+        proto: nk.proto(),
+        l4,
+        frame_end: ETH_LEN + l3,
+        src: nk.src(),
+        dst: nk.dst(),
+    };
     sh.table.touch(s.id, Side::Lan, now);
     if h.proto == PROTO_TCP {
         note_tcp_close(sh, &s, Side::Lan, h.tcp_flags, now);
@@ -377,11 +384,7 @@ pub fn lan_stage<B: PacketBuf>(
             seq,
             covered_start: new_start,
             plain_len: plain,
-            proto: nk.proto(),
-            l4,
-            frame_end: ETH_LEN + l3,
-            src: nk.src(),
-            dst: nk.dst(),
+            outer,
         }));
         return Verdict::Pending;
     };
@@ -410,11 +413,7 @@ pub fn lan_stage<B: PacketBuf>(
         peer: crypto.peer,
         signed_start: md_at,
         tag_at: ct_end + TRAILER_LEN,
-        proto: nk.proto(),
-        l4,
-        frame_end: ETH_LEN + l3,
-        src: nk.src(),
-        dst: nk.dst(),
+        outer,
     }));
     Verdict::Pending
 }
