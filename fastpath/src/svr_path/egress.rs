@@ -77,13 +77,10 @@ pub fn wan_stage<B: PacketBuf>(
     now: Instant,
     work: &mut Option<Deferred>,
 ) -> Verdict {
-    let h = match packet::parse(b.data(), false) {
+    let h = match packet::parse_trimmed(b, false) {
         Ok(h) => h,
         Err(d) => drop_with!(w, d),
     };
-    if b.len() > h.end() && b.trim(b.len() - h.end()).is_err() {
-        drop_with!(w, SvrDrop::Malformed);
-    }
     let Some(peer) = sh.peer_of_waypoint(h.src) else {
         drop_with!(w, SvrDrop::UnknownPeer)
     };

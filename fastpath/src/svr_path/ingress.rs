@@ -164,13 +164,10 @@ pub fn lan_stage<B: PacketBuf>(
     now: Instant,
     work: &mut Option<Deferred>,
 ) -> Verdict {
-    let h = match packet::parse(b.data(), true) {
+    let h = match packet::parse_trimmed(b, true) {
         Ok(h) => h,
         Err(d) => drop_with!(w, d),
     };
-    if b.len() > h.end() && b.trim(b.len() - h.end()).is_err() {
-        drop_with!(w, SvrDrop::Malformed);
-    }
     let Some(lan_key) = h.key() else {
         drop_with!(w, SvrDrop::Malformed)
     };

@@ -98,6 +98,16 @@ fn malformed(_: WireError) -> SvrDrop {
     SvrDrop::Malformed
 }
 
+/// [`parse`] the frame in `b`, then trim Ethernet padding so the frame ends where its IP
+/// packet does (the first step of both SVR stages).
+pub fn parse_trimmed<B: PacketBuf>(b: &mut B, icmp_as_payload: bool) -> Result<Headers, SvrDrop> {
+    let h = parse(b.data(), icmp_as_payload)?;
+    if b.len() > h.end() && b.trim(b.len() - h.end()).is_err() {
+        return Err(SvrDrop::Malformed);
+    }
+    Ok(h)
+}
+
 /// Parses Ethernet + IP + L4 of a frame the forwarding classifier already validated (IP
 /// lengths and IPv4 checksum). `icmp_as_payload`: ICMP echo is accepted (LAN side); on the
 /// WAN side only TCP and UDP are.
