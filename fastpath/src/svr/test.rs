@@ -1065,6 +1065,54 @@ print((u.update(p) + u.finalize()).hex())
     );
 }
 
+/// The hex blocks of `docs/protocol.md` §8, by section number ("8.1" ...).
+fn protocol_md_vectors() -> Vec<(String, Vec<u8>)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md");
+    let doc = std::fs::read_to_string(path).expect("docs/protocol.md is part of the repository");
+    let mut out = Vec::new();
+    let mut section: Option<String> = None;
+    let mut hex_text: Option<String> = None;
+    for line in doc.lines() {
+        if let Some(rest) = line.strip_prefix("### 8.") {
+            section = rest.split_whitespace().next().map(|n| format!("8.{n}"));
+        } else if line.starts_with("```") {
+            match (hex_text.take(), &section) {
+                (Some(h), Some(s)) => out.push((s.clone(), hex::decode(h).expect("hex"))),
+                (None, Some(_)) => hex_text = Some(String::new()),
+                _ => {}
+            }
+        } else if let Some(h) = hex_text.as_mut() {
+            h.extend(line.split_whitespace());
+        }
+    }
+    out
+}
+
+/// Every golden vector of `docs/protocol.md` §8 is what the code builds, byte for byte.
+#[test]
+fn golden_vectors_match_the_document() {
+    let mut marker = [0u8; 12];
+    emit_false_positive_marker(&mut marker).unwrap();
+    let want = [
+        ("8.1", forward_v4_bytes()),
+        ("8.2", forward_v6_bytes()),
+        ("8.3", reverse_v4_bytes()),
+        ("8.4", reverse_v6_bytes()),
+        ("8.5", control_bytes()),
+        ("8.6", marker.to_vec()),
+    ];
+    let doc = protocol_md_vectors();
+    for (section, bytes) in want {
+        let found = doc.iter().find(|(s, _)| s == section);
+        let (_, in_doc) = found.unwrap_or_else(|| panic!("docs/protocol.md has no §{section}"));
+        assert_eq!(
+            hex::encode(in_doc),
+            hex::encode(&bytes),
+            "docs/protocol.md §{section} differs from the code (regenerate with print_golden_hex)"
+        );
+    }
+}
+
 /// Prints the golden vectors as hex for docs/protocol.md (`cargo test -p fastpath
 /// print_golden_hex -- --ignored --nocapture`).
 #[test]
