@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use hkdf::Hkdf;
 use num_bigint_dig::BigUint;
 use rand_core::CryptoRngCore;
-use sha2::Sha384;
+use sha2::{Sha256, Sha384};
 use svr_crypto::MetadataKey;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -37,6 +37,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub const EXCHANGE_VERSION: u8 = 1;
 /// HKDF `info` prefix of the peer key.
 pub const PEER_KEY_INFO: &[u8] = b"svr-fastpath peer key v1";
+/// HKDF-SHA256 `info` of the BFD authentication secret derived from a peer key.
+pub const BFD_AUTH_INFO: &[u8] = b"svr-fastpath bfd auth v1";
+/// Length of the BFD authentication secret.
+pub const BFD_AUTH_LEN: usize = 32;
 /// Salt length of each side.
 pub const SALT_LEN: usize = 32;
 /// Label of the leader's offer signature.
@@ -364,20 +368,44 @@ pub fn derive_peer_key(
     m
 }
 
+/// The BFD authentication secret of a peer key:
+/// `HKDF-SHA256(IKM = enc key ‖ HMAC key, salt = none, info = "svr-fastpath bfd auth v1",
+/// L = 32)`. Derived once when the key is installed; the result is zeroized on drop.
+pub fn derive_bfd_auth(material: &PeerKeyMaterial) -> Zeroizing<[u8; BFD_AUTH_LEN]> {
+    let mut ikm = Zeroizing::new([0u8; 80]);
+    ikm[..32].copy_from_slice(&material.enc);
+    ikm[32..].copy_from_slice(&material.hmac);
+    let mut out = Zeroizing::new([0u8; BFD_AUTH_LEN]);
+    // 32 bytes is far below HKDF-SHA256's 255 * 32 limit, so expand cannot fail.
+    Hkdf::<Sha256>::new(None, &ikm[..])
+        .expand(BFD_AUTH_INFO, &mut out[..])
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    out
+}
+
 /// An installed peer key: the svr-crypto [`MetadataKey`] (AES-256-CBC + HMAC-SHA384/24)
-/// built from the peer key material, which protects the BFD metadata block.
+/// built from the peer key material, which protects the BFD metadata block, and the BFD
+/// authentication secret derived from the same material ([`derive_bfd_auth`]).
 pub struct PeerKey {
     index: u8,
     key: MetadataKey,
+    bfd_auth: Zeroizing<[u8; BFD_AUTH_LEN]>,
 }
 
 impl PeerKey {
-    /// Install: expands the AES schedules and HMAC pads once.
+    /// Install: expands the AES schedules and HMAC pads once, and derives the BFD
+    /// authentication secret (the material itself is not kept).
     pub fn new(material: &PeerKeyMaterial) -> PeerKey {
         PeerKey {
             index: material.index,
             key: MetadataKey::new(u32::from(material.index), &material.enc, &material.hmac),
+            bfd_auth: derive_bfd_auth(material),
         }
+    }
+
+    /// The 32-byte BFD authentication secret of this peer key (see [`derive_bfd_auth`]).
+    pub fn bfd_auth_secret(&self) -> &Zeroizing<[u8; BFD_AUTH_LEN]> {
+        &self.bfd_auth
     }
 
     /// The peer-key index (carried in the block's Security Identifier TLV).
@@ -568,6 +596,30 @@ mod tests {
         assert_eq!(s1.as_bytes(), s2.as_bytes());
         // 2^15 = 32768
         assert_eq!(s1.as_bytes()[MODP_LEN - 2..], [0x80, 0x00]);
+    }
+
+    #[test]
+    fn bfd_auth_secret_matches_python_cryptography() {
+        // The peer key of docs/bfd-metadata.md §4; the expected secret was computed with
+        // Python `cryptography`: HKDF(SHA256(), 32, salt=None,
+        // info=b"svr-fastpath bfd auth v1").derive(enc + hmac).
+        let mut m = PeerKeyMaterial {
+            index: 1,
+            enc: [0; 32],
+            hmac: [0; 48],
+        };
+        m.enc.copy_from_slice(&h(
+            "275d573fa78c8f6c573d4c5cc3baee1186f1d3d201f0a5a62baedca50516dbd3",
+        ));
+        m.hmac.copy_from_slice(&h(concat!(
+            "b6085aa8a7e00a02ffa28a01b7d6af3d38e6ae8d3618e60b2ac70335d0190d7f",
+            "89b79f11ffcc49e348857bf5323f962d"
+        )));
+        let want = h("0a8ded2eeeecd4c459ff9aa00df22d090ac1abbc633022db5f5363b85f38cb62");
+        assert_eq!(derive_bfd_auth(&m)[..], want[..]);
+        let k = PeerKey::new(&m);
+        assert_eq!(k.bfd_auth_secret()[..], want[..]);
+        assert!(!format!("{k:?}").contains("0a8d"));
     }
 
     #[test]

@@ -24,11 +24,12 @@ use std::time::Duration;
 use fastpath::time::Instant;
 use rand_core::CryptoRngCore;
 use svr_crypto::MetadataKey;
+use zeroize::Zeroizing;
 
 use crate::event::{EventHistory, FailureReason, KeyEvent};
 use crate::exchange::{
     derive_peer_key, EphemeralSecret, KeyExchangeAlgorithm, PeerKey, TranscriptContext,
-    EXCHANGE_VERSION, SALT_LEN,
+    BFD_AUTH_LEN, EXCHANGE_VERSION, SALT_LEN,
 };
 use crate::message::{
     encode_block, parse_block, Ack, BlockError, Finish, Hello, KeyKind, KeyRequest, Message,
@@ -531,6 +532,36 @@ impl PublishedKeys {
     }
 }
 
+/// One BFD authentication secret (RFC 5880 §6.7 keyed SHA/HMAC), derived from a peer key.
+/// `Debug` redacts the secret; it is zeroized on drop.
+#[derive(Clone)]
+pub struct AuthSecret {
+    /// The BFD Auth Key ID: the peer-key index the secret was derived from.
+    pub key_id: u8,
+    /// The 32-byte secret (HKDF-SHA256, `docs/bfd-metadata.md` §3).
+    pub secret: Zeroizing<[u8; BFD_AUTH_LEN]>,
+}
+
+impl fmt::Debug for AuthSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSecret")
+            .field("key_id", &self.key_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The BFD authentication keys of one peer; see [`PeerKeyState::bfd_auth_keys`].
+#[derive(Debug, Clone, Default)]
+pub struct BfdAuthKeys {
+    /// The key to sign transmitted BFD packets with (that of the current peer key); `None`
+    /// before any peer key exists (BFD then runs unauthenticated, the path out of service).
+    pub send: Option<AuthSecret>,
+    /// Keys accepted on receipt: current, next (confirmed, not yet used for sending) and
+    /// previous (during its grace period).
+    pub accept: Vec<AuthSecret>,
+}
+
 /// The stretch of time in which we hold no valid key for the peer.
 #[derive(Debug, Clone, Copy)]
 struct Episode {
@@ -576,6 +607,8 @@ pub struct PeerKeyState {
     history: EventHistory,
     last_failure: Option<KeyEvent>,
     stats: KeyStats,
+    /// Moves on every change of `ring` (see [`PeerKeyState::key_generation`]).
+    key_generation: u64,
 }
 
 impl fmt::Debug for PeerKeyState {
@@ -646,6 +679,7 @@ impl PeerKeyState {
             history: EventHistory::default(),
             last_failure: None,
             stats: KeyStats::default(),
+            key_generation: 0,
         };
         s.set_timer(Timer::PeerKeyTimeout, now + s.cfg.peer_key_timeout);
         if role == Role::Leader {
@@ -704,6 +738,30 @@ impl PeerKeyState {
             own_previous: self.own_md.previous.clone(),
             send: self.peer_md.current.as_ref().map(|p| Arc::clone(&p.key)),
         }
+    }
+
+    /// The BFD authentication keys derived from the peer keys held now: `send` from the
+    /// current peer key, `accept` from the current, next and (during grace) previous ones.
+    /// The set changes only when [`PeerKeyState::key_generation`] does.
+    pub fn bfd_auth_keys(&self) -> BfdAuthKeys {
+        let secret = |k: &PeerKey| AuthSecret {
+            key_id: k.index(),
+            secret: k.bfd_auth_secret().clone(),
+        };
+        BfdAuthKeys {
+            send: self.ring.current.as_ref().map(secret),
+            accept: [&self.ring.current, &self.ring.next, &self.ring.previous]
+                .into_iter()
+                .flatten()
+                .map(secret)
+                .collect(),
+        }
+    }
+
+    /// A number that changes whenever the set of peer keys held (current, next, previous)
+    /// changes, and so [`PeerKeyState::bfd_auth_keys`]: re-install BFD keys only when it moved.
+    pub fn key_generation(&self) -> u64 {
+        self.key_generation
     }
 
     /// The index of the peer key we seal blocks with.
@@ -1067,6 +1125,7 @@ impl PeerKeyState {
         match t {
             Timer::PeerKeySwitch => {
                 if let Some(k) = self.ring.next.take() {
+                    self.key_generation += 1;
                     let index = u32::from(k.index());
                     if let Some(old) = self.ring.current.replace(k) {
                         self.ring.previous = Some(old);
@@ -1078,7 +1137,11 @@ impl PeerKeyState {
                     });
                 }
             }
-            Timer::PeerKeyRetire => self.ring.previous = None,
+            Timer::PeerKeyRetire => {
+                if self.ring.previous.take().is_some() {
+                    self.key_generation += 1;
+                }
+            }
             Timer::PeerMdSwitch => {
                 if let Some(next) = self.peer_md.next.take() {
                     let index = next.key.rekey_index();
@@ -1334,6 +1397,7 @@ impl PeerKeyState {
     fn install_peer_key(&mut self, now: Instant, key: PeerKey) {
         let index = key.index();
         self.stats.peer_keys_installed += 1;
+        self.key_generation += 1;
         if self.ring.current.is_none() || self.send_clear {
             if let Some(old) = self.ring.current.take() {
                 self.ring.previous = Some(old);

@@ -998,3 +998,66 @@ fn bit_flip_of_every_sealed_block_bit_is_dropped() {
     }
     established(&p);
 }
+
+#[test]
+fn bfd_auth_keys_follow_the_peer_keys_and_their_grace() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    assert!(p.a.st.bfd_auth_keys().send.is_none());
+    assert!(p.a.st.bfd_auth_keys().accept.is_empty());
+    p.bfd_up();
+    established(&p);
+    let ids = |n: &Node| {
+        let k = n.st.bfd_auth_keys();
+        (
+            k.send.as_ref().map(|s| s.key_id),
+            k.accept.iter().map(|s| s.key_id).collect::<Vec<_>>(),
+        )
+    };
+    // Both ends derive the same secret from the same peer key.
+    let (ka, kb) = (p.a.st.bfd_auth_keys(), p.b.st.bfd_auth_keys());
+    assert_eq!(
+        ka.send.as_ref().unwrap().secret,
+        kb.send.as_ref().unwrap().secret
+    );
+    assert_eq!(ids(&p.a), (Some(1), vec![1]));
+    let dbg = format!("{ka:?}");
+    assert!(
+        dbg.contains("<redacted>") && dbg.contains("key_id: 1"),
+        "{dbg}"
+    );
+    let g1 = p.a.st.key_generation();
+    p.run_until(at(1800));
+    assert_eq!(
+        p.a.st.key_generation(),
+        g1,
+        "nothing changed, same generation"
+    );
+    // Rekey at 1 h: the next key is accepted at once, used for sending 30 s later, and the
+    // old one accepted for 30 s more.
+    p.run_until(at(3600));
+    let g2 = p.a.st.key_generation();
+    assert_ne!(g2, g1);
+    for n in [&p.a, &p.b] {
+        assert_eq!(ids(n), (Some(1), vec![1, 2]));
+    }
+    p.run_until(at(3630));
+    assert_ne!(p.a.st.key_generation(), g2);
+    for n in [&p.a, &p.b] {
+        assert_eq!(ids(n), (Some(2), vec![2, 1]));
+    }
+    let g3 = p.a.st.key_generation();
+    p.run_until(at(3661));
+    assert_ne!(p.a.st.key_generation(), g3);
+    for n in [&p.a, &p.b] {
+        assert_eq!(ids(n), (Some(2), vec![2]));
+    }
+    let (ka, kb) = (p.a.st.bfd_auth_keys(), p.b.st.bfd_auth_keys());
+    assert_eq!(
+        ka.send.as_ref().unwrap().secret,
+        kb.send.as_ref().unwrap().secret
+    );
+}
