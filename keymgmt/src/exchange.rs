@@ -2,14 +2,15 @@
 //! (decisions.md "Keys"; the message flow is in `docs/bfd-metadata.md`).
 //!
 //! ```text
-//! leader  -> follower  Hello_L  = alg, index, salt_L, pub_L,  Sign_L(T_offer)
-//! follower -> leader   Hello_F  = alg, index, salt_F, pub_F,  Sign_F(T_answer)
-//! leader  -> follower  Finish   = index,                      Sign_L(T_finish)
+//! follower -> leader   KeyRequest = kind, have_index, challenge_F
+//! leader  -> follower  Hello_L  = alg, index, salt_L, challenge_F, pub_L,  Sign_L(T_offer)
+//! follower -> leader   Hello_F  = alg, index, salt_F, challenge_F, pub_F,  Sign_F(T_answer)
+//! leader  -> follower  Finish   = index,                                   Sign_L(T_finish)
 //!
-//! common   = version(1) ‖ alg ‖ index ‖ lp(leader name) ‖ lp(follower name)
-//! T_offer  = "svr-fastpath offer v1"  ‖ common ‖ salt_L ‖ lp(pub_L)
-//! T_answer = "svr-fastpath answer v1" ‖ common ‖ salt_L ‖ salt_F ‖ lp(pub_L) ‖ lp(pub_F)
-//! T_finish = "svr-fastpath finish v1" ‖ common ‖ salt_L ‖ salt_F ‖ lp(pub_L) ‖ lp(pub_F)
+//! common   = version(2) ‖ alg ‖ index ‖ lp(leader name) ‖ lp(follower name)
+//! T_offer  = "svr-fastpath offer v2"  ‖ common ‖ salt_L ‖ challenge_F ‖ lp(pub_L)
+//! T_answer = "svr-fastpath answer v2" ‖ common ‖ salt_L ‖ salt_F ‖ challenge_F ‖ lp(pub_L) ‖ lp(pub_F)
+//! T_finish = "svr-fastpath finish v2" ‖ common ‖ salt_L ‖ salt_F ‖ challenge_F ‖ lp(pub_L) ‖ lp(pub_F)
 //! lp(x)    = u16 BE length ‖ x
 //!
 //! peer key = HKDF-SHA384(IKM = DH shared secret, salt = salt_L ‖ salt_F,
@@ -34,7 +35,7 @@ use svr_crypto::MetadataKey;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Version of the exchange carried in every Hello.
-pub const EXCHANGE_VERSION: u8 = 1;
+pub const EXCHANGE_VERSION: u8 = 2;
 /// HKDF `info` prefix of the peer key.
 pub const PEER_KEY_INFO: &[u8] = b"svr-fastpath peer key v1";
 /// HKDF-SHA256 `info` of the BFD authentication secret derived from a peer key.
@@ -43,12 +44,14 @@ pub const BFD_AUTH_INFO: &[u8] = b"svr-fastpath bfd auth v1";
 pub const BFD_AUTH_LEN: usize = 32;
 /// Salt length of each side.
 pub const SALT_LEN: usize = 32;
+/// Length of the follower's challenge, which every offer must echo (freshness).
+pub const CHALLENGE_LEN: usize = 16;
 /// Label of the leader's offer signature.
-pub const OFFER_LABEL: &[u8] = b"svr-fastpath offer v1";
+pub const OFFER_LABEL: &[u8] = b"svr-fastpath offer v2";
 /// Label of the follower's answer signature.
-pub const ANSWER_LABEL: &[u8] = b"svr-fastpath answer v1";
+pub const ANSWER_LABEL: &[u8] = b"svr-fastpath answer v2";
 /// Label of the leader's finish signature.
-pub const FINISH_LABEL: &[u8] = b"svr-fastpath finish v1";
+pub const FINISH_LABEL: &[u8] = b"svr-fastpath finish v2";
 /// Bits of the private exponent for dh-modp-4096 (RFC 3526 §8 asks for at least twice the
 /// ~150-bit strength of the group; 512 keeps a wide margin and makes modexp 8x cheaper than
 /// a full-size exponent).
@@ -451,11 +454,17 @@ impl TranscriptContext<'_> {
         put_lp(out, self.follower.as_bytes());
     }
 
-    /// `T_offer`, signed by the leader in its Hello.
-    pub fn offer(&self, salt_l: &[u8; SALT_LEN], pub_l: &[u8]) -> Vec<u8> {
-        let mut t = Vec::with_capacity(128 + pub_l.len());
+    /// `T_offer`, signed by the leader in its Hello; `challenge` is the follower's, echoed.
+    pub fn offer(
+        &self,
+        salt_l: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
+        pub_l: &[u8],
+    ) -> Vec<u8> {
+        let mut t = Vec::with_capacity(144 + pub_l.len());
         self.common(OFFER_LABEL, &mut t);
         t.extend_from_slice(salt_l);
+        t.extend_from_slice(challenge);
         put_lp(&mut t, pub_l);
         t
     }
@@ -465,13 +474,15 @@ impl TranscriptContext<'_> {
         label: &[u8],
         salt_l: &[u8; SALT_LEN],
         salt_f: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
         pub_l: &[u8],
         pub_f: &[u8],
     ) -> Vec<u8> {
-        let mut t = Vec::with_capacity(160 + pub_l.len() + pub_f.len());
+        let mut t = Vec::with_capacity(176 + pub_l.len() + pub_f.len());
         self.common(label, &mut t);
         t.extend_from_slice(salt_l);
         t.extend_from_slice(salt_f);
+        t.extend_from_slice(challenge);
         put_lp(&mut t, pub_l);
         put_lp(&mut t, pub_f);
         t
@@ -482,10 +493,11 @@ impl TranscriptContext<'_> {
         &self,
         salt_l: &[u8; SALT_LEN],
         salt_f: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
         pub_l: &[u8],
         pub_f: &[u8],
     ) -> Vec<u8> {
-        self.full(ANSWER_LABEL, salt_l, salt_f, pub_l, pub_f)
+        self.full(ANSWER_LABEL, salt_l, salt_f, challenge, pub_l, pub_f)
     }
 
     /// `T_finish`, signed by the leader in its Finish.
@@ -493,10 +505,11 @@ impl TranscriptContext<'_> {
         &self,
         salt_l: &[u8; SALT_LEN],
         salt_f: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
         pub_l: &[u8],
         pub_f: &[u8],
     ) -> Vec<u8> {
-        self.full(FINISH_LABEL, salt_l, salt_f, pub_l, pub_f)
+        self.full(FINISH_LABEL, salt_l, salt_f, challenge, pub_l, pub_f)
     }
 }
 
@@ -660,11 +673,18 @@ mod tests {
             leader: "a",
             follower: "b",
         };
-        let a = ctx.answer(&[1; 32], &[2; 32], &[3; 32], &[4; 32]);
-        let f = ctx.finish(&[1; 32], &[2; 32], &[3; 32], &[4; 32]);
+        let c = [6; CHALLENGE_LEN];
+        let a = ctx.answer(&[1; 32], &[2; 32], &c, &[3; 32], &[4; 32]);
+        let f = ctx.finish(&[1; 32], &[2; 32], &c, &[3; 32], &[4; 32]);
         assert_ne!(a, f);
-        assert_ne!(a, ctx.answer(&[1; 32], &[2; 32], &[3; 32], &[5; 32]));
-        assert_ne!(a, ctx.answer(&[1; 32], &[9; 32], &[3; 32], &[4; 32]));
-        assert!(ctx.offer(&[1; 32], &[3; 32]).starts_with(OFFER_LABEL));
+        assert_ne!(a, ctx.answer(&[1; 32], &[2; 32], &c, &[3; 32], &[5; 32]));
+        assert_ne!(a, ctx.answer(&[1; 32], &[9; 32], &c, &[3; 32], &[4; 32]));
+        assert_ne!(
+            a,
+            ctx.answer(&[1; 32], &[2; 32], &[7; 16], &[3; 32], &[4; 32])
+        );
+        let o = ctx.offer(&[1; 32], &c, &[3; 32]);
+        assert!(o.starts_with(OFFER_LABEL));
+        assert_ne!(o, ctx.offer(&[1; 32], &[7; 16], &[3; 32]));
     }
 }
