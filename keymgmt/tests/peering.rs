@@ -8,7 +8,8 @@ use fastpath::time::Instant;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use svr_keymgmt::message::{encode_block, parse_block, Hello, Message, Protection};
+use svr_keymgmt::message::{self, encode_block, parse_block, Hello, Message, Protection};
+use svr_keymgmt::peer::{CLEAR_BLOCK_BURST, CLEAR_BLOCK_RATE};
 use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, Validity};
 use svr_keymgmt::*;
 
@@ -1054,4 +1055,299 @@ fn bfd_auth_keys_follow_the_peer_keys_and_their_grace() {
         ka.send.as_ref().unwrap().secret,
         kb.send.as_ref().unwrap().secret
     );
+}
+
+// ----- attacks on the clear key exchange (issue 13, items 1 and 5) -----
+
+fn kr(challenge: [u8; 16]) -> Message {
+    Message::KeyRequest(message::KeyRequest {
+        kind: KeyKind::PeerKey,
+        have_index: 0,
+        challenge,
+    })
+}
+
+/// What an attacker learns by spoofing a clear leader Key Request to b: b's current
+/// challenge, in b's clear reply (which the attacker keeps from a).
+fn steal_challenge(p: &mut Pair) -> [u8; 16] {
+    let spoof = encode_block(A, &[kr([0; 16])], Protection::Clear).unwrap();
+    p.b.st.handle_block(p.time, p.unix(), &spoof);
+    let reply = p.b.st.poll_block().expect("b answers with its challenge");
+    let view = parse_block(&reply).unwrap();
+    assert!(!view.is_sealed(), "asked in clear, answered in clear");
+    view.open(None)
+        .unwrap()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::KeyRequest(r) => Some(r.challenge),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn forged_offer(challenge: [u8; 16], index: u8) -> Vec<u8> {
+    let hello = Message::Hello(Hello {
+        version: svr_keymgmt::exchange::EXCHANGE_VERSION,
+        algorithm: 1,
+        index,
+        salt: [0x42; 32],
+        challenge,
+        public: vec![9; 32],
+        signature: vec![0xee; 64],
+    });
+    let chain = Message::CertificateChain(pki().a.chain().to_vec());
+    encode_block(A, &[chain, hello], Protection::Clear).unwrap()
+}
+
+/// Key generations and out-of-service counts of both sides.
+type Snapshot = [(u64, usize); 2];
+
+fn gens(p: &Pair) -> Snapshot {
+    [&p.a, &p.b].map(|n| {
+        (
+            n.st.key_generation(),
+            n.count(|e| *e == KeyEvent::PathOutOfService),
+        )
+    })
+}
+
+/// Keys and service exactly as at `before`.
+fn unchanged(p: &Pair, before: Snapshot) {
+    established(p);
+    assert_eq!(gens(p), before, "keys or service changed: {:?}", p.b.events);
+}
+
+#[test]
+fn spoofed_clear_blocks_with_garbage_signatures_change_nothing() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    let (u, t) = (p.unix(), p.time);
+    // A garbage offer with a guessed challenge: dropped on the challenge, no expensive work.
+    let before = p.b.st.stats().clone();
+    p.b.st.handle_block(t, u, &forged_offer([1; 16], 2));
+    assert_eq!(p.b.st.stats().stale_challenge, before.stale_challenge + 1);
+    assert_eq!(p.b.st.stats().expensive_work, before.expensive_work);
+    unchanged(&p, g);
+    // With b's real challenge (learned from a spoofed request): the chain is validated and
+    // the signature fails; nothing else happens.
+    let c = steal_challenge(&mut p);
+    p.b.st.handle_block(t, u, &forged_offer(c, 2));
+    assert_eq!(p.b.st.stats().expensive_work, before.expensive_work + 1);
+    assert_eq!(p.b.st.stats().bad_signature, before.bad_signature + 1);
+    unchanged(&p, g);
+    // A spoofed clear Key Request "from b" at the leader: at most a parallel clear offer.
+    let spoof = encode_block(B, &[kr([3; 16])], Protection::Clear).unwrap();
+    p.a.st.handle_block(t, u, &spoof);
+    let offer = p.a.st.poll_block().expect("a offers in clear");
+    assert!(!parse_block(&offer).unwrap().is_sealed());
+    unchanged(&p, g);
+    // That offer reaches b: wrong challenge, refused before any work.
+    let stale = p.b.st.stats().stale_challenge;
+    p.b.st.handle_block(t, u, &offer);
+    assert_eq!(p.b.st.stats().stale_challenge, stale + 1);
+    unchanged(&p, g);
+    // The next scheduled rekey displaces the dangling clear offer and runs as usual.
+    p.run_until(at(3600 + 31));
+    established(&p);
+    assert_eq!(
+        p.a.st.peer_key_index(),
+        Some(3),
+        "rekeyed past the spoofed offer's index"
+    );
+    for n in [&p.a, &p.b] {
+        assert!(!n.has(&KeyEvent::PathOutOfService));
+    }
+}
+
+#[test]
+fn replayed_genuine_clear_offer_is_refused_by_the_challenge_without_dh() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    // The leader's genuine, signed clear offer of the first peering.
+    let offer =
+        p.a.sent
+            .iter()
+            .map(|(_, b)| b.clone())
+            .find(|b| {
+                parse_block(b)
+                    .unwrap()
+                    .open(None)
+                    .is_ok_and(|m| m.iter().any(|m| matches!(m, Message::Hello(_))))
+            })
+            .unwrap();
+    p.run_until(at(60));
+    let before = p.b.st.stats().clone();
+    p.b.st.handle_block(p.time, p.unix(), &offer);
+    assert_eq!(p.b.st.stats().stale_challenge, before.stale_challenge + 1);
+    assert_eq!(
+        p.b.st.stats().expensive_work,
+        before.expensive_work,
+        "no DH"
+    );
+    assert_eq!(p.b.st.poll_block(), None, "nothing to answer");
+    unchanged(&p, g);
+    // Nor does a restarted follower (a new challenge) answer it.
+    let mut fresh = state(p.time, B, A, KeyConfig::default(), pki().b.clone(), 77);
+    fresh.handle_block(p.time, p.unix(), &offer);
+    assert_eq!(fresh.stats().stale_challenge, 1);
+    assert_eq!(fresh.stats().expensive_work, 0);
+}
+
+#[test]
+fn replayed_key_request_flood_costs_the_leader_one_offer() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    let request = p.b.sent[0].1.clone();
+    assert!(matches!(
+        parse_block(&request).unwrap().open(None).unwrap()[..],
+        [Message::KeyRequest(_)]
+    ));
+    let before = p.a.st.stats().clone();
+    for i in 0..1000u64 {
+        let t = p.time + Duration::from_millis(i);
+        p.a.st.handle_block(t, p.unix(), &request);
+        let _ = p.a.st.poll_block();
+    }
+    let s = p.a.st.stats();
+    assert_eq!(
+        s.expensive_work,
+        before.expensive_work + 1,
+        "one offer signed"
+    );
+    assert_eq!(s.offers_reused, before.offers_reused + 999);
+    unchanged(&p, g);
+    // Spoofed requests with ever new challenges: only as many offers as the bucket allows.
+    p.run_until(at(100));
+    let before = p.a.st.stats().clone();
+    for i in 0..1000u64 {
+        let t = p.time + Duration::from_millis(i);
+        let mut c = [0u8; 16];
+        c[..8].copy_from_slice(&i.to_be_bytes());
+        let spoof = encode_block(B, &[kr(c)], Protection::Clear).unwrap();
+        p.a.st.handle_block(t, p.unix(), &spoof);
+        let _ = p.a.st.poll_block();
+    }
+    let s = p.a.st.stats();
+    let work = s.expensive_work - before.expensive_work;
+    assert!(work <= CLEAR_BLOCK_BURST + CLEAR_BLOCK_RATE, "{work}");
+    assert!(work >= CLEAR_BLOCK_BURST, "{work}");
+    assert_eq!(
+        s.clear_rate_limited - before.clear_rate_limited,
+        1000 - work
+    );
+    unchanged(&p, g);
+}
+
+#[test]
+fn thousand_replayed_offers_in_one_second_cost_only_the_bucket() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    p.run_until(at(10));
+    // The worst case: the attacker even knows b's current challenge.
+    let c = steal_challenge(&mut p);
+    let offer = forged_offer(c, 2);
+    let before = p.b.st.stats().clone();
+    for i in 0..1000u64 {
+        let t = p.time + Duration::from_millis(i);
+        p.b.st.handle_block(t, p.unix(), &offer);
+    }
+    let s = p.b.st.stats();
+    let work = s.expensive_work - before.expensive_work;
+    assert!(
+        (CLEAR_BLOCK_BURST..=CLEAR_BLOCK_BURST + CLEAR_BLOCK_RATE).contains(&work),
+        "{work} expensive verifications"
+    );
+    assert_eq!(
+        s.clear_rate_limited - before.clear_rate_limited,
+        1000 - work
+    );
+    assert_eq!(s.bad_signature - before.bad_signature, work);
+    unchanged(&p, g);
+    // Recorded offers without the challenge: none reaches the bucket at all.
+    p.run_until(at(20));
+    let old = forged_offer([0; 16], 2);
+    let before = p.b.st.stats().clone();
+    for i in 0..1000u64 {
+        p.b.st
+            .handle_block(p.time + Duration::from_millis(i), p.unix(), &old);
+    }
+    let s = p.b.st.stats();
+    assert_eq!(s.expensive_work, before.expensive_work);
+    assert_eq!(s.clear_rate_limited, before.clear_rate_limited);
+    assert_eq!(s.stale_challenge - before.stale_challenge, 1000);
+    // The bucket refills: a genuine exchange one second later is not starved.
+    p.run_until(at(25));
+    established(&p);
+}
+
+#[test]
+fn restarted_peers_repeer_within_seconds_and_noise_never_takes_the_path_down() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let request = p.b.sent[0].1.clone();
+    let offer = p.a.sent[1].1.clone();
+    for (round, restart_b) in [(1u64, true), (2, false), (3, true)] {
+        let t0 = at(round * 1000);
+        p.run_until(t0);
+        let seed = 100 + round;
+        if restart_b {
+            p.b = Node::new(state(
+                p.time,
+                B,
+                A,
+                KeyConfig::default(),
+                pki().b.clone(),
+                seed,
+            ));
+        } else {
+            p.a = Node::new(state(
+                p.time,
+                A,
+                B,
+                KeyConfig::default(),
+                pki().a.clone(),
+                seed,
+            ));
+        }
+        p.bfd_up();
+        p.run_until(t0 + secs(3));
+        established(&p);
+        for n in [&p.a, &p.b] {
+            let up = n
+                .events
+                .iter()
+                .filter(|(t, e)| *t >= t0 && matches!(e, KeyEvent::PeeringEstablished { .. }))
+                .count();
+            let restarted = std::ptr::eq(n, if restart_b { &p.b } else { &p.a });
+            assert!(!restarted || up == 1, "restarted side peered again");
+        }
+        // After the old key's grace: noise (replayed old request and offer, garbage offers)
+        // changes nothing.
+        p.run_until(t0 + secs(31));
+        let g = gens(&p);
+        let (t, u) = (p.time, p.unix());
+        p.a.st.handle_block(t, u, &request);
+        p.b.st.handle_block(t, u, &offer);
+        p.b.st.handle_block(t, u, &forged_offer([5; 16], 9));
+        unchanged(&p, g);
+        // The leader may have made a clear offer for the replayed request; let it reach b
+        // (b refuses it: the challenge is old).
+        p.drive();
+        unchanged(&p, g);
+        p.run_until(t0 + secs(100));
+        unchanged(&p, g);
+    }
 }
