@@ -10,7 +10,15 @@
 //!   [`PeerKeyState::poll_timeout`] (the next deadline; a spurious `handle_timeout` is a no-op);
 //! - queries: [`PeerKeyState::path_in_service`], [`PeerKeyState::send_metadata_key`],
 //!   [`PeerKeyState::recv_metadata_key`], [`PeerKeyState::peer_key_index`],
-//!   [`PeerKeyState::payload_key_index`].
+//!   [`PeerKeyState::payload_key_index`], [`PeerKeyState::bfd_auth_keys`] with
+//!   [`PeerKeyState::key_generation`].
+//!
+//! Hostile input (`docs/bfd-metadata.md` §3): offers must echo the follower's current
+//! challenge; cheap checks (name, version, algorithm, state and index, challenge) run before a
+//! per-peer token bucket on clear blocks, and only then chain validation, signatures and DH.
+//! Once a peer key exists, a clear block changes neither keys nor service: it can at most start
+//! an exchange in clear beside the current keys, whose key replaces them only once it
+//! completes with fresh signatures.
 //!
 //! The exchange itself is a small "states as types" machine (`Exchange`): each state is a
 //! struct named for what it waits for, and a transition consumes it, so an ephemeral secret
