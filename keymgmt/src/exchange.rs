@@ -2,14 +2,15 @@
 //! (decisions.md "Keys"; the message flow is in `docs/bfd-metadata.md`).
 //!
 //! ```text
-//! leader  -> follower  Hello_L  = alg, index, salt_L, pub_L,  Sign_L(T_offer)
-//! follower -> leader   Hello_F  = alg, index, salt_F, pub_F,  Sign_F(T_answer)
-//! leader  -> follower  Finish   = index,                      Sign_L(T_finish)
+//! follower -> leader   KeyRequest = kind, have_index, challenge_F
+//! leader  -> follower  Hello_L  = alg, index, salt_L, challenge_F, pub_L,  Sign_L(T_offer)
+//! follower -> leader   Hello_F  = alg, index, salt_F, challenge_F, pub_F,  Sign_F(T_answer)
+//! leader  -> follower  Finish   = index,                                   Sign_L(T_finish)
 //!
-//! common   = version(1) ‖ alg ‖ index ‖ lp(leader name) ‖ lp(follower name)
-//! T_offer  = "svr-fastpath offer v1"  ‖ common ‖ salt_L ‖ lp(pub_L)
-//! T_answer = "svr-fastpath answer v1" ‖ common ‖ salt_L ‖ salt_F ‖ lp(pub_L) ‖ lp(pub_F)
-//! T_finish = "svr-fastpath finish v1" ‖ common ‖ salt_L ‖ salt_F ‖ lp(pub_L) ‖ lp(pub_F)
+//! common   = version(2) ‖ alg ‖ index ‖ lp(leader name) ‖ lp(follower name)
+//! T_offer  = "svr-fastpath offer v2"  ‖ common ‖ salt_L ‖ challenge_F ‖ lp(pub_L)
+//! T_answer = "svr-fastpath answer v2" ‖ common ‖ salt_L ‖ salt_F ‖ challenge_F ‖ lp(pub_L) ‖ lp(pub_F)
+//! T_finish = "svr-fastpath finish v2" ‖ common ‖ salt_L ‖ salt_F ‖ challenge_F ‖ lp(pub_L) ‖ lp(pub_F)
 //! lp(x)    = u16 BE length ‖ x
 //!
 //! peer key = HKDF-SHA384(IKM = DH shared secret, salt = salt_L ‖ salt_F,
@@ -29,22 +30,28 @@ use std::sync::OnceLock;
 use hkdf::Hkdf;
 use num_bigint_dig::BigUint;
 use rand_core::CryptoRngCore;
-use sha2::Sha384;
+use sha2::{Sha256, Sha384};
 use svr_crypto::MetadataKey;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Version of the exchange carried in every Hello.
-pub const EXCHANGE_VERSION: u8 = 1;
+pub const EXCHANGE_VERSION: u8 = 2;
 /// HKDF `info` prefix of the peer key.
 pub const PEER_KEY_INFO: &[u8] = b"svr-fastpath peer key v1";
+/// HKDF-SHA256 `info` of the BFD authentication secret derived from a peer key.
+pub const BFD_AUTH_INFO: &[u8] = b"svr-fastpath bfd auth v1";
+/// Length of the BFD authentication secret.
+pub const BFD_AUTH_LEN: usize = 32;
 /// Salt length of each side.
 pub const SALT_LEN: usize = 32;
+/// Length of the follower's challenge, which every offer must echo (freshness).
+pub const CHALLENGE_LEN: usize = 16;
 /// Label of the leader's offer signature.
-pub const OFFER_LABEL: &[u8] = b"svr-fastpath offer v1";
+pub const OFFER_LABEL: &[u8] = b"svr-fastpath offer v2";
 /// Label of the follower's answer signature.
-pub const ANSWER_LABEL: &[u8] = b"svr-fastpath answer v1";
+pub const ANSWER_LABEL: &[u8] = b"svr-fastpath answer v2";
 /// Label of the leader's finish signature.
-pub const FINISH_LABEL: &[u8] = b"svr-fastpath finish v1";
+pub const FINISH_LABEL: &[u8] = b"svr-fastpath finish v2";
 /// Bits of the private exponent for dh-modp-4096 (RFC 3526 §8 asks for at least twice the
 /// ~150-bit strength of the group; 512 keeps a wide margin and makes modexp 8x cheaper than
 /// a full-size exponent).
@@ -364,20 +371,44 @@ pub fn derive_peer_key(
     m
 }
 
+/// The BFD authentication secret of a peer key:
+/// `HKDF-SHA256(IKM = enc key ‖ HMAC key, salt = none, info = "svr-fastpath bfd auth v1",
+/// L = 32)`. Derived once when the key is installed; the result is zeroized on drop.
+pub fn derive_bfd_auth(material: &PeerKeyMaterial) -> Zeroizing<[u8; BFD_AUTH_LEN]> {
+    let mut ikm = Zeroizing::new([0u8; 80]);
+    ikm[..32].copy_from_slice(&material.enc);
+    ikm[32..].copy_from_slice(&material.hmac);
+    let mut out = Zeroizing::new([0u8; BFD_AUTH_LEN]);
+    // 32 bytes is far below HKDF-SHA256's 255 * 32 limit, so expand cannot fail.
+    Hkdf::<Sha256>::new(None, &ikm[..])
+        .expand(BFD_AUTH_INFO, &mut out[..])
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    out
+}
+
 /// An installed peer key: the svr-crypto [`MetadataKey`] (AES-256-CBC + HMAC-SHA384/24)
-/// built from the peer key material, which protects the BFD metadata block.
+/// built from the peer key material, which protects the BFD metadata block, and the BFD
+/// authentication secret derived from the same material ([`derive_bfd_auth`]).
 pub struct PeerKey {
     index: u8,
     key: MetadataKey,
+    bfd_auth: Zeroizing<[u8; BFD_AUTH_LEN]>,
 }
 
 impl PeerKey {
-    /// Install: expands the AES schedules and HMAC pads once.
+    /// Install: expands the AES schedules and HMAC pads once, and derives the BFD
+    /// authentication secret (the material itself is not kept).
     pub fn new(material: &PeerKeyMaterial) -> PeerKey {
         PeerKey {
             index: material.index,
             key: MetadataKey::new(u32::from(material.index), &material.enc, &material.hmac),
+            bfd_auth: derive_bfd_auth(material),
         }
+    }
+
+    /// The 32-byte BFD authentication secret of this peer key (see [`derive_bfd_auth`]).
+    pub fn bfd_auth_secret(&self) -> &Zeroizing<[u8; BFD_AUTH_LEN]> {
+        &self.bfd_auth
     }
 
     /// The peer-key index (carried in the block's Security Identifier TLV).
@@ -423,11 +454,17 @@ impl TranscriptContext<'_> {
         put_lp(out, self.follower.as_bytes());
     }
 
-    /// `T_offer`, signed by the leader in its Hello.
-    pub fn offer(&self, salt_l: &[u8; SALT_LEN], pub_l: &[u8]) -> Vec<u8> {
-        let mut t = Vec::with_capacity(128 + pub_l.len());
+    /// `T_offer`, signed by the leader in its Hello; `challenge` is the follower's, echoed.
+    pub fn offer(
+        &self,
+        salt_l: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
+        pub_l: &[u8],
+    ) -> Vec<u8> {
+        let mut t = Vec::with_capacity(144 + pub_l.len());
         self.common(OFFER_LABEL, &mut t);
         t.extend_from_slice(salt_l);
+        t.extend_from_slice(challenge);
         put_lp(&mut t, pub_l);
         t
     }
@@ -437,13 +474,15 @@ impl TranscriptContext<'_> {
         label: &[u8],
         salt_l: &[u8; SALT_LEN],
         salt_f: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
         pub_l: &[u8],
         pub_f: &[u8],
     ) -> Vec<u8> {
-        let mut t = Vec::with_capacity(160 + pub_l.len() + pub_f.len());
+        let mut t = Vec::with_capacity(176 + pub_l.len() + pub_f.len());
         self.common(label, &mut t);
         t.extend_from_slice(salt_l);
         t.extend_from_slice(salt_f);
+        t.extend_from_slice(challenge);
         put_lp(&mut t, pub_l);
         put_lp(&mut t, pub_f);
         t
@@ -454,10 +493,11 @@ impl TranscriptContext<'_> {
         &self,
         salt_l: &[u8; SALT_LEN],
         salt_f: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
         pub_l: &[u8],
         pub_f: &[u8],
     ) -> Vec<u8> {
-        self.full(ANSWER_LABEL, salt_l, salt_f, pub_l, pub_f)
+        self.full(ANSWER_LABEL, salt_l, salt_f, challenge, pub_l, pub_f)
     }
 
     /// `T_finish`, signed by the leader in its Finish.
@@ -465,10 +505,11 @@ impl TranscriptContext<'_> {
         &self,
         salt_l: &[u8; SALT_LEN],
         salt_f: &[u8; SALT_LEN],
+        challenge: &[u8; CHALLENGE_LEN],
         pub_l: &[u8],
         pub_f: &[u8],
     ) -> Vec<u8> {
-        self.full(FINISH_LABEL, salt_l, salt_f, pub_l, pub_f)
+        self.full(FINISH_LABEL, salt_l, salt_f, challenge, pub_l, pub_f)
     }
 }
 
@@ -571,6 +612,30 @@ mod tests {
     }
 
     #[test]
+    fn bfd_auth_secret_matches_python_cryptography() {
+        // The peer key of docs/bfd-metadata.md §4; the expected secret was computed with
+        // Python `cryptography`: HKDF(SHA256(), 32, salt=None,
+        // info=b"svr-fastpath bfd auth v1").derive(enc + hmac).
+        let mut m = PeerKeyMaterial {
+            index: 1,
+            enc: [0; 32],
+            hmac: [0; 48],
+        };
+        m.enc.copy_from_slice(&h(
+            "275d573fa78c8f6c573d4c5cc3baee1186f1d3d201f0a5a62baedca50516dbd3",
+        ));
+        m.hmac.copy_from_slice(&h(concat!(
+            "b6085aa8a7e00a02ffa28a01b7d6af3d38e6ae8d3618e60b2ac70335d0190d7f",
+            "89b79f11ffcc49e348857bf5323f962d"
+        )));
+        let want = h("0a8ded2eeeecd4c459ff9aa00df22d090ac1abbc633022db5f5363b85f38cb62");
+        assert_eq!(derive_bfd_auth(&m)[..], want[..]);
+        let k = PeerKey::new(&m);
+        assert_eq!(k.bfd_auth_secret()[..], want[..]);
+        assert!(!format!("{k:?}").contains("0a8d"));
+    }
+
+    #[test]
     fn derive_binds_every_input() {
         let s = SharedSecret(Zeroizing::new(vec![7u8; 32]));
         let base = derive_peer_key(&s, &[1; 32], &[2; 32], "a", "b", 1);
@@ -608,11 +673,18 @@ mod tests {
             leader: "a",
             follower: "b",
         };
-        let a = ctx.answer(&[1; 32], &[2; 32], &[3; 32], &[4; 32]);
-        let f = ctx.finish(&[1; 32], &[2; 32], &[3; 32], &[4; 32]);
+        let c = [6; CHALLENGE_LEN];
+        let a = ctx.answer(&[1; 32], &[2; 32], &c, &[3; 32], &[4; 32]);
+        let f = ctx.finish(&[1; 32], &[2; 32], &c, &[3; 32], &[4; 32]);
         assert_ne!(a, f);
-        assert_ne!(a, ctx.answer(&[1; 32], &[2; 32], &[3; 32], &[5; 32]));
-        assert_ne!(a, ctx.answer(&[1; 32], &[9; 32], &[3; 32], &[4; 32]));
-        assert!(ctx.offer(&[1; 32], &[3; 32]).starts_with(OFFER_LABEL));
+        assert_ne!(a, ctx.answer(&[1; 32], &[2; 32], &c, &[3; 32], &[5; 32]));
+        assert_ne!(a, ctx.answer(&[1; 32], &[9; 32], &c, &[3; 32], &[4; 32]));
+        assert_ne!(
+            a,
+            ctx.answer(&[1; 32], &[2; 32], &[7; 16], &[3; 32], &[4; 32])
+        );
+        let o = ctx.offer(&[1; 32], &c, &[3; 32]);
+        assert!(o.starts_with(OFFER_LABEL));
+        assert_ne!(o, ctx.offer(&[1; 32], &[7; 16], &[3; 32]));
     }
 }

@@ -28,6 +28,7 @@ pub use event::{EventHistory, EventRecord, FailureReason, KeyEvent};
 pub use exchange::KeyExchangeAlgorithm;
 pub use message::{BlockError, KeyKind};
 pub use peer::{
-    KeyConfig, KeyStats, PeerKeyState, PeerSetup, PublishedKeys, RekeyInterval, Role, SetupError,
+    AuthSecret, BfdAuthKeys, KeyConfig, KeyStats, PeerKeyState, PeerSetup, PublishedKeys,
+    RekeyInterval, Role, SetupError,
 };
 pub use pki::{Identity, PeerIdentity, PkiError, TrustAnchor};

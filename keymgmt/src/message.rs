@@ -20,7 +20,7 @@ use core::fmt;
 use svr_crypto::{metadata_ciphertext_len, PacketKey, HMAC_LEN, IV_LEN};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::exchange::{PeerKey, EXCHANGE_VERSION, SALT_LEN};
+use crate::exchange::{PeerKey, CHALLENGE_LEN, EXCHANGE_VERSION, SALT_LEN};
 
 /// The SVR metadata cookie, in wire order (svr-protocol.md §2.2).
 pub const COOKIE: [u8; 8] = [0x4C, 0x48, 0xDB, 0xC6, 0xDD, 0xF6, 0x67, 0x0C];
@@ -213,8 +213,8 @@ impl fmt::Display for KeyKind {
 }
 
 /// Hello: one side's signed ephemeral DH value. The value layout is
-/// `version u8 ‖ algorithm u8 ‖ index u8 ‖ reserved u8 (0) ‖ salt[32] ‖ u16 len ‖ public ‖
-/// u16 len ‖ signature`. A Hello of another version carries only its first byte's meaning:
+/// `version u8 ‖ algorithm u8 ‖ index u8 ‖ reserved u8 (0) ‖ salt[32] ‖ challenge[16] ‖
+/// u16 len ‖ public ‖ u16 len ‖ signature`. A Hello of another version carries only its first byte's meaning:
 /// the rest is not parsed, so the receiver can report the unsupported version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -226,6 +226,8 @@ pub struct Hello {
     pub index: u8,
     /// The sender's salt.
     pub salt: [u8; SALT_LEN],
+    /// The follower's challenge (from its Key Request), echoed by the offer and the answer.
+    pub challenge: [u8; CHALLENGE_LEN],
     /// The sender's ephemeral public value.
     pub public: Vec<u8>,
     /// Signature over the offer (leader) or answer (follower) transcript.
@@ -241,14 +243,18 @@ pub struct Finish {
     pub signature: Vec<u8>,
 }
 
-/// Key Request: the sender holds no valid key of `kind`. `kind u8 ‖ have_index u32` (the
-/// index it holds, 0 for none).
+/// Key Request: "start an exchange". `kind u8 ‖ have_index u32 ‖ challenge[16]`. From the
+/// follower: it holds no valid key (or answers the leader's request), and `challenge` is the
+/// value the leader's next offer must echo. From the leader: it wants to start an exchange and
+/// asks the follower for a challenge (its own `challenge` is zero and ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRequest {
     /// What is missing.
     pub kind: KeyKind,
     /// The index the sender holds, 0 if none.
     pub have_index: u32,
+    /// The follower's current challenge (zero from the leader).
+    pub challenge: [u8; CHALLENGE_LEN],
 }
 
 /// Ack: receipt of a key. `kind u8 ‖ index u32`.
@@ -338,6 +344,7 @@ impl Message {
             Message::Hello(h) => {
                 out.extend_from_slice(&[h.version, h.algorithm, h.index, 0]);
                 out.extend_from_slice(&h.salt);
+                out.extend_from_slice(&h.challenge);
                 put_lp(out, &h.public)?;
                 put_lp(out, &h.signature)?;
             }
@@ -348,6 +355,7 @@ impl Message {
             Message::KeyRequest(r) => {
                 out.push(r.kind.to_wire());
                 out.extend_from_slice(&r.have_index.to_be_bytes());
+                out.extend_from_slice(&r.challenge);
             }
             Message::MetadataKey(m) => {
                 out.extend_from_slice(&m.rekey_index.to_be_bytes());
@@ -493,6 +501,7 @@ fn parse_message(ty: u16, value: &[u8]) -> Result<Option<Message>, BlockError> {
                     algorithm: 0,
                     index: 0,
                     salt: [0; SALT_LEN],
+                    challenge: [0; CHALLENGE_LEN],
                     public: Vec::new(),
                     signature: Vec::new(),
                 })));
@@ -501,6 +510,7 @@ fn parse_message(ty: u16, value: &[u8]) -> Result<Option<Message>, BlockError> {
             let index = r.u8()?;
             let _reserved = r.u8()?;
             let salt = r.array::<SALT_LEN>()?;
+            let challenge = r.array::<CHALLENGE_LEN>()?;
             let public = r.lp()?.to_vec();
             let signature = r.lp()?.to_vec();
             r.end()?;
@@ -509,6 +519,7 @@ fn parse_message(ty: u16, value: &[u8]) -> Result<Option<Message>, BlockError> {
                 algorithm,
                 index,
                 salt,
+                challenge,
                 public,
                 signature,
             })
@@ -524,8 +535,13 @@ fn parse_message(ty: u16, value: &[u8]) -> Result<Option<Message>, BlockError> {
         tlv::KEY_REQUEST => {
             let kind = KeyKind::from_wire(r.u8()?).ok_or(BlockError::BadValue)?;
             let have_index = r.u32()?;
+            let challenge = r.array::<CHALLENGE_LEN>()?;
             r.end()?;
-            Message::KeyRequest(KeyRequest { kind, have_index })
+            Message::KeyRequest(KeyRequest {
+                kind,
+                have_index,
+                challenge,
+            })
         }
         tlv::METADATA_KEY => {
             let m = MetadataKeyMsg {
@@ -792,10 +808,11 @@ mod tests {
             ]),
             Message::CertificateChain(vec![vec![0x30, 0x01, 0x00], vec![0x30, 0x00]]),
             Message::Hello(Hello {
-                version: 1,
+                version: EXCHANGE_VERSION,
                 algorithm: 1,
                 index: 3,
                 salt: [0xa5; 32],
+                challenge: [0x5a; 16],
                 public: vec![9; 32],
                 signature: vec![8; 64],
             }),
@@ -806,6 +823,7 @@ mod tests {
             Message::KeyRequest(KeyRequest {
                 kind: KeyKind::PeerKey,
                 have_index: 0,
+                challenge: [0x77; 16],
             }),
             Message::MetadataKey(MetadataKeyMsg {
                 rekey_index: 7,
@@ -951,18 +969,20 @@ mod tests {
             BlockError::BadValue
         );
         // duplicate
-        let kr = [0x80, 0x13, 0, 5, 1, 0, 0, 0, 0];
-        let mut two = kr.to_vec();
+        let mut kr = vec![0x80, 0x13, 0, 21, 1, 0, 0, 0, 0];
+        kr.extend_from_slice(&[0; 16]);
+        let mut two = kr.clone();
         two.extend_from_slice(&kr);
         assert_eq!(parse_payload(&two).unwrap_err(), BlockError::DuplicateTlv);
         // Hello of another version keeps only the version.
-        let m = parse_payload(&[0x80, 0x11, 0, 3, 2, 0xff, 0xff]).unwrap();
-        assert!(matches!(&m[0], Message::Hello(h) if h.version == 2));
+        let m = parse_payload(&[0x80, 0x11, 0, 3, 3, 0xff, 0xff]).unwrap();
+        assert!(matches!(&m[0], Message::Hello(h) if h.version == 3));
         assert_eq!(
             encode_payload(&vec![
                 Message::KeyRequest(KeyRequest {
                     kind: KeyKind::PeerKey,
-                    have_index: 0
+                    have_index: 0,
+                    challenge: [0; 16],
                 });
                 2
             ])
@@ -1007,6 +1027,7 @@ mod golden {
             &[Message::KeyRequest(KeyRequest {
                 kind: KeyKind::PeerKey,
                 have_index: 0,
+                challenge: [0x77; 16],
             })],
             Protection::Clear,
         )
@@ -1035,10 +1056,14 @@ mod golden {
         .unwrap();
         vec![
             ("key-request-block", hex::encode(key_request)),
-            ("t-offer", hex::encode(ctx.offer(&salt_l, alice.public()))),
+            (
+                "t-offer",
+                hex::encode(ctx.offer(&salt_l, &[0x77; 16], alice.public())),
+            ),
             ("peer-key-enc", hex::encode(m.enc)),
             ("peer-key-hmac", hex::encode(m.hmac)),
             ("sealed-block", hex::encode(sealed)),
+            ("bfd-auth-secret", hex::encode(&key.bfd_auth_secret()[..])),
         ]
     }
 

@@ -10,7 +10,15 @@
 //!   [`PeerKeyState::poll_timeout`] (the next deadline; a spurious `handle_timeout` is a no-op);
 //! - queries: [`PeerKeyState::path_in_service`], [`PeerKeyState::send_metadata_key`],
 //!   [`PeerKeyState::recv_metadata_key`], [`PeerKeyState::peer_key_index`],
-//!   [`PeerKeyState::payload_key_index`].
+//!   [`PeerKeyState::payload_key_index`], [`PeerKeyState::bfd_auth_keys`] with
+//!   [`PeerKeyState::key_generation`].
+//!
+//! Hostile input (`docs/bfd-metadata.md` §3): offers must echo the follower's current
+//! challenge; cheap checks (name, version, algorithm, state and index, challenge) run before a
+//! per-peer token bucket on clear blocks, and only then chain validation, signatures and DH.
+//! Once a peer key exists, a clear block changes neither keys nor service: it can at most start
+//! an exchange in clear beside the current keys, whose key replaces them only once it
+//! completes with fresh signatures.
 //!
 //! The exchange itself is a small "states as types" machine (`Exchange`): each state is a
 //! struct named for what it waits for, and a transition consumes it, so an ephemeral secret
@@ -23,12 +31,14 @@ use std::time::Duration;
 
 use fastpath::time::Instant;
 use rand_core::CryptoRngCore;
+use subtle::ConstantTimeEq;
 use svr_crypto::MetadataKey;
+use zeroize::Zeroizing;
 
 use crate::event::{EventHistory, FailureReason, KeyEvent};
 use crate::exchange::{
     derive_peer_key, EphemeralSecret, KeyExchangeAlgorithm, PeerKey, TranscriptContext,
-    EXCHANGE_VERSION, SALT_LEN,
+    BFD_AUTH_LEN, CHALLENGE_LEN, EXCHANGE_VERSION, SALT_LEN,
 };
 use crate::message::{
     encode_block, parse_block, Ack, BlockError, Finish, Hello, KeyKind, KeyRequest, Message,
@@ -42,6 +52,46 @@ pub const KEY_SWITCH_DELAY: Duration = Duration::from_secs(30);
 pub const GRACE: Duration = Duration::from_secs(30);
 /// Events queued for [`PeerKeyState::poll_event`] before the oldest are dropped.
 pub const MAX_QUEUED_EVENTS: usize = 1024;
+/// Clear blocks per second (sustained) for which one peer gets expensive work done: chain
+/// validation, signature verification, signing, DH. Clear blocks beyond the per-peer token
+/// bucket are dropped after the cheap checks and counted in [`KeyStats::clear_rate_limited`].
+pub const CLEAR_BLOCK_RATE: u64 = 10;
+/// The token bucket's depth: so many clear blocks in a burst (a whole genuine exchange needs
+/// three at most per side).
+pub const CLEAR_BLOCK_BURST: u64 = 20;
+const TOKEN_NS: u64 = 1_000_000_000 / CLEAR_BLOCK_RATE;
+
+/// A token bucket on virtual time: [`CLEAR_BLOCK_RATE`] tokens a second, at most
+/// [`CLEAR_BLOCK_BURST`] held (credit kept in nanoseconds, no floats).
+#[derive(Debug, Clone, Copy)]
+struct TokenBucket {
+    credit_ns: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn full(now: Instant) -> TokenBucket {
+        TokenBucket {
+            credit_ns: TOKEN_NS * CLEAR_BLOCK_BURST,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.as_nanos().saturating_sub(self.last.as_nanos());
+        self.last = self.last.max(now);
+        self.credit_ns = self
+            .credit_ns
+            .saturating_add(elapsed)
+            .min(TOKEN_NS * CLEAR_BLOCK_BURST);
+        if self.credit_ns >= TOKEN_NS {
+            self.credit_ns -= TOKEN_NS;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// `payload-key-rekey-interval` / `peer-key-rekey-interval`: hours (1-720) or never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,6 +245,16 @@ pub struct KeyStats {
     pub stale: u64,
     /// Peer keys installed.
     pub peer_keys_installed: u64,
+    /// Clear blocks refused by the per-peer token bucket before any expensive work.
+    pub clear_rate_limited: u64,
+    /// Expensive operations started for received blocks: a chain validation with signature
+    /// check and DH (Hello), a Finish signature check, or a new signed offer (Key Request).
+    pub expensive_work: u64,
+    /// Offers or answers whose echoed challenge is not the current one (replays), dropped
+    /// before any expensive work.
+    pub stale_challenge: u64,
+    /// Key Requests answered with the pending offer or Finish (same challenge): no new work.
+    pub offers_reused: u64,
 }
 
 impl KeyStats {
@@ -260,6 +320,11 @@ struct AwaitAnswer {
     alg: KeyExchangeAlgorithm,
     index: u8,
     salt: [u8; SALT_LEN],
+    /// The follower's challenge this offer echoes.
+    challenge: [u8; CHALLENGE_LEN],
+    /// Asked for in clear: the follower holds none of our keys (or someone spoofs it), so the
+    /// exchange travels in clear and its key replaces the current one at once.
+    clear: bool,
     secret: EphemeralSecret,
     signature: Vec<u8>,
 }
@@ -267,6 +332,8 @@ struct AwaitAnswer {
 /// Leader: Finish sent, waiting for the follower's Ack of the peer key.
 struct AwaitPeerKeyAck {
     index: u8,
+    challenge: [u8; CHALLENGE_LEN],
+    clear: bool,
     key: PeerKey,
     finish: Finish,
     answer: Hello,
@@ -275,6 +342,8 @@ struct AwaitPeerKeyAck {
 /// Follower: answer sent, waiting for the leader's Finish.
 struct AwaitFinish {
     index: u8,
+    /// The offer came in clear: the key replaces the current one at once.
+    clear: bool,
     offer: Hello,
     answer: Hello,
     key: PeerKey,
@@ -296,10 +365,23 @@ fn random_salt(rng: &mut dyn CryptoRngCore) -> [u8; SALT_LEN] {
     s
 }
 
+fn random_challenge(rng: &mut dyn CryptoRngCore) -> [u8; CHALLENGE_LEN] {
+    let mut s = [0u8; CHALLENGE_LEN];
+    rng.fill_bytes(&mut s);
+    s
+}
+
+/// Constant-time comparison of challenges.
+fn same_challenge(a: &[u8; CHALLENGE_LEN], b: &[u8; CHALLENGE_LEN]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
 impl AwaitAnswer {
     fn offer(
         alg: KeyExchangeAlgorithm,
         index: u8,
+        challenge: [u8; CHALLENGE_LEN],
+        clear: bool,
         names: &Names<'_>,
         identity: &Identity,
         rng: &mut dyn CryptoRngCore,
@@ -307,12 +389,18 @@ impl AwaitAnswer {
         let salt = random_salt(rng);
         let secret = EphemeralSecret::generate(alg, rng);
         let signature = identity
-            .sign(&names.ctx(alg, index).offer(&salt, secret.public()))
+            .sign(
+                &names
+                    .ctx(alg, index)
+                    .offer(&salt, &challenge, secret.public()),
+            )
             .ok()?;
         Some(AwaitAnswer {
             alg,
             index,
             salt,
+            challenge,
+            clear,
             secret,
             signature,
         })
@@ -324,6 +412,7 @@ impl AwaitAnswer {
             algorithm: self.alg.id(),
             index: self.index,
             salt: self.salt,
+            challenge: self.challenge,
             public: self.secret.public().to_vec(),
             signature: self.signature.clone(),
         }
@@ -340,7 +429,8 @@ impl AwaitAnswer {
     ) -> Result<AwaitPeerKeyAck, (Box<AwaitAnswer>, FailureReason)> {
         let ctx = names.ctx(self.alg, self.index);
         let pub_l = self.secret.public();
-        let t = ctx.answer(&self.salt, &answer.salt, pub_l, &answer.public);
+        let c = &self.challenge;
+        let t = ctx.answer(&self.salt, &answer.salt, c, pub_l, &answer.public);
         if peer.verify(&t, &answer.signature).is_err() {
             return Err((self, FailureReason::BadSignature));
         }
@@ -356,12 +446,14 @@ impl AwaitAnswer {
             names.follower,
             self.index,
         );
-        let finish_t = ctx.finish(&self.salt, &answer.salt, pub_l, &answer.public);
+        let finish_t = ctx.finish(&self.salt, &answer.salt, c, pub_l, &answer.public);
         let Ok(signature) = identity.sign(&finish_t) else {
             return Err((self, FailureReason::BadSignature));
         };
         Ok(AwaitPeerKeyAck {
             index: self.index,
+            challenge: self.challenge,
+            clear: self.clear,
             key: PeerKey::new(&material),
             finish: Finish {
                 index: self.index,
@@ -378,13 +470,15 @@ impl AwaitFinish {
     fn answer(
         alg: KeyExchangeAlgorithm,
         offer: &Hello,
+        clear: bool,
         peer: PeerIdentity,
         names: &Names<'_>,
         identity: &Identity,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<AwaitFinish, FailureReason> {
         let ctx = names.ctx(alg, offer.index);
-        peer.verify(&ctx.offer(&offer.salt, &offer.public), &offer.signature)
+        let c = &offer.challenge;
+        peer.verify(&ctx.offer(&offer.salt, c, &offer.public), &offer.signature)
             .map_err(|_| FailureReason::BadSignature)?;
         let salt = random_salt(rng);
         let secret = EphemeralSecret::generate(alg, rng);
@@ -401,17 +495,19 @@ impl AwaitFinish {
         );
         let pub_f = secret.public();
         let signature = identity
-            .sign(&ctx.answer(&offer.salt, &salt, &offer.public, pub_f))
+            .sign(&ctx.answer(&offer.salt, &salt, c, &offer.public, pub_f))
             .map_err(|_| FailureReason::BadSignature)?;
-        let finish_transcript = ctx.finish(&offer.salt, &salt, &offer.public, pub_f);
+        let finish_transcript = ctx.finish(&offer.salt, &salt, c, &offer.public, pub_f);
         Ok(AwaitFinish {
             index: offer.index,
+            clear,
             offer: offer.clone(),
             answer: Hello {
                 version: EXCHANGE_VERSION,
                 algorithm: alg.id(),
                 index: offer.index,
                 salt,
+                challenge: offer.challenge,
                 public: pub_f.to_vec(),
                 signature,
             },
@@ -531,6 +627,36 @@ impl PublishedKeys {
     }
 }
 
+/// One BFD authentication secret (RFC 5880 §6.7 keyed SHA/HMAC), derived from a peer key.
+/// `Debug` redacts the secret; it is zeroized on drop.
+#[derive(Clone)]
+pub struct AuthSecret {
+    /// The BFD Auth Key ID: the peer-key index the secret was derived from.
+    pub key_id: u8,
+    /// The 32-byte secret (HKDF-SHA256, `docs/bfd-metadata.md` §3).
+    pub secret: Zeroizing<[u8; BFD_AUTH_LEN]>,
+}
+
+impl fmt::Debug for AuthSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSecret")
+            .field("key_id", &self.key_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The BFD authentication keys of one peer; see [`PeerKeyState::bfd_auth_keys`].
+#[derive(Debug, Clone, Default)]
+pub struct BfdAuthKeys {
+    /// The key to sign transmitted BFD packets with (that of the current peer key); `None`
+    /// before any peer key exists (BFD then runs unauthenticated, the path out of service).
+    pub send: Option<AuthSecret>,
+    /// Keys accepted on receipt: current, next (confirmed, not yet used for sending) and
+    /// previous (during its grace period).
+    pub accept: Vec<AuthSecret>,
+}
+
 /// The stretch of time in which we hold no valid key for the peer.
 #[derive(Debug, Clone, Copy)]
 struct Episode {
@@ -561,7 +687,17 @@ pub struct PeerKeyState {
     bfd_up: bool,
     in_service: bool,
     episode: Option<Episode>,
-    send_clear: bool,
+    /// Follower: the challenge the leader's next offer must echo; renewed whenever an offer
+    /// is answered, so a recorded offer is never answered again.
+    challenge: [u8; CHALLENGE_LEN],
+    /// Leader: we want to start an exchange and ask the follower for its challenge.
+    request_challenge: bool,
+    /// Follower: the leader asked for our challenge; `Some(true)` when it asked in clear.
+    kr_reply: Option<bool>,
+    /// The last block was clear (an exchange with a peer that lost our keys) while sealed
+    /// messages wait: the next block carries those.
+    sealed_next: bool,
+    bucket: TokenBucket,
     /// The peer lost its keys (it restarted: a new peer key went into use at once after it
     /// spoke in clear), so the metadata key of its we hold is useless to it: the next one it
     /// sends replaces it at once rather than after [`KEY_SWITCH_DELAY`].
@@ -576,6 +712,8 @@ pub struct PeerKeyState {
     history: EventHistory,
     last_failure: Option<KeyEvent>,
     stats: KeyStats,
+    /// Moves on every change of `ring` (see [`PeerKeyState::key_generation`]).
+    key_generation: u64,
 }
 
 impl fmt::Debug for PeerKeyState {
@@ -636,7 +774,11 @@ impl PeerKeyState {
                 heard_valid: false,
                 bfd_seen_up: false,
             }),
-            send_clear: false,
+            challenge: [0; CHALLENGE_LEN],
+            request_challenge: false,
+            kr_reply: None,
+            sealed_next: false,
+            bucket: TokenBucket::full(now),
             peer_md_outdated: false,
             peer_chain: None,
             acks_out: Vec::new(),
@@ -646,10 +788,12 @@ impl PeerKeyState {
             history: EventHistory::default(),
             last_failure: None,
             stats: KeyStats::default(),
+            key_generation: 0,
         };
         s.set_timer(Timer::PeerKeyTimeout, now + s.cfg.peer_key_timeout);
+        s.challenge = random_challenge(&mut *s.rng);
         if role == Role::Leader {
-            s.start_offer();
+            s.request_exchange();
         }
         Ok(s)
     }
@@ -706,6 +850,30 @@ impl PeerKeyState {
         }
     }
 
+    /// The BFD authentication keys derived from the peer keys held now: `send` from the
+    /// current peer key, `accept` from the current, next and (during grace) previous ones.
+    /// The set changes only when [`PeerKeyState::key_generation`] does.
+    pub fn bfd_auth_keys(&self) -> BfdAuthKeys {
+        let secret = |k: &PeerKey| AuthSecret {
+            key_id: k.index(),
+            secret: k.bfd_auth_secret().clone(),
+        };
+        BfdAuthKeys {
+            send: self.ring.current.as_ref().map(secret),
+            accept: [&self.ring.current, &self.ring.next, &self.ring.previous]
+                .into_iter()
+                .flatten()
+                .map(secret)
+                .collect(),
+        }
+    }
+
+    /// A number that changes whenever the set of peer keys held (current, next, previous)
+    /// changes, and so [`PeerKeyState::bfd_auth_keys`]: re-install BFD keys only when it moved.
+    pub fn key_generation(&self) -> u64 {
+        self.key_generation
+    }
+
     /// The index of the peer key we seal blocks with.
     pub fn peer_key_index(&self) -> Option<u8> {
         self.ring.current.as_ref().map(PeerKey::index)
@@ -751,39 +919,76 @@ impl PeerKeyState {
             return None;
         }
         self.tx_due = false;
-        let sealed = !self.send_clear && self.ring.current.is_some();
+        let have_key = self.ring.current.is_some();
+        // After a clear block, sealed messages that waited go alone.
+        let sealed_only = core::mem::take(&mut self.sealed_next) && have_key;
         let mut msgs = Vec::new();
         let mut retransmit = false;
-        // A sealed block goes to a peer that verified our chain in the exchange that made the
-        // sealing key: it re-verifies that one, so the chain (most of a Hello's size) stays
-        // out and a dh-modp-4096 rekey Hello fits a 1500-byte path MTU.
-        let chain = || (!sealed).then(|| Message::CertificateChain(self.identity.chain().to_vec()));
-        match &self.exchange {
-            Exchange::AwaitAnswer(o) => {
-                msgs.extend(chain());
-                msgs.push(Message::Hello(o.hello()));
-                retransmit = true;
+        // Clear when we hold no key, or when the exchange (or the request) in hand is with a
+        // peer that spoke in clear: it holds none of our keys.
+        let mut clear = !have_key;
+        if sealed_only {
+            if self.kr_reply.is_some() {
+                self.tx_due = true;
             }
-            Exchange::AwaitPeerKeyAck(f) => {
-                msgs.push(Message::Finish(f.finish.clone()));
-                retransmit = true;
-            }
-            Exchange::AwaitFinish(a) => {
-                msgs.extend(chain());
-                msgs.push(Message::Hello(a.answer.clone()));
-                retransmit = true;
-            }
-            Exchange::Idle => {
-                if self.role == Role::Follower && self.ring.current.is_none() {
-                    msgs.push(Message::KeyRequest(KeyRequest {
-                        kind: KeyKind::PeerKey,
-                        have_index: 0,
-                    }));
+        } else {
+            match &self.exchange {
+                Exchange::AwaitAnswer(o) => {
+                    msgs.push(Message::Hello(o.hello()));
+                    clear |= o.clear;
+                    // A clear offer while we hold a key is retransmitted only when asked
+                    // again (the follower's Key Request), so a spoofed request costs one
+                    // block, not one every interval.
+                    retransmit |= !(o.clear && have_key);
+                }
+                Exchange::AwaitPeerKeyAck(f) => {
+                    msgs.push(Message::Finish(f.finish.clone()));
+                    clear |= f.clear;
                     retransmit = true;
                 }
+                Exchange::AwaitFinish(a) => {
+                    msgs.push(Message::Hello(a.answer.clone()));
+                    clear |= a.clear;
+                    retransmit = true;
+                }
+                Exchange::Idle => {}
+            }
+            let idle = matches!(self.exchange, Exchange::Idle);
+            let have_index = self.peer_key_index().map_or(0, u32::from);
+            match self.role {
+                Role::Follower => {
+                    let reply = self.kr_reply.take();
+                    let no_key = idle && !have_key;
+                    if no_key || reply.is_some() {
+                        clear |= reply == Some(true);
+                        retransmit |= no_key;
+                        msgs.push(Message::KeyRequest(KeyRequest {
+                            kind: KeyKind::PeerKey,
+                            have_index,
+                            challenge: self.challenge,
+                        }));
+                    }
+                }
+                Role::Leader => {
+                    if self.request_challenge && idle {
+                        retransmit = true;
+                        msgs.push(Message::KeyRequest(KeyRequest {
+                            kind: KeyKind::PeerKey,
+                            have_index,
+                            challenge: [0; CHALLENGE_LEN],
+                        }));
+                    }
+                }
+            }
+            // A sealed block goes to a peer that verified our chain in the exchange that made
+            // the sealing key: it re-verifies that one, so the chain (most of a Hello's size)
+            // stays out and a dh-modp-4096 rekey Hello fits a 1500-byte path MTU.
+            if clear && msgs.iter().any(|m| matches!(m, Message::Hello(_))) {
+                msgs.push(Message::CertificateChain(self.identity.chain().to_vec()));
             }
         }
-        if sealed {
+        let own_md_due = self.own_md.current.as_ref().is_some_and(|o| !o.acked);
+        if !clear {
             if let Some(o) = self.own_md.current.as_ref().filter(|o| !o.acked) {
                 msgs.push(Message::MetadataKey(o.msg.clone()));
                 retransmit = true;
@@ -791,20 +996,23 @@ impl PeerKeyState {
             if !self.acks_out.is_empty() {
                 msgs.push(Message::Ack(core::mem::take(&mut self.acks_out)));
             }
+        } else if have_key && (own_md_due || !self.acks_out.is_empty()) {
+            self.sealed_next = true;
+            self.tx_due = true;
         }
         if retransmit {
             if self.timers[Timer::Retransmit as usize].is_none() {
                 let at = self.now + self.retransmit_interval();
                 self.set_timer(Timer::Retransmit, at);
             }
-        } else {
+        } else if !self.sealed_next {
             self.timers[Timer::Retransmit as usize] = None;
         }
         if msgs.is_empty() {
             return None;
         }
         let mut iv = [0u8; 16];
-        let protection = match self.ring.current.as_ref().filter(|_| sealed) {
+        let protection = match self.ring.current.as_ref().filter(|_| !clear) {
             Some(key) => {
                 self.rng.fill_bytes(&mut iv);
                 Protection::Sealed { key, iv }
@@ -891,7 +1099,10 @@ impl PeerKeyState {
             };
             match chain {
                 Some(c) => {
-                    let _ = self.verify_chain(unix_now, Some(&c));
+                    if self.take_token(now) {
+                        self.stats.expensive_work += 1;
+                        let _ = self.verify_chain(unix_now, Some(&c));
+                    }
                 }
                 None => self.report(KeyEvent::PeeringFailed {
                     reason: FailureReason::PeerNameMismatch {
@@ -912,15 +1123,10 @@ impl PeerKeyState {
         if let Some(e) = self.episode.as_mut() {
             e.heard_valid = true;
         }
-        let under_current =
-            view.key_index.is_some() && view.key_index == self.peer_key_index().map(u32::from);
-        if under_current {
-            // The peer holds our current key.
-            self.send_clear = false;
-        } else if !view.is_sealed() && !msgs.is_empty() {
-            // The peer speaks in clear: it holds none of our keys, so answer in clear.
-            self.send_clear = true;
-        }
+        // A clear block never changes keys or service by itself: at most it starts a new
+        // exchange (in clear) beside the keys we hold, and only that exchange, completed with
+        // fresh signatures, replaces them.
+        let clear = !view.is_sealed();
         let block_key = view.key_index;
         // A sealed block (authenticated by a peer key, which only the peer whose chain we
         // verified can hold) may leave its chain out: that chain is verified again, at
@@ -942,9 +1148,9 @@ impl PeerKeyState {
         for m in &msgs {
             match m {
                 Message::CertificateChain(_) | Message::MetadataKey(_) => {}
-                Message::Hello(h) => self.on_hello(now, unix_now, h, chain),
-                Message::Finish(f) => self.on_finish(now, f),
-                Message::KeyRequest(r) => self.on_key_request(r),
+                Message::Hello(h) => self.on_hello(now, unix_now, h, chain, clear),
+                Message::Finish(f) => self.on_finish(now, f, clear),
+                Message::KeyRequest(r) => self.on_key_request(now, r, clear),
                 Message::Ack(acks) => {
                     for a in acks {
                         self.on_ack(now, a);
@@ -1036,20 +1242,40 @@ impl PeerKeyState {
         self.last_index
     }
 
-    /// Leader: a fresh offer (new salt, new ephemeral secret, next index).
-    fn start_offer(&mut self) {
+    /// Leader: start an exchange by asking the follower for its challenge (the offer must
+    /// echo it).
+    fn request_exchange(&mut self) {
+        if self.role == Role::Leader {
+            self.request_challenge = true;
+        }
+        self.tx_due = true;
+        self.timers[Timer::Retransmit as usize] = None;
+    }
+
+    /// Leader: a fresh offer (new salt, new ephemeral secret, next index) echoing the
+    /// follower's `challenge`; `clear` when the follower asked in clear.
+    fn start_offer(&mut self, challenge: [u8; CHALLENGE_LEN], clear: bool) {
+        if self.role != Role::Leader {
+            return;
+        }
         let index = self.next_index();
         let alg = self.cfg.algorithm;
-        let names = match self.role {
-            Role::Leader => Names {
-                leader: &self.local_name,
-                follower: &self.peer_name,
-            },
-            Role::Follower => return,
+        let names = Names {
+            leader: &self.local_name,
+            follower: &self.peer_name,
         };
-        if let Some(o) = AwaitAnswer::offer(alg, index, &names, &self.identity, &mut *self.rng) {
+        if let Some(o) = AwaitAnswer::offer(
+            alg,
+            index,
+            challenge,
+            clear,
+            &names,
+            &self.identity,
+            &mut *self.rng,
+        ) {
             self.exchange = Exchange::AwaitAnswer(Box::new(o));
         }
+        self.request_challenge = false;
         self.tx_due = true;
         self.timers[Timer::Retransmit as usize] = None;
     }
@@ -1057,16 +1283,30 @@ impl PeerKeyState {
     /// Retry now (after `peer-key-timeout`, or on an interface change).
     fn retry(&mut self) {
         match (self.role, &self.exchange) {
-            (Role::Leader, Exchange::Idle | Exchange::AwaitAnswer(_)) => self.start_offer(),
+            (Role::Leader, Exchange::Idle | Exchange::AwaitAnswer(_)) => {
+                self.exchange = Exchange::Idle;
+                self.request_exchange();
+            }
             _ => self.tx_due = true,
         }
         self.timers[Timer::Retransmit as usize] = None;
+    }
+
+    /// One token of the clear-block bucket, or count the refusal.
+    fn take_token(&mut self, now: Instant) -> bool {
+        if self.bucket.take(now) {
+            true
+        } else {
+            self.stats.clear_rate_limited += 1;
+            false
+        }
     }
 
     fn on_timer(&mut self, now: Instant, t: Timer) {
         match t {
             Timer::PeerKeySwitch => {
                 if let Some(k) = self.ring.next.take() {
+                    self.key_generation += 1;
                     let index = u32::from(k.index());
                     if let Some(old) = self.ring.current.replace(k) {
                         self.ring.previous = Some(old);
@@ -1078,7 +1318,11 @@ impl PeerKeyState {
                     });
                 }
             }
-            Timer::PeerKeyRetire => self.ring.previous = None,
+            Timer::PeerKeyRetire => {
+                if self.ring.previous.take().is_some() {
+                    self.key_generation += 1;
+                }
+            }
             Timer::PeerMdSwitch => {
                 if let Some(next) = self.peer_md.next.take() {
                     let index = next.key.rekey_index();
@@ -1109,8 +1353,12 @@ impl PeerKeyState {
                 }
             }
             Timer::PeerRekey => {
-                if self.role == Role::Leader && matches!(self.exchange, Exchange::Idle) {
-                    self.start_offer();
+                // A rekey displaces a pending offer (a clear one may be an attacker's doing).
+                if self.role == Role::Leader
+                    && !matches!(self.exchange, Exchange::AwaitPeerKeyAck(_))
+                {
+                    self.exchange = Exchange::Idle;
+                    self.request_exchange();
                 }
             }
             Timer::PayloadRekey => {
@@ -1150,20 +1398,32 @@ impl PeerKeyState {
         }
     }
 
-    fn on_hello(&mut self, _now: Instant, unix_now: u64, h: &Hello, chain: Option<&[Vec<u8>]>) {
+    fn on_hello(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        h: &Hello,
+        chain: Option<&[Vec<u8>]>,
+        clear: bool,
+    ) {
         if h.version != EXCHANGE_VERSION {
             return self.fail(FailureReason::UnsupportedVersion(h.version));
         }
         let Some(alg) = KeyExchangeAlgorithm::from_id(h.algorithm) else {
             return self.fail(FailureReason::UnsupportedAlgorithm(h.algorithm));
         };
-        // Cheap duplicate and staleness checks before any certificate or DH work.
+        // Cheap duplicate, staleness and freshness checks before any certificate or DH work.
         match (self.role, &self.exchange) {
             (Role::Leader, Exchange::AwaitPeerKeyAck(f)) if f.answer == *h => {
                 self.tx_due = true; // our Finish was lost: send it again
                 return;
             }
-            (Role::Leader, Exchange::AwaitAnswer(o)) if o.index == h.index && o.alg == alg => {}
+            (Role::Leader, Exchange::AwaitAnswer(o)) if o.index == h.index && o.alg == alg => {
+                if !same_challenge(&o.challenge, &h.challenge) {
+                    self.stats.stale_challenge += 1;
+                    return;
+                }
+            }
             (Role::Leader, _) => {
                 self.stats.stale += 1;
                 return;
@@ -1172,8 +1432,18 @@ impl PeerKeyState {
                 self.tx_due = true; // our answer was lost: send it again
                 return;
             }
-            (Role::Follower, _) => {}
+            (Role::Follower, _) => {
+                // An offer must echo our current challenge: a recorded one never does.
+                if !same_challenge(&self.challenge, &h.challenge) {
+                    self.stats.stale_challenge += 1;
+                    return;
+                }
+            }
         }
+        if clear && !self.take_token(now) {
+            return;
+        }
+        self.stats.expensive_work += 1;
         let Some(peer) = self.verify_chain(unix_now, chain) else {
             return;
         };
@@ -1186,25 +1456,34 @@ impl PeerKeyState {
                     Err((o, r)) => (Exchange::AwaitAnswer(o), Some(r)),
                 }
             }
-            (Role::Follower, previous) => {
-                match AwaitFinish::answer(alg, h, peer, &names, &self.identity, &mut *self.rng) {
-                    Ok(a) => (Exchange::AwaitFinish(Box::new(a)), None),
-                    Err(r) => (previous, Some(r)),
-                }
-            }
+            (Role::Follower, previous) => match AwaitFinish::answer(
+                alg,
+                h,
+                clear,
+                peer,
+                &names,
+                &self.identity,
+                &mut *self.rng,
+            ) {
+                Ok(a) => (Exchange::AwaitFinish(Box::new(a)), None),
+                Err(r) => (previous, Some(r)),
+            },
             (Role::Leader, other) => (other, None),
         };
-        let progressed = failure.is_none();
         self.exchange = next;
         if let Some(r) = failure {
             self.fail(r);
-        } else if progressed {
+        } else {
+            if self.role == Role::Follower {
+                // This challenge is spent: the next offer must echo a new one.
+                self.challenge = random_challenge(&mut *self.rng);
+            }
             self.tx_due = true;
             self.timers[Timer::Retransmit as usize] = None;
         }
     }
 
-    fn on_finish(&mut self, now: Instant, f: &Finish) {
+    fn on_finish(&mut self, now: Instant, f: &Finish, clear: bool) {
         match &self.exchange {
             Exchange::AwaitFinish(a) if a.index == f.index => {}
             Exchange::Idle if self.last_finished == Some(f.index) => {
@@ -1217,16 +1496,21 @@ impl PeerKeyState {
                 return;
             }
         }
+        if clear && !self.take_token(now) {
+            return;
+        }
+        self.stats.expensive_work += 1;
         let Exchange::AwaitFinish(a) = core::mem::replace(&mut self.exchange, Exchange::Idle)
         else {
             return;
         };
+        let at_once = a.clear;
         match a.on_finish(f) {
             Ok(key) => {
                 self.last_finished = Some(f.index);
                 self.last_index = f.index;
                 self.queue_ack(KeyKind::PeerKey, u32::from(f.index));
-                self.install_peer_key(now, key);
+                self.install_peer_key(now, key, at_once);
             }
             Err((a, r)) => {
                 self.exchange = Exchange::AwaitFinish(a);
@@ -1235,15 +1519,51 @@ impl PeerKeyState {
         }
     }
 
-    fn on_key_request(&mut self, r: &KeyRequest) {
-        if self.role != Role::Leader || r.kind != KeyKind::PeerKey {
+    fn on_key_request(&mut self, now: Instant, r: &KeyRequest, clear: bool) {
+        if r.kind != KeyKind::PeerKey {
             self.stats.stale += 1;
             return;
         }
-        match self.exchange {
-            Exchange::Idle => self.start_offer(),
-            _ => self.tx_due = true,
+        if self.role == Role::Follower {
+            // The leader wants to start an exchange: tell it our challenge (in clear if it
+            // asked in clear: it may have lost our keys). Cheap; nothing else changes.
+            self.kr_reply = Some(clear || self.ring.current.is_none());
+            self.tx_due = true;
+            return;
         }
+        let have_key = self.ring.current.is_some();
+        match &self.exchange {
+            // The offer (or Finish) in hand already echoes this challenge: send it again, no
+            // new DH or signature (a replayed Key Request costs one block).
+            Exchange::AwaitAnswer(o)
+                if same_challenge(&o.challenge, &r.challenge) && o.alg == self.cfg.algorithm =>
+            {
+                self.stats.offers_reused += 1;
+                self.tx_due = true;
+                return;
+            }
+            Exchange::AwaitPeerKeyAck(f) if same_challenge(&f.challenge, &r.challenge) => {
+                self.stats.offers_reused += 1;
+                self.tx_due = true;
+                return;
+            }
+            // A clear request never displaces a sealed exchange in progress: anyone can send
+            // one, and it would stall the rekey.
+            Exchange::AwaitAnswer(o) if clear && have_key && !o.clear => {
+                self.stats.stale += 1;
+                return;
+            }
+            Exchange::AwaitPeerKeyAck(f) if clear && have_key && !f.clear => {
+                self.stats.stale += 1;
+                return;
+            }
+            _ => {}
+        }
+        if clear && !self.take_token(now) {
+            return;
+        }
+        self.stats.expensive_work += 1;
+        self.start_offer(r.challenge, clear);
     }
 
     fn on_metadata_key(&mut self, now: Instant, m: &MetadataKeyMsg, block_key: Option<u32>) {
@@ -1304,7 +1624,8 @@ impl PeerKeyState {
                 if let Exchange::AwaitPeerKeyAck(f) =
                     core::mem::replace(&mut self.exchange, Exchange::Idle)
                 {
-                    self.install_peer_key(now, f.key);
+                    let f = *f;
+                    self.install_peer_key(now, f.key, f.clear);
                 }
             }
             KeyKind::MetadataKey => match self.own_md.current.as_mut() {
@@ -1329,12 +1650,14 @@ impl PeerKeyState {
         self.tx_due = true;
     }
 
-    /// A confirmed new peer key. With no current key (or a peer that lost its keys) it is used
-    /// at once; otherwise after [`KEY_SWITCH_DELAY`]. A new own metadata key goes with it.
-    fn install_peer_key(&mut self, now: Instant, key: PeerKey) {
+    /// A confirmed new peer key. With no current key, or from an exchange the peer asked for
+    /// (or offered) in clear (it lost its keys: it restarted), it is used at once; otherwise
+    /// after [`KEY_SWITCH_DELAY`]. A new own metadata key goes with it.
+    fn install_peer_key(&mut self, now: Instant, key: PeerKey, at_once: bool) {
         let index = key.index();
         self.stats.peer_keys_installed += 1;
-        if self.ring.current.is_none() || self.send_clear {
+        self.key_generation += 1;
+        if self.ring.current.is_none() || at_once {
             if let Some(old) = self.ring.current.take() {
                 self.ring.previous = Some(old);
                 self.set_timer(Timer::PeerKeyRetire, now + GRACE);
@@ -1351,7 +1674,6 @@ impl PeerKeyState {
             self.ring.next = Some(key);
             self.set_timer(Timer::PeerKeySwitch, now + KEY_SWITCH_DELAY);
         }
-        self.send_clear = false;
         if self.role == Role::Leader {
             if let Some(d) = self.cfg.peer_key_rekey_interval.as_duration() {
                 self.set_timer(Timer::PeerRekey, now + d);
@@ -1394,12 +1716,12 @@ impl PeerKeyState {
     }
 
     fn update_service(&mut self, now: Instant) {
-        // Not while the peer speaks in clear (it lost our keys: it restarted) or while the
-        // metadata key we hold for it is one it no longer has: sessions would fail at the peer.
+        // Not while the metadata key we hold for the peer is one it no longer has (a new peer
+        // key replaced the old one at once: the peer restarted): sessions would fail there.
+        // Clear blocks alone never change this.
         let valid = self.ring.current.is_some()
             && self.peer_md.current.is_some()
             && self.own_md.acked_any
-            && !self.send_clear
             && !self.peer_md_outdated;
         if valid && self.episode.is_some() {
             self.episode = None;

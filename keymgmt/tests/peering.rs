@@ -8,7 +8,8 @@ use fastpath::time::Instant;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use svr_keymgmt::message::{encode_block, parse_block, Hello, Message, Protection};
+use svr_keymgmt::message::{self, encode_block, parse_block, Hello, Message, Protection};
+use svr_keymgmt::peer::{CLEAR_BLOCK_BURST, CLEAR_BLOCK_RATE};
 use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, Validity};
 use svr_keymgmt::*;
 
@@ -278,9 +279,10 @@ fn peering_dh_modp_4096() {
     let mut p = Pair::new(cfg);
     p.bfd_up();
     established(&p);
-    // The leader's Hello carries a 512-byte public value.
-    let (_, first) = &p.a.sent[0];
-    let msgs = parse_block(first).unwrap().open(None).unwrap();
+    // The leader's Hello (its second block, after asking for a challenge) carries a 512-byte
+    // public value.
+    let (_, second) = &p.a.sent[1];
+    let msgs = parse_block(second).unwrap().open(None).unwrap();
     assert!(msgs
         .iter()
         .any(|m| matches!(m, Message::Hello(h) if h.public.len() == 512 && h.algorithm == 2)));
@@ -464,24 +466,18 @@ fn retransmit_timing_timeout_and_retry_under_total_loss() {
             reason: FailureReason::NoKeyExchange
         }));
     }
-    // Follower: Key Requests; leader: Hellos (a fresh offer on every retry after invalid).
+    // Both send Key Requests: the follower its challenge, the leader asking for one (it
+    // never offers without the follower's fresh challenge).
     let kinds = |blk: &[u8]| parse_block(blk).unwrap().open(None).unwrap();
-    assert!(matches!(kinds(&p.b.sent[0].1)[0], Message::KeyRequest(_)));
-    let hello_index = |blk: &[u8]| {
-        kinds(blk)
-            .into_iter()
-            .find_map(|m| match m {
-                Message::Hello(h) => Some(h.index),
-                _ => None,
-            })
-            .unwrap()
-    };
+    for n in [&p.a, &p.b] {
+        for (_, blk) in &n.sent {
+            assert!(matches!(kinds(blk)[..], [Message::KeyRequest(_)]));
+        }
+    }
     assert_eq!(
-        hello_index(&p.a.sent[1].1),
-        1,
-        "same offer within the first timeout"
+        p.a.st.stats().expensive_work + p.b.st.stats().expensive_work,
+        0
     );
-    assert_ne!(hello_index(&p.a.sent[121].1), hello_index(&p.a.sent[122].1));
 
     // An interface change retries at once, and the schedule restarts from there.
     p.run_until(at(15_000));
@@ -674,11 +670,13 @@ fn unsupported_version_or_algorithm_fails_to_peer() {
             algorithm,
             index: 1,
             salt: [1; 32],
+            challenge: [0; 16],
             public: vec![9; 32],
             signature: vec![0; 64],
         })
     };
-    let blk = encode_block(A, &[chain.clone(), hello(1, 9)], Protection::Clear).unwrap();
+    let v = svr_keymgmt::exchange::EXCHANGE_VERSION;
+    let blk = encode_block(A, &[chain.clone(), hello(v, 9)], Protection::Clear).unwrap();
     b.handle_block(Instant::ZERO, UNIX0, &blk);
     assert_eq!(
         b.poll_event(),
@@ -687,12 +685,12 @@ fn unsupported_version_or_algorithm_fails_to_peer() {
         })
     );
     // A future exchange version: only the version byte is read.
-    let blk = encode_block(A, &[chain, hello(2, 1)], Protection::Clear).unwrap();
+    let blk = encode_block(A, &[chain, hello(v + 1, 1)], Protection::Clear).unwrap();
     b.handle_block(Instant::ZERO, UNIX0, &blk);
     assert_eq!(
         b.poll_event(),
         Some(KeyEvent::PeeringFailed {
-            reason: FailureReason::UnsupportedVersion(2)
+            reason: FailureReason::UnsupportedVersion(v + 1)
         })
     );
     assert_eq!(b.stats().unsupported, 2);
@@ -749,16 +747,15 @@ fn restarted_peer_gets_metadata_sealed_with_its_new_key_at_once() {
         pki().b.clone(),
         5,
     ));
-    // b's first block (a Key Request in clear) tells a that b lost its keys: a's path
-    // leaves service until the new keys are in place.
+    // b's first block (a Key Request in clear) starts a new exchange at a, beside the keys
+    // a holds: a clear block alone changes neither keys nor service.
     let blk = p.b.st.poll_block().unwrap();
     p.a.st.handle_block(p.time, p.unix(), &blk);
-    assert!(
-        !p.a.st.path_in_service(),
-        "restarted peer has none of our keys"
-    );
+    assert!(p.a.st.path_in_service(), "a clear block changes nothing");
+    assert_eq!(p.a.st.peer_key_index(), Some(1));
     p.collect();
-    assert!(p.a.has(&KeyEvent::PathOutOfService));
+    assert!(!p.a.has(&KeyEvent::PathOutOfService));
+    // a's clear offer is in flight; deliver it (and the rest of the exchange).
     p.bfd_up();
     assert!(p.a.st.path_in_service());
     assert!(md_roundtrip(&p.a.st, &p.b.st), "a -> restarted b at once");
@@ -811,8 +808,8 @@ fn peer_claiming_another_name_is_rejected_with_the_reason() {
     p.bfd_up();
     p.run_until(at(600));
     assert!(!p.a.st.path_in_service() && !p.b.st.path_in_service());
-    // b refuses a's offer (signed for router-b, not router-c) and never shows its chain; a
-    // says which name the blocks claim.
+    // a never offers to a peer under another name (its Key Requests are dropped as
+    // WrongPeer), so b never shows its chain; a says which name the blocks claim.
     assert!(
         p.a.has(&KeyEvent::PeeringFailed {
             reason: FailureReason::PeerNameMismatch {
@@ -822,9 +819,7 @@ fn peer_claiming_another_name_is_rejected_with_the_reason() {
         "{:?}",
         p.a.events
     );
-    assert!(p.b.has(&KeyEvent::PeeringFailed {
-        reason: FailureReason::BadSignature
-    }));
+    assert_eq!(p.a.st.stats().expensive_work, 0);
     assert_eq!(
         KeyEvent::PeeringFailed {
             reason: FailureReason::PeerNameMismatch {
@@ -997,4 +992,362 @@ fn bit_flip_of_every_sealed_block_bit_is_dropped() {
         assert_eq!(p.b.st.stats().total_dropped(), before + 1, "bit {i}");
     }
     established(&p);
+}
+
+#[test]
+fn bfd_auth_keys_follow_the_peer_keys_and_their_grace() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    assert!(p.a.st.bfd_auth_keys().send.is_none());
+    assert!(p.a.st.bfd_auth_keys().accept.is_empty());
+    p.bfd_up();
+    established(&p);
+    let ids = |n: &Node| {
+        let k = n.st.bfd_auth_keys();
+        (
+            k.send.as_ref().map(|s| s.key_id),
+            k.accept.iter().map(|s| s.key_id).collect::<Vec<_>>(),
+        )
+    };
+    // Both ends derive the same secret from the same peer key.
+    let (ka, kb) = (p.a.st.bfd_auth_keys(), p.b.st.bfd_auth_keys());
+    assert_eq!(
+        ka.send.as_ref().unwrap().secret,
+        kb.send.as_ref().unwrap().secret
+    );
+    assert_eq!(ids(&p.a), (Some(1), vec![1]));
+    let dbg = format!("{ka:?}");
+    assert!(
+        dbg.contains("<redacted>") && dbg.contains("key_id: 1"),
+        "{dbg}"
+    );
+    let g1 = p.a.st.key_generation();
+    p.run_until(at(1800));
+    assert_eq!(
+        p.a.st.key_generation(),
+        g1,
+        "nothing changed, same generation"
+    );
+    // Rekey at 1 h: the next key is accepted at once, used for sending 30 s later, and the
+    // old one accepted for 30 s more.
+    p.run_until(at(3600));
+    let g2 = p.a.st.key_generation();
+    assert_ne!(g2, g1);
+    for n in [&p.a, &p.b] {
+        assert_eq!(ids(n), (Some(1), vec![1, 2]));
+    }
+    p.run_until(at(3630));
+    assert_ne!(p.a.st.key_generation(), g2);
+    for n in [&p.a, &p.b] {
+        assert_eq!(ids(n), (Some(2), vec![2, 1]));
+    }
+    let g3 = p.a.st.key_generation();
+    p.run_until(at(3661));
+    assert_ne!(p.a.st.key_generation(), g3);
+    for n in [&p.a, &p.b] {
+        assert_eq!(ids(n), (Some(2), vec![2]));
+    }
+    let (ka, kb) = (p.a.st.bfd_auth_keys(), p.b.st.bfd_auth_keys());
+    assert_eq!(
+        ka.send.as_ref().unwrap().secret,
+        kb.send.as_ref().unwrap().secret
+    );
+}
+
+// ----- attacks on the clear key exchange (issue 13, items 1 and 5) -----
+
+fn kr(challenge: [u8; 16]) -> Message {
+    Message::KeyRequest(message::KeyRequest {
+        kind: KeyKind::PeerKey,
+        have_index: 0,
+        challenge,
+    })
+}
+
+/// What an attacker learns by spoofing a clear leader Key Request to b: b's current
+/// challenge, in b's clear reply (which the attacker keeps from a).
+fn steal_challenge(p: &mut Pair) -> [u8; 16] {
+    let spoof = encode_block(A, &[kr([0; 16])], Protection::Clear).unwrap();
+    p.b.st.handle_block(p.time, p.unix(), &spoof);
+    let reply = p.b.st.poll_block().expect("b answers with its challenge");
+    let view = parse_block(&reply).unwrap();
+    assert!(!view.is_sealed(), "asked in clear, answered in clear");
+    view.open(None)
+        .unwrap()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::KeyRequest(r) => Some(r.challenge),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn forged_offer(challenge: [u8; 16], index: u8) -> Vec<u8> {
+    let hello = Message::Hello(Hello {
+        version: svr_keymgmt::exchange::EXCHANGE_VERSION,
+        algorithm: 1,
+        index,
+        salt: [0x42; 32],
+        challenge,
+        public: vec![9; 32],
+        signature: vec![0xee; 64],
+    });
+    let chain = Message::CertificateChain(pki().a.chain().to_vec());
+    encode_block(A, &[chain, hello], Protection::Clear).unwrap()
+}
+
+/// Key generations and out-of-service counts of both sides.
+type Snapshot = [(u64, usize); 2];
+
+fn gens(p: &Pair) -> Snapshot {
+    [&p.a, &p.b].map(|n| {
+        (
+            n.st.key_generation(),
+            n.count(|e| *e == KeyEvent::PathOutOfService),
+        )
+    })
+}
+
+/// Keys and service exactly as at `before`.
+fn unchanged(p: &Pair, before: Snapshot) {
+    established(p);
+    assert_eq!(gens(p), before, "keys or service changed: {:?}", p.b.events);
+}
+
+#[test]
+fn spoofed_clear_blocks_with_garbage_signatures_change_nothing() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    let (u, t) = (p.unix(), p.time);
+    // A garbage offer with a guessed challenge: dropped on the challenge, no expensive work.
+    let before = p.b.st.stats().clone();
+    p.b.st.handle_block(t, u, &forged_offer([1; 16], 2));
+    assert_eq!(p.b.st.stats().stale_challenge, before.stale_challenge + 1);
+    assert_eq!(p.b.st.stats().expensive_work, before.expensive_work);
+    unchanged(&p, g);
+    // With b's real challenge (learned from a spoofed request): the chain is validated and
+    // the signature fails; nothing else happens.
+    let c = steal_challenge(&mut p);
+    p.b.st.handle_block(t, u, &forged_offer(c, 2));
+    assert_eq!(p.b.st.stats().expensive_work, before.expensive_work + 1);
+    assert_eq!(p.b.st.stats().bad_signature, before.bad_signature + 1);
+    unchanged(&p, g);
+    // A spoofed clear Key Request "from b" at the leader: at most a parallel clear offer.
+    let spoof = encode_block(B, &[kr([3; 16])], Protection::Clear).unwrap();
+    p.a.st.handle_block(t, u, &spoof);
+    let offer = p.a.st.poll_block().expect("a offers in clear");
+    assert!(!parse_block(&offer).unwrap().is_sealed());
+    unchanged(&p, g);
+    // That offer reaches b: wrong challenge, refused before any work.
+    let stale = p.b.st.stats().stale_challenge;
+    p.b.st.handle_block(t, u, &offer);
+    assert_eq!(p.b.st.stats().stale_challenge, stale + 1);
+    unchanged(&p, g);
+    // The next scheduled rekey displaces the dangling clear offer and runs as usual.
+    p.run_until(at(3600 + 31));
+    established(&p);
+    assert_eq!(
+        p.a.st.peer_key_index(),
+        Some(3),
+        "rekeyed past the spoofed offer's index"
+    );
+    for n in [&p.a, &p.b] {
+        assert!(!n.has(&KeyEvent::PathOutOfService));
+    }
+}
+
+#[test]
+fn replayed_genuine_clear_offer_is_refused_by_the_challenge_without_dh() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    // The leader's genuine, signed clear offer of the first peering.
+    let offer =
+        p.a.sent
+            .iter()
+            .map(|(_, b)| b.clone())
+            .find(|b| {
+                parse_block(b)
+                    .unwrap()
+                    .open(None)
+                    .is_ok_and(|m| m.iter().any(|m| matches!(m, Message::Hello(_))))
+            })
+            .unwrap();
+    p.run_until(at(60));
+    let before = p.b.st.stats().clone();
+    p.b.st.handle_block(p.time, p.unix(), &offer);
+    assert_eq!(p.b.st.stats().stale_challenge, before.stale_challenge + 1);
+    assert_eq!(
+        p.b.st.stats().expensive_work,
+        before.expensive_work,
+        "no DH"
+    );
+    assert_eq!(p.b.st.poll_block(), None, "nothing to answer");
+    unchanged(&p, g);
+    // Nor does a restarted follower (a new challenge) answer it.
+    let mut fresh = state(p.time, B, A, KeyConfig::default(), pki().b.clone(), 77);
+    fresh.handle_block(p.time, p.unix(), &offer);
+    assert_eq!(fresh.stats().stale_challenge, 1);
+    assert_eq!(fresh.stats().expensive_work, 0);
+}
+
+#[test]
+fn replayed_key_request_flood_costs_the_leader_one_offer() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    let request = p.b.sent[0].1.clone();
+    assert!(matches!(
+        parse_block(&request).unwrap().open(None).unwrap()[..],
+        [Message::KeyRequest(_)]
+    ));
+    let before = p.a.st.stats().clone();
+    for i in 0..1000u64 {
+        let t = p.time + Duration::from_millis(i);
+        p.a.st.handle_block(t, p.unix(), &request);
+        let _ = p.a.st.poll_block();
+    }
+    let s = p.a.st.stats();
+    assert_eq!(
+        s.expensive_work,
+        before.expensive_work + 1,
+        "one offer signed"
+    );
+    assert_eq!(s.offers_reused, before.offers_reused + 999);
+    unchanged(&p, g);
+    // Spoofed requests with ever new challenges: only as many offers as the bucket allows.
+    p.run_until(at(100));
+    let before = p.a.st.stats().clone();
+    for i in 0..1000u64 {
+        let t = p.time + Duration::from_millis(i);
+        let mut c = [0u8; 16];
+        c[..8].copy_from_slice(&i.to_be_bytes());
+        let spoof = encode_block(B, &[kr(c)], Protection::Clear).unwrap();
+        p.a.st.handle_block(t, p.unix(), &spoof);
+        let _ = p.a.st.poll_block();
+    }
+    let s = p.a.st.stats();
+    let work = s.expensive_work - before.expensive_work;
+    assert!(work <= CLEAR_BLOCK_BURST + CLEAR_BLOCK_RATE, "{work}");
+    assert!(work >= CLEAR_BLOCK_BURST, "{work}");
+    assert_eq!(
+        s.clear_rate_limited - before.clear_rate_limited,
+        1000 - work
+    );
+    unchanged(&p, g);
+}
+
+#[test]
+fn thousand_replayed_offers_in_one_second_cost_only_the_bucket() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let g = gens(&p);
+    p.run_until(at(10));
+    // The worst case: the attacker even knows b's current challenge.
+    let c = steal_challenge(&mut p);
+    let offer = forged_offer(c, 2);
+    let before = p.b.st.stats().clone();
+    for i in 0..1000u64 {
+        let t = p.time + Duration::from_millis(i);
+        p.b.st.handle_block(t, p.unix(), &offer);
+    }
+    let s = p.b.st.stats();
+    let work = s.expensive_work - before.expensive_work;
+    assert!(
+        (CLEAR_BLOCK_BURST..=CLEAR_BLOCK_BURST + CLEAR_BLOCK_RATE).contains(&work),
+        "{work} expensive verifications"
+    );
+    assert_eq!(
+        s.clear_rate_limited - before.clear_rate_limited,
+        1000 - work
+    );
+    assert_eq!(s.bad_signature - before.bad_signature, work);
+    unchanged(&p, g);
+    // Recorded offers without the challenge: none reaches the bucket at all.
+    p.run_until(at(20));
+    let old = forged_offer([0; 16], 2);
+    let before = p.b.st.stats().clone();
+    for i in 0..1000u64 {
+        p.b.st
+            .handle_block(p.time + Duration::from_millis(i), p.unix(), &old);
+    }
+    let s = p.b.st.stats();
+    assert_eq!(s.expensive_work, before.expensive_work);
+    assert_eq!(s.clear_rate_limited, before.clear_rate_limited);
+    assert_eq!(s.stale_challenge - before.stale_challenge, 1000);
+    // The bucket refills: a genuine exchange one second later is not starved.
+    p.run_until(at(25));
+    established(&p);
+}
+
+#[test]
+fn restarted_peers_repeer_within_seconds_and_noise_never_takes_the_path_down() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    let request = p.b.sent[0].1.clone();
+    let offer = p.a.sent[1].1.clone();
+    for (round, restart_b) in [(1u64, true), (2, false), (3, true)] {
+        let t0 = at(round * 1000);
+        p.run_until(t0);
+        let seed = 100 + round;
+        if restart_b {
+            p.b = Node::new(state(
+                p.time,
+                B,
+                A,
+                KeyConfig::default(),
+                pki().b.clone(),
+                seed,
+            ));
+        } else {
+            p.a = Node::new(state(
+                p.time,
+                A,
+                B,
+                KeyConfig::default(),
+                pki().a.clone(),
+                seed,
+            ));
+        }
+        p.bfd_up();
+        p.run_until(t0 + secs(3));
+        established(&p);
+        for n in [&p.a, &p.b] {
+            let up = n
+                .events
+                .iter()
+                .filter(|(t, e)| *t >= t0 && matches!(e, KeyEvent::PeeringEstablished { .. }))
+                .count();
+            let restarted = std::ptr::eq(n, if restart_b { &p.b } else { &p.a });
+            assert!(!restarted || up == 1, "restarted side peered again");
+        }
+        // After the old key's grace: noise (replayed old request and offer, garbage offers)
+        // changes nothing.
+        p.run_until(t0 + secs(31));
+        let g = gens(&p);
+        let (t, u) = (p.time, p.unix());
+        p.a.st.handle_block(t, u, &request);
+        p.b.st.handle_block(t, u, &offer);
+        p.b.st.handle_block(t, u, &forged_offer([5; 16], 9));
+        unchanged(&p, g);
+        // The leader may have made a clear offer for the replayed request; let it reach b
+        // (b refuses it: the challenge is old).
+        p.drive();
+        unchanged(&p, g);
+        p.run_until(t0 + secs(100));
+        unchanged(&p, g);
+    }
 }
