@@ -557,7 +557,9 @@ impl PeerCoordinator {
                 // Multipath (issue 9) will want to know which path a block came in on; the
                 // key layer does not need it today.
                 self.counters.blocks_rx += 1;
-                self.peers[p.peer].keys.handle_block(key_now, unix_now, block);
+                self.peers[p.peer]
+                    .keys
+                    .handle_block(key_now, unix_now, block);
                 Ok(())
             }
             Ok(None) => Ok(()),
