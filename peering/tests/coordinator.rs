@@ -268,8 +268,7 @@ fn restarted_peer_repeers() {
     keys_agree(&p);
     p.run_for(secs(100));
     assert!(p.a.all_in_service() && p.b.all_in_service());
-    // And router-a (the leader) restarting as well is fine: swap roles by restarting b again
-    // after a longer run.
+    // A second restart of the follower re-peers the same way.
     p.restart_b(9);
     p.run_until_in_service(secs(15));
     keys_agree(&p);
