@@ -1,42 +1,33 @@
-//! Zero-trust key management in svrd (`enhanced-security-key-management: true`): BFD on every
-//! peer path, the key exchange riding in its metadata block, and the keys it yields handed to
-//! the fast path.
+//! Zero-trust key management in svrd (`enhanced-security-key-management: true`): the edge
+//! around [`svr_peering::PeerCoordinator`], which runs BFD on every peer path, the key
+//! exchange riding in its metadata block, and decides what the fast path is told.
 //!
 //! ```text
 //!  worker: UDP 1280 to our waypoint ── punt (Local) ──▶ slow-path thread
-//!                                                       ZeroTrust::handle_frame
-//!                                                         BfdSession (one per waypoint pair)
-//!                                                           └ block ▶ PeerKeyState (one per peer)
+//!                                                       ZeroTrust::handle_frame (IP/UDP parse)
+//!                                                         PeerCoordinator::handle_bfd_datagram
 //!                                                       ZeroTrust::drive (every loop)
-//!   KeyStore (arc-swap) ◀── publish keys + paths ───────  timers, events, publish,
-//!   workers read it lock-free                             BFD packets ▶ SlowPath::send_ip
+//!   KeyStore (arc-swap) ◀── Publish (keys, paths) ───── PeerCoordinator::poll_publish
+//!   workers read it lock-free                           poll_event ▶ log + history
+//!                                                       poll_transmit ▶ IP/UDP ▶ SlowPath::send_ip
 //!                                                           └ inject ring ▶ worker ▶ WAN
 //! ```
 //!
-//! Everything here runs on the slow-path thread, the only clock reader: `now` comes in from
-//! it. The sans-IO state machines decide; this module moves bytes and publishes their answers:
+//! The decisions (peer up across paths, path in service = BFD Up and keys valid, which path
+//! carries a block, the key clock's `test-time-scale`) live in the sans-IO `svr-peering`
+//! crate, tested there on virtual time. This module only:
 //!
-//! * **Paths**: one [`BfdSession`] per waypoint pair (our waypoint, a peer's, same family;
-//!   [`SvrShared::pairs`]), UDP 1280 both ends, timers from the peer's `bfd` (the router's
-//!   unless the peer overrides them). A pair is **in service** while its BFD session is Up and
-//!   the peer's [`PeerKeyState::path_in_service`] holds (a peer key, the peer's metadata key,
-//!   ours acknowledged); only then does the fast path start sessions on it
-//!   ([`KeyStore::set_path_in_service`]).
-//! * **Keys**: after every input, [`PeerKeyState::published_keys`] is compared (by pointer)
-//!   with what was published; a change is published in one [`KeyStore::publish_peer`] call,
-//!   with the payload-key index for new sessions. The keys are shared `Arc`s: the fast path
-//!   holds the state machine's key, not a copy, and a retired key is dropped (zeroized) when
-//!   the last snapshot a worker may still hold goes away.
-//! * **Blocks**: a block from [`PeerKeyState::poll_block`] goes out on the next BFD packet of
-//!   one of the peer's paths (an Up one if there is one; otherwise the paths take turns, so a
-//!   dead path does not swallow every retransmission), sent at once
-//!   ([`BfdSession::request_transmit`]).
-//! * **Time**: BFD runs on the real clock. The key state machines run on a clock that is
-//!   `security-key-management.test-time-scale` times faster (1 in production), so that a
-//!   testbed sees hours of rotations in seconds.
-//! * **Events**: every key event and path change is logged as one structured line
-//!   (`peer=NAME event=...`) and kept, with its real time, in a bounded history that SIGUSR1
-//!   prints with the counters.
+//! * builds the coordinator from the configuration: one peer per `peer` of this router, one
+//!   path per waypoint pair ([`SvrShared::pairs`]) with the peer's `bfd` timers, random
+//!   discriminators and seeds, `OsRng` for the key exchange;
+//! * parses punted frames (IPv4/IPv6 + UDP to port 1280 on one of our waypoints) and frames
+//!   the coordinator's payloads into IP/UDP packets;
+//! * reads the OS clocks (the slow-path thread's monotonic `now`, wall time for certificate
+//!   validity);
+//! * applies each [`Publish`] to the fast path's [`fastpath::svr_path::keys::KeyStore`]
+//!   (`publish_peer`, `set_path_in_service`);
+//! * logs every event as one structured line (`peer=NAME path=.. event=...`) and keeps it,
+//!   with its real time, in a bounded history that SIGUSR1 prints with the counters.
 //!
 //! Secrets never reach a log line: events carry indices and reasons only, and the key types
 //! print `<redacted>`.
@@ -55,13 +46,13 @@ use fastpath::wire::ipv6::{Ipv6Packet, Ipv6Repr};
 use fastpath::wire::udp::{UdpPacket, UdpRepr};
 use fastpath::wire::IpProtocol;
 use slowpath::SlowPath;
-use svr_bfd::{BfdConfig, BfdEvent, BfdSession, State};
+use svr_bfd::BfdConfig;
 use svr_config::Config;
 use svr_keymgmt::pki::verify_peer;
 use svr_keymgmt::{
-    Identity, KeyConfig, KeyEvent, KeyExchangeAlgorithm, PeerKeyState, PeerSetup, PublishedKeys,
-    RekeyInterval, TrustAnchor,
+    Identity, KeyConfig, KeyExchangeAlgorithm, PeerSetup, RekeyInterval, TrustAnchor,
 };
+use svr_peering::{PathSpec, PeerCoordinator, PeerSpec, Publish, SetupError};
 
 use crate::startup::StartupError;
 
@@ -75,57 +66,21 @@ const HISTORY_SHOWN: usize = 40;
 /// Room for one BFD control packet and the largest block (a 4-certificate chain).
 const TX_BUF: usize = 9000;
 
-/// One peer router.
-struct PeerCtl {
-    /// Router name (as in the configuration), for logs.
-    name: String,
-    keys: PeerKeyState,
-    /// What the fast path holds now.
-    published: PublishedKeys,
-    published_payload_index: u8,
-    /// Indices into `ZeroTrust::paths`.
-    paths: Vec<usize>,
-    /// BFD is Up on at least one path (what the state machine was told).
-    bfd_up: bool,
-    /// Path that carries the next block when none is Up (round robin).
-    next_path: usize,
-}
-
-/// One peer path: a waypoint pair with its BFD session.
-struct PathCtl {
-    peer: PeerId,
-    local: IpAddr,
-    remote: IpAddr,
-    bfd: BfdSession,
-    /// BFD is Up.
-    up: bool,
-    /// What the fast path was told.
-    in_service: bool,
-    /// A key-exchange block for the next packet.
-    block: Option<Vec<u8>>,
-    /// "10.9.0.1->10.9.0.2", for logs.
-    label: String,
-}
-
-/// Counters of this module (the state machines keep their own; see [`ZeroTrust::report`]).
+/// Counters of the framing edge (the coordinator and its state machines keep their own; see
+/// [`ZeroTrust::report`]).
 #[derive(Default)]
 struct Counters {
-    bfd_rx: u64,
-    bfd_rx_unknown_path: u64,
     bfd_rx_bad_udp: u64,
-    bfd_tx: u64,
-    bfd_tx_blocks: u64,
     bfd_tx_over_mtu: u64,
-    bfd_block_too_big: u64,
 }
 
 /// BFD and key management of all peers; owned by the slow-path thread.
 pub struct ZeroTrust {
     svr: Arc<SvrShared>,
-    scale: u64,
     wan_mtu: usize,
-    peers: Vec<PeerCtl>,
-    paths: Vec<PathCtl>,
+    co: PeerCoordinator,
+    /// Waypoint-pair index ([`SvrShared::pairs`]) of each coordinator path.
+    pair_of_path: Vec<usize>,
     history: VecDeque<(Instant, String)>,
     counters: Counters,
     buf: Vec<u8>,
@@ -230,9 +185,9 @@ pub fn load_credentials(cfg: &Config) -> Result<Credentials, StartupError> {
 }
 
 impl ZeroTrust {
-    /// Starts one key state machine per peer and one BFD session per waypoint pair, at
-    /// `now`, with `creds` from [`load_credentials`]. Gates the fast path's paths: none is in
-    /// service until BFD and the key exchange say so.
+    /// Builds the coordinator: one key state machine per peer and one BFD session per
+    /// waypoint pair, at `now`, with `creds` from [`load_credentials`]. Gates the fast path's
+    /// paths: none is in service until BFD and the key exchange say so.
     pub fn new(
         cfg: &Config,
         creds: Credentials,
@@ -268,13 +223,12 @@ impl ZeroTrust {
             peer_key_retransmit_interval: skm.peer_key_retransmit_interval,
             peer_key_timeout: skm.peer_key_timeout,
         };
-        let scale = u64::from(skm.test_time_scale.max(1));
+        let scale = skm.test_time_scale.max(1);
         if scale != 1 {
             log::warn!(
                 "security-key-management.test-time-scale is {scale}: key timers run {scale}x faster than the clock (TEST ONLY)"
             );
         }
-        let key_now = Instant::from_nanos(now.as_nanos().saturating_mul(scale));
         let mut peers = Vec::new();
         for (i, p) in me.peer.iter().enumerate() {
             let peer_path = format!("authority.router[{ri}].peer[{i}]");
@@ -284,81 +238,68 @@ impl ZeroTrust {
                 .ok_or_else(|| {
                     pki_err(&peer_path, &"the peer router has no peering-common-name")
                 })?;
-            let setup = PeerSetup {
-                local_name: local_name.clone(),
-                peer_name,
-                config: key_cfg,
-            };
-            let keys = PeerKeyState::new(
-                key_now,
-                setup,
-                Arc::clone(&identity),
-                Arc::clone(&anchor),
-                Box::new(rand::rngs::OsRng),
-            )
-            .map_err(|e| pki_err(&peer_path, &e))?;
-            log::info!(
-                "peer={} peering-common-name={} role={:?} key-exchange-algorithm={}",
-                p.router,
-                keys.peer_name(),
-                keys.role(),
-                skm.key_exchange_algorithm.as_str()
-            );
-            peers.push(PeerCtl {
+            peers.push(PeerSpec {
                 name: p.router.clone(),
-                keys,
-                published: PublishedKeys::default(),
-                published_payload_index: 0,
-                paths: Vec::new(),
-                bfd_up: false,
-                next_path: 0,
+                setup: PeerSetup {
+                    local_name: local_name.clone(),
+                    peer_name,
+                    config: key_cfg,
+                },
+                identity: Arc::clone(&identity),
+                anchor: Arc::clone(&anchor),
+                rng: Box::new(rand::rngs::OsRng),
             });
         }
         let mut paths = Vec::new();
+        let mut pair_of_path = Vec::new();
         for (i, pair) in svr.pairs().iter().enumerate() {
-            let Some(peer) = peers.get_mut(usize::from(pair.peer)) else {
+            let peer = usize::from(pair.peer);
+            if peer >= peers.len() {
                 continue;
-            };
-            let b = me
-                .peer
-                .get(usize::from(pair.peer))
-                .map(|p| p.bfd)
-                .unwrap_or(me.bfd);
-            let bfd_cfg = BfdConfig {
-                desired_tx: b.desired_tx_interval,
-                required_min_rx: b.required_min_rx_interval,
-                detect_mult: b.multiplier,
-            };
-            // Unique per pair and unlikely to repeat across restarts (RFC 5880 §6.3).
-            let discr = (rand::random::<u32>() & 0x7fff_0000) | (i as u32 + 1);
-            let bfd = BfdSession::new(discr, bfd_cfg, rand::random(), now);
-            peer.paths.push(i);
-            paths.push(PathCtl {
-                peer: pair.peer,
+            }
+            let b = me.peer.get(peer).map(|p| p.bfd).unwrap_or(me.bfd);
+            paths.push(PathSpec {
+                peer,
                 local: pair.local,
                 remote: pair.remote,
-                bfd,
-                up: false,
-                in_service: false,
-                block: None,
-                label: format!("{}->{}", pair.local, pair.remote),
+                bfd: BfdConfig {
+                    desired_tx: b.desired_tx_interval,
+                    required_min_rx: b.required_min_rx_interval,
+                    detect_mult: b.multiplier,
+                },
+                // Unique per pair and unlikely to repeat across restarts (RFC 5880 §6.3).
+                discriminator: (rand::random::<u32>() & 0x7fff_0000) | (i as u32 + 1),
+                jitter_seed: rand::random(),
             });
+            pair_of_path.push(i);
+        }
+        let co = PeerCoordinator::new(now, scale, peers, &paths).map_err(|e| match e {
+            SetupError::Peer { peer, source } => {
+                pki_err(&format!("authority.router[{ri}].peer[{peer}]"), &source)
+            }
+            e => pki_err(&format!("authority.router[{ri}].peer"), &e),
+        })?;
+        for i in 0..co.peer_count() {
+            if let Some(p) = co.peer(i) {
+                log::info!(
+                    "peer={} peering-common-name={} role={:?} key-exchange-algorithm={}",
+                    p.name,
+                    p.keys.peer_name(),
+                    p.keys.role(),
+                    skm.key_exchange_algorithm.as_str()
+                );
+            }
         }
         svr.keys.gate_paths(svr.pairs().len());
         Ok(ZeroTrust {
             wan_mtu: usize::from(svr.cfg.wan_mtu),
             svr,
-            scale,
-            peers,
-            paths,
+            co,
+            pair_of_path,
             history: VecDeque::with_capacity(HISTORY),
             counters: Counters::default(),
             buf: vec![0u8; TX_BUF],
         })
-    }
-
-    fn key_now(&self, now: Instant) -> Instant {
-        Instant::from_nanos(now.as_nanos().saturating_mul(self.scale))
     }
 
     fn record(&mut self, now: Instant, line: String) {
@@ -421,230 +362,95 @@ impl ZeroTrust {
             self.counters.bfd_rx_bad_udp += 1;
             return true;
         };
-        let Some(pi) = self
-            .paths
-            .iter()
-            .position(|p| p.local == dst && p.remote == src)
-        else {
-            self.counters.bfd_rx_unknown_path += 1;
-            return true;
-        };
-        self.counters.bfd_rx += 1;
-        let key_now = self.key_now(now);
-        let unix = unix_now();
-        let path = &mut self.paths[pi];
-        // A discarded packet is counted by the session (BfdStats::rx_discarded).
-        if let Ok(Some(block)) = path.bfd.handle_packet(now, u.payload) {
-            let peer = &mut self.peers[usize::from(path.peer)];
-            peer.keys.handle_block(key_now, unix, block);
-        }
+        // Unknown paths and discarded packets are counted by the coordinator.
+        let _ = self
+            .co
+            .handle_bfd_datagram(now, unix_now(), dst, src, u.payload);
         true
     }
 
-    /// A port's link went up or down: a peer without valid keys retries at once.
+    /// A port's link went up or down: a peer without valid keys retries at once (what it
+    /// sends goes out on the next [`ZeroTrust::drive`]).
     pub fn interface_state_changed(&mut self, now: Instant) {
-        let key_now = self.key_now(now);
-        for p in &mut self.peers {
-            p.keys.interface_state_changed(key_now);
-        }
+        self.co.interface_state_changed(now);
     }
 
-    /// Runs due timers, reacts to BFD and key events, publishes keys and path states to the
-    /// fast path, and sends the BFD packets that are due through `slow`. Call after inputs
-    /// and on every loop of the slow-path thread.
+    /// Runs due timers, applies what the coordinator publishes to the fast path, logs its
+    /// events, and sends the BFD packets that are due through `slow`. Call after inputs and
+    /// on every loop of the slow-path thread.
     pub fn drive(&mut self, now: Instant, slow: &mut SlowPath) {
-        let key_now = self.key_now(now);
-        for path in &mut self.paths {
-            if path.bfd.poll_timeout().is_some_and(|t| t <= now) {
-                path.bfd.handle_timeout(now);
+        if self.co.poll_timeout().is_some_and(|t| t <= now) {
+            self.co.handle_timeout(now);
+        }
+        while let Some(p) = self.co.poll_publish() {
+            self.apply(p);
+        }
+        while let Some(e) = self.co.poll_event() {
+            if e.is_detail() {
+                log::debug!("{e}");
+            } else {
+                self.record(now, e.to_string());
             }
         }
-        for peer in &mut self.peers {
-            if peer.keys.poll_timeout().is_some_and(|t| t <= key_now) {
-                peer.keys.handle_timeout(key_now);
+        while let Some(t) = self.co.poll_transmit(now, &mut self.buf) {
+            let pkt = udp_packet(t.local, t.remote, &self.buf[..t.len]);
+            if pkt.len() > self.wan_mtu {
+                self.counters.bfd_tx_over_mtu += 1;
             }
-        }
-        self.bfd_events(now);
-        self.key_events(now);
-        self.publish(now);
-        self.transmit(now, slow);
-        // Transmitting may have changed nothing the fast path sees, but polling blocks can
-        // arm timers and queue events: pick those up on the next loop.
-    }
-
-    fn bfd_events(&mut self, now: Instant) {
-        let key_now = self.key_now(now);
-        let mut lines = Vec::new();
-        for path in &mut self.paths {
-            while let Some(ev) = path.bfd.poll_event() {
-                let peer = &self.peers[usize::from(path.peer)].name;
-                match ev {
-                    BfdEvent::PathUp => {
-                        path.up = true;
-                        lines.push(format!("peer={peer} path={} event=bfd-up", path.label));
-                    }
-                    BfdEvent::PathDown { diag } => {
-                        path.up = false;
-                        lines.push(format!(
-                            "peer={peer} path={} event=bfd-down diag={diag:?}",
-                            path.label
-                        ));
-                    }
-                    BfdEvent::StateChanged { from, to, diag } => log::debug!(
-                        "peer={peer} path={} bfd {from:?} -> {to:?} ({diag:?})",
-                        path.label
-                    ),
-                }
-            }
-        }
-        for l in lines {
-            self.record(now, l);
-        }
-        for peer in &mut self.peers {
-            let up = peer
-                .paths
-                .iter()
-                .any(|&i| self.paths[i].bfd.state() == State::Up);
-            if up != peer.bfd_up {
-                peer.bfd_up = up;
-                if up {
-                    peer.keys.bfd_up(key_now);
-                } else {
-                    peer.keys.bfd_down(key_now);
-                }
-            }
+            slow.send_ip(now, &pkt);
         }
     }
 
-    fn key_events(&mut self, now: Instant) {
-        let mut lines = Vec::new();
-        for peer in &mut self.peers {
-            while let Some(ev) = peer.keys.poll_event() {
-                // Display of KeyEvent: indices and reasons, never key material.
-                lines.push(format!("peer={} {ev}", peer.name));
-                if let KeyEvent::PayloadKeyRotationDue { payload_key_index } = ev {
-                    // New sessions take the new index from the next publish on; live sessions
-                    // see it on their next packet and re-key (docs/protocol.md §4.1).
-                    log::debug!(
-                        "peer={} new sessions now use payload-key index {payload_key_index}",
-                        peer.name
-                    );
-                }
-            }
-        }
-        for l in lines {
-            self.record(now, l);
-        }
-    }
-
-    fn publish(&mut self, now: Instant) {
-        for (id, peer) in self.peers.iter_mut().enumerate() {
-            let keys = peer.keys.published_keys();
-            let pidx = peer.keys.payload_key_index();
-            if !keys.same_as(&peer.published) || pidx != peer.published_payload_index {
+    fn apply(&mut self, p: Publish) {
+        match p {
+            Publish::PeerKeys {
+                peer,
+                keys,
+                payload_key_index,
+            } => {
+                // New sessions take the new payload-key index from here on; live sessions
+                // see it on their next packet and re-key (docs/protocol.md §4.1).
                 self.svr.keys.publish_peer(
-                    id as PeerId,
+                    peer as PeerId,
                     KeyPair {
-                        current: keys.own_current.clone(),
-                        previous: keys.own_previous.clone(),
+                        current: keys.own_current,
+                        previous: keys.own_previous,
                     },
                     KeyPair {
-                        current: keys.send.clone(),
+                        current: keys.send,
                         previous: None,
                     },
-                    pidx,
+                    payload_key_index,
                 );
-                // The old Arcs go here: the keys themselves go (zeroized) once no worker
-                // snapshot holds them either.
-                peer.published = keys;
-                peer.published_payload_index = pidx;
             }
-        }
-        let mut lines = Vec::new();
-        for (i, path) in self.paths.iter_mut().enumerate() {
-            let peer = &self.peers[usize::from(path.peer)];
-            let valid = peer.keys.path_in_service();
-            let in_service = path.up && valid;
-            if in_service != path.in_service {
-                path.in_service = in_service;
-                self.svr.keys.set_path_in_service(i, in_service);
-                lines.push(if in_service {
-                    format!(
-                        "peer={} path={} event=path-in-service",
-                        peer.name, path.label
-                    )
-                } else {
-                    let why = if path.up { "no-valid-key" } else { "bfd-down" };
-                    format!(
-                        "peer={} path={} event=path-out-of-service reason={why}",
-                        peer.name, path.label
-                    )
-                });
-            }
-        }
-        for l in lines {
-            self.record(now, l);
-        }
-    }
-
-    fn transmit(&mut self, now: Instant, slow: &mut SlowPath) {
-        for peer in &mut self.peers {
-            let Some(block) = peer.keys.poll_block() else {
-                continue;
-            };
-            if peer.paths.is_empty() {
-                continue;
-            }
-            let up = peer
-                .paths
-                .iter()
-                .copied()
-                .find(|&i| self.paths[i].bfd.state() == State::Up);
-            let pi = up.unwrap_or_else(|| {
-                peer.next_path = (peer.next_path + 1) % peer.paths.len();
-                peer.paths[peer.next_path]
-            });
-            let path = &mut self.paths[pi];
-            path.block = Some(block);
-            path.bfd.request_transmit();
-        }
-        for path in &mut self.paths {
-            loop {
-                let ext: &[u8] = path.block.as_deref().unwrap_or(&[]);
-                let Some(n) = path.bfd.poll_transmit(now, ext, &mut self.buf) else {
-                    if path.block.take().is_some() {
-                        // Only when the block does not fit the buffer: nothing else stops a
-                        // requested transmit.
-                        self.counters.bfd_block_too_big += 1;
-                    }
-                    break;
-                };
-                if path.block.take().is_some() {
-                    self.counters.bfd_tx_blocks += 1;
+            Publish::PathService {
+                path, in_service, ..
+            } => {
+                if let Some(&pair) = self.pair_of_path.get(path) {
+                    self.svr.keys.set_path_in_service(pair, in_service);
                 }
-                self.counters.bfd_tx += 1;
-                let pkt = udp_packet(path.local, path.remote, &self.buf[..n]);
-                if pkt.len() > self.wan_mtu {
-                    self.counters.bfd_tx_over_mtu += 1;
-                }
-                slow.send_ip(now, &pkt);
             }
         }
     }
 
     /// Aggregate counters for the report (`slowpath NAME=VALUE` lines).
     pub fn counter_list(&self) -> Vec<(&'static str, u64)> {
-        let c = &self.counters;
-        let in_service = self.paths.iter().filter(|p| p.in_service).count() as u64;
+        let c = self.co.counters();
+        let e = &self.counters;
+        let paths = self.co.path_count();
+        let in_service = (0..paths)
+            .filter(|&i| self.co.path(i).is_some_and(|p| p.in_service))
+            .count() as u64;
         vec![
             ("bfd_rx", c.bfd_rx),
             ("bfd_rx_unknown_path", c.bfd_rx_unknown_path),
-            ("bfd_rx_bad_udp", c.bfd_rx_bad_udp),
+            ("bfd_rx_bad_udp", e.bfd_rx_bad_udp),
+            ("bfd_rx_discarded", c.bfd_rx_discarded),
             ("bfd_tx", c.bfd_tx),
             ("bfd_tx_blocks", c.bfd_tx_blocks),
-            ("bfd_tx_over_mtu", c.bfd_tx_over_mtu),
+            ("bfd_tx_over_mtu", e.bfd_tx_over_mtu),
             ("bfd_block_too_big", c.bfd_block_too_big),
-            ("peer_paths", self.paths.len() as u64),
+            ("peer_paths", paths as u64),
             ("peer_paths_in_service", in_service),
         ]
     }
@@ -652,8 +458,8 @@ impl ZeroTrust {
     /// Per-peer and per-path state and counters, then the latest events (SIGUSR1, exit).
     pub fn report(&self) -> String {
         let mut out = String::new();
-        for p in &self.peers {
-            let k = &p.keys;
+        for p in (0..self.co.peer_count()).filter_map(|i| self.co.peer(i)) {
+            let k = p.keys;
             let s = k.stats();
             let _ = writeln!(
                 out,
@@ -673,7 +479,7 @@ impl ZeroTrust {
                 s.peer_keys_installed,
             );
         }
-        for p in &self.paths {
+        for p in (0..self.co.path_count()).filter_map(|i| self.co.path(i)) {
             let s = p.bfd.stats();
             let discarded: u64 = s.rx_discarded.iter().sum();
             let _ = writeln!(
