@@ -52,13 +52,15 @@
 #![forbid(unsafe_code, unused_must_use)]
 #![warn(missing_docs)]
 
+pub mod auth;
 mod error;
 pub mod packet;
 pub mod session;
 
+pub use auth::{AuthRepr, AuthSection, AUTH_TYPE_METICULOUS_HMAC_SHA256};
 pub use error::BfdError;
 pub use packet::{ControlPacket, ControlRepr, Diagnostic, State, CONTROL_LEN, SVR_COOKIE};
-pub use session::{BfdConfig, BfdEvent, BfdSession, BfdStats, SLOW_TX_INTERVAL};
+pub use session::{AuthKey, BfdConfig, BfdEvent, BfdSession, BfdStats, Received, SLOW_TX_INTERVAL};
 
 /// UDP port of SVR BFD, source and destination (svr-protocol.md §4.2; not RFC 5881's 3784).
 pub const BFD_UDP_PORT: u16 = 1280;

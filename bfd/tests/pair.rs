@@ -62,10 +62,11 @@ impl Endpoint {
             let Some((_, bytes)) = self.inbound.pop_front() else {
                 break;
             };
-            match self.session.handle_packet(now, &bytes) {
-                Ok(Some(ext)) if self.record => self.received_ext.push(ext.to_vec()),
-                Ok(_) => {}
-                Err(e) => self.rx_errors.push(e),
+            let r = self.session.handle_packet(now, &bytes);
+            match (r.outcome, r.block) {
+                (Ok(()), Some(ext)) if self.record => self.received_ext.push(ext.to_vec()),
+                (Ok(()), _) => {}
+                (Err(e), _) => self.rx_errors.push(e),
             }
         }
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
@@ -76,7 +77,7 @@ impl Endpoint {
         while let Some(n) = self.session.poll_transmit(now, &self.ext, &mut buf) {
             if self.record {
                 let p = ControlPacket::new_checked(&buf[..n]).expect("we emit valid packets");
-                let repr = ControlRepr::parse(&p).expect("no auth");
+                let repr = ControlRepr::parse(&p).expect("we emit valid sections");
                 self.sent.push(Sent { at: now, repr });
             }
             out.push(buf[..n].to_vec());
@@ -454,9 +455,11 @@ fn peer_restart_recovers_without_operator() {
     let inflight = std::mem::take(&mut pair.b.inbound);
     pair.b = Endpoint::new(0xb2, BfdConfig::default(), 99, t0, block(b'B'));
     pair.b.inbound = inflight;
-    assert!(pair.run_until(Duration::from_secs(5), Pair::both_up));
-    // A heard the new B say Down (Your Discriminator 0) and followed; then a fresh
-    // handshake (Down → Init → Up, or Down → Up if B reached Init first).
+    assert!(pair.run_until(Duration::from_secs(8), Pair::both_up));
+    // A does not believe a Down that names no session (Your Discriminator 0: anyone could
+    // send it) while Up; the new B's silence towards the old session takes A down after
+    // the Detection Time; then a fresh handshake (Down → Init → Up, or Down → Up if B
+    // reached Init first).
     let events: Vec<_> = pair
         .a
         .events
@@ -470,12 +473,19 @@ fn peer_restart_recovers_without_operator() {
             BfdEvent::StateChanged {
                 from: State::Up,
                 to: State::Down,
-                diag: Diagnostic::NeighborSignaledSessionDown
+                diag: Diagnostic::ControlDetectionTimeExpired
             },
             BfdEvent::PathDown {
-                diag: Diagnostic::NeighborSignaledSessionDown
+                diag: Diagnostic::ControlDetectionTimeExpired
             },
         ]
+    );
+    assert!(
+        pair.a
+            .session
+            .stats()
+            .discarded(BfdError::UnselectedInSession)
+            >= 1
     );
     assert_eq!(events.last(), Some(&BfdEvent::PathUp));
     assert!(events.len() <= 5);
@@ -651,6 +661,7 @@ fn wrong_your_discriminator_is_ignored() {
         desired_min_tx: 1_000_000,
         required_min_rx: 1,
         required_min_echo_rx: 0,
+        auth: None,
     };
     let mut buf = [0u8; 24];
     forged.emit(&mut ControlPacket::new_unchecked(&mut buf[..]));
@@ -658,7 +669,7 @@ fn wrong_your_discriminator_is_ignored() {
     let a = &mut pair.a.session;
     let events_before = pair.a.events.len();
     assert_eq!(
-        a.handle_packet(now, &buf),
+        a.handle_packet(now, &buf).outcome,
         Err(BfdError::DiscriminatorMismatch)
     );
     assert_eq!(a.state(), State::Up);
