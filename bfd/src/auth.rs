@@ -272,6 +272,100 @@ mod test {
         assert!(!verify(&p[..CONTROL_LEN_AUTH], &secret));
     }
 
+    /// Golden vectors, also in docs/bfd-metadata.md §5 (checked below). Secret 00 01 .. 1f.
+    /// The digests were computed independently with Python's `hmac`/`hashlib`.
+    const UP_AUTH: &str = "20c403400000000100000002000f42400007a12000000000\
+                           ff28010001020304\
+                           caf55b8e0d83be3662fc856f8534bc2837be07a2aa899bb7426e5eeecf9f00e9";
+    const DOWN_AUTH: &str = "204403400000000a00000000000f42400007a12000000000\
+                             ff280700fffffffe\
+                             dfd8281c481673ada14587fdb57bc8d8234e5f8ff340182419f1634a966cac57";
+    const DOC: &str = include_str!("../../docs/bfd-metadata.md");
+
+    fn secret() -> [u8; 32] {
+        core::array::from_fn(|i| i as u8)
+    }
+
+    fn strip(s: &str) -> String {
+        s.split_whitespace().collect()
+    }
+
+    pub(crate) fn golden() -> [(&'static str, crate::ControlRepr, Vec<u8>); 2] {
+        use crate::{ControlRepr, Diagnostic, State};
+        let up = ControlRepr {
+            diag: Diagnostic::NoDiagnostic,
+            state: State::Up,
+            poll: false,
+            final_: false,
+            control_plane_independent: false,
+            demand: false,
+            detect_mult: 3,
+            my_discriminator: 1,
+            your_discriminator: 2,
+            desired_min_tx: 1_000_000,
+            required_min_rx: 500_000,
+            required_min_echo_rx: 0,
+            auth: Some(AuthRepr {
+                key_id: 1,
+                sequence: 0x0102_0304,
+            }),
+        };
+        let down = ControlRepr {
+            state: State::Down,
+            my_discriminator: 0xa,
+            your_discriminator: 0,
+            auth: Some(AuthRepr {
+                key_id: 7,
+                sequence: 0xffff_fffe,
+            }),
+            ..up
+        };
+        [
+            ("up", up, hex::decode(strip(UP_AUTH)).unwrap()),
+            ("down", down, hex::decode(strip(DOWN_AUTH)).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn golden_vectors_build_parse_and_verify() {
+        use crate::{ControlPacket, ControlRepr};
+        for (name, repr, bytes) in golden() {
+            let mut buf = [0u8; CONTROL_LEN_AUTH];
+            repr.emit(&mut ControlPacket::new_unchecked(&mut buf[..]));
+            assert!(sign(&mut buf, &secret()));
+            assert_eq!(hex::encode(buf), hex::encode(&bytes), "{name}");
+            let p = ControlPacket::new_checked(&bytes[..]).unwrap();
+            assert_eq!(ControlRepr::parse(&p).unwrap(), repr, "{name}");
+            assert!(verify(p.control(), &secret()), "{name}");
+            let section = AuthSection::new_checked(p.auth_section().unwrap()).unwrap();
+            assert_eq!(section.auth_type(), AUTH_TYPE_METICULOUS_HMAC_SHA256);
+            assert_eq!(usize::from(section.auth_len()), AUTH_LEN);
+            assert_eq!(section.digest(), &bytes[32..64]);
+            // Any flipped bit breaks the digest.
+            for i in 0..CONTROL_LEN_AUTH {
+                let mut b = buf;
+                b[i] ^= 0x80;
+                assert!(!verify(&b, &secret()), "{name} byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn vectors_match_the_document() {
+        let doc = strip(DOC);
+        let section = doc
+            .split("##5.BFDauthentication")
+            .nth(1)
+            .expect("docs/bfd-metadata.md has a section 5");
+        for (name, _, bytes) in golden() {
+            let hex = hex::encode(bytes);
+            println!("{name}: {hex}");
+            assert!(section.contains(&hex), "{name} not in docs §5:\n{hex}");
+        }
+        assert!(section.contains("255"));
+        assert!(section.contains("svr-fastpathbfdauthv1"));
+    }
+
     #[test]
     fn serial_order() {
         assert!(sequence_after(1, 0));
