@@ -218,9 +218,10 @@ fn us(v: u32) -> Duration {
     Duration::from_micros(u64::from(v))
 }
 
-/// A BFD session on one peer path (RFC 5880 asynchronous mode; no echo, no Demand mode of
-/// its own, no RFC 5880 authentication: the SVR BFD metadata block that rides behind each
-/// control packet is protected by the peer key instead).
+/// A BFD session on one peer path (RFC 5880 asynchronous mode; no echo, no Demand mode;
+/// Meticulous Keyed HMAC-SHA256 authentication once keys are set with
+/// [`set_auth_keys`](Self::set_auth_keys); the SVR BFD metadata block that rides behind each
+/// control packet is protected by the peer key itself).
 ///
 /// # Calling protocol (quinn-proto style)
 ///
@@ -229,7 +230,8 @@ fn us(v: u32) -> Duration {
 ///   [`handle_timeout`](Self::handle_timeout) when the deadline of
 ///   [`poll_timeout`](Self::poll_timeout) has passed (a spurious call is a harmless no-op).
 /// * **Mutators**: [`set_admin_down`](Self::set_admin_down),
-///   [`set_config`](Self::set_config), [`request_transmit`](Self::request_transmit).
+///   [`set_config`](Self::set_config), [`set_auth_keys`](Self::set_auth_keys),
+///   [`request_transmit`](Self::request_transmit).
 /// * **Outputs**, after any input or mutator, in this order: call
 ///   [`poll_transmit`](Self::poll_transmit) until it returns `None` and send each packet;
 ///   call [`poll_event`](Self::poll_event) until `None`; then arm one timer for
@@ -388,9 +390,9 @@ impl BfdSession {
     }
 
     /// The negotiated periodic transmit interval before jitter (§6.8.2): the greater of our
-    /// DesiredMinTxInterval in use and the peer's Required Min RX Interval. `None` when we
-    /// must not transmit periodically (the peer's Required Min RX is 0, or it runs Demand
-    /// mode).
+    /// DesiredMinTxInterval in use and the peer's Required Min RX Interval. `None` would mean
+    /// no periodic packets (a peer's Required Min RX 0 or Demand mode), which cannot happen:
+    /// such packets are discarded (crate doc, "Hardening"); the guard stays.
     pub fn tx_interval(&self) -> Option<Duration> {
         self.periodic_allowed().then(|| us(self.tx_interval_us()))
     }
