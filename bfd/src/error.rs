@@ -17,7 +17,7 @@ pub enum BfdError {
     /// The version field is not 1.
     #[error("BFD version is not 1")]
     BadVersion,
-    /// The length field is below 24 (below 26 with the A bit set).
+    /// The length field is not 24 without the A bit, or below 26 with it.
     #[error("BFD length field below the minimum")]
     BadLength,
     /// The length field is larger than the UDP payload.

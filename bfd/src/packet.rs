@@ -192,7 +192,8 @@ impl<T: AsRef<[u8]>> ControlPacket<T> {
 
     /// The length checks of RFC 5880 §6.8.6, which make every getter safe: `Truncated` below
     /// 24 bytes, `BadVersion` unless version 1 (the length rules depend on the version),
-    /// `BadLength` if the length field is below 24 (26 with the A bit), `LengthExceedsBuffer`
+    /// `BadLength` if the length field is below 26 with the A bit or not 24 without it
+    /// (stricter than RFC 5880, which only sets the minimum), `LengthExceedsBuffer`
     /// if it is longer than the buffer.
     pub fn check_len(&self) -> Result<(), BfdError> {
         let len = self.buffer.as_ref().len();
@@ -208,7 +209,9 @@ impl<T: AsRef<[u8]>> ControlPacket<T> {
             CONTROL_LEN
         };
         let field_len = usize::from(self.length());
-        if field_len < min {
+        // Without A the control packet is exactly 24 bytes: bytes up to a longer Length would
+        // be neither checked nor part of the SVR block (found by the bfd_packet fuzz target).
+        if field_len < min || (!self.auth() && field_len != CONTROL_LEN) {
             return Err(BfdError::BadLength);
         }
         if field_len > len {
@@ -718,7 +721,21 @@ mod test {
         assert_eq!(with(&|v| v[3] = 23), Err(BfdError::BadLength));
         // A bit set with length 24: shorter than the 26 an auth section needs.
         assert_eq!(with(&|v| v[1] |= 0x04), Err(BfdError::BadLength));
-        assert_eq!(with(&|v| v[3] = 25), Err(BfdError::LengthExceedsBuffer));
+        assert_eq!(with(&|v| v[3] = 25), Err(BfdError::BadLength));
+        assert_eq!(
+            with(&|v| {
+                v[3] = 25;
+                v.push(0);
+            }),
+            Err(BfdError::BadLength)
+        );
+        assert_eq!(
+            with(&|v| {
+                v[1] |= 0x04;
+                v[3] = 64;
+            }),
+            Err(BfdError::LengthExceedsBuffer)
+        );
         assert_eq!(with(&|v| v[2] = 0), Err(BfdError::ZeroDetectMult));
         assert_eq!(with(&|v| v[1] |= 0x01), Err(BfdError::Multipoint));
         assert_eq!(
