@@ -16,6 +16,8 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! |                 Required Min Echo RX Interval                 |
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |  Authentication section, 40 bytes, if A (see [`crate::auth`])  |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! |  SVR BFD metadata block (UDP payload bytes after `Length`) ...
 //! ```
 //!
@@ -29,6 +31,7 @@
 //! panics. [`ControlPacket::new_unchecked`] is for emitting into a buffer of at least
 //! [`CONTROL_LEN`] bytes. Nothing here allocates.
 
+use crate::auth::{AuthRepr, AuthSection, AUTH_LEN};
 use crate::error::BfdError;
 
 mod field {
@@ -189,7 +192,8 @@ impl<T: AsRef<[u8]>> ControlPacket<T> {
 
     /// The length checks of RFC 5880 §6.8.6, which make every getter safe: `Truncated` below
     /// 24 bytes, `BadVersion` unless version 1 (the length rules depend on the version),
-    /// `BadLength` if the length field is below 24 (26 with the A bit), `LengthExceedsBuffer`
+    /// `BadLength` if the length field is below 26 with the A bit or not 24 without it
+    /// (stricter than RFC 5880, which only sets the minimum), `LengthExceedsBuffer`
     /// if it is longer than the buffer.
     pub fn check_len(&self) -> Result<(), BfdError> {
         let len = self.buffer.as_ref().len();
@@ -205,7 +209,9 @@ impl<T: AsRef<[u8]>> ControlPacket<T> {
             CONTROL_LEN
         };
         let field_len = usize::from(self.length());
-        if field_len < min {
+        // Without A the control packet is exactly 24 bytes: bytes up to a longer Length would
+        // be neither checked nor part of the SVR block (found by the bfd_packet fuzz target).
+        if field_len < min || (!self.auth() && field_len != CONTROL_LEN) {
             return Err(BfdError::BadLength);
         }
         if field_len > len {
@@ -337,6 +343,16 @@ impl<T: AsRef<[u8]>> ControlPacket<T> {
         be_u32(&self.buffer.as_ref()[field::REQUIRED_MIN_ECHO_RX])
     }
 
+    /// The authentication section (bytes 24..Length) if the A bit is set. Check it with
+    /// [`AuthSection::new_checked`].
+    pub fn auth_section(&self) -> Option<&[u8]> {
+        if self.auth() {
+            Some(&self.buffer.as_ref()[CONTROL_LEN..usize::from(self.length())])
+        } else {
+            None
+        }
+    }
+
     /// The BFD control packet: the first `Length` bytes.
     pub fn control(&self) -> &[u8] {
         &self.buffer.as_ref()[..usize::from(self.length())]
@@ -448,10 +464,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ControlPacket<T> {
     }
 }
 
-/// A parsed BFD control packet without authentication: what this crate sends and accepts.
+/// A parsed BFD control packet: what this crate sends and accepts.
 ///
-/// Version (always 1), Length (always 24), M (always clear) and A (always clear) are implied.
-/// Intervals are in microseconds, as on the wire.
+/// Version (always 1), M (always clear), A (set exactly when `auth` is `Some`) and Length (24,
+/// or 64 with authentication) are implied. Intervals are in microseconds, as on the wire.
+/// The digest of the authentication section is not part of the value: [`emit`](Self::emit)
+/// writes zeros there and [`crate::auth::sign`] fills it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ControlRepr {
     /// Diag.
@@ -478,15 +496,19 @@ pub struct ControlRepr {
     pub required_min_rx: u32,
     /// Required Min Echo RX Interval, µs.
     pub required_min_echo_rx: u32,
+    /// The authentication section (Meticulous Keyed HMAC-SHA256), if A is set.
+    pub auth: Option<AuthRepr>,
 }
 
 impl ControlRepr {
-    /// Parses a checked packet. `AuthenticationPresent` if the A bit is set: this crate runs
-    /// no RFC 5880 authentication, and §6.8.6 discards such packets.
+    /// Parses a checked packet. With the A bit, the section must be Meticulous Keyed
+    /// HMAC-SHA256 (`UnsupportedAuthType`, `BadAuthLength` otherwise); the digest is not
+    /// checked here (that needs a key: [`crate::auth::verify`]).
     pub fn parse<T: AsRef<[u8]>>(packet: &ControlPacket<T>) -> Result<ControlRepr, BfdError> {
-        if packet.auth() {
-            return Err(BfdError::AuthenticationPresent);
-        }
+        let auth = match packet.auth_section() {
+            Some(section) => Some(AuthRepr::parse(&AuthSection::new_checked(section)?)),
+            None => None,
+        };
         Ok(ControlRepr {
             diag: packet.diag(),
             state: packet.state(),
@@ -500,16 +522,22 @@ impl ControlRepr {
             desired_min_tx: packet.desired_min_tx(),
             required_min_rx: packet.required_min_rx(),
             required_min_echo_rx: packet.required_min_echo_rx(),
+            auth,
         })
     }
 
-    /// Bytes that [`emit`](Self::emit) writes: 24.
+    /// Bytes that [`emit`](Self::emit) writes: 24, or 64 with authentication.
     pub const fn buffer_len(&self) -> usize {
-        CONTROL_LEN
+        if self.auth.is_some() {
+            CONTROL_LEN + AUTH_LEN
+        } else {
+            CONTROL_LEN
+        }
     }
 
-    /// Writes the 24-byte control packet at the start of `packet`'s buffer, which must hold
-    /// at least [`buffer_len`](Self::buffer_len) bytes.
+    /// Writes the control packet (BFD Length bytes) at the start of `packet`'s buffer, which
+    /// must hold at least [`buffer_len`](Self::buffer_len) bytes. An authentication section
+    /// gets a zero digest; [`crate::auth::sign`] then signs the first `buffer_len` bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut ControlPacket<T>) {
         packet.set_version(BFD_VERSION);
         packet.set_diag(self.diag);
@@ -517,17 +545,21 @@ impl ControlRepr {
         packet.set_poll(self.poll);
         packet.set_final(self.final_);
         packet.set_control_plane_independent(self.control_plane_independent);
-        packet.set_auth(false);
+        packet.set_auth(self.auth.is_some());
         packet.set_demand(self.demand);
         packet.set_multipoint(false);
         packet.set_detect_mult(self.detect_mult);
-        // CONTROL_LEN is 24, which fits a u8.
-        packet.set_length(CONTROL_LEN as u8);
+        // buffer_len is 24 or 64, which fit a u8.
+        packet.set_length(self.buffer_len() as u8);
         packet.set_my_discriminator(self.my_discriminator);
         packet.set_your_discriminator(self.your_discriminator);
         packet.set_desired_min_tx(self.desired_min_tx);
         packet.set_required_min_rx(self.required_min_rx);
         packet.set_required_min_echo_rx(self.required_min_echo_rx);
+        if let Some(auth) = self.auth {
+            let section = &mut packet.buffer.as_mut()[CONTROL_LEN..CONTROL_LEN + AUTH_LEN];
+            auth.emit(&mut AuthSection::new_unchecked(section));
+        }
     }
 }
 
@@ -591,6 +623,7 @@ mod test {
             desired_min_tx: 1_000_000,
             required_min_rx: 500_000,
             required_min_echo_rx: 0,
+            auth: None,
         }
     }
 
@@ -688,7 +721,21 @@ mod test {
         assert_eq!(with(&|v| v[3] = 23), Err(BfdError::BadLength));
         // A bit set with length 24: shorter than the 26 an auth section needs.
         assert_eq!(with(&|v| v[1] |= 0x04), Err(BfdError::BadLength));
-        assert_eq!(with(&|v| v[3] = 25), Err(BfdError::LengthExceedsBuffer));
+        assert_eq!(with(&|v| v[3] = 25), Err(BfdError::BadLength));
+        assert_eq!(
+            with(&|v| {
+                v[3] = 25;
+                v.push(0);
+            }),
+            Err(BfdError::BadLength)
+        );
+        assert_eq!(
+            with(&|v| {
+                v[1] |= 0x04;
+                v[3] = 64;
+            }),
+            Err(BfdError::LengthExceedsBuffer)
+        );
         assert_eq!(with(&|v| v[2] = 0), Err(BfdError::ZeroDetectMult));
         assert_eq!(with(&|v| v[1] |= 0x01), Err(BfdError::Multipoint));
         assert_eq!(
@@ -700,14 +747,32 @@ mod test {
         assert_eq!(with(&|v| v[1] = 0xc0), Err(BfdError::ZeroYourDiscriminator));
         // AdminDown (0x00) with your discriminator 0 is fine.
         assert!(with(&|v| v[1] = 0x00).is_ok());
-        // A bit with a 26-byte length and two auth bytes.
+        // A bit with a 26-byte length and two auth bytes: Keyed MD5 (type 2) is not ours.
         assert_eq!(
             with(&|v| {
                 v[1] |= 0x04;
                 v[3] = 26;
-                v.extend_from_slice(&[1, 2]);
+                v.extend_from_slice(&[2, 2]);
             }),
-            Err(BfdError::AuthenticationPresent)
+            Err(BfdError::UnsupportedAuthType)
+        );
+        // Our type, but too short a section.
+        assert_eq!(
+            with(&|v| {
+                v[1] |= 0x04;
+                v[3] = 26;
+                v.extend_from_slice(&[255, 2]);
+            }),
+            Err(BfdError::BadAuthLength)
+        );
+        // Our type and Auth Len 40, but BFD Length 26.
+        assert_eq!(
+            with(&|v| {
+                v[1] |= 0x04;
+                v[3] = 26;
+                v.extend_from_slice(&[255, 40]);
+            }),
+            Err(BfdError::BadAuthLength)
         );
         assert_eq!(
             with(&|v| v.extend_from_slice(&SVR_COOKIE[..7])),

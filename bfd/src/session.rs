@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use fastpath::time::Instant;
+use zeroize::Zeroizing;
 
+use crate::auth::{self, AuthRepr, SECRET_LEN};
 use crate::error::BfdError;
 use crate::packet::{ControlPacket, ControlRepr, Diagnostic, State, CONTROL_LEN};
 
@@ -110,6 +112,52 @@ pub enum BfdEvent {
     },
 }
 
+/// One RFC 5880 authentication key: the Auth Key ID on the wire and the 32-byte
+/// HMAC-SHA256 secret. Key management derives the secret from the peer key (HKDF-SHA256,
+/// info "svr-fastpath bfd auth v1"; docs/bfd-metadata.md §5) and uses the peer-key index as
+/// the key id. `Debug` never prints the secret; it is wiped on drop.
+#[derive(Clone)]
+pub struct AuthKey {
+    /// Auth Key ID.
+    pub key_id: u8,
+    /// The HMAC-SHA256 key.
+    pub secret: Zeroizing<[u8; SECRET_LEN]>,
+}
+
+impl AuthKey {
+    /// A key from its id and secret.
+    pub fn new(key_id: u8, secret: [u8; SECRET_LEN]) -> Self {
+        AuthKey {
+            key_id,
+            secret: Zeroizing::new(secret),
+        }
+    }
+}
+
+impl core::fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AuthKey")
+            .field("key_id", &self.key_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What [`BfdSession::handle_packet`] made of one UDP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Received<'a> {
+    /// The SVR BFD metadata block after BFD Length, for the key-management layer. Present
+    /// whenever the payload's lengths are sound and the block starts with the SVR cookie,
+    /// **even when `outcome` is an error** (a restarted peer without keys sends
+    /// unauthenticated BFD whose block must still reach key management; the block protects
+    /// itself).
+    pub block: Option<&'a [u8]>,
+    /// `Ok` if the BFD control packet was accepted by the state machine; otherwise why it was
+    /// discarded (counted in [`BfdStats::rx_discarded`], session unchanged).
+    pub outcome: Result<(), BfdError>,
+}
+
 /// Counters of one session. Plain numbers; read them with [`BfdSession::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,9 +218,10 @@ fn us(v: u32) -> Duration {
     Duration::from_micros(u64::from(v))
 }
 
-/// A BFD session on one peer path (RFC 5880 asynchronous mode; no echo, no Demand mode of
-/// its own, no RFC 5880 authentication: the SVR BFD metadata block that rides behind each
-/// control packet is protected by the peer key instead).
+/// A BFD session on one peer path (RFC 5880 asynchronous mode; no echo, no Demand mode;
+/// Meticulous Keyed HMAC-SHA256 authentication once keys are set with
+/// [`set_auth_keys`](Self::set_auth_keys); the SVR BFD metadata block that rides behind each
+/// control packet is protected by the peer key itself).
 ///
 /// # Calling protocol (quinn-proto style)
 ///
@@ -181,7 +230,8 @@ fn us(v: u32) -> Duration {
 ///   [`handle_timeout`](Self::handle_timeout) when the deadline of
 ///   [`poll_timeout`](Self::poll_timeout) has passed (a spurious call is a harmless no-op).
 /// * **Mutators**: [`set_admin_down`](Self::set_admin_down),
-///   [`set_config`](Self::set_config), [`request_transmit`](Self::request_transmit).
+///   [`set_config`](Self::set_config), [`set_auth_keys`](Self::set_auth_keys),
+///   [`request_transmit`](Self::request_transmit).
 /// * **Outputs**, after any input or mutator, in this order: call
 ///   [`poll_transmit`](Self::poll_transmit) until it returns `None` and send each packet;
 ///   call [`poll_event`](Self::poll_event) until `None`; then arm one timer for
@@ -236,6 +286,15 @@ pub struct BfdSession {
     rng: XorShift64,
     events: VecDeque<BfdEvent>,
     stats: BfdStats,
+    /// The key that signs every transmitted packet, if any.
+    send_key: Option<AuthKey>,
+    /// Keys whose packets we accept; when not empty, every received packet must carry a
+    /// valid authentication section.
+    accept_keys: Vec<AuthKey>,
+    /// bfd.XmitAuthSeq: the sequence number of the next signed packet.
+    tx_seq: u32,
+    /// bfd.RcvAuthSeq, `None` while bfd.AuthSeqKnown is 0.
+    rx_seq: Option<u32>,
 }
 
 impl BfdSession {
@@ -269,6 +328,12 @@ impl BfdSession {
             rng: XorShift64::new(seed),
             events: VecDeque::with_capacity(4),
             stats: BfdStats::default(),
+            send_key: None,
+            accept_keys: Vec::new(),
+            // §6.8.1: bfd.XmitAuthSeq starts at a random value. Its own generator, so the
+            // jitter sequence does not depend on whether keys are set.
+            tx_seq: XorShift64::new(seed ^ 0x5eed_a17b_5e90_0001).next_u64() as u32,
+            rx_seq: None,
         };
         s.config.detect_mult = s.config.detect_mult.max(1);
         s.apply_params(now);
@@ -325,9 +390,9 @@ impl BfdSession {
     }
 
     /// The negotiated periodic transmit interval before jitter (§6.8.2): the greater of our
-    /// DesiredMinTxInterval in use and the peer's Required Min RX Interval. `None` when we
-    /// must not transmit periodically (the peer's Required Min RX is 0, or it runs Demand
-    /// mode).
+    /// DesiredMinTxInterval in use and the peer's Required Min RX Interval. `None` would mean
+    /// no periodic packets (a peer's Required Min RX 0 or Demand mode), which cannot happen:
+    /// such packets are discarded (crate doc, "Hardening"); the guard stays.
     pub fn tx_interval(&self) -> Option<Duration> {
         self.periodic_allowed().then(|| us(self.tx_interval_us()))
     }
@@ -353,38 +418,39 @@ impl BfdSession {
 
     // ---- inputs ----
 
-    /// Processes one UDP payload from the peer (RFC 5880 §6.8.6). Returns the SVR BFD
-    /// metadata block that followed the control packet, if any, for the key-management
-    /// layer. On `Err` the packet was discarded, counted in [`BfdStats::rx_discarded`], and
-    /// the session state is unchanged.
-    pub fn handle_packet<'a>(
-        &mut self,
-        now: Instant,
-        udp_payload: &'a [u8],
-    ) -> Result<Option<&'a [u8]>, BfdError> {
-        match self.process(now, udp_payload) {
-            Ok(ext) => {
-                self.stats.rx_accepted += 1;
-                Ok(ext)
+    /// Processes one UDP payload from the peer (RFC 5880 §6.8.6, with the authentication of
+    /// §6.7 and the hardening rules of the crate doc). The returned [`Received::block`] is
+    /// the SVR BFD metadata block that followed the control packet, if any, for the
+    /// key-management layer, **also when the control packet was discarded**. On
+    /// `outcome: Err` the control packet was discarded, counted in
+    /// [`BfdStats::rx_discarded`], and the session state is unchanged.
+    pub fn handle_packet<'a>(&mut self, now: Instant, udp_payload: &'a [u8]) -> Received<'a> {
+        let packet = ControlPacket::new_unchecked(udp_payload);
+        // Lengths first: after them no getter panics and the block is where Length says.
+        let (block, outcome) = match packet.check_len().and_then(|()| packet.check_extension()) {
+            Err(e) => (None, Err(e)),
+            Ok(()) => {
+                // `check_len` proved Length <= the payload length.
+                let block = udp_payload
+                    .get(usize::from(packet.length())..)
+                    .filter(|e| !e.is_empty());
+                let outcome = packet
+                    .check_fields()
+                    .and_then(|()| self.process(now, &packet));
+                (block, outcome)
             }
-            Err(e) => {
-                self.stats.rx_discarded[e.index()] += 1;
-                Err(e)
-            }
+        };
+        match outcome {
+            Ok(()) => self.stats.rx_accepted += 1,
+            Err(e) => self.stats.rx_discarded[e.index()] += 1,
         }
+        Received { block, outcome }
     }
 
-    fn process<'a>(
-        &mut self,
-        now: Instant,
-        udp_payload: &'a [u8],
-    ) -> Result<Option<&'a [u8]>, BfdError> {
-        let packet = ControlPacket::new_checked(udp_payload)?;
-        let rx = ControlRepr::parse(&packet)?;
-        // `check_len` proved Length <= the payload length.
-        let ext = udp_payload
-            .get(usize::from(packet.length())..)
-            .filter(|e| !e.is_empty());
+    /// The checks that need the session (all before any state changes), then the §6.8.6
+    /// state machine. `packet` has passed every byte-level check.
+    fn process(&mut self, now: Instant, packet: &ControlPacket<&[u8]>) -> Result<(), BfdError> {
+        let rx = ControlRepr::parse(packet)?;
         // §6.8.6: a nonzero Your Discriminator selects the session.
         if rx.your_discriminator != 0 && rx.your_discriminator != self.local_discr {
             return Err(BfdError::DiscriminatorMismatch);
@@ -394,6 +460,33 @@ impl BfdSession {
         // packets keep the Your Discriminator we had, which the peer accepts either way.
         if self.state == State::AdminDown {
             return Err(BfdError::AdminDown);
+        }
+        // Hardening (crate doc): once we are Init or Up, only a packet that names this
+        // session may touch it; a Down/AdminDown with Your Discriminator 0 could come from
+        // anyone who saw our address.
+        if rx.your_discriminator == 0 && matches!(self.state, State::Init | State::Up) {
+            return Err(BfdError::UnselectedInSession);
+        }
+        // Hardening: our peers never run Demand mode and never ask for silence.
+        if rx.demand {
+            return Err(BfdError::DemandMode);
+        }
+        if rx.required_min_rx == 0 {
+            return Err(BfdError::ZeroRequiredMinRx);
+        }
+        // §6.7: authentication, cheapest checks first, the HMAC last.
+        let verified_seq = self.check_auth(packet.control(), &rx)?;
+        if let Some(seq) = verified_seq {
+            // The first sequence number after a reset cannot be told from a replayed old one:
+            // such a packet may bring a session up but never take an established one down.
+            if self.rx_seq.is_none()
+                && matches!(self.state, State::Init | State::Up)
+                && matches!(rx.state, State::Down | State::AdminDown)
+            {
+                return Err(BfdError::UnverifiedSequenceDown);
+            }
+            // bfd.RcvAuthSeq = seq, bfd.AuthSeqKnown = 1.
+            self.rx_seq = Some(seq);
         }
         self.remote_discr = rx.my_discriminator;
         self.remote_state = rx.state;
@@ -433,7 +526,36 @@ impl BfdSession {
         self.last_rx = Some(now);
         self.refresh_detection();
         self.refresh_tx(now);
-        Ok(ext)
+        Ok(())
+    }
+
+    /// §6.7.3 for Meticulous Keyed HMAC-SHA256: `Ok(None)` when no accept key is set (any
+    /// packet passes, with or without a section), `Ok(Some(seq))` when the packet verified
+    /// under an accept key and its sequence number is after the last accepted one.
+    fn check_auth(&self, control: &[u8], rx: &ControlRepr) -> Result<Option<u32>, BfdError> {
+        if self.accept_keys.is_empty() {
+            return Ok(None);
+        }
+        let a = rx.auth.ok_or(BfdError::AuthMissing)?;
+        // Ids normally differ; if two keys share one (the index wrapped), either may verify.
+        let mut known = false;
+        let mut verified = false;
+        for k in self.accept_keys.iter().filter(|k| k.key_id == a.key_id) {
+            known = true;
+            verified |= auth::verify(control, &k.secret);
+        }
+        if !known {
+            return Err(BfdError::UnknownAuthKey);
+        }
+        if !verified {
+            return Err(BfdError::BadAuthDigest);
+        }
+        if let Some(last) = self.rx_seq {
+            if !auth::sequence_after(a.sequence, last) {
+                return Err(BfdError::AuthReplay);
+            }
+        }
+        Ok(Some(a.sequence))
     }
 
     /// Runs the timers that are due at `now`: the Detection Time (Init or Up → Down with
@@ -462,6 +584,11 @@ impl BfdSession {
         self.remote_desired_tx_us = 0;
         self.remote_detect_mult = 0;
         self.last_rx = None;
+        // §6.8.1 resets bfd.AuthSeqKnown after a silence (there: twice the Detection Time),
+        // so that a restarted peer, whose sequence starts anywhere, can be heard again. Here:
+        // when the peer is forgotten. A packet accepted next is "unverified" as to freshness
+        // and may not take an established session down (see `process`).
+        self.rx_seq = None;
         self.refresh_tx(now);
     }
 
@@ -500,6 +627,40 @@ impl BfdSession {
         self.apply_params(now);
     }
 
+    /// Sets the authentication keys (RFC 5880 §6.7, Meticulous Keyed HMAC-SHA256).
+    ///
+    /// * `send`: when `Some`, every transmitted control packet carries an authentication
+    ///   section signed with this key, with a sequence number one more than the previous
+    ///   packet's (random start, carried across key changes).
+    /// * `accept`: every key we accept from the peer (during a peer-key rotation: the current,
+    ///   the next and the previous key). When not empty, a received packet without a valid
+    ///   section, with an unknown key id, a bad digest or a sequence number not after the last
+    ///   accepted one is discarded with [`BfdError::AuthMissing`],
+    ///   [`BfdError::UnknownAuthKey`], [`BfdError::BadAuthDigest`] or
+    ///   [`BfdError::AuthReplay`]. When empty (no peer key yet), packets with or without a
+    ///   section drive the state machine unverified: the caller must keep the path out of
+    ///   service until keys exist.
+    ///
+    /// The last accepted sequence number survives key changes (it is per session); it is
+    /// forgotten with the peer (a Detection Time of silence) and when `accept` is empty.
+    pub fn set_auth_keys(&mut self, send: Option<AuthKey>, accept: Vec<AuthKey>) {
+        self.send_key = send;
+        self.accept_keys = accept;
+        if self.accept_keys.is_empty() {
+            self.rx_seq = None;
+        }
+    }
+
+    /// Whether received packets must be authenticated (an accept key is set).
+    pub fn auth_required(&self) -> bool {
+        !self.accept_keys.is_empty()
+    }
+
+    /// The Auth Key ID transmitted packets are signed with, if any.
+    pub fn send_key_id(&self) -> Option<u8> {
+        self.send_key.as_ref().map(|k| k.key_id)
+    }
+
     /// Asks for a control packet at the next [`poll_transmit`](Self::poll_transmit),
     /// regardless of the periodic timer; e.g. the key layer has a message to send now. Any
     /// packet sent satisfies the request.
@@ -509,10 +670,11 @@ impl BfdSession {
 
     // ---- outputs ----
 
-    /// Writes the next control packet into `buf`, followed by `extension` (the SVR BFD
-    /// metadata block, which the key layer supplies on every call: it must be empty or start
-    /// with the SVR cookie), and returns the UDP payload length. `None` if nothing is due at
-    /// `now`, or if `buf` is shorter than 24 + `extension.len()` bytes (then nothing is
+    /// Writes the next control packet into `buf` (24 bytes, or 64 with the authentication
+    /// section when a send key is set), followed by `extension` (the SVR BFD metadata block,
+    /// which the key layer supplies on every call: it must be empty or start with the SVR
+    /// cookie), and returns the UDP payload length. `None` if nothing is due at `now`, or if
+    /// `buf` is shorter than the control packet + `extension.len()` bytes (then nothing is
     /// consumed; call again with a larger buffer).
     ///
     /// A Final owed to the peer goes first and on its own (never with P); Poll bits ride only
@@ -539,7 +701,16 @@ impl BfdSession {
         } else {
             return None;
         };
-        let len = CONTROL_LEN + extension.len();
+        let auth = self.send_key.as_ref().map(|k| AuthRepr {
+            key_id: k.key_id,
+            sequence: self.tx_seq,
+        });
+        let control_len = if auth.is_some() {
+            auth::CONTROL_LEN_AUTH
+        } else {
+            CONTROL_LEN
+        };
+        let len = control_len + extension.len();
         let out = buf.get_mut(..len)?;
         let poll = kind == Kind::Periodic && self.polling;
         let fin = kind == Kind::Final;
@@ -556,9 +727,16 @@ impl BfdSession {
             desired_min_tx: self.desired_min_tx_us,
             required_min_rx: self.required_min_rx_us,
             required_min_echo_rx: 0,
+            auth,
         };
-        let (control, ext) = out.split_at_mut(CONTROL_LEN);
-        repr.emit(&mut ControlPacket::new_unchecked(control));
+        let (control, ext) = out.split_at_mut(control_len);
+        repr.emit(&mut ControlPacket::new_unchecked(&mut *control));
+        if let Some(k) = &self.send_key {
+            // `control` is exactly CONTROL_LEN_AUTH bytes, so `sign` writes the digest.
+            auth::sign(control, &k.secret);
+            // Meticulous: every packet gets the next number.
+            self.tx_seq = self.tx_seq.wrapping_add(1);
+        }
         ext.copy_from_slice(extension);
 
         self.transmit_requested = false;
@@ -817,47 +995,46 @@ mod test {
             desired_min_tx: 1_000_000,
             required_min_rx,
             required_min_echo_rx: 0,
+            auth: None,
         }
         .emit(&mut ControlPacket::new_unchecked(&mut b[..]));
         b
     }
 
     #[test]
-    fn peer_required_min_rx_zero_stops_periodic_packets() {
+    fn peer_required_min_rx_zero_or_demand_never_silences_us() {
         let now = Instant::ZERO;
         let mut s = BfdSession::new(1, BfdConfig::default(), 1, now);
         let mut buf = [0u8; 64];
         assert!(s.poll_transmit(now, &[], &mut buf).is_some());
-        s.handle_packet(now, &packet_from_peer(State::Down, 0, 0, false))
-            .unwrap();
-        assert_eq!(s.state(), State::Init);
-        assert_eq!(s.tx_interval(), None);
-        assert_eq!(s.poll_timeout(), s.detection_time().map(|d| now + d));
-        // Still answers a request (the key layer's message) and still detects.
-        s.request_transmit();
-        assert!(s.poll_transmit(now, &[], &mut buf).is_some());
-        s.handle_timeout(now + Duration::from_secs(3));
+        let r = s
+            .handle_packet(now, &packet_from_peer(State::Down, 0, 0, false))
+            .outcome;
+        assert_eq!(r, Err(BfdError::ZeroRequiredMinRx));
         assert_eq!(s.state(), State::Down);
-        assert_eq!(s.local_diag(), Diagnostic::ControlDetectionTimeExpired);
-        // The peer is forgotten, and periodic packets resume at the slow rate.
+        assert_eq!(s.remote_discriminator(), 0);
         assert_eq!(s.tx_interval(), Some(SLOW_TX_INTERVAL));
-    }
-
-    #[test]
-    fn peer_demand_mode_stops_periodic_packets_once_both_up() {
-        let now = Instant::ZERO;
-        let mut s = BfdSession::new(1, BfdConfig::default(), 1, now);
-        s.handle_packet(now, &packet_from_peer(State::Init, 1, 500_000, true))
+        s.handle_packet(now, &packet_from_peer(State::Down, 0, 500_000, false))
+            .outcome
+            .unwrap();
+        s.handle_packet(now, &packet_from_peer(State::Init, 1, 500_000, false))
+            .outcome
             .unwrap();
         assert_eq!(s.state(), State::Up);
-        // The peer is not Up yet: keep sending.
-        assert!(s.tx_interval().is_some());
-        s.handle_packet(now, &packet_from_peer(State::Up, 1, 500_000, true))
-            .unwrap();
-        assert_eq!(s.tx_interval(), None);
-        s.handle_packet(now, &packet_from_peer(State::Up, 1, 500_000, false))
-            .unwrap();
-        assert_eq!(s.tx_interval(), Some(Duration::from_secs(1)));
+        for (rx, demand, e) in [
+            (500_000, true, BfdError::DemandMode),
+            (0, false, BfdError::ZeroRequiredMinRx),
+            (0, true, BfdError::DemandMode),
+        ] {
+            let r = s
+                .handle_packet(now, &packet_from_peer(State::Up, 1, rx, demand))
+                .outcome;
+            assert_eq!(r, Err(e));
+            assert_eq!(s.tx_interval(), Some(Duration::from_secs(1)));
+            assert!(s.poll_timeout().is_some());
+        }
+        assert_eq!(s.stats().discarded(BfdError::DemandMode), 2);
+        assert_eq!(s.stats().discarded(BfdError::ZeroRequiredMinRx), 2);
     }
 
     #[test]
@@ -866,7 +1043,8 @@ mod test {
         let mut s = BfdSession::new(1, BfdConfig::default(), 1, now);
         s.set_admin_down(now, true);
         assert_eq!(
-            s.handle_packet(now, &packet_from_peer(State::Down, 0, 500_000, false)),
+            s.handle_packet(now, &packet_from_peer(State::Down, 0, 500_000, false))
+                .outcome,
             Err(BfdError::AdminDown)
         );
         assert_eq!(s.remote_discriminator(), 0);

@@ -19,10 +19,10 @@ fn up_pair() -> (BfdSession, BfdSession, Instant) {
         a.request_transmit();
         b.request_transmit();
         while let Some(n) = a.poll_transmit(now, &[], &mut buf) {
-            b.handle_packet(now, &buf[..n]).unwrap();
+            b.handle_packet(now, &buf[..n]).outcome.unwrap();
         }
         while let Some(n) = b.poll_transmit(now, &[], &mut buf) {
-            a.handle_packet(now, &buf[..n]).unwrap();
+            a.handle_packet(now, &buf[..n]).outcome.unwrap();
         }
         now += Duration::from_millis(10);
     }
@@ -64,6 +64,7 @@ prop_compose! {
             desired_min_tx: tx,
             required_min_rx: rx,
             required_min_echo_rx: echo,
+            auth: None,
         }
     }
 }
@@ -84,8 +85,8 @@ proptest! {
         while admin.poll_event().is_some() {}
         for mut s in [up, fresh, admin] {
             let before = observe(&s);
-            match s.handle_packet(now, &bytes) {
-                Ok(_) => {}
+            match s.handle_packet(now, &bytes).outcome {
+                Ok(()) => {}
                 Err(_) => {
                     prop_assert_eq!(observe(&s), before);
                     prop_assert_eq!(s.poll_event(), None);
@@ -118,8 +119,10 @@ proptest! {
         }
         bytes.truncate(bytes.len().saturating_sub(truncate % 3 * 13));
         let before = observe(&a);
-        match a.handle_packet(now, &bytes) {
-            Ok(ext) => {
+        let r = a.handle_packet(now, &bytes);
+        match r.outcome {
+            Ok(()) => {
+                let ext = r.block;
                 // Valid: then it parses, and any block starts with the cookie.
                 let p = ControlPacket::new_checked(&bytes[..]).unwrap();
                 prop_assert!(ControlRepr::parse(&p).is_ok());

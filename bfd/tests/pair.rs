@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use fastpath::time::Instant;
 use svr_bfd::{
-    BfdConfig, BfdError, BfdEvent, BfdSession, ControlPacket, ControlRepr, Diagnostic, State,
-    SVR_COOKIE,
+    auth, AuthKey, AuthRepr, BfdConfig, BfdError, BfdEvent, BfdSession, ControlPacket, ControlRepr,
+    Diagnostic, State, SVR_COOKIE,
 };
 
 fn ms(v: u64) -> Duration {
@@ -37,7 +37,11 @@ struct Endpoint {
     ext: Vec<u8>,
     events: Vec<(Instant, BfdEvent)>,
     sent: Vec<Sent>,
+    /// The bytes of every packet sent (while `record`), for replay attacks.
+    sent_bytes: Vec<Vec<u8>>,
     received_ext: Vec<Vec<u8>>,
+    /// Blocks handed back with a discarded control packet.
+    discarded_ext: Vec<Vec<u8>>,
     rx_errors: Vec<BfdError>,
     record: bool,
 }
@@ -50,7 +54,9 @@ impl Endpoint {
             ext,
             events: Vec::new(),
             sent: Vec::new(),
+            sent_bytes: Vec::new(),
             received_ext: Vec::new(),
+            discarded_ext: Vec::new(),
             rx_errors: Vec::new(),
             record: true,
         }
@@ -62,22 +68,29 @@ impl Endpoint {
             let Some((_, bytes)) = self.inbound.pop_front() else {
                 break;
             };
-            match self.session.handle_packet(now, &bytes) {
-                Ok(Some(ext)) if self.record => self.received_ext.push(ext.to_vec()),
-                Ok(_) => {}
-                Err(e) => self.rx_errors.push(e),
+            let r = self.session.handle_packet(now, &bytes);
+            match (r.outcome, r.block) {
+                (Ok(()), Some(ext)) if self.record => self.received_ext.push(ext.to_vec()),
+                (Ok(()), _) => {}
+                (Err(e), block) => {
+                    self.rx_errors.push(e);
+                    if let Some(b) = block {
+                        self.discarded_ext.push(b.to_vec());
+                    }
+                }
             }
         }
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
             self.session.handle_timeout(now);
         }
         let mut out = Vec::new();
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; 320];
         while let Some(n) = self.session.poll_transmit(now, &self.ext, &mut buf) {
             if self.record {
                 let p = ControlPacket::new_checked(&buf[..n]).expect("we emit valid packets");
-                let repr = ControlRepr::parse(&p).expect("no auth");
+                let repr = ControlRepr::parse(&p).expect("we emit valid sections");
                 self.sent.push(Sent { at: now, repr });
+                self.sent_bytes.push(buf[..n].to_vec());
             }
             out.push(buf[..n].to_vec());
         }
@@ -454,9 +467,11 @@ fn peer_restart_recovers_without_operator() {
     let inflight = std::mem::take(&mut pair.b.inbound);
     pair.b = Endpoint::new(0xb2, BfdConfig::default(), 99, t0, block(b'B'));
     pair.b.inbound = inflight;
-    assert!(pair.run_until(Duration::from_secs(5), Pair::both_up));
-    // A heard the new B say Down (Your Discriminator 0) and followed; then a fresh
-    // handshake (Down → Init → Up, or Down → Up if B reached Init first).
+    assert!(pair.run_until(Duration::from_secs(8), Pair::both_up));
+    // A does not believe a Down that names no session (Your Discriminator 0: anyone could
+    // send it) while Up; the new B's silence towards the old session takes A down after
+    // the Detection Time; then a fresh handshake (Down → Init → Up, or Down → Up if B
+    // reached Init first).
     let events: Vec<_> = pair
         .a
         .events
@@ -470,12 +485,19 @@ fn peer_restart_recovers_without_operator() {
             BfdEvent::StateChanged {
                 from: State::Up,
                 to: State::Down,
-                diag: Diagnostic::NeighborSignaledSessionDown
+                diag: Diagnostic::ControlDetectionTimeExpired
             },
             BfdEvent::PathDown {
-                diag: Diagnostic::NeighborSignaledSessionDown
+                diag: Diagnostic::ControlDetectionTimeExpired
             },
         ]
+    );
+    assert!(
+        pair.a
+            .session
+            .stats()
+            .discarded(BfdError::UnselectedInSession)
+            >= 1
     );
     assert_eq!(events.last(), Some(&BfdEvent::PathUp));
     assert!(events.len() <= 5);
@@ -651,6 +673,7 @@ fn wrong_your_discriminator_is_ignored() {
         desired_min_tx: 1_000_000,
         required_min_rx: 1,
         required_min_echo_rx: 0,
+        auth: None,
     };
     let mut buf = [0u8; 24];
     forged.emit(&mut ControlPacket::new_unchecked(&mut buf[..]));
@@ -658,7 +681,7 @@ fn wrong_your_discriminator_is_ignored() {
     let a = &mut pair.a.session;
     let events_before = pair.a.events.len();
     assert_eq!(
-        a.handle_packet(now, &buf),
+        a.handle_packet(now, &buf).outcome,
         Err(BfdError::DiscriminatorMismatch)
     );
     assert_eq!(a.state(), State::Up);
@@ -777,4 +800,337 @@ fn detect_mult_one_jitters_at_most_ninety_percent() {
         assert!(g >= ms(750) && g <= ms(900), "gap {g:?}");
     }
     assert!(pair.both_up());
+}
+
+// ---- RFC 5880 authentication (Meticulous Keyed HMAC-SHA256) and §6.8.6 hardening ----
+
+fn key(id: u8) -> AuthKey {
+    AuthKey::new(id, [id.wrapping_mul(0x3b) ^ 0x5a; 32])
+}
+
+/// Both sides sign with key 1 and accept only key 1 from the start.
+fn keyed_pair() -> Pair {
+    let mut pair = Pair::default_pair();
+    for ep in [&mut pair.a, &mut pair.b] {
+        ep.session.set_auth_keys(Some(key(1)), vec![key(1)]);
+    }
+    pair
+}
+
+/// A packet "from B to A" built by hand: `secret` signs it when given.
+fn forged(state: State, your: u32, auth: Option<(u8, u32, &[u8; 32])>) -> Vec<u8> {
+    let repr = ControlRepr {
+        diag: Diagnostic::NoDiagnostic,
+        state,
+        poll: false,
+        final_: false,
+        control_plane_independent: false,
+        demand: false,
+        detect_mult: 3,
+        my_discriminator: 0xb,
+        your_discriminator: your,
+        desired_min_tx: 1_000_000,
+        required_min_rx: 500_000,
+        required_min_echo_rx: 0,
+        auth: auth.map(|(key_id, sequence, _)| AuthRepr { key_id, sequence }),
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ControlPacket::new_unchecked(&mut buf[..]));
+    if let Some((_, _, secret)) = auth {
+        assert!(auth::sign(&mut buf, secret));
+    }
+    buf
+}
+
+/// Feeds `bytes` to A directly and checks it was discarded for `reason` without any
+/// effect on A's state, events or transmissions.
+fn assert_discarded_by_a(pair: &mut Pair, bytes: &[u8], reason: BfdError) {
+    let now = pair.time;
+    let a = &mut pair.a.session;
+    let (state, remote, before) = (
+        a.state(),
+        a.remote_discriminator(),
+        a.stats().discarded(reason),
+    );
+    let timeout = a.poll_timeout();
+    let r = a.handle_packet(now, bytes);
+    assert_eq!(r.outcome, Err(reason));
+    assert_eq!(a.stats().discarded(reason), before + 1);
+    assert_eq!((a.state(), a.remote_discriminator()), (state, remote));
+    assert_eq!(a.poll_event(), None);
+    assert_eq!(a.poll_timeout(), timeout);
+    let mut out = [0u8; 128];
+    assert_eq!(a.poll_transmit(now, &[], &mut out), None);
+}
+
+#[test]
+fn authenticated_pair_reaches_up_and_stays_up_for_an_hour() {
+    let mut pair = keyed_pair();
+    pair.establish();
+    let t0 = pair.time;
+    pair.run_for(Duration::from_secs(3600));
+    assert!(pair.both_up());
+    for ep in [&pair.a, &pair.b] {
+        assert!(
+            ep.rx_errors.is_empty(),
+            "{:?}",
+            &ep.rx_errors[..5.min(ep.rx_errors.len())]
+        );
+        assert_eq!(ep.state_changes().len(), 2, "no flap");
+        // Every packet is signed with key 1, numbered one more than the one before.
+        assert!(ep.sent.len() > 3000);
+        for w in ep.sent.windows(2) {
+            let (x, y) = (w[0].repr.auth.unwrap(), w[1].repr.auth.unwrap());
+            assert_eq!((x.key_id, y.key_id), (1, 1));
+            assert_eq!(y.sequence, x.sequence.wrapping_add(1));
+        }
+        assert!(ep
+            .sent_bytes
+            .iter()
+            .all(|b| b.len() == 64 + block(b'a').len()));
+    }
+    // Blocks still ride behind the authenticated packet.
+    assert!(pair.a.received_ext.iter().all(|e| *e == block(b'b')));
+    assert!(pair
+        .a
+        .first_event_after(t0, |e| matches!(e, BfdEvent::PathDown { .. }))
+        .is_none());
+    // The two sides started at different (random) sequence numbers.
+    assert_ne!(
+        pair.a.sent[0].repr.auth.unwrap().sequence,
+        pair.b.sent[0].repr.auth.unwrap().sequence
+    );
+}
+
+#[test]
+fn spoofed_down_and_admin_down_do_not_take_an_authenticated_session_down() {
+    let mut pair = keyed_pair();
+    pair.establish();
+    pair.run_for(Duration::from_secs(10));
+    let wrong = [0x77u8; 32];
+    let next_seq = pair
+        .b
+        .sent
+        .last()
+        .unwrap()
+        .repr
+        .auth
+        .unwrap()
+        .sequence
+        .wrapping_add(1);
+    for state in [State::Down, State::AdminDown] {
+        // Your Discriminator 0: names no session.
+        assert_discarded_by_a(
+            &mut pair,
+            &forged(state, 0, None),
+            BfdError::UnselectedInSession,
+        );
+        // Copied Your Discriminator, no authentication.
+        assert_discarded_by_a(&mut pair, &forged(state, 0xa, None), BfdError::AuthMissing);
+        // Signed with a wrong secret under the right key id.
+        let p = forged(state, 0xa, Some((1, next_seq, &wrong)));
+        assert_discarded_by_a(&mut pair, &p, BfdError::BadAuthDigest);
+        // An unknown key id.
+        let p = forged(state, 0xa, Some((9, next_seq, &wrong)));
+        assert_discarded_by_a(&mut pair, &p, BfdError::UnknownAuthKey);
+        // Some other session's discriminator.
+        let p = forged(state, 0xa + 1, None);
+        assert_discarded_by_a(&mut pair, &p, BfdError::DiscriminatorMismatch);
+    }
+    // Two spoofed packets a second for a minute, interleaved with the real traffic.
+    for i in 0..120u32 {
+        pair.run_for(ms(500));
+        let now = pair.time;
+        let state = if i % 2 == 0 {
+            State::Down
+        } else {
+            State::AdminDown
+        };
+        let p = forged(state, if i % 3 == 0 { 0 } else { 0xa }, None);
+        assert!(pair.a.session.handle_packet(now, &p).outcome.is_err());
+    }
+    pair.run_for(Duration::from_secs(5));
+    assert!(pair.both_up());
+    assert_eq!(pair.a.state_changes().len(), 2, "never left Up");
+    let st = pair.a.session.stats();
+    assert!(st.discarded(BfdError::AuthMissing) >= 80);
+    assert!(st.discarded(BfdError::UnselectedInSession) >= 40);
+}
+
+#[test]
+fn replayed_genuine_packets_are_dropped() {
+    let mut pair = keyed_pair();
+    pair.establish();
+    pair.run_for(Duration::from_secs(5));
+    // Everything B ever sent, replayed: the latest (a duplicate) and every older one.
+    let captured = pair.b.sent_bytes.clone();
+    let n = captured.len();
+    assert_discarded_by_a(&mut pair, &captured[n - 1], BfdError::AuthReplay);
+    for p in captured.iter().rev() {
+        // Old packets with Your Discriminator 0 stop earlier, at the discriminator rule.
+        let r = pair.a.session.handle_packet(pair.time, p).outcome;
+        assert!(
+            matches!(r, Err(BfdError::AuthReplay | BfdError::UnselectedInSession)),
+            "{r:?}"
+        );
+    }
+    assert!(pair.a.session.stats().discarded(BfdError::AuthReplay) as usize >= n - 2);
+    pair.run_for(Duration::from_secs(5));
+    assert!(pair.both_up());
+    assert_eq!(pair.a.state_changes().len(), 2);
+}
+
+#[test]
+fn a_replay_after_a_sequence_reset_cannot_take_an_up_session_down() {
+    // A reaches Up before it has keys (packets accepted unverified), then gets B's key: no
+    // sequence number is known. A genuine old Down signed by B (captured earlier) passes the
+    // digest, but may not take A down.
+    let mut pair = Pair::default_pair();
+    pair.b.session.set_auth_keys(Some(key(1)), vec![]);
+    pair.establish();
+    pair.run_for(Duration::from_secs(3));
+    pair.a.session.set_auth_keys(Some(key(1)), vec![key(1)]);
+    let old = forged(State::Down, 0xa, Some((1, 5, &key(1).secret)));
+    assert_discarded_by_a(&mut pair, &old, BfdError::UnverifiedSequenceDown);
+    // The real packets keep it Up and set the sequence number.
+    pair.run_for(Duration::from_secs(30));
+    assert!(pair.both_up());
+    assert!(pair.a.rx_errors.is_empty());
+    assert_eq!(pair.a.state_changes().len(), 2);
+}
+
+#[test]
+fn required_min_rx_zero_and_demand_never_silence_our_transmissions() {
+    let mut pair = keyed_pair();
+    pair.establish();
+    pair.run_for(Duration::from_secs(2));
+    let mut seq = pair.b.sent.last().unwrap().repr.auth.unwrap().sequence;
+    for (rx, demand, reason) in [
+        (0, false, BfdError::ZeroRequiredMinRx),
+        (500_000, true, BfdError::DemandMode),
+    ] {
+        // Even signed with the real key (a peer that misbehaves) and in sequence.
+        seq = seq.wrapping_add(1000);
+        let repr = ControlRepr {
+            demand,
+            required_min_rx: rx,
+            auth: Some(AuthRepr {
+                key_id: 1,
+                sequence: seq,
+            }),
+            ..ControlRepr::parse(
+                &ControlPacket::new_checked(&forged(State::Up, 0xa, None)[..]).unwrap(),
+            )
+            .unwrap()
+        };
+        let mut p = vec![0u8; 64];
+        repr.emit(&mut ControlPacket::new_unchecked(&mut p[..]));
+        assert!(auth::sign(&mut p, &key(1).secret));
+        assert_discarded_by_a(&mut pair, &p, reason);
+    }
+    let before = pair.a.session.stats().tx_packets;
+    pair.run_for(Duration::from_secs(10));
+    let n = pair.a.session.stats().tx_packets - before;
+    assert!((10..=14).contains(&n), "{n} packets in 10 s");
+    assert_eq!(pair.a.session.tx_interval(), Some(ms(1000)));
+    assert!(pair.both_up());
+}
+
+#[test]
+fn key_rotation_keeps_the_session_up() {
+    let mut pair = keyed_pair();
+    pair.establish();
+    pair.run_for(Duration::from_secs(10));
+    // The new peer key is confirmed: both accept keys 1 and 2, still send 1.
+    for ep in [&mut pair.a, &mut pair.b] {
+        ep.session.set_auth_keys(Some(key(1)), vec![key(1), key(2)]);
+    }
+    pair.run_for(Duration::from_secs(30));
+    // A switches first (its grace ended earlier), B 5 s later.
+    pair.a
+        .session
+        .set_auth_keys(Some(key(2)), vec![key(1), key(2)]);
+    pair.run_for(Duration::from_secs(5));
+    pair.b
+        .session
+        .set_auth_keys(Some(key(2)), vec![key(1), key(2)]);
+    pair.run_for(Duration::from_secs(30));
+    // The old key is dropped after the grace.
+    for ep in [&mut pair.a, &mut pair.b] {
+        ep.session.set_auth_keys(Some(key(2)), vec![key(2)]);
+    }
+    pair.run_for(Duration::from_secs(60));
+    assert!(pair.both_up());
+    for ep in [&pair.a, &pair.b] {
+        assert!(ep.rx_errors.is_empty(), "{:?}", ep.rx_errors);
+        assert_eq!(ep.state_changes().len(), 2, "no flap");
+        assert_eq!(ep.sent.last().unwrap().repr.auth.unwrap().key_id, 2);
+        // The sequence runs on across the key change.
+        for w in ep.sent.windows(2) {
+            let (x, y) = (w[0].repr.auth.unwrap(), w[1].repr.auth.unwrap());
+            assert_eq!(y.sequence, x.sequence.wrapping_add(1));
+        }
+    }
+    // A packet under the retired key is now refused.
+    let seq = pair
+        .b
+        .sent
+        .last()
+        .unwrap()
+        .repr
+        .auth
+        .unwrap()
+        .sequence
+        .wrapping_add(1);
+    let old = forged(State::Up, 0xa, Some((1, seq, &key(1).secret)));
+    assert_discarded_by_a(&mut pair, &old, BfdError::UnknownAuthKey);
+}
+
+#[test]
+fn the_block_of_an_unauthenticated_packet_still_reaches_key_management() {
+    let mut pair = keyed_pair();
+    pair.establish();
+    pair.run_for(Duration::from_secs(5));
+    let t0 = pair.time;
+    // B restarts and has no keys yet: unauthenticated BFD, a clear key-exchange block.
+    let inflight = std::mem::take(&mut pair.b.inbound);
+    pair.b = Endpoint::new(0xb2, BfdConfig::default(), 99, t0, block(b'R'));
+    pair.b.inbound = inflight;
+    pair.run_for(Duration::from_secs(10));
+    // A discards the BFD part but hands every block to the key layer.
+    assert!(!pair.a.discarded_ext.is_empty());
+    assert!(pair.a.discarded_ext.iter().all(|e| *e == block(b'R')));
+    assert!(pair
+        .a
+        .rx_errors
+        .iter()
+        .all(|e| matches!(e, BfdError::AuthMissing | BfdError::UnselectedInSession)));
+    assert!(pair.a.session.stats().discarded(BfdError::AuthMissing) >= 5);
+    // A went Down by detection time, not by B's word, and stays Down without keys.
+    assert_ne!(pair.a.session.state(), State::Up);
+    assert_eq!(
+        pair.a.state_changes()[2],
+        (
+            State::Up,
+            State::Down,
+            Diagnostic::ControlDetectionTimeExpired
+        )
+    );
+    // The key exchange completes: B gets the new key, A accepts it; Up again.
+    pair.b.session.set_auth_keys(Some(key(3)), vec![key(3)]);
+    pair.a.session.set_auth_keys(Some(key(3)), vec![key(3)]);
+    assert!(pair.run_until(Duration::from_secs(5), Pair::both_up));
+}
+
+#[test]
+fn without_accept_keys_signed_and_unsigned_packets_both_drive_the_session() {
+    let mut pair = Pair::default_pair();
+    // Only B signs; A has no key yet and accepts B's signed packets unverified.
+    pair.b.session.set_auth_keys(Some(key(4)), vec![]);
+    pair.establish();
+    assert!(pair.a.rx_errors.is_empty() && pair.b.rx_errors.is_empty());
+    assert!(pair.b.sent.iter().all(|s| s.repr.auth.is_some()));
+    assert!(pair.a.sent.iter().all(|s| s.repr.auth.is_none()));
+    assert!(!pair.a.session.auth_required());
+    assert_eq!(pair.b.session.send_key_id(), Some(4));
 }

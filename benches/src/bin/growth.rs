@@ -220,7 +220,7 @@ impl SlowSim {
             let e = &mut self.ends[s][i];
             let t0 = rdtsc();
             if let Some(p) = pkt.as_deref() {
-                if let Ok(Some(block)) = e.bfd.handle_packet(now, p) {
+                if let Some(block) = e.bfd.handle_packet(now, p).block {
                     e.keys.handle_block(now, unix, block);
                 }
             }
