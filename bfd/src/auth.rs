@@ -174,9 +174,10 @@ impl AuthRepr {
 }
 
 /// The HMAC of an authenticated control packet (`control` = exactly BFD Length =
-/// [`CONTROL_LEN_AUTH`] bytes) with its digest field taken as zero. `None` if `control` has
-/// another length.
-fn mac(control: &[u8], secret: &[u8; SECRET_LEN]) -> Option<HmacSha256> {
+/// [`CONTROL_LEN_AUTH`] bytes) with its digest field taken as zero, followed by the SVR BFD
+/// metadata block that rides behind it (`extension`, empty when there is none): a block
+/// cannot be grafted onto a genuine control packet. `None` if `control` has another length.
+fn mac(control: &[u8], extension: &[u8], secret: &[u8; SECRET_LEN]) -> Option<HmacSha256> {
     if control.len() != CONTROL_LEN_AUTH {
         return None;
     }
@@ -186,14 +187,16 @@ fn mac(control: &[u8], secret: &[u8; SECRET_LEN]) -> Option<HmacSha256> {
     m.update(&control[..digest_at]);
     m.update(&[0u8; DIGEST_LEN]);
     m.update(&control[digest_at + DIGEST_LEN..]);
+    m.update(extension);
     Some(m)
 }
 
 /// Writes the digest of an authenticated control packet built by
 /// [`ControlRepr::emit`](crate::ControlRepr::emit): `control` is exactly its
-/// [`CONTROL_LEN_AUTH`] bytes. Returns false (and writes nothing) on any other length.
-pub fn sign(control: &mut [u8], secret: &[u8; SECRET_LEN]) -> bool {
-    let Some(m) = mac(control, secret) else {
+/// [`CONTROL_LEN_AUTH`] bytes, `extension` the block that will follow it. Returns false (and
+/// writes nothing) on any other length.
+pub fn sign(control: &mut [u8], extension: &[u8], secret: &[u8; SECRET_LEN]) -> bool {
+    let Some(m) = mac(control, extension, secret) else {
         return false;
     };
     let tag = m.finalize().into_bytes();
@@ -202,10 +205,11 @@ pub fn sign(control: &mut [u8], secret: &[u8; SECRET_LEN]) -> bool {
     true
 }
 
-/// Whether the digest of `control` (exactly BFD Length bytes) is right for `secret`,
+/// Whether the digest of `control` (exactly BFD Length bytes) and the `extension` behind it
+/// is right for `secret`,
 /// compared in constant time (`hmac`'s `verify_slice`, built on `subtle`).
-pub fn verify(control: &[u8], secret: &[u8; SECRET_LEN]) -> bool {
-    let Some(m) = mac(control, secret) else {
+pub fn verify(control: &[u8], extension: &[u8], secret: &[u8; SECRET_LEN]) -> bool {
+    let Some(m) = mac(control, extension, secret) else {
         return false;
     };
     let digest_at = CONTROL_LEN + field::DIGEST.start;
@@ -263,13 +267,26 @@ mod test {
     fn sign_and_verify_need_the_exact_length() {
         let secret = [9u8; 32];
         let mut p = [0u8; CONTROL_LEN_AUTH + 1];
-        assert!(!sign(&mut p, &secret));
-        assert!(!verify(&p, &secret));
-        assert!(sign(&mut p[..CONTROL_LEN_AUTH], &secret));
-        assert!(verify(&p[..CONTROL_LEN_AUTH], &secret));
-        assert!(!verify(&p[..CONTROL_LEN_AUTH], &[8u8; 32]));
+        assert!(!sign(&mut p, &[], &secret));
+        assert!(!verify(&p, &[], &secret));
+        assert!(sign(&mut p[..CONTROL_LEN_AUTH], &[], &secret));
+        assert!(verify(&p[..CONTROL_LEN_AUTH], &[], &secret));
+        assert!(!verify(&p[..CONTROL_LEN_AUTH], &[], &[8u8; 32]));
         p[5] ^= 1;
-        assert!(!verify(&p[..CONTROL_LEN_AUTH], &secret));
+        assert!(!verify(&p[..CONTROL_LEN_AUTH], &[], &secret));
+    }
+
+    /// The digest covers the block behind the control packet: a block grafted onto a genuine
+    /// authenticated control packet does not verify.
+    #[test]
+    fn the_digest_covers_the_block() {
+        let secret = [9u8; 32];
+        let mut p = [0u8; CONTROL_LEN_AUTH];
+        let block = b"\x4c\x48\xdb\xc6\xdd\xf6\x67\x0c genuine block";
+        assert!(sign(&mut p, block, &secret));
+        assert!(verify(&p, block, &secret));
+        assert!(!verify(&p, b"\x4c\x48\xdb\xc6\xdd\xf6\x67\x0c grafted block", &secret));
+        assert!(!verify(&p, &[], &secret));
     }
 
     /// Golden vectors, also in docs/bfd-metadata.md §5 (checked below). Secret 00 01 .. 1f.
@@ -332,11 +349,11 @@ mod test {
         for (name, repr, bytes) in golden() {
             let mut buf = [0u8; CONTROL_LEN_AUTH];
             repr.emit(&mut ControlPacket::new_unchecked(&mut buf[..]));
-            assert!(sign(&mut buf, &secret()));
+            assert!(sign(&mut buf, &[], &secret()));
             assert_eq!(hex::encode(buf), hex::encode(&bytes), "{name}");
             let p = ControlPacket::new_checked(&bytes[..]).unwrap();
             assert_eq!(ControlRepr::parse(&p).unwrap(), repr, "{name}");
-            assert!(verify(p.control(), &secret()), "{name}");
+            assert!(verify(p.control(), &[], &secret()), "{name}");
             let section = AuthSection::new_checked(p.auth_section().unwrap()).unwrap();
             assert_eq!(section.auth_type(), AUTH_TYPE_METICULOUS_HMAC_SHA256);
             assert_eq!(usize::from(section.auth_len()), AUTH_LEN);
@@ -345,7 +362,7 @@ mod test {
             for i in 0..CONTROL_LEN_AUTH {
                 let mut b = buf;
                 b[i] ^= 0x80;
-                assert!(!verify(&b, &secret()), "{name} byte {i}");
+                assert!(!verify(&b, &[], &secret()), "{name} byte {i}");
             }
         }
     }

@@ -475,7 +475,8 @@ impl BfdSession {
             return Err(BfdError::ZeroRequiredMinRx);
         }
         // §6.7: authentication, cheapest checks first, the HMAC last.
-        let verified_seq = self.check_auth(packet.control(), &rx)?;
+        let block = packet.extension().unwrap_or(&[]);
+        let verified_seq = self.check_auth(packet.control(), block, &rx)?;
         if let Some(seq) = verified_seq {
             // The first sequence number after a reset cannot be told from a replayed old one:
             // such a packet may bring a session up but never take an established one down.
@@ -532,7 +533,12 @@ impl BfdSession {
     /// §6.7.3 for Meticulous Keyed HMAC-SHA256: `Ok(None)` when no accept key is set (any
     /// packet passes, with or without a section), `Ok(Some(seq))` when the packet verified
     /// under an accept key and its sequence number is after the last accepted one.
-    fn check_auth(&self, control: &[u8], rx: &ControlRepr) -> Result<Option<u32>, BfdError> {
+    fn check_auth(
+        &self,
+        control: &[u8],
+        block: &[u8],
+        rx: &ControlRepr,
+    ) -> Result<Option<u32>, BfdError> {
         if self.accept_keys.is_empty() {
             return Ok(None);
         }
@@ -542,7 +548,7 @@ impl BfdSession {
         let mut verified = false;
         for k in self.accept_keys.iter().filter(|k| k.key_id == a.key_id) {
             known = true;
-            verified |= auth::verify(control, &k.secret);
+            verified |= auth::verify(control, block, &k.secret);
         }
         if !known {
             return Err(BfdError::UnknownAuthKey);
@@ -733,7 +739,7 @@ impl BfdSession {
         repr.emit(&mut ControlPacket::new_unchecked(&mut *control));
         if let Some(k) = &self.send_key {
             // `control` is exactly CONTROL_LEN_AUTH bytes, so `sign` writes the digest.
-            auth::sign(control, &k.secret);
+            auth::sign(control, extension, &k.secret);
             // Meticulous: every packet gets the next number.
             self.tx_seq = self.tx_seq.wrapping_add(1);
         }

@@ -837,7 +837,7 @@ fn forged(state: State, your: u32, auth: Option<(u8, u32, &[u8; 32])>) -> Vec<u8
     let mut buf = vec![0u8; repr.buffer_len()];
     repr.emit(&mut ControlPacket::new_unchecked(&mut buf[..]));
     if let Some((_, _, secret)) = auth {
-        assert!(auth::sign(&mut buf, secret));
+        assert!(auth::sign(&mut buf, &[], secret));
     }
     buf
 }
@@ -1025,7 +1025,7 @@ fn required_min_rx_zero_and_demand_never_silence_our_transmissions() {
         };
         let mut p = vec![0u8; 64];
         repr.emit(&mut ControlPacket::new_unchecked(&mut p[..]));
-        assert!(auth::sign(&mut p, &key(1).secret));
+        assert!(auth::sign(&mut p, &[], &key(1).secret));
         assert_discarded_by_a(&mut pair, &p, reason);
     }
     let before = pair.a.session.stats().tx_packets;

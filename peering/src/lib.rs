@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use fastpath::time::Instant;
 use rand_core::CryptoRngCore;
-use svr_bfd::{BfdConfig, BfdError, BfdEvent, BfdSession, Diagnostic, State, CONTROL_LEN};
+use svr_bfd::{AuthKey, BfdConfig, BfdError, BfdEvent, BfdSession, Diagnostic, State, CONTROL_LEN};
 use svr_keymgmt::{Identity, KeyEvent, PeerKeyState, PeerSetup, PublishedKeys, TrustAnchor};
 
 /// Index of a peer, in the order given to [`PeerCoordinator::new`] (svrd: its `PeerId`).
@@ -302,6 +302,9 @@ pub struct Counters {
     pub bfd_rx_discarded: u64,
     /// Key blocks handed to a key state machine.
     pub blocks_rx: u64,
+    /// Key blocks dropped unseen: behind a control packet that failed BFD authentication
+    /// while authenticated BFD was Up on one of the peer's paths.
+    pub blocks_unauthenticated_while_up: u64,
     /// BFD packets written.
     pub bfd_tx: u64,
     /// Of those, packets with a key block.
@@ -353,6 +356,11 @@ struct Peer {
     next_path: usize,
     /// The path holding this peer's block that is not sent yet.
     pending: Option<PathIndex>,
+    /// The key generation whose BFD authentication keys the paths hold.
+    auth_generation: Option<u64>,
+    /// The latest block dropped while authenticated BFD was Up, with its wall time: handed
+    /// to the key layer when BFD goes Down (a restarted peer's Key Request).
+    held_block: Option<(u64, Vec<u8>)>,
 }
 
 struct Path {
@@ -416,6 +424,8 @@ impl PeerCoordinator {
                 bfd_up: false,
                 next_path: 0,
                 pending: None,
+                auth_generation: None,
+                held_block: None,
             });
         }
         let mut ps: Vec<Path> = Vec::with_capacity(paths.len());
@@ -552,22 +562,38 @@ impl PeerCoordinator {
             return Err(RxError::UnknownPath);
         };
         self.counters.bfd_rx += 1;
-        let res = match p.bfd.handle_packet(now, udp_payload) {
-            Ok(Some(block)) => {
-                // Multipath (issue 9) will want to know which path a block came in on; the
-                // key layer does not need it today.
+        let received = p.bfd.handle_packet(now, udp_payload);
+        let peer = p.peer;
+        let authenticated_up = p.bfd.auth_required()
+            && self.peers[peer]
+                .paths
+                .iter()
+                .any(|&i| self.paths[i].bfd.state() == State::Up);
+        // The block authenticates itself, so it reaches the key layer whatever BFD made of the
+        // control packet: a restarted peer has no BFD key yet, and its clear blocks are how it
+        // gets one. But while authenticated BFD is Up the peer is alive and holds our key, so
+        // a block behind a control packet that failed authentication is not from it: dropped
+        // unseen (a forced rekey or a flood costs nothing). A restarted peer's BFD fails
+        // authentication, our session goes Down within the detection time, and its blocks
+        // pass again.
+        match received.block {
+            Some(block) if authenticated_up && received.outcome.is_err() => {
+                self.counters.blocks_unauthenticated_while_up += 1;
+                // Kept (the latest one only) for when BFD goes Down: if the peer restarted,
+                // this is its Key Request, and the exchange starts without waiting for a
+                // retransmission.
+                self.peers[peer].held_block = Some((unix_now, block.to_vec()));
+            }
+            Some(block) => {
                 self.counters.blocks_rx += 1;
-                self.peers[p.peer]
-                    .keys
-                    .handle_block(key_now, unix_now, block);
-                Ok(())
+                self.peers[peer].keys.handle_block(key_now, unix_now, block);
             }
-            Ok(None) => Ok(()),
-            Err(e) => {
-                self.counters.bfd_rx_discarded += 1;
-                Err(RxError::Bfd(e))
-            }
-        };
+            None => {}
+        }
+        let res = received.outcome.map_err(|e| {
+            self.counters.bfd_rx_discarded += 1;
+            RxError::Bfd(e)
+        });
         self.process(now);
         res
     }
@@ -716,8 +742,13 @@ impl PeerCoordinator {
                 peer.bfd_up = up;
                 if up {
                     peer.keys.bfd_up(key_now);
+                    peer.held_block = None;
                 } else {
                     peer.keys.bfd_down(key_now);
+                    if let Some((unix_now, block)) = peer.held_block.take() {
+                        self.counters.blocks_rx += 1;
+                        peer.keys.handle_block(key_now, unix_now, &block);
+                    }
                 }
             }
         }
@@ -770,33 +801,25 @@ impl PeerCoordinator {
         p.paths[p.next_path]
     }
 
-    /// SEAM (issue 13, branches `bfd-auth` and `kx`): installs the BFD authentication keys
-    /// that key management derives for `peer` into the `BfdSession` of each of its paths,
-    /// whenever `PeerKeyState::key_generation()` differs from the generation installed last.
-    /// Runs after every input, before the next [`poll_transmit`](Self::poll_transmit), so
-    /// the first BFD packet after a rotation is already authenticated with the new key.
-    ///
-    /// Today a no-op: neither `BfdSession::set_auth_keys` nor
-    /// `PeerKeyState::{bfd_auth_keys, key_generation}` exists on this branch. When both
-    /// have landed, add `auth_generation: Option<u64>` (the generation's type) to `Peer`
-    /// and make this body:
-    ///
-    /// ```text
-    /// let p = &mut self.peers[peer];
-    /// let generation = p.keys.key_generation();
-    /// if p.auth_generation == Some(generation) { return; }
-    /// let (send, accept) = p.keys.bfd_auth_keys();
-    /// for &pi in &p.paths {
-    ///     self.paths[pi].bfd.set_auth_keys(send.clone(), accept.clone());
-    /// }
-    /// p.auth_generation = Some(generation);
-    /// ```
-    ///
-    /// and let `handle_bfd_datagram_on` pass the block of a packet whose BFD authentication
-    /// failed to the key layer too (the key layer then ignores clear blocks once a key
-    /// exists).
+    /// Installs the BFD authentication keys that key management derives for `peer` (the
+    /// current peer key to send with; current, next and previous-in-grace to accept) into the
+    /// `BfdSession` of each of its paths, whenever `PeerKeyState::key_generation()` moved.
+    /// Runs after every input, before the next [`poll_transmit`](Self::poll_transmit), so the
+    /// first BFD packet after a rotation is already authenticated with the new key.
     fn install_bfd_auth_keys(&mut self, peer: PeerIndex) {
-        let _ = peer;
+        let p = &mut self.peers[peer];
+        let generation = p.keys.key_generation();
+        if p.auth_generation == Some(generation) {
+            return;
+        }
+        let keys = p.keys.bfd_auth_keys();
+        let auth_key = |s: &svr_keymgmt::AuthSecret| AuthKey::new(s.key_id, *s.secret);
+        for &pi in &p.paths {
+            let send = keys.send.as_ref().map(auth_key);
+            let accept = keys.accept.iter().map(auth_key).collect();
+            self.paths[pi].bfd.set_auth_keys(send, accept);
+        }
+        p.auth_generation = Some(generation);
     }
 
     fn publish_changes(&mut self) {

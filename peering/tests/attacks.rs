@@ -2,7 +2,6 @@
 //! routers injects, rewrites or replays BFD datagrams. Each test asserts that every path
 //! stays in service and that a counter of refused input moved.
 //!
-//! Tests marked `#[ignore = "needs #13 bfd-auth/kx"]` describe the behaviour once BFD
 //! authentication (branch `bfd-auth`) and the hardened key exchange (branch `kx`) are in and
 //! installed through `PeerCoordinator::install_bfd_auth_keys`; they fail today, which is the
 //! weakness they document. Run them with `cargo test -p svr-peering -- --ignored`.
@@ -88,7 +87,6 @@ fn garbage_blocks_are_counted_and_change_nothing() {
 /// A clear Key Request in router-b's name (no signature needed today) on a current BFD
 /// header: router-a believes b restarted and takes the peer out of service.
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn spoofed_clear_block_claiming_the_peers_name() {
     let mut p = peered();
     let before = p.a.rejections();
@@ -98,6 +96,7 @@ fn spoofed_clear_block_claiming_the_peers_name() {
         &[Message::KeyRequest(KeyRequest {
             kind: KeyKind::PeerKey,
             have_index: 0,
+            challenge: [0x5a; 16],
         })],
         Protection::Clear,
     )
@@ -111,7 +110,6 @@ fn spoofed_clear_block_claiming_the_peers_name() {
 /// router-a's genuine clear offer, recorded at start-up and replayed to router-b on a
 /// current BFD header once peered.
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn replayed_genuine_clear_offer() {
     let mut p = peered();
     let before = p.b.rejections();
@@ -127,7 +125,6 @@ fn replayed_genuine_clear_offer() {
 /// 100 replayed offers a second for 10 s (issue 13's flood, scaled to a debug build): the
 /// path stays in service and the token bucket's drops are counted.
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn flood_of_replayed_offers() {
     let mut p = peered();
     let before = p.b.rejections();
@@ -170,19 +167,16 @@ fn spoofed_state(state: State, copy_your_discr: bool) {
 }
 
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn spoofed_bfd_down_with_your_discriminator_zero() {
     spoofed_state(State::Down, false);
 }
 
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn spoofed_bfd_admin_down_with_your_discriminator_zero() {
     spoofed_state(State::AdminDown, false);
 }
 
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn spoofed_bfd_down_with_copied_discriminators() {
     spoofed_state(State::Down, true);
 }
@@ -203,13 +197,45 @@ fn silencer(edit: impl Fn(&mut ControlPacket<&mut [u8]>)) {
 }
 
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn spoofed_required_min_rx_zero() {
     silencer(|c| c.set_required_min_rx(0));
 }
 
 #[test]
-#[ignore = "needs #13 bfd-auth/kx"]
 fn spoofed_demand_bit() {
     silencer(|c| c.set_demand(true));
+}
+
+/// A clear leader Key Request "from router-a", grafted onto router-a's genuine latest BFD
+/// header, towards the keyed follower: it must not start a clear exchange (which, with the
+/// follower's real challenge, would run to completion through both genuine routers and
+/// replace the live peer key). The BFD digest covers the block, so the grafted packet fails
+/// authentication and its block is dropped unseen while BFD is Up.
+#[test]
+fn grafted_leader_key_request_does_not_force_a_rekey() {
+    let mut p = peered();
+    let before = p.b.rejections();
+    let since = p.time;
+    let index = p.b.co.peer(0).unwrap().keys.peer_key_index();
+    let block = encode_block(
+        A,
+        &[Message::KeyRequest(KeyRequest {
+            kind: KeyKind::PeerKey,
+            have_index: 0,
+            challenge: [0; 16],
+        })],
+        Protection::Clear,
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let mut pkt = p.a.last_sent(0).payload.clone();
+        let len = usize::from(ControlPacket::new_unchecked(&pkt[..]).length());
+        pkt.truncate(len);
+        pkt.extend_from_slice(&block);
+        p.inject(true, 0, &pkt);
+        p.run_for(secs(1));
+    }
+    assert_shrugged_off(&mut p, false, before, since, 30);
+    assert_eq!(p.b.co.peer(0).unwrap().keys.peer_key_index(), index);
+    assert!(p.b.co.counters().blocks_unauthenticated_while_up >= 5);
 }

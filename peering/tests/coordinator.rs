@@ -46,7 +46,8 @@ fn both_peers_reach_service_on_all_paths() {
     p.run_until_in_service(secs(10));
     keys_agree(&p);
     for s in [&p.a, &p.b] {
-        assert_eq!(s.co.counters().bfd_rx_discarded, 0);
+        // At most the packets sent while only one side had installed the new peer key.
+        assert!(s.co.counters().bfd_rx_discarded <= 2);
         // (A Key Request crossing the leader's offer is `stale`, as in keymgmt's tests.)
         assert_eq!(s.co.peer(0).unwrap().keys.stats().total_dropped(), 0);
         assert_eq!(s.count(|k| *k == EventKind::PathInService), 2);

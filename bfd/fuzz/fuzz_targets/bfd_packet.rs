@@ -37,10 +37,10 @@ fn check_packet(bytes: &[u8]) {
         // Reserved (27) is ignored on receipt; the digest (32..64) is not in the repr.
         assert_eq!(out[..27], control[..27]);
         assert_eq!(out[28..32], control[28..32]);
-        assert!(auth::sign(&mut out, &secret()));
-        let ok = auth::verify(control, &secret());
+        assert!(auth::sign(&mut out, &[], &secret()));
+        let ok = auth::verify(control, &[], &secret());
         assert_eq!(ok && control[27] == 0, out[..] == control[..]);
-        assert!(auth::verify(&out, &secret()));
+        assert!(auth::verify(&out, &[], &secret()));
         assert_eq!(out.len(), CONTROL_LEN_AUTH);
     } else {
         assert_eq!(out[..], control[..]);
@@ -68,7 +68,7 @@ fn genuine_up(seq: u32) -> Vec<u8> {
     };
     let mut b = vec![0u8; repr.buffer_len()];
     repr.emit(&mut ControlPacket::new_unchecked(&mut b[..]));
-    auth::sign(&mut b, &secret());
+    auth::sign(&mut b, &[], &secret());
     b
 }
 
