@@ -128,6 +128,29 @@ fn precheck_hugepages(node: &Node, npath: &str) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// Entries of the two punt rings (worker → slow path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PuntRingSizes {
+    /// BFD and key exchange of the peer paths, served first.
+    pub control: u32,
+    /// Everything else punted (ARP, ND, ICMP, held packets, ...).
+    pub other: u32,
+}
+
+/// Sizes the punt rings so that punted mbufs never hold more than an eighth of the pool: the
+/// two rings plus the one burst the slow-path thread has in hand (it copies what it keeps
+/// and frees every punted mbuf before it dequeues the next burst). The rest of the pool stays
+/// for RX descriptors, TX and the data path, however long a punt flood lasts. The control
+/// ring is small on purpose: BFD and key exchange are a few packets a second per peer path,
+/// and a short queue bounds how stale a BFD packet can be when the slow path reads it.
+pub fn punt_ring_sizes(n_mbufs: u32) -> PuntRingSizes {
+    const BURST: u32 = dpdk_ffi::BURST as u32;
+    let share = n_mbufs / 8;
+    let control = (share / 4).clamp(BURST, 256);
+    let other = share.saturating_sub(control + BURST).max(BURST);
+    PuntRingSizes { control, other }
+}
+
 /// An opened, configured and started port, with what the data path needs to know about it.
 struct OpenPort {
     name: String,
@@ -362,16 +385,22 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             reason: e.to_string(),
         }
     };
-    let punt = Arc::new(
-        Ring::create(
-            "svrd_punt",
-            4096,
-            RingMode {
-                single_producer: n_workers == 1,
-                single_consumer: true,
-            },
-        )
-        .map_err(ring_err("svrd_punt"))?,
+    let sizes = punt_ring_sizes(n_mbufs);
+    let punt_mode = RingMode {
+        single_producer: n_workers == 1,
+        single_consumer: true,
+    };
+    let punt =
+        Arc::new(Ring::create("svrd_punt", sizes.other, punt_mode).map_err(ring_err("svrd_punt"))?);
+    let punt_control = Arc::new(
+        Ring::create("svrd_punt_bfd", sizes.control, punt_mode)
+            .map_err(ring_err("svrd_punt_bfd"))?,
+    );
+    log::info!(
+        "punt rings: {} entries for BFD and key exchange, {} for the rest ({} mbufs in the pool)",
+        sizes.control,
+        sizes.other,
+        n_mbufs
     );
     let mut inject = Vec::new();
     let mut counters = Vec::new();
@@ -438,6 +467,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             routes: Arc::clone(&route_table),
             neighbors: Arc::clone(&neighbors),
             punt: Arc::clone(&punt),
+            punt_control: Arc::clone(&punt_control),
             inject: Arc::clone(&inject[w]),
             counters: Arc::clone(&counters[w]),
             stop: Arc::clone(&stop),
@@ -458,6 +488,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     let slow_thread = SlowThread {
         slow,
         punt: Arc::clone(&punt),
+        punt_control: Arc::clone(&punt_control),
         inject: inject.clone(),
         mempool: Arc::clone(&mempool),
         neighbors,
@@ -503,6 +534,31 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     }
     drop(inject);
     drop(punt);
+    drop(punt_control);
     println!("svrd: stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn punt_rings_hold_at_most_an_eighth_of_the_pool() {
+        // The config allows 1024..=1048575 mbufs.
+        for n in [1024, 1500, 4095, 8191, 65535, 1_048_575] {
+            let s = punt_ring_sizes(n);
+            let held = s.control + s.other + dpdk_ffi::BURST as u32;
+            assert!(held <= n / 8, "{n}: {s:?}");
+            assert!(s.control >= 32 && s.control <= 256, "{n}: {s:?}");
+            assert!(s.other >= 32, "{n}: {s:?}");
+        }
+        assert_eq!(
+            punt_ring_sizes(8191),
+            PuntRingSizes {
+                control: 255,
+                other: 736
+            }
+        );
+    }
 }
