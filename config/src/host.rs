@@ -7,7 +7,7 @@ impl Config {
     /// (main, slow path, each worker's `cpu` or, without one, its `lcore`) must be one this
     /// process may run on (`core_affinity::get_core_ids`, i.e. the affinity mask), a
     /// configured `huge-dir` must be a directory, and the PEM files configured for this
-    /// router (`trusted-ca-certificate`, the local node's `pki`) must exist and be files.
+    /// router (`trusted-ca-certificate`, `certificate-revocation-list`, the local node's `pki`) must exist and be files.
     pub fn check_host(&self) -> Result<(), ConfigError> {
         let cpus: Vec<usize> = core_affinity::get_core_ids()
             .ok_or_else(|| ConfigError::Host {
@@ -30,6 +30,9 @@ impl Config {
         let mut files = Vec::new();
         if let Some(ca) = &self.authority.trusted_ca_certificate {
             files.push(("authority.trusted-ca-certificate".to_string(), ca));
+        }
+        if let Some(crl) = &self.authority.certificate_revocation_list {
+            files.push(("authority.certificate-revocation-list".to_string(), crl));
         }
         if let Some(pki) = &node.pki {
             let base = format!("{}.pki", self.local_path());

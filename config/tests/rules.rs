@@ -1648,3 +1648,67 @@ fn test_time_scale_is_a_bounded_test_knob() {
         );
     }
 }
+
+#[test]
+fn certificate_revocation_list() {
+    let crl_line = "  trusted-ca-certificate: pki/root.pem\n  certificate-revocation-list: pki/authority.crl.pem\n";
+    let esk = with(
+        &esk_example(),
+        "  trusted-ca-certificate: pki/root.pem\n",
+        crl_line,
+    );
+    let c = Config::parse(&esk).unwrap();
+    assert_eq!(
+        c.authority.certificate_revocation_list.as_deref(),
+        Some(Path::new("pki/authority.crl.pem"))
+    );
+    // Optional: absent by default.
+    let c = Config::parse(&esk_example()).unwrap();
+    assert_eq!(c.authority.certificate_revocation_list, None);
+    // A file path, like the other PEM paths.
+    assert_eq!(
+        err(&with(
+            &esk,
+            "certificate-revocation-list: pki/authority.crl.pem",
+            "certificate-revocation-list: pki/"
+        )),
+        "authority.certificate-revocation-list: \"pki/\" is not a file path"
+    );
+    assert_eq!(
+        err(&with(
+            &esk,
+            "certificate-revocation-list: pki/authority.crl.pem",
+            "certificate-revocation-list: [a]"
+        )),
+        "authority.certificate-revocation-list: expected a string, found a list"
+    );
+    // Nothing would read it in test-key mode: say so rather than ignore it.
+    let text = with(&esk, ESK_TRUE, ESK_FALSE);
+    let text = with(&text, "      peer:\n        - router: router-b\n", "");
+    assert_eq!(
+        err(&text),
+        "authority.certificate-revocation-list: only used when authority.enhanced-security-key-management is true"
+    );
+
+    // Resolved relative to the config file by load, and checked to exist by check_host.
+    let dir = tmp("crl-test");
+    std::fs::create_dir_all(dir.join("pki")).unwrap();
+    let file = dir.join("router-a.yaml");
+    std::fs::write(&file, &esk).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(
+        c.authority.certificate_revocation_list.as_deref(),
+        Some(dir.join("pki/authority.crl.pem").as_path())
+    );
+    if c.check_cpus(&cpus_here()).is_err() {
+        return;
+    }
+    std::fs::write(dir.join("pki/root.pem"), "x").unwrap();
+    assert_eq!(
+        c.check_host().unwrap_err().to_string(),
+        format!(
+            "authority.certificate-revocation-list: {} does not exist",
+            dir.join("pki/authority.crl.pem").display()
+        )
+    );
+}
