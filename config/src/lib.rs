@@ -248,6 +248,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroize;
 
 pub use error::ConfigError;
+pub use host::{free_hugepage_mib, hugetlbfs_mounts};
 pub use model::{
     Authority, Bfd, Config, CoreMap, Device, DeviceInterface, Eal, IdleBackoff, InterfaceAddress,
     KeyExchangeAlgorithm, LogLevel, Neighbor, Node, Peer, Pki, RekeyInterval, Role, Route, Router,
