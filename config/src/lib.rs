@@ -41,6 +41,7 @@
 //! | `enhanced-security-key-management` | bool | `false` | `true` is the production setting: peer keys exchanged over BFD. Then every router needs a `peering-common-name`, the authority a `trusted-ca-certificate`, the local node a `pki`, and no router may have an `svr-test-metadata-key`. `false` is **test-key mode**: if the local router has peers, it and each of its peers need an `svr-test-metadata-key` |
 //! | `security-key-management` | mapping | all defaults | see below; validated even while unused |
 //! | `trusted-ca-certificate` | file path | none | the authority's root CA certificate (PEM); required when `enhanced-security-key-management` is `true`; see [Files](#files) for paths |
+//! | `certificate-revocation-list` | file path | none | optional CRL of the authority's CAs (PEM with one or more `X509 CRL` blocks, or one DER CRL), loaded at start (a bad file stops svrd) and checked on every peer verification: a revoked peer or intermediate certificate is refused (`certificate revoked`); only with `enhanced-security-key-management: true`; a CRL past its nextUpdate is still used |
 //! | `service` | list | empty | see below; names unique; no prefix in two services |
 //! | `router` | list | required | at least one; names unique |
 //!
@@ -219,11 +220,11 @@
 //!
 //! # Files
 //!
-//! A file path (`trusted-ca-certificate`, `pki`) is 1-4096 bytes without control
+//! A file path (`trusted-ca-certificate`, `certificate-revocation-list`, `pki`) is 1-4096 bytes without control
 //! characters, not ending in `/`, absolute or relative to the config file's directory:
 //! [`Config::load`] makes relative paths relative to that directory, [`Config::parse`]
 //! keeps them as written. Whether the files exist (and are files) is checked by
-//! [`Config::check_host`], for the authority's CA and the local node's `pki` only.
+//! [`Config::check_host`], for the authority's CA and CRL and the local node's `pki` only.
 //!
 //! [`Config::load`] reports a missing or unreadable file, a directory, non-UTF-8 content,
 //! and a file with no YAML document (empty or only comments) in one line naming the file.
@@ -247,11 +248,13 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroize;
 
 pub use error::ConfigError;
+pub use host::{free_hugepage_mib, hugetlbfs_mounts};
 pub use model::{
     Authority, Bfd, Config, CoreMap, Device, DeviceInterface, Eal, IdleBackoff, InterfaceAddress,
     KeyExchangeAlgorithm, LogLevel, Neighbor, Node, Peer, Pki, RekeyInterval, Role, Route, Router,
     SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey, Worker,
 };
+pub use net::is_dns_name;
 
 /// The name used for text given to [`Config::parse`] in messages without a field path.
 const TEXT_NAME: &str = "<config>";
@@ -296,6 +299,9 @@ impl Config {
         };
         if let Some(ca) = &mut self.authority.trusted_ca_certificate {
             fix(ca);
+        }
+        if let Some(crl) = &mut self.authority.certificate_revocation_list {
+            fix(crl);
         }
         for router in &mut self.authority.router {
             for node in &mut router.node {

@@ -33,6 +33,11 @@ pub struct Authority {
     /// path relative to the config file's directory; [`Config::parse`](crate::Config::parse)
     /// keeps it as written.
     pub trusted_ca_certificate: Option<PathBuf>,
+    /// `certificate-revocation-list`: an optional CRL file (PEM, one or more `X509 CRL`
+    /// blocks, or one DER CRL) of the authority's CAs; a peer whose certificate (or
+    /// intermediate) it lists is refused. Only with enhanced security key management; a
+    /// relative path is resolved like `trusted-ca-certificate`.
+    pub certificate_revocation_list: Option<PathBuf>,
     /// `service`: the SVR services (destination prefixes) and the routers that serve them,
     /// in file order.
     pub service: Vec<Service>,

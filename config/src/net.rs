@@ -150,8 +150,9 @@ pub(crate) fn vdev_name(s: &str) -> Option<&str> {
 }
 
 /// A DNS-like name: dot-separated labels of 1-63 letters, digits and `-` that neither start
-/// nor end with `-`; 253 characters at most; no trailing dot.
-pub(crate) fn is_dns_name(s: &str) -> bool {
+/// nor end with `-`; 253 characters at most; no trailing dot. The rule of
+/// `peering-common-name`, also used by `svrd pki issue` for the file names it makes.
+pub fn is_dns_name(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|label| {
             (1..=63).contains(&label.len())

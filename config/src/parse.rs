@@ -208,6 +208,7 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
             "enhanced-security-key-management",
             "security-key-management",
             "trusted-ca-certificate",
+            "certificate-revocation-list",
             "service",
             "router",
         ],
@@ -230,6 +231,16 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
             "required when authority.enhanced-security-key-management is true",
         );
     }
+    let crl = f.opt(cx, "certificate-revocation-list", None, |cx, p, v| {
+        file_path(cx, p, v).map(Some)
+    });
+    let crl_unused = esk == Some(false) && f.has("certificate-revocation-list");
+    if crl_unused {
+        cx.rule(
+            &f.path_of("certificate-revocation-list"),
+            "only used when authority.enhanced-security-key-management is true",
+        );
+    }
     let rcx = RouterCx::new(esk, local, v);
     let services = f.opt(cx, "service", Vec::new(), |cx, p, v| {
         let items = list(cx, p, v)?;
@@ -249,7 +260,7 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
         })
     });
     let keys_ok = test_keys(cx, esk, local, &known);
-    if ca_missing || !keys_ok {
+    if ca_missing || crl_unused || !keys_ok {
         return None;
     }
     Some(Authority {
@@ -257,6 +268,7 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
         enhanced_security_key_management: esk?,
         security_key_management: skm?,
         trusted_ca_certificate: ca?,
+        certificate_revocation_list: crl?,
         service: services?,
         router: routers?,
     })

@@ -1648,3 +1648,147 @@ fn test_time_scale_is_a_bounded_test_knob() {
         );
     }
 }
+
+#[test]
+fn certificate_revocation_list() {
+    let crl_line = "  trusted-ca-certificate: pki/root.pem\n  certificate-revocation-list: pki/authority.crl.pem\n";
+    let esk = with(
+        &esk_example(),
+        "  trusted-ca-certificate: pki/root.pem\n",
+        crl_line,
+    );
+    let c = Config::parse(&esk).unwrap();
+    assert_eq!(
+        c.authority.certificate_revocation_list.as_deref(),
+        Some(Path::new("pki/authority.crl.pem"))
+    );
+    // Optional: absent by default.
+    let c = Config::parse(&esk_example()).unwrap();
+    assert_eq!(c.authority.certificate_revocation_list, None);
+    // A file path, like the other PEM paths.
+    assert_eq!(
+        err(&with(
+            &esk,
+            "certificate-revocation-list: pki/authority.crl.pem",
+            "certificate-revocation-list: pki/"
+        )),
+        "authority.certificate-revocation-list: \"pki/\" is not a file path"
+    );
+    assert_eq!(
+        err(&with(
+            &esk,
+            "certificate-revocation-list: pki/authority.crl.pem",
+            "certificate-revocation-list: [a]"
+        )),
+        "authority.certificate-revocation-list: expected a string, found a list"
+    );
+    // Nothing would read it in test-key mode: say so rather than ignore it.
+    let text = with(&esk, ESK_TRUE, ESK_FALSE);
+    let text = with(&text, "      peer:\n        - router: router-b\n", "");
+    assert_eq!(
+        err(&text),
+        "authority.certificate-revocation-list: only used when authority.enhanced-security-key-management is true"
+    );
+
+    // Resolved relative to the config file by load, and checked to exist by check_host.
+    let dir = tmp("crl-test");
+    std::fs::create_dir_all(dir.join("pki")).unwrap();
+    let file = dir.join("router-a.yaml");
+    std::fs::write(&file, &esk).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(
+        c.authority.certificate_revocation_list.as_deref(),
+        Some(dir.join("pki/authority.crl.pem").as_path())
+    );
+    if c.check_cpus(&cpus_here()).is_err() {
+        return;
+    }
+    std::fs::write(dir.join("pki/root.pem"), "x").unwrap();
+    assert_eq!(
+        c.check_host().unwrap_err().to_string(),
+        format!(
+            "authority.certificate-revocation-list: {} does not exist",
+            dir.join("pki/authority.crl.pem").display()
+        )
+    );
+}
+
+#[test]
+fn hugepages_are_checked_against_the_machine() {
+    let mounts = "sysfs /sys sysfs rw 0 0\nnodev /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\nnodev /mnt/h hugetlbfs rw 0 0\n";
+    let free = |pages: u32| format!("HugePages_Free: {pages}\nHugepagesize: 2048 kB\n");
+    // The example: hugepages, 128 MiB, no huge-dir.
+    let c = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(c.check_hugepages_with(mounts, &free(64)), Ok(()));
+    assert_eq!(
+        c.check_hugepages_with(mounts, &free(63)).unwrap_err().to_string(),
+        format!("{N0}.eal.memory-mb: 128 MiB of hugepages needed but only 126 MiB are free for /dev/hugepages (run scripts/setup.sh to reserve them, lower memory-mb, or set hugepages: false)")
+    );
+    assert_eq!(
+        c.check_hugepages_with("sysfs /sys sysfs rw 0 0\n", &free(64))
+            .unwrap_err()
+            .to_string(),
+        format!("{N0}.eal.huge-dir: no hugetlbfs is mounted (default /dev/hugepages: mount -t hugetlbfs nodev /dev/hugepages, or run scripts/setup.sh; or set hugepages: false)")
+    );
+    // A configured huge-dir must itself be a hugetlbfs mount point.
+    let with_dir = |dir: &str| {
+        Config::parse(&with(
+            EXAMPLE,
+            "            hugepages: true\n            file-prefix: router-a",
+            &format!("            hugepages: true\n            huge-dir: {dir}\n            file-prefix: router-a"),
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        with_dir("/mnt/h").check_hugepages_with(mounts, &free(64)),
+        Ok(())
+    );
+    assert_eq!(
+        with_dir("/mnt/h/").check_hugepages_with(mounts, &free(64)),
+        Ok(())
+    );
+    assert_eq!(
+        with_dir("/tmp")
+            .check_hugepages_with(mounts, &free(64))
+            .unwrap_err()
+            .to_string(),
+        format!("{N0}.eal.huge-dir: /tmp is not a mounted hugetlbfs (mount -t hugetlbfs nodev /tmp, or run scripts/setup.sh)")
+    );
+    // hugepages: false needs none of it.
+    let no_huge = Config::parse(&with(
+        EXAMPLE,
+        "            hugepages: true\n            file-prefix: router-a",
+        "            hugepages: false\n            file-prefix: router-a",
+    ))
+    .unwrap();
+    assert_eq!(no_huge.check_hugepages_with("", ""), Ok(()));
+}
+
+#[test]
+fn vdevs_need_a_driver_of_this_dpdk() {
+    let drivers: Vec<String> = ["net_af_packet", "net_memif", "net_virtio_user", "net_i40e"]
+        .map(String::from)
+        .to_vec();
+    let c = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(c.check_vdev_drivers(&drivers), Ok(()));
+    // No list found: nothing to check against.
+    assert_eq!(c.check_vdev_drivers(&[]), Ok(()));
+    let foo = Config::parse(&with(
+        EXAMPLE,
+        "vdev: \"net_af_packet1,iface=ra-wan\"",
+        "vdev: \"net_foo0,iface=ra-wan\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        foo.check_vdev_drivers(&drivers).unwrap_err().to_string(),
+        format!("{N0}.device-interface[1].vdev: no DPDK driver for \"net_foo0\" in this DPDK (its net vdev drivers: net_af_packet, net_i40e, net_memif, net_virtio_user)")
+    );
+    // DPDK matches a driver name as a prefix of the device name.
+    let vu = Config::parse(&with(
+        EXAMPLE,
+        "vdev: \"net_af_packet1,iface=ra-wan\"",
+        "vdev: \"net_virtio_user1,path=/dev/vhost-net\"",
+    ))
+    .unwrap();
+    assert_eq!(vu.check_vdev_drivers(&drivers), Ok(()));
+}

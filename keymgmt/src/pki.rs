@@ -4,7 +4,12 @@
 //! - Chain validation is `rustls-webpki` (path building to the authority root through the
 //!   intermediates the peer sent, signatures, validity dates at an injected wall time, EKU).
 //! - The subject CN and DNS SANs are read with `x509-parser`; the peer's `peering-common-name`
-//!   must equal the CN or one SAN (ASCII case-insensitive).
+//!   must equal one DNS SAN exactly (byte for byte, case included), or, only when the
+//!   certificate has no DNS SAN at all, the subject CN (RFC 6125 §6.4.4: a CN is a fallback,
+//!   never a second name beside the SANs).
+//! - An authority may give certificate revocation lists ([`TrustAnchor::with_crls`]): a chain
+//!   with a listed leaf or intermediate is refused ([`PkiError::Revoked`]) by `rustls-webpki`'s
+//!   revocation check; a certificate whose issuer has no CRL there is not checked.
 //! - A router certificate must be issued by an intermediate: a leaf signed directly by the
 //!   root is refused ([`PkiError::MissingIntermediate`]).
 //! - Key-exchange signatures use the leaf's key with `ring`: Ed25519 (what [`issue_router`]
@@ -15,6 +20,7 @@
 //! (seconds since 1970), which the caller reads (rustls's `TimeProvider` idea).
 
 use core::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::rand::SystemRandom;
@@ -23,8 +29,14 @@ use ring::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ED25519,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, TrustAnchor as WebpkiAnchor, UnixTime};
-use webpki::{EndEntityCert, KeyUsage};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivatePkcs8KeyDer, TrustAnchor as WebpkiAnchor,
+    UnixTime,
+};
+use webpki::{
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use zeroize::Zeroizing;
 
@@ -44,14 +56,18 @@ pub enum PkiError {
     /// The router certificate was signed by the root itself, not through an intermediate.
     #[error("router certificate issued directly by the root; an intermediate CA is required")]
     MissingIntermediate,
-    /// The peer's `peering-common-name` is neither the subject CN nor a DNS SAN.
+    /// The peer's `peering-common-name` is not a DNS SAN of the certificate (nor, when it has
+    /// no DNS SAN, its subject CN); names are compared exactly.
     #[error("peering name mismatch: expected {expected:?}, certificate names {found:?}")]
     NameMismatch {
         /// The configured `peering-common-name` of the peer.
         expected: String,
-        /// The certificate's subject CN (or first SAN when it has no CN).
+        /// The certificate's first DNS SAN (or subject CN when it has no SAN).
         found: String,
     },
+    /// A certificate of the chain is listed in the authority's revocation list.
+    #[error("certificate revoked")]
+    Revoked,
     /// A signature (certificate or key-exchange) did not verify.
     #[error("bad signature")]
     BadSignature,
@@ -79,6 +95,7 @@ fn map_webpki(e: webpki::Error) -> PkiError {
         E::CertExpired { .. } => PkiError::Expired,
         E::CertNotValidYet { .. } => PkiError::NotYetValid,
         E::InvalidSignatureForPublicKey => PkiError::BadSignature,
+        E::CertRevoked => PkiError::Revoked,
         E::BadDer | E::BadDerTime | E::TrailingData(_) => PkiError::Malformed("certificate DER"),
         other => PkiError::Rejected(format!("{other:?}")),
     }
@@ -255,10 +272,12 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// The authority's root certificate, the only trust anchor.
+/// The authority's root certificate, the only trust anchor, and the authority's certificate
+/// revocation lists (none unless [`TrustAnchor::with_crls`] adds them).
 #[derive(Debug, Clone)]
 pub struct TrustAnchor {
     anchor: WebpkiAnchor<'static>,
+    crls: Arc<[CertRevocationList<'static>]>,
 }
 
 impl TrustAnchor {
@@ -269,7 +288,43 @@ impl TrustAnchor {
         let anchor = webpki::anchor_from_trusted_cert(&der)
             .map_err(map_webpki)?
             .to_owned();
-        Ok(TrustAnchor { anchor })
+        Ok(TrustAnchor {
+            anchor,
+            crls: Arc::new([]),
+        })
+    }
+
+    /// Sets the certificate revocation lists to those in `crl_file`: PEM with one or more `X509 CRL`
+    /// blocks (e.g. one from the root for intermediates, one from the intermediate for
+    /// routers), or a single DER CRL. Every CRL must parse (v2, with nextUpdate, RFC 5280
+    /// profile); its signature is checked against its issuer when a chain uses it. A CRL past
+    /// its nextUpdate is still used: an old list is better than none.
+    pub fn with_crls(mut self, crl_file: &[u8]) -> Result<TrustAnchor, PkiError> {
+        let ders: Vec<Vec<u8>> = if crl_file.trim_ascii_start().starts_with(b"-----BEGIN") {
+            CertificateRevocationListDer::pem_slice_iter(crl_file)
+                .map(|c| c.map(|c| c.as_ref().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(|_| PkiError::Malformed("certificate revocation list PEM"))?
+        } else {
+            vec![crl_file.to_vec()]
+        };
+        if ders.is_empty() {
+            return Err(PkiError::Malformed(
+                "certificate revocation list PEM (no X509 CRL block)",
+            ));
+        }
+        let crls = ders
+            .iter()
+            .map(|der| OwnedCertRevocationList::from_der(der).map(CertRevocationList::from))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| PkiError::Malformed("certificate revocation list"))?;
+        self.crls = crls.into();
+        Ok(self)
+    }
+
+    /// How many revocation lists this anchor checks chains against.
+    pub fn crl_count(&self) -> usize {
+        self.crls.len()
     }
 }
 
@@ -314,16 +369,20 @@ impl fmt::Debug for PeerIdentity {
     }
 }
 
+/// `name` is one of the DNS SANs, or, when there is none, the subject CN; exact match.
 fn name_matches(info: &LeafInfo, name: &str) -> bool {
-    info.common_names
-        .iter()
-        .chain(&info.dns_sans)
-        .any(|n| n.eq_ignore_ascii_case(name))
+    let names = if info.dns_sans.is_empty() {
+        &info.common_names
+    } else {
+        &info.dns_sans
+    };
+    names.iter().any(|n| n == name)
 }
 
 /// Validate a peer's chain (`chain_der[0]` is the leaf, the rest intermediates) against the
-/// authority root at wall time `unix_now`, require an intermediate, and check that
-/// `expected_peering_common_name` is the leaf's CN or a DNS SAN.
+/// authority root at wall time `unix_now` (and against the anchor's revocation lists, if
+/// any), require an intermediate, and check that `expected_peering_common_name` is a DNS SAN
+/// of the leaf, or its CN when it has no DNS SAN.
 pub fn verify_peer(
     chain_der: &[Vec<u8>],
     anchor: &TrustAnchor,
@@ -341,6 +400,13 @@ pub fn verify_peer(
         .collect();
     let anchors = [anchor.anchor.clone()];
     let time = UnixTime::since_unix_epoch(Duration::from_secs(unix_now));
+    let crls: Vec<&CertRevocationList<'_>> = anchor.crls.iter().collect();
+    let revocation = RevocationOptionsBuilder::new(&crls).ok().map(|b| {
+        b.with_depth(RevocationCheckDepth::Chain)
+            .with_status_policy(UnknownStatusPolicy::Allow)
+            .with_expiration_policy(ExpirationPolicy::Ignore)
+            .build()
+    });
     let path = ee
         .verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -348,7 +414,7 @@ pub fn verify_peer(
             &intermediates,
             time,
             KeyUsage::server_auth(),
-            None,
+            revocation,
             None,
         )
         .map_err(map_webpki)?;
@@ -358,9 +424,9 @@ pub fn verify_peer(
     let info = leaf_info(leaf)?;
     if !name_matches(&info, expected_peering_common_name) {
         let found = info
-            .common_names
+            .dns_sans
             .first()
-            .or(info.dns_sans.first())
+            .or(info.common_names.first())
             .cloned()
             .unwrap_or_default();
         return Err(PkiError::NameMismatch {
@@ -550,7 +616,9 @@ mod tests {
         let r = router(&auth, "router-a.acme", Validity::days_from(NOW, 365));
         let id = Identity::load(r.cert_chain_pem.as_bytes(), r.key_pem.as_bytes()).unwrap();
         assert_eq!(id.common_name(), "router-a.acme");
-        assert!(id.is_named("ROUTER-A.acme"));
+        assert!(id.is_named("router-a.acme"));
+        // Names are compared exactly: another case is another name.
+        assert!(!id.is_named("ROUTER-A.acme"));
         assert_eq!(id.chain().len(), 2);
         assert!(format!("{id:?}").contains("<redacted>"));
         let peer = verify_peer(id.chain(), &anchor, "router-a.acme", NOW).unwrap();
@@ -686,5 +754,164 @@ mod tests {
         let sig = id.sign(b"t").unwrap();
         assert_eq!(peer.verify(b"t", &sig), Ok(()));
         assert_eq!(peer.verify(b"u", &sig), Err(PkiError::BadSignature));
+    }
+
+    /// A leaf for `cn` (subject CN, if any) with DNS SANs `sans`, issued by the intermediate.
+    fn leaf_with_names(auth: &AuthorityPems, cn: Option<&str>, sans: &[&str]) -> Vec<Vec<u8>> {
+        let issuer_key = rcgen::KeyPair::from_pem(&auth.intermediate_key_pem).unwrap();
+        let issuer =
+            rcgen::Issuer::from_ca_cert_pem(&auth.intermediate_cert_pem, issuer_key).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = cn {
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        Validity::days_from(NOW, 30).apply(&mut p).unwrap();
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        chain_der(&format!("{}{}", cert.pem(), auth.intermediate_cert_pem))
+    }
+
+    #[test]
+    fn cn_only_without_san_and_exact_names() {
+        let auth = authority();
+        let anchor = TrustAnchor::load(auth.root_cert_pem.as_bytes()).unwrap();
+        // CN and a different SAN: only the SAN names the peer.
+        let both = leaf_with_names(&auth, Some("cn.acme"), &["san.acme"]);
+        assert!(verify_peer(&both, &anchor, "san.acme", NOW).is_ok());
+        assert_eq!(
+            verify_peer(&both, &anchor, "cn.acme", NOW),
+            Err(PkiError::NameMismatch {
+                expected: "cn.acme".into(),
+                found: "san.acme".into()
+            })
+        );
+        // No SAN at all: the CN names the peer.
+        let cn_only = leaf_with_names(&auth, Some("cn.acme"), &[]);
+        assert!(verify_peer(&cn_only, &anchor, "cn.acme", NOW).is_ok());
+        // Exact, case-sensitive, for SANs and CNs alike.
+        for (chain, name) in [
+            (&both, "SAN.acme"),
+            (&cn_only, "CN.ACME"),
+            (&cn_only, "cn.acme."),
+        ] {
+            assert!(
+                matches!(
+                    verify_peer(chain, &anchor, name, NOW),
+                    Err(PkiError::NameMismatch { .. })
+                ),
+                "{name}"
+            );
+        }
+        // Several SANs: any one of them.
+        let two = leaf_with_names(&auth, None, &["a.acme", "b.acme"]);
+        assert!(verify_peer(&two, &anchor, "b.acme", NOW).is_ok());
+    }
+
+    /// A CRL signed by the CA in `ca_cert_pem`/`ca_key_pem` listing the certificates `revoked`
+    /// (DER; their serial numbers).
+    fn crl(
+        ca_cert_pem: &str,
+        ca_key_pem: &str,
+        revoked: &[&[u8]],
+    ) -> rcgen::CertificateRevocationList {
+        let key = rcgen::KeyPair::from_pem(ca_key_pem).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(ca_cert_pem, key).unwrap();
+        let t = |s: u64| time::OffsetDateTime::from_unix_timestamp(s as i64).unwrap();
+        let revoked_certs = revoked
+            .iter()
+            .map(|der| {
+                let (_, c) = X509Certificate::from_der(der).unwrap();
+                rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(c.raw_serial()),
+                    revocation_time: t(NOW - 3600),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                }
+            })
+            .collect();
+        rcgen::CertificateRevocationListParams {
+            this_update: t(NOW - 3600),
+            next_update: t(NOW + 7 * 86_400),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .unwrap()
+    }
+
+    #[test]
+    fn revoked_certificates_are_refused() {
+        let auth = authority();
+        let a = chain_der(&router(&auth, "a.acme", Validity::days_from(NOW, 30)).cert_chain_pem);
+        let b = chain_der(&router(&auth, "b.acme", Validity::days_from(NOW, 30)).cert_chain_pem);
+        let plain = TrustAnchor::load(auth.root_cert_pem.as_bytes()).unwrap();
+        assert_eq!(plain.crl_count(), 0);
+
+        // The intermediate revokes b: b is refused, a still verifies.
+        let by_inter = crl(
+            &auth.intermediate_cert_pem,
+            &auth.intermediate_key_pem,
+            &[&b[0]],
+        );
+        let anchor = plain
+            .clone()
+            .with_crls(by_inter.pem().unwrap().as_bytes())
+            .unwrap();
+        assert_eq!(anchor.crl_count(), 1);
+        assert_eq!(
+            verify_peer(&b, &anchor, "b.acme", NOW),
+            Err(PkiError::Revoked)
+        );
+        assert_eq!(PkiError::Revoked.to_string(), "certificate revoked");
+        assert!(verify_peer(&a, &anchor, "a.acme", NOW).is_ok());
+        // The same list as DER.
+        let der = plain.clone().with_crls(by_inter.der().as_ref()).unwrap();
+        assert_eq!(verify_peer(&b, &der, "b.acme", NOW), Err(PkiError::Revoked));
+
+        // The root revokes the intermediate (in a PEM file with the intermediate's empty list):
+        // every router under it is refused.
+        let by_root = crl(&auth.root_cert_pem, &auth.root_key_pem, &[&a[1]]);
+        let empty = crl(&auth.intermediate_cert_pem, &auth.intermediate_key_pem, &[]);
+        let file = format!("{}{}", empty.pem().unwrap(), by_root.pem().unwrap());
+        let anchor = plain.clone().with_crls(file.as_bytes()).unwrap();
+        assert_eq!(anchor.crl_count(), 2);
+        assert_eq!(
+            verify_peer(&a, &anchor, "a.acme", NOW),
+            Err(PkiError::Revoked)
+        );
+
+        // A list from another authority is not authoritative for ours: nothing is revoked.
+        let other =
+            generate_authority("evil", Validity::days_from(NOW - 10 * 86_400, 3650)).unwrap();
+        let foreign = crl(
+            &other.intermediate_cert_pem,
+            &other.intermediate_key_pem,
+            &[],
+        );
+        let anchor = plain
+            .clone()
+            .with_crls(foreign.pem().unwrap().as_bytes())
+            .unwrap();
+        assert!(verify_peer(&b, &anchor, "b.acme", NOW).is_ok());
+
+        // Files that are not CRLs.
+        for bad in [
+            &b"nope"[..],
+            b"",
+            auth.root_cert_pem.as_bytes(),
+            b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+        ] {
+            assert!(
+                matches!(plain.clone().with_crls(bad), Err(PkiError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -22,8 +22,11 @@ pub struct WorkerCounters {
     pub tx: AtomicU64,
     /// Packets the NIC would not take and that we freed (TX queue full).
     pub tx_unsent: AtomicU64,
-    /// Punts dropped because the slow-path ring was full.
+    /// Punts dropped because the slow-path ring (ARP, ND, ICMP, held packets...) was full.
     pub punt_ring_full: AtomicU64,
+    /// BFD / key-exchange punts (UDP 1280 to our waypoints) dropped because their own
+    /// slow-path ring was full.
+    pub punt_bfd_ring_full: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
     /// SVR drops by reason, and the metadata detail of `svr_bad_metadata`.
     pub svr_drops: [AtomicU64; SvrDrop::COUNT],
@@ -99,6 +102,7 @@ pub struct BurstCounts {
     pub tx: u64,
     pub tx_unsent: u64,
     pub punt_ring_full: u64,
+    pub punt_bfd_ring_full: u64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -118,6 +122,7 @@ impl WorkerCounters {
         add(&self.tx, b.tx);
         add(&self.tx_unsent, b.tx_unsent);
         add(&self.punt_ring_full, b.punt_ring_full);
+        add(&self.punt_bfd_ring_full, b.punt_bfd_ring_full);
         for reason in DropReason::ALL {
             add(&self.drops[reason as usize], drops.get(reason));
         }
@@ -170,7 +175,7 @@ pub fn report(
     for (i, w) in workers.iter().enumerate() {
         let _ = writeln!(
             out,
-            "worker {i}: rx={} forwarded={} punted={} injected={} tx={} tx-unsent={} punt-ring-full={}",
+            "worker {i}: rx={} forwarded={} punted={} injected={} tx={} tx-unsent={} punt-ring-full={} punt-bfd-ring-full={}",
             w.rx.load(Relaxed),
             w.forwarded.load(Relaxed),
             w.punted.load(Relaxed),
@@ -178,6 +183,7 @@ pub fn report(
             w.tx.load(Relaxed),
             w.tx_unsent.load(Relaxed),
             w.punt_ring_full.load(Relaxed),
+            w.punt_bfd_ring_full.load(Relaxed),
         );
         // Clocks per packet of each stage; `total` is their sum (the cost of one packet).
         let mut line = format!("worker {i}: clocks-per-packet");
@@ -198,6 +204,16 @@ pub fn report(
         let _ = writeln!(out, "drop {}={total}", reason.name());
     }
     let sum = |f: &dyn Fn(&WorkerCounters) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
+    let _ = writeln!(
+        out,
+        "drop punt_ring_full={}",
+        sum(&|w| w.punt_ring_full.load(Relaxed))
+    );
+    let _ = writeln!(
+        out,
+        "drop punt_bfd_ring_full={}",
+        sum(&|w| w.punt_bfd_ring_full.load(Relaxed))
+    );
     for r in SvrDrop::ALL {
         let total = sum(&|w| w.svr_drops[r as usize].load(Relaxed));
         let _ = writeln!(out, "drop {}={total}", r.name());

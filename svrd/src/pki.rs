@@ -25,6 +25,8 @@ pub enum PkiCliError {
     Exists { path: String },
     #[error("certificate generation failed: {0}")]
     Generate(String),
+    #[error("router name {name:?}: not a DNS name (dot-separated labels of letters, digits and `-`, as peering-common-name requires); it also names the files written")]
+    BadName { name: String },
     #[error("{path}: cannot read the intermediate CA ({source}); run `svrd pki init` first")]
     NoIssuer {
         path: String,
@@ -119,6 +121,10 @@ pub fn init(dir: &Path, authority: &str, days: u32) -> Result<String, PkiCliErro
 
 /// `svrd pki issue DIR NAME`: a router certificate for `peering-common-name` NAME.
 pub fn issue(dir: &Path, name: &str, days: u32) -> Result<String, PkiCliError> {
+    // NAME becomes file names in DIR: a DNS name has no `/`, no `..`, no empty or hidden part.
+    if !svr_config::is_dns_name(name) {
+        return Err(PkiCliError::BadName { name: name.into() });
+    }
     let files = AuthorityFiles::in_dir(dir);
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|e| PkiCliError::NoIssuer {
@@ -151,4 +157,32 @@ pub fn issue(dir: &Path, name: &str, days: u32) -> Result<String, PkiCliError> {
         chain.display(),
         key.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_refuses_names_that_are_paths() {
+        let dir = std::env::temp_dir().join(format!("svrd-pki-names-{}", std::process::id()));
+        for name in [
+            "../evil",
+            "a/b",
+            "..",
+            ".hidden",
+            "/etc/passwd",
+            "a..b",
+            "",
+            "a b",
+            "a\\b",
+            "router-a.",
+        ] {
+            assert!(
+                matches!(issue(&dir, name, 1), Err(PkiCliError::BadName { .. })),
+                "{name:?}"
+            );
+        }
+        assert!(!dir.exists(), "nothing was written");
+    }
 }

@@ -1,6 +1,7 @@
 //! The slow-path thread: the only place in svrd that reads the clock.
 //!
-//! It drains the punt ring, feeds each frame to the sans-IO [`SlowPath`] with `now`, fires its
+//! It drains the punt rings (the peer-control ring with BFD and key exchange first, then the
+//! ring of everything else, one burst of each per loop), feeds each frame to the sans-IO [`SlowPath`] with `now`, fires its
 //! timers, copies the frames it wants sent into fresh mbufs and hands them to the workers
 //! through their inject rings, and publishes the neighbour table when it changes. It never
 //! waits on a worker: a full inject ring or an empty mempool is a counted drop.
@@ -42,6 +43,8 @@ impl Reporter {
 #[derive(Default)]
 struct ThreadCounters {
     punted_frames: u64,
+    /// Of `punted_frames`, those from the peer-control ring (BFD, key exchange).
+    punted_control_frames: u64,
     bad_punt_tag: u64,
     transmit_alloc_failed: u64,
     transmit_too_big: u64,
@@ -55,6 +58,8 @@ struct ThreadCounters {
 pub struct SlowThread {
     pub slow: SlowPath,
     pub punt: Arc<Ring>,
+    /// BFD and key exchange of the peer paths, served before `punt`.
+    pub punt_control: Arc<Ring>,
     pub inject: Vec<Arc<Ring>>,
     pub mempool: Arc<Mempool>,
     pub neighbors: Arc<ArcSwap<NeighborSnapshot>>,
@@ -116,25 +121,15 @@ impl SlowThread {
                 next_link_poll = t + Self::LINK_POLL;
                 self.poll_links(t, &mut links);
             }
-            let n = self.punt.dequeue_burst(&mut burst);
+            // Peer control first: a backlog of other punts never delays BFD. Each ring gives at
+            // most one burst per loop, so neither starves the other or the timers below.
             let t = now();
-            while let Some(m) = burst.pop_front() {
-                tc.punted_frames += 1;
-                match PuntReason::from_u8(m.tag() as u8) {
-                    // The worker put the MTU to report in the tag's upper 16 bits.
-                    Some(PuntReason::MtuExceeded) if m.tag() >> 16 != 0 => self
-                        .slow
-                        .handle_too_big(t, m.port(), m.data(), (m.tag() >> 16) as u16),
-                    // BFD of a peer path (UDP 1280 to one of our waypoints).
-                    Some(PuntReason::Local)
-                        if self
-                            .zt
-                            .as_mut()
-                            .is_some_and(|zt| zt.handle_frame(t, m.data())) => {}
-                    Some(reason) => self.slow.handle_frame(t, m.port(), reason, m.data()),
-                    None => tc.bad_punt_tag += 1,
-                }
-            }
+            let nc = self.punt_control.dequeue_burst(&mut burst);
+            tc.punted_control_frames += nc as u64;
+            self.handle_punts(t, &mut burst, &mut tc);
+            let t = now();
+            let n = nc + self.punt.dequeue_burst(&mut burst);
+            self.handle_punts(t, &mut burst, &mut tc);
             if self
                 .slow
                 .poll_timeout()
@@ -164,6 +159,28 @@ impl SlowThread {
             }
         }
         self.render(&tc)
+    }
+
+    /// Feeds the punted frames of `burst` to key management or the slow path, and frees them.
+    fn handle_punts(&mut self, t: Instant, burst: &mut MbufBurst, tc: &mut ThreadCounters) {
+        while let Some(m) = burst.pop_front() {
+            tc.punted_frames += 1;
+            match PuntReason::from_u8(m.tag() as u8) {
+                // The worker put the MTU to report in the tag's upper 16 bits.
+                Some(PuntReason::MtuExceeded) if m.tag() >> 16 != 0 => {
+                    self.slow
+                        .handle_too_big(t, m.port(), m.data(), (m.tag() >> 16) as u16)
+                }
+                // BFD of a peer path (UDP 1280 to one of our waypoints).
+                Some(PuntReason::Local)
+                    if self
+                        .zt
+                        .as_mut()
+                        .is_some_and(|zt| zt.handle_frame(t, m.data())) => {}
+                Some(reason) => self.slow.handle_frame(t, m.port(), reason, m.data()),
+                None => tc.bad_punt_tag += 1,
+            }
+        }
     }
 
     /// The counter report, then key management's state and latest events.
@@ -221,6 +238,7 @@ impl SlowThread {
     fn counter_list(&self, tc: &ThreadCounters) -> Vec<(&'static str, u64)> {
         let mut v = vec![
             ("punted_frames", tc.punted_frames),
+            ("punted_control_frames", tc.punted_control_frames),
             ("bad_punt_tag", tc.bad_punt_tag),
             ("transmit_alloc_failed", tc.transmit_alloc_failed),
             ("transmit_too_big", tc.transmit_too_big),

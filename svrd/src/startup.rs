@@ -4,7 +4,7 @@
 //! or device at fault; `main` prints it and exits non-zero. Nothing is left running.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -30,15 +30,6 @@ pub enum StartupError {
     NoConfig,
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("{path}.memory-mb: {need} MiB of hugepages needed but only {free} MiB are free in {dir} (run scripts/setup.sh to reserve them, or set {path}.hugepages: false)")]
-    Hugepages {
-        path: String,
-        dir: String,
-        need: u64,
-        free: u64,
-    },
-    #[error("{path}.huge-dir: {dir} is not a mounted hugetlbfs (mount -t hugetlbfs nodev {dir}, or run scripts/setup.sh)")]
-    HugeDir { path: String, dir: String },
     #[error("DPDK EAL failed to start: {0}")]
     Eal(String),
     #[error("{path}: cannot open device \"{device}\": {reason}")]
@@ -61,10 +52,13 @@ pub enum StartupError {
     Pki { path: String, reason: String },
 }
 
-/// `svrd --check`: parse, validate, and check this host can run it; start nothing.
+/// `svrd --check`: parse, validate, and check this host can run it (CPUs, files, hugepage
+/// mount and free memory, a driver for every vdev, certificates); start nothing.
 pub fn check(path: &Path) -> Result<String, StartupError> {
     let cfg = Config::load(path)?;
     cfg.check_host()?;
+    cfg.check_hugepages()?;
+    cfg.check_vdev_drivers(&dpdk_vdev_drivers())?;
     if cfg.authority.enhanced_security_key_management {
         crate::zt::load_credentials(&cfg)?;
     }
@@ -79,53 +73,131 @@ pub fn check(path: &Path) -> Result<String, StartupError> {
     ))
 }
 
-/// Hugepage memory that is free right now, in MiB, from /proc/meminfo.
-fn free_hugepage_mib() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+/// DPDK virtual-device driver names this process could use: the `PMD_INFO_STRING` that every DPDK driver
+/// embeds (what `dpdk-pmdinfo.py` reads) in the shared DPDK libraries this process has
+/// mapped and in the plugin directory beside `librte_eal` (`<libdir>/dpdk/pmds-*`, where a
+/// shared DPDK keeps the drivers its EAL loads at start), or, with a static DPDK (no
+/// `librte_eal` mapped), in the executable itself. Nothing is started. Empty when none is
+/// found, and then no vdev is checked.
+fn dpdk_vdev_drivers() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let is_rte = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("librte_"))
     };
-    field("HugePages_Free:") * field("Hugepagesize:") / 1024
+    let mut files: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .map(PathBuf::from)
+        .filter(|p| is_rte(p))
+        .collect();
+    files.sort();
+    files.dedup();
+    let eal = files.iter().find(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("librte_eal."))
+    });
+    match eal.and_then(|p| p.parent()).map(|d| d.join("dpdk")) {
+        Some(dpdk) => {
+            let dirs = std::fs::read_dir(dpdk).into_iter().flatten().flatten();
+            for d in dirs.filter(|d| d.file_name().to_string_lossy().starts_with("pmds-")) {
+                let pmds = std::fs::read_dir(d.path()).into_iter().flatten().flatten();
+                files.extend(
+                    pmds.map(|f| f.path())
+                        .filter(|f| is_rte(f) && f.extension().is_some_and(|e| e == "so")),
+                );
+            }
+        }
+        None => files.push(PathBuf::from("/proc/self/exe")),
+    }
+    let mut names: Vec<String> = files
+        .iter()
+        .filter_map(|f| std::fs::read(f).ok())
+        .flat_map(|bytes| pmd_info_names(&bytes))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
-fn is_hugetlbfs(dir: &str) -> bool {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    mounts.lines().any(|l| {
-        let mut f = l.split_whitespace();
-        let (_, mnt, fstype) = (f.next(), f.next(), f.next());
-        mnt == Some(dir) && fstype == Some("hugetlbfs")
-    })
+/// The driver names of the `PMD_INFO_STRING= {"name": "net_af_packet", ...}` strings in a
+/// binary (each a NUL-terminated JSON object after the marker), leaving out PCI drivers.
+fn pmd_info_names(bytes: &[u8]) -> Vec<String> {
+    const MARKER: &[u8] = b"PMD_INFO_STRING=";
+    let mut names = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = find(rest, MARKER) {
+        rest = &rest[at + MARKER.len()..];
+        let json = &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())];
+        // A driver with PCI ids binds PCI devices only; the vdev bus never offers it one.
+        if let (Some(name), false) = (json_name(json), has_pci_ids(json)) {
+            names.push(name);
+        }
+    }
+    names
 }
 
-/// Checks what the EAL would otherwise report in many lines, or not at all.
-fn precheck_hugepages(node: &Node, npath: &str) -> Result<(), StartupError> {
-    if !node.eal.hugepages {
-        return Ok(());
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = hay.get(from..)?.iter().position(|&b| b == needle[0]) {
+        let at = from + i;
+        if hay.get(at..at + needle.len()) == Some(needle) {
+            return Some(at);
+        }
+        from = at + 1;
     }
-    let path = format!("{npath}.eal");
-    let dir = node
-        .eal
-        .huge_dir
-        .clone()
-        .unwrap_or_else(|| "/dev/hugepages".into());
-    if node.eal.huge_dir.is_some() && !is_hugetlbfs(&dir) {
-        return Err(StartupError::HugeDir { path, dir });
-    }
-    let free = free_hugepage_mib();
-    let need = u64::from(node.eal.memory_mb);
-    if free < need {
-        return Err(StartupError::Hugepages {
-            path,
-            dir,
-            need,
-            free,
-        });
-    }
-    Ok(())
+    None
+}
+
+/// Whether a PMD info object has a non-empty `"pci_ids"` list.
+fn has_pci_ids(json: &[u8]) -> bool {
+    let Some(at) = find(json, b"\"pci_ids\"") else {
+        return false;
+    };
+    let rest = String::from_utf8_lossy(&json[at + 9..]);
+    let rest = rest.trim_start().trim_start_matches(':').trim_start();
+    rest.strip_prefix('[')
+        .is_some_and(|r| !r.trim_start().starts_with(']'))
+}
+
+/// The `"name"` value of a flat JSON object, if it is a plausible driver name.
+fn json_name(json: &[u8]) -> Option<String> {
+    let at = find(json, b"\"name\"")?;
+    let rest = std::str::from_utf8(&json[at + 6..]).ok()?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let name = &rest[..rest.find('"')?];
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then(|| name.to_owned())
+}
+
+/// Entries of the two punt rings (worker → slow path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PuntRingSizes {
+    /// BFD and key exchange of the peer paths, served first.
+    pub control: u32,
+    /// Everything else punted (ARP, ND, ICMP, held packets, ...).
+    pub other: u32,
+}
+
+/// Sizes the punt rings so that punted mbufs never hold more than an eighth of the pool: the
+/// two rings plus the one burst the slow-path thread has in hand (it copies what it keeps
+/// and frees every punted mbuf before it dequeues the next burst). The rest of the pool stays
+/// for RX descriptors, TX and the data path, however long a punt flood lasts. The control
+/// ring is small on purpose: BFD and key exchange are a few packets a second per peer path,
+/// and a short queue bounds how stale a BFD packet can be when the slow path reads it.
+pub fn punt_ring_sizes(n_mbufs: u32) -> PuntRingSizes {
+    const BURST: u32 = dpdk_ffi::BURST as u32;
+    let share = n_mbufs / 8;
+    let control = (share / 4).clamp(BURST, 256);
+    let other = share.saturating_sub(control + BURST).max(BURST);
+    PuntRingSizes { control, other }
 }
 
 /// An opened, configured and started port, with what the data path needs to know about it.
@@ -309,7 +381,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     cfg.check_host()?;
     let (router, node) = cfg.local();
     let npath = cfg.local_path();
-    precheck_hugepages(node, &npath)?;
+    cfg.check_hugepages()?;
     // Certificates before anything starts: a wrong file or name fails fast.
     let creds = if cfg.authority.enhanced_security_key_management {
         Some(crate::zt::load_credentials(&cfg)?)
@@ -362,16 +434,22 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             reason: e.to_string(),
         }
     };
-    let punt = Arc::new(
-        Ring::create(
-            "svrd_punt",
-            4096,
-            RingMode {
-                single_producer: n_workers == 1,
-                single_consumer: true,
-            },
-        )
-        .map_err(ring_err("svrd_punt"))?,
+    let sizes = punt_ring_sizes(n_mbufs);
+    let punt_mode = RingMode {
+        single_producer: n_workers == 1,
+        single_consumer: true,
+    };
+    let punt =
+        Arc::new(Ring::create("svrd_punt", sizes.other, punt_mode).map_err(ring_err("svrd_punt"))?);
+    let punt_control = Arc::new(
+        Ring::create("svrd_punt_bfd", sizes.control, punt_mode)
+            .map_err(ring_err("svrd_punt_bfd"))?,
+    );
+    log::info!(
+        "punt rings: {} entries for BFD and key exchange, {} for the rest ({} mbufs in the pool)",
+        sizes.control,
+        sizes.other,
+        n_mbufs
     );
     let mut inject = Vec::new();
     let mut counters = Vec::new();
@@ -438,6 +516,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             routes: Arc::clone(&route_table),
             neighbors: Arc::clone(&neighbors),
             punt: Arc::clone(&punt),
+            punt_control: Arc::clone(&punt_control),
             inject: Arc::clone(&inject[w]),
             counters: Arc::clone(&counters[w]),
             stop: Arc::clone(&stop),
@@ -458,6 +537,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     let slow_thread = SlowThread {
         slow,
         punt: Arc::clone(&punt),
+        punt_control: Arc::clone(&punt_control),
         inject: inject.clone(),
         mempool: Arc::clone(&mempool),
         neighbors,
@@ -503,6 +583,42 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     }
     drop(inject);
     drop(punt);
+    drop(punt_control);
     println!("svrd: stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_names_from_pmd_info_strings() {
+        let bin = b"\x7fELF..\0PMD_INFO_STRING= {\"name\": \"net_af_packet\", \"params\": \"iface=<string>\", \"pci_ids\": []}\0PMD_INFO_STRING= {\"name\": \"net_i40e\", \"pci_ids\": [[32902, 5522, 65535, 65535] ]}\0junk PMD_INFO_STRING= {\"name\" : \"net_virtio_user\"}\0PMD_INFO_STRING= {\"name\": \"Bad Name\"}\0PMD_INFO_STRING=";
+        assert_eq!(
+            pmd_info_names(bin),
+            vec!["net_af_packet", "net_virtio_user"]
+        );
+        assert!(pmd_info_names(b"").is_empty());
+        assert!(pmd_info_names(b"PMD_INFO_STRING= {\"name\": \"net_x").is_empty());
+    }
+
+    #[test]
+    fn punt_rings_hold_at_most_an_eighth_of_the_pool() {
+        // The config allows 1024..=1048575 mbufs.
+        for n in [1024, 1500, 4095, 8191, 65535, 1_048_575] {
+            let s = punt_ring_sizes(n);
+            let held = s.control + s.other + dpdk_ffi::BURST as u32;
+            assert!(held <= n / 8, "{n}: {s:?}");
+            assert!(s.control >= 32 && s.control <= 256, "{n}: {s:?}");
+            assert!(s.other >= 32, "{n}: {s:?}");
+        }
+        assert_eq!(
+            punt_ring_sizes(8191),
+            PuntRingSizes {
+                control: 255,
+                other: 736
+            }
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! here allocates, locks or formats per packet; drops go through [`Stages::drop_pkt`], which
 //! counts them.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +40,14 @@ pub struct Worker {
     pub local: Arc<LocalInfo>,
     pub routes: Arc<RouteTable>,
     pub neighbors: Arc<ArcSwap<NeighborSnapshot>>,
-    /// Worker → slow path (multi-producer, single consumer).
+    /// Worker → slow path (multi-producer, single consumer): everything punted except
+    /// peer-path control.
     pub punt: Arc<Ring>,
+    /// Worker → slow path, served first: BFD and key exchange of the peer paths (UDP 1280 to
+    /// one of our waypoints), so that a flood of other punts cannot delay them. Both punt
+    /// rings are small next to the mempool (see `startup::punt_ring_sizes`), so a punt backlog
+    /// never holds the mbufs the data path needs.
+    pub punt_control: Arc<Ring>,
     /// Slow path → this worker (single producer, single consumer).
     pub inject: Arc<Ring>,
     pub counters: Arc<WorkerCounters>,
@@ -387,6 +394,14 @@ impl Worker {
                     counts.forwarded += 1;
                     self.tx_push(usize::from(out), m, counts);
                 }
+                Action::Punt(PuntReason::Local)
+                    if self
+                        .svr
+                        .as_ref()
+                        .is_some_and(|(svr, _)| is_peer_control(svr, m.data())) =>
+                {
+                    self.punt_control(m, counts)
+                }
                 Action::Punt(reason) => self.punt(m, reason as u32, counts),
                 Action::PuntMtu(mtu) => self.punt(
                     m,
@@ -411,6 +426,18 @@ impl Worker {
             Err(m) => {
                 drop(m);
                 counts.punt_ring_full += 1;
+            }
+        }
+    }
+
+    /// BFD or key exchange of a peer path (tag `Local`) to the slow path's priority ring.
+    fn punt_control(&self, mut m: Mbuf, counts: &mut BurstCounts) {
+        m.set_tag(PuntReason::Local as u32);
+        match self.punt_control.enqueue(m) {
+            Ok(()) => counts.punted += 1,
+            Err(m) => {
+                drop(m);
+                counts.punt_bfd_ring_full += 1;
             }
         }
     }
@@ -508,6 +535,42 @@ fn svr_action(v: Verdict, slot: &mut Option<Mbuf>) -> Action {
 /// Frees a packet the SVR stage refused (already counted by reason) or consumed.
 fn drop_svr(slot: &mut Option<Mbuf>) {
     drop(slot.take());
+}
+
+/// True when `frame` (validated by `forward::classify`, which called it local) is UDP to the
+/// BFD port on one of our waypoints, not a fragment: BFD and key exchange of a peer path. A
+/// few byte reads and the waypoint lookup; no allocation.
+fn is_peer_control(svr: &SvrShared, frame: &[u8]) -> bool {
+    const UDP: u8 = 17;
+    let (dst, l4): (IpAddr, usize) = match frame.get(12..14) {
+        Some([0x08, 0x00]) => {
+            let Some(h) = frame.get(14..34) else {
+                return false;
+            };
+            // Protocol UDP, and neither More Fragments nor a fragment offset.
+            if h[9] != UDP || h[6] & 0x3f != 0 || h[7] != 0 {
+                return false;
+            }
+            let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            (dst.into(), 14 + usize::from(h[0] & 0x0f) * 4)
+        }
+        Some([0x86, 0xdd]) => {
+            let Some(h) = frame.get(14..54) else {
+                return false;
+            };
+            if h[6] != UDP {
+                return false;
+            }
+            let mut dst = [0u8; 16];
+            dst.copy_from_slice(&h[24..40]);
+            (Ipv6Addr::from(dst).into(), 54)
+        }
+        _ => return false,
+    };
+    frame
+        .get(l4 + 2..l4 + 4)
+        .is_some_and(|p| u16::from_be_bytes([p[0], p[1]]) == svr_path::BFD_UDP_PORT)
+        && svr.is_local_waypoint(dst)
 }
 
 /// The only way a worker drops a packet: free it and count the reason.

@@ -147,6 +147,13 @@ pub fn load_credentials(cfg: &Config) -> Result<Credentials, StartupError> {
         .as_ref()
         .ok_or_else(|| pki_err(ca_path, &required))?;
     let anchor = TrustAnchor::load(&read_file(ca_path, ca)?).map_err(|e| pki_err(ca_path, &e))?;
+    let crl_path = "authority.certificate-revocation-list";
+    let anchor = match &cfg.authority.certificate_revocation_list {
+        Some(crl) => anchor
+            .with_crls(&read_file(crl_path, crl)?)
+            .map_err(|e| pki_err(crl_path, &e))?,
+        None => anchor,
+    };
     let chain_path = format!("{npath}.pki.certificate-chain");
     let key_path = format!("{npath}.pki.private-key");
     let pki = node
