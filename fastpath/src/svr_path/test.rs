@@ -684,11 +684,17 @@ fn enable_metadata_restores_lost_state() {
     assert_eq!(dst, ip("10.9.0.1"));
     let (v, _) = p.wan_into(false, &ctl);
     assert_eq!(v, Verdict::Consumed);
-    // A resends metadata on that session; B recreates it.
+    // A resends metadata on that session. With the same UUID and payload key it is what a
+    // replay of the session's first packet looks like (and B would restart its reverse
+    // sequence numbers under that key): B refuses it. Re-created sessions get a fresh
+    // payload key from the ingress (branch svr-ingress), which B accepts.
     let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"again"));
-    let (wan, out) = p.send(true, &f);
-    assert!(is_metadata(wan_payload(&wan)));
-    same_but_ttl(&f, &out);
+    let mut buf = TestBuffer::new(&f);
+    fwd(ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now));
+    assert!(is_metadata(wan_payload(buf.data())));
+    let (v, _) = p.wan_into(true, buf.data());
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionReplayed)));
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::SessionReplayed), 1);
 }
 
 #[test]
