@@ -32,9 +32,29 @@
 //!   takes the outer one, so hosts see one decrement per router as with plain routing. IPv4
 //!   options and IPv6 extension headers are not carried (`svr_unsupported_packet`), nor are
 //!   IPv4 fragments.
-//! * **Replay windows** are per worker, indexed by session (VPP's one owner per SA): RSS sends
-//!   every packet of one WAN 5-tuple to the same queue, so one worker receives all of a
-//!   session's WAN packets.
+//! * **Replay windows: one per session, shared by all workers.** RSS keeps one WAN 5-tuple on
+//!   one queue of one port, but nothing keeps a session on one worker: another port (a second
+//!   waypoint), a reprogrammed RETA or an attacker's copy sent to another port would reach
+//!   another worker, and a per-worker window would accept it again. So the authority is a
+//!   lock-free [`svr_crypto::SharedReplayWindow`] per session slot in [`SvrShared`] (520 B per
+//!   session of capacity; reset, with its owner generation, before the session's keys are
+//!   published): after a packet authenticated, one compare-and-swap on the word of its
+//!   sequence number accepts it for exactly one worker. Each worker keeps its own
+//!   [`ReplayWindow`] in front as the cheap check before the crypto (and for the burst
+//!   kernels); it only ever holds sequence numbers the shared window accepted, so it never
+//!   refuses one the shared window would take. In the usual case (one worker per session)
+//!   the shared window's line stays in that worker's cache. Pinning sessions to a worker
+//!   with a hand-off ring (VPP) was the alternative; it needs rings between workers in svrd
+//!   and costs a hop for every misrouted packet, for no gain in soundness.
+//! * **Forward metadata** is bound to the session it lands on: on a live session it must
+//!   carry the session's UUID and context (5-tuple), the same key bytes for a known index,
+//!   and pass the replay windows before a new payload key is even tried; the key is installed
+//!   only after the packet opened under it (`svr_metadata_session_mismatch`, `svr_replay`).
+//!   New forward metadata must name a service this router serves, for that tenant and
+//!   inner destination (`svr_service_not_served`), and must not repeat a session (UUID and
+//!   payload key) created from that peer within the metadata key's lifetime
+//!   (`svr_session_replayed`, a preallocated per-peer cache). Decrypted metadata is wiped
+//!   from the packet buffer once read, on every path.
 //! * **Wayports** (§1.5): a new session gets an even source and an odd destination wayport on
 //!   the first in-service waypoint pair to its peer (inner family first). Unique per live
 //!   session is the (source, destination) pair, ~6·10^8 per waypoint pair in the default
@@ -393,7 +413,7 @@ pub struct SvrConfig {
     pub max_sessions: u32,
     /// `svr.session-timeouts`.
     pub timeouts: SessionTimeouts,
-    /// `svr.enable-metadata-rate` (messages per second, per worker).
+    /// `svr.enable-metadata-rate` (messages per second, per worker and peer).
     pub enable_metadata_rate: u32,
 }
 
