@@ -38,7 +38,7 @@ fn crypto_drop(e: CryptoError) -> SvrDrop {
 
 /// What the metadata of a packet told us, copied out of the (borrowed) packet.
 enum Md {
-    Control(ControlReason),
+    Control(ControlReason, u32),
     Forward {
         fwd_key: FlowKey,
         uuid: [u8; 16],
@@ -56,8 +56,9 @@ enum Md {
 fn read_metadata(sh: &SvrShared, key: &MetadataKey, md: &mut [u8]) -> Result<Md, DropCause> {
     let o = open_metadata(key, md)?;
     let r = o.repr;
-    if let Some(c) = r.control {
-        return Ok(Md::Control(c));
+    if r.control.is_some() {
+        let c = ControlMessage::try_from(&r)?;
+        return Ok(Md::Control(c.reason, c.binding));
     }
     if r.forward_context.is_some() {
         let f = ForwardMetadata::try_from(&r)?;
@@ -171,15 +172,31 @@ pub fn wan_stage<B: PacketBuf>(
         };
         let now_ms = crate::session::now_millis(now);
         let (s, dir, crypto, k, candidate) = match md {
-            Md::Control(reason) => {
-                w.counters.events.bump(SvrEvent::ControlReceived);
+            Md::Control(reason, binding) => {
                 if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
+                    // Bound to this session: the wayports it answers are this packet's (the
+                    // sender's own one always; ours unless a source NAT on the way to the
+                    // peer may rewrite it), and it echoes a sequence number we sent
+                    // recently and above any echo acted on before.
+                    let ours_ok = sh
+                        .cfg
+                        .peers
+                        .get(usize::from(peer))
+                        .is_some_and(|p| p.source_nat)
+                        || binding as u16 == h.dport;
+                    if (binding >> 16) as u16 != h.sport
+                        || !ours_ok
+                        || !sh.accept_control(s.id, seq)
+                    {
+                        drop_with!(w, SvrDrop::ControlReplayed);
+                    }
                     let restart = match s.role {
                         Role::Ingress => MetadataState::SendingForward { count: 0 },
                         Role::Egress => MetadataState::SendingReverse,
                     };
                     sh.table.update_metadata(s.id, |_| restart);
                 }
+                w.counters.events.bump(SvrEvent::ControlReceived);
                 return Verdict::Consumed;
             }
             Md::Forward {
@@ -557,10 +574,18 @@ fn enable_metadata<B: PacketBuf>(
         w.counters.events.bump(SvrEvent::EnableMetadataLimited);
         return Verdict::Drop(cause);
     }
-    let msg = ControlMessage::enable_metadata(key.rekey_index());
+    // Bound to the packet it answers: its wayports (TLV 52) and its sequence number (our
+    // trailer), which the receiver checks against what it sent on that session.
+    let msg = ControlMessage::enable_metadata(key.rekey_index(), h.dport, h.sport);
     let md_len = msg.buffer_len();
     let l4 = h.l4_start();
     let md_at = h.payload_start();
+    let end = h.end();
+    let mut seq = [0u8; TRAILER_LEN];
+    match b.data().get(end - TAIL..end - HMAC_LEN) {
+        Some(t) => seq.copy_from_slice(t),
+        None => return Verdict::Drop(cause),
+    }
     let want = md_at + md_len + TAIL;
     let ok = if b.len() > want {
         b.trim(b.len() - want).is_ok()
@@ -583,7 +608,7 @@ fn enable_metadata<B: PacketBuf>(
         return Verdict::Drop(cause);
     }
     let t = md_at + md_len;
-    frame[t..t + TRAILER_LEN].fill(0);
+    frame[t..t + TRAILER_LEN].copy_from_slice(&seq);
     let tag = key.sign(&frame[md_at..t + TRAILER_LEN]);
     frame[t + TRAILER_LEN..want].copy_from_slice(&tag);
     fill_l4_checksum(frame, h.proto, l4, want, h.dst, h.src);
