@@ -1586,3 +1586,66 @@ fn decrypted_metadata_does_not_stay_in_the_buffer() {
     assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::ServiceNotServed)));
     assert!(!contains(&buf.buf, &raw), "payload key left after a drop");
 }
+
+#[test]
+fn enable_metadata_cannot_be_retargeted_or_replayed() {
+    let (mut p, wan, _) = steady();
+    // Junk to unused wayports (a flipped destination wayport) draws a signed Enable Metadata.
+    let mut junk = wan.clone();
+    junk[14 + 20 + 3] ^= 0x02;
+    fix_ipv4_udp(&mut junk);
+    let (v, ctl) = p.wan_into(true, &junk);
+    fwd(v);
+    // Moved onto the live session's wayports: refused, A keeps its state.
+    let moved = {
+        let mut t = ctl.clone();
+        t[34..36].copy_from_slice(&wan[36..38]);
+        t[36..38].copy_from_slice(&wan[34..36]);
+        fix_ipv4_udp(&mut t);
+        t
+    };
+    let (v, _) = p.wan_into(false, &moved);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::ControlReplayed)));
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::ControlReplayed), 1);
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"plain"));
+    let out = p.lan_out(true, &f);
+    assert!(
+        !is_metadata(wan_payload(&out)),
+        "A was made to send metadata"
+    );
+    p.deliver(true, &out, &f);
+
+    // A genuine one (B lost the session) works once; its replay does nothing.
+    let s = b_session(&p, &wan);
+    assert!(p.b.0.remove_session(&s));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"lost"));
+    let lost = p.lan_out(true, &f);
+    let (v, ctl) = p.wan_into(true, &lost);
+    fwd(v);
+    let (v, _) = p.wan_into(false, &ctl);
+    assert_eq!(v, Verdict::Consumed);
+    let (v, _) = p.wan_into(false, &ctl);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::ControlReplayed)));
+}
+
+#[test]
+fn enable_metadata_is_rate_limited_per_peer() {
+    let (mut p, wan, _) = steady();
+    let mut sent = 0;
+    for i in 0..300u16 {
+        let mut junk = wan.clone();
+        junk[36..38].copy_from_slice(&(20001 + 2 * i).to_be_bytes());
+        fix_ipv4_udp(&mut junk);
+        let (v, _) = p.wan_into(true, &junk);
+        if matches!(v, Verdict::Forward { .. }) {
+            sent += 1;
+        }
+    }
+    // enable-metadata-rate 100: a burst of 100, then nothing within the same millisecond.
+    assert_eq!(sent, 100);
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::EnableMetadataLimited),
+        200
+    );
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::EnableMetadataSent), 100);
+}
