@@ -95,7 +95,7 @@ pub use keys::{
     metadata_ciphertext_len, nonce_block, payload_ciphertext_len, MacKey, MetadataKey, PacketKey,
     PayloadKey,
 };
-pub use replay::{ReplayWindow, REPLAY_WINDOW};
+pub use replay::{ReplayWindow, SharedReplayWindow, REPLAY_WINDOW};
 
 /// AES block size.
 pub const BLOCK: usize = 16;

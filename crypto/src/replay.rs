@@ -6,6 +6,8 @@
 //! packet), [`ReplayWindow::mark`] only after the packet has authenticated, so a forged packet
 //! never moves the window.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::ReplayError;
 
 /// Packets the window remembers: sequence numbers `highest - (REPLAY_WINDOW - 1) ..= highest`
@@ -130,6 +132,129 @@ impl ReplayWindow {
             self.bitmap[(pos / WORD_BITS) as usize] &= !mask;
             pos = (pos + n) % REPLAY_WINDOW;
             left -= n;
+        }
+    }
+}
+
+/// Bits per word of a [`SharedReplayWindow`]: the other 32 bits of the word name the block.
+const SHARED_BITS: u64 = 32;
+const SHARED_WORDS: usize = (REPLAY_WINDOW / SHARED_BITS) as usize;
+
+/// The same window as [`ReplayWindow`], shared by every worker that receives packets of one
+/// session (several RX queues or ports), without a lock.
+///
+/// Each of its 64 words is `block (32) | bits (32)`: the bitmap of the 32 sequence numbers of
+/// block `seq / 32`, and which block it holds. [`SharedReplayWindow::accept`] is one
+/// compare-and-swap on the word of `seq`: it sets the bit if the word holds the block of
+/// `seq`, starts the block over if the word holds an older one (the slide), and refuses when
+/// the bit was set (`Duplicate`) or the word already holds a newer block (`TooOld`). A word only
+/// ever moves to newer blocks, so two workers can never both accept one sequence number. A
+/// `highest` (fetch-max) refuses anything [`REPLAY_WINDOW`] or more left of the highest
+/// accepted, as [`ReplayWindow`] does. Blocks are compared by serial-number arithmetic on 32
+/// bits: exact while a session's sequence numbers stay within 2^36 of each other.
+///
+/// Use it after the packet authenticated, as the authority (a worker's own
+/// [`ReplayWindow`] can stay in front as the cheap check before the crypto). 520 bytes.
+pub struct SharedReplayWindow {
+    /// Highest accepted + 1 (0: none).
+    highest: AtomicU64,
+    words: [AtomicU64; SHARED_WORDS],
+}
+
+impl Default for SharedReplayWindow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for SharedReplayWindow {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedReplayWindow")
+            .field("highest", &self.highest().map(|h| h.to_string()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedReplayWindow {
+    /// An empty window.
+    pub fn new() -> Self {
+        Self {
+            highest: AtomicU64::new(0),
+            words: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Empties the window (a new session in the slot). Call before the session's keys are
+    /// published, so no worker can accept a packet of it before the reset.
+    pub fn reset(&self) {
+        for w in &self.words {
+            w.store(0, Ordering::Relaxed);
+        }
+        self.highest.store(0, Ordering::Release);
+    }
+
+    /// The highest sequence number accepted so far.
+    pub fn highest(&self) -> Option<u64> {
+        self.highest.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// Would `seq` be accepted now? Read-only; another worker may accept it first.
+    pub fn check(&self, seq: u64) -> Result<(), ReplayError> {
+        self.left_of_window(seq)?;
+        let (i, block, bit) = Self::slot(seq);
+        let cur = self.words[i].load(Ordering::Acquire);
+        Self::next_word(cur, block, bit).map(|_| ())
+    }
+
+    /// Accepts `seq` exactly once across all threads: `Ok` for the one caller that set its
+    /// bit. Call only after the packet authenticated.
+    pub fn accept(&self, seq: u64) -> Result<(), ReplayError> {
+        self.left_of_window(seq)?;
+        let (i, block, bit) = Self::slot(seq);
+        let word = &self.words[i];
+        let mut cur = word.load(Ordering::Acquire);
+        loop {
+            let new = Self::next_word(cur, block, bit)?;
+            match word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        self.highest
+            .fetch_max(seq.saturating_add(1), Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn left_of_window(&self, seq: u64) -> Result<(), ReplayError> {
+        match self.highest() {
+            Some(h) if seq <= h && h - seq >= REPLAY_WINDOW => Err(ReplayError::TooOld),
+            _ => Ok(()),
+        }
+    }
+
+    #[inline]
+    fn slot(seq: u64) -> (usize, u32, u64) {
+        let block = seq / SHARED_BITS;
+        (
+            (block % SHARED_WORDS as u64) as usize,
+            block as u32,
+            1u64 << (seq % SHARED_BITS),
+        )
+    }
+
+    /// The word after marking `bit` of `block` in `cur`, or why not.
+    #[inline]
+    fn next_word(cur: u64, block: u32, bit: u64) -> Result<u64, ReplayError> {
+        let held = (cur >> 32) as u32;
+        if held == block {
+            if cur & bit != 0 {
+                return Err(ReplayError::Duplicate);
+            }
+            Ok(cur | bit)
+        } else if (block.wrapping_sub(held) as i32) > 0 {
+            Ok(u64::from(block) << 32 | bit)
+        } else {
+            Err(ReplayError::TooOld)
         }
     }
 }
@@ -355,5 +480,43 @@ mod tests {
                 highest = Some(highest.map_or(seq, |h| h.max(seq)));
             }
         }
+    }
+
+    #[test]
+    fn shared_window_accepts_each_seq_once() {
+        let w = SharedReplayWindow::new();
+        for s in 0..5000u64 {
+            assert_eq!(w.accept(s), Ok(()), "seq {s}");
+            assert_eq!(w.accept(s), Err(ReplayError::Duplicate), "seq {s}");
+        }
+        assert_eq!(w.check(4999), Err(ReplayError::Duplicate));
+        assert_eq!(w.accept(4999 - REPLAY_WINDOW), Err(ReplayError::TooOld));
+        // Out of order inside the window, then a jump far right forgets the old blocks.
+        assert_eq!(w.accept(6001), Ok(()));
+        assert_eq!(w.accept(5500), Ok(()));
+        assert_eq!(w.accept(5500), Err(ReplayError::Duplicate));
+        assert_eq!(w.accept(1_000_000), Ok(()));
+        assert_eq!(w.accept(6001), Err(ReplayError::TooOld));
+        w.reset();
+        assert_eq!(w.highest(), None);
+        assert_eq!(w.accept(3), Ok(()));
+    }
+
+    #[test]
+    fn shared_window_one_winner_across_threads() {
+        let w = std::sync::Arc::new(SharedReplayWindow::new());
+        let won: Vec<u64> = (0..4)
+            .map(|_| {
+                let w = std::sync::Arc::clone(&w);
+                std::thread::spawn(move || {
+                    (0..20_000u64).filter(|&s| w.accept(s).is_ok()).count() as u64
+                })
+            })
+            .map(|t| t.join().unwrap())
+            .collect();
+        // Every sequence number was accepted by exactly one thread (the later ones at least;
+        // a thread that fell behind may see early ones as too old, never twice).
+        assert!(won.iter().sum::<u64>() <= 20_000);
+        assert!(won.iter().sum::<u64>() >= 20_000 - REPLAY_WINDOW);
     }
 }

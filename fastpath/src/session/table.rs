@@ -880,6 +880,19 @@ impl SessionTable {
         Some(r.tx_seq[toward as usize].fetch_add(1, Ordering::Relaxed))
     }
 
+    /// The TX sequence number [`Self::next_tx_seq`] would hand out next for `toward`, without
+    /// taking it (a control message checks that the sequence number it echoes was sent).
+    /// `None` for a stale id.
+    #[inline]
+    pub fn peek_tx_seq(&self, id: SessionId, toward: Side) -> Option<u64> {
+        let r = self.records.get(id.index as usize)?;
+        let s = r.state.load(Ordering::Acquire);
+        if s & LIFE_MASK != LIVE || generation(s) != id.generation {
+            return None;
+        }
+        Some(r.tx_seq[toward as usize].load(Ordering::Relaxed))
+    }
+
     // ---- for the sweeper -------------------------------------------------------------
 
     /// What the sweeper needs of arena entry `index`: its id, class, flags, last-seen and

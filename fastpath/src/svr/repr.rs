@@ -40,6 +40,8 @@ pub struct MetadataRepr<'a> {
     pub disable_forward_metadata: bool,
     /// 24: control message reason.
     pub control: Option<ControlReason>,
+    /// 52: the wayports of the packet a control message answers.
+    pub control_binding: Option<u32>,
     /// 1: fragment binding.
     pub fragment: Option<Fragment>,
     /// 20: IPv4 router egress source address.
@@ -181,6 +183,7 @@ impl<'a> MetadataRepr<'a> {
             TlvValue::EgressSourceV6(x) => self.egress_source_v6 = Some(x),
             TlvValue::SelectiveAck(x) => self.sack = Some(x),
             TlvValue::ControlMessage(x) => self.control = Some(x),
+            TlvValue::ControlBinding(x) => self.control_binding = Some(x),
             TlvValue::SourceNatV4(x) => self.source_nat_v4 = Some(x),
             TlvValue::PathMetrics(x) => self.path_metrics = Some(x),
             TlvValue::ModifyRequest(x) => self.modify_request = Some(x),
@@ -204,6 +207,7 @@ impl<'a> MetadataRepr<'a> {
                 TlvValue::DisableForwardMetadata,
             ),
             self.control.map(TlvValue::ControlMessage),
+            self.control_binding.map(TlvValue::ControlBinding),
             self.fragment.map(TlvValue::Fragment),
             self.egress_source_v4.map(TlvValue::EgressSourceV4),
             self.egress_source_v6.map(TlvValue::EgressSourceV6),
@@ -460,14 +464,23 @@ pub struct ControlMessage {
     pub security_id: u32,
     /// Reason.
     pub reason: ControlReason,
+    /// TLV 52: `sender's wayport << 16 | other wayport` of the packet this answers (the
+    /// trailer's sequence number is that packet's): binds the message to one session.
+    pub binding: u32,
 }
 
 impl ControlMessage {
-    /// Reason 2, Enable Metadata: "I have no state for this wayport; resend with metadata".
-    pub const fn enable_metadata(security_id: u32) -> ControlMessage {
+    /// Reason 2, Enable Metadata: "I have no state for this wayport; resend with metadata",
+    /// answering a packet that arrived on `our_port` from `their_port`.
+    pub const fn enable_metadata(
+        security_id: u32,
+        our_port: u16,
+        their_port: u16,
+    ) -> ControlMessage {
         ControlMessage {
             security_id,
             reason: ControlReason::EnableMetadata,
+            binding: (our_port as u32) << 16 | their_port as u32,
         }
     }
 
@@ -476,6 +489,7 @@ impl ControlMessage {
         MetadataRepr {
             security_id: Some(self.security_id),
             control: Some(self.reason),
+            control_binding: Some(self.binding),
             ..MetadataRepr::default()
         }
     }
@@ -494,11 +508,12 @@ impl ControlMessage {
 impl TryFrom<&MetadataRepr<'_>> for ControlMessage {
     type Error = MetadataError;
 
-    /// Requires 16 and 24 (`MissingTlv`).
+    /// Requires 16, 24 and 52 (`MissingTlv`).
     fn try_from(r: &MetadataRepr<'_>) -> Result<Self, MetadataError> {
         Ok(ControlMessage {
             security_id: need(r.security_id, TlvType::SecurityIdentifier)?,
             reason: need(r.control, TlvType::ControlMessage)?,
+            binding: need(r.control_binding, TlvType::ControlBinding)?,
         })
     }
 }

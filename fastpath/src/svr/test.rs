@@ -292,6 +292,12 @@ fn tlv_goldens() -> Vec<(Section, TlvValue<'static>, Vec<u8>)> {
             vec![0x00, 0x18, 0x00, 0x01, 0x02],
         ),
         (
+            H,
+            TlvValue::ControlBinding(0x4001_4000),
+            // type 52, length 4, wayports 16385 (sender's) and 16384
+            vec![0x00, 0x34, 0x00, 0x04, 0x40, 0x01, 0x40, 0x00],
+        ),
+        (
             P,
             TlvValue::SourceNatV4(Ipv4Addr::new(198, 51, 100, 9)),
             // type 25, length 4, 198.51.100.9
@@ -641,14 +647,16 @@ pub(crate) fn control_bytes() -> Vec<u8> {
     cat(&[
         // cookie
         &[0x4c, 0x48, 0xdb, 0xc6, 0xdd, 0xf6, 0x67, 0x0c],
-        // version 1, header length 25 (12 + 8 + 5)
-        &[0x10, 0x19],
+        // version 1, header length 33 (12 + 8 + 5 + 8)
+        &[0x10, 0x21],
         // payload length 0
         &[0x00, 0x00],
         // [H] 16 Security Identifier: 1
         &[0x00, 0x10, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01],
         // [H] 24 Control Message: reason 2 (Enable Metadata)
         &[0x00, 0x18, 0x00, 0x01, 0x02],
+        // [H] 52 Control Binding: answers a packet to our wayport 16385 from 16384
+        &[0x00, 0x34, 0x00, 0x04, 0x40, 0x01, 0x40, 0x00],
     ])
 }
 
@@ -703,14 +711,14 @@ fn reverse_golden() {
 
 #[test]
 fn control_golden() {
-    let msg = ControlMessage::enable_metadata(1);
+    let msg = ControlMessage::enable_metadata(1, 16385, 16384);
     let golden = control_bytes();
     let mut buf = vec![0xa5; msg.buffer_len()];
-    assert_eq!(msg.emit(&mut buf), Ok(25));
+    assert_eq!(msg.emit(&mut buf), Ok(33));
     assert_eq!(buf, golden);
     let repr = parse_vec(&golden).unwrap();
     assert_eq!(ControlMessage::try_from(&repr), Ok(msg));
-    assert_eq!(repr.sealed_len(), 25);
+    assert_eq!(repr.sealed_len(), 33);
     assert_eq!(
         ControlMessage::try_from(&MetadataRepr::default()),
         Err(MetadataError::MissingTlv(16))
@@ -1009,12 +1017,12 @@ fn seal_and_open() {
 fn seal_control_message_is_header_only() {
     let key = test_key(1);
     let mut buf = control_bytes();
-    assert_eq!(seal_metadata(&key, IV, &mut buf), Ok(25));
+    assert_eq!(seal_metadata(&key, IV, &mut buf), Ok(33));
     assert_eq!(buf, control_bytes());
     let opened = open_metadata(&key, &mut buf).unwrap();
     assert_eq!(
         ControlMessage::try_from(&opened.repr),
-        Ok(ControlMessage::enable_metadata(1))
+        Ok(ControlMessage::enable_metadata(1, 16385, 16384))
     );
     // The marker has no Security Identifier: sealing it is refused.
     let mut m = [0u8; 12];
@@ -1314,6 +1322,7 @@ fn build(o: &Owned) -> MetadataRepr<'_> {
         security_id: o.numbers.0,
         disable_forward_metadata: o.flags[0],
         control: o.control.map(Into::into),
+        control_binding: None,
         fragment: o.fragment,
         egress_source_v4: o.addrs.0,
         egress_source_v6: o.addrs.1,

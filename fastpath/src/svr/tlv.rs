@@ -151,6 +151,9 @@ tlv_types! {
     MulticastGroupContext = 50, Payload, "multicast_group_context";
     /// 51: Multicast Egress List (payload by our decision, variable).
     MulticastEgressList = 51, Payload, "multicast_egress_list";
+    /// 52: Control Binding (header, ours, 4 bytes): the wayports of the packet a control
+    /// message answers, `sender's port (16) ‖ other port (16)` as the sender received them.
+    ControlBinding = 52, Header, "control_binding";
 }
 
 impl From<TlvType> for u16 {
@@ -287,7 +290,7 @@ mod test {
             raws,
             [
                 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25,
-                26, 28, 35, 42, 46, 46, 50, 51
+                26, 28, 35, 42, 46, 46, 50, 51, 52
             ]
         );
         for t in TlvType::ALL {
@@ -305,7 +308,7 @@ mod test {
             TlvType::PayloadKey
         );
         assert_eq!(TlvType::from_wire(7, Section::Header), TlvType::TenantName);
-        for raw in [0, 9, 22, 27, 29, 34, 36, 45, 47, 49, 52, 0xffff] {
+        for raw in [0, 9, 22, 27, 29, 34, 36, 45, 47, 49, 53, 0xffff] {
             assert_eq!(
                 TlvType::from_wire(raw, Section::Payload),
                 TlvType::Unknown(raw)

@@ -593,6 +593,8 @@ pub enum TlvValue<'a> {
     SourceRouterSecurityName(&'a str),
     /// 16.
     SecurityIdentifier(u32),
+    /// 52 (ours): `sender's wayport << 16 | other wayport` of the packet a control answers.
+    ControlBinding(u32),
     /// 17.
     DestinationRouterName(&'a str),
     /// 18.
@@ -651,6 +653,7 @@ impl<'a> TlvValue<'a> {
             T::SourceRouterName => TlvValue::SourceRouterName(name()?),
             T::SourceRouterSecurityName => TlvValue::SourceRouterSecurityName(name()?),
             T::SecurityIdentifier => TlvValue::SecurityIdentifier(u32::from_be_bytes(exact(&tlv)?)),
+            T::ControlBinding => TlvValue::ControlBinding(u32::from_be_bytes(exact(&tlv)?)),
             T::DestinationRouterName => TlvValue::DestinationRouterName(name()?),
             T::DisableForwardMetadata => flag(&tlv).map(|_| TlvValue::DisableForwardMetadata)?,
             T::PeerPathId => TlvValue::PeerPathId(name()?),
@@ -698,6 +701,7 @@ impl<'a> TlvValue<'a> {
             TlvValue::SourceRouterName(_) => T::SourceRouterName,
             TlvValue::SourceRouterSecurityName(_) => T::SourceRouterSecurityName,
             TlvValue::SecurityIdentifier(_) => T::SecurityIdentifier,
+            TlvValue::ControlBinding(_) => T::ControlBinding,
             TlvValue::DestinationRouterName(_) => T::DestinationRouterName,
             TlvValue::DisableForwardMetadata => T::DisableForwardMetadata,
             TlvValue::PeerPathId(_) => T::PeerPathId,
@@ -733,6 +737,7 @@ impl<'a> TlvValue<'a> {
             | TlvValue::ApplicationName(s) => s.len(),
             TlvValue::GlobalInterfaceId(_)
             | TlvValue::SecurityIdentifier(_)
+            | TlvValue::ControlBinding(_)
             | TlvValue::EgressSourceV4(_)
             | TlvValue::SourceNatV4(_)
             | TlvValue::RemainingSessionTime(_) => 4,
@@ -779,6 +784,7 @@ impl<'a> TlvValue<'a> {
             TlvValue::SessionUuid(u) => out.copy_from_slice(u),
             TlvValue::GlobalInterfaceId(v)
             | TlvValue::SecurityIdentifier(v)
+            | TlvValue::ControlBinding(v)
             | TlvValue::RemainingSessionTime(v) => be::set_u32(out, *v),
             TlvValue::NumberOfSessions(v) => out.copy_from_slice(&v.to_be_bytes()),
             TlvValue::EgressSourceV4(a) | TlvValue::SourceNatV4(a) => {

@@ -12,7 +12,10 @@ use super::packet::{
 use std::sync::Arc;
 
 use super::burst::{unreachable_pending, Deferred, OpenWork};
-use super::{PacketBuf, PeerId, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
+use super::{
+    DropCause, PacketBuf, PeerId, SessionCrypto, SessionKey, SvrDrop, SvrEvent, SvrShared,
+    SvrWorker, Verdict,
+};
 use crate::session::{FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side};
 use crate::svr::{
     is_metadata, open_metadata, ControlMessage, ControlReason, ForwardMetadata, MetadataError,
@@ -20,6 +23,8 @@ use crate::svr::{
 };
 use crate::time::Instant;
 use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
+use svr_crypto::MetadataKey;
+use zeroize::{Zeroize, Zeroizing};
 
 const TAIL: usize = TRAILER_LEN + HMAC_LEN;
 
@@ -33,17 +38,52 @@ fn crypto_drop(e: CryptoError) -> SvrDrop {
 
 /// What the metadata of a packet told us, copied out of the (borrowed) packet.
 enum Md {
-    Control(ControlReason),
+    Control(ControlReason, u32),
     Forward {
         fwd_key: FlowKey,
         uuid: [u8; 16],
         key_index: u8,
-        raw: [u8; 32],
+        raw: Zeroizing<[u8; 32]>,
     },
     Reverse {
         /// The payload-key index the egress echoed (TLV 46), if it did.
         key_index: Option<u8>,
     },
+}
+
+/// Opens the metadata in `md` (decrypted in place; the caller wipes it) and copies out what
+/// the data path needs. Forward metadata must name a service this router serves.
+fn read_metadata(sh: &SvrShared, key: &MetadataKey, md: &mut [u8]) -> Result<Md, DropCause> {
+    let o = open_metadata(key, md)?;
+    let r = o.repr;
+    if r.control.is_some() {
+        let c = ControlMessage::try_from(&r)?;
+        return Ok(Md::Control(c.reason, c.binding));
+    }
+    if r.forward_context.is_some() {
+        let f = ForwardMetadata::try_from(&r)?;
+        let Some(pk) = f.payload_key else {
+            return Err(MetadataError::MissingTlv(TlvType::PayloadKey.raw()).into());
+        };
+        if !sh.serves(f.context.dst(), f.tenant, f.service) {
+            return Err(SvrDrop::ServiceNotServed.into());
+        }
+        let (sp, dp, proto) = f.context.ports_protocol();
+        let fwd_key = FlowKey::new(f.context.src(), f.context.dst(), proto.into(), sp, dp)
+            .ok_or(SvrDrop::Malformed)?;
+        return Ok(Md::Forward {
+            fwd_key,
+            uuid: f.session_uuid,
+            key_index: pk.index,
+            raw: Zeroizing::new(*pk.key),
+        });
+    }
+    if r.reverse_context.is_some() {
+        return Ok(Md::Reverse {
+            key_index: r.payload_key.map(|p| p.index),
+        });
+    }
+    Err(MetadataError::MissingTlv(TlvType::ForwardContextV4.raw()).into())
 }
 
 /// Handles a frame addressed to one of our waypoints on a wayport (the caller checked both).
@@ -121,114 +161,105 @@ pub fn wan_stage<B: PacketBuf>(
         let mut seq_be = [0u8; 8];
         seq_be.copy_from_slice(&frame[end - TAIL..covered_end]);
         let seq = u64::from_be_bytes(seq_be);
-        let md = match open_metadata(key, &mut frame[l4_end..l4_end + md_len]) {
-            Ok(o) => {
-                let r = o.repr;
-                if let Some(c) = r.control {
-                    Md::Control(c)
-                } else if r.forward_context.is_some() {
-                    let f = match ForwardMetadata::try_from(&r) {
-                        Ok(f) => f,
-                        Err(e) => drop_with!(w, e),
-                    };
-                    let Some(pk) = f.payload_key else {
-                        drop_with!(w, MetadataError::MissingTlv(TlvType::PayloadKey.raw()))
-                    };
-                    let (sp, dp, proto) = f.context.ports_protocol();
-                    let Some(fwd_key) =
-                        FlowKey::new(f.context.src(), f.context.dst(), proto.into(), sp, dp)
-                    else {
-                        drop_with!(w, SvrDrop::Malformed)
-                    };
-                    Md::Forward {
-                        fwd_key,
-                        uuid: f.session_uuid,
-                        key_index: pk.index,
-                        raw: *pk.key,
-                    }
-                } else if r.reverse_context.is_some() {
-                    Md::Reverse {
-                        key_index: r.payload_key.map(|p| p.index),
-                    }
-                } else {
-                    drop_with!(
-                        w,
-                        MetadataError::MissingTlv(TlvType::ForwardContextV4.raw())
-                    )
-                }
-            }
-            Err(e) => drop_with!(w, e),
-        };
+        let md = read_metadata(sh, key, &mut frame[l4_end..l4_end + md_len]);
+        // The decrypted TLVs (the payload key among them) are consumed: wipe them from the
+        // buffer on every path, so they do not stay in the headroom or the freed mbuf.
+        frame[l4_end..l4_end + md_len].zeroize();
         drop(keys);
+        let md = match md {
+            Ok(md) => md,
+            Err(d) => drop_with!(w, d),
+        };
         let now_ms = crate::session::now_millis(now);
-        let (s, dir, crypto, k) = match md {
-            Md::Control(reason) => {
-                w.counters.events.bump(SvrEvent::ControlReceived);
+        let (s, dir, crypto, k, candidate) = match md {
+            Md::Control(reason, binding) => {
                 if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
+                    // Bound to this session: the wayports it answers are this packet's (the
+                    // sender's own one always; ours unless a source NAT on the way to the
+                    // peer may rewrite it), and it echoes a sequence number we sent
+                    // recently and above any echo acted on before.
+                    let ours_ok = sh
+                        .cfg
+                        .peers
+                        .get(usize::from(peer))
+                        .is_some_and(|p| p.source_nat)
+                        || binding as u16 == h.dport;
+                    if (binding >> 16) as u16 != h.sport
+                        || !ours_ok
+                        || !sh.accept_control(s.id, seq)
+                    {
+                        drop_with!(w, SvrDrop::ControlReplayed);
+                    }
                     let restart = match s.role {
                         Role::Ingress => MetadataState::SendingForward { count: 0 },
                         Role::Egress => MetadataState::SendingReverse,
                     };
                     sh.table.update_metadata(s.id, |_| restart);
                 }
+                w.counters.events.bump(SvrEvent::ControlReceived);
                 return Verdict::Consumed;
             }
             Md::Forward {
                 fwd_key,
                 uuid,
                 key_index,
-                mut raw,
+                raw,
             } => {
+                let fp = sh.session_fingerprint(&uuid, key_index, &raw);
                 let s = match found {
-                    Some(s) if s.role == Role::Egress => s,
+                    Some(s) if s.role == Role::Egress => {
+                        // Metadata on a live session must be that session's: a captured
+                        // metadata packet with rewritten wayports changes nothing.
+                        if sh.table.uuid(s.id) != Some(uuid) || s.lan_key != fwd_key.reversed() {
+                            drop_with!(w, SvrDrop::SessionMismatch);
+                        }
+                        s
+                    }
                     Some(_) => drop_with!(w, SvrDrop::StaleSession),
                     None => {
-                        match create(sh, w, &h, peer, wan_key, fwd_key, uuid, key_index, raw, now) {
-                            Ok(s) => s,
-                            Err(d) => {
-                                raw = [0; 32];
-                                std::hint::black_box(&mut raw);
-                                drop_with!(w, d)
+                        if sh.seen_before(peer, fp, now_ms) {
+                            drop_with!(w, SvrDrop::SessionReplayed);
+                        }
+                        match create(
+                            sh, w, &h, peer, wan_key, fwd_key, uuid, key_index, &raw, now,
+                        ) {
+                            Ok(s) => {
+                                sh.remember(peer, fp, now_ms);
+                                s
                             }
+                            Err(d) => drop_with!(w, d),
                         }
                     }
                 };
                 let Some(crypto) = sh.crypto(s.id) else {
-                    raw = [0; 32];
-                    std::hint::black_box(&mut raw);
                     drop_with!(w, SvrDrop::StaleSession)
                 };
-                // The packet is encrypted under the key its TLV 46 carries.
-                let sel = if crypto.current.index() == key_index {
-                    Ok((crypto, KeyUse::Current))
-                } else if crypto
-                    .previous
-                    .as_ref()
-                    .is_some_and(|p| p.index() == key_index)
+                // The packet is encrypted under the key its TLV 46 carries. A known index must
+                // come with the same key bytes.
+                let (k, candidate) = if crypto.current.index() == key_index {
+                    if !crypto.current.raw_eq(&raw) {
+                        drop_with!(w, SvrDrop::SessionMismatch);
+                    }
+                    (KeyUse::Current, None)
+                } else if let Some(p) = crypto.previous.as_ref().filter(|p| p.index() == key_index)
                 {
                     // Forward metadata of the old key, late: within the grace period only.
-                    if crypto.previous_at(now_ms).is_some() {
-                        Ok((crypto, KeyUse::Previous))
-                    } else {
-                        Err(SvrDrop::StaleSession)
+                    if crypto.previous_at(now_ms).is_none() {
+                        drop_with!(w, SvrDrop::StaleSession);
                     }
+                    if !p.raw_eq(&raw) {
+                        drop_with!(w, SvrDrop::SessionMismatch);
+                    }
+                    (KeyUse::Previous, None)
                 } else {
-                    // A rekey of a live session: install, acknowledge with reverse metadata.
-                    match sh.install_rekey(w, s.id, &crypto, key_index, &raw, now_ms) {
-                        Some(c) => {
-                            sh.table
-                                .update_metadata(s.id, |_| MetadataState::SendingReverse);
-                            Ok((c, KeyUse::Current))
-                        }
-                        None => Err(SvrDrop::StaleSession),
-                    }
+                    // A rekey of a live session: a candidate key, installed only once this
+                    // packet passed the replay window and opened under it.
+                    (
+                        KeyUse::Candidate,
+                        Some((SessionKey::new(key_index, *raw), fp)),
+                    )
                 };
-                raw = [0; 32];
-                std::hint::black_box(&mut raw);
-                match sel {
-                    Ok((c, k)) => (s, Direction::Forward, c, k),
-                    Err(d) => drop_with!(w, d),
-                }
+                (s, Direction::Forward, crypto, k, candidate)
             }
             Md::Reverse { key_index } => {
                 let Some(s) = found.filter(|s| s.role == Role::Ingress) else {
@@ -247,22 +278,29 @@ pub fn wan_stage<B: PacketBuf>(
                     }
                     _ => KeyUse::Current,
                 };
-                (s, Direction::Reverse, crypto, k)
+                (s, Direction::Reverse, crypto, k, None)
             }
         };
-        let key = match k {
-            KeyUse::Current => Some(&crypto.current),
-            KeyUse::Next => crypto.next.as_ref(),
-            KeyUse::Previous => crypto.previous.as_ref(),
+        let key = match (k, &candidate) {
+            (KeyUse::Current, _) => Some(&crypto.current),
+            (KeyUse::Next, _) => crypto.next.as_ref(),
+            (KeyUse::Previous, _) => crypto.previous.as_ref(),
+            (KeyUse::Candidate, Some((c, _))) => Some(c),
+            (KeyUse::Candidate, None) => None,
         };
         let Some(key) = key.cloned() else {
             drop_with!(w, SvrDrop::StaleSession)
         };
+        // The session's replay windows (this worker's, then the shared one) before anything
+        // of the session changes.
         let Some(window) = w.window(s.id) else {
             drop_with!(w, SvrDrop::StaleSession)
         };
         if let Err(e) = window.check(seq) {
             drop_with!(w, crypto_drop(CryptoError::Replay(e)));
+        }
+        if let Err(d) = sh.check_seq(s.id, seq) {
+            drop_with!(w, d);
         }
         let ct_start = l4_end + md_len;
         let ct_end = end - TAIL;
@@ -276,10 +314,25 @@ pub fn wan_stage<B: PacketBuf>(
         if let Some(window) = w.window(s.id) {
             window.mark(seq);
         }
+        if let Err(d) = sh.accept_seq(s.id, seq) {
+            drop_with!(w, d);
+        }
         if k == KeyUse::Previous {
             w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
         }
         let mut crypto = crypto;
+        if let Some((key, fp)) = candidate {
+            // A rekey of a live session: install, acknowledge with reverse metadata.
+            match sh.install_rekey(w, s.id, &crypto, key, now_ms) {
+                Some(c) => {
+                    sh.table
+                        .update_metadata(s.id, |_| MetadataState::SendingReverse);
+                    sh.remember(peer, fp, now_ms);
+                    crypto = c;
+                }
+                None => drop_with!(w, SvrDrop::StaleSession),
+            }
+        }
         if k == KeyUse::Next {
             // The egress echoed the pending key: it has it; switch.
             if let Some(c) = sh.complete_rekey(w, s.id, &crypto, now_ms) {
@@ -327,6 +380,8 @@ enum KeyUse {
     Current,
     Next,
     Previous,
+    /// Egress: the new key of a payload rekey, not installed yet.
+    Candidate,
 }
 
 /// The rest of a deferred data packet once [`OpenWork::open_one`] or the burst opened it
@@ -344,16 +399,21 @@ pub(super) fn finish_open<B: PacketBuf>(
         h, s, crypto, dir, ..
     } = job;
     let l4_end = h.payload_start();
-    let (plain, used) = match r {
-        Ok((n, _)) => (n, KeyUse::Current),
+    let (plain, seq, used) = match r {
+        Ok((n, seq)) => (n, seq, KeyUse::Current),
         Err(CryptoError::BadMac) => {
             match open_other_keys(sh, w, &s, crypto, dir, b.data_mut(), l4_end, now) {
-                Ok((n, k)) => (n, k),
+                Ok(t) => t,
                 Err(e) => drop_with!(w, crypto_drop(e)),
             }
         }
         Err(e) => drop_with!(w, crypto_drop(e)),
     };
+    // This worker's window let it through; the session's shared window decides, so a packet
+    // accepted by another worker (another queue or port) is refused here.
+    if let Err(d) = sh.accept_seq(s.id, seq) {
+        drop_with!(w, d);
+    }
     if s.role == Role::Egress
         && s.metadata == MetadataState::SendingReverse
         && used == KeyUse::Current
@@ -382,22 +442,22 @@ fn open_other_keys(
     buf: &mut [u8],
     l4_end: usize,
     now: Instant,
-) -> Result<(usize, KeyUse), CryptoError> {
+) -> Result<(usize, u64, KeyUse), CryptoError> {
     let now_ms = crate::session::now_millis(now);
     if let Some(next) = crypto.next.clone() {
         if let Some(window) = w.window(s.id) {
-            if let Ok((n, _)) = open_payload(&next.key, dir, buf, l4_end, window) {
+            if let Ok((n, seq)) = open_payload(&next.key, dir, buf, l4_end, window) {
                 sh.complete_rekey(w, s.id, &crypto, now_ms);
                 sh.table
                     .update_metadata(s.id, |_| MetadataState::Established);
-                return Ok((n, KeyUse::Next));
+                return Ok((n, seq, KeyUse::Next));
             }
         }
     }
     if let (Some(prev), Some(window)) = (crypto.previous_at(now_ms), w.window(s.id)) {
-        let (n, _) = open_payload(&prev.key, dir, buf, l4_end, window)?;
+        let (n, seq) = open_payload(&prev.key, dir, buf, l4_end, window)?;
         w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
-        return Ok((n, KeyUse::Previous));
+        return Ok((n, seq, KeyUse::Previous));
     }
     Err(CryptoError::BadMac)
 }
@@ -412,7 +472,7 @@ fn create(
     fwd_key: FlowKey,
     uuid: [u8; 16],
     key_index: u8,
-    raw: [u8; 32],
+    raw: &[u8; 32],
     now: Instant,
 ) -> Result<SessionRef, SvrDrop> {
     // The context must describe something we carry, on the matching transport.
@@ -439,7 +499,7 @@ fn create(
         Err(InsertError::Full) => return Err(SvrDrop::SessionTableFull),
         Err(InsertError::Exists) => return Err(SvrDrop::StaleSession),
     };
-    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, key_index, raw));
+    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, key_index, *raw));
     w.counters.events.bump(SvrEvent::EgressSession);
     sh.table.get(id, Side::Wan).ok_or(SvrDrop::StaleSession)
 }
@@ -510,14 +570,22 @@ fn enable_metadata<B: PacketBuf>(
     let Some(key) = keys.peer_current(peer) else {
         return Verdict::Drop(cause);
     };
-    if !w.take_token(sh.cfg.enable_metadata_rate, now) {
+    if !w.take_token(peer, sh.cfg.enable_metadata_rate, now) {
         w.counters.events.bump(SvrEvent::EnableMetadataLimited);
         return Verdict::Drop(cause);
     }
-    let msg = ControlMessage::enable_metadata(key.rekey_index());
+    // Bound to the packet it answers: its wayports (TLV 52) and its sequence number (our
+    // trailer), which the receiver checks against what it sent on that session.
+    let msg = ControlMessage::enable_metadata(key.rekey_index(), h.dport, h.sport);
     let md_len = msg.buffer_len();
     let l4 = h.l4_start();
     let md_at = h.payload_start();
+    let end = h.end();
+    let mut seq = [0u8; TRAILER_LEN];
+    match b.data().get(end - TAIL..end - HMAC_LEN) {
+        Some(t) => seq.copy_from_slice(t),
+        None => return Verdict::Drop(cause),
+    }
     let want = md_at + md_len + TAIL;
     let ok = if b.len() > want {
         b.trim(b.len() - want).is_ok()
@@ -540,7 +608,7 @@ fn enable_metadata<B: PacketBuf>(
         return Verdict::Drop(cause);
     }
     let t = md_at + md_len;
-    frame[t..t + TRAILER_LEN].fill(0);
+    frame[t..t + TRAILER_LEN].copy_from_slice(&seq);
     let tag = key.sign(&frame[md_at..t + TRAILER_LEN]);
     frame[t + TRAILER_LEN..want].copy_from_slice(&tag);
     fill_l4_checksum(frame, h.proto, l4, want, h.dst, h.src);

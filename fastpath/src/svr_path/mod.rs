@@ -32,9 +32,29 @@
 //!   takes the outer one, so hosts see one decrement per router as with plain routing. IPv4
 //!   options and IPv6 extension headers are not carried (`svr_unsupported_packet`), nor are
 //!   IPv4 fragments.
-//! * **Replay windows** are per worker, indexed by session (VPP's one owner per SA): RSS sends
-//!   every packet of one WAN 5-tuple to the same queue, so one worker receives all of a
-//!   session's WAN packets.
+//! * **Replay windows: one per session, shared by all workers.** RSS keeps one WAN 5-tuple on
+//!   one queue of one port, but nothing keeps a session on one worker: another port (a second
+//!   waypoint), a reprogrammed RETA or an attacker's copy sent to another port would reach
+//!   another worker, and a per-worker window would accept it again. So the authority is a
+//!   lock-free [`svr_crypto::SharedReplayWindow`] per session slot in [`SvrShared`] (520 B per
+//!   session of capacity; reset, with its owner generation, before the session's keys are
+//!   published): after a packet authenticated, one compare-and-swap on the word of its
+//!   sequence number accepts it for exactly one worker. Each worker keeps its own
+//!   [`ReplayWindow`] in front as the cheap check before the crypto (and for the burst
+//!   kernels); it only ever holds sequence numbers the shared window accepted, so it never
+//!   refuses one the shared window would take. In the usual case (one worker per session)
+//!   the shared window's line stays in that worker's cache. Pinning sessions to a worker
+//!   with a hand-off ring (VPP) was the alternative; it needs rings between workers in svrd
+//!   and costs a hop for every misrouted packet, for no gain in soundness.
+//! * **Forward metadata** is bound to the session it lands on: on a live session it must
+//!   carry the session's UUID and context (5-tuple), the same key bytes for a known index,
+//!   and pass the replay windows before a new payload key is even tried; the key is installed
+//!   only after the packet opened under it (`svr_metadata_session_mismatch`, `svr_replay`).
+//!   New forward metadata must name a service this router serves, for that tenant and
+//!   inner destination (`svr_service_not_served`), and must not repeat a session (UUID and
+//!   payload key) created from that peer within the metadata key's lifetime
+//!   (`svr_session_replayed`, a preallocated per-peer cache). Decrypted metadata is wiped
+//!   from the packet buffer once read, on every path.
 //! * **Wayports** (§1.5): a new session gets an even source and an odd destination wayport on
 //!   the first in-service waypoint pair to its peer (inner family first). Unique per live
 //!   session is the (source, destination) pair, ~6·10^8 per waypoint pair in the default
@@ -44,12 +64,13 @@
 //!   every one is ([`crate::session::WayportAllocator`]).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use svr_crypto::{PayloadKey, ReplayWindow};
+use svr_crypto::{PayloadKey, ReplayWindow, SharedReplayWindow};
 
 use crate::forward::{reasons, PuntReason};
 use crate::route::IpPrefix;
@@ -219,6 +240,19 @@ reasons! {
         /// No peer path to the serving peer is in service (BFD down, or no valid key from
         /// the key exchange): no new session, and no packet of a session on such a path.
         PathOutOfService = "svr_path_out_of_service",
+        /// Forward metadata on an existing session whose UUID or context (5-tuple) is not that
+        /// session's: a captured metadata packet moved to other wayports. Nothing changed.
+        SessionMismatch = "svr_metadata_session_mismatch",
+        /// Forward metadata that would create a session already seen from this peer (same
+        /// UUID and payload key) within the seen-session lifetime: a replayed first packet of a
+        /// closed or expired session.
+        SessionReplayed = "svr_session_replayed",
+        /// Forward metadata whose inner destination, tenant and service do not name a service
+        /// this router serves.
+        ServiceNotServed = "svr_service_not_served",
+        /// A control message not bound to the session it arrived on (wayports), or whose
+        /// echoed sequence number is not one we sent recently or was already answered.
+        ControlReplayed = "svr_control_replayed",
     }
 }
 
@@ -379,7 +413,7 @@ pub struct SvrConfig {
     pub max_sessions: u32,
     /// `svr.session-timeouts`.
     pub timeouts: SessionTimeouts,
-    /// `svr.enable-metadata-rate` (messages per second, per worker).
+    /// `svr.enable-metadata-rate` (messages per second, per worker and peer).
     pub enable_metadata_rate: u32,
 }
 
@@ -431,6 +465,12 @@ impl SessionKey {
         self.key.index()
     }
 
+    /// True when `raw` are this key's bytes (constant time).
+    pub fn raw_eq(&self, raw: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.raw.ct_eq(raw).into()
+    }
+
     /// TLV 46 for it.
     pub fn tlv(&self) -> crate::svr::PayloadKeyTlv<'_> {
         crate::svr::PayloadKeyTlv {
@@ -443,8 +483,7 @@ impl SessionKey {
 
 impl Drop for SessionKey {
     fn drop(&mut self) {
-        self.raw = [0; 32];
-        std::hint::black_box(&mut self.raw);
+        zeroize::Zeroize::zeroize(&mut self.raw);
     }
 }
 
@@ -559,6 +598,121 @@ pub struct SvrShared {
     crypto: Box<[ArcSwapOption<SessionCrypto>]>,
     /// Waypoint pairs.
     pairs: Vec<WaypointPair>,
+    /// One replay window per session slot, shared by every worker (see the module doc).
+    windows: Box<[SessionWindow]>,
+    /// Sessions recently created as egress, per peer (replayed first packets).
+    seen: SeenSessions,
+    /// How long a created session stays in [`Self::seen`]: by default the metadata key's
+    /// lifetime (the 24 h default peer-key rekey interval plus its grace); a replayed first
+    /// packet older than that is under a metadata key we no longer accept.
+    pub seen_session_ttl_ms: u64,
+}
+
+/// Default of [`SvrShared::seen_session_ttl_ms`].
+pub const SEEN_SESSION_TTL_MS: u64 = 25 * 3600 * 1000;
+
+/// Ingress: how far back (packets sent on the session) the sequence number an Enable
+/// Metadata echoes may lie. An answer to an older packet is refused as stale.
+pub const CONTROL_ECHO_WINDOW: u64 = 1 << 16;
+
+/// A session's replay window, shared by the workers, with the generation it belongs to and
+/// the floor of the control messages it still accepts.
+#[derive(Debug, Default)]
+struct SessionWindow {
+    /// Generation + 1 of the session the window belongs to (0: none).
+    owner: AtomicU64,
+    /// Control messages (Enable Metadata) must echo a sequence number at or above this: one
+    /// more than the last one acted on.
+    control_floor: AtomicU64,
+    window: SharedReplayWindow,
+}
+
+/// Ways per bucket of [`SeenSessions`].
+const SEEN_WAYS: usize = 8;
+
+/// Per peer, a set-associative cache of fingerprints of the sessions created from its forward
+/// metadata (UUID and payload key), each with an expiry. Preallocated: nothing allocates per
+/// packet; when a bucket is full the entry closest to expiry is replaced (so under a churn of
+/// more sessions than ways × buckets within the lifetime, the oldest lose protection).
+struct SeenSessions {
+    /// Per peer: `mask + 1` entries.
+    peers: Box<[Box<[SeenEntry]>]>,
+    mask: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Default)]
+struct SeenEntry {
+    /// Fingerprint (never 0 when used).
+    fp: AtomicU64,
+    /// Session clock ms after which the entry no longer counts.
+    until_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for SeenSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeenSessions")
+            .field("peers", &self.peers.len())
+            .field("per_peer", &(self.mask + 1))
+            .finish()
+    }
+}
+
+impl SeenSessions {
+    fn new(peers: usize, max_sessions: u32) -> SeenSessions {
+        let per = (max_sessions as usize)
+            .next_power_of_two()
+            .clamp(1024, 1 << 20);
+        SeenSessions {
+            peers: (0..peers)
+                .map(|_| (0..per).map(|_| SeenEntry::default()).collect())
+                .collect(),
+            mask: per - 1,
+            hasher: Default::default(),
+        }
+    }
+
+    /// The fingerprint of a session: its UUID and payload key (index and bytes).
+    fn fingerprint(&self, uuid: &[u8; 16], index: u8, raw: &[u8; 32]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.hasher.build_hasher();
+        h.write(uuid);
+        h.write_u8(index);
+        h.write(raw);
+        h.finish().max(1)
+    }
+
+    fn bucket(&self, peer: PeerId, fp: u64) -> Option<&[SeenEntry]> {
+        let entries = self.peers.get(usize::from(peer))?;
+        let start = (fp as usize & self.mask) & !(SEEN_WAYS - 1);
+        entries.get(start..start + SEEN_WAYS)
+    }
+
+    fn contains(&self, peer: PeerId, fp: u64, now_ms: u64) -> bool {
+        self.bucket(peer, fp).is_some_and(|b| {
+            b.iter().any(|e| {
+                e.fp.load(Ordering::Acquire) == fp && now_ms < e.until_ms.load(Ordering::Relaxed)
+            })
+        })
+    }
+
+    /// Records `fp` until `until_ms`. Two workers recording into one bucket at once may pick
+    /// the same way; one entry is then lost (the cache is best effort under that race).
+    fn insert(&self, peer: PeerId, fp: u64, until_ms: u64) {
+        let Some(b) = self.bucket(peer, fp) else {
+            return;
+        };
+        let way = b
+            .iter()
+            .find(|e| e.fp.load(Ordering::Relaxed) == fp)
+            .or_else(|| b.iter().min_by_key(|e| e.until_ms.load(Ordering::Relaxed)));
+        if let Some(e) = way {
+            // Expiry first: a reader that sees the new fingerprint sees at least this expiry
+            // or a later one.
+            e.until_ms.store(until_ms, Ordering::Relaxed);
+            e.fp.store(fp, Ordering::Release);
+        }
+    }
 }
 
 /// Why [`SvrShared::new`] refused the settings.
@@ -607,12 +761,19 @@ impl SvrShared {
                 }
             }
         }
+        let windows = (0..cfg.max_sessions)
+            .map(|_| SessionWindow::default())
+            .collect();
+        let seen = SeenSessions::new(cfg.peers.len(), cfg.max_sessions);
         Ok(SvrShared {
             cfg,
             table,
             keys: KeyStore::new(),
             crypto,
             pairs,
+            windows,
+            seen,
+            seen_session_ttl_ms: SEEN_SESSION_TTL_MS,
         })
     }
 
@@ -724,9 +885,95 @@ impl SvrShared {
     }
 
     fn publish_crypto(&self, id: SessionId, c: SessionCrypto) {
+        // The shared replay window first: no worker opens a packet of the session before its
+        // keys are published (the store below is SeqCst), so none sees the old window.
+        if let Some(w) = self.windows.get(id.index as usize) {
+            w.window.reset();
+            w.control_floor.store(0, Ordering::Relaxed);
+            w.owner
+                .store(u64::from(id.generation) + 1, Ordering::Release);
+        }
         if let Some(slot) = self.crypto.get(id.index as usize) {
             slot.store(Some(Arc::new(c)));
         }
+    }
+
+    /// Session `id`'s shared replay window, if the slot still belongs to it.
+    fn session_window(&self, id: SessionId) -> Option<&SessionWindow> {
+        let w = self.windows.get(id.index as usize)?;
+        (w.owner.load(Ordering::Acquire) == u64::from(id.generation) + 1).then_some(w)
+    }
+
+    /// Would session `id` accept `seq`? (Before any state changes; read-only.)
+    fn check_seq(&self, id: SessionId, seq: u64) -> Result<(), SvrDrop> {
+        let w = self.session_window(id).ok_or(SvrDrop::StaleSession)?;
+        w.window.check(seq).map_err(|_| SvrDrop::Replay)
+    }
+
+    /// Accepts `seq` for session `id` once across all workers; call after the packet
+    /// authenticated. `Replay` when another worker (or an earlier packet) had it.
+    fn accept_seq(&self, id: SessionId, seq: u64) -> Result<(), SvrDrop> {
+        let w = self.session_window(id).ok_or(SvrDrop::StaleSession)?;
+        w.window.accept(seq).map_err(|_| SvrDrop::Replay)
+    }
+
+    /// A control message for session `id` echoing `echoed`, one of our TX sequence numbers
+    /// toward the peer: acted on only if we sent it (below our next one, at most
+    /// [`CONTROL_ECHO_WINDOW`] back) and it is above every echo acted on before (each
+    /// captured control message works at most once, and never after a newer one).
+    fn accept_control(&self, id: SessionId, echoed: u64) -> bool {
+        let Some(w) = self.session_window(id) else {
+            return false;
+        };
+        let Some(next) = self.table.peek_tx_seq(id, Side::Wan) else {
+            return false;
+        };
+        if echoed >= next || next - echoed > CONTROL_ECHO_WINDOW {
+            return false;
+        }
+        let mut floor = w.control_floor.load(Ordering::Acquire);
+        loop {
+            if echoed < floor {
+                return false;
+            }
+            match w.control_floor.compare_exchange_weak(
+                floor,
+                echoed + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(f) => floor = f,
+            }
+        }
+    }
+
+    /// Egress: the fingerprint of a session for [`Self::seen_before`] / [`Self::remember`].
+    fn session_fingerprint(&self, uuid: &[u8; 16], index: u8, raw: &[u8; 32]) -> u64 {
+        self.seen.fingerprint(uuid, index, raw)
+    }
+
+    /// Egress: was a session with this fingerprint created from `peer`'s metadata within the
+    /// seen-session lifetime?
+    fn seen_before(&self, peer: PeerId, fp: u64, now_ms: u64) -> bool {
+        self.seen.contains(peer, fp, now_ms)
+    }
+
+    /// Egress: remembers a session created from `peer`'s metadata.
+    fn remember(&self, peer: PeerId, fp: u64, now_ms: u64) {
+        self.seen
+            .insert(peer, fp, now_ms.saturating_add(self.seen_session_ttl_ms));
+    }
+
+    /// Egress: does this router serve `dst` as service `service` of tenant `tenant`? (A
+    /// service with `peer: None` whose prefixes hold `dst`.)
+    pub fn serves(&self, dst: IpAddr, tenant: &str, service: &str) -> bool {
+        self.cfg.services.iter().any(|s| {
+            s.peer.is_none()
+                && s.name == service
+                && s.tenant == tenant
+                && s.prefixes.iter().any(|p| p.contains(dst))
+        })
     }
 
     /// Replaces session `id`'s keys if they are still `old` (compare-and-swap); the new
@@ -792,18 +1039,19 @@ impl SvrShared {
         Some(c)
     }
 
-    /// Egress: forward metadata announced payload key `index` (`raw`) for live session `id`:
-    /// it becomes current, the old one previous for the grace period.
+    /// Egress: forward metadata announced payload key `key` for live session `id` (and its
+    /// payload opened under it): it becomes current, the old one previous for the grace
+    /// period.
     fn install_rekey(
         &self,
         w: &mut SvrWorker,
         id: SessionId,
         old: &Arc<SessionCrypto>,
-        index: u8,
-        raw: &[u8; 32],
+        key: Arc<SessionKey>,
         now_ms: u64,
     ) -> Option<Arc<SessionCrypto>> {
-        let c = self.swap_crypto(id, old, old.switched(SessionKey::new(index, *raw), now_ms))?;
+        let index = key.index();
+        let c = self.swap_crypto(id, old, old.switched(key, now_ms))?;
         let _ = self
             .table
             .set_payload_key_index(id, old.current.index(), index);
@@ -893,8 +1141,8 @@ pub struct SvrWorker {
     replay_owner: Vec<u64>,
     /// Replay windows by session slot; one slice so a burst can open against it.
     replay: Vec<ReplayWindow>,
-    tokens: u64,
-    last_refill_ms: u64,
+    /// Enable Metadata token buckets, per peer: (tokens, last refill ms).
+    tokens: Vec<(u64, u64)>,
     /// Counters, published by the worker.
     pub counters: SvrCounters,
 }
@@ -917,8 +1165,7 @@ impl SvrWorker {
             key_stock: key_stock::KeyStock::new(),
             replay_owner: vec![0; shared.table.capacity()],
             replay: vec![ReplayWindow::new(); shared.table.capacity()],
-            tokens: u64::from(shared.cfg.enable_metadata_rate),
-            last_refill_ms: 0,
+            tokens: vec![(u64::from(shared.cfg.enable_metadata_rate), 0); shared.cfg.peers.len()],
             counters: SvrCounters::default(),
         }
     }
@@ -948,17 +1195,21 @@ impl SvrWorker {
         Some(i)
     }
 
-    /// Takes one Enable Metadata token (`rate` per second, burst `rate`).
-    fn take_token(&mut self, rate: u32, now: Instant) -> bool {
+    /// Takes one Enable Metadata token of `peer`'s bucket (`rate` per second, burst `rate`):
+    /// junk to unused wayports from one peer's addresses cannot draw more than that.
+    fn take_token(&mut self, peer: PeerId, rate: u32, now: Instant) -> bool {
         let now_ms = crate::session::now_millis(now);
-        let elapsed = now_ms.saturating_sub(self.last_refill_ms);
+        let Some((tokens, last)) = self.tokens.get_mut(usize::from(peer)) else {
+            return false;
+        };
+        let elapsed = now_ms.saturating_sub(*last);
         let add = elapsed.saturating_mul(u64::from(rate)) / 1000;
         if add > 0 {
-            self.tokens = (self.tokens + add).min(u64::from(rate));
-            self.last_refill_ms = now_ms;
+            *tokens = (*tokens + add).min(u64::from(rate));
+            *last = now_ms;
         }
-        if self.tokens > 0 {
-            self.tokens -= 1;
+        if *tokens > 0 {
+            *tokens -= 1;
             true
         } else {
             false

@@ -684,11 +684,17 @@ fn enable_metadata_restores_lost_state() {
     assert_eq!(dst, ip("10.9.0.1"));
     let (v, _) = p.wan_into(false, &ctl);
     assert_eq!(v, Verdict::Consumed);
-    // A resends metadata on that session; B recreates it.
+    // A resends metadata on that session. With the same UUID and payload key it is what a
+    // replay of the session's first packet looks like (and B would restart its reverse
+    // sequence numbers under that key): B refuses it. Re-created sessions get a fresh
+    // payload key from the ingress (branch svr-ingress), which B accepts.
     let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"again"));
-    let (wan, out) = p.send(true, &f);
-    assert!(is_metadata(wan_payload(&wan)));
-    same_but_ttl(&f, &out);
+    let mut buf = TestBuffer::new(&f);
+    fwd(ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now));
+    assert!(is_metadata(wan_payload(buf.data())));
+    let (v, _) = p.wan_into(true, buf.data());
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionReplayed)));
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::SessionReplayed), 1);
 }
 
 #[test]
@@ -1385,4 +1391,261 @@ fn unique_pair_mode_fills_every_pair_then_counts_exhaustion() {
         &mut buf,
         Instant::from_nanos(1_000_000_000),
     ));
+}
+
+// ---- issue 13: the egress against a WAN attacker -----------------------------------------
+
+/// `wan` (IPv4 outer, UDP) with its wayports replaced by those of `like`, checksums fixed:
+/// what an attacker who captured `wan` sends at the session of `like`.
+fn with_wayports_of(wan: &[u8], like: &[u8]) -> Vec<u8> {
+    let mut t = wan.to_vec();
+    t[34..38].copy_from_slice(&like[34..38]);
+    fix_ipv4_udp(&mut t);
+    t
+}
+
+fn b_session(p: &Pair, wan: &[u8]) -> SessionRef {
+    let k = packet::parse(wan, false).unwrap().key().unwrap();
+    p.b.0.table.lookup(&k).unwrap()
+}
+
+#[test]
+fn forward_metadata_moved_to_another_session_changes_nothing() {
+    let mut p = Pair::new((true, false));
+    // Flow 1 starts under payload-key index 2, flow 2 under index 1: a captured first packet
+    // of flow 1 moved onto flow 2's wayports announces "a rekey" of flow 2.
+    set_payload_index(&p.a.0, 2);
+    let f1 = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"one"));
+    let wan1 = p.lan_out(true, &f1);
+    p.deliver(true, &wan1, &f1);
+    set_payload_index(&p.a.0, 1);
+    let f2 = frame("10.1.0.2", "10.2.0.2", 17, &udp(40001, 5001, b"two"));
+    let wan2 = p.lan_out(true, &f2);
+    p.deliver(true, &wan2, &f2);
+    let s2 = b_session(&p, &wan2);
+    let before = p.b.0.crypto(s2.id).unwrap();
+    assert_eq!(before.current.index(), 1);
+
+    let moved = with_wayports_of(&wan1, &wan2);
+    let (v, _) = p.wan_into(true, &moved);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionMismatch)));
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::SessionMismatch), 1);
+    let after = p.b.0.crypto(s2.id).unwrap();
+    assert!(Arc::ptr_eq(&before, &after), "no foreign key installed");
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::PayloadRekeyInstalled),
+        0
+    );
+
+    // The genuine packet again on its own session: the replay window refuses it (before any
+    // key or index is touched).
+    let (v, _) = p.wan_into(true, &wan1);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Replay)));
+    // Flow 2 still works.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40001, 5001, b"more"));
+    p.send(true, &f);
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::BadMac), 0);
+}
+
+#[test]
+fn replayed_rekey_metadata_installs_nothing() {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"one"));
+    p.send(true, &f);
+    p.send(
+        false,
+        &frame("10.2.0.2", "10.1.0.2", 17, &udp(5001, 40000, b"r")),
+    );
+    // A rekey to index 2: A's forward metadata carries the new key; B installs it.
+    set_payload_index(&p.a.0, 2);
+    let rk = p.lan_out(true, &f);
+    p.deliver(true, &rk, &f);
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::PayloadRekeyInstalled),
+        1
+    );
+    let s = b_session(&p, &rk);
+    let installed = p.b.0.crypto(s.id).unwrap();
+    // Replayed as is: refused by the window, nothing re-installed.
+    let (v, _) = p.wan_into(true, &rk);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Replay)));
+    assert!(Arc::ptr_eq(&installed, &p.b.0.crypto(s.id).unwrap()));
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::PayloadRekeyInstalled),
+        1
+    );
+}
+
+#[test]
+fn replayed_first_packet_of_a_closed_session_is_dropped() {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"first"));
+    let wan = p.lan_out(true, &f);
+    p.deliver(true, &wan, &f);
+    // B's session expires (the sweeper): the captured first packet must not open it again.
+    let s = b_session(&p, &wan);
+    assert!(p.b.0.remove_session(&s));
+    p.advance(3600);
+    let (v, _) = p.wan_into(true, &wan);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionReplayed)));
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::SessionReplayed), 1);
+    assert_eq!(p.b.0.table.len(), 0);
+    // A session with a new UUID (a restarted ingress, or any new flow) is fine.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40002, 5001, b"new"));
+    p.send(true, &f);
+    assert_eq!(p.b.0.table.len(), 1);
+}
+
+#[test]
+fn egress_serves_only_its_services() {
+    let mut p = Pair::new((true, false));
+    // A believes B serves 10.3.0.0/24 (it does not), and site-b for tenant "red" (B serves it
+    // for "blue" only).
+    let mut cfg = p.a.0.cfg.clone();
+    cfg.services.push(ServiceRoute {
+        name: "site-c".into(),
+        tenant: "blue".into(),
+        prefixes: vec![pfx("10.3.0.0/24")],
+        peer: Some(0),
+    });
+    cfg.services[1].tenant = "red".into();
+    let sh = SvrShared::new(cfg).unwrap();
+    sh.keys
+        .install_own(MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+    sh.keys
+        .install_peer(0, MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+    let wa = SvrWorker::new(&sh, [1; 32]);
+    p.a = (sh, wa);
+    for dst in ["10.3.0.2", "10.2.0.2"] {
+        let wan = p.lan_out(true, &frame("10.1.0.2", dst, 17, &udp(40000, 53, b"q")));
+        let (v, _) = p.wan_into(true, &wan);
+        assert_eq!(
+            v,
+            Verdict::Drop(DropCause::Svr(SvrDrop::ServiceNotServed)),
+            "{dst}"
+        );
+    }
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::ServiceNotServed), 2);
+    assert_eq!(p.b.0.table.len(), 0);
+}
+
+#[test]
+fn one_replay_window_per_session_across_workers() {
+    let (mut p, wan, f) = steady();
+    // A second worker of router B (another RX queue or port) gets the same packet.
+    let mut w2 = SvrWorker::new(&p.b.0, [7; 32]);
+    p.deliver(true, &wan, &f);
+    let mut buf = TestBuffer::new(&wan);
+    let v = egress::wan_packet(&p.b.0, &mut w2, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Replay)));
+    assert_eq!(w2.counters.drops.get(SvrDrop::Replay), 1);
+    // The other way round: a new packet through worker 2 first, then replayed at worker 1.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"via w2"));
+    let wan = p.lan_out(true, &f);
+    let mut buf = TestBuffer::new(&wan);
+    fwd(egress::wan_packet(&p.b.0, &mut w2, &mut buf, p.now));
+    let (v, _) = p.wan_into(true, &wan);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Replay)));
+    // Metadata packets too: the first reverse packet of B, replayed at A through a second
+    // worker of A.
+    let r = frame("10.2.0.2", "10.1.0.2", 17, &udp(5001, 40000, b"reply"));
+    let rw = p.lan_out(false, &r);
+    p.deliver(false, &rw, &r);
+    let mut a2 = SvrWorker::new(&p.a.0, [8; 32]);
+    let mut buf = TestBuffer::new(&rw);
+    let v = egress::wan_packet(&p.a.0, &mut a2, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::Replay)));
+}
+
+#[test]
+fn decrypted_metadata_does_not_stay_in_the_buffer() {
+    let mut p = Pair::new((true, false));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"first"));
+    let wan = p.lan_out(true, &f);
+    let s =
+        p.a.0
+            .table
+            .lookup(&packet::parse(&f, false).unwrap().key().unwrap())
+            .unwrap();
+    let raw = p.a.0.crypto(s.id).unwrap().current.raw;
+    let mut buf = TestBuffer::new(&wan);
+    fwd(egress::wan_packet(&p.b.0, &mut p.b.1, &mut buf, p.now));
+    // The whole mbuf (headroom and tailroom included), not only the frame.
+    assert!(!contains(&buf.buf, &raw), "payload key left in the buffer");
+    // Also when the metadata is refused after it was decrypted (a service B does not serve).
+    let mut cfg = p.b.0.cfg.clone();
+    cfg.services[1].tenant = "red".into();
+    let sb = SvrShared::new(cfg).unwrap();
+    sb.keys
+        .install_own(MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+    sb.keys
+        .install_peer(0, MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+    let mut wb = SvrWorker::new(&sb, [2; 32]);
+    let mut buf = TestBuffer::new(&wan);
+    let v = egress::wan_packet(&sb, &mut wb, &mut buf, p.now);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::ServiceNotServed)));
+    assert!(!contains(&buf.buf, &raw), "payload key left after a drop");
+}
+
+#[test]
+fn enable_metadata_cannot_be_retargeted_or_replayed() {
+    let (mut p, wan, _) = steady();
+    // Junk to unused wayports (a flipped destination wayport) draws a signed Enable Metadata.
+    let mut junk = wan.clone();
+    junk[14 + 20 + 3] ^= 0x02;
+    fix_ipv4_udp(&mut junk);
+    let (v, ctl) = p.wan_into(true, &junk);
+    fwd(v);
+    // Moved onto the live session's wayports: refused, A keeps its state.
+    let moved = {
+        let mut t = ctl.clone();
+        t[34..36].copy_from_slice(&wan[36..38]);
+        t[36..38].copy_from_slice(&wan[34..36]);
+        fix_ipv4_udp(&mut t);
+        t
+    };
+    let (v, _) = p.wan_into(false, &moved);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::ControlReplayed)));
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::ControlReplayed), 1);
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"plain"));
+    let out = p.lan_out(true, &f);
+    assert!(
+        !is_metadata(wan_payload(&out)),
+        "A was made to send metadata"
+    );
+    p.deliver(true, &out, &f);
+
+    // A genuine one (B lost the session) works once; its replay does nothing.
+    let s = b_session(&p, &wan);
+    assert!(p.b.0.remove_session(&s));
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"lost"));
+    let lost = p.lan_out(true, &f);
+    let (v, ctl) = p.wan_into(true, &lost);
+    fwd(v);
+    let (v, _) = p.wan_into(false, &ctl);
+    assert_eq!(v, Verdict::Consumed);
+    let (v, _) = p.wan_into(false, &ctl);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::ControlReplayed)));
+}
+
+#[test]
+fn enable_metadata_is_rate_limited_per_peer() {
+    let (mut p, wan, _) = steady();
+    let mut sent = 0;
+    for i in 0..300u16 {
+        let mut junk = wan.clone();
+        junk[36..38].copy_from_slice(&(20001 + 2 * i).to_be_bytes());
+        fix_ipv4_udp(&mut junk);
+        let (v, _) = p.wan_into(true, &junk);
+        if matches!(v, Verdict::Forward { .. }) {
+            sent += 1;
+        }
+    }
+    // enable-metadata-rate 100: a burst of 100, then nothing within the same millisecond.
+    assert_eq!(sent, 100);
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::EnableMetadataLimited),
+        200
+    );
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::EnableMetadataSent), 100);
 }
