@@ -59,10 +59,6 @@ trap cleanup EXIT
 SVRD=${SVRD:-$ROOT/target/release/svrd}
 [ -x "$SVRD" ] || fail "$SVRD is missing (cargo build --release -p svrd)"
 
-# A config with UDP sessions that idle out after 5 s: the captured first packets' sessions are
-# closed by the time they are replayed (issue item 3).
-derive "$TB_DIR/router-a-zt.yaml" "$RUN/atk-a.yaml" "s/udp: 60/udp: 5/"
-derive "$TB_DIR/router-b-zt.yaml" "$RUN/atk-b.yaml" "s/udp: 60/udp: 5/"
 
 # "drop NAME=" / "svr NAME=" / "slowpath NAME=" / any "<prefix> NAME=" counter line; "-" if absent.
 counter_any() { # counter_any ROUTER NAME
@@ -148,6 +144,10 @@ want() { [ -z "${ATTACKS:-}" ] || [[ " $ATTACKS " == *" $1 "* ]]; }
 # ---------------------------------------------------------------- bring-up under capture
 tb_up
 zt_make_pki
+# A config with UDP sessions that idle out after 5 s: the captured first packets' sessions are
+# closed by the time they are replayed (issue item 3).
+derive "$TB_DIR/router-a-zt.yaml" "$RUN/atk-a.yaml" "s/udp: 60/udp: 5/"
+derive "$TB_DIR/router-b-zt.yaml" "$RUN/atk-b.yaml" "s/udp: 60/udp: 5/"
 ok "PKI made in $PKI"
 "${ATK[@]}" capture "$CAP" 14 > "$RUN/capture.out" &
 capt=$!; BG="$BG $capt"
