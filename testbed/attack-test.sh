@@ -97,6 +97,8 @@ run_attack() {
   declare -A before=()
   for c in ${names//|/ }; do before[$c]=$(counter_any "$rn" "$c"); done
   fa=$(lines router-a); fb=$(lines router-b)
+  # A lowered path MTU (ICMP too big from an earlier attack) would fragment the flow locally.
+  ip netns exec host-a ip route flush cache >/dev/null 2>&1 || true
   ip netns exec host-b timeout $((STREAM_SECONDS + 10)) python3 "$TB_DIR/udp_flow.py" serve 10.2.0.2 "$port" $((STREAM_SECONDS + 6)) &
   srv=$!; BG="$BG $srv"
   sleep 0.3
@@ -173,7 +175,7 @@ want bfd-down && run_attack bfd-down "${ATK[@]}" bfd-down --victim a --seconds 6
 want bfd-minrx0 && run_attack bfd-minrx0 "${ATK[@]}" bfd-minrx0 --victim a --seconds 6 --rate 2
 want bfd-demand && run_attack bfd-demand "${ATK[@]}" bfd-demand --victim a --seconds 6 --rate 2
 want replay-first && run_attack replay-first "${ATK[@]}" replay "$CAP" --kind first --victim b
-want replay-first-retarget && run_attack replay-first-retarget "${ATK[@]}" replay "$CAP" --kind first --victim b --retarget-live
+want replay-first-retarget && run_attack replay-first-retarget "${ATK[@]}" replay "$CAP" --kind first --victim b --retarget-live --repeat 3
 want junk-wayports && run_attack junk-wayports "${ATK[@]}" junk-wayports --victim b --count 20 --save "$RUN/enable-md.pcap"
 if want replay-enable-md; then
   [ -s "$RUN/enable-md.pcap" ] || "${ATK[@]}" junk-wayports --victim b --count 5 --save "$RUN/enable-md.pcap" >/dev/null

@@ -10,7 +10,8 @@
                                         collect the echoes, print "sent=N received=M lost=K
                                         flows=F" and the numbers of the lost ones
   udp_flow.py stream ADDR PORT COUNT RATE PER_FLOW SIZE [LOG]
-                                        the same with SIZE-byte datagrams (default 200); LOG
+                                        the same with SIZE-byte datagrams (default 200; the
+                                        first 20 of each flow are 200 bytes at most); LOG
                                         gets one line "N SENT RECEIVED" (unix times) per echo
 """
 import socket
@@ -83,7 +84,9 @@ def stream(addr, port, count, rate, per_flow, size=200, log=None):
             s = socket.socket(family(addr), socket.SOCK_DGRAM)
             s.setblocking(False)
             socks.append(s)
-        msg = (MARKER + str(i).encode() + b".").ljust(size, b".")
+        # The first packets of a session carry metadata (up to 11 for UDP): keep the first 20
+        # small so that a large SIZE still fits the WAN MTU with metadata on.
+        msg = (MARKER + str(i).encode() + b".").ljust(size if i % per_flow >= 20 else min(size, 200), b".")
         sent_at[i] = time.time()
         try:
             socks[-1].sendto(msg, (addr, port))
