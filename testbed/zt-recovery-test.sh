@@ -110,9 +110,9 @@ iperf_run() {
   ip netns exec host-b iperf3 -s -1 -D -I "$RUN/iperf3.pid" >/dev/null
   sleep 0.3
   json=$(ip netns exec host-a timeout $((IPERF_SECONDS + 20)) iperf3 -c 10.2.0.2 -t "$IPERF_SECONDS" -J) || fail "$tag: iperf3 failed"
-  kill "$(cat "$RUN/iperf3.pid")" 2>/dev/null || true; rm -f "$RUN/iperf3.pid"
+  [ -f "$RUN/iperf3.pid" ] && kill "$(cat "$RUN/iperf3.pid")" 2>/dev/null || true; rm -f "$RUN/iperf3.pid"
   R_RETR=$(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["end"]["sum_sent"].get("retransmits", 0)))')
-  R_BPS=$(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d["end"]["sum_received"]["bits_per_second"]/1e6:.0f}")')
+  R_BPS=$(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["end"]["sum_received"]["bits_per_second"]/1e6))')
   R_PMTU=$(ip netns exec host-a ip route get 10.2.0.2 | grep -oE "mtu [0-9]+" || echo "mtu -")
   dump router-a router-b
   local la
