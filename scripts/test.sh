@@ -2,7 +2,8 @@
 # Runs every test of svr-fastpath: formatting and lints, unit and integration tests of every
 # crate (real DPDK EAL with virtual devices), then the end-to-end testbed tests with two real
 # svrd appliances between kernel hosts in network namespaces (test-key mode, then zero-trust
-# key management with certificates and key rotation), then a bounded cargo-fuzz run of
+# key management with certificates and key rotation, the WAN attack suite and the restart /
+# rekey-under-TCP acceptance tests of issue 13), then a bounded cargo-fuzz run of
 # every parser (SVR_FUZZ_SECONDS per target, default 60). Installs what it needs first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,12 @@ bash testbed/e2e-test.sh
 
 step "end-to-end testbed, zero-trust key management"
 bash testbed/zt-e2e-test.sh
+
+step "zero-trust attack suite: an attacker on the WAN against the zero-trust pair"
+bash testbed/attack-test.sh
+
+step "zero-trust acceptance: restart recovery, rekeys under TCP"
+bash testbed/zt-recovery-test.sh
 
 step "packet generator against svrd over memif (functional)"
 bash testbed/pktgen-smoke.sh

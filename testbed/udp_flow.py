@@ -9,6 +9,10 @@
                                         source port (a new SVR session) every PER_FLOW of them,
                                         collect the echoes, print "sent=N received=M lost=K
                                         flows=F" and the numbers of the lost ones
+  udp_flow.py stream ADDR PORT COUNT RATE PER_FLOW SIZE [LOG]
+                                        the same with SIZE-byte datagrams (default 200; the
+                                        first 20 of each flow are 200 bytes at most); LOG
+                                        gets one line "N SENT RECEIVED" (unix times) per echo
 """
 import socket
 import sys
@@ -51,11 +55,13 @@ def send(addr, port, count, size):
     print(got)
 
 
-def stream(addr, port, count, rate, per_flow):
+def stream(addr, port, count, rate, per_flow, size=200, log=None):
     import select
 
     socks = []
     got = set()
+    sent_at = {}
+    logf = open(log, "w") if log else None
     start = time.monotonic()
 
     def drain(timeout):
@@ -68,15 +74,24 @@ def stream(addr, port, count, rate, per_flow):
                 except BlockingIOError:
                     break
                 if data.startswith(MARKER):
-                    got.add(int(data[len(MARKER):].split(b".")[0]))
+                    n = int(data[len(MARKER):].split(b".")[0])
+                    if logf and n not in got:
+                        logf.write(f"{n} {sent_at.get(n, 0):.6f} {time.time():.6f}\n")
+                    got.add(n)
 
     for i in range(count):
         if i % per_flow == 0:
             s = socket.socket(family(addr), socket.SOCK_DGRAM)
             s.setblocking(False)
             socks.append(s)
-        msg = (MARKER + str(i).encode() + b".").ljust(200, b".")
-        socks[-1].sendto(msg, (addr, port))
+        # The first packets of a session carry metadata (up to 11 for UDP): keep the first 20
+        # small so that a large SIZE still fits the WAN MTU with metadata on.
+        msg = (MARKER + str(i).encode() + b".").ljust(size if i % per_flow >= 20 else min(size, 200), b".")
+        sent_at[i] = time.time()
+        try:
+            socks[-1].sendto(msg, (addr, port))
+        except OSError:
+            pass  # e.g. EMSGSIZE after an ICMP too-big: counted as lost
         due = start + (i + 1) / rate
         while True:
             left = due - time.monotonic()
@@ -86,6 +101,8 @@ def stream(addr, port, count, rate, per_flow):
     end = time.monotonic() + 2.0
     while len(got) < count and time.monotonic() < end:
         drain(0.1)
+    if logf:
+        logf.close()
     lost = sorted(set(range(count)) - got)
     print(f"sent={count} received={len(got)} lost={len(lost)} flows={len(socks)}")
     if lost:
@@ -96,6 +113,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif sys.argv[1] == "stream":
-        stream(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+        stream(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]),
+               int(sys.argv[7]) if len(sys.argv) > 7 else 200, sys.argv[8] if len(sys.argv) > 8 else None)
     else:
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))

@@ -23,10 +23,10 @@ TB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$TB_DIR/testbed.sh"
 CONF_A=$TB_DIR/router-a-zt.yaml
 CONF_B=$TB_DIR/router-b-zt.yaml
-PKI=$RUN/pki
+ZT_TAG=zt-e2e
+# shellcheck source=zt-lib.sh
+source "$TB_DIR/zt-lib.sh"
 
-fail() { echo "[zt-e2e] FAIL: $*" >&2; for r in router-a router-b; do echo "--- $r log (tail)"; tail -n 60 "$RUN/$r.log" 2>/dev/null; done >&2; exit 1; }
-ok() { echo "[zt-e2e] ok: $*"; }
 SERVERS=""
 cleanup() {
   # shellcheck disable=SC2086
@@ -34,47 +34,6 @@ cleanup() {
   tb_down
 }
 trap cleanup EXIT
-
-# A config derived from a zt config: absolute PKI paths (it lives in $RUN), then sed edits.
-derive() { # derive SRC DST [sed-expr...]
-  local src=$1 dst=$2; shift 2
-  sed "s#run/pki#$RUN/pki#g" "$src" > "$dst"
-  for e in "$@"; do sed -i "$e" "$dst"; done
-}
-
-# wait_log ROUTER REGEX SECONDS [FROM_LINE]: wait for a log line after line FROM_LINE.
-wait_log() {
-  local r=$1 re=$2 secs=$3 from=${4:-0} i
-  for i in $(seq 1 $((secs * 10))); do
-    tail -n +"$((from + 1))" "$RUN/$r.log" | grep -qE -- "$re" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-lines() { wc -l < "$RUN/$1.log"; }
-count_log() { # count_log ROUTER REGEX FROM_LINE TO_LINE
-  sed -n "$(($3 + 1)),$4p" "$RUN/$1.log" | grep -cE -- "$2" || true
-}
-# The value of the latest "slowpath NAME=" or "drop NAME=" or "svr NAME=" line after SIGUSR1.
-counter() { # counter ROUTER "drop svr_path_out_of_service"
-  { grep -E "^$2=" "$RUN/$1.log" || true; } | tail -n 1 | sed 's/.*=//'
-}
-dump() {
-  local r
-  for r in "$@"; do kill -USR1 "$(cat "$RUN/$r.pid")"; done
-  sleep 0.5
-}
-
-both_in_service() { # both_in_service FROM_A FROM_B SECONDS: every path on both sides
-  local fa=$1 fb=$2 secs=$3
-  wait_log router-a "event=peering-established" "$secs" "$fa" || fail "router-a: no peering-established"
-  wait_log router-b "event=peering-established" "$secs" "$fb" || fail "router-b: no peering-established"
-  for r in router-a router-b; do
-    local from=$fa; [ "$r" = router-b ] && from=$fb
-    wait_log "$r" "path=10\.9\.0\.[12]->10\.9\.0\.[12] event=path-in-service" "$secs" "$from" || fail "$r: IPv4 path not in service"
-    wait_log "$r" "path=fd00:9::[12]->fd00:9::[12] event=path-in-service" "$secs" "$from" || fail "$r: IPv6 path not in service"
-  done
-}
 
 traffic() { # ping, TCP and a UDP flow host-a <-> host-b, IPv4 and IPv6
   local dst out
@@ -123,11 +82,8 @@ svr_counters_clean() { # the traffic was SVR, keyed by the exchange, and nothing
 SVRD=${SVRD:-$ROOT/target/release/svrd}
 [ -x "$SVRD" ] || fail "$SVRD is missing (cargo build --release -p svrd)"
 tb_up
-rm -rf "$PKI" "$RUN/pki-other" "$RUN/pki-expired"
-"$SVRD" pki init "$PKI" --authority testbed >/dev/null
-for n in router-a.testbed.svr router-b.testbed.svr router-c.testbed.svr; do
-  "$SVRD" pki issue "$PKI" "$n" >/dev/null
-done
+rm -rf "$RUN/pki-other" "$RUN/pki-expired"
+zt_make_pki
 # Another authority's CA, with a certificate for router-b's own name.
 "$SVRD" pki init "$RUN/pki-other" --authority other >/dev/null
 "$SVRD" pki issue "$RUN/pki-other" router-b.testbed.svr >/dev/null
