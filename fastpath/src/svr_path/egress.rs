@@ -165,11 +165,14 @@ pub fn wan_stage<B: PacketBuf>(
             Md::Control(reason) => {
                 w.counters.events.bump(SvrEvent::ControlReceived);
                 if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
-                    let restart = match s.role {
-                        Role::Ingress => MetadataState::SendingForward { count: 0 },
-                        Role::Egress => MetadataState::SendingReverse,
-                    };
-                    sh.table.update_metadata(s.id, |_| restart);
+                    match s.role {
+                        // A fresh payload key and reverse sequence space (ingress::refresh).
+                        Role::Ingress => super::ingress::refresh(sh, w, &s, now),
+                        Role::Egress => {
+                            sh.table
+                                .update_metadata(s.id, |_| MetadataState::SendingReverse);
+                        }
+                    }
                 }
                 return Verdict::Consumed;
             }

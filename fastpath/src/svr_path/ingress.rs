@@ -415,6 +415,41 @@ pub fn lan_stage<B: PacketBuf>(
     Verdict::Pending
 }
 
+/// Ingress: the egress asked for metadata on session `s` (Enable Metadata): it restarted,
+/// expired the session or lost its state, and whatever it creates from our next forward
+/// metadata starts its reverse sequence numbers at 0 again. So the session is **refreshed**
+/// (`docs/protocol.md` §4.2): a new payload key (never used with any sequence number) with an
+/// index none of the session's keys has, current at once; the old keys are no longer
+/// accepted; the reverse replay window restarts (this worker owns it: the control message
+/// arrives on the session's WAN 5-tuple); forward metadata is sent again. Forward sequence
+/// numbers continue (the new key has not used them either). Once per control message, not per
+/// packet: the key comes from the worker's stock, the new keys are one allocation.
+pub(super) fn refresh(sh: &SvrShared, w: &mut SvrWorker, s: &SessionRef, now: Instant) {
+    let now_ms = crate::session::now_millis(now);
+    let want = sh
+        .crypto(s.id)
+        .map(|c| sh.keys.load().payload_key_index(c.peer));
+    let Some(want) = want else { return };
+    let mut cur = sh.crypto(s.id);
+    while let Some(old) = cur {
+        let key = w.payload_key(old.fresh_index(want));
+        if sh
+            .swap_crypto(s.id, &old, old.refreshed(key, now_ms))
+            .is_some()
+        {
+            if let Some(window) = w.window(s.id) {
+                *window = svr_crypto::ReplayWindow::new();
+            }
+            sh.table
+                .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+            w.counters.events.bump(SvrEvent::SessionRefreshed);
+            return;
+        }
+        // Another worker changed the keys meanwhile (a rekey): refresh what it published.
+        cur = sh.crypto(s.id);
+    }
+}
+
 /// FIN and RST feed the guard timer (§1.7).
 pub(crate) fn note_tcp_close(sh: &SvrShared, s: &SessionRef, side: Side, flags: u16, now: Instant) {
     use crate::wire::tcp::flags::{FIN, RST};

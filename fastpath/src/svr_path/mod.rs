@@ -254,6 +254,9 @@ reasons! {
         /// WAN packets that authenticated only under the session's previous payload key
         /// (within the grace period).
         PayloadKeyPreviousUsed = "svr_payload_key_previous_used",
+        /// Ingress: sessions the egress lost (Enable Metadata: it restarted, or expired the
+        /// session) given a fresh payload key and a fresh reverse sequence space.
+        SessionRefreshed = "svr_sessions_refreshed",
     }
 }
 
@@ -532,6 +535,48 @@ impl SessionCrypto {
         }
     }
 
+    /// Whether `index` names one of our keys (current, pending or previous).
+    #[inline]
+    fn index_in_use(&self, index: u8) -> bool {
+        [
+            Some(&self.current),
+            self.next.as_ref(),
+            self.previous.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|k| k.index() == index)
+    }
+
+    /// The index a new key of this session takes: `want` (the peer's current payload-key
+    /// index), or the first after it (wrapping) that names none of our keys, so that the
+    /// egress, which holds at most our current and previous key, never takes the new key for
+    /// one it has (it tells keys apart by index, `docs/protocol.md` §4.1).
+    pub fn fresh_index(&self, want: u8) -> u8 {
+        let mut i = want;
+        // At most 3 indices are in use, so this ends within 4 steps.
+        while self.index_in_use(i) {
+            i = i.wrapping_add(1);
+        }
+        i
+    }
+
+    /// Our keys after the egress lost the session (ingress, Enable Metadata): `key` is current
+    /// at once, nothing waits, and the key the egress last had stays as `previous` only to
+    /// keep its index reserved: its grace period is over (`previous_until_ms = now_ms`), so
+    /// nothing under it is accepted again, since the reverse replay window restarts.
+    fn refreshed(&self, key: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
+        SessionCrypto {
+            generation: self.generation,
+            peer: self.peer,
+            current: key,
+            next: None,
+            previous: Some(Arc::clone(self.announced())),
+            previous_until_ms: now_ms,
+            next_since_ms: 0,
+        }
+    }
+
     /// Our keys with `next` pending (a rekey started at `now_ms`).
     fn with_next(&self, next: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
         SessionCrypto {
@@ -762,7 +807,8 @@ impl SvrShared {
         {
             return None;
         }
-        let next = w.payload_key(to);
+        // `to` unless the session already holds a key with that index (after a refresh).
+        let next = w.payload_key(crypto.fresh_index(to));
         let mut cur = Arc::clone(crypto);
         let c = loop {
             if let Some(c) = self.swap_crypto(s.id, &cur, cur.with_next(Arc::clone(&next), now_ms))

@@ -1386,3 +1386,140 @@ fn unique_pair_mode_fills_every_pair_then_counts_exhaustion() {
         Instant::from_nanos(1_000_000_000),
     ));
 }
+
+/// Every (payload key, direction, sequence number) a flow's WAN packets used, to prove that
+/// none is used twice (a repeat would repeat a CBC IV).
+#[derive(Default)]
+struct SeqLog(std::collections::HashSet<([u8; 32], u8, u64)>);
+
+impl SeqLog {
+    /// Records the WAN packet `wan` that `from_a`'s side of flow `lan_a` (A's LAN key) just
+    /// sent: the key is the one the sender's session holds for it (the announced key for the
+    /// ingress's metadata packets), the sequence number the trailer's.
+    fn note(&mut self, p: &Pair, from_a: bool, lan_a: &crate::session::FlowKey, wan: &[u8]) {
+        let (sh, key) = if from_a {
+            (&p.a.0, *lan_a)
+        } else {
+            (&p.b.0, lan_a.reversed())
+        };
+        let s = sh.table.lookup(&key).expect("sender's session");
+        let c = sh.crypto(s.id).unwrap();
+        let k = if from_a && is_metadata(wan_payload(wan)) {
+            c.announced().raw
+        } else {
+            c.current.raw
+        };
+        let n = wan.len();
+        let seq = u64::from_be_bytes(wan[n - 32..n - 24].try_into().unwrap());
+        assert!(
+            self.0.insert((k, u8::from(!from_a), seq)),
+            "(key, direction {}, seq {seq}) used twice",
+            u8::from(!from_a)
+        );
+    }
+}
+
+/// Router B restarts mid-flow (a fresh instance without sessions, item 7 of issue 13): A's
+/// next packet gets an Enable Metadata back; A refreshes the session (new payload key, fresh
+/// reverse sequence space) and the flow works both ways again within that one round trip,
+/// without a replay drop. Two Enable Metadata in a row (two packets in flight) refresh twice,
+/// and the second key reaches B's new session as a rekey (its index differs). No (key,
+/// direction, seq) is ever used twice.
+#[test]
+fn peer_restart_refreshes_the_session_within_one_round_trip() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| frame(ha, hb, 17, &udp(40000, 5001, d));
+    let fb = |d: &[u8]| frame(hb, ha, 17, &udp(5001, 40000, d));
+    let lan_a = packet::parse(&fa(b"k"), true).unwrap().key().unwrap();
+    let mut p = Pair::new((true, false));
+    let mut log = SeqLog::default();
+    let both_ways = |p: &mut Pair, log: &mut SeqLog, n: u8| {
+        for i in 0..n {
+            for from_a in [true, false] {
+                let f = if from_a {
+                    fa(&[b'a', i])
+                } else {
+                    fb(&[b'b', i])
+                };
+                let wan = p.lan_out(from_a, &f);
+                log.note(p, from_a, &lan_a, &wan);
+                p.deliver(from_a, &wan, &f);
+            }
+        }
+    };
+    both_ways(&mut p, &mut log, 20);
+    // A reverse packet of the old session, captured and held back.
+    let captured = p.lan_out(false, &fb(b"captured"));
+    let old =
+        p.a.0
+            .crypto(p.a.0.table.lookup(&lan_a).unwrap().id)
+            .unwrap();
+
+    // B restarts: same configuration and keys, nothing else.
+    let (sb, _) = router("router-b", (true, false), 1024);
+    let wb = SvrWorker::new(&sb, [9; 32]);
+    p.b = (sb, wb);
+    // Two of A's packets reach the new B: each is answered with Enable Metadata.
+    let lost: Vec<_> = (0..2u8).map(|i| p.lan_out(true, &fa(&[b'l', i]))).collect();
+    let ctl: Vec<_> = lost
+        .iter()
+        .map(|wan| {
+            let (v, ctl) = p.wan_into(true, wan);
+            fwd(v);
+            assert!(is_metadata(wan_payload(&ctl)));
+            ctl
+        })
+        .collect();
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::UnknownSession), 2);
+    // The first one reaches A: a fresh key, current at once, metadata again.
+    let (v, _) = p.wan_into(false, &ctl[0]);
+    assert_eq!(v, Verdict::Consumed);
+    let s = p.a.0.table.lookup(&lan_a).unwrap();
+    let k1 = p.a.0.crypto(s.id).unwrap();
+    assert_ne!(k1.current.raw, old.current.raw, "a new payload key");
+    assert_ne!(k1.current.index(), old.current.index(), "under a new index");
+    assert!(k1.next.is_none());
+    assert!(k1.previous_at(crate::session::now_millis(p.now)).is_none());
+    assert_eq!(s.metadata, MetadataState::SendingForward { count: 0 });
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 1);
+    // One round trip: forward metadata creates B's session, B's reply (its sequence numbers
+    // start at 0 again) is accepted by A.
+    let f = fa(b"again");
+    let wan = p.lan_out(true, &f);
+    assert!(is_metadata(wan_payload(&wan)));
+    log.note(&p, true, &lan_a, &wan);
+    p.deliver(true, &wan, &f);
+    let f = fb(b"answer");
+    let wan = p.lan_out(false, &f);
+    log.note(&p, false, &lan_a, &wan);
+    p.deliver(false, &wan, &f);
+    // The second Enable Metadata, late: refreshed again; B's live session installs the key.
+    let (v, _) = p.wan_into(false, &ctl[1]);
+    assert_eq!(v, Verdict::Consumed);
+    let k2 = p.a.0.crypto(s.id).unwrap();
+    assert_ne!(k2.current.raw, k1.current.raw);
+    assert_ne!(k2.current.index(), k1.current.index());
+    both_ways(&mut p, &mut log, 20);
+    let sb = p.b.0.table.lookup(&lan_a.reversed()).unwrap();
+    assert_eq!(p.b.0.crypto(sb.id).unwrap().current.raw, k2.current.raw);
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::PayloadRekeyInstalled),
+        1
+    );
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::Replay), 0);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 2, "only the two lost packets");
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 2);
+    assert_eq!(
+        p.a.0.table.get(s.id, Side::Lan).unwrap().metadata,
+        MetadataState::Established
+    );
+    assert!(log.0.len() > 80);
+    // The captured old-key packet, replayed into A now: refused (its sequence number is one
+    // the new session used; were it not, its key, whose grace ended at the refresh, is).
+    let (v, _) = p.wan_into(false, &captured);
+    assert!(matches!(
+        v,
+        Verdict::Drop(DropCause::Svr(SvrDrop::Replay | SvrDrop::BadMac))
+    ));
+}
