@@ -8,13 +8,15 @@ use super::packet::{
     self, header_save, ip_len, move_payload, set_ports, write_ip, Headers, IpFields, PROTO_TCP,
     PROTO_UDP,
 };
-use super::{max_mss, PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
+use super::{PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::forward::PuntReason;
 use crate::session::{
     Claim, FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side,
 };
 use crate::svr::value::Context;
-use crate::svr::{seal_metadata, ForwardMetadata, MetadataRepr, ReverseMetadata, SessionContext};
+use crate::svr::{
+    seal_metadata, ForwardMetadata, MetadataRepr, PayloadKeyTlv, ReverseMetadata, SessionContext,
+};
 use crate::time::Instant;
 use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
 use crate::wire::{IpProtocol, TcpPacket};
@@ -56,6 +58,28 @@ pub(crate) fn context_of(k: &FlowKey) -> SessionContext {
             })
         }
     }
+}
+
+/// The reverse metadata the egress sends (first packets, and the acknowledgement of a
+/// payload rekey): what [`super::rekey_reserve`] measures too.
+pub(crate) fn reverse_metadata<'a>(
+    security_id: u32,
+    context: SessionContext,
+    tenant: &'a str,
+    router: &'a str,
+    path: &'a str,
+    pk: &PayloadKeyTlv<'a>,
+) -> MetadataRepr<'a> {
+    ReverseMetadata {
+        security_id,
+        context,
+        tenant,
+        destination_router: Some(router),
+        peer_path_id: Some(path),
+        disable_forward_metadata: true,
+    }
+    .to_repr()
+    .with_payload_key(*pk)
 }
 
 /// Creates an ingress session for `lan_key` (first packet of a flow to a peer's service).
@@ -220,7 +244,7 @@ pub fn lan_stage<B: PacketBuf>(
     if h.has_syn() {
         let end = h.end();
         let mut t = TcpPacket::new_unchecked(&mut b.data_mut()[h.l4_start()..end]);
-        if t.clamp_mss(max_mss(sh.cfg.wan_mtu, outer_v4)) {
+        if t.clamp_mss(sh.clamped_mss(outer_v4, h.v4)) {
             w.counters.events.bump(SvrEvent::MssClamped);
         }
     }
@@ -228,7 +252,7 @@ pub fn lan_stage<B: PacketBuf>(
     let Some(md_key) = keys.peer_current(crypto.peer) else {
         drop_with!(w, SvrDrop::UnknownKey)
     };
-    let with_md = rekeyed
+    let mut with_md = rekeyed
         || matches!(
             (s.role, s.metadata),
             (Role::Ingress, MetadataState::SendingForward { .. })
@@ -236,10 +260,10 @@ pub fn lan_stage<B: PacketBuf>(
         );
     // Forward metadata carries the newest key (during a rekey the pending one) and its packet
     // is encrypted under it; data packets and everything the egress sends use the current one.
-    let tx = if with_md && s.role == Role::Ingress {
-        std::sync::Arc::clone(crypto.announced())
+    let mut tx_key = if with_md && s.role == Role::Ingress {
+        crypto.announced()
     } else {
-        std::sync::Arc::clone(&crypto.current)
+        &crypto.current
     };
     let pair_index = sh.pair_index(nk.src(), nk.dst());
     if let Some(i) = pair_index {
@@ -249,7 +273,7 @@ pub fn lan_stage<B: PacketBuf>(
         }
     }
     // The metadata, only on the packets that carry it (a data packet skips these lookups).
-    let repr: Option<MetadataRepr<'_>> = with_md.then(|| {
+    let mut repr: Option<MetadataRepr<'_>> = with_md.then(|| {
         let pair = pair_index
             .map(|i| sh.pairs[i].path_id.as_str())
             .unwrap_or("wan");
@@ -259,7 +283,7 @@ pub fn lan_stage<B: PacketBuf>(
             h.src
         });
         let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
-        let pk = tx.tlv();
+        let pk = tx_key.tlv();
         match s.role {
             Role::Ingress => ForwardMetadata {
                 security_id: md_key.rekey_index(),
@@ -276,27 +300,42 @@ pub fn lan_stage<B: PacketBuf>(
                 payload_key: Some(pk),
             }
             .to_repr(),
-            Role::Egress => ReverseMetadata {
-                security_id: md_key.rekey_index(),
-                context: context_of(&lan_key),
+            Role::Egress => reverse_metadata(
+                md_key.rekey_index(),
+                context_of(&lan_key),
                 tenant,
-                destination_router: Some(&sh.cfg.router_name),
-                peer_path_id: Some(pair),
-                disable_forward_metadata: true,
-            }
-            .to_repr()
-            .with_payload_key(pk),
+                &sh.cfg.router_name,
+                pair,
+                &pk,
+            ),
         }
     });
-    let md_len = repr.as_ref().map_or(0, MetadataRepr::sealed_len);
+    let mut md_len = repr.as_ref().map_or(0, MetadataRepr::sealed_len);
 
     // Lengths of the packet we are about to build; refuse what the WAN cannot carry.
     let plain = h.end() - h.payload_start();
     let new_ip = ip_len(outer_v4);
     let new_l4 = if h.l4_len == 0 { 8 } else { h.l4_len };
     let ct = payload_ciphertext_len(plain);
-    let l3 = new_ip + new_l4 + md_len + ct + TRAILER_LEN + HMAC_LEN;
-    if l3 > usize::from(sh.cfg.wan_mtu) {
+    let mut l3 = new_ip + new_l4 + md_len + ct + TRAILER_LEN + HMAC_LEN;
+    let mtu = usize::from(sh.cfg.wan_mtu);
+    // Metadata that only acknowledges or announces a rekey (the ingress with a key pending:
+    // its data packets still use the current key; the egress's reverse metadata) is left
+    // off a packet that fits only without it, and rides on a later one.
+    let deferrable = match s.role {
+        Role::Ingress => crypto.next.is_some(),
+        Role::Egress => true,
+    };
+    if with_md && deferrable && l3 > mtu && l3 - md_len <= mtu {
+        repr = None;
+        l3 -= md_len;
+        md_len = 0;
+        with_md = false;
+        tx_key = &crypto.current;
+        w.counters.events.bump(SvrEvent::MetadataDeferred);
+    }
+    let tx = std::sync::Arc::clone(tx_key);
+    if l3 > mtu {
         w.counters.events.bump(SvrEvent::MtuExceeded);
         let over = l3 - usize::from(sh.cfg.wan_mtu);
         let mtu = h

@@ -354,7 +354,7 @@ fn udp_metadata_stops_after_eleven() {
 fn tcp_exchange(wps: (bool, bool), ha: &str, hb: &str) {
     use crate::wire::tcp::flags::{ACK, FIN, SYN};
     let mut p = Pair::new(wps);
-    let syn = frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1200), b""));
+    let syn = frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1000), b""));
     let (wan, out) = p.send(true, &syn);
     same_but_ttl(&syn, &out);
     assert!(is_metadata(wan_payload(&wan)));
@@ -363,7 +363,7 @@ fn tcp_exchange(wps: (bool, bool), ha: &str, hb: &str) {
     same_but_ttl(&syn, &out);
     assert!(is_metadata(wan_payload(&wan)));
     assert_eq!(p.b.0.table.len(), 1);
-    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1200), b""));
+    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1000), b""));
     let (wan, out) = p.send(false, &synack);
     same_but_ttl(&synack, &out);
     assert!(is_metadata(wan_payload(&wan)));
@@ -440,8 +440,15 @@ fn mss_is_clamped_both_ways() {
     );
     let (_, out) = p.send(true, &syn);
     let mss = |f: &[u8]| u16::from_be_bytes([f[14 + 20 + 22], f[14 + 20 + 23]]);
-    assert_eq!(mss(&out), max_mss(1500, true));
     assert_eq!(max_mss(1500, true), 1412);
+    assert_eq!(max_mss(1500, false), 1392);
+    // Less the room for rekey metadata: 180 and 196 bytes with these names (the longest peer
+    // path ID is an IPv6 waypoint), README "MTU".
+    assert_eq!(rekey_reserve(&p.a.0.cfg, true), 180);
+    assert_eq!(rekey_reserve(&p.a.0.cfg, false), 196);
+    assert_eq!(p.a.0.clamped_mss(true, true), 1412 - 180);
+    assert_eq!(p.a.0.clamped_mss(false, false), 1392 - 196);
+    assert_eq!(mss(&out), 1412 - 180);
     let synack = frame(
         "10.2.0.2",
         "10.1.0.2",
@@ -449,7 +456,7 @@ fn mss_is_clamped_both_ways() {
         &tcp(80, 40001, SYN | ACK, Some(1460), b""),
     );
     let (_, out) = p.send(false, &synack);
-    assert_eq!(mss(&out), 1412);
+    assert_eq!(mss(&out), 1412 - 180);
     // The rewritten segments still check out.
     let h = packet::parse(&out, true).unwrap();
     let t = crate::wire::TcpPacket::new_checked(&out[h.l4_start()..h.end()]).unwrap();
@@ -1522,4 +1529,99 @@ fn peer_restart_refreshes_the_session_within_one_round_trip() {
         v,
         Verdict::Drop(DropCause::Svr(SvrDrop::Replay | SvrDrop::BadMac))
     ));
+}
+
+/// A payload rekey during a TCP transfer at the clamped MSS (issue 13 item 8): the clamp left
+/// room for the rekey metadata, so full-size segments carry it both ways within the WAN MTU,
+/// nothing is punted (`svr_mtu_exceeded` stays 0) and the rekey completes.
+#[test]
+fn full_size_tcp_segments_carry_rekey_metadata_within_the_mtu() {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let mut p = Pair::new((true, false));
+    let mss = |f: &[u8]| usize::from(u16::from_be_bytes([f[14 + 20 + 22], f[14 + 20 + 23]]));
+    let (_, out) = p.send(
+        true,
+        &frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1460), b"")),
+    );
+    let mss_b = mss(&out); // what host b may send
+    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1460), b""));
+    let (_, out) = p.send(false, &synack);
+    let mss_a = mss(&out);
+    p.send(true, &frame(ha, hb, 6, &tcp(40001, 80, ACK, None, b"")));
+    let full = |from_a: bool, i: u8| {
+        if from_a {
+            frame(ha, hb, 6, &tcp(40001, 80, ACK, None, &vec![i; mss_a]))
+        } else {
+            frame(hb, ha, 6, &tcp(80, 40001, ACK, None, &vec![i; mss_b]))
+        }
+    };
+    for i in 0..2 {
+        for from_a in [true, false] {
+            let (wan, _) = p.send(from_a, &full(from_a, i));
+            assert!(!is_metadata(wan_payload(&wan)));
+        }
+    }
+    set_payload_index(&p.a.0, 4);
+    // A's full-size segments carry the new key; B's full-size replies acknowledge it.
+    for (i, from_a) in [(10, true), (11, true), (12, false), (13, true), (14, false)] {
+        let f = full(from_a, i);
+        let (wan, out) = p.send(from_a, &f);
+        same_but_ttl(&f, &out);
+        assert!(
+            wan.len() - 14 <= 1500,
+            "{} bytes on the WAN",
+            wan.len() - 14
+        );
+        assert_eq!(is_metadata(wan_payload(&wan)), i <= 12, "segment {i}");
+    }
+    for c in [&p.a.1.counters, &p.b.1.counters] {
+        assert_eq!(c.events.get(SvrEvent::MtuExceeded), 0);
+        assert_eq!(c.events.get(SvrEvent::MetadataDeferred), 0);
+        assert_eq!(c.drops.total(), 0);
+    }
+    assert_eq!(
+        p.a.1.counters.events.get(SvrEvent::PayloadRekeyCompleted),
+        1
+    );
+    let id =
+        p.a.0
+            .table
+            .lookup(&packet::parse(&full(true, 0), true).unwrap().key().unwrap());
+    assert_eq!(p.a.0.crypto(id.unwrap().id).unwrap().current.index(), 4);
+}
+
+/// A UDP datagram that fits the WAN MTU only without the rekey metadata goes as a data packet
+/// under the current key (`svr_metadata_deferred`), not punted; the metadata rides on the
+/// next packet that fits and the rekey completes.
+#[test]
+fn rekey_metadata_waits_for_a_packet_it_fits_on() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| frame(ha, hb, 17, &udp(40000, 5001, d));
+    let fb = |d: &[u8]| frame(hb, ha, 17, &udp(5001, 40000, d));
+    let mut p = Pair::new((true, false));
+    p.send(true, &fa(b"one"));
+    p.send(false, &fb(b"back"));
+    set_payload_index(&p.a.0, 2);
+    let big = fa(&[0x42; 1400]);
+    let (wan, out) = p.send(true, &big);
+    same_but_ttl(&big, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::MetadataDeferred), 1);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::MtuExceeded), 0);
+    let (wan, _) = p.send(true, &fa(b"small"));
+    assert!(is_metadata(wan_payload(&wan)));
+    // B's big reply defers its acknowledgement too; a small one carries it.
+    let big = fb(&[0x24; 1400]);
+    let (wan, out) = p.send(false, &big);
+    same_but_ttl(&big, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::MetadataDeferred), 1);
+    p.send(false, &fb(b"ack"));
+    assert_eq!(
+        p.a.1.counters.events.get(SvrEvent::PayloadRekeyCompleted),
+        1
+    );
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
 }
