@@ -41,7 +41,7 @@ enum Md {
         raw: [u8; 32],
     },
     Reverse {
-        /// The payload-key index the egress echoed (TLV 46), if it did.
+        /// The payload-key index the egress named (TLV 47), if it did.
         key_index: Option<u8>,
     },
 }
@@ -148,7 +148,7 @@ pub fn wan_stage<B: PacketBuf>(
                     }
                 } else if r.reverse_context.is_some() {
                     Md::Reverse {
-                        key_index: r.payload_key.map(|p| p.index),
+                        key_index: r.payload_key_index,
                     }
                 } else {
                     drop_with!(

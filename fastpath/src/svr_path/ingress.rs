@@ -14,9 +14,7 @@ use crate::session::{
     Claim, FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side,
 };
 use crate::svr::value::Context;
-use crate::svr::{
-    seal_metadata, ForwardMetadata, MetadataRepr, PayloadKeyTlv, ReverseMetadata, SessionContext,
-};
+use crate::svr::{seal_metadata, ForwardMetadata, MetadataRepr, ReverseMetadata, SessionContext};
 use crate::time::Instant;
 use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
 use crate::wire::{IpProtocol, TcpPacket};
@@ -61,14 +59,15 @@ pub(crate) fn context_of(k: &FlowKey) -> SessionContext {
 }
 
 /// The reverse metadata the egress sends (first packets, and the acknowledgement of a
-/// payload rekey): what [`super::rekey_reserve`] measures too.
+/// payload rekey): TLV 47 names the payload key the packet is under by its index; the key
+/// itself never travels back. What [`super::rekey_reserve`] measures too.
 pub(crate) fn reverse_metadata<'a>(
     security_id: u32,
     context: SessionContext,
     tenant: &'a str,
     router: &'a str,
     path: &'a str,
-    pk: &PayloadKeyTlv<'a>,
+    key_index: u8,
 ) -> MetadataRepr<'a> {
     ReverseMetadata {
         security_id,
@@ -77,9 +76,9 @@ pub(crate) fn reverse_metadata<'a>(
         destination_router: Some(router),
         peer_path_id: Some(path),
         disable_forward_metadata: true,
+        payload_key_index: Some(key_index),
     }
     .to_repr()
-    .with_payload_key(*pk)
 }
 
 /// Creates an ingress session for `lan_key` (first packet of a flow to a peer's service).
@@ -306,7 +305,7 @@ pub fn lan_stage<B: PacketBuf>(
                 tenant,
                 &sh.cfg.router_name,
                 pair,
-                &pk,
+                pk.index,
             ),
         }
     });

@@ -1097,7 +1097,7 @@ pub fn rekey_reserve(cfg: &SvrConfig, inner_v4: bool) -> u16 {
     }
     .to_repr()
     .sealed_len();
-    let reverse = ingress::reverse_metadata(0, context, &tenant, &router, &path, &pk).sealed_len();
+    let reverse = ingress::reverse_metadata(0, context, &tenant, &router, &path, 0).sealed_len();
     u16::try_from(forward.max(reverse)).unwrap_or(u16::MAX)
 }
 

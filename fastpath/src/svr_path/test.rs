@@ -1625,3 +1625,44 @@ fn rekey_metadata_waits_for_a_packet_it_fits_on() {
     assert_eq!(p.a.1.counters.drops.total(), 0);
     assert_eq!(p.b.1.counters.drops.total(), 0);
 }
+
+/// Reverse metadata acknowledges a payload key by its index (TLV 47); the 32 key bytes never
+/// travel back to the ingress (issue 13).
+#[test]
+fn reverse_metadata_carries_the_key_index_only() {
+    use crate::svr::value::Context;
+    let ctx = crate::svr::SessionContext::V4(Context {
+        src: std::net::Ipv4Addr::new(10, 2, 0, 2),
+        dst: std::net::Ipv4Addr::new(10, 1, 0, 2),
+        src_port: 5001,
+        dst_port: 40000,
+        protocol: crate::wire::IpProtocol::Udp,
+    });
+    let r = ingress::reverse_metadata(1, ctx, "blue", "router-b", "10.9.0.2", 9);
+    assert_eq!(r.payload_key_index, Some(9));
+    assert!(r.payload_key.is_none());
+    // On the wire: A learns the index from B's reverse metadata during a rekey (the rekey
+    // tests), and B's reverse packets never hold A's key bytes, encrypted or not.
+    let mut p = Pair::new((true, false));
+    p.send(
+        true,
+        &frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"q")),
+    );
+    let (wan, _) = p.send(
+        false,
+        &frame("10.2.0.2", "10.1.0.2", 17, &udp(5001, 40000, b"r")),
+    );
+    assert!(is_metadata(wan_payload(&wan)));
+    let key = crate::session::FlowKey::new(ip("10.1.0.2"), ip("10.2.0.2"), 17, 40000, 5001);
+    let s = p.a.0.table.lookup(&key.unwrap()).unwrap();
+    let raw = p.a.0.crypto(s.id).unwrap().current.raw;
+    let md = wan_payload(&wan);
+    let hl = usize::from(u16::from_be_bytes([md[8], md[9]]) & 0x0fff);
+    let pl = usize::from(u16::from_be_bytes([md[10], md[11]]));
+    let mut sealed = md[..hl + pl].to_vec();
+    let own = MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC);
+    let opened = crate::svr::open_metadata(&own, &mut sealed).unwrap();
+    assert_eq!(opened.repr.payload_key_index, Some(s.payload_key_index));
+    assert!(opened.repr.payload_key.is_none());
+    assert!(!contains(&sealed, &raw), "key bytes in reverse metadata");
+}
