@@ -40,12 +40,18 @@ TCP_LIMIT = 400
 
 
 def test_keys(path):
-    """(encryption key, HMAC key) of each router, from its svr-test-metadata-key section."""
+    """(encryption key, HMAC key) of each router, from its svr-test-metadata-key section: the
+    one of its peer entry (keys per peer pair; the testbed's routers have one peer each) if it
+    has one, else the router-wide one."""
     text = open(path).read()
     keys = {}
     for m in re.finditer(r"- name: (router-[ab])\b(.*?)(?=\n    - name: |\Z)", text, re.S):
-        enc = re.search(r'encryption-key: "([0-9a-f]{64})"', m.group(2))
-        mac = re.search(r'hmac-key: "([0-9a-f]{96})"', m.group(2))
+        block = m.group(2)
+        entry = re.search(r"\n\s+- router: router-[ab]\s*\n\s+svr-test-metadata-key:(.*?)(?=\n\s+- router: |\n      [a-z]|\Z)", block, re.S)
+        if entry and "encryption-key" in entry.group(1):
+            block = entry.group(1)
+        enc = re.search(r'encryption-key: "([0-9a-f]{64})"', block)
+        mac = re.search(r'hmac-key: "([0-9a-f]{96})"', block)
         if enc and mac:
             keys[m.group(1)] = (bytes.fromhex(enc.group(1)), bytes.fromhex(mac.group(1)))
     return keys

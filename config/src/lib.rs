@@ -81,7 +81,7 @@
 //! | `description` | string | none | free text |
 //! | `inter-node-security` | string | none | non-empty, one line |
 //! | `bfd` | mapping | all defaults | see below |
-//! | `svr-test-metadata-key` | mapping | none | **test mode only**, see below. Not allowed when `enhanced-security-key-management` is `true`; required when it is `false` on the local router if that has peers, and on each of those peers |
+//! | `svr-test-metadata-key` | mapping | none | **test mode only**, see below: this router's key for every peer whose `peer[]` entry has none. Not allowed when `enhanced-security-key-management` is `true`; when it is `false` the local router needs a key for each of its peers (here or in the peer entry), and each of those peers a key for the local router (router-wide or in its entry for the local router) |
 //! | `peer` | list | empty | see below; the routers this router runs SVR peer paths to |
 //! | `node` | list | required | at least one; names unique in the router |
 //!
@@ -114,6 +114,7 @@
 //! | --- | --- | --- | --- |
 //! | `router` | string | required | must name a router in `authority.router`, not this router; unique in the list; that router must have at least one `role: wan` interface on its nodes (the addresses of those are its **waypoints**, [`Config::waypoints`]) |
 //! | `bfd` | mapping | the router's `bfd` | as `router[].bfd`; a key not given takes the router's value |
+//! | `svr-test-metadata-key` | mapping | the router's | **test mode only**, as `router[].svr-test-metadata-key`: this router's key **for this peer** (the peer seals metadata to us with it), so test keys can differ per peer pair. Not allowed when `enhanced-security-key-management` is `true` |
 //! | `source-nat` | bool | `false` | `true` when a source NAT between this router's waypoints and the peer's may rewrite the source wayport (svr-protocol.md §1.5): each session to the peer then gets its own odd destination wayport, so a waypoint pair carries at most one session per odd port of `wayport-range` (24,575 by default). `false`: each session gets its own (even source, odd destination) pair, 24,576 × 24,575 by default. A session that finds one waypoint pair full moves on to the peer's next in-service pair |
 //!
 //! ## `router[].node[]`

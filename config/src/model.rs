@@ -172,6 +172,15 @@ impl Router {
     pub fn peer(&self, name: &str) -> Option<&Peer> {
         self.peer.iter().find(|p| p.router == name)
     }
+
+    /// Test-key mode: this router's metadata key for metadata from router `peer` (the key
+    /// `peer` seals to us with): the `svr-test-metadata-key` of our peer entry for it, else
+    /// our router-wide one.
+    pub fn test_key_for(&self, peer: &str) -> Option<&TestMetadataKey> {
+        self.peer(peer)
+            .and_then(|p| p.svr_test_metadata_key.as_ref())
+            .or(self.svr_test_metadata_key.as_ref())
+    }
 }
 
 /// `router[].svr-test-metadata-key`: a static metadata key for **tests only**, in place of
@@ -214,6 +223,13 @@ impl PartialEq for TestMetadataKey {
 
 impl Eq for TestMetadataKey {}
 
+/// Hashes the rekey index only (equal keys have equal indices), never the key bytes.
+impl std::hash::Hash for TestMetadataKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.rekey_index.hash(state);
+    }
+}
+
 /// `router[].peer[]`: a router this router runs SVR peer paths to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Peer {
@@ -227,6 +243,10 @@ pub struct Peer {
     /// default range). `false`, the default: its own (even source, odd destination) pair
     /// (about 6·10^8 per pair).
     pub source_nat: bool,
+    /// `svr-test-metadata-key`: **test mode only**, this router's static metadata key for
+    /// this peer (the peer seals metadata to us with it): keys per peer pair. When absent,
+    /// the router's own `svr-test-metadata-key` serves this peer.
+    pub svr_test_metadata_key: Option<TestMetadataKey>,
 }
 
 /// `router[].bfd`: RFC 5880 asynchronous-mode timers for this router's peer paths.

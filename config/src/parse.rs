@@ -196,6 +196,8 @@ struct KnownRouter<'a> {
     has_key: bool,
     /// The raw `peer[].router` names.
     peers: Vec<&'a str>,
+    /// The raw `peer[].router` names whose entry has its own `svr-test-metadata-key`.
+    peer_keys: Vec<&'a str>,
 }
 
 fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> Option<Authority> {
@@ -293,7 +295,8 @@ fn test_keys(
         return true;
     }
     let mut ok = true;
-    if !me.has_key {
+    // Keys per peer pair: a peer entry's own key serves that peer, the router's the rest.
+    if !me.has_key && !me.peers.iter().all(|p| me.peer_keys.contains(p)) {
         cx.rule(
             &me.key_at,
             "required when authority.enhanced-security-key-management is false and the local router has peers",
@@ -307,7 +310,7 @@ fn test_keys(
         }
         done.push(peer);
         if let Some(k) = known.iter().find(|k| k.name == Some(peer)) {
-            if !k.has_key {
+            if !k.has_key && !k.peer_keys.contains(&local) {
                 cx.rule(
                     &k.key_at,
                     "required when authority.enhanced-security-key-management is false and the local router lists this router as a peer",
@@ -546,6 +549,12 @@ fn router<'a>(
             .iter()
             .filter_map(|p| raw::str_of(p, "router"))
             .collect(),
+        peer_keys: raw::seq_of(v, "peer")
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| raw::get(p, "svr-test-metadata-key").is_some_and(|k| !k.is_null()))
+            .filter_map(|p| raw::str_of(p, "router"))
+            .collect(),
     });
     let name = f.req(cx, "name", |cx, p, v| {
         names.name(
@@ -713,7 +722,12 @@ fn peer(
     router_bfd: Option<Bfd>,
     seen: &mut Unique,
 ) -> Option<Peer> {
-    let f = fields(cx, at, v, &["router", "bfd", "source-nat"])?;
+    let f = fields(
+        cx,
+        at,
+        v,
+        &["router", "bfd", "source-nat", "svr-test-metadata-key"],
+    )?;
     let router = f.req(cx, "router", |cx, p, v| {
         let r = string(cx, p, v)?;
         if own_name == Some(r.as_str()) {
@@ -740,11 +754,25 @@ fn peer(
     let base = router_bfd.unwrap_or_default();
     let bfd = f.opt(cx, "bfd", base, |cx, p, v| read_bfd(cx, p, v, base));
     let source_nat = f.opt(cx, "source-nat", false, boolean);
+    let key_banned = rcx.esk == Some(true) && f.has("svr-test-metadata-key");
+    if key_banned {
+        cx.rule(
+            &f.path_of("svr-test-metadata-key"),
+            "not allowed when authority.enhanced-security-key-management is true",
+        );
+    }
+    let key = f.opt(cx, "svr-test-metadata-key", None, |cx, p, v| {
+        test_metadata_key(cx, p, v).map(Some)
+    });
     router_bfd?;
+    if key_banned {
+        return None;
+    }
     Some(Peer {
         router: router?,
         bfd: bfd?,
         source_nat: source_nat?,
+        svr_test_metadata_key: key?,
     })
 }
 

@@ -90,7 +90,8 @@ fn router_a_example_in_full() {
         [Peer {
             router: "router-b".into(),
             bfd: Bfd::default(),
-            source_nat: false
+            source_nat: false,
+            svr_test_metadata_key: None,
         }]
     );
     let key = router.svr_test_metadata_key.as_ref().unwrap();

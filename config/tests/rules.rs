@@ -1134,7 +1134,8 @@ fn peers() {
         [Peer {
             router: "router-b".into(),
             bfd: Bfd::default(),
-            source_nat: false
+            source_nat: false,
+            svr_test_metadata_key: None,
         }]
     );
     assert_eq!(r.peer("router-b"), Some(&r.peer[0]));
@@ -1791,4 +1792,89 @@ fn vdevs_need_a_driver_of_this_dpdk() {
     ))
     .unwrap();
     assert_eq!(vu.check_vdev_drivers(&drivers), Ok(()));
+/// `svr-test-metadata-key` under a peer entry: keys per peer pair, inline.
+fn peer_key(index: u32, enc: &str) -> String {
+    format!(
+        "          svr-test-metadata-key: {{rekey-index: {index}, encryption-key: \"{}\", hmac-key: \"{HMAC_A}\"}}\n",
+        enc.repeat(32)
+    )
+}
+
+const PEER_A: &str = "      peer:\n        - router: router-b\n";
+const PEER_B: &str = "      peer:\n        - router: router-a\n";
+
+#[test]
+fn test_keys_per_peer_pair() {
+    // Each peer entry has its own key: the router-wide keys are no longer needed.
+    let text = with(
+        &with(
+            &without_test_keys(EXAMPLE),
+            PEER_A,
+            &format!("{PEER_A}{}", peer_key(3, "a3")),
+        ),
+        PEER_B,
+        &format!("{PEER_B}{}", peer_key(4, "b4")),
+    );
+    let c = Config::parse(&text).expect("keys per peer pair are enough");
+    let (a, _) = c.local();
+    assert!(a.svr_test_metadata_key.is_none());
+    let k = a
+        .test_key_for("router-b")
+        .expect("router-a's key for router-b");
+    assert_eq!((k.rekey_index, k.encryption_key[0]), (3, 0xa3));
+    let b = c.router("router-b").unwrap();
+    let k = b
+        .test_key_for("router-a")
+        .expect("router-b's key for router-a");
+    assert_eq!((k.rekey_index, k.encryption_key[0]), (4, 0xb4));
+    assert!(format!("{:?}", a.peer[0]).contains("<redacted>"));
+    // A peer entry's key overrides the router-wide one for that peer only.
+    let text = with(EXAMPLE, PEER_A, &format!("{PEER_A}{}", peer_key(3, "a3")));
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.local().0.test_key_for("router-b").unwrap().rekey_index, 3);
+    assert_eq!(c.local().0.test_key_for("router-x").unwrap().rekey_index, 1);
+    // The peer's side: router-b needs a key for router-a, router-wide or in its entry.
+    let no_b = {
+        let b_key_start = EXAMPLE.rfind("      svr-test-metadata-key:").unwrap();
+        format!(
+            "{}{}",
+            &EXAMPLE[..b_key_start],
+            without_test_keys(&EXAMPLE[b_key_start..])
+        )
+    };
+    assert_eq!(
+        err(&no_b),
+        "authority.router[1].svr-test-metadata-key: required when authority.enhanced-security-key-management is false and the local router lists this router as a peer"
+    );
+    Config::parse(&with(
+        &no_b,
+        PEER_B,
+        &format!("{PEER_B}{}", peer_key(4, "b4")),
+    ))
+    .expect("router-b's entry for router-a has one");
+    // Validated with its field path, the bytes never shown.
+    let kp = format!("{R0}.peer[0].svr-test-metadata-key");
+    assert_eq!(
+        ex(PEER_A, &format!("{PEER_A}{}", peer_key(0, "a3"))),
+        format!("{kp}.rekey-index: 0 is below the minimum 1")
+    );
+    let e = ex(
+        PEER_A,
+        &format!(
+            "{PEER_A}{}",
+            peer_key(3, "a3").replace(&"a3".repeat(32), "a3a3")
+        ),
+    );
+    assert!(e.starts_with(&format!("{kp}.encryption-key:")), "{e}");
+    assert!(!e.contains("a3a3"), "{e}");
+    // Refused with enhanced security key management on.
+    let text = with(
+        &esk_example(),
+        PEER_A,
+        &format!("{PEER_A}{}", peer_key(3, "a3")),
+    );
+    assert_eq!(
+        err(&text),
+        format!("{kp}: not allowed when authority.enhanced-security-key-management is true")
+    );
 }

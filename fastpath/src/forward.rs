@@ -156,6 +156,9 @@ reasons! {
         /// Source is multicast, broadcast, loopback, 0.0.0.0/8, 240.0.0.0/4, or `::` on a
         /// transit packet.
         MartianSource = "martian_source",
+        /// Source is one of the router's own addresses (any port): nothing of ours comes back
+        /// in, so it is spoofed or looped; routing it back out would reflect it.
+        OwnSource = "martian_own_source",
         /// Destination that must never be routed (0.0.0.0/8, 127/8, 240/4, `::`, `::1`), or a
         /// link-local IPv6 source on a transit packet.
         Unroutable = "unroutable",
@@ -446,6 +449,9 @@ fn classify_ipv4(payload: &[u8], to_our_mac: bool, local: &LocalInfo) -> Result<
     if is_martian_v4_source(&src) {
         return Err(DropReason::MartianSource);
     }
+    if local.is_local(IpAddr::V4(src)) {
+        return Err(DropReason::OwnSource);
+    }
     if local.is_local(IpAddr::V4(dst)) {
         return Ok(Class::Punt(PuntReason::Local));
     }
@@ -481,6 +487,9 @@ fn classify_ipv6(payload: &[u8], to_our_mac: bool, local: &LocalInfo) -> Result<
     let dst = ip.dst_addr();
     if src.is_multicast() || src.is_loopback() {
         return Err(DropReason::MartianSource);
+    }
+    if local.is_local(IpAddr::V6(src)) {
+        return Err(DropReason::OwnSource);
     }
     // The first byte of an ICMPv6 message directly after the fixed header is its type.
     let is_ndisc = ip.next_header() == IpProtocol::Icmpv6

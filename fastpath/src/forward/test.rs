@@ -485,6 +485,12 @@ fn every_drop_reason_is_reachable() {
     );
     expect_drop(
         s,
+        &mut v4("10.0.0.1", "192.168.1.100", 64),
+        0,
+        DropReason::OwnSource,
+    );
+    expect_drop(
+        s,
         &mut v4("192.168.1.100", "127.0.0.1", 64),
         0,
         DropReason::Unroutable,
@@ -674,4 +680,41 @@ proptest! {
         }
         let _ = run(&mut frame, 0);
     }
+}
+
+/// A packet with one of the router's own addresses as source, arriving on any port (the WAN
+/// included), is dropped as a martian and counted; it is never routed back out (a reflection
+/// loop) nor punted, whatever its destination.
+#[test]
+fn own_source_is_a_counted_martian() {
+    let mut cases = vec![
+        // Another port's address (port 1, say the WAN), routed towards port 0's network.
+        (v4("10.0.0.1", "192.168.1.100", 64), 0),
+        // The receiving port's own address, routed out of another port.
+        (v4("192.168.1.1", "10.0.0.5", 64), 0),
+        // To the router itself.
+        (v4("192.168.1.1", "192.168.1.1", 64), 0),
+        (v4("10.0.0.1", "192.168.1.1", 64), 0),
+        (v6("2001:db8:1::1", "2001:db8::5", 64), 0),
+        (v6("2001:db8::2", "2001:db8:1::5", 64), 0),
+        (v6("2001:db8::2", "2001:db8::2", 64), 0),
+    ];
+    // The automatic link-local address too.
+    let ll = local().port(0).unwrap().link_local_v6().to_string();
+    cases.push((v6(&ll, "2001:db8:1::5", 64), 0));
+    for (frame, port) in &mut cases {
+        let got = run(frame, *port);
+        assert_eq!(got, Outcome::Drop(DropReason::OwnSource), "{frame:02x?}");
+    }
+    // Its own counter (the worker counts every DropReason in its DropCounters slot).
+    assert_eq!(DropReason::OwnSource.name(), "martian_own_source");
+    // A neighbour's address on the same networks still passes.
+    assert_eq!(
+        run(&mut v4("192.168.1.100", "10.0.0.5", 64), 0),
+        Outcome::Tx(1)
+    );
+    assert_eq!(
+        run(&mut v6("2001:db8::1", "2001:db8:1::5", 64), 0),
+        Outcome::Tx(1)
+    );
 }

@@ -95,6 +95,8 @@ pub struct MetadataRepr<'a> {
     pub multicast_egress: Option<MulticastEgressList<'a>>,
     /// 46 (payload): the session's payload key.
     pub payload_key: Option<PayloadKeyTlv<'a>>,
+    /// 47: the index of the payload key a reverse packet is under (its acknowledgement).
+    pub payload_key_index: Option<u8>,
 }
 
 /// The duplicate-tracking slot of a type: its number, with 3 folded onto 2 and 5 onto 4.
@@ -108,8 +110,8 @@ fn slot(ty: TlvType) -> Option<u32> {
 }
 
 impl<'a> MetadataRepr<'a> {
-    /// `self` with payload key TLV 46. Reverse metadata echoes the session's current payload
-    /// key with it (payload-key rotation of live sessions, `docs/protocol.md`).
+    /// `self` with payload key TLV 46 (forward metadata only; reverse metadata names the key
+    /// by its index in TLV 47, `docs/protocol.md` §4).
     pub fn with_payload_key(mut self, key: PayloadKeyTlv<'a>) -> MetadataRepr<'a> {
         self.payload_key = Some(key);
         self
@@ -191,6 +193,7 @@ impl<'a> MetadataRepr<'a> {
             TlvValue::RemainingSessionTime(x) => self.remaining_session_time = Some(x),
             TlvValue::SessionHealthCheck(x) => self.health_check = Some(x),
             TlvValue::PayloadKey(x) => self.payload_key = Some(x),
+            TlvValue::PayloadKeyIndex(x) => self.payload_key_index = Some(x),
             TlvValue::MulticastGroupContext(x) => self.multicast_group = Some(x),
             TlvValue::MulticastEgressList(x) => self.multicast_egress = Some(x),
             TlvValue::Unknown(..) => {}
@@ -245,6 +248,7 @@ impl<'a> MetadataRepr<'a> {
             self.multicast_group.map(TlvValue::MulticastGroupContext),
             self.multicast_egress.map(TlvValue::MulticastEgressList),
             self.payload_key.map(TlvValue::PayloadKey),
+            self.payload_key_index.map(TlvValue::PayloadKeyIndex),
         ]
         .into_iter()
         .flatten()
@@ -413,6 +417,9 @@ pub struct ReverseMetadata<'a> {
     pub peer_path_id: Option<&'a str>,
     /// TLV 18, the explicit "stop sending forward metadata" (we always set it).
     pub disable_forward_metadata: bool,
+    /// TLV 47: the index of the payload key this packet is under, which acknowledges a
+    /// payload rekey (`docs/protocol.md` §4.1). Only the index: the key never travels back.
+    pub payload_key_index: Option<u8>,
 }
 
 impl<'a> ReverseMetadata<'a> {
@@ -425,6 +432,7 @@ impl<'a> ReverseMetadata<'a> {
             tenant: Some(self.tenant),
             destination_router: self.destination_router,
             peer_path_id: self.peer_path_id,
+            payload_key_index: self.payload_key_index,
             ..MetadataRepr::default()
         }
     }
@@ -452,6 +460,7 @@ impl<'a> TryFrom<&MetadataRepr<'a>> for ReverseMetadata<'a> {
             destination_router: r.destination_router,
             peer_path_id: r.peer_path_id,
             disable_forward_metadata: r.disable_forward_metadata,
+            payload_key_index: r.payload_key_index,
         })
     }
 }

@@ -362,6 +362,12 @@ fn tlv_goldens() -> Vec<(Section, TlvValue<'static>, Vec<u8>)> {
         ),
         (
             P,
+            TlvValue::PayloadKeyIndex(1),
+            // type 47, length 1, payload-key index 1
+            vec![0x00, 0x2f, 0x00, 0x01, 0x01],
+        ),
+        (
+            P,
             TlvValue::MulticastGroupContext(MulticastGroup::V4(Group {
                 flags: 0,
                 source: Ipv4Addr::UNSPECIFIED,
@@ -565,6 +571,7 @@ fn reverse_v4() -> ReverseMetadata<'static> {
         destination_router: Some("hq-router"),
         peer_path_id: Some("wan1"),
         disable_forward_metadata: true,
+        payload_key_index: Some(1),
     }
 }
 
@@ -575,8 +582,8 @@ pub(crate) fn reverse_v4_bytes() -> Vec<u8> {
         &[0x4c, 0x48, 0xdb, 0xc6, 0xdd, 0xf6, 0x67, 0x0c],
         // version 1, header length 24 (12 + 8 + 4)
         &[0x10, 0x18],
-        // payload length 46
-        &[0x00, 0x2e],
+        // payload length 51
+        &[0x00, 0x33],
         // [H] 16 Security Identifier: 1
         &[0x00, 0x10, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01],
         // [H] 18 Disable Forward Metadata
@@ -595,6 +602,8 @@ pub(crate) fn reverse_v4_bytes() -> Vec<u8> {
         // [P] 19 Peer Path ID "wan1"
         &[0x00, 0x13, 0x00, 0x04],
         b"wan1",
+        // [P] 47 Payload Key Index: 1
+        &[0x00, 0x2f, 0x00, 0x01, 0x01],
     ])
 }
 
@@ -612,8 +621,8 @@ fn reverse_v6_bytes() -> Vec<u8> {
         &[0x4c, 0x48, 0xdb, 0xc6, 0xdd, 0xf6, 0x67, 0x0c],
         // version 1, header length 24
         &[0x10, 0x18],
-        // payload length 70
-        &[0x00, 0x46],
+        // payload length 75
+        &[0x00, 0x4b],
         // [H] 16 Security Identifier: 1
         &[0x00, 0x10, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01],
         // [H] 18 Disable Forward Metadata
@@ -639,6 +648,8 @@ fn reverse_v6_bytes() -> Vec<u8> {
         // [P] 19 Peer Path ID "wan1"
         &[0x00, 0x13, 0x00, 0x04],
         b"wan1",
+        // [P] 47 Payload Key Index: 1
+        &[0x00, 0x2f, 0x00, 0x01, 0x01],
     ])
 }
 
@@ -1356,6 +1367,8 @@ fn build(o: &Owned) -> MetadataRepr<'_> {
             cipher: PayloadCipher::Aes256Cbc,
             key,
         }),
+        // The key's index doubles as TLV 47 (reverse metadata's acknowledgement).
+        payload_key_index: o.key.as_ref().map(|(index, _)| index.wrapping_add(1)),
     }
 }
 

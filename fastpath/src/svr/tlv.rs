@@ -147,6 +147,9 @@ tlv_types! {
     SessionHealthCheck = 46, Header, "session_health_check";
     /// 46 in the payload: our Payload Key (`index | cipher | key[32]`, 34 bytes).
     PayloadKey = 46, Payload, "payload_key";
+    /// 47: our Payload Key Index (payload, 1 byte): reverse metadata acknowledges a payload
+    /// key by its index, never by echoing the key.
+    PayloadKeyIndex = 47, Payload, "payload_key_index";
     /// 50: Multicast Group Context (payload by our decision, 11 or 35 bytes).
     MulticastGroupContext = 50, Payload, "multicast_group_context";
     /// 51: Multicast Egress List (payload by our decision, variable).
@@ -290,7 +293,7 @@ mod test {
             raws,
             [
                 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25,
-                26, 28, 35, 42, 46, 46, 50, 51, 52
+                26, 28, 35, 42, 46, 46, 47, 50, 51, 52
             ]
         );
         for t in TlvType::ALL {
@@ -308,7 +311,7 @@ mod test {
             TlvType::PayloadKey
         );
         assert_eq!(TlvType::from_wire(7, Section::Header), TlvType::TenantName);
-        for raw in [0, 9, 22, 27, 29, 34, 36, 45, 47, 49, 53, 0xffff] {
+        for raw in [0, 9, 22, 27, 29, 34, 36, 45, 48, 49, 53, 0xffff] {
             assert_eq!(
                 TlvType::from_wire(raw, Section::Payload),
                 TlvType::Unknown(raw)

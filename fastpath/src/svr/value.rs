@@ -623,6 +623,8 @@ pub enum TlvValue<'a> {
     SessionHealthCheck(HealthCheck),
     /// 46 in the payload.
     PayloadKey(PayloadKeyTlv<'a>),
+    /// 47: payload-key index (reverse metadata's acknowledgement of a payload key).
+    PayloadKeyIndex(u8),
     /// 50.
     MulticastGroupContext(MulticastGroup),
     /// 51.
@@ -672,6 +674,7 @@ impl<'a> TlvValue<'a> {
             }
             T::SessionHealthCheck => TlvValue::SessionHealthCheck(exact::<1>(&tlv)?[0].into()),
             T::PayloadKey => TlvValue::PayloadKey(PayloadKeyTlv::parse(&tlv)?),
+            T::PayloadKeyIndex => TlvValue::PayloadKeyIndex(exact::<1>(&tlv)?[0]),
             T::MulticastGroupContext => {
                 TlvValue::MulticastGroupContext(MulticastGroup::parse(&tlv)?)
             }
@@ -716,6 +719,7 @@ impl<'a> TlvValue<'a> {
             TlvValue::RemainingSessionTime(_) => T::RemainingSessionTime,
             TlvValue::SessionHealthCheck(_) => T::SessionHealthCheck,
             TlvValue::PayloadKey(_) => T::PayloadKey,
+            TlvValue::PayloadKeyIndex(_) => T::PayloadKeyIndex,
             TlvValue::MulticastGroupContext(_) => T::MulticastGroupContext,
             TlvValue::MulticastEgressList(_) => T::MulticastEgressList,
             TlvValue::Unknown(t, _) => T::Unknown(*t),
@@ -744,7 +748,9 @@ impl<'a> TlvValue<'a> {
             TlvValue::SessionEncrypted | TlvValue::TcpSyn | TlvValue::DisableForwardMetadata => 0,
             TlvValue::NumberOfSessions(_) => 8,
             TlvValue::SelectiveAck(s) => s.as_bytes().len(),
-            TlvValue::ControlMessage(_) | TlvValue::SessionHealthCheck(_) => 1,
+            TlvValue::ControlMessage(_)
+            | TlvValue::SessionHealthCheck(_)
+            | TlvValue::PayloadKeyIndex(_) => 1,
             TlvValue::ModifyRequest(_) => 2,
             TlvValue::PayloadKey(_) => PAYLOAD_KEY_TLV_LEN,
             TlvValue::MulticastGroupContext(g) => g.value_len(),
@@ -797,6 +803,7 @@ impl<'a> TlvValue<'a> {
             TlvValue::ModifyRequest(m) => m.emit(out),
             TlvValue::SessionHealthCheck(h) => out[0] = (*h).into(),
             TlvValue::PayloadKey(k) => k.emit(out),
+            TlvValue::PayloadKeyIndex(i) => out[0] = *i,
             TlvValue::MulticastGroupContext(g) => g.emit(out),
             TlvValue::MulticastEgressList(l) => out.copy_from_slice(l.as_bytes()),
             TlvValue::Unknown(_, v) => out.copy_from_slice(v),

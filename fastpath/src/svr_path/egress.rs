@@ -46,7 +46,7 @@ enum Md {
         raw: Zeroizing<[u8; 32]>,
     },
     Reverse {
-        /// The payload-key index the egress echoed (TLV 46), if it did.
+        /// The payload-key index the egress named (TLV 47), if it did.
         key_index: Option<u8>,
     },
 }
@@ -80,7 +80,7 @@ fn read_metadata(sh: &SvrShared, key: &MetadataKey, md: &mut [u8]) -> Result<Md,
     }
     if r.reverse_context.is_some() {
         return Ok(Md::Reverse {
-            key_index: r.payload_key.map(|p| p.index),
+            key_index: r.payload_key_index,
         });
     }
     Err(MetadataError::MissingTlv(TlvType::ForwardContextV4.raw()).into())
@@ -190,11 +190,14 @@ pub fn wan_stage<B: PacketBuf>(
                     {
                         drop_with!(w, SvrDrop::ControlReplayed);
                     }
-                    let restart = match s.role {
-                        Role::Ingress => MetadataState::SendingForward { count: 0 },
-                        Role::Egress => MetadataState::SendingReverse,
-                    };
-                    sh.table.update_metadata(s.id, |_| restart);
+                    match s.role {
+                        // A fresh payload key and reverse sequence space (ingress::refresh).
+                        Role::Ingress => super::ingress::refresh(sh, w, &s, now),
+                        Role::Egress => {
+                            sh.table
+                                .update_metadata(s.id, |_| MetadataState::SendingReverse);
+                        }
+                    }
                 }
                 w.counters.events.bump(SvrEvent::ControlReceived);
                 return Verdict::Consumed;

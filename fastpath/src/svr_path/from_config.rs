@@ -5,6 +5,7 @@
 use svr_config::{Config, Role, TestMetadataKey};
 use svr_crypto::MetadataKey;
 
+use super::keys::KeyPair;
 use super::{KeyStore, PeerInfo, ServiceRoute, SvrConfig};
 use crate::route::IpPrefix;
 use crate::session::{SessionTimeouts, WayportRange};
@@ -80,24 +81,33 @@ pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
     })
 }
 
-/// Installs the TEST-MODE metadata keys (`svr-test-metadata-key`): the local router's own (it
-/// decrypts what peers send) and each peer's (we encrypt to it with it), peers numbered in
-/// `router.peer` order as in [`svr_config`]. Errors when the local router has no test key.
+/// Installs the TEST-MODE metadata keys (`svr-test-metadata-key`), per peer pair: for each
+/// peer (numbered in `router.peer` order as in [`svr_config`]) our key for metadata from it
+/// (the key of our peer entry for it, else our router-wide one; it decrypts what that peer
+/// sends) and its key for us (its peer entry for us, else its router-wide key; we encrypt to
+/// it with it). Errors when a peer has no key of ours, or we have neither peers nor a key.
 pub fn install_test_keys(cfg: &Config, keys: &KeyStore) -> Result<(), String> {
+    use std::sync::Arc;
     let (me, _) = cfg.local();
     let key = |k: &TestMetadataKey| MetadataKey::new(k.rekey_index, &k.encryption_key, &k.hmac_key);
-    let own = me
-        .svr_test_metadata_key
-        .as_ref()
-        .ok_or_else(|| format!("router {} has no svr-test-metadata-key", me.name))?;
-    keys.install_own(key(own));
+    let pair = |k: Option<&TestMetadataKey>| KeyPair {
+        current: k.map(|k| Arc::new(key(k))),
+        previous: None,
+    };
+    if let Some(own) = me.svr_test_metadata_key.as_ref() {
+        keys.install_own(key(own));
+    } else if me.peer.is_empty() {
+        return Err(format!("router {} has no svr-test-metadata-key", me.name));
+    }
     for (i, p) in me.peer.iter().enumerate() {
-        if let Some(k) = cfg
-            .router(&p.router)
-            .and_then(|r| r.svr_test_metadata_key.as_ref())
-        {
-            keys.install_peer(i as u16, key(k));
-        }
+        let own = me.test_key_for(&p.router).ok_or_else(|| {
+            format!(
+                "router {} has no svr-test-metadata-key for peer {}",
+                me.name, p.router
+            )
+        })?;
+        let send = cfg.router(&p.router).and_then(|r| r.test_key_for(&me.name));
+        keys.publish_peer(i as u16, pair(Some(own)), pair(send), 0);
     }
     Ok(())
 }
@@ -154,6 +164,39 @@ mod tests {
             .pairs()
             .iter()
             .all(|p| p.ports.mode() == crate::session::WayportMode::UniqueDestination));
+    }
+
+    /// Test keys per peer pair: a peer entry's `svr-test-metadata-key` is our key for that
+    /// peer (it overrides the router-wide one), and the peer's entry for us is the key we
+    /// encrypt to it with.
+    #[test]
+    fn test_keys_per_peer_pair() {
+        let key = |i: u32, e: &str, m: &str| {
+            format!(
+                "          svr-test-metadata-key:\n            rekey-index: {i}\n            encryption-key: \"{}\"\n            hmac-key: \"{}\"\n",
+                e.repeat(32),
+                m.repeat(48)
+            )
+        };
+        // router-a's entry for router-b, and router-b's entry for router-a.
+        let a_entry = "      peer:\n        - router: router-b\n";
+        let b_entry = "      peer:\n        - router: router-a\n";
+        assert!(ROUTER_A.contains(a_entry) && ROUTER_A.contains(b_entry));
+        let text = ROUTER_A
+            .replace(a_entry, &format!("{a_entry}{}", key(7, "a7", "17")))
+            .replace(b_entry, &format!("{b_entry}{}", key(8, "b8", "28")));
+        let cfg = Config::parse(&text).expect("valid");
+        let keys = KeyStore::default();
+        install_test_keys(&cfg, &keys).expect("test keys present");
+        let snap = keys.load();
+        let ours = snap.recv(0, 7).expect("our key for router-b");
+        assert_eq!(ours.rekey_index(), 7);
+        assert!(snap.recv(0, 1).is_some(), "the router-wide key still opens");
+        let to_b = snap.peer_current(0).expect("router-b's key for us");
+        assert_eq!(to_b.rekey_index(), 8);
+        let b_own = MetadataKey::new(8, &[0xb8; 32], &[0x28; 48]);
+        use svr_crypto::PacketKey;
+        assert_eq!(to_b.sign(b"m"), b_own.sign(b"m"));
     }
 
     #[test]

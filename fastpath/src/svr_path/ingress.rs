@@ -8,7 +8,7 @@ use super::packet::{
     self, header_save, ip_len, move_payload, set_ports, write_ip, Headers, IpFields, PROTO_TCP,
     PROTO_UDP,
 };
-use super::{max_mss, PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
+use super::{PacketBuf, SessionCrypto, SvrDrop, SvrEvent, SvrShared, SvrWorker, Verdict};
 use crate::forward::PuntReason;
 use crate::session::{
     Claim, FlowKey, InsertError, MetadataState, Role, SessionInit, SessionRef, Side,
@@ -56,6 +56,29 @@ pub(crate) fn context_of(k: &FlowKey) -> SessionContext {
             })
         }
     }
+}
+
+/// The reverse metadata the egress sends (first packets, and the acknowledgement of a
+/// payload rekey): TLV 47 names the payload key the packet is under by its index; the key
+/// itself never travels back. What [`super::rekey_reserve`] measures too.
+pub(crate) fn reverse_metadata<'a>(
+    security_id: u32,
+    context: SessionContext,
+    tenant: &'a str,
+    router: &'a str,
+    path: &'a str,
+    key_index: u8,
+) -> MetadataRepr<'a> {
+    ReverseMetadata {
+        security_id,
+        context,
+        tenant,
+        destination_router: Some(router),
+        peer_path_id: Some(path),
+        disable_forward_metadata: true,
+        payload_key_index: Some(key_index),
+    }
+    .to_repr()
 }
 
 /// Creates an ingress session for `lan_key` (first packet of a flow to a peer's service).
@@ -220,7 +243,7 @@ pub fn lan_stage<B: PacketBuf>(
     if h.has_syn() {
         let end = h.end();
         let mut t = TcpPacket::new_unchecked(&mut b.data_mut()[h.l4_start()..end]);
-        if t.clamp_mss(max_mss(sh.cfg.wan_mtu, outer_v4)) {
+        if t.clamp_mss(sh.clamped_mss(outer_v4, h.v4)) {
             w.counters.events.bump(SvrEvent::MssClamped);
         }
     }
@@ -228,7 +251,7 @@ pub fn lan_stage<B: PacketBuf>(
     let Some(md_key) = keys.peer_current(crypto.peer) else {
         drop_with!(w, SvrDrop::UnknownKey)
     };
-    let with_md = rekeyed
+    let mut with_md = rekeyed
         || matches!(
             (s.role, s.metadata),
             (Role::Ingress, MetadataState::SendingForward { .. })
@@ -236,10 +259,10 @@ pub fn lan_stage<B: PacketBuf>(
         );
     // Forward metadata carries the newest key (during a rekey the pending one) and its packet
     // is encrypted under it; data packets and everything the egress sends use the current one.
-    let tx = if with_md && s.role == Role::Ingress {
-        std::sync::Arc::clone(crypto.announced())
+    let mut tx_key = if with_md && s.role == Role::Ingress {
+        crypto.announced()
     } else {
-        std::sync::Arc::clone(&crypto.current)
+        &crypto.current
     };
     let pair_index = sh.pair_index(nk.src(), nk.dst());
     if let Some(i) = pair_index {
@@ -249,7 +272,7 @@ pub fn lan_stage<B: PacketBuf>(
         }
     }
     // The metadata, only on the packets that carry it (a data packet skips these lookups).
-    let repr: Option<MetadataRepr<'_>> = with_md.then(|| {
+    let mut repr: Option<MetadataRepr<'_>> = with_md.then(|| {
         let pair = pair_index
             .map(|i| sh.pairs[i].path_id.as_str())
             .unwrap_or("wan");
@@ -259,7 +282,7 @@ pub fn lan_stage<B: PacketBuf>(
             h.src
         });
         let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
-        let pk = tx.tlv();
+        let pk = tx_key.tlv();
         match s.role {
             Role::Ingress => ForwardMetadata {
                 security_id: md_key.rekey_index(),
@@ -276,27 +299,42 @@ pub fn lan_stage<B: PacketBuf>(
                 payload_key: Some(pk),
             }
             .to_repr(),
-            Role::Egress => ReverseMetadata {
-                security_id: md_key.rekey_index(),
-                context: context_of(&lan_key),
+            Role::Egress => reverse_metadata(
+                md_key.rekey_index(),
+                context_of(&lan_key),
                 tenant,
-                destination_router: Some(&sh.cfg.router_name),
-                peer_path_id: Some(pair),
-                disable_forward_metadata: true,
-            }
-            .to_repr()
-            .with_payload_key(pk),
+                &sh.cfg.router_name,
+                pair,
+                pk.index,
+            ),
         }
     });
-    let md_len = repr.as_ref().map_or(0, MetadataRepr::sealed_len);
+    let mut md_len = repr.as_ref().map_or(0, MetadataRepr::sealed_len);
 
     // Lengths of the packet we are about to build; refuse what the WAN cannot carry.
     let plain = h.end() - h.payload_start();
     let new_ip = ip_len(outer_v4);
     let new_l4 = if h.l4_len == 0 { 8 } else { h.l4_len };
     let ct = payload_ciphertext_len(plain);
-    let l3 = new_ip + new_l4 + md_len + ct + TRAILER_LEN + HMAC_LEN;
-    if l3 > usize::from(sh.cfg.wan_mtu) {
+    let mut l3 = new_ip + new_l4 + md_len + ct + TRAILER_LEN + HMAC_LEN;
+    let mtu = usize::from(sh.cfg.wan_mtu);
+    // Metadata that only acknowledges or announces a rekey (the ingress with a key pending:
+    // its data packets still use the current key; the egress's reverse metadata) is left
+    // off a packet that fits only without it, and rides on a later one.
+    let deferrable = match s.role {
+        Role::Ingress => crypto.next.is_some(),
+        Role::Egress => true,
+    };
+    if with_md && deferrable && l3 > mtu && l3 - md_len <= mtu {
+        repr = None;
+        l3 -= md_len;
+        md_len = 0;
+        with_md = false;
+        tx_key = &crypto.current;
+        w.counters.events.bump(SvrEvent::MetadataDeferred);
+    }
+    let tx = std::sync::Arc::clone(tx_key);
+    if l3 > mtu {
         w.counters.events.bump(SvrEvent::MtuExceeded);
         let over = l3 - usize::from(sh.cfg.wan_mtu);
         let mtu = h
@@ -413,6 +451,44 @@ pub fn lan_stage<B: PacketBuf>(
         outer,
     }));
     Verdict::Pending
+}
+
+/// Ingress: the egress asked for metadata on session `s` (Enable Metadata): it restarted,
+/// expired the session or lost its state, and whatever it creates from our next forward
+/// metadata starts its reverse sequence numbers at 0 again. So the session is **refreshed**
+/// (`docs/protocol.md` §4.2): a new payload key (never used with any sequence number) with an
+/// index none of the session's keys has, current at once; the old keys are no longer
+/// accepted; the reverse replay window restarts (this worker owns it: the control message
+/// arrives on the session's WAN 5-tuple); forward metadata is sent again. Forward sequence
+/// numbers continue (the new key has not used them either). Once per control message, not per
+/// packet: the key comes from the worker's stock, the new keys are one allocation.
+pub(super) fn refresh(sh: &SvrShared, w: &mut SvrWorker, s: &SessionRef, now: Instant) {
+    let now_ms = crate::session::now_millis(now);
+    let want = sh
+        .crypto(s.id)
+        .map(|c| sh.keys.load().payload_key_index(c.peer));
+    let Some(want) = want else { return };
+    let mut cur = sh.crypto(s.id);
+    while let Some(old) = cur {
+        let key = w.payload_key(old.fresh_index(want));
+        if sh
+            .swap_crypto(s.id, &old, old.refreshed(key, now_ms))
+            .is_some()
+        {
+            // The egress restarts its sequence numbers under the fresh key: both the shared
+            // window and this worker's copy in front of it start again.
+            sh.restart_window(s.id);
+            if let Some(window) = w.window(s.id) {
+                *window = svr_crypto::ReplayWindow::new();
+            }
+            sh.table
+                .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+            w.counters.events.bump(SvrEvent::SessionRefreshed);
+            return;
+        }
+        // Another worker changed the keys meanwhile (a rekey): refresh what it published.
+        cur = sh.crypto(s.id);
+    }
 }
 
 /// FIN and RST feed the guard timer (§1.7).

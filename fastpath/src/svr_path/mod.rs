@@ -288,6 +288,12 @@ reasons! {
         /// WAN packets that authenticated only under the session's previous payload key
         /// (within the grace period).
         PayloadKeyPreviousUsed = "svr_payload_key_previous_used",
+        /// Metadata of a payload rekey (or reverse metadata) left off a packet that fits the
+        /// WAN MTU only without it; it rides on a later packet (`docs/protocol.md` §4.1).
+        MetadataDeferred = "svr_metadata_deferred",
+        /// Ingress: sessions the egress lost (Enable Metadata: it restarted, or expired the
+        /// session) given a fresh payload key and a fresh reverse sequence space.
+        SessionRefreshed = "svr_sessions_refreshed",
     }
 }
 
@@ -571,6 +577,48 @@ impl SessionCrypto {
         }
     }
 
+    /// Whether `index` names one of our keys (current, pending or previous).
+    #[inline]
+    fn index_in_use(&self, index: u8) -> bool {
+        [
+            Some(&self.current),
+            self.next.as_ref(),
+            self.previous.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|k| k.index() == index)
+    }
+
+    /// The index a new key of this session takes: `want` (the peer's current payload-key
+    /// index), or the first after it (wrapping) that names none of our keys, so that the
+    /// egress, which holds at most our current and previous key, never takes the new key for
+    /// one it has (it tells keys apart by index, `docs/protocol.md` §4.1).
+    pub fn fresh_index(&self, want: u8) -> u8 {
+        let mut i = want;
+        // At most 3 indices are in use, so this ends within 4 steps.
+        while self.index_in_use(i) {
+            i = i.wrapping_add(1);
+        }
+        i
+    }
+
+    /// Our keys after the egress lost the session (ingress, Enable Metadata): `key` is current
+    /// at once, nothing waits, and the key the egress last had stays as `previous` only to
+    /// keep its index reserved: its grace period is over (`previous_until_ms = now_ms`), so
+    /// nothing under it is accepted again, since the reverse replay window restarts.
+    fn refreshed(&self, key: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
+        SessionCrypto {
+            generation: self.generation,
+            peer: self.peer,
+            current: key,
+            next: None,
+            previous: Some(Arc::clone(self.announced())),
+            previous_until_ms: now_ms,
+            next_since_ms: 0,
+        }
+    }
+
     /// Our keys with `next` pending (a rekey started at `now_ms`).
     fn with_next(&self, next: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
         SessionCrypto {
@@ -606,6 +654,8 @@ pub struct SvrShared {
     /// lifetime (the 24 h default peer-key rekey interval plus its grace); a replayed first
     /// packet older than that is under a metadata key we no longer accept.
     pub seen_session_ttl_ms: u64,
+    /// Room the MSS clamp leaves for rekey metadata, by inner family (`[IPv6, IPv4]`).
+    mss_reserve: [u16; 2],
 }
 
 /// Default of [`SvrShared::seen_session_ttl_ms`].
@@ -765,6 +815,7 @@ impl SvrShared {
             .map(|_| SessionWindow::default())
             .collect();
         let seen = SeenSessions::new(cfg.peers.len(), cfg.max_sessions);
+        let mss_reserve = [rekey_reserve(&cfg, false), rekey_reserve(&cfg, true)];
         Ok(SvrShared {
             cfg,
             table,
@@ -774,12 +825,21 @@ impl SvrShared {
             windows,
             seen,
             seen_session_ttl_ms: SEEN_SESSION_TTL_MS,
+            mss_reserve,
         })
     }
 
     /// The waypoint pairs.
     pub fn pairs(&self) -> &[WaypointPair] {
         &self.pairs
+    }
+
+    /// The MSS a SYN or SYN-ACK leaving for the WAN is clamped to: [`max_mss`] less the room
+    /// for the metadata of a payload rekey (see [`rekey_reserve`]), so that a full-size
+    /// segment still fits the WAN MTU when that metadata rides on it.
+    #[inline]
+    pub fn clamped_mss(&self, outer_v4: bool, inner_v4: bool) -> u16 {
+        max_mss(self.cfg.wan_mtu, outer_v4).saturating_sub(self.mss_reserve[usize::from(inner_v4)])
     }
 
     /// The service whose prefixes hold `dst` (first match in configuration order).
@@ -904,6 +964,14 @@ impl SvrShared {
         (w.owner.load(Ordering::Acquire) == u64::from(id.generation) + 1).then_some(w)
     }
 
+    /// Empties session `id`'s shared replay window, keeping its control floor: the session got
+    /// a fresh payload key, under which the peer's sequence numbers start again.
+    fn restart_window(&self, id: SessionId) {
+        if let Some(w) = self.session_window(id) {
+            w.window.reset();
+        }
+    }
+
     /// Would session `id` accept `seq`? (Before any state changes; read-only.)
     fn check_seq(&self, id: SessionId, seq: u64) -> Result<(), SvrDrop> {
         let w = self.session_window(id).ok_or(SvrDrop::StaleSession)?;
@@ -1009,7 +1077,8 @@ impl SvrShared {
         {
             return None;
         }
-        let next = w.payload_key(to);
+        // `to` unless the session already holds a key with that index (after a refresh).
+        let next = w.payload_key(crypto.fresh_index(to));
         let mut cur = Arc::clone(crypto);
         let c = loop {
             if let Some(c) = self.swap_crypto(s.id, &cur, cur.with_next(Arc::clone(&next), now_ms))
@@ -1222,6 +1291,73 @@ impl SvrWorker {
 pub const fn max_mss(wan_mtu: u16, outer_v4: bool) -> u16 {
     let ip = if outer_v4 { 20 } else { 40 };
     wan_mtu.saturating_sub(ip + 20 + MAX_DATA_OVERHEAD as u16)
+}
+
+/// The sealed length (HL + PL) of the largest metadata a payload rekey puts on a data
+/// packet of a session with an IPv4 (`inner_v4`) or IPv6 context, with the names this
+/// configuration holds: the ingress's forward metadata (TLV 46 with the new key) and the
+/// egress's reverse metadata that acknowledges it. Names are the longest of our and our
+/// peers' router names, of our and their waypoints (peer path IDs), of the tenants and service
+/// names; both routers are expected to configure the same services. Computed once at start.
+pub fn rekey_reserve(cfg: &SvrConfig, inner_v4: bool) -> u16 {
+    use crate::svr::value::{Context, PayloadCipher};
+    use crate::svr::{ForwardMetadata, PayloadKeyTlv, SessionContext};
+    use crate::wire::IpProtocol;
+    let longest =
+        |it: &mut dyn Iterator<Item = usize>| "x".repeat(it.max().unwrap_or(1).clamp(1, 255));
+    let router = longest(
+        &mut std::iter::once(cfg.router_name.len()).chain(cfg.peers.iter().map(|p| p.name.len())),
+    );
+    let path = longest(
+        &mut cfg
+            .local_waypoints
+            .iter()
+            .chain(cfg.peers.iter().flat_map(|p| p.waypoints.iter()))
+            .map(|a| a.to_string().len()),
+    );
+    let tenant = longest(&mut cfg.services.iter().map(|s| s.tenant.len()).chain([7]));
+    let service = longest(&mut cfg.services.iter().map(|s| s.name.len()).chain([7]));
+    let context = if inner_v4 {
+        SessionContext::V4(Context {
+            src: std::net::Ipv4Addr::UNSPECIFIED,
+            dst: std::net::Ipv4Addr::UNSPECIFIED,
+            src_port: 0,
+            dst_port: 0,
+            protocol: IpProtocol::Tcp,
+        })
+    } else {
+        SessionContext::V6(Context {
+            src: std::net::Ipv6Addr::UNSPECIFIED,
+            dst: std::net::Ipv6Addr::UNSPECIFIED,
+            src_port: 0,
+            dst_port: 0,
+            protocol: IpProtocol::Tcp,
+        })
+    };
+    let key = [0u8; 32];
+    let pk = PayloadKeyTlv {
+        index: 0,
+        cipher: PayloadCipher::Aes256Cbc,
+        key: &key,
+    };
+    let forward = ForwardMetadata {
+        security_id: 0,
+        context,
+        tenant: &tenant,
+        service: &service,
+        session_uuid: [0; 16],
+        source_router: &router,
+        source_router_security_name: None,
+        peer_path_id: &path,
+        session_encrypted: true,
+        tcp_syn: true,
+        application_name: None,
+        payload_key: Some(pk),
+    }
+    .to_repr()
+    .sealed_len();
+    let reverse = ingress::reverse_metadata(0, context, &tenant, &router, &path, 0).sealed_len();
+    u16::try_from(forward.max(reverse)).unwrap_or(u16::MAX)
 }
 
 /// Worst-case bytes a metadata-free data packet grows by (TCP/UDP): padding 16 + trailer 8 +

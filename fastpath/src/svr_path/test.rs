@@ -354,7 +354,7 @@ fn udp_metadata_stops_after_eleven() {
 fn tcp_exchange(wps: (bool, bool), ha: &str, hb: &str) {
     use crate::wire::tcp::flags::{ACK, FIN, SYN};
     let mut p = Pair::new(wps);
-    let syn = frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1200), b""));
+    let syn = frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1000), b""));
     let (wan, out) = p.send(true, &syn);
     same_but_ttl(&syn, &out);
     assert!(is_metadata(wan_payload(&wan)));
@@ -363,7 +363,7 @@ fn tcp_exchange(wps: (bool, bool), ha: &str, hb: &str) {
     same_but_ttl(&syn, &out);
     assert!(is_metadata(wan_payload(&wan)));
     assert_eq!(p.b.0.table.len(), 1);
-    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1200), b""));
+    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1000), b""));
     let (wan, out) = p.send(false, &synack);
     same_but_ttl(&synack, &out);
     assert!(is_metadata(wan_payload(&wan)));
@@ -440,8 +440,15 @@ fn mss_is_clamped_both_ways() {
     );
     let (_, out) = p.send(true, &syn);
     let mss = |f: &[u8]| u16::from_be_bytes([f[14 + 20 + 22], f[14 + 20 + 23]]);
-    assert_eq!(mss(&out), max_mss(1500, true));
     assert_eq!(max_mss(1500, true), 1412);
+    assert_eq!(max_mss(1500, false), 1392);
+    // Less the room for rekey metadata: 180 and 196 bytes with these names (the longest peer
+    // path ID is an IPv6 waypoint), README "MTU".
+    assert_eq!(rekey_reserve(&p.a.0.cfg, true), 180);
+    assert_eq!(rekey_reserve(&p.a.0.cfg, false), 196);
+    assert_eq!(p.a.0.clamped_mss(true, true), 1412 - 180);
+    assert_eq!(p.a.0.clamped_mss(false, false), 1392 - 196);
+    assert_eq!(mss(&out), 1412 - 180);
     let synack = frame(
         "10.2.0.2",
         "10.1.0.2",
@@ -449,7 +456,7 @@ fn mss_is_clamped_both_ways() {
         &tcp(80, 40001, SYN | ACK, Some(1460), b""),
     );
     let (_, out) = p.send(false, &synack);
-    assert_eq!(mss(&out), 1412);
+    assert_eq!(mss(&out), 1412 - 180);
     // The rewritten segments still check out.
     let h = packet::parse(&out, true).unwrap();
     let t = crate::wire::TcpPacket::new_checked(&out[h.l4_start()..h.end()]).unwrap();
@@ -684,17 +691,13 @@ fn enable_metadata_restores_lost_state() {
     assert_eq!(dst, ip("10.9.0.1"));
     let (v, _) = p.wan_into(false, &ctl);
     assert_eq!(v, Verdict::Consumed);
-    // A resends metadata on that session. With the same UUID and payload key it is what a
-    // replay of the session's first packet looks like (and B would restart its reverse
-    // sequence numbers under that key): B refuses it. Re-created sessions get a fresh
-    // payload key from the ingress (branch svr-ingress), which B accepts.
+    // A resends metadata on that session under a fresh payload key (a replay of the first
+    // packet, same UUID and key, would be refused as `svr_session_replayed`); B recreates it.
     let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"again"));
-    let mut buf = TestBuffer::new(&f);
-    fwd(ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now));
-    assert!(is_metadata(wan_payload(buf.data())));
-    let (v, _) = p.wan_into(true, buf.data());
-    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionReplayed)));
-    assert_eq!(p.b.1.counters.drops.get(SvrDrop::SessionReplayed), 1);
+    let (wan, out) = p.send(true, &f);
+    assert!(is_metadata(wan_payload(&wan)));
+    same_but_ttl(&f, &out);
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::SessionReplayed), 0);
 }
 
 #[test]
@@ -1648,4 +1651,277 @@ fn enable_metadata_is_rate_limited_per_peer() {
         200
     );
     assert_eq!(p.b.1.counters.events.get(SvrEvent::EnableMetadataSent), 100);
+}
+
+/// Every (payload key, direction, sequence number) a flow's WAN packets used, to prove that
+/// none is used twice (a repeat would repeat a CBC IV).
+#[derive(Default)]
+struct SeqLog(std::collections::HashSet<([u8; 32], u8, u64)>);
+
+impl SeqLog {
+    /// Records the WAN packet `wan` that `from_a`'s side of flow `lan_a` (A's LAN key) just
+    /// sent: the key is the one the sender's session holds for it (the announced key for the
+    /// ingress's metadata packets), the sequence number the trailer's.
+    fn note(&mut self, p: &Pair, from_a: bool, lan_a: &crate::session::FlowKey, wan: &[u8]) {
+        let (sh, key) = if from_a {
+            (&p.a.0, *lan_a)
+        } else {
+            (&p.b.0, lan_a.reversed())
+        };
+        let s = sh.table.lookup(&key).expect("sender's session");
+        let c = sh.crypto(s.id).unwrap();
+        let k = if from_a && is_metadata(wan_payload(wan)) {
+            c.announced().raw
+        } else {
+            c.current.raw
+        };
+        let n = wan.len();
+        let seq = u64::from_be_bytes(wan[n - 32..n - 24].try_into().unwrap());
+        assert!(
+            self.0.insert((k, u8::from(!from_a), seq)),
+            "(key, direction {}, seq {seq}) used twice",
+            u8::from(!from_a)
+        );
+    }
+}
+
+/// Router B restarts mid-flow (a fresh instance without sessions, item 7 of issue 13): A's
+/// next packet gets an Enable Metadata back; A refreshes the session (new payload key, fresh
+/// reverse sequence space) and the flow works both ways again within that one round trip,
+/// without a replay drop. Two Enable Metadata in a row (two packets in flight) refresh twice,
+/// and the second key reaches B's new session as a rekey (its index differs). No (key,
+/// direction, seq) is ever used twice.
+#[test]
+fn peer_restart_refreshes_the_session_within_one_round_trip() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| frame(ha, hb, 17, &udp(40000, 5001, d));
+    let fb = |d: &[u8]| frame(hb, ha, 17, &udp(5001, 40000, d));
+    let lan_a = packet::parse(&fa(b"k"), true).unwrap().key().unwrap();
+    let mut p = Pair::new((true, false));
+    let mut log = SeqLog::default();
+    let both_ways = |p: &mut Pair, log: &mut SeqLog, n: u8| {
+        for i in 0..n {
+            for from_a in [true, false] {
+                let f = if from_a {
+                    fa(&[b'a', i])
+                } else {
+                    fb(&[b'b', i])
+                };
+                let wan = p.lan_out(from_a, &f);
+                log.note(p, from_a, &lan_a, &wan);
+                p.deliver(from_a, &wan, &f);
+            }
+        }
+    };
+    both_ways(&mut p, &mut log, 20);
+    // A reverse packet of the old session, captured and held back.
+    let captured = p.lan_out(false, &fb(b"captured"));
+    let old =
+        p.a.0
+            .crypto(p.a.0.table.lookup(&lan_a).unwrap().id)
+            .unwrap();
+
+    // B restarts: same configuration and keys, nothing else.
+    let (sb, _) = router("router-b", (true, false), 1024);
+    let wb = SvrWorker::new(&sb, [9; 32]);
+    p.b = (sb, wb);
+    // Two of A's packets reach the new B: each is answered with Enable Metadata.
+    let lost: Vec<_> = (0..2u8).map(|i| p.lan_out(true, &fa(&[b'l', i]))).collect();
+    let ctl: Vec<_> = lost
+        .iter()
+        .map(|wan| {
+            let (v, ctl) = p.wan_into(true, wan);
+            fwd(v);
+            assert!(is_metadata(wan_payload(&ctl)));
+            ctl
+        })
+        .collect();
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::UnknownSession), 2);
+    // The first one reaches A: a fresh key, current at once, metadata again.
+    let (v, _) = p.wan_into(false, &ctl[0]);
+    assert_eq!(v, Verdict::Consumed);
+    let s = p.a.0.table.lookup(&lan_a).unwrap();
+    let k1 = p.a.0.crypto(s.id).unwrap();
+    assert_ne!(k1.current.raw, old.current.raw, "a new payload key");
+    assert_ne!(k1.current.index(), old.current.index(), "under a new index");
+    assert!(k1.next.is_none());
+    assert!(k1.previous_at(crate::session::now_millis(p.now)).is_none());
+    assert_eq!(s.metadata, MetadataState::SendingForward { count: 0 });
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 1);
+    // One round trip: forward metadata creates B's session, B's reply (its sequence numbers
+    // start at 0 again) is accepted by A.
+    let f = fa(b"again");
+    let wan = p.lan_out(true, &f);
+    assert!(is_metadata(wan_payload(&wan)));
+    log.note(&p, true, &lan_a, &wan);
+    p.deliver(true, &wan, &f);
+    let f = fb(b"answer");
+    let wan = p.lan_out(false, &f);
+    log.note(&p, false, &lan_a, &wan);
+    p.deliver(false, &wan, &f);
+    // The second Enable Metadata, late: refreshed again; B's live session installs the key.
+    let (v, _) = p.wan_into(false, &ctl[1]);
+    assert_eq!(v, Verdict::Consumed);
+    let k2 = p.a.0.crypto(s.id).unwrap();
+    assert_ne!(k2.current.raw, k1.current.raw);
+    assert_ne!(k2.current.index(), k1.current.index());
+    both_ways(&mut p, &mut log, 20);
+    let sb = p.b.0.table.lookup(&lan_a.reversed()).unwrap();
+    assert_eq!(p.b.0.crypto(sb.id).unwrap().current.raw, k2.current.raw);
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::PayloadRekeyInstalled),
+        1
+    );
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::Replay), 0);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 2, "only the two lost packets");
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 2);
+    assert_eq!(
+        p.a.0.table.get(s.id, Side::Lan).unwrap().metadata,
+        MetadataState::Established
+    );
+    assert!(log.0.len() > 80);
+    // The captured old-key packet, replayed into A now: refused (its sequence number is one
+    // the new session used; were it not, its key, whose grace ended at the refresh, is).
+    let (v, _) = p.wan_into(false, &captured);
+    assert!(matches!(
+        v,
+        Verdict::Drop(DropCause::Svr(SvrDrop::Replay | SvrDrop::BadMac))
+    ));
+}
+
+/// A payload rekey during a TCP transfer at the clamped MSS (issue 13 item 8): the clamp left
+/// room for the rekey metadata, so full-size segments carry it both ways within the WAN MTU,
+/// nothing is punted (`svr_mtu_exceeded` stays 0) and the rekey completes.
+#[test]
+fn full_size_tcp_segments_carry_rekey_metadata_within_the_mtu() {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let mut p = Pair::new((true, false));
+    let mss = |f: &[u8]| usize::from(u16::from_be_bytes([f[14 + 20 + 22], f[14 + 20 + 23]]));
+    let (_, out) = p.send(
+        true,
+        &frame(ha, hb, 6, &tcp(40001, 80, SYN, Some(1460), b"")),
+    );
+    let mss_b = mss(&out); // what host b may send
+    let synack = frame(hb, ha, 6, &tcp(80, 40001, SYN | ACK, Some(1460), b""));
+    let (_, out) = p.send(false, &synack);
+    let mss_a = mss(&out);
+    p.send(true, &frame(ha, hb, 6, &tcp(40001, 80, ACK, None, b"")));
+    let full = |from_a: bool, i: u8| {
+        if from_a {
+            frame(ha, hb, 6, &tcp(40001, 80, ACK, None, &vec![i; mss_a]))
+        } else {
+            frame(hb, ha, 6, &tcp(80, 40001, ACK, None, &vec![i; mss_b]))
+        }
+    };
+    for i in 0..2 {
+        for from_a in [true, false] {
+            let (wan, _) = p.send(from_a, &full(from_a, i));
+            assert!(!is_metadata(wan_payload(&wan)));
+        }
+    }
+    set_payload_index(&p.a.0, 4);
+    // A's full-size segments carry the new key; B's full-size replies acknowledge it.
+    for (i, from_a) in [(10, true), (11, true), (12, false), (13, true), (14, false)] {
+        let f = full(from_a, i);
+        let (wan, out) = p.send(from_a, &f);
+        same_but_ttl(&f, &out);
+        assert!(
+            wan.len() - 14 <= 1500,
+            "{} bytes on the WAN",
+            wan.len() - 14
+        );
+        assert_eq!(is_metadata(wan_payload(&wan)), i <= 12, "segment {i}");
+    }
+    for c in [&p.a.1.counters, &p.b.1.counters] {
+        assert_eq!(c.events.get(SvrEvent::MtuExceeded), 0);
+        assert_eq!(c.events.get(SvrEvent::MetadataDeferred), 0);
+        assert_eq!(c.drops.total(), 0);
+    }
+    assert_eq!(
+        p.a.1.counters.events.get(SvrEvent::PayloadRekeyCompleted),
+        1
+    );
+    let id =
+        p.a.0
+            .table
+            .lookup(&packet::parse(&full(true, 0), true).unwrap().key().unwrap());
+    assert_eq!(p.a.0.crypto(id.unwrap().id).unwrap().current.index(), 4);
+}
+
+/// A UDP datagram that fits the WAN MTU only without the rekey metadata goes as a data packet
+/// under the current key (`svr_metadata_deferred`), not punted; the metadata rides on the
+/// next packet that fits and the rekey completes.
+#[test]
+fn rekey_metadata_waits_for_a_packet_it_fits_on() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| frame(ha, hb, 17, &udp(40000, 5001, d));
+    let fb = |d: &[u8]| frame(hb, ha, 17, &udp(5001, 40000, d));
+    let mut p = Pair::new((true, false));
+    p.send(true, &fa(b"one"));
+    p.send(false, &fb(b"back"));
+    set_payload_index(&p.a.0, 2);
+    let big = fa(&[0x42; 1400]);
+    let (wan, out) = p.send(true, &big);
+    same_but_ttl(&big, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::MetadataDeferred), 1);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::MtuExceeded), 0);
+    let (wan, _) = p.send(true, &fa(b"small"));
+    assert!(is_metadata(wan_payload(&wan)));
+    // B's big reply defers its acknowledgement too; a small one carries it.
+    let big = fb(&[0x24; 1400]);
+    let (wan, out) = p.send(false, &big);
+    same_but_ttl(&big, &out);
+    assert!(!is_metadata(wan_payload(&wan)));
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::MetadataDeferred), 1);
+    p.send(false, &fb(b"ack"));
+    assert_eq!(
+        p.a.1.counters.events.get(SvrEvent::PayloadRekeyCompleted),
+        1
+    );
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+}
+
+/// Reverse metadata acknowledges a payload key by its index (TLV 47); the 32 key bytes never
+/// travel back to the ingress (issue 13).
+#[test]
+fn reverse_metadata_carries_the_key_index_only() {
+    use crate::svr::value::Context;
+    let ctx = crate::svr::SessionContext::V4(Context {
+        src: std::net::Ipv4Addr::new(10, 2, 0, 2),
+        dst: std::net::Ipv4Addr::new(10, 1, 0, 2),
+        src_port: 5001,
+        dst_port: 40000,
+        protocol: crate::wire::IpProtocol::Udp,
+    });
+    let r = ingress::reverse_metadata(1, ctx, "blue", "router-b", "10.9.0.2", 9);
+    assert_eq!(r.payload_key_index, Some(9));
+    assert!(r.payload_key.is_none());
+    // On the wire: A learns the index from B's reverse metadata during a rekey (the rekey
+    // tests), and B's reverse packets never hold A's key bytes, encrypted or not.
+    let mut p = Pair::new((true, false));
+    p.send(
+        true,
+        &frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"q")),
+    );
+    let (wan, _) = p.send(
+        false,
+        &frame("10.2.0.2", "10.1.0.2", 17, &udp(5001, 40000, b"r")),
+    );
+    assert!(is_metadata(wan_payload(&wan)));
+    let key = crate::session::FlowKey::new(ip("10.1.0.2"), ip("10.2.0.2"), 17, 40000, 5001);
+    let s = p.a.0.table.lookup(&key.unwrap()).unwrap();
+    let raw = p.a.0.crypto(s.id).unwrap().current.raw;
+    let md = wan_payload(&wan);
+    let hl = usize::from(u16::from_be_bytes([md[8], md[9]]) & 0x0fff);
+    let pl = usize::from(u16::from_be_bytes([md[10], md[11]]));
+    let mut sealed = md[..hl + pl].to_vec();
+    let own = MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC);
+    let opened = crate::svr::open_metadata(&own, &mut sealed).unwrap();
+    assert_eq!(opened.repr.payload_key_index, Some(s.payload_key_index));
+    assert!(opened.repr.payload_key.is_none());
+    assert!(!contains(&sealed, &raw), "key bytes in reverse metadata");
 }
