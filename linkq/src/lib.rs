@@ -35,3 +35,36 @@ pub use select::{
     select, select_pair, BestPath, LbStrategy, NoPath, PathEntry, PathIndex, PathSet, PathSnapshot,
     Policy, SessionResiliency, VectorId, VectorPriority, VectorTable, MAX_PATHS, MAX_VECTORS,
 };
+
+/// The golden vectors of docs/multipath.md are the ones the code produces.
+#[cfg(test)]
+mod doc_vectors {
+    const DOC: &str = include_str!("../../docs/multipath.md");
+
+    #[test]
+    fn vectors_match_the_document() {
+        let flat: String = DOC.split_whitespace().collect();
+        let probes = [
+            ("request", crate::probe::test::GOLDEN_REQUEST),
+            ("reflection", crate::probe::test::GOLDEN_REFLECTION),
+        ];
+        for (name, hex) in probes {
+            assert!(
+                flat.contains(hex),
+                "{name} probe not in docs/multipath.md:\n{hex}"
+            );
+        }
+        for (l, j, p, r, m) in crate::metrics::test::MOS_VECTORS {
+            // Rows as written: "| 75 | 15 | 1 | 87.825 | 4.2821 |".
+            let row = |r: String| format!("|{l}|{j}|{p}|{r}|{m:.4}|");
+            let r2 = format!("{r:.2}");
+            let r3 = format!("{r:.3}");
+            assert!(
+                flat.contains(&row(r2.clone())) || flat.contains(&row(r3.clone())),
+                "MOS row for ({l}, {j}, {p}) not in docs/multipath.md ({r2} / {r3}, {m})"
+            );
+        }
+        let h = format!("{:016x}", crate::select::uuid_hash(&[0; 16]));
+        assert!(flat.contains(&format!("`{h}`")), "uuid hash {h}");
+    }
+}

@@ -1,4 +1,4 @@
-//! Move decisions for live sessions (`session-resiliency`, docs/multipath.md §5).
+//! Move decisions for live sessions (`session-resiliency`, docs/multipath.md §6).
 //!
 //! Decisions are taken on damped facts only: `in_service` in the snapshot is BFD up/down as
 //! notified through the hold-down (down at once, up after a hold-down), and `compliant` is
