@@ -10,6 +10,8 @@
 //! * [`select`]: the path for a new session from an immutable [`PathSnapshot`] and a
 //!   [`Policy`] (`service-policy`), without allocation.
 //! * [`resiliency`]: which live sessions move, and where (`session-resiliency`).
+//! * [`monitor`]: one path's held-down facts for the slow path (service state, compliance
+//!   per policy, metrics), the glue between the link test, BFD and the two above.
 //!
 //! No sockets, threads or clocks: every call that depends on time takes `now`
 //! ([`fastpath::time::Instant`]).
@@ -20,6 +22,7 @@
 pub mod damping;
 pub mod linktest;
 pub mod metrics;
+pub mod monitor;
 pub mod probe;
 pub mod resiliency;
 pub mod select;
@@ -29,6 +32,7 @@ pub use linktest::{
     LinkTest, LinkTestConfig, LinkTestStats, ReflectDrop, ReflectionDrop, Reflector,
 };
 pub use metrics::{mos, Metrics, TestResult};
+pub use monitor::{compliant_set, needs_review, usable, PathChange, PathMonitor};
 pub use probe::{LinkKey, Probe, ProbeKind, ProbeRepr, PROBE_LEN};
 pub use resiliency::{decide, Decision, MoveReason, SessionPaths};
 pub use select::{

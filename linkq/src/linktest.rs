@@ -129,7 +129,7 @@ pub struct LinkTestStats {
 }
 
 /// One running test.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Test {
     /// When the first probe went out.
     started: Instant,
@@ -148,7 +148,7 @@ struct Test {
 }
 
 /// What the link test waits for.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum State {
     /// The start of the next test.
     AwaitStart { at: Instant },
@@ -266,8 +266,11 @@ impl LinkTest {
         self.stats.probes_sent += 1;
         if test.sent >= self.config.length {
             let deadline = now + test.wait;
-            let test = test.clone();
-            self.state = State::AwaitReplies { test, deadline };
+            if let State::AwaitSend { test, .. } =
+                std::mem::replace(&mut self.state, State::Disabled)
+            {
+                self.state = State::AwaitReplies { test, deadline };
+            }
         } else {
             *next = now + self.config.spacing();
         }
@@ -391,7 +394,11 @@ impl LinkTest {
         self.stats.tests += 1;
         // ±10 %: interval × (900..=1100)/1000.
         let per_mille = 900 + (self.rng.next() % 201) as u32;
-        let next = started + self.config.interval * per_mille / 1000;
+        let interval = self.config.interval;
+        let next = started
+            + interval
+                .checked_mul(per_mille)
+                .map_or(interval, |d| d / 1000);
         self.state = State::AwaitStart { at: next.max(now) };
     }
 }
