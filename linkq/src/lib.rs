@@ -7,7 +7,7 @@
 //! * [`metrics`]: latency (RTT/2), jitter, loss and the pinned simplified E-model MOS.
 //! * [`damping`]: `hold-down-time` and `dynamic-damping` on the notifications that reach
 //!   the path selector.
-//! * [`select`]: the path for a new session from an immutable [`PathSnapshot`] and a
+//! * [`select`](mod@select): the path for a new session from an immutable [`PathSnapshot`] and a
 //!   [`Policy`] (`service-policy`), without allocation.
 //! * [`resiliency`]: which live sessions move, and where (`session-resiliency`).
 //! * [`monitor`]: one path's held-down facts for the slow path (service state, compliance
@@ -37,7 +37,8 @@ pub use probe::{LinkKey, Probe, ProbeKind, ProbeRepr, PROBE_LEN};
 pub use resiliency::{decide, Decision, MoveReason, SessionPaths};
 pub use select::{
     select, select_pair, BestPath, LbStrategy, NoPath, PathEntry, PathIndex, PathSet, PathSnapshot,
-    Policy, SessionResiliency, VectorId, VectorPriority, VectorTable, MAX_PATHS, MAX_VECTORS,
+    Policy, SessionResiliency, VectorId, VectorLabels, VectorPriority, VectorTable, MAX_PATHS,
+    MAX_VECTORS,
 };
 
 /// The golden vectors of docs/multipath.md are the ones the code produces.

@@ -1,6 +1,6 @@
 //! The slow path's view of one peer path: its told (held-down) service state, its
 //! compliance with each policy, and its smoothed metrics — what goes into a
-//! [`PathSnapshot`](crate::PathSnapshot) entry and the `compliant` set of
+//! [`PathSnapshot`] entry and the `compliant` set of
 //! [`decide`](crate::decide).
 //!
 //! Feed it BFD state changes ([`PathMonitor::set_in_service`]) and link-test results

@@ -22,6 +22,32 @@ pub struct PathIndex(pub u8);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VectorId(pub u16);
 
+/// Interns `vector` label names as [`VectorId`]s, for the slow path building policies
+/// and snapshots from the configuration (the same table for both).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VectorLabels {
+    names: Vec<String>,
+}
+
+impl VectorLabels {
+    /// The id of `name`, added if new; `None` after 65536 labels.
+    pub fn id(&mut self, name: &str) -> Option<VectorId> {
+        let i = match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() - 1
+            }
+        };
+        u16::try_from(i).ok().map(VectorId)
+    }
+
+    /// The name of `id`.
+    pub fn name(&self, id: VectorId) -> Option<&str> {
+        self.names.get(usize::from(id.0)).map(String::as_str)
+    }
+}
+
 /// What the slow path knows about one peer path.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PathEntry {
@@ -769,6 +795,17 @@ pub(crate) mod test {
         let (p, s) = select_pair(&two, &lat, &uuid(0)).unwrap();
         assert_ne!(Some(p), s);
         assert!(s.is_some());
+    }
+
+    #[test]
+    fn labels_intern() {
+        let mut l = VectorLabels::default();
+        let a = l.id("link1").unwrap();
+        let b = l.id("link2").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(l.id("link1"), Some(a));
+        assert_eq!(l.name(b), Some("link2"));
+        assert_eq!(l.name(VectorId(9)), None);
     }
 
     #[test]
