@@ -285,7 +285,11 @@ mod test {
         let block = b"\x4c\x48\xdb\xc6\xdd\xf6\x67\x0c genuine block";
         assert!(sign(&mut p, block, &secret));
         assert!(verify(&p, block, &secret));
-        assert!(!verify(&p, b"\x4c\x48\xdb\xc6\xdd\xf6\x67\x0c grafted block", &secret));
+        assert!(!verify(
+            &p,
+            b"\x4c\x48\xdb\xc6\xdd\xf6\x67\x0c grafted block",
+            &secret
+        ));
         assert!(!verify(&p, &[], &secret));
     }
 

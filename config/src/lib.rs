@@ -43,6 +43,7 @@
 //! | `trusted-ca-certificate` | file path | none | the authority's root CA certificate (PEM); required when `enhanced-security-key-management` is `true`; see [Files](#files) for paths |
 //! | `certificate-revocation-list` | file path | none | optional CRL of the authority's CAs (PEM with one or more `X509 CRL` blocks, or one DER CRL), loaded at start (a bad file stops svrd) and checked on every peer verification: a revoked peer or intermediate certificate is refused (`certificate revoked`); only with `enhanced-security-key-management: true`; a CRL past its nextUpdate is still used |
 //! | `service` | list | empty | see below; names unique; no prefix in two services |
+//! | `service-policy` | list | empty | see below; names unique |
 //! | `router` | list | required | at least one; names unique |
 //!
 //! ## `authority.security-key-management`
@@ -70,6 +71,34 @@
 //! | `prefix` | list of `addr/len` | required | at least one; networks (host bits zero); a prefix may not appear twice, in this service or another (overlapping prefixes are allowed: the longest match wins) |
 //! | `router` | string | required | must name a router in `authority.router`: the egress router that serves the service |
 //! | `application-name` | string | none | non-empty, one line |
+//! | `service-policy` | string | none: SSR's defaults (no SLA filter, best effort, hunt, sessions never move) | must name an entry of `authority.service-policy` |
+//!
+//! ## `authority.service-policy[]`
+//!
+//! SSR's `service-policy` (docs/multipath.md): which peer paths a service's sessions may
+//! use and how they move. Names and defaults are SSR's so that SSR configurations
+//! translate; [`Config::policy_of`] gives a service's policy.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | 1-63 of `[A-Za-z0-9_-]`; unique in the authority |
+//! | `path-quality-filter` | bool | `false` | `true` enforces the four limits below; `false` ignores them |
+//! | `max-latency` | ms | `250` | 0-4294967295; one-way (RTT/2), smoothed |
+//! | `max-jitter` | ms | `100` | 0-4294967295 |
+//! | `max-loss` | percent | `0.5` | 0-100, at most 3 decimals |
+//! | `min-mos` | number or `disabled` | `disabled` | 1.00-5.00, at most 2 decimals |
+//! | `best-effort` | bool | `true` | with no path meeting the limits: `true` uses any path in service, `false` drops the session (counted) |
+//! | `best-path` | `vector` \| `average-latency` \| `mos` | `vector` | order among paths of equal vector cost; latency and MOS treat paths within 10 % of the best as equal |
+//! | `lb-strategy` | `hunt` \| `proportional` | `hunt` | `hunt`: the cheapest paths only; `proportional`: all eligible, weighted by 1/(1 + cost); ties hashed on the session UUID |
+//! | `session-resiliency` | `none` \| `failover` \| `revertible-failover` \| `packet-duplication` | `none` | what live sessions do when their path fails or violates the limits |
+//! | `vector` | list | empty | at most 16 entries; see below |
+//!
+//! ## `service-policy[].vector[]`
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | a label as put on interfaces and adjacencies (1-63 of `[A-Za-z0-9_-]`); unique in the policy. A label the policy does not list costs 0 |
+//! | `priority` | integer or `never` | required | 1-999999, added to the adjacency `cost` (lower is preferred); `never`: the policy never uses paths with this label |
 //!
 //! ## `authority.router[]`
 //!
@@ -94,6 +123,12 @@
 //! | `desired-tx-interval` | ms | `1000` | 50-60000 |
 //! | `required-min-rx-interval` | ms | `500` | 50-60000 |
 //! | `multiplier` | count | `3` | 2-255. RFC 5880 only forbids 0; we also refuse 1, which would drop a path on a single lost packet |
+//! | `link-test-interval` | s | `10` | 1-86400; time between link tests (bursts of authenticated echo probes measuring latency, jitter, loss, MOS) |
+//! | `link-test-length` | count | `10` | 0-255 probes per test; 0 disables the link test |
+//! | `required-min-echo-interval` | ms | `1000` | 50-60000; the fastest echo rate this router reflects: a peer spaces its probes by this value divided by its `link-test-length` (at least 1 ms) |
+//! | `hold-down-time` | s | `5` | 1-300; how long a path coming up or an SLA change must hold before the path selector is told (a path going down is told at once) |
+//! | `dynamic-damping` | `enabled` \| `disabled` | `disabled` | `enabled`: each flap doubles the hold-down up to `maximum-hold-down-time`; each stable hold-down halves it back |
+//! | `maximum-hold-down-time` | s | `3600` | 2-86400; greater than `hold-down-time` |
 //!
 //! ## `router[].svr-test-metadata-key`
 //!
@@ -168,6 +203,22 @@
 //! | `pci-address` | string | - | `DDDD:BB:DD.F`; unique in the node |
 //! | `mtu` | bytes | `1500` | 576-9000; at least 1280 if the interface has an IPv6 address |
 //! | `address` | list of `addr/len` | required | at least one; IPv4 or IPv6 with prefix length; the host's own address, so host bits are set; unicast, not loopback; IPv4 not the network or broadcast address of a /30 or shorter; unique in the node |
+//! | `vector` | string | none | `role: wan` only; 1-63 of `[A-Za-z0-9_-]`: the label of the peer paths leaving by this interface, priced by `service-policy[].vector` |
+//! | `adjacency` | list | empty | `role: wan` only; see below |
+//!
+//! ## `device-interface[].adjacency[]`
+//!
+//! The peer waypoints this WAN interface reaches (SSR's adjacencies). For a peer that
+//! no WAN interface of the node lists, every pair of our waypoints and the peer's of the
+//! same family is a path; once one does, only the listed pairs are
+//! ([`Config::peer_paths`]).
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `peer` | string | required | a router in this router's `peer` list |
+//! | `address` | address | required | a waypoint of that router (an address of one of its `role: wan` interfaces); of a family this interface has an address of; (`peer`, `address`) unique in the interface |
+//! | `cost` | integer | `0` | 0-999999; added to the policy's vector priority |
+//! | `vector` | string | the interface's `vector` | 1-63 of `[A-Za-z0-9_-]` |
 //!
 //! ## `node[].route[]`
 //!
@@ -241,6 +292,7 @@ mod host;
 mod model;
 mod net;
 mod parse;
+mod policy;
 mod walk;
 
 use std::net::IpAddr;
@@ -256,6 +308,10 @@ pub use model::{
     SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey, Worker,
 };
 pub use net::is_dns_name;
+pub use policy::{
+    Adjacency, BestPath, LbStrategy, LossPercent, Mos, PeerPath, ServicePolicy, SessionResiliency,
+    VectorPreference, VectorPriority, MAX_POLICY_VECTORS,
+};
 
 /// The name used for text given to [`Config::parse`] in messages without a field path.
 const TEXT_NAME: &str = "<config>";
@@ -393,6 +449,78 @@ impl Config {
             .filter(|s| s.router != me.name && me.peer(&s.router).is_some())
             .filter_map(|s| self.router(&s.router).map(|r| (s, r)))
             .collect()
+    }
+
+    /// The `authority.service-policy` called `name`.
+    pub fn service_policy(&self, name: &str) -> Option<&ServicePolicy> {
+        self.authority
+            .service_policy
+            .iter()
+            .find(|p| p.name == name)
+    }
+
+    /// The policy that applies to `service`: the one it names, or `None` for SSR's
+    /// defaults ([`ServicePolicy::with_defaults`]).
+    pub fn policy_of(&self, service: &Service) -> Option<&ServicePolicy> {
+        service
+            .service_policy
+            .as_deref()
+            .and_then(|n| self.service_policy(n))
+    }
+
+    /// The peer paths from the local **node** to router `peer`, in interface and address
+    /// order: for each of our `role: wan` interfaces and each of its addresses, the
+    /// peer waypoints it reaches. If any of our WAN interfaces lists an `adjacency` to
+    /// `peer`, exactly the listed (interface, peer waypoint) pairs are paths, with their
+    /// `cost` and `vector`; otherwise every pair of our waypoints and the peer's of the
+    /// same family is a path, cost 0, labelled with the interface's `vector`.
+    ///
+    /// # Panics
+    ///
+    /// As [`local`](Config::local).
+    pub fn peer_paths(&self, peer: &str) -> Vec<PeerPath> {
+        let node = self.local().1;
+        let remote = self.waypoints(peer);
+        let wans: Vec<&DeviceInterface> = node
+            .device_interface
+            .iter()
+            .filter(|i| i.role == Role::Wan)
+            .collect();
+        let explicit = wans
+            .iter()
+            .any(|i| i.adjacency.iter().any(|a| a.peer == peer));
+        let same_family = |a: IpAddr, b: IpAddr| a.is_ipv4() == b.is_ipv4();
+        let mut out = Vec::new();
+        for i in wans {
+            for local in i.address.iter().map(|a| a.addr) {
+                if explicit {
+                    for adj in i
+                        .adjacency
+                        .iter()
+                        .filter(|a| a.peer == peer && same_family(a.address, local))
+                    {
+                        out.push(PeerPath {
+                            interface: i.name.clone(),
+                            local,
+                            remote: adj.address,
+                            cost: adj.cost,
+                            vector: adj.vector.clone().or_else(|| i.vector.clone()),
+                        });
+                    }
+                } else {
+                    for &r in remote.iter().filter(|&&r| same_family(r, local)) {
+                        out.push(PeerPath {
+                            interface: i.name.clone(),
+                            local,
+                            remote: r,
+                            cost: 0,
+                            vector: i.vector.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Indices of the local router and node in `authority`.

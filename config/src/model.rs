@@ -41,6 +41,8 @@ pub struct Authority {
     /// `service`: the SVR services (destination prefixes) and the routers that serve them,
     /// in file order.
     pub service: Vec<Service>,
+    /// `service-policy`: SLA and path-choice policies that services name, in file order.
+    pub service_policy: Vec<crate::ServicePolicy>,
     /// `router`: every router of the authority, in file order.
     pub router: Vec<Router>,
 }
@@ -61,6 +63,9 @@ pub struct Service {
     pub router: String,
     /// `application-name`.
     pub application_name: Option<String>,
+    /// `service-policy`: the name of an `authority.service-policy`; `None` = SSR's
+    /// defaults (no SLA filter, best effort, sessions never move).
+    pub service_policy: Option<String>,
 }
 
 impl Service {
@@ -258,15 +263,36 @@ pub struct Bfd {
     pub required_min_rx_interval: Duration,
     /// `multiplier`: missed packets before the path is declared down.
     pub multiplier: u8,
+    /// `link-test-interval`: time between link tests (echo bursts) of a path.
+    pub link_test_interval: Duration,
+    /// `link-test-length`: probes per link test; 0 disables the test.
+    pub link_test_length: u8,
+    /// `required-min-echo-interval`: the fastest echo rate this router reflects; the
+    /// peer spaces its probes by this divided by its `link-test-length`.
+    pub required_min_echo_interval: Duration,
+    /// `hold-down-time`: how long a path change must hold before the path selector is
+    /// told (a path going down is told at once).
+    pub hold_down_time: Duration,
+    /// `dynamic-damping`: double the hold-down per flap, up to `maximum-hold-down-time`.
+    pub dynamic_damping: bool,
+    /// `maximum-hold-down-time`: the ceiling of dynamic damping.
+    pub maximum_hold_down_time: Duration,
 }
 
 impl Default for Bfd {
-    /// The SSR defaults (svr-protocol.md §4.2): 1000 ms, 500 ms, 3.
+    /// The SSR defaults (svr-protocol.md §4.2): 1000 ms, 500 ms, 3; link test every 10 s
+    /// with 10 probes, echo interval 1000 ms; hold-down 5 s, no damping, 3600 s maximum.
     fn default() -> Self {
         Bfd {
             desired_tx_interval: Duration::from_millis(1000),
             required_min_rx_interval: Duration::from_millis(500),
             multiplier: 3,
+            link_test_interval: Duration::from_secs(10),
+            link_test_length: 10,
+            required_min_echo_interval: Duration::from_millis(1000),
+            hold_down_time: Duration::from_secs(5),
+            dynamic_damping: false,
+            maximum_hold_down_time: Duration::from_secs(3600),
         }
     }
 }
@@ -486,6 +512,11 @@ pub struct DeviceInterface {
     pub mtu: u16,
     /// `address`: one or more interface addresses.
     pub address: Vec<InterfaceAddress>,
+    /// `vector`: the label of the paths leaving by this interface (`role: wan` only).
+    pub vector: Option<String>,
+    /// `adjacency`: the peer waypoints this interface reaches (`role: wan` only). For a
+    /// peer that no interface of the node lists, every pair of the same family is a path.
+    pub adjacency: Vec<crate::Adjacency>,
 }
 
 /// Which side of the router an interface faces.

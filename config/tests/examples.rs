@@ -58,6 +58,7 @@ fn router_a_example_in_full() {
                 prefix: vec![(ip("10.1.0.0"), 24), (ip("fd00:1::"), 64)],
                 router: "router-a".into(),
                 application_name: None,
+                service_policy: None,
             },
             Service {
                 name: "site-b".into(),
@@ -65,6 +66,7 @@ fn router_a_example_in_full() {
                 prefix: vec![(ip("10.2.0.0"), 24), (ip("fd00:2::"), 64)],
                 router: "router-b".into(),
                 application_name: None,
+                service_policy: None,
             },
         ]
     );
@@ -133,6 +135,8 @@ fn router_a_example_in_full() {
                 device: Device::Vdev("net_af_packet0,iface=ra-lan".into()),
                 mtu: 1500,
                 address: vec![addr("10.1.0.1/24"), addr("fd00:1::1/64")],
+                vector: None,
+                adjacency: vec![],
             },
             DeviceInterface {
                 name: "wan".into(),
@@ -140,6 +144,8 @@ fn router_a_example_in_full() {
                 device: Device::Vdev("net_af_packet1,iface=ra-wan".into()),
                 mtu: 1500,
                 address: vec![addr("10.9.0.1/24"), addr("fd00:9::1/64")],
+                vector: None,
+                adjacency: vec![],
             },
         ]
     );

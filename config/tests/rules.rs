@@ -67,7 +67,8 @@ fn minimal_file_gets_the_defaults() {
         Bfd {
             desired_tx_interval: Duration::from_millis(1000),
             required_min_rx_interval: Duration::from_millis(500),
-            multiplier: 3
+            multiplier: 3,
+            ..Bfd::default()
         }
     );
     assert_eq!(
@@ -1066,6 +1067,7 @@ fn services() {
                 prefix: vec![(ip("10.1.0.0"), 24), (ip("fd00:1::"), 64)],
                 router: "router-a".into(),
                 application_name: None,
+                service_policy: None,
             },
             Service {
                 name: "site-b".into(),
@@ -1073,6 +1075,7 @@ fn services() {
                 prefix: vec![(ip("10.2.0.0"), 24), (ip("fd00:2::"), 64)],
                 router: "router-b".into(),
                 application_name: None,
+                service_policy: None,
             },
         ]
     );
@@ -1175,7 +1178,8 @@ fn peers() {
         Bfd {
             desired_tx_interval: Duration::from_millis(2000),
             required_min_rx_interval: Duration::from_millis(500),
-            multiplier: 5
+            multiplier: 5,
+            ..Bfd::default()
         }
     );
     assert_eq!(r.bfd.multiplier, 3);
@@ -1792,6 +1796,8 @@ fn vdevs_need_a_driver_of_this_dpdk() {
     ))
     .unwrap();
     assert_eq!(vu.check_vdev_drivers(&drivers), Ok(()));
+}
+
 /// `svr-test-metadata-key` under a peer entry: keys per peer pair, inline.
 fn peer_key(index: u32, enc: &str) -> String {
     format!(
