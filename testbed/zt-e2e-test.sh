@@ -179,6 +179,9 @@ for alg in x25519 dh-modp-4096; do
     tb_start_one router-b "$CONF_B_RUN"
     tb_wait_ready router-b
     wait_log router-a "path=10\.9\.0\.1->10\.9\.0\.2 event=path-in-service" 15 "$fa" || fail "router-a: path not back in service after router-b restarted"
+    # Both ends: router-b's BFD may come Up a little after router-a's (its first key install
+    # makes it require authentication mid-handshake).
+    wait_log router-b "path=10\.9\.0\.2->10\.9\.0\.1 event=path-in-service" 15 || fail "router-b: path not in service after its restart"
     t1=$(date +%s.%N)
     out=$(ip netns exec host-a ping -c 5 -i 0.2 -W 2 10.2.0.2) || fail "ping after router-b restart: $out"
     echo "$out" | grep -q " 0% packet loss" || fail "ping after router-b restart lost packets: $out"
@@ -223,8 +226,10 @@ grep -q "event=own-certificate-invalid reason=\"certificate expired\"" "$RUN/rou
 derive "$CONF_B" "$RUN/b-wrong-name.yaml" "s#$RUN/pki/router-b.testbed.svr#$RUN/pki/router-c.testbed.svr#g" \
   "s/peering-common-name: router-b.testbed.svr/peering-common-name: router-c.testbed.svr/"
 bad_peer "wrong peering-common-name" "$RUN/b-wrong-name.yaml" 'peer=router-b event=peering-failed reason=peer-name-mismatch claimed="router-c.testbed.svr"'
-grep -q "peer=router-a event=peering-failed reason=bad-signature" "$RUN/router-b.log" || fail "the misnamed router-b did not see a's offer fail its check"
-ok "wrong peering-common-name: router-b's side: $(grep -m1 -o 'peer=router-a event=peering-failed.*' "$RUN/router-b.log")"
+# router-a never offers to a peer whose name it refuses (an offer needs the follower's challenge,
+# and the misnamed follower's Key Request is dropped as the wrong peer): b never peers.
+! grep -q "event=peering-established" "$RUN/router-b.log" || fail "the misnamed router-b peered"
+ok "wrong peering-common-name: router-b never peered either"
 # A certificate that does not name the router's own peering-common-name: svrd refuses to start.
 derive "$CONF_B" "$RUN/b-misnamed-cert.yaml" "s#$RUN/pki/router-b.testbed.svr#$RUN/pki/router-c.testbed.svr#g"
 out=$("$SVRD" --check "$RUN/b-misnamed-cert.yaml" 2>&1) && fail "svrd accepted a certificate for another name"
