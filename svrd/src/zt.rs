@@ -84,6 +84,16 @@ pub struct ZeroTrust {
     history: VecDeque<(Instant, String)>,
     counters: Counters,
     buf: Vec<u8>,
+    /// `bfd_<reason>` for every BFD discard reason, by [`BfdError::index`].
+    bfd_drop_names: Vec<&'static str>,
+}
+
+/// The counter names of BFD discards, made once per process (a handful of bytes).
+fn bfd_drop_names() -> Vec<&'static str> {
+    svr_bfd::BfdError::ALL
+        .iter()
+        .map(|e| &*Box::leak(format!("bfd_{}", e.name()).into_boxed_str()))
+        .collect()
 }
 
 fn read_file(
@@ -306,6 +316,7 @@ impl ZeroTrust {
             history: VecDeque::with_capacity(HISTORY),
             counters: Counters::default(),
             buf: vec![0u8; TX_BUF],
+            bfd_drop_names: bfd_drop_names(),
         })
     }
 
@@ -448,7 +459,7 @@ impl ZeroTrust {
         let in_service = (0..paths)
             .filter(|&i| self.co.path(i).is_some_and(|p| p.in_service))
             .count() as u64;
-        vec![
+        let mut v = vec![
             ("bfd_rx", c.bfd_rx),
             ("bfd_rx_unknown_path", c.bfd_rx_unknown_path),
             ("bfd_rx_bad_udp", e.bfd_rx_bad_udp),
@@ -459,7 +470,52 @@ impl ZeroTrust {
             ("bfd_block_too_big", c.bfd_block_too_big),
             ("peer_paths", paths as u64),
             ("peer_paths_in_service", in_service),
-        ]
+            (
+                "bfd_blocks_unauthenticated_while_up",
+                c.blocks_unauthenticated_while_up,
+            ),
+        ];
+        // BFD discards by reason, summed over the paths.
+        let mut bfd = [0u64; svr_bfd::BfdError::COUNT];
+        for p in (0..paths).filter_map(|i| self.co.path(i)) {
+            for (sum, n) in bfd.iter_mut().zip(p.bfd.stats().rx_discarded) {
+                *sum += n;
+            }
+        }
+        v.extend(self.bfd_drop_names.iter().copied().zip(bfd));
+        // Key management's refusals, summed over the peers.
+        let mut k = [0u64; 8];
+        for p in (0..self.co.peer_count()).filter_map(|i| self.co.peer(i)) {
+            let s = p.keys.stats();
+            let each = [
+                s.total_dropped(),
+                s.certificate_rejected,
+                s.bad_signature,
+                s.stale,
+                s.clear_rate_limited,
+                s.stale_challenge,
+                s.offers_reused,
+                s.expensive_work,
+            ];
+            for (sum, n) in k.iter_mut().zip(each) {
+                *sum += n;
+            }
+        }
+        v.extend(
+            [
+                "keymgmt_blocks_dropped",
+                "keymgmt_certificate_rejected",
+                "keymgmt_bad_signature",
+                "keymgmt_stale",
+                "keymgmt_clear_rate_limited",
+                "keymgmt_stale_challenge",
+                "keymgmt_offers_reused",
+                "keymgmt_expensive_work",
+            ]
+            .into_iter()
+            .zip(k),
+        );
+        v
     }
 
     /// Per-peer and per-path state and counters, then the latest events (SIGUSR1, exit).
