@@ -1,8 +1,8 @@
 //! Sans-IO BFD (RFC 5880 asynchronous mode) for SVR peer paths.
 //!
 //! Each peer path (our waypoint to the peer's waypoint) runs one [`BfdSession`]. The path
-//! carries traffic only while its session is Up (svr-protocol.md §4). Behind every BFD
-//! control packet rides the **SVR BFD metadata block** (decisions.md, "BFD metadata"): the
+//! carries traffic only while its session is Up (docs/background.md §4). Behind every BFD
+//! control packet rides the **SVR BFD metadata block** (docs/background.md §6 "BFD metadata"): the
 //! key exchange of the key-management layer. This crate treats that block as opaque bytes:
 //! the caller passes the block to send into [`BfdSession::poll_transmit`] and gets the
 //! received block back from [`BfdSession::handle_packet`].
@@ -34,7 +34,7 @@
 //!
 //! SVR BFD metadata block (owned by the key-management layer):
 //!   L..L+8 SVR cookie 4C 48 DB C6 DD F6 67 0C                       (L = BFD Length)
-//!   L+8..  SVR metadata header rest and TLVs (svr-protocol.md §2.2-2.3), encrypted and
+//!   L+8..  SVR metadata header rest and TLVs (docs/protocol.md §2-§3), encrypted and
 //!          signed with the peer key once one exists
 //! ```
 //!
@@ -100,5 +100,5 @@ pub use error::BfdError;
 pub use packet::{ControlPacket, ControlRepr, Diagnostic, State, CONTROL_LEN, SVR_COOKIE};
 pub use session::{AuthKey, BfdConfig, BfdEvent, BfdSession, BfdStats, Received, SLOW_TX_INTERVAL};
 
-/// UDP port of SVR BFD, source and destination (svr-protocol.md §4.2; not RFC 5881's 3784).
+/// UDP port of SVR BFD, source and destination (docs/background.md §4.2; not RFC 5881's 3784).
 pub const BFD_UDP_PORT: u16 = 1280;

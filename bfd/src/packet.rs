@@ -63,7 +63,7 @@ pub const CONTROL_LEN: usize = field::REQUIRED_MIN_ECHO_RX.end;
 pub const CONTROL_LEN_WITH_AUTH: usize = CONTROL_LEN + 2;
 /// The only BFD version (RFC 5880 §4.1).
 pub const BFD_VERSION: u8 = 1;
-/// The SVR metadata cookie (svr-protocol.md §2.2); every SVR BFD metadata block starts with it.
+/// The SVR metadata cookie (docs/protocol.md §2); every SVR BFD metadata block starts with it.
 pub const SVR_COOKIE: [u8; 8] = [0x4c, 0x48, 0xdb, 0xc6, 0xdd, 0xf6, 0x67, 0x0c];
 
 fn be_u32(b: &[u8]) -> u32 {

@@ -42,7 +42,7 @@ pub struct BfdConfig {
 }
 
 impl Default for BfdConfig {
-    /// SSR's defaults (svr-protocol.md §4.2): one packet a second, down after 3 s.
+    /// SSR's defaults (docs/background.md §4.2): one packet a second, down after 3 s.
     fn default() -> Self {
         BfdConfig {
             desired_tx: Duration::from_millis(1000),

@@ -116,7 +116,7 @@
 //!
 //! ## `router[].bfd`
 //!
-//! Defaults are SSR's (svr-protocol.md §4.2): one packet a second, path down after 3 s.
+//! Defaults are SSR's (docs/background.md §4.2): one packet a second, path down after 3 s.
 //!
 //! | key | type | default | rule |
 //! | --- | --- | --- | --- |
@@ -150,7 +150,7 @@
 //! | `router` | string | required | must name a router in `authority.router`, not this router; unique in the list; that router must have at least one `role: wan` interface on its nodes (the addresses of those are its **waypoints**, [`Config::waypoints`]) |
 //! | `bfd` | mapping | the router's `bfd` | as `router[].bfd`; a key not given takes the router's value |
 //! | `svr-test-metadata-key` | mapping | the router's | **test mode only**, as `router[].svr-test-metadata-key`: this router's key **for this peer** (the peer seals metadata to us with it), so test keys can differ per peer pair. Not allowed when `enhanced-security-key-management` is `true` |
-//! | `source-nat` | bool | `false` | `true` when a source NAT between this router's waypoints and the peer's may rewrite the source wayport (svr-protocol.md §1.5): each session to the peer then gets its own odd destination wayport, so a waypoint pair carries at most one session per odd port of `wayport-range` (24,575 by default). `false`: each session gets its own (even source, odd destination) pair, 24,576 × 24,575 by default. A session that finds one waypoint pair full moves on to the peer's next in-service pair |
+//! | `source-nat` | bool | `false` | `true` when a source NAT between this router's waypoints and the peer's may rewrite the source wayport (docs/background.md §1.5): each session to the peer then gets its own odd destination wayport, so a waypoint pair carries at most one session per odd port of `wayport-range` (24,575 by default). `false`: each session gets its own (even source, odd destination) pair, 24,576 × 24,575 by default. A session that finds one waypoint pair full moves on to the peer's next in-service pair |
 //!
 //! ## `router[].node[]`
 //!

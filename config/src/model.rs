@@ -243,7 +243,7 @@ pub struct Peer {
     /// `bfd`: the peer paths' timers; keys not given take the router's `bfd` values.
     pub bfd: Bfd,
     /// `source-nat`: a source NAT sits between this router's waypoints and the peer's, and
-    /// may rewrite the source wayport (svr-protocol.md §1.5). `true`: every session on a
+    /// may rewrite the source wayport (docs/background.md §1.5). `true`: every session on a
     /// waypoint pair gets its own odd destination wayport (24,575 sessions per pair in the
     /// default range). `false`, the default: its own (even source, odd destination) pair
     /// (about 6·10^8 per pair).
@@ -280,7 +280,7 @@ pub struct Bfd {
 }
 
 impl Default for Bfd {
-    /// The SSR defaults (svr-protocol.md §4.2): 1000 ms, 500 ms, 3; link test every 10 s
+    /// The SSR defaults (docs/background.md §4.2): 1000 ms, 500 ms, 3; link test every 10 s
     /// with 10 probes, echo interval 1000 ms; hold-down 5 s, no damping, 3600 s maximum.
     fn default() -> Self {
         Bfd {

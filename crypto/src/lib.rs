@@ -8,7 +8,7 @@
 //! zeroized on drop and print as `<redacted>`; MACs are compared in constant time. Errors are
 //! one small `Copy` enum, [`CryptoError`], whose [`CryptoError::index`] indexes drop counters.
 //!
-//! # Wire protocol (part of the SVR contract, see `shared/spec/decisions.md`)
+//! # Wire protocol (part of the SVR contract, see `docs/background.md` §6)
 //!
 //! All integers are big-endian. `‖` is concatenation.
 //!

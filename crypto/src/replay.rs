@@ -12,7 +12,7 @@ use crate::error::ReplayError;
 
 /// Packets the window remembers: sequence numbers `highest - (REPLAY_WINDOW - 1) ..= highest`
 /// are tracked bit by bit; anything further left is refused as [`ReplayError::TooOld`].
-/// `decisions.md` asks for at least 1024, since multipath reorders.
+/// `docs/background.md` §6 asks for at least 1024, since multipath reorders.
 pub const REPLAY_WINDOW: u64 = 2048;
 
 const WORD_BITS: u64 = 64;

@@ -1,5 +1,5 @@
 //! The authenticated ephemeral Diffie-Hellman exchange that yields the peer key
-//! (decisions.md "Keys"; the message flow is in `docs/bfd-metadata.md`).
+//! (docs/background.md §6 "Keys"; the message flow is in `docs/bfd-metadata.md`).
 //!
 //! ```text
 //! follower -> leader   KeyRequest = kind, have_index, challenge_F

@@ -1,4 +1,4 @@
-//! Zero-trust key management for svr-fastpath (ztna-requirements.md §2-§3, decisions.md
+//! Zero-trust key management for svr-fastpath (docs/background.md §7.2-§7.3, docs/background.md §6
 //! "Keys"): certificates, the authenticated ephemeral DH exchange carried in BFD metadata,
 //! peer keys, metadata keys, and the rotation state machine.
 //!

@@ -11,7 +11,7 @@
 //! Header TLVs (always clear): Security Identifier (16, u32 peer-key index; present if and
 //! only if the block is sealed) and Peering Name (0x8001, the sender's
 //! `peering-common-name`). Payload TLVs use the private range 0x8010-0x801f. Parsing is strict
-//! (decisions.md "Formats"): overruns, a wrong version, a TLV in the wrong section, a
+//! (docs/background.md §6 "Formats"): overruns, a wrong version, a TLV in the wrong section, a
 //! duplicated TLV or trailing bytes drop the block with a named [`BlockError`]; unknown types
 //! inside a well-formed section are skipped by their length.
 
@@ -22,7 +22,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::exchange::{PeerKey, CHALLENGE_LEN, EXCHANGE_VERSION, SALT_LEN};
 
-/// The SVR metadata cookie, in wire order (svr-protocol.md §2.2).
+/// The SVR metadata cookie, in wire order (docs/protocol.md §2).
 pub const COOKIE: [u8; 8] = [0x4C, 0x48, 0xDB, 0xC6, 0xDD, 0xF6, 0x67, 0x0C];
 /// Metadata header version.
 pub const VERSION: u8 = 1;
@@ -266,10 +266,10 @@ pub struct Ack {
     pub index: u32,
 }
 
-/// Metadata Key: the sender's own metadata key (ztna-requirements.md §2.3): `rekey index u32 ‖
+/// Metadata Key: the sender's own metadata key (docs/background.md §7.2): `rekey index u32 ‖
 /// cipher u8 ‖ encryption key[32] ‖ IV[16] ‖ HMAC cipher u8 ‖ HMAC key[48]`. Zeroized on drop;
 /// `Debug` redacts. The IV is carried as the requirements list it; the data path draws a fresh
-/// IV per packet (decisions.md), so receivers store it and do not use it.
+/// IV per packet (docs/background.md §6), so receivers store it and do not use it.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct MetadataKeyMsg {
     /// Rekey index (the Security Identifier of SVR metadata sealed with this key).

@@ -1,4 +1,4 @@
-//! The per-peer key state machine (ztna-requirements.md §3, decisions.md "Grace").
+//! The per-peer key state machine (docs/background.md §7.3, docs/background.md §6 "Grace").
 //!
 //! Sans-IO, in the quinn-proto shape:
 //!
@@ -163,7 +163,7 @@ pub enum SetupError {
 }
 
 impl KeyConfig {
-    /// Check the ranges of ztna-requirements.md §3.
+    /// Check the ranges of docs/background.md §7.3.
     pub fn validate(&self) -> Result<(), SetupError> {
         for (field, r) in [
             (

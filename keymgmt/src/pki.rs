@@ -1,5 +1,5 @@
 //! X.509 identities: the router's own certificate and key, the authority's trust anchor, and
-//! validation of a peer's chain (decisions.md "Keys", ztna-requirements.md §2.1).
+//! validation of a peer's chain (docs/background.md §6 "Keys", docs/background.md §7.2).
 //!
 //! - Chain validation is `rustls-webpki` (path building to the authority root through the
 //!   intermediates the peer sent, signatures, validity dates at an injected wall time, EKU).

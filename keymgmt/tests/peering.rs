@@ -1,5 +1,5 @@
 //! Two routers keyed over an in-memory wire on a virtual clock (quinn-proto's `Pair`):
-//! every row of ztna-requirements.md §3, attacks, and hostile input.
+//! every row of docs/background.md §7.3, attacks, and hostile input.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

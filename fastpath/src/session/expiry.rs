@@ -1,4 +1,4 @@
-//! Idle timeouts per protocol, the TCP guard timer (svr-protocol.md §1.7), and the
+//! Idle timeouts per protocol, the TCP guard timer (docs/background.md §1.7), and the
 //! [`Sweeper`] that reclaims expired sessions a bounded slice at a time.
 
 use std::time::Duration;

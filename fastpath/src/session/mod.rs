@@ -1,6 +1,6 @@
 //! The SVR session table: every live session, reachable from its LAN 5-tuple and from its
 //! WAN (waypoint) 5-tuple, read by all workers without locks; timeouts and reclamation;
-//! wayport allocation (svr-protocol.md §1.2–§1.7).
+//! wayport allocation (docs/background.md §1.2–§1.7).
 //!
 //! | item | job |
 //! | --- | --- |

@@ -24,7 +24,7 @@ impl Side {
     }
 }
 
-/// What this router is for the session (svr-protocol.md §1.1).
+/// What this router is for the session (docs/background.md §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// We saw the first packet on the LAN and insert forward metadata.
@@ -34,7 +34,7 @@ pub enum Role {
     Egress,
 }
 
-/// Where the metadata handshake of svr-protocol.md §1.4 stands.
+/// Where the metadata handshake of docs/background.md §1.4 stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetadataState {
     /// Ingress: put forward metadata on every forward packet; `count` of them sent so far

@@ -1,5 +1,5 @@
 //! [`WayportAllocator`]: the wayports of new sessions for one (local waypoint, peer
-//! waypoint) pair, svr-protocol.md §1.5.
+//! waypoint) pair, docs/background.md §1.5.
 //!
 //! The ingress picks both wayports of a session, an **even source** and an **odd destination**
 //! (§1.5), so neither side negotiates, and sessions the peer opens towards us (same rule, so
@@ -27,7 +27,7 @@ pub struct WayportRange {
 }
 
 impl Default for WayportRange {
-    /// SSR's default, 16384–65534 (svr-protocol.md §1.5).
+    /// SSR's default, 16384–65534 (docs/background.md §1.5).
     fn default() -> Self {
         WayportRange {
             first: 16384,
@@ -36,7 +36,7 @@ impl Default for WayportRange {
     }
 }
 
-/// What keeps the live sessions of one waypoint pair apart on the wire (svr-protocol.md §1.5,
+/// What keeps the live sessions of one waypoint pair apart on the wire (docs/background.md §1.5,
 /// "2^32 sessions with no NAT in between, 2^16 behind a source NAT"). Configured per peer
 /// (`router[].peer[].source-nat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -736,7 +736,7 @@ fn control_golden() {
     );
 }
 
-/// DS2's synthetic forward packet (svr-protocol.md §2.6) parses, and is complete forward
+/// DS2's synthetic forward packet (docs/background.md §2.6) parses, and is complete forward
 /// metadata. Its UUID is not given; we use ours.
 #[test]
 fn ds2_sample_forward() {

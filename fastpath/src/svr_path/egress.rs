@@ -1,5 +1,5 @@
 //! Peer → LAN: a packet addressed to one of our waypoints on a wayport. Checks in the order of
-//! svr-protocol.md §1.3: peer ACL, cookie, HMAC, replay window, then decrypts, strips and
+//! docs/background.md §1.3: peer ACL, cookie, HMAC, replay window, then decrypts, strips and
 //! restores the original packet.
 
 use svr_crypto::{open_payload, CryptoError, Direction, PacketKey, HMAC_LEN, TRAILER_LEN};

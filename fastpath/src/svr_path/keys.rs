@@ -12,7 +12,7 @@
 //! * **each peer's** metadata key encrypts and signs outgoing metadata to that peer.
 //!
 //! Each role keeps the current key and the previous one, so a receiver still accepts the old
-//! key during a rotation (decisions.md "Grace"); [`KeyStore::retire_own`] /
+//! key during a rotation (docs/background.md §6 "Grace"); [`KeyStore::retire_own`] /
 //! [`KeyStore::retire_peer`] drop a key when the grace period is over. Writers (the slow path)
 //! are serialised by a mutex that workers never touch.
 //!

@@ -1,4 +1,4 @@
-//! The SVR data plane, one packet at a time (svr-protocol.md §1, `docs/protocol.md`).
+//! The SVR data plane, one packet at a time (docs/background.md §1, `docs/protocol.md`).
 //!
 //! ```text
 //! LAN frame, classify said Route{dst} and dst is in a peer's service
@@ -439,7 +439,7 @@ pub struct WaypointPair {
 }
 
 /// How long a receiver still accepts a session's previous payload key after a rekey
-/// (decisions.md "Grace").
+/// (docs/background.md §6 "Grace").
 pub const PAYLOAD_KEY_GRACE_MS: u64 = 30_000;
 
 /// Ingress: a rekey that no reverse packet acknowledged (a one-way flow) switches this long
@@ -1364,7 +1364,7 @@ pub fn rekey_reserve(cfg: &SvrConfig, inner_v4: bool) -> u16 {
 /// HMAC 24. ICMP adds the 8-byte UDP header.
 pub const MAX_DATA_OVERHEAD: usize = 16 + svr_crypto::SEAL_OVERHEAD;
 
-/// UDP port of SVR BFD (svr-protocol.md §4.2), source and destination; kept out of SVR
+/// UDP port of SVR BFD (docs/background.md §4.2), source and destination; kept out of SVR
 /// egress even when it falls in the wayport range.
 pub const BFD_UDP_PORT: u16 = 1280;
 

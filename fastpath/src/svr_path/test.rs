@@ -1258,7 +1258,7 @@ fn burst_matches_packet_by_packet() {
     );
 }
 
-// ---- wayports (svr-protocol.md §1.5) ----------------------------------------------------
+// ---- wayports (docs/background.md §1.5) ----------------------------------------------------
 
 use std::collections::HashSet;
 
