@@ -19,7 +19,7 @@ fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # crate:target, one fuzz crate (its own workspace) per crate folder.
-TARGETS=(fastpath:metadata fastpath:tlv fastpath:inner_headers bfd:bfd_packet)
+TARGETS=(fastpath:metadata fastpath:tlv fastpath:inner_headers bfd:bfd_packet bfd:key_block)
 CRATES=(fastpath bfd)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
