@@ -12,7 +12,8 @@
 #   - killing router-b takes router-a's paths out of service within the BFD detection time
 #     (3 s) by the event's timestamp; restarting router-b restores traffic with no operator
 #     action;
-#   - a router-b with a certificate from another CA, an expired certificate, or the wrong
+#   - a router-b with a certificate from another CA, an expired or revoked (CRL made by Python
+#     `cryptography`) certificate, or the wrong
 #     peering-common-name never gets a path into service, and router-a's event says why;
 #     a certificate that does not name the router's own peering-common-name stops svrd at
 #     start-up.
@@ -203,8 +204,8 @@ done
 # bad_peer NAME CONF_B_FILE EXPECTED_REGEX: router-a (good) against a router-b that must never
 # get a path into service; router-a's event must say why.
 bad_peer() {
-  local what=$1 confb=$2 re=$3 r
-  CONF_A=$RUN/a-x25519.yaml CONF_B=$confb tb_start
+  local what=$1 confb=$2 re=$3 confa=${4:-$RUN/a-x25519.yaml} r
+  CONF_A=$confa CONF_B=$confb tb_start
   wait_log router-a "$re" 10 0 || fail "$what: router-a has no event matching /$re/"
   wait_log router-a "peer=router-b path=10\.9\.0\.1->10\.9\.0\.2 event=bfd-up" 10 0 || fail "$what: BFD never came up (the test would prove nothing)"
   sleep 2
@@ -230,6 +231,14 @@ bad_peer "wrong peering-common-name" "$RUN/b-wrong-name.yaml" 'peer=router-b eve
 # and the misnamed follower's Key Request is dropped as the wrong peer): b never peers.
 ! grep -q "event=peering-established" "$RUN/router-b.log" || fail "the misnamed router-b peered"
 ok "wrong peering-common-name: router-b never peered either"
+# A revoked router-b: router-a's authority names a CRL, made and signed with the intermediate
+# CA's key by Python `cryptography` (an implementation independent of ours).
+python3 "$TB_DIR/make_crl.py" "$RUN/pki/intermediate.pem" "$RUN/pki/intermediate.key.pem" \
+  "$RUN/pki/router-b.testbed.svr.chain.pem" "$RUN/pki/authority.crl.pem" >/dev/null || fail "could not make the CRL"
+sed "s#^\(  trusted-ca-certificate: .*\)#\1\n  certificate-revocation-list: $RUN/pki/authority.crl.pem#" \
+  "$RUN/a-x25519.yaml" > "$RUN/a-crl.yaml"
+grep -q "certificate-revocation-list:" "$RUN/a-crl.yaml" || fail "a-crl.yaml has no CRL"
+bad_peer "revoked certificate (CRL)" "$RUN/b-x25519.yaml" 'peer=router-b event=certificate-rejected reason="certificate revoked' "$RUN/a-crl.yaml"
 # A certificate that does not name the router's own peering-common-name: svrd refuses to start.
 derive "$CONF_B" "$RUN/b-misnamed-cert.yaml" "s#$RUN/pki/router-b.testbed.svr#$RUN/pki/router-c.testbed.svr#g"
 out=$("$SVRD" --check "$RUN/b-misnamed-cert.yaml" 2>&1) && fail "svrd accepted a certificate for another name"
