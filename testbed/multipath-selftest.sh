@@ -10,7 +10,7 @@
 #   3. 100 ms one-way delay (forwarder, a2b): the RTT grows by 90-130 ms
 #   4. 50 ms +- 20 ms jitter: mdev above 5 ms (below 2 ms before)
 #   5. heal: back on the bridge, RTT under 5 ms
-#   6. link-down 1 stops link 1 (link 2 unaffected), link-up 1 restores it
+#   6. loss=100 black-holes link 1; link-down 1 stops link 1 (link 2 unaffected), link-up 1 restores it
 #
 # Bounded (a 90 s watchdog), cleans up on any exit. Root; needs nftables and python3.
 set -euo pipefail
@@ -104,7 +104,12 @@ read -r loss avg _ < <(pingstat $A 10.91.0.2 10 0.02)
 [ "$loss" = 0 ] && within "$avg" 0 5 || fail "heal: $loss % loss, avg $avg ms"
 ok "heal: link 1 back on the bridge (avg $avg ms)"
 
-# 6. Link down and up.
+# 6. Black hole (carrier stays up), then link down and up.
+bash "$MP" impair 1 both loss=100 2>/dev/null
+read -r loss _ _ < <(pingstat $A 10.91.0.2 5 0.05)
+[ "$loss" = 100 ] || fail "loss=100: link 1 still answers ($loss % loss)"
+bash "$MP" heal 1 2>/dev/null
+ok "impair 1 both loss=100 black-holes link 1"
 bash "$MP" link-down 1 2>/dev/null
 read -r loss _ _ < <(pingstat $A 10.91.0.2 5 0.2)
 [ "$loss" = 100 ] || fail "link-down: link 1 still answers ($loss % loss)"

@@ -179,7 +179,11 @@ mp_apply() {
     for d in a2b b2a; do
       x "$s" nft flush chain netdev mp $d
       loss=$(mp_field "$l" $d loss)
-      [ "$loss" = 0 ] || x "$s" nft add rule netdev mp $d numgen random mod 100 '<' "$loss" counter drop
+      case "$loss" in
+        0) ;;
+        100) x "$s" nft add rule netdev mp $d counter drop ;;   # numgen's operand stops at 99
+        *) x "$s" nft add rule netdev mp $d numgen random mod 100 '<' "$loss" counter drop ;;
+      esac
     done
   fi
 }
