@@ -585,3 +585,58 @@ fn interface_and_adjacency_errors_name_the_field() {
         format!("{i}[0].adjacency: only allowed on a role wan interface")
     );
 }
+
+#[test]
+fn the_multipath_testbed_examples_pair_each_link_with_its_isp() {
+    for (text, local, peer, me, them) in [
+        (
+            include_str!("../../testbed/router-a-mp.yaml"),
+            "router-a",
+            "router-b",
+            "1",
+            "2",
+        ),
+        (
+            include_str!("../../testbed/router-b-mp.yaml"),
+            "router-b",
+            "router-a",
+            "2",
+            "1",
+        ),
+    ] {
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.local().0.name, local);
+        let got: Vec<(String, IpAddr, IpAddr, Option<String>)> = c
+            .peer_paths(peer)
+            .iter()
+            .map(|p| (p.interface.clone(), p.local, p.remote, p.vector.clone()))
+            .collect();
+        let mut want = Vec::new();
+        for l in ["1", "2"] {
+            want.push((
+                format!("wan{l}"),
+                ip(&format!("10.9{l}.0.{me}")),
+                ip(&format!("10.9{l}.0.{them}")),
+                Some(format!("link{l}")),
+            ));
+            want.push((
+                format!("wan{l}"),
+                ip(&format!("fd00:9{l}::{me}")),
+                ip(&format!("fd00:9{l}::{them}")),
+                Some(format!("link{l}")),
+            ));
+        }
+        assert_eq!(
+            got, want,
+            "{local}: one path per family per link, no cross pairs"
+        );
+        let svc = |n: &str| c.authority.service.iter().find(|s| s.name == n).unwrap();
+        let voice = c.policy_of(svc("voice")).unwrap();
+        assert!(voice.path_quality_filter);
+        assert_eq!(voice.max_loss.percent(), 1.0);
+        assert_eq!(voice.max_latency, Duration::from_millis(150));
+        let bulk = c.policy_of(svc("bulk")).unwrap();
+        assert_eq!(bulk.vector[0].name, "link1");
+        assert_eq!(bulk.vector[0].priority, VectorPriority::Priority(10));
+    }
+}
