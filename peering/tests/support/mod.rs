@@ -245,7 +245,8 @@ pub struct Pair {
     pub latency: Duration,
     /// One-way delay of a path (both directions), overriding `latency`.
     pub path_delay: [Option<Duration>; PATHS.len()],
-    /// Loss of a path, per mille, both directions, every datagram (seeded, deterministic).
+    /// Loss of a path, per mille, of every datagram towards router-b (seeded,
+    /// deterministic): each side's link test then sees that loss once per round trip.
     pub path_loss_per_mille: [u32; PATHS.len()],
     /// Datagrams lost to `path_loss_per_mille`.
     pub lost: u64,
@@ -324,7 +325,11 @@ impl Pair {
                     if side.cut[t.path] {
                         continue;
                     }
-                    let loss = self.path_loss_per_mille[t.path];
+                    let loss = if to_b {
+                        self.path_loss_per_mille[t.path]
+                    } else {
+                        0
+                    };
                     if loss > 0 {
                         // xorshift64: the same losses on every run.
                         self.rng ^= self.rng << 13;
