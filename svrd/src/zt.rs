@@ -577,9 +577,21 @@ impl ZeroTrust {
         for p in (0..self.co.path_count()).filter_map(|i| self.co.path(i)) {
             let s = p.bfd.stats();
             let discarded: u64 = s.rx_discarded.iter().sum();
+            // Smoothed link-test metrics; `-` until the first test completes.
+            let (lat, jit, loss, mos) = p.metrics.map_or_else(
+                || ("-".into(), "-".into(), "-".into(), "-".into()),
+                |m| {
+                    (
+                        format!("{:.1}", m.latency_ms),
+                        format!("{:.1}", m.jitter_ms),
+                        format!("{:.1}", m.loss_percent),
+                        format!("{:.2}", m.mos),
+                    )
+                },
+            );
             let _ = writeln!(
                 out,
-                "bfd path={} state={:?} in-service={} tx={} rx={} rx-discarded={} detection-ms={}",
+                "bfd path={} state={:?} in-service={} tx={} rx={} rx-discarded={} detection-ms={} latency-ms={lat} jitter-ms={jit} loss-pct={loss} mos={mos}",
                 p.label,
                 p.bfd.state(),
                 u8::from(p.in_service),
