@@ -42,6 +42,10 @@ pub const PEER_KEY_INFO: &[u8] = b"svr-fastpath peer key v1";
 pub const BFD_AUTH_INFO: &[u8] = b"svr-fastpath bfd auth v1";
 /// Length of the BFD authentication secret.
 pub const BFD_AUTH_LEN: usize = 32;
+/// HKDF-SHA256 `info` of the link-test key derived from a peer key (docs/multipath.md §5).
+pub const LINK_TEST_INFO: &[u8] = b"svr-fastpath link test v1";
+/// Length of the link-test key.
+pub const LINK_KEY_LEN: usize = 32;
 /// Salt length of each side.
 pub const SALT_LEN: usize = 32;
 /// Length of the follower's challenge, which every offer must echo (freshness).
@@ -386,6 +390,22 @@ pub fn derive_bfd_auth(material: &PeerKeyMaterial) -> Zeroizing<[u8; BFD_AUTH_LE
     out
 }
 
+/// The link-test key of a peer key, which tags the link-test probes of the peer's paths
+/// (docs/multipath.md §5): `HKDF-SHA256(IKM = enc key ‖ HMAC key, salt = none,
+/// info = "svr-fastpath link test v1", L = 32)`, the shape of [`derive_bfd_auth`] with its own
+/// label, so neither secret tells anything about the other. Zeroized on drop.
+pub fn derive_link_key(material: &PeerKeyMaterial) -> Zeroizing<[u8; LINK_KEY_LEN]> {
+    let mut ikm = Zeroizing::new([0u8; 80]);
+    ikm[..32].copy_from_slice(&material.enc);
+    ikm[32..].copy_from_slice(&material.hmac);
+    let mut out = Zeroizing::new([0u8; LINK_KEY_LEN]);
+    // 32 bytes is far below HKDF-SHA256's 255 * 32 limit, so expand cannot fail.
+    Hkdf::<Sha256>::new(None, &ikm[..])
+        .expand(LINK_TEST_INFO, &mut out[..])
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    out
+}
+
 /// An installed peer key: the svr-crypto [`MetadataKey`] (AES-256-CBC + HMAC-SHA384/24)
 /// built from the peer key material, which protects the BFD metadata block, and the BFD
 /// authentication secret derived from the same material ([`derive_bfd_auth`]).
@@ -393,6 +413,7 @@ pub struct PeerKey {
     index: u8,
     key: MetadataKey,
     bfd_auth: Zeroizing<[u8; BFD_AUTH_LEN]>,
+    link_key: Zeroizing<[u8; LINK_KEY_LEN]>,
 }
 
 impl PeerKey {
@@ -403,12 +424,18 @@ impl PeerKey {
             index: material.index,
             key: MetadataKey::new(u32::from(material.index), &material.enc, &material.hmac),
             bfd_auth: derive_bfd_auth(material),
+            link_key: derive_link_key(material),
         }
     }
 
     /// The 32-byte BFD authentication secret of this peer key (see [`derive_bfd_auth`]).
     pub fn bfd_auth_secret(&self) -> &Zeroizing<[u8; BFD_AUTH_LEN]> {
         &self.bfd_auth
+    }
+
+    /// The 32-byte link-test key of this peer key (see [`derive_link_key`]).
+    pub fn link_key(&self) -> &Zeroizing<[u8; LINK_KEY_LEN]> {
+        &self.link_key
     }
 
     /// The peer-key index (carried in the block's Security Identifier TLV).
@@ -633,6 +660,31 @@ mod tests {
         let k = PeerKey::new(&m);
         assert_eq!(k.bfd_auth_secret()[..], want[..]);
         assert!(!format!("{k:?}").contains("0a8d"));
+    }
+
+    #[test]
+    fn link_key_matches_python_cryptography() {
+        // The peer key of docs/bfd-metadata.md §4; the expected key was computed with
+        // Python `cryptography`: HKDF(SHA256(), 32, salt=None,
+        // info=b"svr-fastpath link test v1").derive(enc + hmac).
+        let mut m = PeerKeyMaterial {
+            index: 1,
+            enc: [0; 32],
+            hmac: [0; 48],
+        };
+        m.enc.copy_from_slice(&h(
+            "275d573fa78c8f6c573d4c5cc3baee1186f1d3d201f0a5a62baedca50516dbd3",
+        ));
+        m.hmac.copy_from_slice(&h(concat!(
+            "b6085aa8a7e00a02ffa28a01b7d6af3d38e6ae8d3618e60b2ac70335d0190d7f",
+            "89b79f11ffcc49e348857bf5323f962d"
+        )));
+        let want = h("bda7207b7b5c5ccce4d58b55fc8422d309b1a8058392ed407087289a3d469e32");
+        assert_eq!(derive_link_key(&m)[..], want[..]);
+        let k = PeerKey::new(&m);
+        assert_eq!(k.link_key()[..], want[..]);
+        assert_ne!(k.link_key()[..], k.bfd_auth_secret()[..]);
+        assert!(!format!("{k:?}").contains("bda7"));
     }
 
     #[test]

@@ -1064,6 +1064,7 @@ mod golden {
             ("peer-key-hmac", hex::encode(m.hmac)),
             ("sealed-block", hex::encode(sealed)),
             ("bfd-auth-secret", hex::encode(&key.bfd_auth_secret()[..])),
+            ("link-test-key", hex::encode(&key.link_key()[..])),
         ]
     }
 

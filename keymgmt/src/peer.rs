@@ -655,6 +655,10 @@ pub struct BfdAuthKeys {
     /// Keys accepted on receipt: current, next (confirmed, not yet used for sending) and
     /// previous (during its grace period).
     pub accept: Vec<AuthSecret>,
+    /// The link-test key (docs/multipath.md §5) of the current peer key, for the link test
+    /// and the reflector of each of the peer's paths (`key_id` is the peer-key index, the
+    /// secret is `derive_link_key`'s); `None` before any peer key exists.
+    pub link: Option<AuthSecret>,
 }
 
 /// The stretch of time in which we hold no valid key for the peer.
@@ -865,6 +869,10 @@ impl PeerKeyState {
                 .flatten()
                 .map(secret)
                 .collect(),
+            link: self.ring.current.as_ref().map(|k| AuthSecret {
+                key_id: k.index(),
+                secret: k.link_key().clone(),
+            }),
         }
     }
 

@@ -33,7 +33,7 @@ pub use linktest::{
 };
 pub use metrics::{mos, Metrics, TestResult};
 pub use monitor::{compliant_set, needs_review, usable, PathChange, PathMonitor};
-pub use probe::{LinkKey, Probe, ProbeKind, ProbeRepr, PROBE_LEN};
+pub use probe::{LinkKey, Probe, ProbeKind, ProbeRepr, PROBE_LEN, PROBE_VERSION};
 pub use resiliency::{decide, Decision, MoveReason, SessionPaths};
 pub use select::{
     select, select_pair, BestPath, LbStrategy, NoPath, PathEntry, PathIndex, PathSet, PathSnapshot,

@@ -55,6 +55,13 @@ use fastpath::time::Instant;
 use rand_core::CryptoRngCore;
 use svr_bfd::{AuthKey, BfdConfig, BfdError, BfdEvent, BfdSession, Diagnostic, State, CONTROL_LEN};
 use svr_keymgmt::{Identity, KeyEvent, PeerKeyState, PeerSetup, PublishedKeys, TrustAnchor};
+use svr_linkq::{Metrics, PathMonitor, TestResult, PROBE_LEN, PROBE_VERSION};
+
+mod link;
+use link::PathLink;
+pub use link::{LinkConfig, LinkDrop, LinkStats, REFLECTION_QUEUE};
+/// The link-test types a caller needs to fill a [`LinkConfig`] and read a [`PathView`].
+pub use svr_linkq::{HoldDownConfig, LinkTestConfig, LinkTestStats};
 
 /// Index of a peer, in the order given to [`PeerCoordinator::new`] (svrd: its `PeerId`).
 pub type PeerIndex = usize;
@@ -90,8 +97,10 @@ pub struct PathSpec {
     /// bfd.LocalDiscr: nonzero, unique among the paths, and unlikely to repeat across
     /// restarts (RFC 5880 §6.3); the caller draws it.
     pub discriminator: u32,
-    /// Seed of the session's transmit jitter.
+    /// Seed of the session's transmit jitter (and of the link test's interval jitter).
     pub jitter_seed: u64,
+    /// The link test beside BFD (docs/multipath.md §1.1; `LinkConfig::default()` is SSR's).
+    pub link: LinkConfig,
 }
 
 /// Why [`PeerCoordinator::new`] refused its input.
@@ -146,6 +155,10 @@ pub enum RxError {
     /// [`Counters::bfd_rx_discarded`]).
     #[error("BFD discarded the packet: {0}")]
     Bfd(#[from] BfdError),
+    /// A link-test probe (first byte 1) was not taken (counted in
+    /// [`Counters::link_rx_dropped`] and by reason in the path's [`LinkStats`]).
+    #[error("link-test probe dropped: {0}")]
+    Link(#[from] LinkDrop),
 }
 
 /// Why a path is out of service.
@@ -189,6 +202,14 @@ pub enum Publish {
         in_service: bool,
         /// Why not, when not.
         reason: Option<OutOfService>,
+    },
+    /// A path's smoothed link-test metrics changed, and the change held for the path's
+    /// hold-down (the first measurement is told at once). For the path selector's snapshot.
+    PathMetrics {
+        /// The path.
+        path: PathIndex,
+        /// Smoothed latency, jitter, loss and MOS (docs/multipath.md §2.3).
+        metrics: Metrics,
     },
 }
 
@@ -288,6 +309,8 @@ pub struct Transmit {
     pub len: usize,
     /// A key block follows the BFD packet.
     pub carries_block: bool,
+    /// The payload is a link-test probe or reflection (docs/multipath.md §5), not BFD.
+    pub link_probe: bool,
 }
 
 /// Counters of the coordinator (the BFD sessions and key state machines keep their own).
@@ -311,6 +334,14 @@ pub struct Counters {
     pub bfd_tx_blocks: u64,
     /// Blocks dropped because they did not fit the caller's buffer.
     pub bfd_block_too_big: u64,
+    /// Link-test probes (first byte 1) received on a known path.
+    pub link_rx: u64,
+    /// Of those, dropped (reasons in the path's [`LinkStats`]).
+    pub link_rx_dropped: u64,
+    /// Link-test requests written.
+    pub link_tx_probes: u64,
+    /// Reflections written.
+    pub link_tx_reflections: u64,
 }
 
 /// One peer, for reports.
@@ -341,6 +372,17 @@ pub struct PathView<'a> {
     pub bfd: &'a BfdSession,
     /// What the data plane was told.
     pub in_service: bool,
+    /// Smoothed link-test metrics (latency = RTT/2, jitter, loss, MOS): the value for
+    /// decisions. Kept while BFD is down (the last known).
+    pub metrics: Option<Metrics>,
+    /// The last link test, raw (for display).
+    pub last_test: Option<TestResult>,
+    /// A link test runs (BFD Up and a link-test key).
+    pub link_running: bool,
+    /// Link-test and reflector counters.
+    pub link_stats: LinkStats,
+    /// The held-down view of the path (service, metrics) for a `PathSnapshot` entry.
+    pub monitor: &'a PathMonitor,
 }
 
 struct Peer {
@@ -373,6 +415,8 @@ struct Path {
     in_service: bool,
     /// A key block for the next packet.
     block: Option<Vec<u8>>,
+    /// Link test, reflector and metrics.
+    link: PathLink,
 }
 
 /// BFD and key management of all peers of one router. See the crate doc for the calling
@@ -462,6 +506,7 @@ impl PeerCoordinator {
                 bfd: BfdSession::new(s.discriminator, s.bfd, s.jitter_seed, now),
                 in_service: false,
                 block: None,
+                link: PathLink::new(s.link, s.discriminator, s.jitter_seed),
             });
         }
         let mut c = PeerCoordinator {
@@ -513,6 +558,11 @@ impl PeerCoordinator {
             label: &p.label,
             bfd: &p.bfd,
             in_service: p.in_service,
+            metrics: p.link.smoothed(),
+            last_test: p.link.last(),
+            link_running: p.link.running(),
+            link_stats: p.link.stats(),
+            monitor: p.link.monitor(),
         })
     }
 
@@ -561,6 +611,18 @@ impl PeerCoordinator {
             self.counters.bfd_rx_unknown_path += 1;
             return Err(RxError::UnknownPath);
         };
+        if udp_payload.first() == Some(&PROBE_VERSION) {
+            // A link-test probe: its first byte (version 1) can never start BFD (version 1
+            // in the top three bits: 0x20..=0x3f). docs/multipath.md §5.
+            self.counters.link_rx += 1;
+            let alive = matches!(p.bfd.state(), State::Init | State::Up);
+            let res = p.link.handle_probe(now, alive, udp_payload).map_err(|e| {
+                self.counters.link_rx_dropped += 1;
+                RxError::Link(e)
+            });
+            self.process(now);
+            return res;
+        }
         self.counters.bfd_rx += 1;
         let received = p.bfd.handle_packet(now, udp_payload);
         let peer = p.peer;
@@ -605,6 +667,7 @@ impl PeerCoordinator {
             if p.bfd.poll_timeout().is_some_and(|t| t <= now) {
                 p.bfd.handle_timeout(now);
             }
+            p.link.handle_timeout(now);
         }
         for p in &mut self.peers {
             if p.keys.poll_timeout().is_some_and(|t| t <= key_now) {
@@ -659,9 +722,33 @@ impl PeerCoordinator {
                 remote: path.remote,
                 len,
                 carries_block,
+                link_probe: false,
             });
         }
         self.tx_cursor = 0;
+        // Then link-test traffic: reflections first, then the probes due.
+        if buf.len() < PROBE_LEN {
+            return None;
+        }
+        for (pi, path) in self.paths.iter_mut().enumerate() {
+            let Some((bytes, reflection)) = path.link.poll_transmit(now) else {
+                continue;
+            };
+            buf[..PROBE_LEN].copy_from_slice(&bytes);
+            if reflection {
+                self.counters.link_tx_reflections += 1;
+            } else {
+                self.counters.link_tx_probes += 1;
+            }
+            return Some(Transmit {
+                path: pi,
+                local: path.local,
+                remote: path.remote,
+                len: PROBE_LEN,
+                carries_block: false,
+                link_probe: true,
+            });
+        }
         None
     }
 
@@ -681,7 +768,12 @@ impl PeerCoordinator {
     /// work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let bfd = self.paths.iter().filter_map(|p| p.bfd.poll_timeout());
+        // Reflections are queued at an input and leave at the poll_transmit that follows it.
+        let bfd = self
+            .paths
+            .iter()
+            .flat_map(|p| [p.bfd.poll_timeout(), p.link.poll_timeout()])
+            .flatten();
         let keys = self
             .peers
             .iter()
@@ -710,7 +802,18 @@ impl PeerCoordinator {
         for peer in 0..self.peers.len() {
             self.install_bfd_auth_keys(peer);
         }
+        self.update_links(now);
         self.publish_changes();
+    }
+
+    /// Starts each path's link test when its BFD is Up and a link-test key exists, stops it
+    /// otherwise (no probe goes out while BFD is not Up), and takes finished tests' results.
+    fn update_links(&mut self, now: Instant) {
+        for path in &mut self.paths {
+            let up = path.bfd.state() == State::Up;
+            let in_service = up && self.peers[path.peer].keys.path_in_service();
+            path.link.update(now, up, in_service);
+        }
     }
 
     fn bfd_events(&mut self, now: Instant) {
@@ -818,6 +921,9 @@ impl PeerCoordinator {
             let send = keys.send.as_ref().map(auth_key);
             let accept = keys.accept.iter().map(auth_key).collect();
             self.paths[pi].bfd.set_auth_keys(send, accept);
+            self.paths[pi]
+                .link
+                .set_key(keys.link.as_ref().map(|s| *s.secret));
         }
         p.auth_generation = Some(generation);
     }
@@ -839,6 +945,10 @@ impl PeerCoordinator {
             }
         }
         for (i, path) in self.paths.iter_mut().enumerate() {
+            if let Some(metrics) = path.link.poll_publish() {
+                self.publish
+                    .push_back(Publish::PathMetrics { path: i, metrics });
+            }
             let peer = &self.peers[path.peer];
             let up = path.bfd.state() == State::Up;
             let valid = peer.keys.path_in_service();

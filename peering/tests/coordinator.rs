@@ -105,6 +105,15 @@ fn rotation_setup(time_scale: u32, bfd_ms: u64) -> Setup {
             detect_mult: 3,
         },
         time_scale,
+        // Hours of virtual time: the link test (tested in tests/linktest.rs) would cost
+        // minutes of HMACs in a debug build.
+        link: svr_peering::LinkConfig {
+            test: svr_peering::LinkTestConfig {
+                length: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     }
 }
 
@@ -328,6 +337,7 @@ fn setup_errors_name_the_path() {
         bfd: BfdConfig::default(),
         discriminator: d,
         jitter_seed: 1,
+        link: svr_peering::LinkConfig::default(),
     };
     let peers = || {
         vec![svr_peering::PeerSpec {

@@ -52,7 +52,10 @@ use svr_keymgmt::pki::verify_peer;
 use svr_keymgmt::{
     Identity, KeyConfig, KeyExchangeAlgorithm, PeerSetup, RekeyInterval, TrustAnchor,
 };
-use svr_peering::{PathSpec, PeerCoordinator, PeerSpec, Publish, SetupError};
+use svr_peering::{
+    HoldDownConfig, LinkConfig, LinkTestConfig, PathSpec, PeerCoordinator, PeerSpec, Publish,
+    SetupError,
+};
 
 use crate::startup::StartupError;
 
@@ -275,6 +278,20 @@ impl ZeroTrust {
                 continue;
             }
             let b = me.peer.get(peer).map(|p| p.bfd).unwrap_or(me.bfd);
+            // The peer's `required-min-echo-interval` (its settings for us, else its
+            // router's), which spaces our probes; ours when the peer is not in the config.
+            let peer_echo = me
+                .peer
+                .get(peer)
+                .and_then(|p| cfg.router(&p.router))
+                .map(|r| {
+                    r.peer
+                        .iter()
+                        .find(|q| q.router == me.name)
+                        .map_or(r.bfd, |q| q.bfd)
+                        .required_min_echo_interval
+                })
+                .unwrap_or(b.required_min_echo_interval);
             paths.push(PathSpec {
                 peer,
                 local: pair.local,
@@ -287,6 +304,18 @@ impl ZeroTrust {
                 // Unique per pair and unlikely to repeat across restarts (RFC 5880 §6.3).
                 discriminator: (rand::random::<u32>() & 0x7fff_0000) | (i as u32 + 1),
                 jitter_seed: rand::random(),
+                link: LinkConfig {
+                    test: LinkTestConfig {
+                        interval: b.link_test_interval,
+                        length: b.link_test_length,
+                        peer_required_min_echo_interval: peer_echo,
+                    },
+                    hold_down: HoldDownConfig {
+                        hold_down_time: b.hold_down_time,
+                        dynamic_damping: b.dynamic_damping,
+                        maximum_hold_down_time: b.maximum_hold_down_time,
+                    },
+                },
             });
             pair_of_path.push(i);
         }
@@ -448,6 +477,9 @@ impl ZeroTrust {
                     self.svr.keys.set_path_in_service(pair, in_service);
                 }
             }
+            // Read by the report through `PathView`; the path selector's snapshot (issue 9
+            // item 4) will take it from here.
+            Publish::PathMetrics { .. } => {}
         }
     }
 
@@ -545,9 +577,21 @@ impl ZeroTrust {
         for p in (0..self.co.path_count()).filter_map(|i| self.co.path(i)) {
             let s = p.bfd.stats();
             let discarded: u64 = s.rx_discarded.iter().sum();
+            // Smoothed link-test metrics; `-` until the first test completes.
+            let (lat, jit, loss, mos) = p.metrics.map_or_else(
+                || ("-".into(), "-".into(), "-".into(), "-".into()),
+                |m| {
+                    (
+                        format!("{:.1}", m.latency_ms),
+                        format!("{:.1}", m.jitter_ms),
+                        format!("{:.1}", m.loss_percent),
+                        format!("{:.2}", m.mos),
+                    )
+                },
+            );
             let _ = writeln!(
                 out,
-                "bfd path={} state={:?} in-service={} tx={} rx={} rx-discarded={} detection-ms={}",
+                "bfd path={} state={:?} in-service={} tx={} rx={} rx-discarded={} detection-ms={} latency-ms={lat} jitter-ms={jit} loss-pct={loss} mos={mos}",
                 p.label,
                 p.bfd.state(),
                 u8::from(p.in_service),

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use svr_bfd::BfdConfig;
 use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, Validity};
 use svr_keymgmt::{Identity, KeyConfig, KeyStats, PeerSetup, TrustAnchor};
-use svr_peering::{Event, EventKind, PathSpec, PeerCoordinator, PeerSpec, Publish};
+use svr_peering::{Event, EventKind, LinkConfig, PathSpec, PeerCoordinator, PeerSpec, Publish};
 
 pub const UNIX0: u64 = 1_800_000_000;
 pub const A: &str = "router-a";
@@ -65,6 +65,8 @@ pub struct Setup {
     pub keys: KeyConfig,
     pub bfd: BfdConfig,
     pub time_scale: u32,
+    /// Link test of every path (both sides).
+    pub link: LinkConfig,
 }
 
 impl Default for Setup {
@@ -73,6 +75,7 @@ impl Default for Setup {
             keys: KeyConfig::default(),
             bfd: BfdConfig::default(),
             time_scale: 1,
+            link: LinkConfig::default(),
         }
     }
 }
@@ -112,6 +115,7 @@ pub fn coordinator(now: Instant, is_a: bool, s: &Setup, seed: u64) -> PeerCoordi
                 // Differs per side and per restart (the seed).
                 discriminator: ((seed as u32) << 8) | (u32::from(is_a) << 4) | (i as u32 + 1),
                 jitter_seed: seed * 31 + i as u64,
+                link: s.link,
             }
         })
         .collect();
@@ -125,6 +129,8 @@ pub struct Sent {
     pub path: usize,
     pub payload: Vec<u8>,
     pub block: bool,
+    /// A link-test probe or reflection, not BFD.
+    pub link: bool,
 }
 
 pub struct Side {
@@ -195,9 +201,22 @@ impl Side {
         n
     }
 
-    /// Latest genuine payload this side sent on `path`.
+    /// Latest genuine BFD payload this side sent on `path`.
     pub fn last_sent(&self, path: usize) -> &Sent {
-        self.sent.iter().rev().find(|s| s.path == path).unwrap()
+        self.sent
+            .iter()
+            .rev()
+            .find(|s| s.path == path && !s.link)
+            .unwrap()
+    }
+
+    /// Link-test payloads (probes and reflections) this side sent on `path` at or after
+    /// `since`.
+    pub fn link_sent_since(&self, path: usize, since: Instant) -> usize {
+        self.sent
+            .iter()
+            .filter(|s| s.path == path && s.link && s.at >= since)
+            .count()
     }
 }
 
@@ -222,7 +241,16 @@ pub type Mitm = Box<dyn FnMut(bool, usize, Vec<u8>) -> Option<Vec<u8>>>;
 
 pub struct Pair {
     pub time: Instant,
+    /// One-way delay of every path without its own ([`Pair::path_delay`]).
     pub latency: Duration,
+    /// One-way delay of a path (both directions), overriding `latency`.
+    pub path_delay: [Option<Duration>; PATHS.len()],
+    /// Loss of a path, per mille, of every datagram towards router-b (seeded,
+    /// deterministic): each side's link test then sees that loss once per round trip.
+    pub path_loss_per_mille: [u32; PATHS.len()],
+    /// Datagrams lost to `path_loss_per_mille`.
+    pub lost: u64,
+    rng: u64,
     pub setup: Setup,
     pub a: Side,
     pub b: Side,
@@ -238,6 +266,10 @@ impl Pair {
         let mut p = Pair {
             time: Instant::ZERO,
             latency: ms(5),
+            path_delay: [None; PATHS.len()],
+            path_loss_per_mille: [0; PATHS.len()],
+            lost: 0,
+            rng: 0x2545_f491_4f6c_dd1d,
             setup,
             a: Side::new(coordinator(Instant::ZERO, true, &setup, 1)),
             b: Side::new(coordinator(Instant::ZERO, false, &setup, 2)),
@@ -288,9 +320,25 @@ impl Pair {
                         path: t.path,
                         payload: payload.clone(),
                         block: t.carries_block,
+                        link: t.link_probe,
                     });
                     if side.cut[t.path] {
                         continue;
+                    }
+                    let loss = if to_b {
+                        self.path_loss_per_mille[t.path]
+                    } else {
+                        0
+                    };
+                    if loss > 0 {
+                        // xorshift64: the same losses on every run.
+                        self.rng ^= self.rng << 13;
+                        self.rng ^= self.rng >> 7;
+                        self.rng ^= self.rng << 17;
+                        if self.rng % 1000 < u64::from(loss) {
+                            self.lost += 1;
+                            continue;
+                        }
                     }
                     let payload = match self.mitm.as_mut() {
                         Some(m) => match m(to_b, t.path, payload) {
@@ -300,7 +348,7 @@ impl Pair {
                         None => payload,
                     };
                     self.flights.push(Flight {
-                        at: now + self.latency,
+                        at: now + self.path_delay[t.path].unwrap_or(self.latency),
                         to_b,
                         path: t.path,
                         payload,
@@ -331,9 +379,16 @@ impl Pair {
     fn deliver_due(&mut self) {
         let now = self.time;
         let unix = self.unix();
-        // Same latency for every datagram: the queue is in send order.
-        while self.flights.first().is_some_and(|f| f.at <= now) {
-            let f = self.flights.remove(0);
+        // Delays differ per path: the earliest due first, in send order among equals.
+        while let Some(i) = self
+            .flights
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.at <= now)
+            .min_by_key(|(i, f)| (f.at, *i))
+            .map(|(i, _)| i)
+        {
+            let f = self.flights.remove(i);
             let side = if f.to_b { &mut self.b } else { &mut self.a };
             let pv = side.co.path(f.path).unwrap();
             let (l, r) = (pv.local, pv.remote);
