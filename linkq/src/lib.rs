@@ -14,7 +14,7 @@
 //!   per policy, metrics), the glue between the link test, BFD and the two above.
 //!
 //! No sockets, threads or clocks: every call that depends on time takes `now`
-//! ([`fastpath::time::Instant`]).
+//! ([`svr_time::Instant`]).
 
 #![forbid(unsafe_code, unused_must_use)]
 #![warn(missing_docs)]
