@@ -89,16 +89,14 @@ fn create(
     lan_key: FlowKey,
     now: Instant,
 ) -> Result<SessionRef, SvrDrop> {
-    let peer = sh
+    let (peer, policy) = sh
         .service_for(h.dst)
-        .and_then(|(_, s)| s.peer)
+        .and_then(|(_, s)| Some((s.peer?, &s.policy)))
         .ok_or(SvrDrop::Unsupported)?;
     if h.proto == PROTO_TCP && !h.is_syn() {
         return Err(SvrDrop::TcpNotSyn);
     }
     let keys = sh.keys.load();
-    // A path out of service (BFD down, or no valid key) starts no session.
-    let pi = sh.pair_for(&keys, peer, h.v4)?;
     if keys.peer_current(peer).is_none() {
         return Err(SvrDrop::UnknownKey);
     }
@@ -110,6 +108,7 @@ fn create(
     } else {
         PROTO_UDP
     };
+    // The UUID first: SLA path selection hashes it (docs/multipath.md §4).
     let uuid: [u8; 16] = w.random();
     let init = SessionInit {
         role: Role::Ingress,
@@ -119,11 +118,12 @@ fn create(
         replay_slot: 0,
         metadata: MetadataState::SendingForward { count: 0 },
     };
-    // Wayports on pair `pi` (or the next one when they are exhausted): the table's insert of
-    // the WAN key is the uniqueness check, a key a live session has sends us to the next
-    // candidate (session::WayportAllocator).
+    // Wayports on the pair SLA path selection picks from the peer's published paths (a path
+    // out of service starts no session; the next pair the policy allows when its wayports
+    // are exhausted): the table's insert of the WAN key is the uniqueness check, a key a live
+    // session has sends us to the next candidate (session::WayportAllocator).
     let mut existing = None;
-    let claimed = sh.claim_wayports(&keys, peer, h.v4, pi, |pair, ports| {
+    let claimed = sh.claim_wayports(&keys, policy, &uuid, peer, h.v4, |_, pair, ports| {
         // Packets from the peer: its waypoint:odd → ours:even.
         let wan_key = FlowKey::new(
             pair.remote,

@@ -52,18 +52,21 @@ fn router(me: &str, wps: (bool, bool), max_sessions: u32) -> (SvrShared, SvrWork
                 tenant: "blue".into(),
                 prefixes: vec![pfx("10.1.0.0/24"), pfx("fd00:1::/64")],
                 peer: if a { None } else { Some(0) },
+                policy: Default::default(),
             },
             ServiceRoute {
                 name: "site-b".into(),
                 tenant: "blue".into(),
                 prefixes: vec![pfx("10.2.0.0/24"), pfx("fd00:2::/64")],
                 peer: if b { None } else { Some(0) },
+                policy: Default::default(),
             },
         ],
         peers: vec![PeerInfo {
             name: peer_name.into(),
             waypoints: theirs,
             source_nat: false,
+            paths: Vec::new(),
         }],
         local_waypoints: mine,
         wayport_range: WayportRange::default(),
@@ -1336,6 +1339,19 @@ fn source_nat_peer_gets_unique_destinations_and_spills_to_the_next_pair() {
         c.wayport_range = FIVE_BY_FIVE;
         c.peers[0].source_nat = true;
         c.peers[0].waypoints = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+        // The second pair costs more: selection picks the first while it has wayports, and
+        // the spill goes to the second (equal costs would spread sessions by UUID hash).
+        c.peers[0].paths = ["10.9.0.2", "10.9.0.3"]
+            .iter()
+            .enumerate()
+            .map(|(k, r)| PathAttr {
+                local: ip("10.9.0.1"),
+                remote: ip(r),
+                cost: 10 * k as u32,
+                vector: None,
+                local_link: 0,
+            })
+            .collect();
     });
     assert!(a
         .0
@@ -1510,6 +1526,7 @@ fn egress_serves_only_its_services() {
         tenant: "blue".into(),
         prefixes: vec![pfx("10.3.0.0/24")],
         peer: Some(0),
+        policy: Default::default(),
     });
     cfg.services[1].tenant = "red".into();
     let sh = SvrShared::new(cfg).unwrap();
@@ -1924,4 +1941,181 @@ fn reverse_metadata_carries_the_key_index_only() {
     assert_eq!(opened.repr.payload_key_index, Some(s.payload_key_index));
     assert!(opened.repr.payload_key.is_none());
     assert!(!contains(&sealed, &raw), "key bytes in reverse metadata");
+}
+
+// ---- SLA path selection for new sessions (docs/multipath.md §4) -----------------------------
+
+use svr_linkq::{Metrics, PathIndex, VectorId, VectorPriority};
+
+/// Router A with two IPv4 waypoint pairs to B (10.9.0.1 → 10.9.0.2 labelled `mpls` (0),
+/// 10.9.0.1 → 10.9.0.3 labelled `inet` (1)) and `policy` on site-b.
+fn two_paths(policy: Policy) -> (SvrShared, SvrWorker) {
+    router_a_with(1024, |c| {
+        c.peers[0].waypoints = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+        c.peers[0].paths = ["10.9.0.2", "10.9.0.3"]
+            .iter()
+            .enumerate()
+            .map(|(k, r)| PathAttr {
+                local: ip("10.9.0.1"),
+                remote: ip(r),
+                cost: 0,
+                vector: Some(VectorId(k as u16)),
+                local_link: k as u8,
+            })
+            .collect();
+        c.services[1].policy = policy;
+    })
+}
+
+const MPLS: VectorId = VectorId(0);
+const INET: VectorId = VectorId(1);
+
+/// The WAN destinations of `n` new flows from source port `from` on.
+fn destinations(r: &mut (SvrShared, SvrWorker), from: u16, n: u16) -> Vec<Result<IpAddr, Verdict>> {
+    (from..from + n)
+        .map(|sport| open_flow(r, sport).map(|(d, _)| d))
+        .collect()
+}
+
+#[test]
+fn new_sessions_follow_the_policys_vectors() {
+    // Equal costs: hunt spreads sessions over both paths by UUID hash.
+    let mut r = two_paths(Policy::default());
+    let d = destinations(&mut r, 1000, 64);
+    let on =
+        |d: &[Result<IpAddr, Verdict>], wp: &str| d.iter().filter(|x| **x == Ok(ip(wp))).count();
+    assert_eq!(on(&d, "10.9.0.2") + on(&d, "10.9.0.3"), 64);
+    assert!(
+        on(&d, "10.9.0.2") > 8 && on(&d, "10.9.0.3") > 8,
+        "spread: {d:?}"
+    );
+
+    // `mpls` costs 100: every new session takes `inet`.
+    let mut p = Policy::default();
+    p.set_vector(MPLS, VectorPriority::Priority(100)).unwrap();
+    let mut r = two_paths(p);
+    assert!(destinations(&mut r, 1000, 32)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.3"))));
+
+    // `inet` never: every new session takes `mpls`; without `mpls` in service, none starts.
+    let mut p = Policy::default();
+    p.set_vector(INET, VectorPriority::Never).unwrap();
+    let mut r = two_paths(p);
+    assert!(destinations(&mut r, 1000, 32)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.2"))));
+    r.0.keys.gate_paths(2);
+    r.0.keys.set_path_in_service(1, true);
+    assert_eq!(
+        open_flow(&mut r, 2000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::PathOutOfService)))
+    );
+    assert_eq!(r.1.counters.drops.get(SvrDrop::PathOutOfService), 1);
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 0);
+}
+
+fn sla_policy(best_effort: bool) -> Policy {
+    Policy {
+        path_quality_filter: true,
+        max_loss_percent: 1.0,
+        max_latency_ms: 150,
+        best_effort,
+        ..Policy::default()
+    }
+}
+
+#[test]
+fn sla_filter_picks_the_compliant_path_and_counts_sla_drops() {
+    let mut r = two_paths(sla_policy(false));
+    // Not measured yet: no path meets the SLA, and the policy is not best effort.
+    assert_eq!(
+        open_flow(&mut r, 1000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::NoSlaPath)))
+    );
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 1);
+    assert_eq!(r.0.table.len(), 0, "no session, no wayports");
+    assert_eq!(
+        r.0.pairs()[0].ports.in_use() + r.0.pairs()[1].ports.in_use(),
+        0
+    );
+    // 10 % loss on mpls, a clean inet: voice takes inet.
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(20.0, 2.0, 10.0)));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(30.0, 2.0, 0.0)));
+    assert!(destinations(&mut r, 1001, 16)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.3"))));
+    // inet gains 100 ms of latency, mpls recovers: new sessions take mpls.
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(20.0, 2.0, 0.0)));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(180.0, 2.0, 0.0)));
+    assert!(destinations(&mut r, 1100, 16)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.2"))));
+    // Both violate: dropped and counted; best effort would have used either.
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(200.0, 2.0, 0.0)));
+    assert!(destinations(&mut r, 1200, 4)
+        .iter()
+        .all(|d| *d == Err(Verdict::Drop(DropCause::Svr(SvrDrop::NoSlaPath)))));
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 5);
+    let mut be = two_paths(sla_policy(true));
+    be.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(200.0, 2.0, 0.0)));
+    assert!(destinations(&mut be, 1000, 8).iter().all(|d| d.is_ok()));
+}
+
+#[test]
+fn spill_stays_among_the_paths_the_policy_allows() {
+    let mut p = Policy::default();
+    p.set_vector(INET, VectorPriority::Never).unwrap();
+    // Five destinations per pair: `inet` is never used, so mpls's wayports are all there is.
+    let mut cfg = two_paths(p).0.cfg.clone();
+    cfg.wayport_range = FIVE_BY_FIVE;
+    cfg.peers[0].source_nat = true;
+    let sh = SvrShared::new(cfg).unwrap();
+    sh.keys
+        .install_own(MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+    sh.keys
+        .install_peer(0, MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+    let w = SvrWorker::new(&sh, [1; 32]);
+    let mut r = (sh, w);
+    assert!(destinations(&mut r, 1000, 5)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.2"))));
+    assert_eq!(
+        open_flow(&mut r, 2000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::WayportsExhausted)))
+    );
+    assert_eq!(
+        r.0.pairs()[1].ports.in_use(),
+        0,
+        "no spill onto a `never` path"
+    );
+}
+
+#[test]
+fn established_sessions_never_reselect() {
+    // By construction: only `ingress::create` (a session-table miss) calls the selector; a
+    // live session's packets take the waypoints of its table entry. Here: a session on inet,
+    // then metrics that make the selector refuse every path; the session's packets still
+    // leave on inet, while a new session is dropped.
+    let mut r = two_paths(sla_policy(false));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(30.0, 2.0, 0.0)));
+    assert_eq!(open_flow(&mut r, 1000).map(|x| x.0), Ok(ip("10.9.0.3")));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(300.0, 2.0, 50.0)));
+    assert_eq!(
+        open_flow(&mut r, 1001),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::NoSlaPath)))
+    );
+    for _ in 0..100 {
+        assert_eq!(open_flow(&mut r, 1000).map(|x| x.0), Ok(ip("10.9.0.3")));
+    }
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 1);
+    assert_eq!(r.1.counters.events.get(SvrEvent::IngressSession), 1);
 }
