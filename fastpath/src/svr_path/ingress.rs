@@ -209,13 +209,32 @@ pub fn lan_stage<B: PacketBuf>(
             Err(d) => drop_with!(w, d),
         },
     };
+    let keys = sh.keys.load();
+    // The session's waypoint pair: one compare per pair and one flag per packet; no path
+    // selection here (only `create` selects). A pair out of service (BFD down, keys invalid)
+    // carries nothing: the session moves (`failover`) or its packet is dropped.
+    let mut pair_index = sh.pair_index(s.rewrite().src(), s.rewrite().dst());
+    let s = match pair_index {
+        Some(i) if !keys.path_in_service(i) => {
+            if s.role != Role::Ingress {
+                drop_with!(w, SvrDrop::PathOutOfService);
+            }
+            match sh.move_session(w, &keys, &s, i) {
+                Ok(moved) => {
+                    pair_index = sh.pair_index(moved.rewrite().src(), moved.rewrite().dst());
+                    moved
+                }
+                Err(d) => drop_with!(w, d),
+            }
+        }
+        _ => s,
+    };
     // Borrowed through an arc-swap guard, not cloned: a data packet clones only its key.
     let guard = sh.crypto_guard(s.id);
     let Some(loaded) = guard.as_ref().and_then(|g| g.as_ref()) else {
         drop_with!(w, SvrDrop::StaleSession)
     };
     let mut replaced: Option<std::sync::Arc<SessionCrypto>> = None;
-    let keys = sh.keys.load();
     // Payload-key rotation of a live session we own: one byte compare per packet.
     let mut rekeyed = false;
     if s.role == Role::Ingress {
@@ -264,13 +283,6 @@ pub fn lan_stage<B: PacketBuf>(
     } else {
         &crypto.current
     };
-    let pair_index = sh.pair_index(nk.src(), nk.dst());
-    if let Some(i) = pair_index {
-        // The session's path left service (BFD down, keys invalid): nothing goes out on it.
-        if !keys.path_in_service(i) {
-            drop_with!(w, SvrDrop::PathOutOfService);
-        }
-    }
     // The metadata, only on the packets that carry it (a data packet skips these lookups).
     let mut repr: Option<MetadataRepr<'_>> = with_md.then(|| {
         let pair = pair_index

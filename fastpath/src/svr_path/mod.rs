@@ -83,8 +83,8 @@ use svr_linkq::{NoPath, PathEntry, PathIndex, PathSet, PathSnapshot, Policy, Vec
 use crate::forward::{reasons, PuntReason};
 use crate::route::IpPrefix;
 use crate::session::{
-    Claim, ClaimError, MetadataState, Role, SessionId, SessionRef, SessionTable, SessionTimeouts,
-    Side, WayportAllocator, WayportMode, WayportRange, Wayports,
+    Claim, ClaimError, FlowKey, InsertError, MetadataState, Role, SessionId, SessionRef,
+    SessionTable, SessionTimeouts, Side, WayportAllocator, WayportMode, WayportRange, Wayports,
 };
 use crate::svr::MetadataError;
 use crate::time::Instant;
@@ -305,6 +305,11 @@ reasons! {
         /// Ingress: sessions the egress lost (Enable Metadata: it restarted, or expired the
         /// session) given a fresh payload key and a fresh reverse sequence space.
         SessionRefreshed = "svr_sessions_refreshed",
+        /// Sessions moved to another waypoint pair of the same peer (`session-resiliency`
+        /// failover): at the ingress when its path left service, at the egress when forward
+        /// metadata with the session's UUID arrived on the new pair. One
+        /// [`SessionMoveEvent`] each.
+        SessionMoved = "svr_session_moved",
     }
 }
 
@@ -1054,7 +1059,95 @@ impl SvrShared {
         }
     }
 
-    fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+    /// Ingress, on a packet of live session `s` whose waypoint pair `from` is out of service:
+    /// with `session-resiliency` `failover` or `revertible-failover` in its service's policy,
+    /// moves it to the best other in-service pair (SLA selection with the session's UUID,
+    /// wayports on the new pair; the table rebinds its WAN key, so id, UUID, payload keys,
+    /// sequence numbers and replay window stay), frees the old wayports and sends forward
+    /// metadata again, so the egress rebinds too (docs/multipath.md §6). Otherwise, or when
+    /// no other pair is usable, `PathOutOfService` (the session is stranded; its packets are
+    /// dropped and counted until a path returns). Runs once per move, not per packet.
+    pub(crate) fn move_session(
+        &self,
+        w: &mut SvrWorker,
+        keys: &KeySnapshot,
+        s: &SessionRef,
+        from: usize,
+    ) -> Result<SessionRef, SvrDrop> {
+        use svr_linkq::SessionResiliency as R;
+        let lan_dst = s.lan_key.dst();
+        let policy = self
+            .service_for(lan_dst)
+            .map(|(_, svc)| &svc.policy)
+            .filter(|p| matches!(p.session_resiliency, R::Failover | R::RevertibleFailover))
+            .ok_or(SvrDrop::PathOutOfService)?;
+        let uuid = self.table.uuid(s.id).ok_or(SvrDrop::StaleSession)?;
+        let peer = self.pairs.get(from).ok_or(SvrDrop::StaleSession)?.peer;
+        let old_wan = s.wan_key;
+        let moved = self.claim_wayports(
+            keys,
+            policy,
+            &uuid,
+            peer,
+            lan_dst.is_ipv4(),
+            |pi, pair, ports| {
+                if pi == from {
+                    return Err(Claim::Taken);
+                }
+                let wan_key = FlowKey::new(
+                    pair.remote,
+                    pair.local,
+                    old_wan.proto(),
+                    ports.destination,
+                    ports.source,
+                )
+                .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
+                match self.table.rebind_wan(s.id, wan_key) {
+                    Ok(_) => Ok(pi),
+                    Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
+                    Err(InsertError::Exists) => {
+                        // Taken by another session, or this one moved (or ended) meanwhile.
+                        match self.table.get(s.id, Side::Lan) {
+                            Some(now) if now.wan_key == old_wan => Err(Claim::Taken),
+                            _ => Err(Claim::Abort(SvrDrop::StaleSession)),
+                        }
+                    }
+                }
+            },
+        );
+        let to = match moved {
+            Ok(to) => to,
+            Err(SvrDrop::WayportsExhausted | SvrDrop::NoSlaPath) => {
+                return Err(SvrDrop::PathOutOfService)
+            }
+            Err(SvrDrop::StaleSession) => {
+                // Another worker moved it first: carry on with what it did.
+                return self
+                    .table
+                    .get(s.id, Side::Lan)
+                    .filter(|n| n.wan_key != old_wan)
+                    .ok_or(SvrDrop::StaleSession);
+            }
+            Err(d) => return Err(d),
+        };
+        // wan_key: peer wp:odd → our wp:even.
+        let _ = self.pairs[from].ports.free(Wayports {
+            source: old_wan.dst_port(),
+            destination: old_wan.src_port(),
+        });
+        self.table
+            .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+        w.note_move(SessionMoveEvent {
+            uuid,
+            peer,
+            from_pair: from,
+            to_pair: to,
+            reason: MoveCause::PathDown,
+        });
+        self.table.get(s.id, Side::Lan).ok_or(SvrDrop::StaleSession)
+    }
+
+    pub(crate) fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
         self.pairs
             .iter()
             .position(|p| p.local == local && p.remote == remote)
@@ -1330,6 +1423,37 @@ pub struct SvrWorker {
     tokens: Vec<(u64, u64)>,
     /// Counters, published by the worker.
     pub counters: SvrCounters,
+    /// `session-path-change` events of the moves this worker made since the slow path last
+    /// drained them (preallocated; when full, further events are only counted in
+    /// `svr_session_moved`).
+    pub move_events: arrayvec::ArrayVec<SessionMoveEvent, MOVE_EVENTS>,
+}
+
+/// Room for [`SvrWorker::move_events`] between two drains.
+pub const MOVE_EVENTS: usize = 64;
+
+/// A session moved from one waypoint pair to another (the `session-path-change` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionMoveEvent {
+    /// The session's UUID (unchanged by the move).
+    pub uuid: [u8; 16],
+    /// The peer.
+    pub peer: PeerId,
+    /// The old waypoint pair ([`SvrShared::pairs`] index).
+    pub from_pair: usize,
+    /// The new one.
+    pub to_pair: usize,
+    /// Why (`path-down` at the ingress; the egress follows its peer: `peer-moved`).
+    pub reason: MoveCause,
+}
+
+/// Why a session moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveCause {
+    /// Ingress: its waypoint pair left service (`svr_linkq::MoveReason::PathDown`).
+    PathDown,
+    /// Egress: the ingress sent the session's forward metadata on another pair.
+    PeerMoved,
 }
 
 impl std::fmt::Debug for SvrWorker {
@@ -1352,7 +1476,14 @@ impl SvrWorker {
             replay: vec![ReplayWindow::new(); shared.table.capacity()],
             tokens: vec![(u64::from(shared.cfg.enable_metadata_rate), 0); shared.cfg.peers.len()],
             counters: SvrCounters::default(),
+            move_events: arrayvec::ArrayVec::new(),
         }
+    }
+
+    /// Counts a move and records its event (dropped when the log is full).
+    pub(crate) fn note_move(&mut self, e: SessionMoveEvent) {
+        self.counters.events.bump(SvrEvent::SessionMoved);
+        let _ = self.move_events.try_push(e);
     }
 
     fn random<const N: usize>(&mut self) -> [u8; N] {
