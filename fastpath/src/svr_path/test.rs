@@ -2119,3 +2119,181 @@ fn established_sessions_never_reselect() {
     assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 1);
     assert_eq!(r.1.counters.events.get(SvrEvent::IngressSession), 1);
 }
+
+// ---- sessions that move (docs/multipath.md §6, failover) ------------------------------------
+
+/// A and B joined by two waypoint pairs: A 10.9.0.1 → B 10.9.0.2 (pair 0, cost 0) and →
+/// 10.9.0.3 (pair 1, cost 10), so sessions start on pair 0. `resiliency` on A's site-b.
+fn two_pair_routers(resiliency: svr_linkq::SessionResiliency) -> Pair {
+    let mut p = Pair::new((true, false));
+    let b_wps = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+    let mut ca = p.a.0.cfg.clone();
+    ca.peers[0].waypoints = b_wps.clone();
+    ca.peers[0].paths = b_wps
+        .iter()
+        .enumerate()
+        .map(|(k, &remote)| PathAttr {
+            local: ip("10.9.0.1"),
+            remote,
+            cost: 10 * k as u32,
+            vector: None,
+            local_link: 0,
+        })
+        .collect();
+    ca.services[1].policy.session_resiliency = resiliency;
+    let mut cb = p.b.0.cfg.clone();
+    cb.local_waypoints = b_wps;
+    let make = |cfg: SvrConfig, own: MetadataKey, peer: MetadataKey, seed: u8| {
+        let sh = SvrShared::new(cfg).unwrap();
+        sh.keys.install_own(own);
+        sh.keys.install_peer(0, peer);
+        let w = SvrWorker::new(&sh, [seed; 32]);
+        (sh, w)
+    };
+    let ka = || MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC);
+    let kb = || MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC);
+    p.a = make(ca, ka(), kb(), 1);
+    p.b = make(cb, kb(), ka(), 2);
+    p
+}
+
+/// WAN destination address of a WAN frame (IPv4).
+fn wan_dst(f: &[u8]) -> IpAddr {
+    packet::parse(f, false).unwrap().dst
+}
+
+/// (session, UUID, current payload key) of the session a LAN key names on router `r`.
+fn session_state(
+    r: &SvrShared,
+    lan: &crate::session::FlowKey,
+) -> (SessionId, [u8; 16], Arc<SessionKey>) {
+    let s = r.table.lookup(lan).expect("session");
+    let c = r.crypto(s.id).expect("keys");
+    (s.id, r.table.uuid(s.id).unwrap(), Arc::clone(&c.current))
+}
+
+fn failover_mid_flow(tcp_flow: bool) {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    let mut p = two_pair_routers(svr_linkq::SessionResiliency::Failover);
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fwd_pkt = |flags: u16, data: &[u8]| {
+        if tcp_flow {
+            frame(ha, hb, 6, &tcp(40001, 80, flags, None, data))
+        } else {
+            frame(ha, hb, 17, &udp(40001, 80, data))
+        }
+    };
+    let rev_pkt = |flags: u16, data: &[u8]| {
+        if tcp_flow {
+            frame(hb, ha, 6, &tcp(80, 40001, flags, None, data))
+        } else {
+            frame(hb, ha, 17, &udp(80, 40001, data))
+        }
+    };
+    // Established on pair 0.
+    let (wan, _) = p.send(true, &fwd_pkt(SYN, b""));
+    assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    let (wan, _) = p.send(false, &rev_pkt(SYN | ACK, b""));
+    assert_eq!(wan_dst(&wan), ip("10.9.0.1"));
+    for i in 0..3u8 {
+        let f = fwd_pkt(ACK, &[i; 40]);
+        let (wan, out) = p.send(true, &f);
+        same_l3(&f, &out, false);
+        assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    }
+    let lan_a =
+        crate::session::FlowKey::new(ip(ha), ip(hb), if tcp_flow { 6 } else { 17 }, 40001, 80)
+            .unwrap();
+    let lan_b = lan_a.reversed();
+    let (id_a, uuid_a, key_a) = session_state(&p.a.0, &lan_a);
+    let (id_b, uuid_b, key_b) = session_state(&p.b.0, &lan_b);
+    assert_eq!(uuid_a, uuid_b);
+    let old_wan_b = p.b.0.table.lookup(&lan_b).unwrap().wan_key;
+
+    // Pair 0 leaves service at A (BFD down): the next packet moves the session to pair 1.
+    p.a.0.keys.gate_paths(2);
+    p.a.0.keys.set_path_in_service(1, true);
+    for i in 0..3u8 {
+        let f = fwd_pkt(ACK, &[0x40 + i; 40]);
+        let (wan, out) = p.send(true, &f);
+        same_l3(&f, &out, false);
+        assert_eq!(wan_dst(&wan), ip("10.9.0.3"), "packet {i} after the move");
+        // Forward metadata again (same UUID) until B answers on the new pair.
+        assert!(is_metadata(wan_payload(&wan)));
+    }
+    let f = rev_pkt(ACK, b"reply on the new pair");
+    let (wan, out) = p.send(false, &f);
+    same_l3(&f, &out, false);
+    assert_eq!(
+        packet::parse(&wan, false).unwrap().src,
+        ip("10.9.0.3"),
+        "B answers from the new waypoint"
+    );
+    assert!(
+        is_metadata(wan_payload(&wan)),
+        "reverse metadata on the new pair"
+    );
+    let f = fwd_pkt(ACK, b"settled");
+    let (wan, out) = p.send(true, &f);
+    same_l3(&f, &out, false);
+    assert!(!is_metadata(wan_payload(&wan)), "forward metadata stops");
+
+    // Same session on both sides: id, UUID and payload key unchanged.
+    let (id_a2, uuid_a2, key_a2) = session_state(&p.a.0, &lan_a);
+    let (id_b2, uuid_b2, key_b2) = session_state(&p.b.0, &lan_b);
+    assert_eq!((id_a2, uuid_a2), (id_a, uuid_a));
+    assert_eq!((id_b2, uuid_b2), (id_b, uuid_b));
+    assert!(Arc::ptr_eq(&key_a, &key_a2) && Arc::ptr_eq(&key_b, &key_b2));
+    // The old binding is forgotten; A's old wayports are free.
+    assert!(p.b.0.table.lookup(&old_wan_b).is_none());
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 0);
+    assert_eq!(p.a.0.pairs()[1].ports.in_use(), 1);
+    assert_eq!(p.a.0.table.len(), 1);
+    assert_eq!(p.b.0.table.len(), 1);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionMoved), 1);
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::SessionMoved), 1);
+    assert_eq!(
+        p.a.1.move_events.as_slice(),
+        &[SessionMoveEvent {
+            uuid: uuid_a,
+            peer: 0,
+            from_pair: 0,
+            to_pair: 1,
+            reason: MoveCause::PathDown,
+        }]
+    );
+    assert_eq!(p.b.1.move_events[0].reason, MoveCause::PeerMoved);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+}
+
+#[test]
+fn failover_moves_a_udp_session_to_the_other_pair() {
+    failover_mid_flow(false);
+}
+
+#[test]
+fn failover_moves_a_tcp_session_to_the_other_pair() {
+    failover_mid_flow(true);
+}
+
+#[test]
+fn resiliency_none_drops_when_its_path_leaves_service() {
+    let mut p = two_pair_routers(svr_linkq::SessionResiliency::None);
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40001, 80, b"x"));
+    let (wan, _) = p.send(true, &f);
+    assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    p.a.0.keys.gate_paths(2);
+    p.a.0.keys.set_path_in_service(1, true);
+    let mut buf = TestBuffer::new(&f);
+    assert_eq!(
+        ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now),
+        Verdict::Drop(DropCause::Svr(SvrDrop::PathOutOfService))
+    );
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::PathOutOfService), 1);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionMoved), 0);
+    // A new session takes the pair in service.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40002, 80, b"y"));
+    let (wan, _) = p.send(true, &f);
+    assert_eq!(wan_dst(&wan), ip("10.9.0.3"));
+}
