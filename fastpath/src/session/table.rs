@@ -777,8 +777,9 @@ impl SessionTable {
     /// the old one cleared, and the epoch turns even. Readers that overlap retry (they never
     /// see a torn key or miss the session's LAN key), removers wait. Writers of `new_wan`'s
     /// home bucket serialise with inserts on its lock. `Exists` when a live session has
-    /// `new_wan` (or `id` is being moved already), `Full` if the index has no slot; `None`
-    /// inside the error's place when `id` is gone: `Err(InsertError::Exists)` too.
+    /// `new_wan`, `id` is gone or is being moved already; `Full` if the index has no slot.
+    /// The epoch has 4 bits: a reader would have to stall across 8 moves of one session to
+    /// accept a torn copy.
     pub fn rebind_wan(&self, id: SessionId, new_wan: FlowKey) -> Result<FlowKey, InsertError> {
         let r = self
             .records
