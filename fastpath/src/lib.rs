@@ -8,7 +8,7 @@
 //!
 //! | module | contents |
 //! | --- | --- |
-//! | [`time`] | [`time::Instant`]: monotonic `u64` nanoseconds, passed in by the caller |
+//! | [`time`] | [`time::Instant`]: monotonic `u64` nanoseconds, passed in by the caller (from the leaf crate `svr-time`) |
 //! | [`wire`] | smoltcp-style `XxxPacket<T>` views + `XxxRepr` values; [`wire::WireError`] |
 //! | [`route`] | [`route::IpPrefix`], [`route::Route`], [`route::RouteTable`] (LPM), [`route::NextHop`] |
 //! | [`svr_path`] | the SVR data plane per packet: ingress (LAN → peer), egress (peer → LAN), key store, session crypto; generic over [`svr_path::PacketBuf`] |

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use fastpath::time::Instant;
+use svr_time::Instant;
 
 /// SSR's `hold-down-time` default: 5 s (range 1-300 s).
 pub const DEFAULT_HOLD_DOWN_TIME: Duration = Duration::from_secs(5);

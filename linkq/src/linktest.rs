@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use fastpath::time::Instant;
+use svr_time::Instant;
 
 use crate::metrics::{Metrics, TestResult};
 use crate::probe::{LinkKey, Probe, ProbeError, ProbeKind, ProbeRepr, PROBE_LEN};

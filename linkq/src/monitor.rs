@@ -8,7 +8,7 @@
 //! [`PathChange`]s from [`PathMonitor::poll_event`] and, on each, republish the snapshot
 //! and run [`decide`](crate::decide) for the sessions [`needs_review`] picks.
 
-use fastpath::time::Instant;
+use svr_time::Instant;
 
 use crate::damping::{Damper, HoldDownConfig};
 use crate::metrics::Metrics;

@@ -180,7 +180,7 @@ pub fn decide(
 mod test {
     use std::time::Duration;
 
-    use fastpath::time::Instant;
+    use svr_time::Instant;
 
     use super::*;
     use crate::damping::{Damper, HoldDownConfig};

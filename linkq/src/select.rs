@@ -397,6 +397,18 @@ pub fn select(
     )
 }
 
+/// [`select`] restricted to the paths of `allowed` (the worker: the inner family's paths
+/// first; the rest of the paths after a pair's wayports ran out). Same algorithm, same
+/// errors, no allocation.
+pub fn select_in(
+    snapshot: &PathSnapshot,
+    policy: &Policy,
+    uuid: &[u8; 16],
+    allowed: PathSet,
+) -> Result<PathIndex, NoPath> {
+    choose(snapshot, policy, uuid, allowed, snapshot.compliant(policy))
+}
+
 /// The two best distinct paths for `packet-duplication`: the [`select`]ed one, and the
 /// best of the rest, preferring one that leaves by another local WAN interface. The
 /// second is `None` when there is no other usable path.

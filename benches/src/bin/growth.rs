@@ -378,12 +378,14 @@ fn router(a: bool, paths: usize, max_sessions: u32) -> (SvrShared, SvrWorker) {
             tenant: "blue".into(),
             prefixes: vec![pfx("10.1.0.0/16".into())],
             peer: None,
+            policy: Default::default(),
         }];
         services.extend((0..paths).map(|k| ServiceRoute {
             name: format!("site-b-{k}"),
             tenant: "blue".into(),
             prefixes: vec![pfx(format!("{}/32", server(k * PER_PEER)))],
             peer: Some(k as _),
+            policy: Default::default(),
         }));
         SvrConfig {
             router_name: "router-a".into(),
@@ -393,6 +395,7 @@ fn router(a: bool, paths: usize, max_sessions: u32) -> (SvrShared, SvrWorker) {
                     name: "router-b".into(),
                     waypoints: vec![wp_b(k)],
                     source_nat: false,
+                    paths: Vec::new(),
                 })
                 .collect(),
             local_waypoints: vec![wp_a],
@@ -411,18 +414,21 @@ fn router(a: bool, paths: usize, max_sessions: u32) -> (SvrShared, SvrWorker) {
                     tenant: "blue".into(),
                     prefixes: vec![pfx("10.1.0.0/16".into())],
                     peer: Some(0),
+                    policy: Default::default(),
                 },
                 ServiceRoute {
                     name: "site-b".into(),
                     tenant: "blue".into(),
                     prefixes: vec![pfx("10.2.0.0/16".into())],
                     peer: None,
+                    policy: Default::default(),
                 },
             ],
             peers: vec![PeerInfo {
                 name: "router-a".into(),
                 waypoints: vec![wp_a],
                 source_nat: false,
+                paths: Vec::new(),
             }],
             local_waypoints: (0..paths).map(wp_b).collect(),
             wayport_range: WayportRange::default(),

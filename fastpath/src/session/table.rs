@@ -20,6 +20,8 @@ use crate::time::Instant;
 //  bits  5..10  TcpFlags
 //  bits 10..20  MetadataState (MetadataState::encode)
 //  bits 20..28  payload key index
+//  bits 28..32  WAN rebind epoch: odd while `rebind_wan` rewrites the WAN key (a seqlock over
+//               the key words of a live record; readers retry, removers wait)
 //  bits 32..64  generation
 
 const LIFE_MASK: u64 = 0b11;
@@ -32,10 +34,23 @@ const FLAGS_SHIFT: u32 = 5;
 const META_SHIFT: u32 = 10;
 const META_MASK: u64 = 0x3ff << META_SHIFT;
 const PKI_SHIFT: u32 = 20;
+const EPOCH_SHIFT: u32 = 28;
+const EPOCH_MASK: u64 = 0xf << EPOCH_SHIFT;
 const GEN_SHIFT: u32 = 32;
-/// The bits that name one incarnation of a record; a reader's copy is consistent when these
-/// did not change while it read.
-const IDENTITY_MASK: u64 = !0 << GEN_SHIFT | LIFE_MASK;
+/// The bits that name one incarnation of a record and its keys; a reader's copy is consistent
+/// when these did not change while it read.
+const IDENTITY_MASK: u64 = !0 << GEN_SHIFT | EPOCH_MASK | LIFE_MASK;
+
+/// True while `rebind_wan` is rewriting the record's WAN key.
+const fn rebinding(state: u64) -> bool {
+    (state >> EPOCH_SHIFT) & 1 != 0
+}
+
+/// `state` with its rebind epoch advanced by one (wrapping in its 4 bits).
+const fn next_epoch(state: u64) -> u64 {
+    let e = ((state >> EPOCH_SHIFT) + 1) & 0xf;
+    (state & !EPOCH_MASK) | e << EPOCH_SHIFT
+}
 
 const fn generation(state: u64) -> u32 {
     (state >> GEN_SHIFT) as u32
@@ -355,6 +370,11 @@ impl SessionTable {
             let s1 = r.state.load(Ordering::Acquire);
             if s1 & LIFE_MASK != LIVE {
                 return None;
+            }
+            if rebinding(s1) {
+                // Its WAN key is being rewritten (a few stores): wait for the new one.
+                std::hint::spin_loop();
+                continue;
             }
             if let Some((g, _)) = want {
                 if generation(s1) != g {
@@ -720,6 +740,12 @@ impl SessionTable {
             if s & LIFE_MASK != LIVE || generation(s) != id.generation {
                 return false;
             }
+            if rebinding(s) {
+                // The keys are being rewritten: remove the finished record.
+                std::thread::yield_now();
+                s = r.state.load(Ordering::Acquire);
+                continue;
+            }
             let freed = u64::from(id.generation.wrapping_add(1)) << GEN_SHIFT | FREE;
             match r
                 .state
@@ -738,6 +764,87 @@ impl SessionTable {
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.push_free(id.index);
         true
+    }
+
+    // ---- moving a session ---------------------------------------------------------------
+
+    /// Gives live session `id` a new WAN key (a session moved to another waypoint pair keeps
+    /// its LAN key, UUID, keys, sequence numbers and id; only the 5-tuple its peer packets
+    /// arrive with changes). Returns the old WAN key.
+    ///
+    /// A seqlock over the key words: the state's rebind epoch turns odd (one CAS, so it
+    /// orders against a remover's CAS), the key is rewritten, the new index entry placed and
+    /// the old one cleared, and the epoch turns even. Readers that overlap retry (they never
+    /// see a torn key or miss the session's LAN key), removers wait. Writers of `new_wan`'s
+    /// home bucket serialise with inserts on its lock. `Exists` when a live session has
+    /// `new_wan`, `id` is gone or is being moved already; `Full` if the index has no slot.
+    /// The epoch has 4 bits: a reader would have to stall across 8 moves of one session to
+    /// accept a torn copy.
+    pub fn rebind_wan(&self, id: SessionId, new_wan: FlowKey) -> Result<FlowKey, InsertError> {
+        let r = self
+            .records
+            .get(id.index as usize)
+            .ok_or(InsertError::Exists)?;
+        let hn = self.hasher.hash(&new_wan);
+        let home = self.home(hn);
+        self.lock(home);
+        let _locks = BucketLocks {
+            table: self,
+            first: home,
+            second: None,
+        };
+        if self.contains_hashed(&new_wan, hn) {
+            return Err(InsertError::Exists);
+        }
+        let mut s = r.state.load(Ordering::Acquire);
+        loop {
+            if s & LIFE_MASK != LIVE || generation(s) != id.generation || rebinding(s) {
+                return Err(InsertError::Exists);
+            }
+            match r.state.compare_exchange_weak(
+                s,
+                next_epoch(s),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        fence(Ordering::Release);
+        let old = Self::load_key(&r.wan);
+        let nw = new_wan.words();
+        for (w, v) in r.wan.iter().zip(nw) {
+            w.store(v, Ordering::Relaxed);
+        }
+        let placed = self.place(hn, slot_value(hn, id.index)).is_ok();
+        if placed {
+            let ho = self.hasher.hash(&old);
+            self.unplace(ho, slot_value(ho, id.index));
+        } else {
+            // Cannot happen (see `place`); put the old key back.
+            for (w, v) in r.wan.iter().zip(old.words()) {
+                w.store(v, Ordering::Relaxed);
+            }
+        }
+        // Even again; other fields of the state may have changed meanwhile.
+        let mut s = r.state.load(Ordering::Acquire);
+        loop {
+            match r.state.compare_exchange_weak(
+                s,
+                next_epoch(s),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if placed {
+            Ok(old)
+        } else {
+            Err(InsertError::Full)
+        }
     }
 
     // ---- per-packet updates -----------------------------------------------------------

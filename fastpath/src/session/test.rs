@@ -1433,3 +1433,59 @@ fn concurrent_unique_pair_claims_keep_wan_keys_unique() {
     assert_eq!(a.in_use() as usize, all.len());
     assert_eq!(t.len(), all.len());
 }
+
+#[test]
+fn rebind_wan_moves_the_wan_key_and_keeps_the_session() {
+    let t = SessionTable::with_capacity(64);
+    let id = t.insert(lan(1, 17), wan(1, 17), init(1), secs(1)).unwrap();
+    let other = t.insert(lan(2, 17), wan(2, 17), init(2), secs(1)).unwrap();
+    let uuid = t.uuid(id);
+    assert_eq!(t.rebind_wan(id, wan(3, 17)), Ok(wan(1, 17)));
+    assert!(t.lookup(&wan(1, 17)).is_none(), "old binding forgotten");
+    let s = t.lookup(&wan(3, 17)).unwrap();
+    assert_eq!((s.id, s.side, s.lan_key), (id, Side::Wan, lan(1, 17)));
+    assert_eq!(t.lookup(&lan(1, 17)).unwrap().wan_key, wan(3, 17));
+    assert_eq!(t.uuid(id), uuid);
+    // A key another session has, or a stale id, is refused and changes nothing.
+    assert_eq!(t.rebind_wan(id, wan(2, 17)), Err(InsertError::Exists));
+    assert_eq!(t.lookup(&wan(2, 17)).map(|s| s.id), Some(other));
+    assert!(t.remove(id));
+    assert_eq!(t.rebind_wan(id, wan(4, 17)), Err(InsertError::Exists));
+    assert!(t.lookup(&wan(3, 17)).is_none());
+    t.check_index();
+}
+
+#[test]
+fn readers_never_see_a_torn_key_while_a_session_moves() {
+    let t = Arc::new(SessionTable::with_capacity(64));
+    let id = t
+        .insert(lan(1, 17), wan(1000, 17), init(1), secs(1))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (t, stop, reads) = (Arc::clone(&t), Arc::clone(&stop), Arc::clone(&reads));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let s = t
+                    .lookup(&lan(1, 17))
+                    .expect("the LAN key never goes missing");
+                assert!((1000..1200).any(|k| s.wan_key == wan(k, 17)), "torn key");
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // Move it round 200 keys until the reader has overlapped many moves (bounded).
+    let mut k = 1000;
+    for _ in 0..2_000_000 {
+        k = if k == 1199 { 1000 } else { k + 1 };
+        t.rebind_wan(id, wan(k, 17)).unwrap();
+        if reads.load(Ordering::Relaxed) > 20_000 {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(reads.load(Ordering::Relaxed) > 0);
+    t.check_index();
+}

@@ -171,6 +171,7 @@ pub fn wan_stage<B: PacketBuf>(
             Err(d) => drop_with!(w, d),
         };
         let now_ms = crate::session::now_millis(now);
+        let mut rebind = None;
         let (s, dir, crypto, k, candidate) = match md {
             Md::Control(reason, binding) => {
                 if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
@@ -209,7 +210,24 @@ pub fn wan_stage<B: PacketBuf>(
                 raw,
             } => {
                 let fp = sh.session_fingerprint(&uuid, key_index, &raw);
-                let s = match found {
+                // A session of this peer moving to another of its waypoint pairs: forward
+                // metadata with its UUID and context on new wayports (docs/multipath.md §6).
+                // Its WAN key is rebound only once this packet authenticated under the
+                // session's key and passed the replay windows, so a captured metadata packet
+                // sent to other wayports moves nothing.
+                let moving = match found {
+                    None => sh.table.lookup(&fwd_key.reversed()).filter(|e| {
+                        e.side == Side::Lan
+                            && e.role == Role::Egress
+                            && e.key_handle == u32::from(peer)
+                            && sh.table.uuid(e.id) == Some(uuid)
+                    }),
+                    Some(_) => None,
+                };
+                if moving.is_some() {
+                    rebind = Some(wan_key);
+                }
+                let s = match moving.or(found) {
                     Some(s) if s.role == Role::Egress => {
                         // Metadata on a live session must be that session's: a captured
                         // metadata packet with rewritten wayports changes nothing.
@@ -323,6 +341,13 @@ pub fn wan_stage<B: PacketBuf>(
         if k == KeyUse::Previous {
             w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
         }
+        let s = match rebind {
+            None => s,
+            Some(new_wan) => match move_here(sh, w, &s, new_wan) {
+                Ok(s) => s,
+                Err(d) => drop_with!(w, d),
+            },
+        };
         let mut crypto = crypto;
         if let Some((key, fp)) = candidate {
             // A rekey of a live session: install, acknowledge with reverse metadata.
@@ -375,6 +400,33 @@ pub fn wan_stage<B: PacketBuf>(
     };
     let _ = (dir, crypto);
     restore(sh, w, b, &h, &s, payload_start, plain_len, now)
+}
+
+/// Egress: live session `s` (found by its LAN key) now arrives as `new_wan`, another waypoint
+/// pair of the same peer: rebinds its WAN key (keeping id, UUID, keys and replay window; the
+/// old binding is forgotten), answers with reverse metadata on the new pair, and returns the
+/// session as seen from the WAN.
+fn move_here(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    s: &SessionRef,
+    new_wan: FlowKey,
+) -> Result<SessionRef, SvrDrop> {
+    let old = sh
+        .table
+        .rebind_wan(s.id, new_wan)
+        .map_err(|_| SvrDrop::StaleSession)?;
+    let pair = |k: FlowKey| sh.pair_index(k.dst(), k.src()).unwrap_or(usize::MAX);
+    sh.table
+        .update_metadata(s.id, |_| MetadataState::SendingReverse);
+    w.note_move(super::SessionMoveEvent {
+        uuid: sh.table.uuid(s.id).unwrap_or_default(),
+        peer: s.key_handle as PeerId,
+        from_pair: pair(old),
+        to_pair: pair(new_wan),
+        reason: super::MoveCause::PeerMoved,
+    });
+    sh.table.get(s.id, Side::Wan).ok_or(SvrDrop::StaleSession)
 }
 
 /// Which of a session's payload keys opens a metadata packet.

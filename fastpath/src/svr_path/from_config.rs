@@ -6,7 +6,7 @@ use svr_config::{Config, Role, TestMetadataKey};
 use svr_crypto::MetadataKey;
 
 use super::keys::KeyPair;
-use super::{KeyStore, PeerInfo, ServiceRoute, SvrConfig};
+use super::{KeyStore, PathAttr, PeerInfo, ServiceRoute, SvrConfig};
 use crate::route::IpPrefix;
 use crate::session::{SessionTimeouts, WayportRange};
 
@@ -18,6 +18,14 @@ pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
     if me.peer.is_empty() {
         return None;
     }
+    // One table of `vector` labels for paths and policies, so their ids agree.
+    let mut labels = svr_linkq::VectorLabels::default();
+    let wan_links: Vec<&str> = node
+        .device_interface
+        .iter()
+        .filter(|i| i.role == Role::Wan)
+        .map(|i| i.name.as_str())
+        .collect();
     let peers: Vec<PeerInfo> = me
         .peer
         .iter()
@@ -25,6 +33,21 @@ pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
             name: p.router.clone(),
             waypoints: cfg.waypoints(&p.router),
             source_nat: p.source_nat,
+            paths: cfg
+                .peer_paths(&p.router)
+                .into_iter()
+                .map(|pp| PathAttr {
+                    local: pp.local,
+                    remote: pp.remote,
+                    cost: pp.cost,
+                    vector: pp.vector.as_deref().and_then(|v| labels.id(v)),
+                    local_link: wan_links
+                        .iter()
+                        .position(|n| *n == pp.interface)
+                        .and_then(|i| u8::try_from(i).ok())
+                        .unwrap_or(0),
+                })
+                .collect(),
         })
         .collect();
     let peer_id = |name: &str| peers.iter().position(|p| p.name == name).map(|i| i as u16);
@@ -47,6 +70,9 @@ pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
                     .filter_map(|&(a, l)| IpPrefix::new_masked(a, l).ok())
                     .collect(),
                 peer,
+                policy: cfg
+                    .policy_of(s)
+                    .map_or_else(svr_linkq::Policy::default, |p| policy(p, &mut labels)),
             })
         })
         .collect();
@@ -79,6 +105,51 @@ pub fn svr_config(cfg: &Config) -> Option<SvrConfig> {
         },
         enable_metadata_rate: node.svr.enable_metadata_rate,
     })
+}
+
+/// The data path's form of a `service-policy` (docs/multipath.md §1.2); `vector` names are
+/// interned in `labels`, the table the paths' labels use.
+pub fn policy(
+    p: &svr_config::ServicePolicy,
+    labels: &mut svr_linkq::VectorLabels,
+) -> svr_linkq::Policy {
+    use svr_config::{BestPath as B, LbStrategy as L, SessionResiliency as R, VectorPriority as V};
+    let mut out = svr_linkq::Policy {
+        path_quality_filter: p.path_quality_filter,
+        max_latency_ms: u32::try_from(p.max_latency.as_millis()).unwrap_or(u32::MAX),
+        max_jitter_ms: u32::try_from(p.max_jitter.as_millis()).unwrap_or(u32::MAX),
+        max_loss_percent: p.max_loss.percent(),
+        min_mos: p.min_mos.map(|m| m.value()),
+        best_effort: p.best_effort,
+        best_path: match p.best_path {
+            B::Vector => svr_linkq::BestPath::Vector,
+            B::AverageLatency => svr_linkq::BestPath::AverageLatency,
+            B::Mos => svr_linkq::BestPath::Mos,
+        },
+        lb_strategy: match p.lb_strategy {
+            L::Hunt => svr_linkq::LbStrategy::Hunt,
+            L::Proportional => svr_linkq::LbStrategy::Proportional,
+        },
+        session_resiliency: match p.session_resiliency {
+            R::None => svr_linkq::SessionResiliency::None,
+            R::Failover => svr_linkq::SessionResiliency::Failover,
+            R::RevertibleFailover => svr_linkq::SessionResiliency::RevertibleFailover,
+            R::PacketDuplication => svr_linkq::SessionResiliency::PacketDuplication,
+        },
+        vectors: svr_linkq::VectorTable::default(),
+    };
+    for v in &p.vector {
+        let prio = match v.priority {
+            V::Priority(n) => svr_linkq::VectorPriority::Priority(n),
+            V::Never => svr_linkq::VectorPriority::Never,
+        };
+        // Validation caps `vector` at MAX_VECTORS entries and 65536 labels is far beyond any
+        // file; an entry past either is left out.
+        if let Some(id) = labels.id(&v.name) {
+            let _ = out.set_vector(id, prio);
+        }
+    }
+    out
 }
 
 /// Installs the TEST-MODE metadata keys (`svr-test-metadata-key`), per peer pair: for each

@@ -89,16 +89,14 @@ fn create(
     lan_key: FlowKey,
     now: Instant,
 ) -> Result<SessionRef, SvrDrop> {
-    let peer = sh
+    let (peer, policy) = sh
         .service_for(h.dst)
-        .and_then(|(_, s)| s.peer)
+        .and_then(|(_, s)| Some((s.peer?, &s.policy)))
         .ok_or(SvrDrop::Unsupported)?;
     if h.proto == PROTO_TCP && !h.is_syn() {
         return Err(SvrDrop::TcpNotSyn);
     }
     let keys = sh.keys.load();
-    // A path out of service (BFD down, or no valid key) starts no session.
-    let pi = sh.pair_for(&keys, peer, h.v4)?;
     if keys.peer_current(peer).is_none() {
         return Err(SvrDrop::UnknownKey);
     }
@@ -110,6 +108,7 @@ fn create(
     } else {
         PROTO_UDP
     };
+    // The UUID first: SLA path selection hashes it (docs/multipath.md §4).
     let uuid: [u8; 16] = w.random();
     let init = SessionInit {
         role: Role::Ingress,
@@ -119,11 +118,12 @@ fn create(
         replay_slot: 0,
         metadata: MetadataState::SendingForward { count: 0 },
     };
-    // Wayports on pair `pi` (or the next one when they are exhausted): the table's insert of
-    // the WAN key is the uniqueness check, a key a live session has sends us to the next
-    // candidate (session::WayportAllocator).
+    // Wayports on the pair SLA path selection picks from the peer's published paths (a path
+    // out of service starts no session; the next pair the policy allows when its wayports
+    // are exhausted): the table's insert of the WAN key is the uniqueness check, a key a live
+    // session has sends us to the next candidate (session::WayportAllocator).
     let mut existing = None;
-    let claimed = sh.claim_wayports(&keys, peer, h.v4, pi, |pair, ports| {
+    let claimed = sh.claim_wayports(&keys, policy, &uuid, peer, h.v4, |_, pair, ports| {
         // Packets from the peer: its waypoint:odd → ours:even.
         let wan_key = FlowKey::new(
             pair.remote,
@@ -209,13 +209,32 @@ pub fn lan_stage<B: PacketBuf>(
             Err(d) => drop_with!(w, d),
         },
     };
+    let keys = sh.keys.load();
+    // The session's waypoint pair: one compare per pair and one flag per packet; no path
+    // selection here (only `create` selects). A pair out of service (BFD down, keys invalid)
+    // carries nothing: the session moves (`failover`) or its packet is dropped.
+    let mut pair_index = sh.pair_index(s.rewrite().src(), s.rewrite().dst());
+    let s = match pair_index {
+        Some(i) if !keys.path_in_service(i) => {
+            if s.role != Role::Ingress {
+                drop_with!(w, SvrDrop::PathOutOfService);
+            }
+            match sh.move_session(w, &keys, &s, i) {
+                Ok(moved) => {
+                    pair_index = sh.pair_index(moved.rewrite().src(), moved.rewrite().dst());
+                    moved
+                }
+                Err(d) => drop_with!(w, d),
+            }
+        }
+        _ => s,
+    };
     // Borrowed through an arc-swap guard, not cloned: a data packet clones only its key.
     let guard = sh.crypto_guard(s.id);
     let Some(loaded) = guard.as_ref().and_then(|g| g.as_ref()) else {
         drop_with!(w, SvrDrop::StaleSession)
     };
     let mut replaced: Option<std::sync::Arc<SessionCrypto>> = None;
-    let keys = sh.keys.load();
     // Payload-key rotation of a live session we own: one byte compare per packet.
     let mut rekeyed = false;
     if s.role == Role::Ingress {
@@ -264,13 +283,6 @@ pub fn lan_stage<B: PacketBuf>(
     } else {
         &crypto.current
     };
-    let pair_index = sh.pair_index(nk.src(), nk.dst());
-    if let Some(i) = pair_index {
-        // The session's path left service (BFD down, keys invalid): nothing goes out on it.
-        if !keys.path_in_service(i) {
-            drop_with!(w, SvrDrop::PathOutOfService);
-        }
-    }
     // The metadata, only on the packets that carry it (a data packet skips these lookups).
     let mut repr: Option<MetadataRepr<'_>> = with_md.then(|| {
         let pair = pair_index

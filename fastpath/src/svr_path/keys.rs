@@ -20,6 +20,14 @@
 //! ([`KeyStore::set_path_in_service`]): with key management, a path carries new sessions only
 //! while BFD is Up on it and the peer's keys are valid. Without it (test keys) every path is.
 //!
+//! Beside it, per peer, the [`PathSnapshot`] that SLA path selection reads
+//! ([`KeySnapshot::peer_paths`]: in service, smoothed metrics, vector label, cost of each of
+//! the peer's waypoint pairs, in [`super::SvrShared::pairs`] order). It lives in this same
+//! snapshot so that a worker makes **one** atomic load per packet or burst for keys, path
+//! state and metrics together, and a path leaving service and its metrics are never seen
+//! half-published. The slow path writes it with [`KeyStore::set_path_in_service`] (both
+//! views at once), [`KeyStore::publish_path_metrics`] and [`KeyStore::publish_paths`].
+//!
 //! **Retired keys are dropped, and zeroized, once no worker holds them**: a snapshot owns its
 //! keys through `Arc`s; replacing the snapshot drops the store's reference to the old one, and
 //! the last worker guard or `Arc` clone of it to go away drops the keys (`MetadataKey` is
@@ -29,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
 use svr_crypto::MetadataKey;
+use svr_linkq::{Metrics, PathIndex, PathSnapshot};
 
 /// Index of a peer router in [`super::SvrConfig::peers`].
 pub type PeerId = u16;
@@ -97,6 +106,14 @@ pub struct KeySnapshot {
     /// Which waypoint pairs ([`super::SvrShared::pairs`] order) are in service; `None`: not
     /// gated, every path is (test-key mode).
     pub paths: Option<Vec<bool>>,
+    /// Per peer ([`PeerId`]), its paths as SLA path selection sees them: path `i` of peer
+    /// `p` is its `i`th waypoint pair in [`super::SvrShared::pairs`] order. Set up by
+    /// [`super::SvrShared::new`] (every path in service, no metrics), kept in step with
+    /// [`KeySnapshot::paths`] by the writers.
+    pub peer_paths: Vec<PathSnapshot>,
+    /// Waypoint pair ([`super::SvrShared::pairs`] index) → its peer and its index in that
+    /// peer's [`PathSnapshot`].
+    pub pair_slots: Vec<(PeerId, PathIndex)>,
 }
 
 impl KeySnapshot {
@@ -132,6 +149,12 @@ impl KeySnapshot {
             None => true,
             Some(p) => p.get(pair).copied().unwrap_or(false),
         }
+    }
+
+    /// `peer`'s paths for selection (`None`: a peer without waypoint pairs).
+    #[inline]
+    pub fn paths_of(&self, peer: PeerId) -> Option<&PathSnapshot> {
+        self.peer_paths.get(usize::from(peer))
     }
 
     /// The key to seal metadata to `peer` with.
@@ -218,14 +241,83 @@ impl KeyStore {
     /// Gates new sessions on path state: from now on a waypoint pair is in service only
     /// after [`KeyStore::set_path_in_service`] says so. `pairs`: how many there are.
     pub fn gate_paths(&self, pairs: usize) {
-        self.update(|s| s.paths = Some(vec![false; pairs]));
+        self.update(|s| {
+            s.paths = Some(vec![false; pairs]);
+            for snap in &mut s.peer_paths {
+                for i in 0..snap.paths().len() {
+                    if let Some(e) = snap.get_mut(PathIndex(i as u8)) {
+                        e.in_service = false;
+                    }
+                }
+            }
+        });
     }
 
-    /// Puts waypoint pair `pair` in or out of service (only once [`KeyStore::gate_paths`]).
+    /// The paths of every peer and where each waypoint pair is among them (by
+    /// [`super::SvrShared::new`], once).
+    pub(crate) fn set_topology(
+        &self,
+        peer_paths: Vec<PathSnapshot>,
+        pair_slots: Vec<(PeerId, PathIndex)>,
+    ) {
+        self.update(|s| {
+            s.peer_paths = peer_paths;
+            s.pair_slots = pair_slots;
+        });
+    }
+
+    /// Puts waypoint pair `pair` in or out of service (only once [`KeyStore::gate_paths`]),
+    /// for the per-packet check and for path selection in one step.
     pub fn set_path_in_service(&self, pair: usize, in_service: bool) {
         self.update(|s| {
             if let Some(p) = s.paths.as_mut().and_then(|p| p.get_mut(pair)) {
                 *p = in_service;
+            } else {
+                return;
+            }
+            if let Some(&(peer, i)) = s.pair_slots.get(pair) {
+                if let Some(e) = s
+                    .peer_paths
+                    .get_mut(usize::from(peer))
+                    .and_then(|snap| snap.get_mut(i))
+                {
+                    e.in_service = in_service;
+                }
+            }
+        });
+    }
+
+    /// Publishes the smoothed link-test metrics of `peer`'s path `path` (`None`: not
+    /// measured), as the slow path's link monitor tells them (after the hold-down).
+    pub fn publish_path_metrics(&self, peer: PeerId, path: PathIndex, metrics: Option<Metrics>) {
+        self.update(|s| {
+            if let Some(e) = s
+                .peer_paths
+                .get_mut(usize::from(peer))
+                .and_then(|snap| snap.get_mut(path))
+            {
+                e.metrics = metrics;
+            }
+        });
+    }
+
+    /// Replaces `peer`'s whole path snapshot (service state, metrics, labels, costs) in one
+    /// step; with gating on, the per-pair service state follows its `in_service` flags.
+    /// Paths beyond the peer's waypoint pairs are ignored by the data path.
+    pub fn publish_paths(&self, peer: PeerId, paths: PathSnapshot) {
+        self.update(|s| {
+            let Some(slot) = s.peer_paths.get_mut(usize::from(peer)) else {
+                return;
+            };
+            *slot = paths;
+            if let Some(gate) = s.paths.as_mut() {
+                for (pair, &(p, i)) in s.pair_slots.iter().enumerate() {
+                    if p == peer {
+                        if let Some(g) = gate.get_mut(pair) {
+                            *g = paths.get(i).is_some_and(|e| e.in_service);
+                        }
+                    }
+                }
             }
         });
     }

@@ -55,13 +55,20 @@
 //!   payload key) created from that peer within the metadata key's lifetime
 //!   (`svr_session_replayed`, a preallocated per-peer cache). Decrypted metadata is wiped
 //!   from the packet buffer once read, on every path.
+//! * **Path selection** (docs/multipath.md §4): a new session's waypoint pair is chosen by
+//!   [`svr_linkq::select`] with its service's [`Policy`] over the peer's [`PathSnapshot`] from
+//!   the key snapshot the packet already loaded (no lock, no allocation), among the paths of
+//!   the inner family first (no outer family change), then the others. A policy that drops
+//!   (`best-effort: false`, nothing meets the SLA) is `svr_no_sla_path`; no path in service
+//!   is `svr_path_out_of_service`. Only session creation selects: a packet of a live session
+//!   goes to the waypoints its table entry names (`SessionRef::rewrite`), never re-selected.
 //! * **Wayports** (§1.5): a new session gets an even source and an odd destination wayport on
-//!   the first in-service waypoint pair to its peer (inner family first). Unique per live
+//!   the selected waypoint pair. Unique per live
 //!   session is the (source, destination) pair, ~6·10^8 per waypoint pair in the default
 //!   range, the session table's insert of the WAN key being the check; for a peer with
 //!   `source-nat: true` the destination alone, 24,575 per pair. When a pair is exhausted the
-//!   session spills to the peer's next in-service pair; `svr_wayports_exhausted` only when
-//!   every one is ([`crate::session::WayportAllocator`]).
+//!   session spills to the pair the policy selects among the rest; `svr_wayports_exhausted` only when
+//!   every one the policy allows is ([`crate::session::WayportAllocator`]).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,12 +78,13 @@ use arc_swap::ArcSwapOption;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use svr_crypto::{PayloadKey, ReplayWindow, SharedReplayWindow};
+use svr_linkq::{NoPath, PathEntry, PathIndex, PathSet, PathSnapshot, Policy, VectorId};
 
 use crate::forward::{reasons, PuntReason};
 use crate::route::IpPrefix;
 use crate::session::{
-    Claim, ClaimError, MetadataState, Role, SessionId, SessionRef, SessionTable, SessionTimeouts,
-    Side, WayportAllocator, WayportMode, WayportRange, Wayports,
+    Claim, ClaimError, FlowKey, InsertError, MetadataState, Role, SessionId, SessionRef,
+    SessionTable, SessionTimeouts, Side, WayportAllocator, WayportMode, WayportRange, Wayports,
 };
 use crate::svr::MetadataError;
 use crate::time::Instant;
@@ -250,6 +258,9 @@ reasons! {
         /// Forward metadata whose inner destination, tenant and service do not name a service
         /// this router serves.
         ServiceNotServed = "svr_service_not_served",
+        /// A new session's service policy has `path-quality-filter` and no `best-effort`, and
+        /// no in-service path to the peer meets its SLA ([`svr_linkq::NoPath::SlaDrop`]).
+        NoSlaPath = "svr_no_sla_path",
         /// A control message not bound to the session it arrived on (wayports), or whose
         /// echoed sequence number is not one we sent recently or was already answered.
         ControlReplayed = "svr_control_replayed",
@@ -294,6 +305,11 @@ reasons! {
         /// Ingress: sessions the egress lost (Enable Metadata: it restarted, or expired the
         /// session) given a fresh payload key and a fresh reverse sequence space.
         SessionRefreshed = "svr_sessions_refreshed",
+        /// Sessions moved to another waypoint pair of the same peer (`session-resiliency`
+        /// failover): at the ingress when its path left service, at the egress when forward
+        /// metadata with the session's UUID arrived on the new pair. One
+        /// [`SessionMoveEvent`] each.
+        SessionMoved = "svr_session_moved",
     }
 }
 
@@ -385,6 +401,25 @@ pub struct ServiceRoute {
     pub prefixes: Vec<IpPrefix>,
     /// The peer that serves it; `None` when this router serves it (plain forwarding).
     pub peer: Option<PeerId>,
+    /// Its `service-policy`, resolved (SSR's defaults when it names none): chooses the waypoint
+    /// pair of each new session ([`svr_linkq::select`]) and whether live sessions move.
+    pub policy: Policy,
+}
+
+/// One configured path to a peer: a waypoint pair with its selection attributes
+/// (`device-interface[].adjacency`, or the default of every same-family pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathAttr {
+    /// Our waypoint.
+    pub local: IpAddr,
+    /// The peer's waypoint.
+    pub remote: IpAddr,
+    /// The adjacency's `cost` (0 by default).
+    pub cost: u32,
+    /// The path's `vector` label, interned with the policies' labels.
+    pub vector: Option<VectorId>,
+    /// Which of our WAN interfaces it leaves by (packet duplication prefers two).
+    pub local_link: u8,
 }
 
 /// A peer router: name and waypoints.
@@ -398,6 +433,9 @@ pub struct PeerInfo {
     /// session gets a unique destination wayport ([`WayportMode::UniqueDestination`]) instead
     /// of a unique (source, destination) pair.
     pub source_nat: bool,
+    /// Its paths, in order: exactly these waypoint pairs (at most [`svr_linkq::MAX_PATHS`]).
+    /// Empty: every pair of our waypoints and its of the same family, cost 0, no label.
+    pub paths: Vec<PathAttr>,
 }
 
 /// Static SVR settings of this router, from the configuration.
@@ -644,8 +682,11 @@ pub struct SvrShared {
     pub keys: KeyStore,
     /// Payload keys by session arena index.
     crypto: Box<[ArcSwapOption<SessionCrypto>]>,
-    /// Waypoint pairs.
+    /// Waypoint pairs, grouped by peer (a peer's pairs are contiguous, in its path order).
     pairs: Vec<WaypointPair>,
+    /// Per peer, its pairs' range in [`Self::pairs`]; path `i` of the peer's
+    /// [`PathSnapshot`] is pair `start + i`.
+    peer_pairs: Vec<std::ops::Range<usize>>,
     /// One replay window per session slot, shared by every worker (see the module doc).
     windows: Box<[SessionWindow]>,
     /// Sessions recently created as egress, per peer (replayed first packets).
@@ -770,11 +811,16 @@ impl SeenSessions {
 pub enum SvrSetupError {
     /// The wayport range holds no (even, odd) pair.
     EmptyWayportRange,
+    /// A peer has more paths than a [`PathSnapshot`] holds ([`svr_linkq::MAX_PATHS`]).
+    TooManyPaths,
 }
 
 impl std::fmt::Display for SvrSetupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("svr.wayport-range holds no (even, odd) port pair")
+        f.write_str(match self {
+            SvrSetupError::EmptyWayportRange => "svr.wayport-range holds no (even, odd) port pair",
+            SvrSetupError::TooManyPaths => "a peer has more than 32 paths (waypoint pairs)",
+        })
     }
 }
 
@@ -789,39 +835,73 @@ impl SvrShared {
             .map(|_| ArcSwapOption::empty())
             .collect();
         let mut pairs = Vec::new();
+        let mut peer_pairs = Vec::with_capacity(cfg.peers.len());
+        let mut peer_paths = Vec::with_capacity(cfg.peers.len());
+        let mut pair_slots = Vec::new();
         for (p, peer) in cfg.peers.iter().enumerate() {
             let mode = if peer.source_nat {
                 WayportMode::UniqueDestination
             } else {
                 WayportMode::UniquePair
             };
-            for &remote in &peer.waypoints {
-                for &local in &cfg.local_waypoints {
-                    if local.is_ipv4() != remote.is_ipv4() {
-                        continue;
+            let attrs: Vec<PathAttr> = if peer.paths.is_empty() {
+                let mut v = Vec::new();
+                for &remote in &peer.waypoints {
+                    for (l, &local) in cfg.local_waypoints.iter().enumerate() {
+                        if local.is_ipv4() == remote.is_ipv4() {
+                            v.push(PathAttr {
+                                local,
+                                remote,
+                                cost: 0,
+                                vector: None,
+                                local_link: u8::try_from(l).unwrap_or(u8::MAX),
+                            });
+                        }
                     }
-                    pairs.push(WaypointPair {
-                        peer: p as PeerId,
-                        local,
-                        remote,
-                        path_id: local.to_string(),
-                        ports: WayportAllocator::new(cfg.wayport_range, mode)
-                            .map_err(|_| SvrSetupError::EmptyWayportRange)?,
-                    });
                 }
+                v
+            } else {
+                peer.paths.clone()
+            };
+            let start = pairs.len();
+            let mut snap = PathSnapshot::default();
+            for a in attrs {
+                let i = snap
+                    .push(PathEntry {
+                        in_service: true,
+                        metrics: None,
+                        vector: a.vector,
+                        cost: a.cost,
+                        local_link: a.local_link,
+                    })
+                    .ok_or(SvrSetupError::TooManyPaths)?;
+                pair_slots.push((p as PeerId, i));
+                pairs.push(WaypointPair {
+                    peer: p as PeerId,
+                    local: a.local,
+                    remote: a.remote,
+                    path_id: a.local.to_string(),
+                    ports: WayportAllocator::new(cfg.wayport_range, mode)
+                        .map_err(|_| SvrSetupError::EmptyWayportRange)?,
+                });
             }
+            peer_pairs.push(start..pairs.len());
+            peer_paths.push(snap);
         }
         let windows = (0..cfg.max_sessions)
             .map(|_| SessionWindow::default())
             .collect();
         let seen = SeenSessions::new(cfg.peers.len(), cfg.max_sessions);
         let mss_reserve = [rekey_reserve(&cfg, false), rekey_reserve(&cfg, true)];
+        let keys = KeyStore::new();
+        keys.set_topology(peer_paths, pair_slots);
         Ok(SvrShared {
             cfg,
             table,
-            keys: KeyStore::new(),
+            keys,
             crypto,
             pairs,
+            peer_pairs,
             windows,
             seen,
             seen_session_ttl_ms: SEEN_SESSION_TTL_MS,
@@ -880,65 +960,194 @@ impl SvrShared {
             .map(|i| i as PeerId)
     }
 
-    /// The pair to use for a new session to `peer` whose inner packet is IPv4 (`v4`): an
-    /// in-service one of the same family if there is one, else any in service.
-    /// `PathOutOfService` when the peer has pairs but none is in service.
-    fn pair_for(&self, keys: &KeySnapshot, peer: PeerId, v4: bool) -> Result<usize, SvrDrop> {
-        let mut any = None;
-        let mut known = false;
-        for (i, p) in self.pairs.iter().enumerate() {
-            if p.peer != peer {
-                continue;
+    /// `peer`'s waypoint pair with path index `i` of its [`PathSnapshot`].
+    #[inline]
+    pub fn pair_of_path(&self, peer: PeerId, i: PathIndex) -> Option<usize> {
+        let r = self.peer_pairs.get(usize::from(peer))?;
+        let pair = r.start + usize::from(i.0);
+        (pair < r.end).then_some(pair)
+    }
+
+    /// The path index of waypoint pair `pair` among its peer's paths.
+    #[inline]
+    pub fn path_of_pair(&self, pair: usize) -> Option<(PeerId, PathIndex)> {
+        let peer = self.pairs.get(pair)?.peer;
+        let start = self.peer_pairs.get(usize::from(peer))?.start;
+        Some((peer, PathIndex(u8::try_from(pair - start).ok()?)))
+    }
+
+    /// `peer`'s paths whose outer family is the inner packet's (`v4`): preferred, so that the
+    /// outer header needs no family change.
+    fn family_paths(&self, peer: PeerId, v4: bool) -> PathSet {
+        let mut set = PathSet::EMPTY;
+        if let Some(r) = self.peer_pairs.get(usize::from(peer)) {
+            for (i, p) in self.pairs[r.clone()].iter().enumerate() {
+                if p.local.is_ipv4() == v4 {
+                    set.insert(PathIndex(i as u8));
+                }
             }
-            known = true;
-            if !keys.path_in_service(i) {
-                continue;
-            }
-            if p.local.is_ipv4() == v4 {
-                return Ok(i);
-            }
-            any.get_or_insert(i);
         }
-        match (any, known) {
-            (Some(i), _) => Ok(i),
-            (None, true) => Err(SvrDrop::PathOutOfService),
-            (None, false) => Err(SvrDrop::UnknownPeer),
+        set
+    }
+
+    /// SLA path selection for a new session (docs/multipath.md §4) among `allowed` of `peer`'s
+    /// paths, with the service's `policy` and the session's `uuid`: the inner family's paths
+    /// first, then the others. `NoPath::SlaDrop` only when no path of either family is
+    /// eligible and at least one was dropped for its SLA.
+    fn select_path(
+        &self,
+        paths: &PathSnapshot,
+        policy: &Policy,
+        uuid: &[u8; 16],
+        peer: PeerId,
+        v4: bool,
+        allowed: PathSet,
+    ) -> Result<PathIndex, NoPath> {
+        let same = self.family_paths(peer, v4).and(allowed);
+        let other = PathSet(allowed.0 & !same.0);
+        match svr_linkq::select_in(paths, policy, uuid, same) {
+            Ok(i) => Ok(i),
+            Err(first) => match svr_linkq::select_in(paths, policy, uuid, other) {
+                Ok(i) => Ok(i),
+                Err(NoPath::SlaDrop) => Err(NoPath::SlaDrop),
+                Err(NoPath::NoneInService) => Err(first),
+            },
         }
     }
 
-    /// Creates a new session to `peer` on wayports of one of its in-service waypoint pairs:
-    /// `first` (from [`Self::pair_for`]), then, when its wayports are exhausted, the others in
-    /// service, those of the inner family (`v4`) first: the session spills over to the next
-    /// pair. `claim` inserts the session with a candidate pair and its ports (see
-    /// [`WayportAllocator::claim`]). `WayportsExhausted` when every pair tried is exhausted.
+    /// Creates a new session to `peer` on wayports of one of its waypoint pairs chosen by
+    /// SLA path selection (`policy`, `uuid`): the selected one, then, when its wayports are
+    /// exhausted, the next one the policy selects among the rest, and so on: the session
+    /// spills over only to paths the policy allows (in service, not `never`, and meeting the
+    /// SLA unless `best-effort` lets it fall back). `claim` inserts the session with a
+    /// candidate pair and its ports (see [`WayportAllocator::claim`]). `WayportsExhausted`
+    /// when every allowed pair is exhausted; `PathOutOfService` / `NoSlaPath` when selection
+    /// finds no path at all; `UnknownPeer` for a peer without pairs.
+    #[allow(clippy::too_many_arguments)]
     fn claim_wayports<T>(
         &self,
         keys: &KeySnapshot,
+        policy: &Policy,
+        uuid: &[u8; 16],
         peer: PeerId,
         v4: bool,
-        first: usize,
-        mut claim: impl FnMut(&WaypointPair, Wayports) -> Result<T, Claim<SvrDrop>>,
+        mut claim: impl FnMut(usize, &WaypointPair, Wayports) -> Result<T, Claim<SvrDrop>>,
     ) -> Result<T, SvrDrop> {
-        let spill = [true, false].into_iter().flat_map(|same_family| {
-            self.pairs.iter().enumerate().filter(move |&(i, p)| {
-                i != first
-                    && p.peer == peer
-                    && (p.local.is_ipv4() == v4) == same_family
-                    && keys.path_in_service(i)
-            })
-        });
-        let first = self.pairs.get(first).map(|p| (first, p));
-        for (_, p) in first.into_iter().chain(spill) {
-            match p.ports.claim(|ports| claim(p, ports)) {
+        let Some(paths) = keys.paths_of(peer).filter(|p| !p.paths().is_empty()) else {
+            return Err(SvrDrop::UnknownPeer);
+        };
+        let mut allowed = PathSet::ALL;
+        let mut tried = false;
+        loop {
+            let i = match self.select_path(paths, policy, uuid, peer, v4, allowed) {
+                Ok(i) => i,
+                Err(_) if tried => return Err(SvrDrop::WayportsExhausted),
+                Err(NoPath::SlaDrop) => return Err(SvrDrop::NoSlaPath),
+                Err(NoPath::NoneInService) => return Err(SvrDrop::PathOutOfService),
+            };
+            tried = true;
+            allowed = allowed.without(i);
+            let Some(pi) = self.pair_of_path(peer, i) else {
+                continue;
+            };
+            let p = &self.pairs[pi];
+            match p.ports.claim(|ports| claim(pi, p, ports)) {
                 Ok(t) => return Ok(t),
                 Err(ClaimError::Abort(d)) => return Err(d),
                 Err(ClaimError::Exhausted) => {}
             }
         }
-        Err(SvrDrop::WayportsExhausted)
     }
 
-    fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+    /// Ingress, on a packet of live session `s` whose waypoint pair `from` is out of service:
+    /// with `session-resiliency` `failover` or `revertible-failover` in its service's policy,
+    /// moves it to the best other in-service pair (SLA selection with the session's UUID,
+    /// wayports on the new pair; the table rebinds its WAN key, so id, UUID, payload keys,
+    /// sequence numbers and replay window stay), frees the old wayports and sends forward
+    /// metadata again, so the egress rebinds too (docs/multipath.md §6). Otherwise, or when
+    /// no other pair is usable, `PathOutOfService` (the session is stranded; its packets are
+    /// dropped and counted until a path returns). Runs once per move, not per packet.
+    pub(crate) fn move_session(
+        &self,
+        w: &mut SvrWorker,
+        keys: &KeySnapshot,
+        s: &SessionRef,
+        from: usize,
+    ) -> Result<SessionRef, SvrDrop> {
+        use svr_linkq::SessionResiliency as R;
+        let lan_dst = s.lan_key.dst();
+        let policy = self
+            .service_for(lan_dst)
+            .map(|(_, svc)| &svc.policy)
+            .filter(|p| matches!(p.session_resiliency, R::Failover | R::RevertibleFailover))
+            .ok_or(SvrDrop::PathOutOfService)?;
+        let uuid = self.table.uuid(s.id).ok_or(SvrDrop::StaleSession)?;
+        let peer = self.pairs.get(from).ok_or(SvrDrop::StaleSession)?.peer;
+        let old_wan = s.wan_key;
+        let moved = self.claim_wayports(
+            keys,
+            policy,
+            &uuid,
+            peer,
+            lan_dst.is_ipv4(),
+            |pi, pair, ports| {
+                if pi == from {
+                    return Err(Claim::Taken);
+                }
+                let wan_key = FlowKey::new(
+                    pair.remote,
+                    pair.local,
+                    old_wan.proto(),
+                    ports.destination,
+                    ports.source,
+                )
+                .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
+                match self.table.rebind_wan(s.id, wan_key) {
+                    Ok(_) => Ok(pi),
+                    Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
+                    Err(InsertError::Exists) => {
+                        // Taken by another session, or this one moved (or ended) meanwhile.
+                        match self.table.get(s.id, Side::Lan) {
+                            Some(now) if now.wan_key == old_wan => Err(Claim::Taken),
+                            _ => Err(Claim::Abort(SvrDrop::StaleSession)),
+                        }
+                    }
+                }
+            },
+        );
+        let to = match moved {
+            Ok(to) => to,
+            Err(SvrDrop::WayportsExhausted | SvrDrop::NoSlaPath) => {
+                return Err(SvrDrop::PathOutOfService)
+            }
+            Err(SvrDrop::StaleSession) => {
+                // Another worker moved it first: carry on with what it did.
+                return self
+                    .table
+                    .get(s.id, Side::Lan)
+                    .filter(|n| n.wan_key != old_wan)
+                    .ok_or(SvrDrop::StaleSession);
+            }
+            Err(d) => return Err(d),
+        };
+        // wan_key: peer wp:odd → our wp:even.
+        let _ = self.pairs[from].ports.free(Wayports {
+            source: old_wan.dst_port(),
+            destination: old_wan.src_port(),
+        });
+        self.table
+            .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+        w.note_move(SessionMoveEvent {
+            uuid,
+            peer,
+            from_pair: from,
+            to_pair: to,
+            reason: MoveCause::PathDown,
+        });
+        self.table.get(s.id, Side::Lan).ok_or(SvrDrop::StaleSession)
+    }
+
+    pub(crate) fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
         self.pairs
             .iter()
             .position(|p| p.local == local && p.remote == remote)
@@ -1214,6 +1423,37 @@ pub struct SvrWorker {
     tokens: Vec<(u64, u64)>,
     /// Counters, published by the worker.
     pub counters: SvrCounters,
+    /// `session-path-change` events of the moves this worker made since the slow path last
+    /// drained them (preallocated; when full, further events are only counted in
+    /// `svr_session_moved`).
+    pub move_events: arrayvec::ArrayVec<SessionMoveEvent, MOVE_EVENTS>,
+}
+
+/// Room for [`SvrWorker::move_events`] between two drains.
+pub const MOVE_EVENTS: usize = 64;
+
+/// A session moved from one waypoint pair to another (the `session-path-change` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionMoveEvent {
+    /// The session's UUID (unchanged by the move).
+    pub uuid: [u8; 16],
+    /// The peer.
+    pub peer: PeerId,
+    /// The old waypoint pair ([`SvrShared::pairs`] index).
+    pub from_pair: usize,
+    /// The new one.
+    pub to_pair: usize,
+    /// Why (`path-down` at the ingress; the egress follows its peer: `peer-moved`).
+    pub reason: MoveCause,
+}
+
+/// Why a session moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveCause {
+    /// Ingress: its waypoint pair left service (`svr_linkq::MoveReason::PathDown`).
+    PathDown,
+    /// Egress: the ingress sent the session's forward metadata on another pair.
+    PeerMoved,
 }
 
 impl std::fmt::Debug for SvrWorker {
@@ -1236,7 +1476,14 @@ impl SvrWorker {
             replay: vec![ReplayWindow::new(); shared.table.capacity()],
             tokens: vec![(u64::from(shared.cfg.enable_metadata_rate), 0); shared.cfg.peers.len()],
             counters: SvrCounters::default(),
+            move_events: arrayvec::ArrayVec::new(),
         }
+    }
+
+    /// Counts a move and records its event (dropped when the log is full).
+    pub(crate) fn note_move(&mut self, e: SessionMoveEvent) {
+        self.counters.events.bump(SvrEvent::SessionMoved);
+        let _ = self.move_events.try_push(e);
     }
 
     fn random<const N: usize>(&mut self) -> [u8; N] {

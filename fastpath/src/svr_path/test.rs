@@ -52,18 +52,21 @@ fn router(me: &str, wps: (bool, bool), max_sessions: u32) -> (SvrShared, SvrWork
                 tenant: "blue".into(),
                 prefixes: vec![pfx("10.1.0.0/24"), pfx("fd00:1::/64")],
                 peer: if a { None } else { Some(0) },
+                policy: Default::default(),
             },
             ServiceRoute {
                 name: "site-b".into(),
                 tenant: "blue".into(),
                 prefixes: vec![pfx("10.2.0.0/24"), pfx("fd00:2::/64")],
                 peer: if b { None } else { Some(0) },
+                policy: Default::default(),
             },
         ],
         peers: vec![PeerInfo {
             name: peer_name.into(),
             waypoints: theirs,
             source_nat: false,
+            paths: Vec::new(),
         }],
         local_waypoints: mine,
         wayport_range: WayportRange::default(),
@@ -1336,6 +1339,19 @@ fn source_nat_peer_gets_unique_destinations_and_spills_to_the_next_pair() {
         c.wayport_range = FIVE_BY_FIVE;
         c.peers[0].source_nat = true;
         c.peers[0].waypoints = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+        // The second pair costs more: selection picks the first while it has wayports, and
+        // the spill goes to the second (equal costs would spread sessions by UUID hash).
+        c.peers[0].paths = ["10.9.0.2", "10.9.0.3"]
+            .iter()
+            .enumerate()
+            .map(|(k, r)| PathAttr {
+                local: ip("10.9.0.1"),
+                remote: ip(r),
+                cost: 10 * k as u32,
+                vector: None,
+                local_link: 0,
+            })
+            .collect();
     });
     assert!(a
         .0
@@ -1510,6 +1526,7 @@ fn egress_serves_only_its_services() {
         tenant: "blue".into(),
         prefixes: vec![pfx("10.3.0.0/24")],
         peer: Some(0),
+        policy: Default::default(),
     });
     cfg.services[1].tenant = "red".into();
     let sh = SvrShared::new(cfg).unwrap();
@@ -1924,4 +1941,359 @@ fn reverse_metadata_carries_the_key_index_only() {
     assert_eq!(opened.repr.payload_key_index, Some(s.payload_key_index));
     assert!(opened.repr.payload_key.is_none());
     assert!(!contains(&sealed, &raw), "key bytes in reverse metadata");
+}
+
+// ---- SLA path selection for new sessions (docs/multipath.md §4) -----------------------------
+
+use svr_linkq::{Metrics, PathIndex, VectorId, VectorPriority};
+
+/// Router A with two IPv4 waypoint pairs to B (10.9.0.1 → 10.9.0.2 labelled `mpls` (0),
+/// 10.9.0.1 → 10.9.0.3 labelled `inet` (1)) and `policy` on site-b.
+fn two_paths(policy: Policy) -> (SvrShared, SvrWorker) {
+    router_a_with(1024, |c| {
+        c.peers[0].waypoints = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+        c.peers[0].paths = ["10.9.0.2", "10.9.0.3"]
+            .iter()
+            .enumerate()
+            .map(|(k, r)| PathAttr {
+                local: ip("10.9.0.1"),
+                remote: ip(r),
+                cost: 0,
+                vector: Some(VectorId(k as u16)),
+                local_link: k as u8,
+            })
+            .collect();
+        c.services[1].policy = policy;
+    })
+}
+
+const MPLS: VectorId = VectorId(0);
+const INET: VectorId = VectorId(1);
+
+/// The WAN destinations of `n` new flows from source port `from` on.
+fn destinations(r: &mut (SvrShared, SvrWorker), from: u16, n: u16) -> Vec<Result<IpAddr, Verdict>> {
+    (from..from + n)
+        .map(|sport| open_flow(r, sport).map(|(d, _)| d))
+        .collect()
+}
+
+#[test]
+fn new_sessions_follow_the_policys_vectors() {
+    // Equal costs: hunt spreads sessions over both paths by UUID hash.
+    let mut r = two_paths(Policy::default());
+    let d = destinations(&mut r, 1000, 64);
+    let on =
+        |d: &[Result<IpAddr, Verdict>], wp: &str| d.iter().filter(|x| **x == Ok(ip(wp))).count();
+    assert_eq!(on(&d, "10.9.0.2") + on(&d, "10.9.0.3"), 64);
+    assert!(
+        on(&d, "10.9.0.2") > 8 && on(&d, "10.9.0.3") > 8,
+        "spread: {d:?}"
+    );
+
+    // `mpls` costs 100: every new session takes `inet`.
+    let mut p = Policy::default();
+    p.set_vector(MPLS, VectorPriority::Priority(100)).unwrap();
+    let mut r = two_paths(p);
+    assert!(destinations(&mut r, 1000, 32)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.3"))));
+
+    // `inet` never: every new session takes `mpls`; without `mpls` in service, none starts.
+    let mut p = Policy::default();
+    p.set_vector(INET, VectorPriority::Never).unwrap();
+    let mut r = two_paths(p);
+    assert!(destinations(&mut r, 1000, 32)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.2"))));
+    r.0.keys.gate_paths(2);
+    r.0.keys.set_path_in_service(1, true);
+    assert_eq!(
+        open_flow(&mut r, 2000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::PathOutOfService)))
+    );
+    assert_eq!(r.1.counters.drops.get(SvrDrop::PathOutOfService), 1);
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 0);
+}
+
+fn sla_policy(best_effort: bool) -> Policy {
+    Policy {
+        path_quality_filter: true,
+        max_loss_percent: 1.0,
+        max_latency_ms: 150,
+        best_effort,
+        ..Policy::default()
+    }
+}
+
+#[test]
+fn sla_filter_picks_the_compliant_path_and_counts_sla_drops() {
+    let mut r = two_paths(sla_policy(false));
+    // Not measured yet: no path meets the SLA, and the policy is not best effort.
+    assert_eq!(
+        open_flow(&mut r, 1000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::NoSlaPath)))
+    );
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 1);
+    assert_eq!(r.0.table.len(), 0, "no session, no wayports");
+    assert_eq!(
+        r.0.pairs()[0].ports.in_use() + r.0.pairs()[1].ports.in_use(),
+        0
+    );
+    // 10 % loss on mpls, a clean inet: voice takes inet.
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(20.0, 2.0, 10.0)));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(30.0, 2.0, 0.0)));
+    assert!(destinations(&mut r, 1001, 16)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.3"))));
+    // inet gains 100 ms of latency, mpls recovers: new sessions take mpls.
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(20.0, 2.0, 0.0)));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(180.0, 2.0, 0.0)));
+    assert!(destinations(&mut r, 1100, 16)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.2"))));
+    // Both violate: dropped and counted; best effort would have used either.
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(200.0, 2.0, 0.0)));
+    assert!(destinations(&mut r, 1200, 4)
+        .iter()
+        .all(|d| *d == Err(Verdict::Drop(DropCause::Svr(SvrDrop::NoSlaPath)))));
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 5);
+    let mut be = two_paths(sla_policy(true));
+    be.0.keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(200.0, 2.0, 0.0)));
+    assert!(destinations(&mut be, 1000, 8).iter().all(|d| d.is_ok()));
+}
+
+#[test]
+fn spill_stays_among_the_paths_the_policy_allows() {
+    let mut p = Policy::default();
+    p.set_vector(INET, VectorPriority::Never).unwrap();
+    // Five destinations per pair: `inet` is never used, so mpls's wayports are all there is.
+    let mut cfg = two_paths(p).0.cfg.clone();
+    cfg.wayport_range = FIVE_BY_FIVE;
+    cfg.peers[0].source_nat = true;
+    let sh = SvrShared::new(cfg).unwrap();
+    sh.keys
+        .install_own(MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+    sh.keys
+        .install_peer(0, MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+    let w = SvrWorker::new(&sh, [1; 32]);
+    let mut r = (sh, w);
+    assert!(destinations(&mut r, 1000, 5)
+        .iter()
+        .all(|d| *d == Ok(ip("10.9.0.2"))));
+    assert_eq!(
+        open_flow(&mut r, 2000),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::WayportsExhausted)))
+    );
+    assert_eq!(
+        r.0.pairs()[1].ports.in_use(),
+        0,
+        "no spill onto a `never` path"
+    );
+}
+
+#[test]
+fn established_sessions_never_reselect() {
+    // By construction: only `ingress::create` (a session-table miss) calls the selector; a
+    // live session's packets take the waypoints of its table entry. Here: a session on inet,
+    // then metrics that make the selector refuse every path; the session's packets still
+    // leave on inet, while a new session is dropped.
+    let mut r = two_paths(sla_policy(false));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(30.0, 2.0, 0.0)));
+    assert_eq!(open_flow(&mut r, 1000).map(|x| x.0), Ok(ip("10.9.0.3")));
+    r.0.keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(300.0, 2.0, 50.0)));
+    assert_eq!(
+        open_flow(&mut r, 1001),
+        Err(Verdict::Drop(DropCause::Svr(SvrDrop::NoSlaPath)))
+    );
+    for _ in 0..100 {
+        assert_eq!(open_flow(&mut r, 1000).map(|x| x.0), Ok(ip("10.9.0.3")));
+    }
+    assert_eq!(r.1.counters.drops.get(SvrDrop::NoSlaPath), 1);
+    assert_eq!(r.1.counters.events.get(SvrEvent::IngressSession), 1);
+}
+
+// ---- sessions that move (docs/multipath.md §6, failover) ------------------------------------
+
+/// A and B joined by two waypoint pairs: A 10.9.0.1 → B 10.9.0.2 (pair 0, cost 0) and →
+/// 10.9.0.3 (pair 1, cost 10), so sessions start on pair 0. `resiliency` on A's site-b.
+fn two_pair_routers(resiliency: svr_linkq::SessionResiliency) -> Pair {
+    let mut p = Pair::new((true, false));
+    let b_wps = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+    let mut ca = p.a.0.cfg.clone();
+    ca.peers[0].waypoints = b_wps.clone();
+    ca.peers[0].paths = b_wps
+        .iter()
+        .enumerate()
+        .map(|(k, &remote)| PathAttr {
+            local: ip("10.9.0.1"),
+            remote,
+            cost: 10 * k as u32,
+            vector: None,
+            local_link: 0,
+        })
+        .collect();
+    ca.services[1].policy.session_resiliency = resiliency;
+    let mut cb = p.b.0.cfg.clone();
+    cb.local_waypoints = b_wps;
+    let make = |cfg: SvrConfig, own: MetadataKey, peer: MetadataKey, seed: u8| {
+        let sh = SvrShared::new(cfg).unwrap();
+        sh.keys.install_own(own);
+        sh.keys.install_peer(0, peer);
+        let w = SvrWorker::new(&sh, [seed; 32]);
+        (sh, w)
+    };
+    let ka = || MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC);
+    let kb = || MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC);
+    p.a = make(ca, ka(), kb(), 1);
+    p.b = make(cb, kb(), ka(), 2);
+    p
+}
+
+/// WAN destination address of a WAN frame (IPv4).
+fn wan_dst(f: &[u8]) -> IpAddr {
+    packet::parse(f, false).unwrap().dst
+}
+
+/// (session, UUID, current payload key) of the session a LAN key names on router `r`.
+fn session_state(
+    r: &SvrShared,
+    lan: &crate::session::FlowKey,
+) -> (SessionId, [u8; 16], Arc<SessionKey>) {
+    let s = r.table.lookup(lan).expect("session");
+    let c = r.crypto(s.id).expect("keys");
+    (s.id, r.table.uuid(s.id).unwrap(), Arc::clone(&c.current))
+}
+
+fn failover_mid_flow(tcp_flow: bool) {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    let mut p = two_pair_routers(svr_linkq::SessionResiliency::Failover);
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fwd_pkt = |flags: u16, data: &[u8]| {
+        if tcp_flow {
+            frame(ha, hb, 6, &tcp(40001, 80, flags, None, data))
+        } else {
+            frame(ha, hb, 17, &udp(40001, 80, data))
+        }
+    };
+    let rev_pkt = |flags: u16, data: &[u8]| {
+        if tcp_flow {
+            frame(hb, ha, 6, &tcp(80, 40001, flags, None, data))
+        } else {
+            frame(hb, ha, 17, &udp(80, 40001, data))
+        }
+    };
+    // Established on pair 0.
+    let (wan, _) = p.send(true, &fwd_pkt(SYN, b""));
+    assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    let (wan, _) = p.send(false, &rev_pkt(SYN | ACK, b""));
+    assert_eq!(wan_dst(&wan), ip("10.9.0.1"));
+    for i in 0..3u8 {
+        let f = fwd_pkt(ACK, &[i; 40]);
+        let (wan, out) = p.send(true, &f);
+        same_l3(&f, &out, false);
+        assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    }
+    let lan_a =
+        crate::session::FlowKey::new(ip(ha), ip(hb), if tcp_flow { 6 } else { 17 }, 40001, 80)
+            .unwrap();
+    let lan_b = lan_a.reversed();
+    let (id_a, uuid_a, key_a) = session_state(&p.a.0, &lan_a);
+    let (id_b, uuid_b, key_b) = session_state(&p.b.0, &lan_b);
+    assert_eq!(uuid_a, uuid_b);
+    let old_wan_b = p.b.0.table.lookup(&lan_b).unwrap().wan_key;
+
+    // Pair 0 leaves service at A (BFD down): the next packet moves the session to pair 1.
+    p.a.0.keys.gate_paths(2);
+    p.a.0.keys.set_path_in_service(1, true);
+    for i in 0..3u8 {
+        let f = fwd_pkt(ACK, &[0x40 + i; 40]);
+        let (wan, out) = p.send(true, &f);
+        same_l3(&f, &out, false);
+        assert_eq!(wan_dst(&wan), ip("10.9.0.3"), "packet {i} after the move");
+        // Forward metadata again (same UUID) until B answers on the new pair.
+        assert!(is_metadata(wan_payload(&wan)));
+    }
+    let f = rev_pkt(ACK, b"reply on the new pair");
+    let (wan, out) = p.send(false, &f);
+    same_l3(&f, &out, false);
+    assert_eq!(
+        packet::parse(&wan, false).unwrap().src,
+        ip("10.9.0.3"),
+        "B answers from the new waypoint"
+    );
+    assert!(
+        is_metadata(wan_payload(&wan)),
+        "reverse metadata on the new pair"
+    );
+    let f = fwd_pkt(ACK, b"settled");
+    let (wan, out) = p.send(true, &f);
+    same_l3(&f, &out, false);
+    assert!(!is_metadata(wan_payload(&wan)), "forward metadata stops");
+
+    // Same session on both sides: id, UUID and payload key unchanged.
+    let (id_a2, uuid_a2, key_a2) = session_state(&p.a.0, &lan_a);
+    let (id_b2, uuid_b2, key_b2) = session_state(&p.b.0, &lan_b);
+    assert_eq!((id_a2, uuid_a2), (id_a, uuid_a));
+    assert_eq!((id_b2, uuid_b2), (id_b, uuid_b));
+    assert!(Arc::ptr_eq(&key_a, &key_a2) && Arc::ptr_eq(&key_b, &key_b2));
+    // The old binding is forgotten; A's old wayports are free.
+    assert!(p.b.0.table.lookup(&old_wan_b).is_none());
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 0);
+    assert_eq!(p.a.0.pairs()[1].ports.in_use(), 1);
+    assert_eq!(p.a.0.table.len(), 1);
+    assert_eq!(p.b.0.table.len(), 1);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionMoved), 1);
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::SessionMoved), 1);
+    assert_eq!(
+        p.a.1.move_events.as_slice(),
+        &[SessionMoveEvent {
+            uuid: uuid_a,
+            peer: 0,
+            from_pair: 0,
+            to_pair: 1,
+            reason: MoveCause::PathDown,
+        }]
+    );
+    assert_eq!(p.b.1.move_events[0].reason, MoveCause::PeerMoved);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+}
+
+#[test]
+fn failover_moves_a_udp_session_to_the_other_pair() {
+    failover_mid_flow(false);
+}
+
+#[test]
+fn failover_moves_a_tcp_session_to_the_other_pair() {
+    failover_mid_flow(true);
+}
+
+#[test]
+fn resiliency_none_drops_when_its_path_leaves_service() {
+    let mut p = two_pair_routers(svr_linkq::SessionResiliency::None);
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40001, 80, b"x"));
+    let (wan, _) = p.send(true, &f);
+    assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    p.a.0.keys.gate_paths(2);
+    p.a.0.keys.set_path_in_service(1, true);
+    let mut buf = TestBuffer::new(&f);
+    assert_eq!(
+        ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now),
+        Verdict::Drop(DropCause::Svr(SvrDrop::PathOutOfService))
+    );
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::PathOutOfService), 1);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionMoved), 0);
+    // A new session takes the pair in service.
+    let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40002, 80, b"y"));
+    let (wan, _) = p.send(true, &f);
+    assert_eq!(wan_dst(&wan), ip("10.9.0.3"));
 }
