@@ -477,9 +477,15 @@ impl ZeroTrust {
                     self.svr.keys.set_path_in_service(pair, in_service);
                 }
             }
-            // Read by the report through `PathView`; the path selector's snapshot (issue 9
-            // item 4) will take it from here.
-            Publish::PathMetrics { .. } => {}
+            // Into the path selector's snapshot: new sessions choose by SLA from it.
+            Publish::PathMetrics { path, metrics } => {
+                let at = self.pair_of_path.get(path).copied();
+                if let Some((peer, index)) = at.and_then(|pair| self.svr.path_of_pair(pair)) {
+                    self.svr
+                        .keys
+                        .publish_path_metrics(peer, index, Some(metrics));
+                }
+            }
         }
     }
 
