@@ -153,7 +153,11 @@ fn create(
     let id = claimed?;
     // A fresh key, installed ahead of time in the worker's stock (key_stock.rs).
     let key = w.payload_key(key_index);
-    sh.publish_crypto(id, SessionCrypto::with_key(id.generation, peer, key));
+    let epoch = sh.keys.load().peer_epoch(peer);
+    sh.publish_crypto(
+        id,
+        SessionCrypto::with_key(id.generation, peer, key).at_epoch(epoch),
+    );
     w.counters.events.bump(SvrEvent::IngressSession);
     sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
 }
@@ -240,12 +244,24 @@ pub fn lan_stage<B: PacketBuf>(
     if s.role == Role::Ingress {
         let now_ms = crate::session::now_millis(now);
         let want = keys.payload_key_index(loaded.peer);
-        if loaded.next.is_some() {
+        if loaded.peer_epoch != keys.peer_epoch(loaded.peer) {
+            // Every path to the peer left service since these keys were made: it may have
+            // restarted and lost the session. Refresh now (a fresh key, current at once, in
+            // forward metadata) rather than wait for its Enable Metadata; a pending rekey's
+            // key would meet an egress that never saw the current one.
+            refresh(sh, w, &s, now);
+            replaced = sh.crypto(s.id);
+            rekeyed = replaced.is_some();
+        } else if loaded.next.is_some() {
             // No reverse packet acknowledged the pending key in time (a one-way flow).
             if now_ms >= loaded.next_since_ms + super::PAYLOAD_KEY_SWITCH_MS {
                 replaced = sh.complete_rekey(w, s.id, loaded, now_ms);
             }
-        } else if s.payload_key_index != want {
+        } else if s.payload_key_index != want
+            && !matches!(s.metadata, MetadataState::SendingForward { .. })
+        {
+            // Not while the egress may not have the session yet (its forward metadata is
+            // still going out): the rekey's key would be the only one it learns.
             replaced = sh.start_rekey(w, &s, loaded, want, now_ms);
             rekeyed = replaced.is_some();
         }
@@ -476,15 +492,17 @@ pub fn lan_stage<B: PacketBuf>(
 /// packet: the key comes from the worker's stock, the new keys are one allocation.
 pub(super) fn refresh(sh: &SvrShared, w: &mut SvrWorker, s: &SessionRef, now: Instant) {
     let now_ms = crate::session::now_millis(now);
+    let keys = sh.keys.load();
     let want = sh
         .crypto(s.id)
-        .map(|c| sh.keys.load().payload_key_index(c.peer));
-    let Some(want) = want else { return };
+        .map(|c| (keys.payload_key_index(c.peer), keys.peer_epoch(c.peer)));
+    drop(keys);
+    let Some((want, epoch)) = want else { return };
     let mut cur = sh.crypto(s.id);
     while let Some(old) = cur {
         let key = w.payload_key(old.fresh_index(want));
         if sh
-            .swap_crypto(s.id, &old, old.refreshed(key, now_ms))
+            .swap_crypto(s.id, &old, old.refreshed(key, now_ms, epoch))
             .is_some()
         {
             // The egress restarts its sequence numbers under the fresh key: both the shared

@@ -114,6 +114,10 @@ pub struct KeySnapshot {
     /// Waypoint pair ([`super::SvrShared::pairs`] index) → its peer and its index in that
     /// peer's [`PathSnapshot`].
     pub pair_slots: Vec<(PeerId, PathIndex)>,
+    /// Per peer ([`PeerId`]): moves (wrapping) each time the last of its paths leaves
+    /// service. The peer may have restarted meanwhile and lost its sessions, so an ingress
+    /// session made before the move refreshes its payload key on its next packet.
+    pub peer_epoch: Vec<u8>,
 }
 
 impl KeySnapshot {
@@ -131,6 +135,12 @@ impl KeySnapshot {
             .get(usize::from(peer))
             .and_then(|p| p.by_index(rekey_index))
             .or_else(|| self.own(rekey_index))
+    }
+
+    /// `peer`'s unreachability epoch ([`KeySnapshot::peer_epoch`]).
+    #[inline]
+    pub fn peer_epoch(&self, peer: PeerId) -> u8 {
+        self.peer_epoch.get(usize::from(peer)).copied().unwrap_or(0)
     }
 
     /// The payload-key index for a new session to `peer`.
@@ -270,10 +280,28 @@ impl KeyStore {
     /// for the per-packet check and for path selection in one step.
     pub fn set_path_in_service(&self, pair: usize, in_service: bool) {
         self.update(|s| {
+            let peer = s.pair_slots.get(pair).map(|&(peer, _)| peer);
+            let reachable = |s: &KeySnapshot| {
+                let (Some(peer), Some(paths)) = (peer, s.paths.as_ref()) else {
+                    return false;
+                };
+                s.pair_slots
+                    .iter()
+                    .zip(paths)
+                    .any(|(&(p, _), &up)| p == peer && up)
+            };
+            let was_reachable = reachable(s);
             if let Some(p) = s.paths.as_mut().and_then(|p| p.get_mut(pair)) {
                 *p = in_service;
             } else {
                 return;
+            }
+            if let Some(peer) = peer.filter(|_| was_reachable && !reachable(s)) {
+                let i = usize::from(peer);
+                if s.peer_epoch.len() <= i {
+                    s.peer_epoch.resize(i + 1, 0);
+                }
+                s.peer_epoch[i] = s.peer_epoch[i].wrapping_add(1);
             }
             if let Some(&(peer, i)) = s.pair_slots.get(pair) {
                 if let Some(e) = s

@@ -566,6 +566,9 @@ pub struct SessionCrypto {
     /// When `next` was made (session clock, ms): without an acknowledgement the ingress
     /// switches [`PAYLOAD_KEY_SWITCH_MS`] later.
     pub next_since_ms: u64,
+    /// Ingress: the peer's unreachability epoch ([`KeySnapshot::peer_epoch`]) when these
+    /// keys were made; another one on a packet means "refresh".
+    pub peer_epoch: u8,
 }
 
 impl SessionCrypto {
@@ -574,9 +577,16 @@ impl SessionCrypto {
         Self::with_key(generation, peer, SessionKey::new(index, raw))
     }
 
+    /// The same keys, made at the peer's unreachability epoch `peer_epoch`.
+    pub fn at_epoch(mut self, peer_epoch: u8) -> SessionCrypto {
+        self.peer_epoch = peer_epoch;
+        self
+    }
+
     /// A new session's keys, with an installed `current` key (the ingress's key stock).
     pub fn with_key(generation: u32, peer: PeerId, current: Arc<SessionKey>) -> SessionCrypto {
         SessionCrypto {
+            peer_epoch: 0,
             generation,
             peer,
             current,
@@ -605,6 +615,7 @@ impl SessionCrypto {
     /// period from `now_ms`.
     fn switched(&self, key: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
         SessionCrypto {
+            peer_epoch: self.peer_epoch,
             generation: self.generation,
             peer: self.peer,
             current: key,
@@ -645,8 +656,9 @@ impl SessionCrypto {
     /// at once, nothing waits, and the key the egress last had stays as `previous` only to
     /// keep its index reserved: its grace period is over (`previous_until_ms = now_ms`), so
     /// nothing under it is accepted again, since the reverse replay window restarts.
-    fn refreshed(&self, key: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
+    fn refreshed(&self, key: Arc<SessionKey>, now_ms: u64, peer_epoch: u8) -> SessionCrypto {
         SessionCrypto {
+            peer_epoch,
             generation: self.generation,
             peer: self.peer,
             current: key,
@@ -660,6 +672,7 @@ impl SessionCrypto {
     /// Our keys with `next` pending (a rekey started at `now_ms`).
     fn with_next(&self, next: Arc<SessionKey>, now_ms: u64) -> SessionCrypto {
         SessionCrypto {
+            peer_epoch: self.peer_epoch,
             generation: self.generation,
             peer: self.peer,
             current: Arc::clone(&self.current),

@@ -2297,3 +2297,54 @@ fn resiliency_none_drops_when_its_path_leaves_service() {
     let (wan, _) = p.send(true, &f);
     assert_eq!(wan_dst(&wan), ip("10.9.0.3"));
 }
+
+/// Every path to B leaves service (B restarts and loses its sessions) and comes back; A's
+/// payload-key rotation falls due meanwhile. A refreshes the live session on its next packet
+/// (a fresh key, current at once, in forward metadata), so B re-creates it with the key A's
+/// data packets use, not with a rekey's pending one that A would not use for another 20 s.
+#[test]
+fn sessions_refresh_after_every_path_to_the_peer_left_service() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |d: &[u8]| frame(ha, hb, 17, &udp(40000, 5001, d));
+    let fb = |d: &[u8]| frame(hb, ha, 17, &udp(5001, 40000, d));
+    let mut p = Pair::new((true, false));
+    let pairs = p.a.0.pairs().len();
+    p.a.0.keys.gate_paths(pairs);
+    for i in 0..pairs {
+        p.a.0.keys.set_path_in_service(i, true);
+    }
+    p.send(true, &fa(b"one"));
+    p.send(false, &fb(b"back"));
+    p.send(true, &fa(b"two"));
+    let epoch = p.a.0.keys.load().peer_epoch(0);
+    for i in 0..pairs {
+        p.a.0.keys.set_path_in_service(i, false);
+    }
+    assert_eq!(p.a.0.keys.load().peer_epoch(0), epoch.wrapping_add(1));
+    // B restarts; A's paths come back; a payload-key rotation is due.
+    let (sb, _) = router("router-b", (true, false), 1024);
+    let wb = SvrWorker::new(&sb, [9; 32]);
+    p.b = (sb, wb);
+    for i in 0..pairs {
+        p.a.0.keys.set_path_in_service(i, true);
+    }
+    set_payload_index(&p.a.0, 3);
+    for i in 0..5u8 {
+        let f = fa(&[b'x', i]);
+        let (wan, out) = p.send(true, &f);
+        same_but_ttl(&f, &out);
+        assert!(
+            is_metadata(wan_payload(&wan)),
+            "packet {i} carries the fresh key"
+        );
+    }
+    p.send(false, &fb(b"answer"));
+    for i in 0..20u8 {
+        let f = fa(&[b'y', i]);
+        let (_, out) = p.send(true, &f);
+        same_but_ttl(&f, &out);
+    }
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 1);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+}
