@@ -638,11 +638,8 @@ mod tests {
         assert_eq!(s1.as_bytes()[MODP_LEN - 2..], [0x80, 0x00]);
     }
 
-    #[test]
-    fn bfd_auth_secret_matches_python_cryptography() {
-        // The peer key of docs/bfd-metadata.md §4; the expected secret was computed with
-        // Python `cryptography`: HKDF(SHA256(), 32, salt=None,
-        // info=b"svr-fastpath bfd auth v1").derive(enc + hmac).
+    /// The peer key of docs/bfd-metadata.md §4.
+    fn doc_peer_key() -> PeerKeyMaterial {
         let mut m = PeerKeyMaterial {
             index: 1,
             enc: [0; 32],
@@ -655,6 +652,15 @@ mod tests {
             "b6085aa8a7e00a02ffa28a01b7d6af3d38e6ae8d3618e60b2ac70335d0190d7f",
             "89b79f11ffcc49e348857bf5323f962d"
         )));
+        m
+    }
+
+    #[test]
+    fn bfd_auth_secret_matches_python_cryptography() {
+        // The peer key of docs/bfd-metadata.md §4; the expected secret was computed with
+        // Python `cryptography`: HKDF(SHA256(), 32, salt=None,
+        // info=b"svr-fastpath bfd auth v1").derive(enc + hmac).
+        let m = doc_peer_key();
         let want = h("0a8ded2eeeecd4c459ff9aa00df22d090ac1abbc633022db5f5363b85f38cb62");
         assert_eq!(derive_bfd_auth(&m)[..], want[..]);
         let k = PeerKey::new(&m);
@@ -667,18 +673,7 @@ mod tests {
         // The peer key of docs/bfd-metadata.md §4; the expected key was computed with
         // Python `cryptography`: HKDF(SHA256(), 32, salt=None,
         // info=b"svr-fastpath link test v1").derive(enc + hmac).
-        let mut m = PeerKeyMaterial {
-            index: 1,
-            enc: [0; 32],
-            hmac: [0; 48],
-        };
-        m.enc.copy_from_slice(&h(
-            "275d573fa78c8f6c573d4c5cc3baee1186f1d3d201f0a5a62baedca50516dbd3",
-        ));
-        m.hmac.copy_from_slice(&h(concat!(
-            "b6085aa8a7e00a02ffa28a01b7d6af3d38e6ae8d3618e60b2ac70335d0190d7f",
-            "89b79f11ffcc49e348857bf5323f962d"
-        )));
+        let m = doc_peer_key();
         let want = h("bda7207b7b5c5ccce4d58b55fc8422d309b1a8058392ed407087289a3d469e32");
         assert_eq!(derive_link_key(&m)[..], want[..]);
         let k = PeerKey::new(&m);
