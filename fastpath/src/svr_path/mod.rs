@@ -219,8 +219,14 @@ reasons! {
         UnknownPeer = "svr_unknown_peer",
         /// HMAC did not verify (metadata key or payload key).
         BadMac = "svr_hmac_failure",
-        /// Sequence number replayed or left of the window.
+        /// Sequence number replayed or left of the window, on a session not in
+        /// `packet-duplication` mode: an attack or a network duplicate.
         Replay = "svr_replay",
+        /// `packet-duplication`: the second copy of a packet (same sequence number, other
+        /// waypoint pair), dropped by the session's shared replay window as intended. A
+        /// session is in duplication mode when the service it serves has
+        /// `session-resiliency: packet-duplication` in this router's configuration.
+        DuplicateDropped = "svr_duplicate_dropped",
         /// No session for a metadata-less WAN packet (an Enable Metadata may have been sent).
         UnknownSession = "svr_unknown_session",
         /// The session table is full; existing sessions are unaffected.
@@ -1373,6 +1379,23 @@ impl SvrShared {
     fn restart_window(&self, id: SessionId) {
         if let Some(w) = self.session_window(id) {
             w.window.reset();
+        }
+    }
+
+    /// Egress: a replay drop of session `s` is `DuplicateDropped` when the session is in
+    /// `packet-duplication` mode (the service it serves, here: the destination of its forward
+    /// direction, `s.lan_key.src()`), else `Replay`. Only on the drop path: a packet that
+    /// passes pays nothing.
+    pub(crate) fn replay_or_duplicate(&self, s: &SessionRef, d: SvrDrop) -> SvrDrop {
+        use svr_linkq::SessionResiliency as R;
+        if d != SvrDrop::Replay || s.role != Role::Egress {
+            return d;
+        }
+        match self.service_for(s.lan_key.src()) {
+            Some((_, svc)) if svc.policy.session_resiliency == R::PacketDuplication => {
+                SvrDrop::DuplicateDropped
+            }
+            _ => d,
         }
     }
 

@@ -2557,3 +2557,28 @@ fn sla_violation_does_not_move_without_resiliency() {
     }
     assert!(p.a.1.move_events.is_empty());
 }
+
+/// The egress tells a duplication copy from a replay by the session's mode: the same sequence
+/// number a second time is `svr_duplicate_dropped` on a session of a `packet-duplication`
+/// service, `svr_replay` on any other. (The copy here is the same frame; the ingress's second
+/// copy on another pair is not built yet.)
+#[test]
+fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
+    for dup in [false, true] {
+        let (mut p, wan, f) = steady();
+        if dup {
+            p.b.0.cfg.services[1].policy.session_resiliency =
+                svr_linkq::SessionResiliency::PacketDuplication;
+        }
+        p.deliver(true, &wan, &f);
+        let (v, _) = p.wan_into(true, &wan);
+        let want = if dup {
+            SvrDrop::DuplicateDropped
+        } else {
+            SvrDrop::Replay
+        };
+        assert_eq!(v, Verdict::Drop(DropCause::Svr(want)));
+        assert_eq!(p.b.1.counters.drops.get(want), 1);
+        assert_eq!(p.b.1.counters.drops.total(), 1);
+    }
+}
