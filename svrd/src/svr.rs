@@ -46,13 +46,16 @@ impl PacketBuf for MbufBuf<'_> {
 /// paths' service state through the same [`fastpath::svr_path::KeyStore`].
 pub fn build(cfg: &Config) -> Option<SvrShared> {
     let svr_cfg = from_config::svr_config(cfg)?;
-    let shared = match SvrShared::new(svr_cfg) {
+    let mut shared = match SvrShared::new(svr_cfg) {
         Ok(s) => s,
         Err(e) => {
             log::error!("SVR disabled: {e}");
             return None;
         }
     };
+    // `revertible-failover` waits the router's `hold-down-time` after a pair returns.
+    let hold = cfg.local().0.bfd.hold_down_time.as_millis();
+    shared.revert_hold_down_ms = u64::try_from(hold).unwrap_or(u64::MAX);
     if !cfg.authority.enhanced_security_key_management {
         if let Err(e) = from_config::install_test_keys(cfg, &shared.keys) {
             log::error!("SVR test keys: {e}");

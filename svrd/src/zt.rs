@@ -430,7 +430,7 @@ impl ZeroTrust {
             self.co.handle_timeout(now);
         }
         while let Some(p) = self.co.poll_publish() {
-            self.apply(p);
+            self.apply(now, p);
         }
         while let Some(e) = self.co.poll_event() {
             if e.is_detail() {
@@ -448,7 +448,7 @@ impl ZeroTrust {
         }
     }
 
-    fn apply(&mut self, p: Publish) {
+    fn apply(&mut self, now: Instant, p: Publish) {
         match p {
             Publish::PeerKeys {
                 peer,
@@ -474,7 +474,9 @@ impl ZeroTrust {
                 path, in_service, ..
             } => {
                 if let Some(&pair) = self.pair_of_path.get(path) {
-                    self.svr.keys.set_path_in_service(pair, in_service);
+                    // When it entered service: `revertible-failover` returns to it a
+                    // hold-down later.
+                    self.svr.keys.set_path_in_service_at(pair, in_service, now);
                 }
             }
             // Into the path selector's snapshot: new sessions choose by SLA from it.

@@ -318,10 +318,13 @@ pub fn wan_stage<B: PacketBuf>(
             drop_with!(w, SvrDrop::StaleSession)
         };
         if let Err(e) = window.check(seq) {
-            drop_with!(w, crypto_drop(CryptoError::Replay(e)));
+            drop_with!(
+                w,
+                sh.replay_or_duplicate(&s, crypto_drop(CryptoError::Replay(e)))
+            );
         }
         if let Err(d) = sh.check_seq(s.id, seq) {
-            drop_with!(w, d);
+            drop_with!(w, sh.replay_or_duplicate(&s, d));
         }
         let ct_start = l4_end + md_len;
         let ct_end = end - TAIL;
@@ -336,7 +339,7 @@ pub fn wan_stage<B: PacketBuf>(
             window.mark(seq);
         }
         if let Err(d) = sh.accept_seq(s.id, seq) {
-            drop_with!(w, d);
+            drop_with!(w, sh.replay_or_duplicate(&s, d));
         }
         if k == KeyUse::Previous {
             w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
@@ -459,15 +462,15 @@ pub(super) fn finish_open<B: PacketBuf>(
         Err(CryptoError::BadMac) => {
             match open_other_keys(sh, w, &s, crypto, dir, b.data_mut(), l4_end, now) {
                 Ok(t) => t,
-                Err(e) => drop_with!(w, crypto_drop(e)),
+                Err(e) => drop_with!(w, sh.replay_or_duplicate(&s, crypto_drop(e))),
             }
         }
-        Err(e) => drop_with!(w, crypto_drop(e)),
+        Err(e) => drop_with!(w, sh.replay_or_duplicate(&s, crypto_drop(e))),
     };
     // This worker's window let it through; the session's shared window decides, so a packet
     // accepted by another worker (another queue or port) is refused here.
     if let Err(d) = sh.accept_seq(s.id, seq) {
-        drop_with!(w, d);
+        drop_with!(w, sh.replay_or_duplicate(&s, d));
     }
     if s.role == Role::Egress
         && s.metadata == MetadataState::SendingReverse

@@ -123,7 +123,7 @@ fn create(
     // are exhausted): the table's insert of the WAN key is the uniqueness check, a key a live
     // session has sends us to the next candidate (session::WayportAllocator).
     let mut existing = None;
-    let claimed = sh.claim_wayports(&keys, policy, &uuid, peer, h.v4, |_, pair, ports| {
+    let claimed = sh.claim_wayports(&keys, policy, &uuid, peer, h.v4, |pi, pair, ports| {
         // Packets from the peer: its waypoint:odd → ours:even.
         let wan_key = FlowKey::new(
             pair.remote,
@@ -134,7 +134,7 @@ fn create(
         )
         .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
         match sh.table.insert(lan_key, wan_key, init, now) {
-            Ok(id) => Ok(id),
+            Ok(id) => Ok((id, pi)),
             Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
             Err(InsertError::Exists) => {
                 // Another worker created it a moment ago, or the WAN key is taken.
@@ -146,18 +146,20 @@ fn create(
             }
         }
     });
-    drop(keys);
     if let Some(s) = existing {
         return Ok(s);
     }
-    let id = claimed?;
+    let (id, pair) = claimed?;
     // A fresh key, installed ahead of time in the worker's stock (key_stock.rs).
     let key = w.payload_key(key_index);
-    let epoch = sh.keys.load().peer_epoch(peer);
+    let epoch = keys.peer_epoch(peer);
     sh.publish_crypto(
         id,
         SessionCrypto::with_key(id.generation, peer, key).at_epoch(epoch),
     );
+    // The pair selection chose is the one `revertible-failover` returns to.
+    sh.note_created_on(id, pair, &keys);
+    drop(keys);
     w.counters.events.bump(SvrEvent::IngressSession);
     sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
 }
@@ -217,7 +219,13 @@ pub fn lan_stage<B: PacketBuf>(
     // The session's waypoint pair: one compare per pair and one flag per packet; no path
     // selection here (only `create` selects). A pair out of service (BFD down, keys invalid)
     // carries nothing: the session moves (`failover`) or its packet is dropped.
+    // Path state changed since the session's last look (a pair's service, published
+    // metrics), or a revert fell due: an ingress session is reviewed against its policy
+    // (`failover`: off a pair violating the SLA; `revertible-failover`: back to the preferred
+    // pair). One compare per packet otherwise.
     let mut pair_index = sh.pair_index(s.rewrite().src(), s.rewrite().dst());
+    let review =
+        s.role == Role::Ingress && sh.review_due(s.id, &keys, crate::session::now_millis(now));
     let s = match pair_index {
         Some(i) if !keys.path_in_service(i) => {
             if s.role != Role::Ingress {
@@ -231,6 +239,13 @@ pub fn lan_stage<B: PacketBuf>(
                 Err(d) => drop_with!(w, d),
             }
         }
+        Some(i) if review => match sh.review_session(w, &keys, &s, i, now) {
+            Ok(moved) => {
+                pair_index = sh.pair_index(moved.rewrite().src(), moved.rewrite().dst());
+                moved
+            }
+            Err(d) => drop_with!(w, d),
+        },
         _ => s,
     };
     // Borrowed through an arc-swap guard, not cloned: a data packet clones only its key.

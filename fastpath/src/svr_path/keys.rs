@@ -118,6 +118,14 @@ pub struct KeySnapshot {
     /// service. The peer may have restarted meanwhile and lost its sessions, so an ingress
     /// session made before the move refreshes its payload key on its next packet.
     pub peer_epoch: Vec<u8>,
+    /// Moves on every write to path state (service, metrics, a whole snapshot): a live
+    /// session whose last review saw another value is reviewed on its next packet
+    /// ([`super::SvrShared::review_due`]), so a packet of a session pays one compare.
+    pub path_version: u64,
+    /// Per waypoint pair: when (session clock, ms) it last entered service; 0 when not known
+    /// (test keys, or told without a time): in service "long ago". `revertible-failover`
+    /// returns to a pair only a full hold-down after this.
+    pub pair_up_since_ms: Vec<u64>,
 }
 
 impl KeySnapshot {
@@ -159,6 +167,12 @@ impl KeySnapshot {
             None => true,
             Some(p) => p.get(pair).copied().unwrap_or(false),
         }
+    }
+
+    /// When waypoint pair `pair` last entered service ([`KeySnapshot::pair_up_since_ms`]).
+    #[inline]
+    pub fn pair_up_since_ms(&self, pair: usize) -> u64 {
+        self.pair_up_since_ms.get(pair).copied().unwrap_or(0)
     }
 
     /// `peer`'s paths for selection (`None`: a peer without waypoint pairs).
@@ -211,6 +225,14 @@ impl KeyStore {
         self.snap.store(Arc::new(next));
     }
 
+    /// [`Self::update`] of path state: moves [`KeySnapshot::path_version`] as well.
+    fn update_paths(&self, f: impl FnOnce(&mut KeySnapshot)) {
+        self.update(|s| {
+            f(s);
+            s.path_version = s.path_version.wrapping_add(1);
+        });
+    }
+
     /// Installs our own metadata key; the previous one stays accepted until retired.
     pub fn install_own(&self, key: MetadataKey) {
         self.update(|s| s.own.install(key));
@@ -251,7 +273,7 @@ impl KeyStore {
     /// Gates new sessions on path state: from now on a waypoint pair is in service only
     /// after [`KeyStore::set_path_in_service`] says so. `pairs`: how many there are.
     pub fn gate_paths(&self, pairs: usize) {
-        self.update(|s| {
+        self.update_paths(|s| {
             s.paths = Some(vec![false; pairs]);
             for snap in &mut s.peer_paths {
                 for i in 0..snap.paths().len() {
@@ -279,7 +301,18 @@ impl KeyStore {
     /// Puts waypoint pair `pair` in or out of service (only once [`KeyStore::gate_paths`]),
     /// for the per-packet check and for path selection in one step.
     pub fn set_path_in_service(&self, pair: usize, in_service: bool) {
-        self.update(|s| {
+        self.set_path_in_service_since(pair, in_service, 0);
+    }
+
+    /// [`Self::set_path_in_service`] told at `now`: a pair entering service remembers when
+    /// ([`KeySnapshot::pair_up_since_ms`]), for the hold-down of `revertible-failover`.
+    pub fn set_path_in_service_at(&self, pair: usize, in_service: bool, now: crate::time::Instant) {
+        let now_ms = crate::session::now_millis(now).max(1);
+        self.set_path_in_service_since(pair, in_service, now_ms);
+    }
+
+    fn set_path_in_service_since(&self, pair: usize, in_service: bool, now_ms: u64) {
+        self.update_paths(|s| {
             let peer = s.pair_slots.get(pair).map(|&(peer, _)| peer);
             let reachable = |s: &KeySnapshot| {
                 let (Some(peer), Some(paths)) = (peer, s.paths.as_ref()) else {
@@ -291,10 +324,15 @@ impl KeyStore {
                     .any(|(&(p, _), &up)| p == peer && up)
             };
             let was_reachable = reachable(s);
-            if let Some(p) = s.paths.as_mut().and_then(|p| p.get_mut(pair)) {
-                *p = in_service;
-            } else {
-                return;
+            let was = match s.paths.as_mut().and_then(|p| p.get_mut(pair)) {
+                Some(p) => std::mem::replace(p, in_service),
+                None => return,
+            };
+            if in_service && !was {
+                if s.pair_up_since_ms.len() <= pair {
+                    s.pair_up_since_ms.resize(pair + 1, 0);
+                }
+                s.pair_up_since_ms[pair] = now_ms;
             }
             if let Some(peer) = peer.filter(|_| was_reachable && !reachable(s)) {
                 let i = usize::from(peer);
@@ -318,7 +356,7 @@ impl KeyStore {
     /// Publishes the smoothed link-test metrics of `peer`'s path `path` (`None`: not
     /// measured), as the slow path's link monitor tells them (after the hold-down).
     pub fn publish_path_metrics(&self, peer: PeerId, path: PathIndex, metrics: Option<Metrics>) {
-        self.update(|s| {
+        self.update_paths(|s| {
             if let Some(e) = s
                 .peer_paths
                 .get_mut(usize::from(peer))
@@ -333,7 +371,7 @@ impl KeyStore {
     /// step; with gating on, the per-pair service state follows its `in_service` flags.
     /// Paths beyond the peer's waypoint pairs are ignored by the data path.
     pub fn publish_paths(&self, peer: PeerId, paths: PathSnapshot) {
-        self.update(|s| {
+        self.update_paths(|s| {
             let Some(slot) = s.peer_paths.get_mut(usize::from(peer)) else {
                 return;
             };

@@ -219,8 +219,14 @@ reasons! {
         UnknownPeer = "svr_unknown_peer",
         /// HMAC did not verify (metadata key or payload key).
         BadMac = "svr_hmac_failure",
-        /// Sequence number replayed or left of the window.
+        /// Sequence number replayed or left of the window, on a session not in
+        /// `packet-duplication` mode: an attack or a network duplicate.
         Replay = "svr_replay",
+        /// `packet-duplication`: the second copy of a packet (same sequence number, other
+        /// waypoint pair), dropped by the session's shared replay window as intended. A
+        /// session is in duplication mode when the service it serves has
+        /// `session-resiliency: packet-duplication` in this router's configuration.
+        DuplicateDropped = "svr_duplicate_dropped",
         /// No session for a metadata-less WAN packet (an Enable Metadata may have been sent).
         UnknownSession = "svr_unknown_session",
         /// The session table is full; existing sessions are unaffected.
@@ -710,7 +716,15 @@ pub struct SvrShared {
     pub seen_session_ttl_ms: u64,
     /// Room the MSS clamp leaves for rekey metadata, by inner family (`[IPv6, IPv4]`).
     mss_reserve: [u16; 2],
+    /// `revertible-failover`: how long (ms) a session's preferred pair must have been in
+    /// service before the session returns to it (the peer's `hold-down-time`; svrd sets it
+    /// from the configuration). Its SLA compliance is held down by the slow path before the
+    /// metrics are published.
+    pub revert_hold_down_ms: u64,
 }
+
+/// Default of [`SvrShared::revert_hold_down_ms`]: `hold-down-time`'s default, 5 s.
+pub const REVERT_HOLD_DOWN_MS: u64 = 5_000;
 
 /// Default of [`SvrShared::seen_session_ttl_ms`].
 pub const SEEN_SESSION_TTL_MS: u64 = 25 * 3600 * 1000;
@@ -729,6 +743,13 @@ struct SessionWindow {
     /// more than the last one acted on.
     control_floor: AtomicU64,
     window: SharedReplayWindow,
+    /// Ingress: the waypoint pair + 1 the session was created on (0: none), to which
+    /// `revertible-failover` returns.
+    preferred: AtomicU64,
+    /// Ingress: [`KeySnapshot::path_version`] + 1 at the session's last review (0: never).
+    reviewed: AtomicU64,
+    /// Ingress: session-clock ms at which a pending revert falls due (0: none).
+    revert_at_ms: AtomicU64,
 }
 
 /// Ways per bucket of [`SeenSessions`].
@@ -919,6 +940,7 @@ impl SvrShared {
             seen,
             seen_session_ttl_ms: SEEN_SESSION_TTL_MS,
             mss_reserve,
+            revert_hold_down_ms: REVERT_HOLD_DOWN_MS,
         })
     }
 
@@ -1143,6 +1165,21 @@ impl SvrShared {
             }
             Err(d) => return Err(d),
         };
+        self.finish_move(w, s, from, to, MoveCause::PathDown)
+    }
+
+    /// After session `s`'s WAN key was rebound from pair `from` to pair `to`: frees the old
+    /// wayports, sends forward metadata again (same UUID: the egress rebinds), records the
+    /// move.
+    fn finish_move(
+        &self,
+        w: &mut SvrWorker,
+        s: &SessionRef,
+        from: usize,
+        to: usize,
+        reason: MoveCause,
+    ) -> Result<SessionRef, SvrDrop> {
+        let old_wan = s.wan_key;
         // wan_key: peer wp:odd → our wp:even.
         let _ = self.pairs[from].ports.free(Wayports {
             source: old_wan.dst_port(),
@@ -1151,13 +1188,161 @@ impl SvrShared {
         self.table
             .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
         w.note_move(SessionMoveEvent {
-            uuid,
-            peer,
+            uuid: self.table.uuid(s.id).unwrap_or_default(),
+            peer: self.pairs[from].peer,
             from_pair: from,
             to_pair: to,
-            reason: MoveCause::PathDown,
+            reason,
         });
         self.table.get(s.id, Side::Lan).ok_or(SvrDrop::StaleSession)
+    }
+
+    /// Ingress: moves live session `s` from pair `from` to exactly pair `to` (new wayports
+    /// there, the WAN key rebound; id, UUID, keys and sequence numbers stay). `Ok(s)`
+    /// unchanged when `to` has no free wayports (the session stays where it is, still
+    /// usable); another worker's move is taken as it is.
+    fn rebind_to(
+        &self,
+        w: &mut SvrWorker,
+        s: &SessionRef,
+        from: usize,
+        to: usize,
+        reason: MoveCause,
+    ) -> Result<SessionRef, SvrDrop> {
+        let old_wan = s.wan_key;
+        let Some(pair) = self.pairs.get(to) else {
+            return Ok(*s);
+        };
+        let r = pair.ports.claim(|ports| {
+            let wan_key = FlowKey::new(
+                pair.remote,
+                pair.local,
+                old_wan.proto(),
+                ports.destination,
+                ports.source,
+            )
+            .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
+            match self.table.rebind_wan(s.id, wan_key) {
+                Ok(_) => Ok(()),
+                Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
+                Err(InsertError::Exists) => match self.table.get(s.id, Side::Lan) {
+                    Some(now) if now.wan_key == old_wan => Err(Claim::Taken),
+                    _ => Err(Claim::Abort(SvrDrop::StaleSession)),
+                },
+            }
+        });
+        match r {
+            Ok(()) => self.finish_move(w, s, from, to, reason),
+            Err(ClaimError::Exhausted) => Ok(*s),
+            Err(ClaimError::Abort(SvrDrop::StaleSession)) => {
+                self.table.get(s.id, Side::Lan).ok_or(SvrDrop::StaleSession)
+            }
+            Err(ClaimError::Abort(d)) => Err(d),
+        }
+    }
+
+    /// Ingress: records that session `id` was created on waypoint pair `pair` (its preferred
+    /// path) and reviewed against the path state of `keys`.
+    fn note_created_on(&self, id: SessionId, pair: usize, keys: &KeySnapshot) {
+        if let Some(w) = self.session_window(id) {
+            w.preferred.store(pair as u64 + 1, Ordering::Relaxed);
+            w.reviewed
+                .store(keys.path_version.wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Ingress, per packet of a live session: has path state changed since its last review
+    /// ([`KeySnapshot::path_version`]), or has a pending revert fallen due? Two loads and two
+    /// compares on the session's window line.
+    #[inline]
+    pub(crate) fn review_due(&self, id: SessionId, keys: &KeySnapshot, now_ms: u64) -> bool {
+        let Some(w) = self.session_window(id) else {
+            return false;
+        };
+        if w.reviewed.load(Ordering::Relaxed) != keys.path_version.wrapping_add(1) {
+            return true;
+        }
+        let at = w.revert_at_ms.load(Ordering::Relaxed);
+        at != 0 && now_ms >= at
+    }
+
+    /// Ingress, on a packet of live session `s` on in-service pair `from` after path state
+    /// changed ([`Self::review_due`]): [`svr_linkq::decide`] with its service's policy over
+    /// the peer's published paths (metrics and compliance as the slow path published them,
+    /// i.e. after its hold-down). `failover` / `revertible-failover`: a pair that no longer
+    /// meets the SLA is left for a compliant one (`SlaViolation`); `revertible-failover`
+    /// returns to the preferred pair (`Revert`) once it is usable and has been in service for
+    /// [`Self::revert_hold_down_ms`] (else the revert is armed for then). Anything else:
+    /// the session stays. Runs once per change, not per packet.
+    pub(crate) fn review_session(
+        &self,
+        w: &mut SvrWorker,
+        keys: &KeySnapshot,
+        s: &SessionRef,
+        from: usize,
+        now: Instant,
+    ) -> Result<SessionRef, SvrDrop> {
+        use svr_linkq::{Decision, MoveReason, SessionResiliency as R};
+        let Some(win) = self.session_window(s.id) else {
+            return Ok(*s);
+        };
+        win.reviewed
+            .store(keys.path_version.wrapping_add(1), Ordering::Relaxed);
+        win.revert_at_ms.store(0, Ordering::Relaxed);
+        let Some(policy) = self
+            .service_for(s.lan_key.dst())
+            .map(|(_, svc)| &svc.policy)
+            .filter(|p| matches!(p.session_resiliency, R::Failover | R::RevertibleFailover))
+        else {
+            return Ok(*s);
+        };
+        let (Some((peer, current)), Some(uuid)) = (self.path_of_pair(from), self.table.uuid(s.id))
+        else {
+            return Ok(*s);
+        };
+        let Some(paths) = keys.paths_of(peer) else {
+            return Ok(*s);
+        };
+        let preferred = match win.preferred.load(Ordering::Relaxed) {
+            0 => current,
+            p => self
+                .path_of_pair(p as usize - 1)
+                .filter(|&(pp, _)| pp == peer)
+                .map_or(current, |(_, i)| i),
+        };
+        let sp = svr_linkq::SessionPaths {
+            current,
+            preferred,
+            duplicate: None,
+        };
+        match svr_linkq::decide(policy, paths, paths.compliant(policy), &sp, &uuid) {
+            Decision::Move {
+                to,
+                reason: MoveReason::Revert,
+            } => {
+                let Some(pair) = self.pair_of_path(peer, to) else {
+                    return Ok(*s);
+                };
+                // 0: in service since before anyone said when (no hold-down to wait for).
+                let due = match keys.pair_up_since_ms(pair) {
+                    0 => 0,
+                    since => since.saturating_add(self.revert_hold_down_ms),
+                };
+                if crate::session::now_millis(now) < due {
+                    win.revert_at_ms.store(due, Ordering::Relaxed);
+                    return Ok(*s);
+                }
+                self.rebind_to(w, s, from, pair, MoveCause::Revert)
+            }
+            Decision::Move {
+                to,
+                reason: MoveReason::SlaViolation,
+            } => match self.pair_of_path(peer, to) {
+                Some(pair) => self.rebind_to(w, s, from, pair, MoveCause::SlaViolation),
+                None => Ok(*s),
+            },
+            _ => Ok(*s),
+        }
     }
 
     pub(crate) fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
@@ -1172,6 +1357,9 @@ impl SvrShared {
         if let Some(w) = self.windows.get(id.index as usize) {
             w.window.reset();
             w.control_floor.store(0, Ordering::Relaxed);
+            w.preferred.store(0, Ordering::Relaxed);
+            w.reviewed.store(0, Ordering::Relaxed);
+            w.revert_at_ms.store(0, Ordering::Relaxed);
             w.owner
                 .store(u64::from(id.generation) + 1, Ordering::Release);
         }
@@ -1191,6 +1379,23 @@ impl SvrShared {
     fn restart_window(&self, id: SessionId) {
         if let Some(w) = self.session_window(id) {
             w.window.reset();
+        }
+    }
+
+    /// Egress: a replay drop of session `s` is `DuplicateDropped` when the session is in
+    /// `packet-duplication` mode (the service it serves, here: the destination of its forward
+    /// direction, `s.lan_key.src()`), else `Replay`. Only on the drop path: a packet that
+    /// passes pays nothing.
+    pub(crate) fn replay_or_duplicate(&self, s: &SessionRef, d: SvrDrop) -> SvrDrop {
+        use svr_linkq::SessionResiliency as R;
+        if d != SvrDrop::Replay || s.role != Role::Egress {
+            return d;
+        }
+        match self.service_for(s.lan_key.src()) {
+            Some((_, svc)) if svc.policy.session_resiliency == R::PacketDuplication => {
+                SvrDrop::DuplicateDropped
+            }
+            _ => d,
         }
     }
 
@@ -1456,7 +1661,8 @@ pub struct SessionMoveEvent {
     pub from_pair: usize,
     /// The new one.
     pub to_pair: usize,
-    /// Why (`path-down` at the ingress; the egress follows its peer: `peer-moved`).
+    /// Why (`path-down`, `sla-violation`, `revert` at the ingress; the egress follows its
+    /// peer: `peer-moved`).
     pub reason: MoveCause,
 }
 
@@ -1465,6 +1671,12 @@ pub struct SessionMoveEvent {
 pub enum MoveCause {
     /// Ingress: its waypoint pair left service (`svr_linkq::MoveReason::PathDown`).
     PathDown,
+    /// Ingress: its pair stopped meeting the policy's SLA (published, held-down metrics;
+    /// `svr_linkq::MoveReason::SlaViolation`).
+    SlaViolation,
+    /// Ingress, `revertible-failover`: back to the pair it was created on, usable again for a
+    /// full hold-down (`svr_linkq::MoveReason::Revert`).
+    Revert,
     /// Egress: the ingress sent the session's forward metadata on another pair.
     PeerMoved,
 }

@@ -2348,3 +2348,237 @@ fn sessions_refresh_after_every_path_to_the_peer_left_service() {
     assert_eq!(p.b.1.counters.drops.total(), 0);
     assert_eq!(p.a.1.counters.drops.total(), 0);
 }
+
+// ---- revertible-failover and SLA moves (docs/multipath.md §6) -------------------------------
+
+/// A UDP flow host-a 10.1.0.2:40001 → host-b 10.2.0.2:80 and its reply.
+fn flow_a(d: &[u8]) -> Vec<u8> {
+    frame("10.1.0.2", "10.2.0.2", 17, &udp(40001, 80, d))
+}
+
+fn flow_b(d: &[u8]) -> Vec<u8> {
+    frame("10.2.0.2", "10.1.0.2", 17, &udp(80, 40001, d))
+}
+
+impl Pair {
+    /// One packet each way on the flow; returns the WAN destination A sent to and the WAN
+    /// source B answered from. Both must be delivered unchanged.
+    fn exchange(&mut self, tag: u8) -> (IpAddr, IpAddr) {
+        let f = flow_a(&[tag; 24]);
+        let (wan, out) = self.send(true, &f);
+        same_but_ttl(&f, &out);
+        let r = flow_b(&[tag; 12]);
+        let (back, out) = self.send(false, &r);
+        same_but_ttl(&r, &out);
+        (wan_dst(&wan), packet::parse(&back, false).unwrap().src)
+    }
+
+    fn reasons_a(&self) -> Vec<MoveCause> {
+        self.a.1.move_events.iter().map(|e| e.reason).collect()
+    }
+}
+
+/// Two pairs gated with both in service at `now`; the flow established on pair 0.
+fn on_pair_0(resiliency: svr_linkq::SessionResiliency) -> Pair {
+    let mut p = two_pair_routers(resiliency);
+    p.a.0.keys.gate_paths(2);
+    p.a.0.keys.set_path_in_service_at(0, true, p.now);
+    p.a.0.keys.set_path_in_service_at(1, true, p.now);
+    assert_eq!(p.exchange(0), (ip("10.9.0.2"), ip("10.9.0.2")));
+    p
+}
+
+/// Pair 0 goes down (the session fails over to pair 1) and comes back at the returned time.
+fn fail_over_and_recover(p: &mut Pair) -> Instant {
+    p.a.0.keys.set_path_in_service_at(0, false, p.now);
+    assert_eq!(p.exchange(1), (ip("10.9.0.3"), ip("10.9.0.3")));
+    p.advance(1);
+    p.a.0.keys.set_path_in_service_at(0, true, p.now);
+    p.now
+}
+
+#[test]
+fn revertible_failover_returns_after_a_full_hold_down() {
+    let mut p = on_pair_0(svr_linkq::SessionResiliency::RevertibleFailover);
+    let (lan_a, lan_b) = {
+        let k =
+            crate::session::FlowKey::new(ip("10.1.0.2"), ip("10.2.0.2"), 17, 40001, 80).unwrap();
+        (k, k.reversed())
+    };
+    let (id_a, uuid, key_a) = session_state(&p.a.0, &lan_a);
+    let mut up = fail_over_and_recover(&mut p);
+    // Within the hold-down (5 s) the session stays on pair 1; a flap of pair 0 at +2 s
+    // restarts the hold-down.
+    for s in 1..=6u64 {
+        p.advance(1);
+        if s == 2 {
+            p.a.0.keys.set_path_in_service_at(0, false, p.now);
+            p.a.0.keys.set_path_in_service_at(0, true, p.now);
+            up = p.now;
+        }
+        let since = (p.now.as_nanos() - up.as_nanos()) / 1_000_000;
+        assert!(since < REVERT_HOLD_DOWN_MS);
+        assert_eq!(
+            p.exchange(10 + s as u8).0,
+            ip("10.9.0.3"),
+            "{since} ms after up"
+        );
+    }
+    // No packet for a while; the first one after the hold-down goes back, with forward
+    // metadata (same UUID) on pair 0, and B answers there.
+    p.advance(30);
+    let f = flow_a(b"back home");
+    let (wan, out) = p.send(true, &f);
+    same_but_ttl(&f, &out);
+    assert_eq!(wan_dst(&wan), ip("10.9.0.2"));
+    assert!(is_metadata(wan_payload(&wan)));
+    assert_eq!(p.exchange(40), (ip("10.9.0.2"), ip("10.9.0.2")));
+    let (id_a2, uuid2, key_a2) = session_state(&p.a.0, &lan_a);
+    assert_eq!((id_a2, uuid2), (id_a, uuid));
+    assert!(Arc::ptr_eq(&key_a, &key_a2));
+    assert_eq!(session_state(&p.b.0, &lan_b).1, uuid);
+    assert_eq!(p.reasons_a(), [MoveCause::PathDown, MoveCause::Revert]);
+    assert_eq!(p.a.1.move_events[1].from_pair, 1);
+    assert_eq!(p.a.1.move_events[1].to_pair, 0);
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::SessionMoved), 2);
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 1);
+    assert_eq!(p.a.0.pairs()[1].ports.in_use(), 0);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.b.1.counters.drops.total(), 0);
+    // Settled: no more moves.
+    for i in 0..5 {
+        p.advance(10);
+        assert_eq!(p.exchange(50 + i).0, ip("10.9.0.2"));
+    }
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionMoved), 2);
+}
+
+#[test]
+fn revert_is_due_without_a_packet_in_the_hold_down() {
+    // The first packet after pair 0 returns arms the revert; the next one after the
+    // hold-down carries it out, however long the flow was idle.
+    let mut p = on_pair_0(svr_linkq::SessionResiliency::RevertibleFailover);
+    fail_over_and_recover(&mut p);
+    assert_eq!(p.exchange(2).0, ip("10.9.0.3"));
+    p.advance(5);
+    assert_eq!(p.exchange(3), (ip("10.9.0.2"), ip("10.9.0.2")));
+    assert_eq!(p.reasons_a(), [MoveCause::PathDown, MoveCause::Revert]);
+}
+
+#[test]
+fn failover_stays_after_the_path_recovers() {
+    let mut p = on_pair_0(svr_linkq::SessionResiliency::Failover);
+    fail_over_and_recover(&mut p);
+    for i in 0..10 {
+        p.advance(10);
+        assert_eq!(p.exchange(20 + i), (ip("10.9.0.3"), ip("10.9.0.3")));
+    }
+    assert_eq!(p.reasons_a(), [MoveCause::PathDown]);
+    assert_eq!(
+        p.a.1.counters.drops.total() + p.b.1.counters.drops.total(),
+        0
+    );
+}
+
+/// [`on_pair_0`] with an SLA policy (max-loss 1 %, max-latency 150 ms) and both paths
+/// measured compliant.
+fn sla_on_pair_0(resiliency: svr_linkq::SessionResiliency) -> Pair {
+    let mut p = two_pair_routers(resiliency);
+    p.a.0.cfg.services[1].policy = Policy {
+        session_resiliency: resiliency,
+        ..sla_policy(true)
+    };
+    let good = Some(Metrics::new(20.0, 1.0, 0.0));
+    p.a.0.keys.publish_path_metrics(0, PathIndex(0), good);
+    p.a.0.keys.publish_path_metrics(0, PathIndex(1), good);
+    assert_eq!(p.exchange(0), (ip("10.9.0.2"), ip("10.9.0.2")));
+    p
+}
+
+fn lossy() -> Option<Metrics> {
+    Some(Metrics::new(20.0, 1.0, 10.0))
+}
+
+#[test]
+fn sla_violation_moves_a_failover_session_to_a_compliant_path_and_it_stays() {
+    let mut p = sla_on_pair_0(svr_linkq::SessionResiliency::Failover);
+    // The slow path publishes pair 0's loss after its hold-down: the next packet moves.
+    p.a.0.keys.publish_path_metrics(0, PathIndex(0), lossy());
+    assert_eq!(p.exchange(1), (ip("10.9.0.3"), ip("10.9.0.3")));
+    assert_eq!(p.reasons_a(), [MoveCause::SlaViolation]);
+    // Pair 0 compliant again: `failover` stays.
+    p.a.0
+        .keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(20.0, 1.0, 0.0)));
+    for i in 0..5 {
+        p.advance(10);
+        assert_eq!(p.exchange(10 + i).0, ip("10.9.0.3"));
+    }
+    // Pair 1 violates too: no move from one violating path to another.
+    p.a.0.keys.publish_path_metrics(0, PathIndex(0), lossy());
+    p.a.0.keys.publish_path_metrics(0, PathIndex(1), lossy());
+    assert_eq!(p.exchange(20).0, ip("10.9.0.3"));
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionMoved), 1);
+    assert_eq!(
+        p.a.1.counters.drops.total() + p.b.1.counters.drops.total(),
+        0
+    );
+}
+
+#[test]
+fn sla_violation_then_revert_when_the_preferred_path_complies_again() {
+    let mut p = sla_on_pair_0(svr_linkq::SessionResiliency::RevertibleFailover);
+    p.a.0.keys.publish_path_metrics(0, PathIndex(0), lossy());
+    assert_eq!(p.exchange(1).0, ip("10.9.0.3"));
+    // Still lossy (a metrics update of the other path): stays.
+    p.a.0
+        .keys
+        .publish_path_metrics(0, PathIndex(1), Some(Metrics::new(25.0, 1.0, 0.0)));
+    assert_eq!(p.exchange(2).0, ip("10.9.0.3"));
+    // Compliance held down by the slow path, then published; pair 0 has been in service
+    // all along, so the session returns on its next packet.
+    p.a.0
+        .keys
+        .publish_path_metrics(0, PathIndex(0), Some(Metrics::new(20.0, 1.0, 0.0)));
+    assert_eq!(p.exchange(3), (ip("10.9.0.2"), ip("10.9.0.2")));
+    assert_eq!(p.reasons_a(), [MoveCause::SlaViolation, MoveCause::Revert]);
+    assert_eq!(
+        p.a.1.counters.drops.total() + p.b.1.counters.drops.total(),
+        0
+    );
+}
+
+#[test]
+fn sla_violation_does_not_move_without_resiliency() {
+    let mut p = sla_on_pair_0(svr_linkq::SessionResiliency::None);
+    p.a.0.keys.publish_path_metrics(0, PathIndex(0), lossy());
+    for i in 0..3 {
+        assert_eq!(p.exchange(1 + i).0, ip("10.9.0.2"));
+    }
+    assert!(p.a.1.move_events.is_empty());
+}
+
+/// The egress tells a duplication copy from a replay by the session's mode: the same sequence
+/// number a second time is `svr_duplicate_dropped` on a session of a `packet-duplication`
+/// service, `svr_replay` on any other. (The copy here is the same frame; the ingress's second
+/// copy on another pair is not built yet.)
+#[test]
+fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
+    for dup in [false, true] {
+        let (mut p, wan, f) = steady();
+        if dup {
+            p.b.0.cfg.services[1].policy.session_resiliency =
+                svr_linkq::SessionResiliency::PacketDuplication;
+        }
+        p.deliver(true, &wan, &f);
+        let (v, _) = p.wan_into(true, &wan);
+        let want = if dup {
+            SvrDrop::DuplicateDropped
+        } else {
+            SvrDrop::Replay
+        };
+        assert_eq!(v, Verdict::Drop(DropCause::Svr(want)));
+        assert_eq!(p.b.1.counters.drops.get(want), 1);
+        assert_eq!(p.b.1.counters.drops.total(), 1);
+    }
+}
