@@ -41,6 +41,10 @@ def main():
            .issuer_name(ca.subject)
            .last_update(now - datetime.timedelta(minutes=1))
            .next_update(now + datetime.timedelta(days=1))
+           # RFC 5280 §5.2.3: conforming issuers include the CRL number (webpki requires it).
+           .add_extension(x509.CRLNumber(1), critical=False)
+           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()),
+                          critical=False)
            .add_revoked_certificate(revoked))
     # Ed25519/Ed448 keys sign without a separate hash.
     algorithm = None if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
