@@ -61,12 +61,13 @@ ZT_TAG=mp-e2e
 # shellcheck source=zt-lib.sh
 source "$TB_DIR/zt-lib.sh"
 
-CASES=${*:-loss latency tcp both-down}
+CASES=${*:-longest-match loss latency tcp both-down}
 # Cases that fail because svrd lacks something (see the report at the end). Empty: every case
 # is expected to pass.
 KNOWN_GAPS=${KNOWN_GAPS-}
 LIMIT=${MP_E2E_LIMIT:-330}
 VOICE_BEST_PATH=${VOICE_BEST_PATH:-average-latency}
+SERVICE_ORDER=${SERVICE_ORDER:-specific-first}   # or: repo (see the header)
 LINK_TEST_INTERVAL=2
 HOLD_DOWN=1
 FLOW_COUNT=${FLOW_COUNT:-200}   # datagrams per measured flow
@@ -193,7 +194,8 @@ run_flow() {
   snapshot router-a; w1=$(port_tx router-a wan1); w2=$(port_tx router-a wan2)
   read -r -a b <<<"$(link_counts packets)"
   out=$(ip netns exec mp-host-a timeout 30 python3 "$TB_DIR/udp_flow.py" stream "$dst" "$port" \
-    "$FLOW_COUNT" "$FLOW_RATE" "$FLOW_PER" | head -n 1) || true
+    "$FLOW_COUNT" "$FLOW_RATE" "$FLOW_PER") || true
+  out=${out%%$'\n'*}
   read -r -a a <<<"$(link_counts packets)"
   snapshot router-a
   W1=$(( $(port_tx router-a wan1) - w1 )); W2=$(( $(port_tx router-a wan2) - w2 ))
@@ -242,6 +244,26 @@ derive_mp() { # derive_mp SRC DST
       "$1" > "$2"
   # bulk's policy (the first "- name: bulk", followed by its vector list): failover.
   sed -i '0,/^    - name: bulk$/{s/^    - name: bulk$/    - name: bulk\n      session-resiliency: failover/}' "$2"
+  python3 - "$2" "$SERVICE_ORDER" <<'PY'
+import sys
+p, order = sys.argv[1], sys.argv[2]
+s = open(p).read()
+site_b = '    - name: site-b\n      tenant: blue\n      prefix: [10.2.0.0/24, "fd00:2::/64"]\n      router: router-b\n'
+bulk_end = '      service-policy: bulk\n'
+probe = ('    - name: order-probe\n      tenant: blue\n      prefix: [10.2.0.30/32, "fd00:2::30/128"]\n'
+         '      router: router-b\n      service-policy: order-probe\n')
+policy = ('    # order-probe (multipath-e2e-test.sh): link 1 only. Its service is listed after site-b,\n'
+          '    # which also holds its prefix: the longest match must win.\n'
+          '    - name: order-probe\n      vector:\n        - name: link2\n          priority: never\n\n')
+anchor = '  # SVR services: destination prefixes'
+assert site_b in s and s.count(bulk_end) == 1 and anchor in s, "unexpected router-*-mp.yaml layout"
+if order == 'specific-first':
+    s = s.replace(site_b, '', 1).replace(bulk_end, bulk_end + site_b + probe, 1)
+else:
+    s = s.replace(bulk_end, bulk_end + probe, 1)
+s = s.replace(anchor, policy + anchor, 1)
+open(p, 'w').write(s)
+PY
   grep -q "link-test-interval: $LINK_TEST_INTERVAL" "$2" && grep -q "best-path: $VOICE_BEST_PATH" "$2" &&
     grep -q "session-resiliency: failover" "$2" || { echo "[$ZT_TAG] could not derive $2" >&2; exit 2; }
 }
@@ -254,6 +276,9 @@ ok "configs derived: link-test-interval ${LINK_TEST_INTERVAL}s hold-down ${HOLD_
 
 mp_up
 install_counters
+# The order-probe service's addresses on host-b (beside multipath.sh's voice and bulk ones).
+ip netns exec mp-host-b ip addr add 10.2.0.30/24 dev eth0
+ip netns exec mp-host-b ip -6 addr add fd00:2::30/64 dev eth0 nodad
 for r in router-a router-b; do
   : > "$RUN/$r.log"
   ip netns exec "mp-$r" "$SVRD" --config "$RUN/$r.yaml" >>"$RUN/$r.log" 2>&1 &
@@ -274,7 +299,7 @@ for l in "$V4_L1" "$V6_L1" "$V4_L2" "$V6_L2"; do
   wait_log router-a "path=${l//./\\.} event=path-in-service" 20 || fail "router-a: path $l not in service"
 done
 # Echo servers on host-b for the whole run: voice and bulk, IPv4 and IPv6.
-for dst in 10.2.0.10 fd00:2::10 10.2.0.20 fd00:2::20; do
+for dst in 10.2.0.10 fd00:2::10 10.2.0.20 fd00:2::20 10.2.0.30 fd00:2::30; do
   ip netns exec mp-host-b python3 "$TB_DIR/udp_flow.py" serve "$dst" 5301 "$LIMIT" &
   BG="$BG $!"
 done
@@ -287,6 +312,20 @@ all_measured() {
 wait_until 20 all_measured || fail "router-a: the link test has not measured every path after 20 s"
 ok "testbed up, peering established, 4 peer paths in service on router-a, all measured ($(since "$T0") s)"
 show_metrics
+
+# ------------------------------------------------------------------ longest-match
+if [[ " $CASES " == *" longest-match "* ]]; then
+  note "case longest-match: order-probe (10.2.0.30/32, listed after site-b 10.2.0.0/24; policy: link2 never)"
+  why=""; figs=""
+  for f in "order-probe 10.2.0.30 1" "order-probe fd00:2::30 1"; do
+    set -- $f
+    run_flow "$1" "$2" 5301
+    on_link "$3" || why="$why $1 $2 not all on link $3 (link1 a2b=$L1A link2 a2b=$L2A): its policy was not applied;"
+    figs="$figs | $1 $2 link1/link2 a2b=$L1A/$L2A b2a=$L1B/$L2B echoed $F_RECV/$F_SENT"
+  done
+  good=1; [ -z "$why" ] || good=0
+  verdict longest-match "$good" "sessions to a service prefix inside a shorter one listed first take the longer one's policy$figs${why:+ | why:$why}"
+fi
 
 # ------------------------------------------------------------------ loss
 if [[ " $CASES " == *" loss "* ]]; then
@@ -354,6 +393,7 @@ if [[ " $CASES " == *" tcp "* ]]; then
   }
   wait_until 20 in_service_all || note "  warning: not every path in service before the TCP case"
   detect=$(pf router-a "$V4_L1" detection-ms); isnum "$detect" && [ "$detect" -gt 0 ] || detect=3000
+  snapshot router-b
   moved0=$(sc router-a "svr svr_session_moved"); movedb0=$(sc router-b "svr svr_session_moved")
   rm -f "$RUN/iperf-server.json" "$RUN/iperf-client.json"
   ip netns exec mp-host-b timeout $((IPERF_SECONDS + 30)) iperf3 -s -1 -i 0.1 -J > "$RUN/iperf-server.json" 2>&1 &
