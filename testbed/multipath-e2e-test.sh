@@ -37,15 +37,10 @@
 # files are not changed):
 #   * both routers: link-test-interval 2 s (default 10), hold-down-time 1 s (default 5), so a
 #     10 % loss is measured and told to the path selector within a few seconds;
-#   * voice: best-path average-latency (the repository's voice policy has the default
-#     best-path vector: with both links under 150 ms it spreads sessions over both by their
-#     UUID hash, so "prefer link 1" needs a latency order; VOICE_BEST_PATH=vector keeps the
-#     repository's behaviour);
-#   * bulk: session-resiliency failover (the repository's bulk policy has none: a session dies
-#     with its path; the TCP case needs a service on link 1 that moves);
-#   * services voice and bulk moved before site-b (SERVICE_ORDER=specific-first, the default):
-#     with the first-match bug above, the repository's order (site-b first) gives voice and
-#     bulk site-b's default policy and every case below fails; SERVICE_ORDER=repo keeps it;
+#   * voice: best-path as in the repository (average-latency; VOICE_BEST_PATH=vector spreads
+#     sessions over both compliant links by their UUID hash instead);
+#   * the services in the repository's order (site-b first: the longest prefix must win;
+#     SERVICE_ORDER=specific-first lists voice and bulk first);
 #   * the order-probe service and policy added (after site-b in both orders);
 #   * PKI paths absolute ($RUN/pki).
 #
@@ -73,12 +68,11 @@ source "$TB_DIR/zt-lib.sh"
 
 CASES=${*:-longest-match loss latency tcp both-down}
 # Cases that fail because svrd lacks something (XFAIL in the summary; KNOWN_GAPS= to demand
-# that every case pass). longest-match: services are matched first-in-configuration-order,
-# not by the longest prefix (see the header).
-KNOWN_GAPS=${KNOWN_GAPS-longest-match}
+# that every case pass). Empty: every case must pass.
+KNOWN_GAPS=${KNOWN_GAPS-}
 LIMIT=${MP_E2E_LIMIT:-330}
 VOICE_BEST_PATH=${VOICE_BEST_PATH:-average-latency}
-SERVICE_ORDER=${SERVICE_ORDER:-specific-first}   # or: repo (see the header)
+SERVICE_ORDER=${SERVICE_ORDER:-repo}   # or: specific-first (see the header)
 LINK_TEST_INTERVAL=2
 HOLD_DOWN=1
 FLOW_COUNT=${FLOW_COUNT:-200}   # datagrams per measured flow
@@ -251,10 +245,8 @@ derive_mp() { # derive_mp SRC DST
   sed -e "/^ *#/!s#run/mp/pki#$PKI#g" \
       -e '/^        link-test-interval:/d' -e '/^        link-test-length:/d' -e '/^        hold-down-time:/d' \
       -e "s/^        multiplier: 3\$/        multiplier: 3\n        link-test-interval: $LINK_TEST_INTERVAL\n        link-test-length: 10\n        hold-down-time: $HOLD_DOWN/" \
-      -e "s/^      max-latency: 150\$/      max-latency: 150\n      best-path: $VOICE_BEST_PATH/" \
+      -e "s/^      best-path: average-latency\(.*\)/      best-path: $VOICE_BEST_PATH\1/" \
       "$1" > "$2"
-  # bulk's policy (the first "- name: bulk", followed by its vector list): failover.
-  sed -i '0,/^    - name: bulk$/{s/^    - name: bulk$/    - name: bulk\n      session-resiliency: failover/}' "$2"
   python3 - "$2" "$SERVICE_ORDER" <<'PY'
 import sys
 p, order = sys.argv[1], sys.argv[2]

@@ -957,14 +957,19 @@ impl SvrShared {
         max_mss(self.cfg.wan_mtu, outer_v4).saturating_sub(self.mss_reserve[usize::from(inner_v4)])
     }
 
-    /// The service whose prefixes hold `dst` (first match in configuration order).
+    /// The service whose prefixes hold `dst`: the longest matching prefix wins (as the
+    /// configuration reference says), the first in configuration order among equals.
     #[inline]
     pub fn service_for(&self, dst: IpAddr) -> Option<(usize, &ServiceRoute)> {
-        self.cfg
-            .services
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.prefixes.iter().any(|p| p.contains(dst)))
+        let mut best: Option<(u8, usize, &ServiceRoute)> = None;
+        for (i, s) in self.cfg.services.iter().enumerate() {
+            for p in s.prefixes.iter().filter(|p| p.contains(dst)) {
+                if best.is_none_or(|(len, _, _)| p.len() > len) {
+                    best = Some((p.len(), i, s));
+                }
+            }
+        }
+        best.map(|(_, i, s)| (i, s))
     }
 
     /// True when `dst` is in a service served by a peer: the packet goes over SVR.

@@ -2582,3 +2582,22 @@ fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
         assert_eq!(p.b.1.counters.drops.total(), 1);
     }
 }
+
+/// A service's prefix inside another's: the longest match wins, whatever the order.
+#[test]
+fn services_match_by_longest_prefix() {
+    let (sh, _) = router("router-a", (true, false), 16);
+    let mut cfg = sh.cfg.clone();
+    cfg.services.push(ServiceRoute {
+        name: "voice".into(),
+        tenant: "blue".into(),
+        prefixes: vec![pfx("10.2.0.30/32")],
+        peer: Some(0),
+        policy: Default::default(),
+    });
+    let sh = SvrShared::new(cfg).unwrap();
+    let name = |d: &str| sh.service_for(ip(d)).map(|(_, s)| s.name.clone());
+    assert_eq!(name("10.2.0.30").as_deref(), Some("voice"));
+    assert_eq!(name("10.2.0.31").as_deref(), Some("site-b"));
+    assert_eq!(name("10.9.9.9"), None);
+}
