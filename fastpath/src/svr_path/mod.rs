@@ -964,7 +964,7 @@ impl SvrShared {
         let mut best: Option<(u8, usize, &ServiceRoute)> = None;
         for (i, s) in self.cfg.services.iter().enumerate() {
             for p in s.prefixes.iter().filter(|p| p.contains(dst)) {
-                if best.is_none_or(|(len, _, _)| p.len() > len) {
+                if !matches!(best, Some((len, _, _)) if len >= p.len()) {
                     best = Some((p.len(), i, s));
                 }
             }
