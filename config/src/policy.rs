@@ -106,38 +106,9 @@ impl Mos {
     }
 }
 
-/// `best-path`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BestPath {
-    /// `vector` (default): vector cost only.
-    Vector,
-    /// `average-latency`: lowest smoothed latency, paths within 10 % equivalent.
-    AverageLatency,
-    /// `mos`: highest smoothed MOS, paths within 10 % equivalent.
-    Mos,
-}
-
-/// `lb-strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LbStrategy {
-    /// `hunt` (default): the cheapest paths, ties hashed on the session UUID.
-    Hunt,
-    /// `proportional`: all eligible paths, weighted by 1/(1 + cost).
-    Proportional,
-}
-
-/// `session-resiliency`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SessionResiliency {
-    /// `none` (default).
-    None,
-    /// `failover`.
-    Failover,
-    /// `revertible-failover`.
-    RevertibleFailover,
-    /// `packet-duplication`.
-    PacketDuplication,
-}
+// `best-path`, `lb-strategy` and `session-resiliency` are the path selector's own types: the
+// configuration names them, `svr-linkq` gives them meaning.
+pub use svr_linkq::{BestPath, LbStrategy, SessionResiliency};
 
 /// One `service-policy[].vector[]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

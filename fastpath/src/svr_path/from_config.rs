@@ -113,7 +113,7 @@ pub fn policy(
     p: &svr_config::ServicePolicy,
     labels: &mut svr_linkq::VectorLabels,
 ) -> svr_linkq::Policy {
-    use svr_config::{BestPath as B, LbStrategy as L, SessionResiliency as R, VectorPriority as V};
+    use svr_config::VectorPriority as V;
     let mut out = svr_linkq::Policy {
         path_quality_filter: p.path_quality_filter,
         max_latency_ms: u32::try_from(p.max_latency.as_millis()).unwrap_or(u32::MAX),
@@ -121,21 +121,9 @@ pub fn policy(
         max_loss_percent: p.max_loss.percent(),
         min_mos: p.min_mos.map(|m| m.value()),
         best_effort: p.best_effort,
-        best_path: match p.best_path {
-            B::Vector => svr_linkq::BestPath::Vector,
-            B::AverageLatency => svr_linkq::BestPath::AverageLatency,
-            B::Mos => svr_linkq::BestPath::Mos,
-        },
-        lb_strategy: match p.lb_strategy {
-            L::Hunt => svr_linkq::LbStrategy::Hunt,
-            L::Proportional => svr_linkq::LbStrategy::Proportional,
-        },
-        session_resiliency: match p.session_resiliency {
-            R::None => svr_linkq::SessionResiliency::None,
-            R::Failover => svr_linkq::SessionResiliency::Failover,
-            R::RevertibleFailover => svr_linkq::SessionResiliency::RevertibleFailover,
-            R::PacketDuplication => svr_linkq::SessionResiliency::PacketDuplication,
-        },
+        best_path: p.best_path,
+        lb_strategy: p.lb_strategy,
+        session_resiliency: p.session_resiliency,
         vectors: svr_linkq::VectorTable::default(),
     };
     for v in &p.vector {
