@@ -1134,25 +1134,7 @@ impl SvrShared {
                 if pi == from {
                     return Err(Claim::Taken);
                 }
-                let wan_key = FlowKey::new(
-                    pair.remote,
-                    pair.local,
-                    old_wan.proto(),
-                    ports.destination,
-                    ports.source,
-                )
-                .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
-                match self.table.rebind_wan(s.id, wan_key) {
-                    Ok(_) => Ok(pi),
-                    Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
-                    Err(InsertError::Exists) => {
-                        // Taken by another session, or this one moved (or ended) meanwhile.
-                        match self.table.get(s.id, Side::Lan) {
-                            Some(now) if now.wan_key == old_wan => Err(Claim::Taken),
-                            _ => Err(Claim::Abort(SvrDrop::StaleSession)),
-                        }
-                    }
-                }
+                self.rebind_claim(s, old_wan, pair, ports).map(|()| pi)
             },
         );
         let to = match moved {
@@ -1218,24 +1200,9 @@ impl SvrShared {
         let Some(pair) = self.pairs.get(to) else {
             return Ok(*s);
         };
-        let r = pair.ports.claim(|ports| {
-            let wan_key = FlowKey::new(
-                pair.remote,
-                pair.local,
-                old_wan.proto(),
-                ports.destination,
-                ports.source,
-            )
-            .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
-            match self.table.rebind_wan(s.id, wan_key) {
-                Ok(_) => Ok(()),
-                Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
-                Err(InsertError::Exists) => match self.table.get(s.id, Side::Lan) {
-                    Some(now) if now.wan_key == old_wan => Err(Claim::Taken),
-                    _ => Err(Claim::Abort(SvrDrop::StaleSession)),
-                },
-            }
-        });
+        let r = pair
+            .ports
+            .claim(|ports| self.rebind_claim(s, old_wan, pair, ports));
         match r {
             Ok(()) => self.finish_move(w, s, from, to, reason),
             Err(ClaimError::Exhausted) => Ok(*s),
@@ -1489,6 +1456,34 @@ impl SvrShared {
         let cur = Some(Arc::clone(old));
         let was = slot.compare_and_swap(&cur, Some(Arc::clone(&new)));
         matches!(&*was, Some(p) if Arc::ptr_eq(p, old)).then_some(new)
+    }
+
+    /// One claim step of a move: session `s` (WAN key `old_wan`) takes wayports `ports` on
+    /// `pair`. `Taken` when another session holds them, `StaleSession` when `s` moved or ended
+    /// meanwhile.
+    fn rebind_claim(
+        &self,
+        s: &SessionRef,
+        old_wan: FlowKey,
+        pair: &WaypointPair,
+        ports: Wayports,
+    ) -> Result<(), Claim<SvrDrop>> {
+        let wan_key = FlowKey::new(
+            pair.remote,
+            pair.local,
+            old_wan.proto(),
+            ports.destination,
+            ports.source,
+        )
+        .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
+        match self.table.rebind_wan(s.id, wan_key) {
+            Ok(_) => Ok(()),
+            Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
+            Err(InsertError::Exists) => match self.table.get(s.id, Side::Lan) {
+                Some(now) if now.wan_key == old_wan => Err(Claim::Taken),
+                _ => Err(Claim::Abort(SvrDrop::StaleSession)),
+            },
+        }
     }
 
     /// Ingress: starts a payload rekey of session `s` to index `to` (its index in the table
