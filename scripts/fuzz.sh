@@ -31,6 +31,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# One target folder for both fuzz crates, so their shared dependencies build once.
+export CARGO_TARGET_DIR="$ROOT/target/fuzz"
 for c in "${CRATES[@]}"; do
     echo "fuzz.sh: building the targets of $c/fuzz" >&2
     (cd "$ROOT/$c" && cargo +nightly fuzz build --debug-assertions)

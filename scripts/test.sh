@@ -8,7 +8,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-step() { printf '\n== %s ==\n' "$*"; }
+# Each step prints the free disk: CI machines may have little, and a full disk fails late.
+step() { printf '\n== %s ==  (free: %s)\n' "$*" "$(df -h --output=avail . | tail -n 1 | tr -d ' ')"; }
+# Incremental caches only help a second build; CI builds once.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 step "setup"
 bash scripts/setup.sh
