@@ -66,11 +66,11 @@ ZT_TAG=mp-e2e
 # shellcheck source=zt-lib.sh
 source "$TB_DIR/zt-lib.sh"
 
-CASES=${*:-longest-match loss latency tcp both-down}
+CASES=${*:-longest-match loss latency tcp revert dup both-down}
 # Cases that fail because svrd lacks something (XFAIL in the summary; KNOWN_GAPS= to demand
 # that every case pass). Empty: every case must pass.
 KNOWN_GAPS=${KNOWN_GAPS-}
-LIMIT=${MP_E2E_LIMIT:-330}
+LIMIT=${MP_E2E_LIMIT:-480}
 VOICE_BEST_PATH=${VOICE_BEST_PATH:-average-latency}
 SERVICE_ORDER=${SERVICE_ORDER:-repo}   # or: specific-first (see the header)
 LINK_TEST_INTERVAL=2
@@ -218,6 +218,36 @@ on_link() {
   [ "$F_SENT" -gt 0 ] && [ "$mine" -ge $((F_SENT * 9 / 10)) ] && [ "$other" -le 2 ] && [ "$other_b" -le 2 ] && [ "$mine_b" -gt 0 ]
 }
 
+in_service_all() {
+  snapshot router-a
+  local l
+  for l in "$V4_L1" "$V6_L1" "$V4_L2" "$V6_L2"; do [ "$(pf router-a "$l" in-service)" = 1 ] || return 1; done
+}
+# fam_counts: "l1_v4 l1_v6 l2_v4 l2_v6", a2b packets per link and family.
+fam_counts() {
+  local l f out=""
+  for l in 1 2; do
+    for f in v4 v6; do
+      out="$out $(ip netns exec "mp-isp$l" nft list counter netdev mpcount "a2b_$f" |
+        awk '$1=="packets" {print $2}')"
+    done
+  done
+  echo $out
+}
+# fam_window A B: "l1v4 l1v6 l2v4 l2v6" deltas between two fam_counts arrays (by name).
+fam_window() {
+  local -n a=$1 b=$2
+  echo "$((b[0] - a[0])) $((b[1] - a[1])) $((b[2] - a[2])) $((b[3] - a[3]))"
+}
+# fam_on "WINDOW" v4|v6 LINK: that family's packets in the window went over LINK (at least 40,
+# i.e. most of a 2 s window at 50/s) and at most 2 over the other link.
+fam_on() {
+  local w f=$2 want=$3 i1 i2
+  read -r -a w <<<"$1"
+  if [ "$f" = v4 ]; then i1=0 i2=2; else i1=1 i2=3; fi
+  if [ "$want" = 1 ]; then [ "${w[$i1]}" -ge 40 ] && [ "${w[$i2]}" -le 2 ]; else [ "${w[$i2]}" -ge 40 ] && [ "${w[$i1]}" -le 2 ]; fi
+}
+
 declare -A RESULT=() DETAIL=()
 ORDER=()
 verdict() { # verdict CASE OK(1|0) DETAIL
@@ -302,7 +332,7 @@ for l in "$V4_L1" "$V6_L1" "$V4_L2" "$V6_L2"; do
   wait_log router-a "path=${l//./\\.} event=path-in-service" 20 || fail "router-a: path $l not in service"
 done
 # Echo servers on host-b for the whole run: voice and bulk, IPv4 and IPv6.
-for dst in 10.2.0.10 fd00:2::10 10.2.0.20 fd00:2::20 10.2.0.30 fd00:2::30; do
+for dst in 10.2.0.10 fd00:2::10 10.2.0.20 fd00:2::20 10.2.0.21 fd00:2::21 10.2.0.40 fd00:2::40 10.2.0.30 fd00:2::30; do
   ip netns exec mp-host-b python3 "$TB_DIR/udp_flow.py" serve "$dst" 5301 "$LIMIT" &
   BG="$BG $!"
 done
@@ -389,11 +419,6 @@ if [[ " $CASES " == *" tcp "* ]]; then
   note "case tcp: iperf3 to bulk on link 1, link 1 goes down after 3 s"
   mp_heal 1; mp_heal 2
   mp_link 1 up; mp_link 2 up
-  in_service_all() {
-    snapshot router-a
-    local l
-    for l in "$V4_L1" "$V6_L1" "$V4_L2" "$V6_L2"; do [ "$(pf router-a "$l" in-service)" = 1 ] || return 1; done
-  }
   wait_until 20 in_service_all || note "  warning: not every path in service before the TCP case"
   detect=$(pf router-a "$V4_L1" detection-ms); isnum "$detect" && [ "$detect" -gt 0 ] || detect=3000
   snapshot router-b
@@ -455,6 +480,95 @@ EOF
   fgt "$gap" "$bound" && why="$why gap $gap s > bound $bound s;"
   good=1; [ -z "$why" ] || good=0
   verdict tcp "$good" "gap=${gap}s (0.1 s intervals without a byte: ${gap_lo}-${gap_hi}s) bound=${bound}s (detection ${detect} ms + 1 s); iperf3 exit=$crc $errf ${mbps} Mbit/s received=$rx B retransmits=$retr, bytes after the gap=$after; TCP bytes a2b before: link1=$pre1 link2=$pre2, after link-down: link1=$post1 link2=$post2; svr_session_moved router-a +$moved router-b +$movedb${why:+ | why:$why}"
+fi
+
+# ------------------------------------------------------------------ revert
+# Two live single-session UDP flows at once, one per family so that the ISPs' per-family
+# counters tell them apart: a bulk-revert flow (revertible-failover) and a bulk flow (failover),
+# both on link 1 by their vector. Link 1 goes down (both move to link 2), then comes back: after
+# BFD, the hold-down and the revert hold-down, the revertible flow is on link 1 again and the
+# failover flow stays on link 2. Two rounds: revert over IPv4 / failover over IPv6, then the
+# other way round.
+if [[ " $CASES " == *" revert "* ]]; then
+  note "case revert: bulk-revert (revertible-failover) returns to link 1 after it recovers; bulk (failover) stays on link 2"
+  mp_heal 1; mp_heal 2; mp_link 1 up; mp_link 2 up
+  wait_until 20 in_service_all || note "  warning: not every path in service before the revert case"
+  why=""; figs=""
+  for round in "10.2.0.21 fd00:2::20 v4 v6" "fd00:2::21 10.2.0.20 v6 v4"; do
+    set -- $round
+    rdst=$1 fdst=$2 rf=$3 ff=$4
+    secs=24
+    pids=""
+    for d in "$rdst" "$fdst"; do
+      ip netns exec mp-host-a timeout $((secs + 10)) python3 "$TB_DIR/udp_flow.py" stream "$d" 5301 \
+        $((50 * secs)) 50 $((50 * secs)) 200 > "$RUN/revert-$d.flow" &
+      pids="$pids $!"
+    done
+    BG="$BG $pids"
+    sleep 2
+    read -r -a c0 <<<"$(fam_counts)"; sleep 2; read -r -a c1 <<<"$(fam_counts)"
+    before="$(fam_window c0 c1)"
+    fa=$(lines router-a)
+    mp_link 1 down
+    sleep 5
+    read -r -a c2 <<<"$(fam_counts)"; sleep 2; read -r -a c3 <<<"$(fam_counts)"
+    during="$(fam_window c2 c3)"
+    fa=$(lines router-a)
+    mp_link 1 up
+    t_up=$(date +%s.%N)
+    back=1
+    wait_log router-a "path=10\.91\.0\.1->10\.91\.0\.2 event=path-in-service" 25 "$fa" || back=0
+    wait_log router-a "path=fd00:91::1->fd00:91::2 event=path-in-service" 10 "$fa" || back=0
+    t_back=$(since "$t_up")
+    # hold-down (BFD up to told) + revert hold-down + one packet interval, with margin.
+    sleep $((2 * HOLD_DOWN + 2))
+    read -r -a c4 <<<"$(fam_counts)"; sleep 3; read -r -a c5 <<<"$(fam_counts)"
+    after="$(fam_window c4 c5)"
+    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    figs="$figs | revert $rdst / failover $fdst: link1/link2 a2b per family (v4 v6) before [$before] link1 down [$during] after link1 back ${t_back}s [$after]"
+    [ $back = 1 ] || why="$why link 1 paths not back in service;"
+    fam_on "$before" "$rf" 1 || why="$why $rdst not on link 1 before;"
+    fam_on "$before" "$ff" 1 || why="$why $fdst not on link 1 before;"
+    fam_on "$during" "$rf" 2 || why="$why $rdst not on link 2 while link 1 was down;"
+    fam_on "$during" "$ff" 2 || why="$why $fdst not on link 2 while link 1 was down;"
+    fam_on "$after" "$rf" 1 || why="$why revertible $rdst did not return to link 1;"
+    fam_on "$after" "$ff" 2 || why="$why failover $fdst did not stay on link 2;"
+  done
+  good=1; [ -z "$why" ] || good=0
+  verdict revert "$good" "revertible-failover returns, failover stays$figs${why:+ | why:$why}"
+fi
+
+# ------------------------------------------------------------------ dup
+# 20 % loss on link 1 from router-a to router-b. A UDP flow to the dup service
+# (packet-duplication: every packet on both links) gets every datagram through, and router-b
+# drops the second copies as svr_duplicate_dropped; the same flow to bulk (link 1 only) is the
+# control and loses about a fifth.
+if [[ " $CASES " == *" dup "* ]]; then
+  note "case dup: packet-duplication under 20 % loss on link 1 (a2b)"
+  mp_heal 1; mp_heal 2; mp_link 1 up; mp_link 2 up
+  wait_until 20 in_service_all || note "  warning: not every path in service before the dup case"
+  mp_impair 1 a2b loss=20
+  why=""; figs=""
+  snapshot router-b
+  dup0=$(sc router-b "drop svr_duplicate_dropped")
+  for f in "dup 10.2.0.40" "dup fd00:2::40"; do
+    set -- $f
+    run_flow "$1" "$2" 5301
+    [ "$F_SENT" -gt 0 ] && [ "$F_RECV" = "$F_SENT" ] || why="$why $1 $2 echoed $F_RECV/$F_SENT;"
+    # Every datagram on both links (link 1's loss is behind the ISP's counter on the way in).
+    if [ "$L1A" -lt $((F_SENT * 9 / 10)) ] || [ "$L2A" -lt $((F_SENT * 9 / 10)) ]; then
+      why="$why $1 $2 not on both links (link1 a2b=$L1A link2 a2b=$L2A);"
+    fi
+    figs="$figs | $1 $2 echoed $F_RECV/$F_SENT, link1/link2 a2b=$L1A/$L2A b2a=$L1B/$L2B"
+  done
+  snapshot router-b
+  dup=$(( $(sc router-b "drop svr_duplicate_dropped") - dup0 ))
+  [ "$dup" -gt 0 ] || why="$why router-b svr_duplicate_dropped did not move;"
+  run_flow control 10.2.0.20 5301
+  figs="$figs | control bulk 10.2.0.20 (link 1 only) echoed $F_RECV/$F_SENT"
+  mp_heal 1
+  good=1; [ -z "$why" ] || good=0
+  verdict dup "$good" "router-b svr_duplicate_dropped +$dup$figs${why:+ | why:$why}"
 fi
 
 # ------------------------------------------------------------------ both-down

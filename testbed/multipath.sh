@@ -12,7 +12,8 @@
 #   link 1:  ra-wan1 10.91.0.1/24 fd00:91::1/64  ──  rb-wan1 10.91.0.2 fd00:91::2
 #   link 2:  ra-wan2 10.92.0.1/24 fd00:92::1/64  ──  rb-wan2 10.92.0.2 fd00:92::2
 #   host-b eth0 10.2.0.2/24 fd00:2::2/64  ── rb-lan 10.2.0.1  fd00:2::1
-#          and 10.2.0.10 fd00:2::10 (service voice), 10.2.0.20 fd00:2::20 (service bulk)
+#          and 10.2.0.10 fd00:2::10 (service voice), 10.2.0.20 fd00:2::20 (service bulk),
+#          10.2.0.21 fd00:2::21 (bulk-revert), 10.2.0.40 fd00:2::40 (dup)
 #
 # Every namespace is prefixed mp- so this runs beside testbed/testbed.sh (host-a, router-a, ...);
 # interface names live inside the namespaces. Each ISP is one L2 segment per link (a bridge),
@@ -128,6 +129,8 @@ EOF
   # host-b's service addresses (router-*-mp.yaml): voice and bulk are host prefixes in site-b.
   mp_addr mp-host-b eth0 10.2.0.10/24 fd00:2::10/64
   mp_addr mp-host-b eth0 10.2.0.20/24 fd00:2::20/64
+  mp_addr mp-host-b eth0 10.2.0.21/24 fd00:2::21/64
+  mp_addr mp-host-b eth0 10.2.0.40/24 fd00:2::40/64
   mp_log "up$([ $kernel = 1 ] && echo ' (kernel routers)'): ${MP_NS[*]}"
 }
 

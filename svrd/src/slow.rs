@@ -7,13 +7,14 @@
 //! waits on a worker: a full inject ring or an empty mempool is a counted drop.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dpdk_ffi::{Mbuf, MbufBurst, Mempool, Port, Ring};
 use fastpath::forward::{NeighborSnapshot, PuntReason};
-use fastpath::svr_path::SvrShared;
+use fastpath::svr_path::{SessionMoveEvent, SvrShared};
 use fastpath::time::Instant;
 use slowpath::{Event, SlowPath};
 
@@ -72,6 +73,8 @@ pub struct SlowThread {
     pub zt: Option<ZeroTrust>,
     /// Monotonic nanoseconds for the workers, written here once per loop.
     pub clock: Arc<AtomicU64>,
+    /// The workers' session moves, logged as `session-path-change` events.
+    pub moves: Receiver<SessionMoveEvent>,
 }
 
 impl SlowThread {
@@ -154,11 +157,37 @@ impl SlowThread {
             if changed {
                 self.neighbors.store(Arc::new(self.slow.neighbors()));
             }
+            self.log_moves();
             if n == 0 {
                 std::thread::sleep(Self::IDLE_SLEEP);
             }
         }
         self.render(&tc)
+    }
+
+    /// One `event=session-path-change` line per session move the workers made (the log
+    /// writer rate-limits them per peer, path and reason, so a mass move costs a few lines).
+    fn log_moves(&self) {
+        let Some(svr) = &self.svr else { return };
+        while let Ok(e) = self.moves.try_recv() {
+            let path = |i: usize| {
+                svr.pairs()
+                    .get(i)
+                    .map_or_else(|| "-".to_string(), |p| format!("{}->{}", p.local, p.remote))
+            };
+            let peer = svr
+                .cfg
+                .peers
+                .get(usize::from(e.peer))
+                .map_or("-", |p| p.name.as_str());
+            log::info!(
+                "peer={peer} path={} event=session-path-change reason={} session={} to={}",
+                path(e.from_pair),
+                e.reason,
+                uuid_text(&e.uuid),
+                path(e.to_pair),
+            );
+        }
     }
 
     /// Feeds the punted frames of `burst` to key management or the slow path, and frees them.
@@ -187,7 +216,19 @@ impl SlowThread {
     fn render(&self, tc: &ThreadCounters) -> String {
         let mut out = self.reporter.render(&self.counter_list(tc));
         if let Some(zt) = &self.zt {
-            out.push_str(&zt.report());
+            let per_pair = self
+                .svr
+                .as_ref()
+                .map(|svr| svr.sessions_per_pair())
+                .unwrap_or_default();
+            let sessions = |local, remote| {
+                let pairs = self.svr.as_ref()?.pairs();
+                let i = pairs
+                    .iter()
+                    .position(|p| p.local == local && p.remote == remote)?;
+                per_pair.get(i).copied()
+            };
+            out.push_str(&zt.report(&sessions));
         }
         out
     }
@@ -256,4 +297,17 @@ impl SlowThread {
         }
         v
     }
+}
+
+/// A session UUID as 8-4-4-4-12 hex.
+fn uuid_text(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }

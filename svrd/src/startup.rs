@@ -23,6 +23,9 @@ use crate::worker::{PortSlot, Worker};
 use fastpath::svr_path::SvrWorker;
 use rand::RngCore;
 
+/// Session-move events queued from the workers to the slow path between two of its loops.
+const MOVE_EVENTS_QUEUED: usize = 1024;
+
 /// Why svrd could not start. Each message is one line that names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -492,6 +495,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         _ => None,
     };
     let clock = Arc::new(AtomicU64::new(0));
+    let (moves_tx, moves) = std::sync::mpsc::sync_channel(MOVE_EVENTS_QUEUED);
     for (w, wc) in workers_cfg.iter().enumerate() {
         // Each worker's CSPRNG (payload keys, UUIDs, metadata IVs) is seeded from the OS once.
         let svr_part = svr.as_ref().map(|s| {
@@ -523,6 +527,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             backoff: node.core_map.idle_backoff,
             svr: svr_part,
             clock: Arc::clone(&clock),
+            moves: moves_tx.clone(),
         };
         if let Err(e) = eal.launch(wc.lcore, move || worker.run()) {
             stop.store(true, Relaxed);
@@ -547,6 +552,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         svr,
         zt,
         clock,
+        moves,
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",

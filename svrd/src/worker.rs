@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use fastpath::forward::{
     self, Class, DropCounters, DropReason, LocalInfo, NeighborSnapshot, PuntReason,
 };
 use fastpath::route::RouteTable;
-use fastpath::svr_path::{self, egress, ingress, Deferred, SvrShared, SvrWorker, Verdict};
+use fastpath::svr_path::{
+    self, egress, ingress, Deferred, SessionMoveEvent, SvrShared, SvrWorker, Verdict,
+};
 use fastpath::time::Instant;
 use fastpath::wire::ethernet::EthernetAddress;
 use svr_config::IdleBackoff;
@@ -57,6 +60,9 @@ pub struct Worker {
     pub svr: Option<(Arc<SvrShared>, SvrWorker)>,
     /// Monotonic nanoseconds, written by the slow-path thread (the only clock reader).
     pub clock: Arc<AtomicU64>,
+    /// Worker → slow path: `session-path-change` events, once per move (never blocks; a full
+    /// queue drops the event, the move is still counted in `svr_session_moved`).
+    pub moves: SyncSender<SessionMoveEvent>,
 }
 
 /// Packets prefetched ahead of the one being classified (l3fwd's PREFETCH_OFFSET).
@@ -155,6 +161,9 @@ impl Worker {
                 self.counters.publish(&counts, &mut drops);
                 if let Some((_, sw)) = self.svr.as_mut() {
                     self.counters.publish_svr(&mut sw.counters);
+                    for e in sw.move_events.drain(..) {
+                        let _ = self.moves.try_send(e);
+                    }
                 }
             }
             if work == 0 {

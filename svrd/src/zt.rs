@@ -559,7 +559,8 @@ impl ZeroTrust {
     }
 
     /// Per-peer and per-path state and counters, then the latest events (SIGUSR1, exit).
-    pub fn report(&self) -> String {
+    /// `sessions(local, remote)`: the (ingress, egress) sessions on that waypoint pair.
+    pub fn report(&self, sessions: &dyn Fn(IpAddr, IpAddr) -> Option<(u32, u32)>) -> String {
         let mut out = String::new();
         for p in (0..self.co.peer_count()).filter_map(|i| self.co.peer(i)) {
             let k = p.keys;
@@ -585,6 +586,7 @@ impl ZeroTrust {
         for p in (0..self.co.path_count()).filter_map(|i| self.co.path(i)) {
             let s = p.bfd.stats();
             let discarded: u64 = s.rx_discarded.iter().sum();
+            let on_path = sessions(p.local, p.remote).unwrap_or_default();
             // Smoothed link-test metrics; `-` until the first test completes.
             let (lat, jit, loss, mos) = p.metrics.map_or_else(
                 || ("-".into(), "-".into(), "-".into(), "-".into()),
@@ -599,7 +601,7 @@ impl ZeroTrust {
             );
             let _ = writeln!(
                 out,
-                "bfd path={} state={:?} in-service={} tx={} rx={} rx-discarded={} detection-ms={} latency-ms={lat} jitter-ms={jit} loss-pct={loss} mos={mos}",
+                "bfd path={} state={:?} in-service={} tx={} rx={} rx-discarded={} detection-ms={} latency-ms={lat} jitter-ms={jit} loss-pct={loss} mos={mos} sessions-ingress={} sessions-egress={}",
                 p.label,
                 p.bfd.state(),
                 u8::from(p.in_service),
@@ -610,6 +612,8 @@ impl ZeroTrust {
                     .detection_time()
                     .map(|d: Duration| d.as_millis())
                     .unwrap_or(0),
+                on_path.0,
+                on_path.1,
             );
         }
         let skip = self.history.len().saturating_sub(HISTORY_SHOWN);

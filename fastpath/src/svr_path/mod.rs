@@ -1595,6 +1595,30 @@ impl SvrShared {
         }
     }
 
+    /// Live sessions per waypoint pair ([`Self::pairs`] order): `(ingress, egress)` counts by
+    /// the pair of each session's WAN key. Walks the whole arena: for reports (SIGUSR1, the
+    /// control socket), never the data path.
+    pub fn sessions_per_pair(&self) -> Vec<(u32, u32)> {
+        let mut counts = vec![(0u32, 0u32); self.pairs.len()];
+        for index in 0..self.table.capacity() as u32 {
+            let Some(v) = self.table.expiry_view(index) else {
+                continue;
+            };
+            let Some(s) = self.table.get(v.id, Side::Lan) else {
+                continue;
+            };
+            // wan_key: peer waypoint → our waypoint.
+            let (ours, peer) = (s.wan_key.dst(), s.wan_key.src());
+            if let Some(c) = self.pair_index(ours, peer).and_then(|i| counts.get_mut(i)) {
+                match s.role {
+                    Role::Ingress => c.0 += 1,
+                    Role::Egress => c.1 += 1,
+                }
+            }
+        }
+        counts
+    }
+
     /// One bounded step of session reclamation, for the slow-path thread: looks at `budget`
     /// arena entries from `cursor` on, removes expired sessions and frees their wayports and
     /// payload keys. Returns how many it removed. Never blocks a worker.
@@ -1679,6 +1703,24 @@ pub enum MoveCause {
     Revert,
     /// Egress: the ingress sent the session's forward metadata on another pair.
     PeerMoved,
+}
+
+impl MoveCause {
+    /// The event's `reason` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveCause::PathDown => "path-down",
+            MoveCause::SlaViolation => "sla-violation",
+            MoveCause::Revert => "revert",
+            MoveCause::PeerMoved => "peer-moved",
+        }
+    }
+}
+
+impl std::fmt::Display for MoveCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::fmt::Debug for SvrWorker {

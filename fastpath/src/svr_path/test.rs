@@ -2209,6 +2209,18 @@ fn failover_mid_flow(tcp_flow: bool) {
     let (id_b, uuid_b, key_b) = session_state(&p.b.0, &lan_b);
     assert_eq!(uuid_a, uuid_b);
     let old_wan_b = p.b.0.table.lookup(&lan_b).unwrap().wan_key;
+    // Sessions per path (the report's `sessions-ingress` / `sessions-egress`): by the pair
+    // of each side's WAN key.
+    let on_pair = |sh: &SvrShared, local: &str| {
+        let i = sh
+            .pairs()
+            .iter()
+            .position(|q| q.local == ip(local))
+            .unwrap();
+        sh.sessions_per_pair()[i]
+    };
+    assert_eq!(on_pair(&p.a.0, "10.9.0.1"), (1, 0));
+    assert_eq!(on_pair(&p.b.0, "10.9.0.2"), (0, 1));
 
     // Pair 0 leaves service at A (BFD down): the next packet moves the session to pair 1.
     p.a.0.keys.gate_paths(2);
@@ -2263,6 +2275,17 @@ fn failover_mid_flow(tcp_flow: bool) {
         }]
     );
     assert_eq!(p.b.1.move_events[0].reason, MoveCause::PeerMoved);
+    assert_eq!(MoveCause::PathDown.to_string(), "path-down");
+    assert_eq!(on_pair(&p.a.0, "10.9.0.1"), (0, 0));
+    assert_eq!(on_pair(&p.b.0, "10.9.0.2"), (0, 0));
+    assert_eq!(
+        p.a.0.sessions_per_pair().iter().map(|c| c.0).sum::<u32>(),
+        1
+    );
+    assert_eq!(
+        p.b.0.sessions_per_pair().iter().map(|c| c.1).sum::<u32>(),
+        1
+    );
     assert_eq!(p.a.1.counters.drops.total(), 0);
     assert_eq!(p.b.1.counters.drops.total(), 0);
 }
