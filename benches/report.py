@@ -594,6 +594,7 @@ def main():
     o.extend(dut_section(d))
     o.extend(growth_section(d))
     o.extend(kept_section_from_doc(ZT_FLOOD_BEGIN, ZT_FLOOD_END))
+    o.extend(kept_section_from_doc(MULTIPATH_BEGIN, MULTIPATH_END))
     print("\n".join(o))
 
 
@@ -601,6 +602,9 @@ def main():
 # --all): a full report keeps the section as it stands in BENCHMARKS.md.
 ZT_FLOOD_BEGIN = "<!-- zt-flood:begin (benches/zt-flood.sh) -->"
 ZT_FLOOD_END = "<!-- zt-flood:end -->"
+# "Multipath" is written by hand from target/release/multipath (benches/src/bin/multipath.rs).
+MULTIPATH_BEGIN = "<!-- multipath:begin (benches/src/bin/multipath.rs) -->"
+MULTIPATH_END = "<!-- multipath:end -->"
 
 
 def kept_section_from_doc(begin, end):
