@@ -69,7 +69,7 @@ fn router(a: bool, paths: usize, resiliency: SessionResiliency, sessions: u32) -
         tenant: "blue".into(),
         prefixes: vec![prefix(pfx)],
         peer: if served_here { None } else { Some(0) },
-        policy: policy.clone(),
+        policy,
     };
     let (mine, theirs, peer) = if a {
         (a_wps, b_wps.clone(), "router-b")
