@@ -61,6 +61,7 @@ pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+pub mod af_packet;
 mod burst;
 mod eal;
 mod error;

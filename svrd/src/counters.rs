@@ -160,16 +160,20 @@ impl WorkerCounters {
 pub fn report(
     router: &str,
     ports: &[(String, dpdk_ffi::PortStats)],
+    ring_drops: &[u64],
     workers: &[&WorkerCounters],
     slow: &[(&'static str, u64)],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "svrd: counters {router}");
-    for (name, s) in ports {
+    for (i, (name, s)) in ports.iter().enumerate() {
+        // rx-ring-drops: frames an af_packet port's kernel ring dropped (DPDK's imissed
+        // does not count them for that driver).
         let _ = writeln!(
             out,
-            "port {name}: rx-packets={} tx-packets={} rx-bytes={} tx-bytes={} rx-missed={} rx-errors={} tx-errors={} rx-nombuf={}",
-            s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+            "port {name}: rx-packets={} tx-packets={} rx-bytes={} tx-bytes={} rx-missed={} rx-errors={} tx-errors={} rx-nombuf={} rx-ring-drops={}",
+            s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf,
+            ring_drops.get(i).copied().unwrap_or(0)
         );
     }
     for (i, w) in workers.iter().enumerate() {

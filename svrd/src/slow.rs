@@ -26,6 +26,9 @@ pub struct Reporter {
     pub router: String,
     pub ports: Vec<(String, Port)>,
     pub workers: Vec<Arc<WorkerCounters>>,
+    /// Per port (same order): its kernel interface index when it is a `net_af_packet` port,
+    /// and the frames the kernel dropped on its RX ring before a poll saw them.
+    pub ring_drops: Vec<(Option<u32>, AtomicU64)>,
 }
 
 impl Reporter {
@@ -36,7 +39,25 @@ impl Reporter {
             .map(|(n, p)| (n.clone(), p.stats().unwrap_or_default()))
             .collect();
         let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| w.as_ref()).collect();
-        counters::report(&self.router, &ports, &workers, slow)
+        let ring: Vec<u64> = self
+            .ring_drops
+            .iter()
+            .map(|(_, d)| d.load(Relaxed))
+            .collect();
+        counters::report(&self.router, &ports, &ring, &workers, slow)
+    }
+
+    /// Adds the kernel's af_packet ring drops since the last call to each port's count.
+    pub fn poll_ring_drops(&self) {
+        if self.ring_drops.iter().all(|(i, _)| i.is_none()) {
+            return;
+        }
+        let drops = dpdk_ffi::af_packet::take_ring_drops();
+        for (index, count) in &self.ring_drops {
+            if let Some(d) = index.and_then(|i| drops.get(&i)) {
+                count.fetch_add(*d, Relaxed);
+            }
+        }
     }
 }
 
@@ -236,6 +257,7 @@ impl SlowThread {
     /// Reads every port's link; a change goes to the slow path (neighbour flush) and to key
     /// management (a peer without valid keys retries at once).
     fn poll_links(&mut self, now: Instant, links: &mut [Option<bool>]) {
+        self.reporter.poll_ring_drops();
         for (i, (name, port)) in self.reporter.ports.iter().enumerate() {
             let Ok(link) = port.link() else { continue };
             let was = links[i].replace(link.up);

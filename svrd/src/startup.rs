@@ -208,6 +208,29 @@ struct OpenPort {
     name: String,
     port: Port,
     mac: EthernetAddress,
+    /// The kernel interface of a `net_af_packet` port (its `iface=`), whose ring drops svrd
+    /// reads itself (`dpdk_ffi::af_packet`).
+    kernel_iface: Option<String>,
+}
+
+/// `iface=NAME` of `net_af_packet` devargs.
+fn af_packet_iface(devargs: &str) -> Option<String> {
+    let mut parts = devargs.split(',');
+    if !parts.next()?.starts_with("net_af_packet") {
+        return None;
+    }
+    parts
+        .find_map(|kv| kv.strip_prefix("iface="))
+        .map(str::to_string)
+}
+
+/// The kernel interface index of `iface` (in svrd's network namespace).
+fn ifindex(iface: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn open_ports(
@@ -270,9 +293,14 @@ fn open_ports(
             port.id(),
             port.driver_name()
         );
+        let kernel_iface = match &ifc.device {
+            Device::Vdev(devargs) => af_packet_iface(devargs),
+            Device::Pci(_) => None,
+        };
         ports.push(OpenPort {
             name: ifc.name.clone(),
             port,
+            kernel_iface,
             mac,
         });
     }
@@ -479,6 +507,13 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
             .map(|p| (p.name.clone(), p.port.clone()))
             .collect(),
         workers: counters.clone(),
+        ring_drops: ports
+            .iter()
+            .map(|p| {
+                let index = p.kernel_iface.as_deref().and_then(ifindex);
+                (index, AtomicU64::new(0))
+            })
+            .collect(),
     });
 
     let svr = crate::svr::build(&cfg).map(Arc::new);
@@ -597,6 +632,20 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn af_packet_interface_from_devargs() {
+        let f = af_packet_iface;
+        assert_eq!(f("net_af_packet0,iface=ra-wan1").as_deref(), Some("ra-wan1"));
+        assert_eq!(
+            f("net_af_packet1,qpairs=2,iface=eth0,blocksz=4096").as_deref(),
+            Some("eth0")
+        );
+        assert_eq!(f("net_af_packet0"), None);
+        assert_eq!(f("net_memif0,iface=x"), None);
+        assert_eq!(ifindex("lo"), Some(1));
+        assert_eq!(ifindex("no-such-if/../x"), None);
+    }
 
     #[test]
     fn driver_names_from_pmd_info_strings() {
