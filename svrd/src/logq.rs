@@ -109,6 +109,13 @@ fn summary(key: &str, suppressed: u64) -> Vec<u8> {
 /// without a `peer=` field.
 fn limit_key(line: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(line);
+    // A JSON line (`--log-format json`): its `msg` member holds the fields.
+    let json_msg = text
+        .starts_with('{')
+        .then(|| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .flatten()
+        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string));
+    let text = json_msg.map_or(text, std::borrow::Cow::Owned);
     let mut parts: [Option<&str>; 4] = [None; 4];
     const NAMES: [&str; 4] = ["peer=", "path=", "event=", "reason="];
     let mut rest: &str = &text;
@@ -141,7 +148,7 @@ fn limit_key(line: &[u8]) -> Option<String> {
 
 /// Length of the first field of `s` (which starts at a non-space): up to white space, except
 /// inside double quotes (a backslash escapes the next character).
-fn field_end(s: &str) -> usize {
+pub fn field_end(s: &str) -> usize {
     let mut quoted = false;
     let mut escaped = false;
     for (i, c) in s.char_indices() {
@@ -287,6 +294,21 @@ mod tests {
         out.drain(..)
             .map(|l| String::from_utf8(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn json_lines_are_keyed_by_their_message() {
+        let l = crate::logfmt::json_line(
+            "t",
+            log::Level::Info,
+            "svrd::zt",
+            "peer=b event=peering-failed reason=bad-signature",
+        );
+        assert_eq!(
+            limit_key(l.as_bytes()).as_deref(),
+            Some("peer=b event=peering-failed reason=bad-signature")
+        );
+        assert_eq!(limit_key(b"{not json peer=b"), Some("peer=b".into()));
     }
 
     #[test]

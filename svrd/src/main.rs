@@ -6,6 +6,7 @@
 //! on the main one. Workers and slow path talk only over DPDK rings.
 
 mod counters;
+mod logfmt;
 mod logq;
 mod pki;
 mod slow;
@@ -29,6 +30,10 @@ struct Cli {
     /// Validate a configuration file (and that this machine can run it) without starting.
     #[arg(long, value_name = "CONFIG")]
     check: Option<PathBuf>,
+    /// Log line format: `text`, or `json` (one object per line, for journald and syslog
+    /// pipelines).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: logfmt::LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -66,17 +71,14 @@ enum PkiCommand {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .target(env_logger::Target::Pipe(Box::new(logq::start())))
-        .init();
-    let code = run();
+    let cli = Cli::parse();
+    logfmt::init(cli.log_format);
+    let code = run(cli);
     logq::flush(std::time::Duration::from_secs(2));
     code
 }
 
-fn run() -> ExitCode {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> ExitCode {
     if let Some(Command::Pki(cmd)) = &cli.command {
         let done = match cmd {
             PkiCommand::Init {

@@ -636,7 +636,10 @@ mod tests {
     #[test]
     fn af_packet_interface_from_devargs() {
         let f = af_packet_iface;
-        assert_eq!(f("net_af_packet0,iface=ra-wan1").as_deref(), Some("ra-wan1"));
+        assert_eq!(
+            f("net_af_packet0,iface=ra-wan1").as_deref(),
+            Some("ra-wan1")
+        );
         assert_eq!(
             f("net_af_packet1,qpairs=2,iface=eth0,blocksz=4096").as_deref(),
             Some("eth0")
