@@ -270,9 +270,7 @@ impl SessionTable {
         let buckets = HugeSlice::from_fn(nbuckets, |_| Bucket::default());
         let records = HugeSlice::from_fn(cap, |_| Record::default());
         let uuids = HugeSlice::from_fn(cap, |_| Default::default());
-        let dups = HugeSlice::from_fn(if duplicate_keys { cap } else { 0 }, |_| {
-            Default::default()
-        });
+        let dups = HugeSlice::from_fn(if duplicate_keys { cap } else { 0 }, |_| Default::default());
         // Stack order: index 0 on top, so a fresh table hands out 0, 1, 2, …
         let next = HugeSlice::from_fn(cap, |i| {
             AtomicU32::new(if i + 1 < cap { i as u32 + 2 } else { 0 })

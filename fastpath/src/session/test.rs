@@ -1500,8 +1500,12 @@ fn dup_table(cap: u32) -> SessionTable {
 fn duplicate_key_finds_the_session_by_either_wan_key() {
     let t = dup_table(64);
     assert!(t.has_duplicate_keys());
-    let id = t.insert(lan(1, UDP), wan(1, UDP), init(1), secs(1)).unwrap();
-    let other = t.insert(lan(2, UDP), wan(2, UDP), init(2), secs(1)).unwrap();
+    let id = t
+        .insert(lan(1, UDP), wan(1, UDP), init(1), secs(1))
+        .unwrap();
+    let other = t
+        .insert(lan(2, UDP), wan(2, UDP), init(2), secs(1))
+        .unwrap();
     assert_eq!(t.lookup(&lan(1, UDP)).unwrap().dup_key, None);
     assert_eq!(t.set_duplicate(id, Some(wan(3, UDP))), Ok(None));
     let by_dup = t.lookup(&wan(3, UDP)).unwrap();
@@ -1533,7 +1537,10 @@ fn duplicate_key_finds_the_session_by_either_wan_key() {
         Err(InsertError::Exists)
     );
     // Replace: the old second key is forgotten.
-    assert_eq!(t.set_duplicate(id, Some(wan(4, UDP))), Ok(Some(wan(3, UDP))));
+    assert_eq!(
+        t.set_duplicate(id, Some(wan(4, UDP))),
+        Ok(Some(wan(3, UDP)))
+    );
     assert!(t.lookup(&wan(3, UDP)).is_none());
     assert_eq!(t.lookup(&wan(4, UDP)).map(|s| s.id), Some(id));
     // A move of the WAN key keeps the second key.
@@ -1559,10 +1566,15 @@ fn duplicate_key_finds_the_session_by_either_wan_key() {
     for k in [lan(1, UDP), wan(4, UDP), wan(6, UDP)] {
         assert!(t.lookup(&k).is_none(), "{k:?} after remove");
     }
-    assert_eq!(t.set_duplicate(id, Some(wan(7, UDP))), Err(InsertError::Exists));
+    assert_eq!(
+        t.set_duplicate(id, Some(wan(7, UDP))),
+        Err(InsertError::Exists)
+    );
     assert_eq!(t.set_duplicate(id, None), Err(InsertError::Exists));
     assert_eq!(t.check_index(), 2);
-    let again = t.insert(lan(8, UDP), wan(8, UDP), init(8), secs(2)).unwrap();
+    let again = t
+        .insert(lan(8, UDP), wan(8, UDP), init(8), secs(2))
+        .unwrap();
     assert_eq!(again.index, id.index);
     assert_eq!(t.lookup(&lan(8, UDP)).unwrap().dup_key, None);
     t.check_index();
@@ -1572,8 +1584,13 @@ fn duplicate_key_finds_the_session_by_either_wan_key() {
 fn a_table_without_duplicate_keys_refuses_them_and_costs_nothing() {
     let t = table(64);
     assert!(!t.has_duplicate_keys());
-    let id = t.insert(lan(1, UDP), wan(1, UDP), init(1), secs(1)).unwrap();
-    assert_eq!(t.set_duplicate(id, Some(wan(3, UDP))), Err(InsertError::Full));
+    let id = t
+        .insert(lan(1, UDP), wan(1, UDP), init(1), secs(1))
+        .unwrap();
+    assert_eq!(
+        t.set_duplicate(id, Some(wan(3, UDP))),
+        Err(InsertError::Full)
+    );
     assert_eq!(t.promote_duplicate(id), Err(InsertError::Exists));
     assert!(t.lookup(&wan(3, UDP)).is_none());
     assert_eq!(t.memory().duplicate_key_bytes, 0);
@@ -1597,10 +1614,14 @@ fn memory_numbers_with_duplicate_keys() {
 fn many_sessions_with_duplicate_keys_fill_the_index_consistently() {
     let t = dup_table(500);
     let ids: Vec<_> = (0..500)
-        .map(|n| t.insert(lan(n, UDP), wan(n, UDP), init(n), secs(1)).unwrap())
+        .map(|n| {
+            t.insert(lan(n, UDP), wan(n, UDP), init(n), secs(1))
+                .unwrap()
+        })
         .collect();
     for (n, id) in ids.iter().enumerate() {
-        t.set_duplicate(*id, Some(wan(1000 + n as u32, UDP))).unwrap();
+        t.set_duplicate(*id, Some(wan(1000 + n as u32, UDP)))
+            .unwrap();
     }
     assert_eq!(t.check_index(), 1500);
     for n in 0..500u32 {
@@ -1620,18 +1641,16 @@ fn many_sessions_with_duplicate_keys_fill_the_index_consistently() {
 #[test]
 fn readers_never_see_torn_duplicate_keys() {
     let t = Arc::new(dup_table(64));
-    let id = t.insert(lan(1, UDP), wan(100, UDP), init(1), secs(1)).unwrap();
+    let id = t
+        .insert(lan(1, UDP), wan(100, UDP), init(1), secs(1))
+        .unwrap();
     // The writer cycles through these (wan, dup) states.
-    let states: [(u32, Option<u32>); 4] = [
-        (100, Some(200)),
-        (200, Some(100)),
-        (200, None),
-        (100, None),
-    ];
+    let states: [(u32, Option<u32>); 4] =
+        [(100, Some(200)), (200, Some(100)), (200, None), (100, None)];
     let valid = move |s: &SessionRef| {
-        states.iter().any(|&(w, d)| {
-            s.wan_key == wan(w, UDP) && s.dup_key == d.map(|d| wan(d, UDP))
-        })
+        states
+            .iter()
+            .any(|&(w, d)| s.wan_key == wan(w, UDP) && s.dup_key == d.map(|d| wan(d, UDP)))
     };
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
@@ -1639,13 +1658,19 @@ fn readers_never_see_torn_duplicate_keys() {
         let (t, stop, reads) = (Arc::clone(&t), Arc::clone(&stop), Arc::clone(&reads));
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let s = t.lookup(&lan(1, UDP)).expect("the LAN key never goes missing");
+                let s = t
+                    .lookup(&lan(1, UDP))
+                    .expect("the LAN key never goes missing");
                 assert!(valid(&s), "torn: {:?} / {:?}", s.wan_key, s.dup_key);
                 for k in [100, 200] {
                     if let Some(s) = t.lookup(&wan(k, UDP)) {
                         assert!(valid(&s), "torn via {k}");
                         assert_eq!(s.id, id);
-                        let via = if s.via_duplicate { s.dup_key } else { Some(s.wan_key) };
+                        let via = if s.via_duplicate {
+                            s.dup_key
+                        } else {
+                            Some(s.wan_key)
+                        };
                         assert_eq!(via, Some(wan(k, UDP)), "the matched key is the one asked");
                     }
                 }
@@ -1686,7 +1711,9 @@ fn threads_bind_and_remove_duplicate_keys() {
                     let mut ids = Vec::new();
                     for i in 0..PER {
                         let n = th * PER + i;
-                        let id = t.insert(lan(n, UDP), wan(n, UDP), init(n), secs(1)).unwrap();
+                        let id = t
+                            .insert(lan(n, UDP), wan(n, UDP), init(n), secs(1))
+                            .unwrap();
                         t.set_duplicate(id, Some(wan(20_000 + n, UDP))).unwrap();
                         ids.push((n, id));
                     }
