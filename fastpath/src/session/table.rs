@@ -790,13 +790,18 @@ impl SessionTable {
     /// entry goes back on the free list, in that order, so a reused entry is never reachable
     /// through an old slot with a matching key *and* the old generation.
     pub fn remove(&self, id: SessionId) -> bool {
-        let Some(r) = self.records.get(id.index as usize) else {
-            return false;
-        };
+        self.remove_keys(id).is_some()
+    }
+
+    /// [`Self::remove`], returning the WAN key and second WAN key the session had at the
+    /// moment it disappeared (their wayports are the remover's to give back); `None` when
+    /// it was gone already.
+    pub fn remove_keys(&self, id: SessionId) -> Option<(FlowKey, Option<FlowKey>)> {
+        let r = self.records.get(id.index as usize)?;
         let mut s = r.state.load(Ordering::Acquire);
         loop {
             if s & LIFE_MASK != LIVE || generation(s) != id.generation {
-                return false;
+                return None;
             }
             if rebinding(s) {
                 // The keys are being rewritten: remove the finished record.
@@ -819,13 +824,14 @@ impl SessionTable {
         let (hl, hw) = (self.hasher.hash(&lan), self.hasher.hash(&wan));
         self.unplace(hl, slot_value(hl, id.index));
         self.unplace(hw, slot_value(hw, id.index));
-        if let Some(dup) = self.load_dup(id.index) {
+        let dup = self.load_dup(id.index);
+        if let Some(dup) = dup {
             let hd = self.hasher.hash(&dup);
             self.unplace(hd, slot_value(hd, id.index));
         }
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.push_free(id.index);
-        true
+        Some((wan, dup))
     }
 
     // ---- moving a session ---------------------------------------------------------------
@@ -922,36 +928,45 @@ impl SessionTable {
         }
     }
 
-    /// `packet-duplication`: gives live session `id` the second WAN key `dup` (its copies
-    /// arrive with it, on another waypoint pair), replacing the one it had, or takes its
-    /// second key away (`None`). Returns the old second key. A lookup of either WAN key
-    /// finds the session ([`SessionRef::via_duplicate`] tells which matched).
+    /// `packet-duplication`: replaces live session `id`'s second WAN key `from` (`None`: it
+    /// has none) by `to` (`None`: take it away); a compare-and-set, so that of two workers
+    /// changing it at once one wins and the other learns it lost (and gives back the
+    /// wayports it claimed). The session's copies arrive with the second key, on another
+    /// waypoint pair; a lookup of either WAN key finds the session
+    /// ([`SessionRef::via_duplicate`] tells which matched).
     ///
     /// The same discipline as [`Self::rebind_wan`]: the new key's home bucket lock against
     /// inserts of the same key, the seqlock epoch over the key words, the new index entry
-    /// placed before the old one is cleared. `Exists` when a live session has `dup`, `id` is
-    /// gone or being rewritten; `Full` when the table keeps no duplicate keys
-    /// ([`Self::with_duplicate_keys`]) or the index has no slot.
+    /// placed before the old one is cleared. `Exists` when a live session has `to`, `id` is
+    /// gone or being rewritten, or its second key is not `from`; `Full` when the table keeps
+    /// no second keys ([`Self::with_duplicate_keys`]) or the index has no slot.
     pub fn set_duplicate(
         &self,
         id: SessionId,
-        dup: Option<FlowKey>,
-    ) -> Result<Option<FlowKey>, InsertError> {
+        from: Option<FlowKey>,
+        to: Option<FlowKey>,
+    ) -> Result<(), InsertError> {
         let words = self.dups.get(id.index as usize).ok_or(InsertError::Full)?;
         let r = self
             .records
             .get(id.index as usize)
             .ok_or(InsertError::Exists)?;
-        let Some(new) = dup else {
-            Self::begin_rewrite(r, id)?;
-            let old = self.load_dup(id.index);
-            Self::store_key(words, None);
+        let unplace_old = |old: Option<FlowKey>| {
             if let Some(o) = old {
                 let ho = self.hasher.hash(&o);
                 self.unplace(ho, slot_value(ho, id.index));
             }
+        };
+        let Some(new) = to else {
+            Self::begin_rewrite(r, id)?;
+            let old = self.load_dup(id.index);
+            let ok = old == from;
+            if ok {
+                Self::store_key(words, None);
+                unplace_old(old);
+            }
             Self::end_rewrite(r);
-            return Ok(old);
+            return if ok { Ok(()) } else { Err(InsertError::Exists) };
         };
         let hn = self.hasher.hash(&new);
         let home = self.home(hn);
@@ -966,31 +981,32 @@ impl SessionTable {
         }
         Self::begin_rewrite(r, id)?;
         let old = self.load_dup(id.index);
+        if old != from {
+            Self::end_rewrite(r);
+            return Err(InsertError::Exists);
+        }
         Self::store_key(words, Some(&new));
         let placed = self.place(hn, slot_value(hn, id.index)).is_ok();
         if placed {
-            if let Some(o) = old {
-                let ho = self.hasher.hash(&o);
-                self.unplace(ho, slot_value(ho, id.index));
-            }
+            unplace_old(old);
         } else {
             // Cannot happen (see `place`); put the old key back.
             Self::store_key(words, old.as_ref());
         }
         Self::end_rewrite(r);
         if placed {
-            Ok(old)
+            Ok(())
         } else {
             Err(InsertError::Full)
         }
     }
 
     /// `packet-duplication`: live session `id`'s second WAN key becomes its WAN key and the
-    /// WAN key its second one (the survivor of a failed first path takes the first copy).
-    /// Both keys stay in the index, so only the key words change, under the seqlock. Returns
-    /// the new second key (the old WAN key). `Exists` when `id` is gone, being rewritten or
-    /// has no second key.
-    pub fn promote_duplicate(&self, id: SessionId) -> Result<FlowKey, InsertError> {
+    /// WAN key (which must still be `wan`) its second one: the survivor of a failed first
+    /// path takes the first copy. Both keys stay in the index, so only the key words change,
+    /// under the seqlock. `Exists` when `id` is gone or being rewritten, its WAN key is no
+    /// longer `wan` (another worker promoted or moved it) or it has no second key.
+    pub fn promote_duplicate(&self, id: SessionId, wan: FlowKey) -> Result<(), InsertError> {
         let words = self
             .dups
             .get(id.index as usize)
@@ -1000,14 +1016,15 @@ impl SessionTable {
             .get(id.index as usize)
             .ok_or(InsertError::Exists)?;
         Self::begin_rewrite(r, id)?;
-        let swapped = self.load_dup(id.index).map(|dup| {
-            let wan = Self::load_key(&r.wan);
+        let dup = self
+            .load_dup(id.index)
+            .filter(|_| Self::load_key(&r.wan) == wan);
+        if let Some(dup) = dup {
             Self::store_key(&r.wan, Some(&dup));
             Self::store_key(words, Some(&wan));
-            wan
-        });
+        }
         Self::end_rewrite(r);
-        swapped.ok_or(InsertError::Exists)
+        dup.map(|_| ()).ok_or(InsertError::Exists)
     }
 
     // ---- per-packet updates -----------------------------------------------------------

@@ -1507,7 +1507,7 @@ fn duplicate_key_finds_the_session_by_either_wan_key() {
         .insert(lan(2, UDP), wan(2, UDP), init(2), secs(1))
         .unwrap();
     assert_eq!(t.lookup(&lan(1, UDP)).unwrap().dup_key, None);
-    assert_eq!(t.set_duplicate(id, Some(wan(3, UDP))), Ok(None));
+    assert_eq!(t.set_duplicate(id, None, Some(wan(3, UDP))), Ok(()));
     let by_dup = t.lookup(&wan(3, UDP)).unwrap();
     assert_eq!(
         (by_dup.id, by_dup.side, by_dup.via_duplicate),
@@ -1524,22 +1524,32 @@ fn duplicate_key_finds_the_session_by_either_wan_key() {
     assert_eq!(t.check_index(), 5);
     // A key another session has (WAN or LAN), or this session's own WAN key: refused.
     for k in [wan(2, UDP), lan(2, UDP), wan(1, UDP)] {
-        assert_eq!(t.set_duplicate(id, Some(k)), Err(InsertError::Exists));
+        assert_eq!(
+            t.set_duplicate(id, Some(wan(3, UDP)), Some(k)),
+            Err(InsertError::Exists)
+        );
     }
     // Nor can another session take it, as WAN key, duplicate or by insert.
     assert_eq!(t.rebind_wan(other, wan(3, UDP)), Err(InsertError::Exists));
     assert_eq!(
-        t.set_duplicate(other, Some(wan(3, UDP))),
+        t.set_duplicate(other, None, Some(wan(3, UDP))),
         Err(InsertError::Exists)
     );
+    // A compare-and-set: a stale `from` changes nothing.
+    assert_eq!(
+        t.set_duplicate(id, None, Some(wan(4, UDP))),
+        Err(InsertError::Exists)
+    );
+    assert_eq!(t.set_duplicate(id, None, None), Err(InsertError::Exists));
+    assert!(t.lookup(&wan(4, UDP)).is_none());
     assert_eq!(
         t.insert(lan(9, UDP), wan(3, UDP), init(9), secs(1)),
         Err(InsertError::Exists)
     );
     // Replace: the old second key is forgotten.
     assert_eq!(
-        t.set_duplicate(id, Some(wan(4, UDP))),
-        Ok(Some(wan(3, UDP)))
+        t.set_duplicate(id, Some(wan(3, UDP)), Some(wan(4, UDP))),
+        Ok(())
     );
     assert!(t.lookup(&wan(3, UDP)).is_none());
     assert_eq!(t.lookup(&wan(4, UDP)).map(|s| s.id), Some(id));
@@ -1548,29 +1558,38 @@ fn duplicate_key_finds_the_session_by_either_wan_key() {
     let s = t.lookup(&wan(4, UDP)).unwrap();
     assert_eq!((s.wan_key, s.dup_key), (wan(5, UDP), Some(wan(4, UDP))));
     // Promote: the keys swap, both stay reachable.
-    assert_eq!(t.promote_duplicate(id), Ok(wan(5, UDP)));
+    assert_eq!(
+        t.promote_duplicate(id, wan(4, UDP)),
+        Err(InsertError::Exists),
+        "not its WAN key"
+    );
+    assert_eq!(t.promote_duplicate(id, wan(5, UDP)), Ok(()));
     let s = t.lookup(&wan(5, UDP)).unwrap();
     assert_eq!((s.wan_key, s.dup_key), (wan(4, UDP), Some(wan(5, UDP))));
     assert!(s.via_duplicate);
     assert!(!t.lookup(&wan(4, UDP)).unwrap().via_duplicate);
     t.check_index();
     // Unbind.
-    assert_eq!(t.set_duplicate(id, None), Ok(Some(wan(5, UDP))));
+    assert_eq!(t.set_duplicate(id, Some(wan(5, UDP)), None), Ok(()));
     assert!(t.lookup(&wan(5, UDP)).is_none());
-    assert_eq!(t.set_duplicate(id, None), Ok(None));
-    assert_eq!(t.promote_duplicate(id), Err(InsertError::Exists));
+    assert_eq!(t.set_duplicate(id, None, None), Ok(()));
+    assert_eq!(
+        t.promote_duplicate(id, wan(4, UDP)),
+        Err(InsertError::Exists)
+    );
     assert_eq!(t.check_index(), 4);
     // Removal clears both WAN keys; the entry's next session starts without a second key.
-    t.set_duplicate(id, Some(wan(6, UDP))).unwrap();
-    assert!(t.remove(id));
+    t.set_duplicate(id, None, Some(wan(6, UDP))).unwrap();
+    assert_eq!(t.remove_keys(id), Some((wan(4, UDP), Some(wan(6, UDP)))));
+    assert_eq!(t.remove_keys(id), None);
     for k in [lan(1, UDP), wan(4, UDP), wan(6, UDP)] {
         assert!(t.lookup(&k).is_none(), "{k:?} after remove");
     }
     assert_eq!(
-        t.set_duplicate(id, Some(wan(7, UDP))),
+        t.set_duplicate(id, None, Some(wan(7, UDP))),
         Err(InsertError::Exists)
     );
-    assert_eq!(t.set_duplicate(id, None), Err(InsertError::Exists));
+    assert_eq!(t.set_duplicate(id, None, None), Err(InsertError::Exists));
     assert_eq!(t.check_index(), 2);
     let again = t
         .insert(lan(8, UDP), wan(8, UDP), init(8), secs(2))
@@ -1588,10 +1607,13 @@ fn a_table_without_duplicate_keys_refuses_them_and_costs_nothing() {
         .insert(lan(1, UDP), wan(1, UDP), init(1), secs(1))
         .unwrap();
     assert_eq!(
-        t.set_duplicate(id, Some(wan(3, UDP))),
+        t.set_duplicate(id, None, Some(wan(3, UDP))),
         Err(InsertError::Full)
     );
-    assert_eq!(t.promote_duplicate(id), Err(InsertError::Exists));
+    assert_eq!(
+        t.promote_duplicate(id, wan(1, UDP)),
+        Err(InsertError::Exists)
+    );
     assert!(t.lookup(&wan(3, UDP)).is_none());
     assert_eq!(t.memory().duplicate_key_bytes, 0);
 }
@@ -1620,7 +1642,7 @@ fn many_sessions_with_duplicate_keys_fill_the_index_consistently() {
         })
         .collect();
     for (n, id) in ids.iter().enumerate() {
-        t.set_duplicate(*id, Some(wan(1000 + n as u32, UDP)))
+        t.set_duplicate(*id, None, Some(wan(1000 + n as u32, UDP)))
             .unwrap();
     }
     assert_eq!(t.check_index(), 1500);
@@ -1679,9 +1701,9 @@ fn readers_never_see_torn_duplicate_keys() {
         })
     };
     for _ in 0..200_000 {
-        t.set_duplicate(id, Some(wan(200, UDP))).unwrap(); // (100, 200)
-        t.promote_duplicate(id).unwrap(); // (200, 100)
-        t.set_duplicate(id, None).unwrap(); // (200, -)
+        t.set_duplicate(id, None, Some(wan(200, UDP))).unwrap(); // (100, 200)
+        t.promote_duplicate(id, wan(100, UDP)).unwrap(); // (200, 100)
+        t.set_duplicate(id, Some(wan(100, UDP)), None).unwrap(); // (200, -)
         t.rebind_wan(id, wan(100, UDP)).unwrap(); // (100, -)
         if reads.load(Ordering::Relaxed) > 20_000 {
             break;
@@ -1714,7 +1736,8 @@ fn threads_bind_and_remove_duplicate_keys() {
                         let id = t
                             .insert(lan(n, UDP), wan(n, UDP), init(n), secs(1))
                             .unwrap();
-                        t.set_duplicate(id, Some(wan(20_000 + n, UDP))).unwrap();
+                        t.set_duplicate(id, None, Some(wan(20_000 + n, UDP)))
+                            .unwrap();
                         ids.push((n, id));
                     }
                     for &(n, id) in &ids {
@@ -1725,7 +1748,8 @@ fn threads_bind_and_remove_duplicate_keys() {
                     }
                     for &(n, id) in &ids {
                         if (n + round) % 3 == 0 {
-                            t.set_duplicate(id, None).unwrap();
+                            t.set_duplicate(id, Some(wan(20_000 + n, UDP)), None)
+                                .unwrap();
                         }
                         assert!(t.remove(id));
                         assert!(t.lookup(&wan(20_000 + n, UDP)).is_none());
