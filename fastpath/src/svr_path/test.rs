@@ -2560,8 +2560,8 @@ fn sla_violation_does_not_move_without_resiliency() {
 
 /// The egress tells a duplication copy from a replay by the session's mode: the same sequence
 /// number a second time is `svr_duplicate_dropped` on a session of a `packet-duplication`
-/// service, `svr_replay` on any other. (The copy here is the same frame; the ingress's second
-/// copy on another pair is not built yet.)
+/// service, `svr_replay` on any other. (The copy here is the same frame; the ingress's copy on
+/// a second pair is in `duplication_sends_each_packet_on_two_pairs_with_one_sequence_number`.)
 #[test]
 fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
     for dup in [false, true] {
@@ -2889,7 +2889,7 @@ fn services_without_duplication_send_no_copy_and_keep_no_second_keys() {
 #[test]
 fn a_failed_copy_counts_and_the_original_still_goes() {
     let mut p = duplication_routers();
-    svr_path_copy_failed(&mut p.a.1);
+    copy_failed(&mut p.a.1);
     assert_eq!(p.a.1.counters.drops.get(SvrDrop::DuplicateCopyFailed), 1);
     // A copy that cannot be rewritten (never made by the ingress) counts the same.
     let f = flow_a(b"x");
@@ -2904,8 +2904,4 @@ fn a_failed_copy_counts_and_the_original_still_goes() {
     assert_eq!(finish_copy(&mut p.a.1, &mut bad, &rw), None);
     assert_eq!(p.a.1.counters.drops.get(SvrDrop::DuplicateCopyFailed), 2);
     p.deliver(true, &frames[0], &f);
-}
-
-fn svr_path_copy_failed(w: &mut SvrWorker) {
-    copy_failed(w);
 }
