@@ -206,6 +206,22 @@ impl Mbuf {
         }
     }
 
+    /// A copy of the whole packet (all segments, into one new mbuf) from this mbuf's own
+    /// pool (`rte_pktmbuf_copy`): data, length, port and offload flags are copied; the
+    /// copy's data is its own, so both may be written and sent independently (the
+    /// `packet-duplication` copy). `None` when the pool has no mbuf left or the packet does
+    /// not fit one mbuf of the pool.
+    pub fn try_copy(&self) -> Option<Mbuf> {
+        let pool = self.hdr().pool;
+        // SAFETY: `raw` is a valid mbuf we own (from_raw contract), read only here; `pool` is
+        // the live pool it came from (it outlives the mbuf, from_raw contract), from which
+        // rte_pktmbuf_copy allocates. Offset 0 and UINT32_MAX copy the whole packet.
+        let p = unsafe { sys::rte_pktmbuf_copy(self.raw.as_ptr(), pool, 0, u32::MAX) };
+        // SAFETY: a non-null result is a fresh direct mbuf (refcnt 1, its own data buffer)
+        // that nobody else owns, from `pool`, which outlives it as it outlives `self`.
+        NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
+    }
+
     /// The input port (`port`), set by the driver on RX.
     pub fn port(&self) -> u16 {
         self.hdr().port

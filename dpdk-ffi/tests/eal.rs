@@ -163,6 +163,16 @@ fn mbuf_editing(pool: &Mempool) {
     assert_eq!(m.port(), 7);
     m.prefetch();
 
+    // A copy is a packet of its own: same bytes, port; writing one leaves the other.
+    let mut c = m.try_copy().expect("copy");
+    assert_eq!(c.data(), &[7, 1, 2]);
+    assert_eq!(c.port(), 7);
+    c.data_mut()[0] = 5;
+    assert_eq!((m.data()[0], c.data()[0]), (7, 5));
+    assert_eq!(pool.in_use(), 2);
+    drop(c);
+    assert_eq!(pool.in_use(), 1);
+
     // Raw round trip keeps ownership single.
     let raw = m.into_raw();
     // SAFETY: `raw` came from `into_raw` of an owned, direct mbuf.
@@ -178,6 +188,10 @@ fn pool_exhaustion() {
     let held: Vec<Mbuf> = (0..8).map(|_| small.alloc().expect("room")).collect();
     assert_eq!(small.available(), 0);
     assert!(small.alloc().is_none(), "exhausted pool returns None");
+    assert!(
+        held[0].try_copy().is_none(),
+        "no copy from an exhausted pool"
+    );
     drop(held);
     assert_eq!(small.available(), 8);
     assert!(small.alloc().is_some());

@@ -36,9 +36,9 @@ pub use monitor::{compliant_set, needs_review, usable, PathChange, PathMonitor};
 pub use probe::{LinkKey, Probe, ProbeKind, ProbeRepr, PROBE_LEN, PROBE_VERSION};
 pub use resiliency::{decide, Decision, MoveReason, SessionPaths};
 pub use select::{
-    select, select_in, select_pair, BestPath, LbStrategy, NoPath, PathEntry, PathIndex, PathSet,
-    PathSnapshot, Policy, SessionResiliency, VectorId, VectorLabels, VectorPriority, VectorTable,
-    MAX_PATHS, MAX_VECTORS,
+    select, select_in, select_pair, select_second_in, BestPath, LbStrategy, NoPath, PathEntry,
+    PathIndex, PathSet, PathSnapshot, Policy, SessionResiliency, VectorId, VectorLabels,
+    VectorPriority, VectorTable, MAX_PATHS, MAX_VECTORS,
 };
 
 /// The golden vectors of docs/multipath.md are the ones the code produces.

@@ -425,6 +425,28 @@ pub fn select_pair(
     ))
 }
 
+/// The second path of [`select_pair`] for a session whose first path is `first`, among the
+/// paths of `allowed` only (the worker: the first path's outer family, so that the copy is an
+/// address and port rewrite; and the paths whose wayports it has not found exhausted).
+/// `None` when no other allowed path is eligible. Same algorithm as [`select_pair`]'s second
+/// path, no allocation.
+pub fn select_second_in(
+    snapshot: &PathSnapshot,
+    policy: &Policy,
+    uuid: &[u8; 16],
+    allowed: PathSet,
+    first: PathIndex,
+) -> Option<PathIndex> {
+    second(
+        snapshot,
+        policy,
+        uuid,
+        allowed,
+        snapshot.compliant(policy),
+        first,
+    )
+}
+
 /// The best path other than `first` among `allowed`, preferring another local link.
 pub(crate) fn second(
     snapshot: &PathSnapshot,
@@ -807,6 +829,48 @@ pub(crate) mod test {
         let (p, s) = select_pair(&two, &lat, &uuid(0)).unwrap();
         assert_ne!(Some(p), s);
         assert!(s.is_some());
+    }
+
+    #[test]
+    fn second_path_within_an_allowed_set() {
+        let mut a = path(10.0, 0.0);
+        a.local_link = 0;
+        let mut b = path(11.0, 0.0);
+        b.local_link = 0;
+        let mut c = path(50.0, 0.0);
+        c.local_link = 1;
+        let snap = PathSnapshot::new(&[a, b, c]).unwrap();
+        let p = Policy::default();
+        let all = PathSet::ALL;
+        // As select_pair: another local link first.
+        assert_eq!(
+            select_second_in(&snap, &p, &uuid(1), all, PathIndex(0)),
+            Some(PathIndex(2))
+        );
+        // Without path 2 (another family, say): the same link's other path.
+        let no_c = all.without(PathIndex(2));
+        assert_eq!(
+            select_second_in(&snap, &p, &uuid(1), no_c, PathIndex(0)),
+            Some(PathIndex(1))
+        );
+        // Nothing but the first: no second path.
+        assert_eq!(
+            select_second_in(
+                &snap,
+                &p,
+                &uuid(1),
+                no_c.without(PathIndex(1)),
+                PathIndex(0)
+            ),
+            None
+        );
+        // A path out of service is never the second.
+        let mut down = snap;
+        down.get_mut(PathIndex(1)).unwrap().in_service = false;
+        assert_eq!(
+            select_second_in(&down, &p, &uuid(1), no_c, PathIndex(0)),
+            None
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub enum Stage {
     Rx,
     Classify,
     Crypto,
+    /// `packet-duplication` copies (nothing when no packet asks for one).
+    Duplicate,
     Lookup,
     Transform,
     Enqueue,
@@ -53,11 +55,12 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [Stage; Stage::COUNT] = [
         Stage::Rx,
         Stage::Classify,
         Stage::Crypto,
+        Stage::Duplicate,
         Stage::Lookup,
         Stage::Transform,
         Stage::Enqueue,
@@ -69,6 +72,7 @@ impl Stage {
             Stage::Rx => "rx",
             Stage::Classify => "classify",
             Stage::Crypto => "crypto",
+            Stage::Duplicate => "duplicate",
             Stage::Lookup => "lookup",
             Stage::Transform => "transform",
             Stage::Enqueue => "enqueue",

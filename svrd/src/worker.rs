@@ -83,6 +83,13 @@ enum Action {
         dst: std::net::IpAddr,
         l3_len: usize,
     },
+    /// `packet-duplication`: route it, and a copy rewritten by `copy` (the duplicate stage
+    /// turns this into two `Route`s).
+    RouteTwice {
+        dst: std::net::IpAddr,
+        l3_len: usize,
+        copy: svr_path::DuplicateRewrite,
+    },
     /// An SVR data packet whose payload crypto waits for the crypto stage.
     SvrPending,
     /// Ready for TX on this port slot, to this next-hop MAC (lookup done).
@@ -200,13 +207,14 @@ impl Worker {
         clocks: &mut StageClocks,
     ) {
         let in_port = self.ports[in_slot].port.id();
-        let mut pkts: [Option<Mbuf>; BURST] = [const { None }; BURST];
+        // Room for a copy of each packet (`packet-duplication`, the duplicate stage).
+        let mut pkts: [Option<Mbuf>; 2 * BURST] = [const { None }; 2 * BURST];
         let mut n = 0;
         while let Some(m) = burst.pop_front() {
             pkts[n] = Some(m);
             n += 1;
         }
-        let mut actions = [Action::Gone; BURST];
+        let mut actions = [Action::Gone; 2 * BURST];
         let mut work: [Option<Deferred>; BURST] = [const { None }; BURST];
         let t0 = tsc();
         self.classify(
@@ -219,15 +227,20 @@ impl Worker {
         let t1 = tsc();
         self.crypto(&mut pkts[..n], &mut actions[..n], &mut work[..n]);
         let t2 = tsc();
+        // Copies (if any) go after the burst's packets, so the stages below take both.
+        let rx_n = n;
+        let n = n + self.duplicate(&mut pkts, &mut actions, n);
+        let t2b = tsc();
         self.lookup(&mut pkts[..n], &mut actions[..n], drops);
         let t3 = tsc();
         self.transform(&mut pkts[..n], &mut actions[..n], drops);
         let t4 = tsc();
         self.enqueue(&mut pkts[..n], &actions[..n], counts, drops);
         let t5 = tsc();
-        clocks.add(Stage::Classify, t1 - t0, n);
-        clocks.add(Stage::Crypto, t2 - t1, n);
-        clocks.add(Stage::Lookup, t3 - t2, n);
+        clocks.add(Stage::Classify, t1 - t0, rx_n);
+        clocks.add(Stage::Crypto, t2 - t1, rx_n);
+        clocks.add(Stage::Duplicate, t2b - t2, rx_n);
+        clocks.add(Stage::Lookup, t3 - t2b, n);
         clocks.add(Stage::Transform, t4 - t3, n);
         clocks.add(Stage::Enqueue, t5 - t4, n);
     }
@@ -312,6 +325,43 @@ impl Worker {
                 actions[i] = svr_action(verdicts[i], slot);
             }
         }
+    }
+
+    /// Stage duplicate (`packet-duplication`): for each packet the SVR stage sent twice, a copy
+    /// of the finished frame (`Mbuf::try_copy`, from its pool) rewritten for the session's
+    /// second waypoint pair (`svr_path::finish_copy`: outer addresses, wayports, checksums),
+    /// placed at `pkts[n..]` to be routed and sent like any packet. A copy that cannot be
+    /// made is counted (`svr_duplicate_copy_failed`) and the original goes alone. Returns how
+    /// many copies were added. Costs nothing when no packet asks for one.
+    #[inline(never)] // one symbol per stage in profiles
+    fn duplicate(
+        &mut self,
+        pkts: &mut [Option<Mbuf>; 2 * BURST],
+        actions: &mut [Action; 2 * BURST],
+        n: usize,
+    ) -> usize {
+        let Some((_, sw)) = self.svr.as_mut() else {
+            return 0;
+        };
+        let mut added = 0;
+        for i in 0..n {
+            let Action::RouteTwice { dst, l3_len, copy } = actions[i] else {
+                continue;
+            };
+            actions[i] = Action::Route { dst, l3_len };
+            let Some(m) = pkts[i].as_ref() else { continue };
+            let Some(mut c) = m.try_copy() else {
+                svr_path::copy_failed(sw);
+                continue;
+            };
+            let Some((dst, l3_len)) = svr_path::finish_copy(sw, c.data_mut(), &copy) else {
+                continue;
+            };
+            pkts[n + added] = Some(c);
+            actions[n + added] = Action::Route { dst, l3_len };
+            added += 1;
+        }
+        added
     }
 
     /// Stage lookup: route (longest prefix match), then the next hop's MAC from the neighbour
@@ -417,7 +467,10 @@ impl Worker {
                     PuntReason::MtuExceeded as u32 | u32::from(mtu) << 16,
                     counts,
                 ),
-                Action::Route { .. } | Action::SvrPending | Action::Gone => {
+                Action::Route { .. }
+                | Action::RouteTwice { .. }
+                | Action::SvrPending
+                | Action::Gone => {
                     let mut s = Some(m);
                     drop_pkt(&mut s, DropReason::NoRoute, drops);
                 }
@@ -529,6 +582,7 @@ fn svr_action(v: Verdict, slot: &mut Option<Mbuf>) -> Action {
     match v {
         Verdict::Pending => Action::SvrPending,
         Verdict::Forward { dst, l3_len } => Action::Route { dst, l3_len },
+        Verdict::ForwardTwice { dst, l3_len, copy } => Action::RouteTwice { dst, l3_len, copy },
         Verdict::Punt {
             reason: PuntReason::MtuExceeded,
             mtu,

@@ -41,7 +41,8 @@ const GEN_SHIFT: u32 = 32;
 /// when these did not change while it read.
 const IDENTITY_MASK: u64 = !0 << GEN_SHIFT | EPOCH_MASK | LIFE_MASK;
 
-/// True while `rebind_wan` is rewriting the record's WAN key.
+/// True while `rebind_wan`, `set_duplicate` or `promote_duplicate` is rewriting the record's
+/// WAN keys.
 const fn rebinding(state: u64) -> bool {
     (state >> EPOCH_SHIFT) & 1 != 0
 }
@@ -107,7 +108,8 @@ impl<T> Deref for Padded<T> {
 
 /// Slots per bucket (the eighth word of the cache line is `ctrl`).
 pub(crate) const SLOTS: usize = 7;
-/// Maximum fraction of index slots in use when the arena is full (2 entries per session).
+/// Maximum fraction of index slots in use when the arena is full (2 entries per session, 3
+/// in a table with duplicate keys).
 const MAX_LOAD_PERCENT: usize = 70;
 /// `ctrl` bit 63: writer lock of keys whose home is this bucket. Readers never look at it.
 const LOCK: u64 = 1 << 63;
@@ -163,6 +165,11 @@ pub struct MemoryUsage {
     pub free_list_bytes: usize,
     /// Session records: the 128-byte hot record plus the 16-byte UUID kept apart.
     pub record_bytes: usize,
+    /// `packet-duplication`: the second WAN key of each record (40 bytes per session), only
+    /// in a table built with duplicate keys ([`SessionTable::with_duplicate_keys`]); 0
+    /// otherwise. (The index of such a table is sized for three keys per session, which
+    /// `index_bytes` includes.)
+    pub duplicate_key_bytes: usize,
 }
 
 impl MemoryUsage {
@@ -178,7 +185,8 @@ impl MemoryUsage {
 
     /// Everything per session.
     pub fn total_per_session(&self) -> f64 {
-        (self.index_bytes + self.free_list_bytes + self.record_bytes) as f64
+        (self.index_bytes + self.free_list_bytes + self.record_bytes + self.duplicate_key_bytes)
+            as f64
             / self.capacity.max(1) as f64
     }
 }
@@ -193,6 +201,11 @@ pub struct SessionTable {
     records: HugeSlice<Record>,
     /// Session UUIDs, apart from the hot record (read only when building metadata).
     uuids: HugeSlice<[AtomicU64; 2]>,
+    /// `packet-duplication`: each record's second WAN key ("duplicate key", all words 0 when
+    /// it has none; a valid key is never all zero), under the same seqlock as `wan`. Empty
+    /// unless the table was built [`SessionTable::with_duplicate_keys`]: routers without a
+    /// duplication service pay nothing. Apart from the record, which is exactly two lines.
+    dups: HugeSlice<[AtomicU64; KEY_WORDS]>,
     /// Free list links: `next[i]` is the arena index + 1 below `i` on the stack, 0 at the end.
     next: HugeSlice<AtomicU32>,
     /// Treiber stack head: `tag << 32 | (arena index + 1)`; the tag changes on every push and
@@ -237,12 +250,27 @@ impl SessionTable {
     /// Same as [`SessionTable::with_capacity`] with a given hasher (repeatable tests and
     /// benchmarks).
     pub fn with_hasher(capacity: u32, hasher: FlowHasher) -> SessionTable {
+        Self::build(capacity, hasher, false)
+    }
+
+    /// A table whose sessions may each have a second WAN key (`packet-duplication`: the
+    /// session's copies arrive on a second waypoint pair; [`SessionTable::set_duplicate`]).
+    /// Costs 40 bytes of key per session plus an index sized for three keys per session
+    /// instead of two: about 53 bytes more per session (see [`SessionTable::memory`]).
+    pub fn with_duplicate_keys(capacity: u32) -> SessionTable {
+        Self::build(capacity, FlowHasher::random(), true)
+    }
+
+    /// Any of the above: `duplicate_keys` gives each record room for a second WAN key.
+    pub fn build(capacity: u32, hasher: FlowHasher, duplicate_keys: bool) -> SessionTable {
         let cap = capacity as usize;
-        let slots = (2 * cap * 100).div_ceil(MAX_LOAD_PERCENT);
+        let keys_per_session = if duplicate_keys { 3 } else { 2 };
+        let slots = (keys_per_session * cap * 100).div_ceil(MAX_LOAD_PERCENT);
         let nbuckets = slots.div_ceil(SLOTS).max(1);
         let buckets = HugeSlice::from_fn(nbuckets, |_| Bucket::default());
         let records = HugeSlice::from_fn(cap, |_| Record::default());
         let uuids = HugeSlice::from_fn(cap, |_| Default::default());
+        let dups = HugeSlice::from_fn(if duplicate_keys { cap } else { 0 }, |_| Default::default());
         // Stack order: index 0 on top, so a fresh table hands out 0, 1, 2, …
         let next = HugeSlice::from_fn(cap, |i| {
             AtomicU32::new(if i + 1 < cap { i as u32 + 2 } else { 0 })
@@ -253,6 +281,7 @@ impl SessionTable {
             buckets,
             records,
             uuids,
+            dups,
             next,
             free_head: Padded(AtomicU64::new(head)),
             live: Padded(AtomicU64::new(0)),
@@ -287,7 +316,13 @@ impl SessionTable {
             free_list_bytes: core::mem::size_of_val(&*self.next),
             record_bytes: core::mem::size_of_val(&*self.records)
                 + core::mem::size_of_val(&*self.uuids),
+            duplicate_key_bytes: core::mem::size_of_val(&*self.dups),
         }
+    }
+
+    /// True when sessions may have a second WAN key ([`SessionTable::with_duplicate_keys`]).
+    pub fn has_duplicate_keys(&self) -> bool {
+        !self.dups.is_empty()
     }
 
     /// All bytes allocated per session of capacity (index, free list and records).
@@ -343,6 +378,22 @@ impl SessionTable {
         FlowKey::from_words(core::array::from_fn(|i| words[i].load(Ordering::Relaxed)))
     }
 
+    /// Record `index`'s duplicate key (Relaxed loads, inside a seqlock read or by the owner
+    /// of the entry); `None` when it has none or the table keeps none.
+    #[inline(always)]
+    fn load_dup(&self, index: u32) -> Option<FlowKey> {
+        let words = self.dups.get(index as usize)?;
+        let k = Self::load_key(words);
+        (k.words() != [0; KEY_WORDS]).then_some(k)
+    }
+
+    fn store_key(words: &[AtomicU64; KEY_WORDS], key: Option<&FlowKey>) {
+        let v = key.map_or([0; KEY_WORDS], FlowKey::words);
+        for (w, v) in words.iter().zip(v) {
+            w.store(v, Ordering::Relaxed);
+        }
+    }
+
     /// `a == b` without branches or a `memcmp` call (the derived `==` on the word array
     /// compiles to one).
     #[inline(always)]
@@ -383,6 +434,7 @@ impl SessionTable {
             }
             let lan = Self::load_key(&r.lan);
             let wan = Self::load_key(&r.wan);
+            let dup = self.load_dup(index);
             let info = r.info.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             let s2 = r.state.load(Ordering::Relaxed);
@@ -390,12 +442,13 @@ impl SessionTable {
                 // Removed (and maybe reused) while we read: look again.
                 continue;
             }
-            let side = match (probe, want) {
-                (Some(k), _) if Self::same_key(k, &lan) => Side::Lan,
-                (Some(k), _) if Self::same_key(k, &wan) => Side::Wan,
+            let (side, via_duplicate) = match (probe, want) {
+                (Some(k), _) if Self::same_key(k, &lan) => (Side::Lan, false),
+                (Some(k), _) if Self::same_key(k, &wan) => (Side::Wan, false),
+                (Some(k), _) if dup.is_some_and(|d| Self::same_key(k, &d)) => (Side::Wan, true),
                 (Some(_), _) => return None,
-                (None, Some((_, side))) => side,
-                (None, None) => Side::Lan,
+                (None, Some((_, side))) => (side, false),
+                (None, None) => (Side::Lan, false),
             };
             return Some(SessionRef {
                 id: SessionId {
@@ -403,6 +456,7 @@ impl SessionTable {
                     generation: generation(s1),
                 },
                 side,
+                via_duplicate,
                 role: if s1 & ROLE_EGRESS != 0 {
                     Role::Egress
                 } else {
@@ -410,6 +464,7 @@ impl SessionTable {
                 },
                 lan_key: lan,
                 wan_key: wan,
+                dup_key: dup,
                 payload_key_index: (s1 >> PKI_SHIFT) as u8,
                 key_handle: info as u32,
                 replay_slot: (info >> 32) as u32,
@@ -550,8 +605,8 @@ impl SessionTable {
             self.buckets[b].ctrl.fetch_add(1, Ordering::AcqRel);
             b = self.next_bucket(b);
         }
-        // Cannot happen: the index has more slots than twice the arena (each session holds at
-        // most two). Undo the counts so the index stays consistent.
+        // Cannot happen: the index has more slots than keys the arena can hold (two per
+        // session, three with duplicate keys). Undo the counts so the index stays consistent.
         self.uncount(home, self.buckets.len());
         Err(())
     }
@@ -677,6 +732,9 @@ impl SessionTable {
             u64::from(init.key_handle) | u64::from(init.replay_slot) << 32,
             Ordering::Relaxed,
         );
+        if let Some(d) = self.dups.get(index as usize) {
+            Self::store_key(d, None);
+        }
         let u = u128::from_be_bytes(init.uuid);
         let uu = &self.uuids[index as usize];
         uu[0].store((u >> 64) as u64, Ordering::Relaxed);
@@ -732,13 +790,18 @@ impl SessionTable {
     /// entry goes back on the free list, in that order, so a reused entry is never reachable
     /// through an old slot with a matching key *and* the old generation.
     pub fn remove(&self, id: SessionId) -> bool {
-        let Some(r) = self.records.get(id.index as usize) else {
-            return false;
-        };
+        self.remove_keys(id).is_some()
+    }
+
+    /// [`Self::remove`], returning the WAN key and second WAN key the session had at the
+    /// moment it disappeared (their wayports are the remover's to give back); `None` when
+    /// it was gone already.
+    pub fn remove_keys(&self, id: SessionId) -> Option<(FlowKey, Option<FlowKey>)> {
+        let r = self.records.get(id.index as usize)?;
         let mut s = r.state.load(Ordering::Acquire);
         loop {
             if s & LIFE_MASK != LIVE || generation(s) != id.generation {
-                return false;
+                return None;
             }
             if rebinding(s) {
                 // The keys are being rewritten: remove the finished record.
@@ -761,9 +824,14 @@ impl SessionTable {
         let (hl, hw) = (self.hasher.hash(&lan), self.hasher.hash(&wan));
         self.unplace(hl, slot_value(hl, id.index));
         self.unplace(hw, slot_value(hw, id.index));
+        let dup = self.load_dup(id.index);
+        if let Some(dup) = dup {
+            let hd = self.hasher.hash(&dup);
+            self.unplace(hd, slot_value(hd, id.index));
+        }
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.push_free(id.index);
-        true
+        Some((wan, dup))
     }
 
     // ---- moving a session ---------------------------------------------------------------
@@ -796,6 +864,34 @@ impl SessionTable {
         if self.contains_hashed(&new_wan, hn) {
             return Err(InsertError::Exists);
         }
+        Self::begin_rewrite(r, id)?;
+        let old = Self::load_key(&r.wan);
+        let nw = new_wan.words();
+        for (w, v) in r.wan.iter().zip(nw) {
+            w.store(v, Ordering::Relaxed);
+        }
+        let placed = self.place(hn, slot_value(hn, id.index)).is_ok();
+        if placed {
+            let ho = self.hasher.hash(&old);
+            self.unplace(ho, slot_value(ho, id.index));
+        } else {
+            // Cannot happen (see `place`); put the old key back.
+            for (w, v) in r.wan.iter().zip(old.words()) {
+                w.store(v, Ordering::Relaxed);
+            }
+        }
+        Self::end_rewrite(r);
+        if placed {
+            Ok(old)
+        } else {
+            Err(InsertError::Full)
+        }
+    }
+
+    /// Opens the seqlock over live record `id`'s WAN keys: its rebind epoch turns odd (one
+    /// CAS, so it orders against a remover's CAS; readers retry, removers wait until
+    /// [`Self::end_rewrite`]). `Exists` when `id` is gone or another rewrite is under way.
+    fn begin_rewrite(r: &Record, id: SessionId) -> Result<(), InsertError> {
         let mut s = r.state.load(Ordering::Acquire);
         loop {
             if s & LIFE_MASK != LIVE || generation(s) != id.generation || rebinding(s) {
@@ -812,22 +908,12 @@ impl SessionTable {
             }
         }
         fence(Ordering::Release);
-        let old = Self::load_key(&r.wan);
-        let nw = new_wan.words();
-        for (w, v) in r.wan.iter().zip(nw) {
-            w.store(v, Ordering::Relaxed);
-        }
-        let placed = self.place(hn, slot_value(hn, id.index)).is_ok();
-        if placed {
-            let ho = self.hasher.hash(&old);
-            self.unplace(ho, slot_value(ho, id.index));
-        } else {
-            // Cannot happen (see `place`); put the old key back.
-            for (w, v) in r.wan.iter().zip(old.words()) {
-                w.store(v, Ordering::Relaxed);
-            }
-        }
-        // Even again; other fields of the state may have changed meanwhile.
+        Ok(())
+    }
+
+    /// Closes the seqlock: the epoch turns even again (other fields of the state may have
+    /// changed meanwhile, hence the loop).
+    fn end_rewrite(r: &Record) {
         let mut s = r.state.load(Ordering::Acquire);
         loop {
             match r.state.compare_exchange_weak(
@@ -840,11 +926,105 @@ impl SessionTable {
                 Err(now) => s = now,
             }
         }
+    }
+
+    /// `packet-duplication`: replaces live session `id`'s second WAN key `from` (`None`: it
+    /// has none) by `to` (`None`: take it away); a compare-and-set, so that of two workers
+    /// changing it at once one wins and the other learns it lost (and gives back the
+    /// wayports it claimed). The session's copies arrive with the second key, on another
+    /// waypoint pair; a lookup of either WAN key finds the session
+    /// ([`SessionRef::via_duplicate`] tells which matched).
+    ///
+    /// The same discipline as [`Self::rebind_wan`]: the new key's home bucket lock against
+    /// inserts of the same key, the seqlock epoch over the key words, the new index entry
+    /// placed before the old one is cleared. `Exists` when a live session has `to`, `id` is
+    /// gone or being rewritten, or its second key is not `from`; `Full` when the table keeps
+    /// no second keys ([`Self::with_duplicate_keys`]) or the index has no slot.
+    pub fn set_duplicate(
+        &self,
+        id: SessionId,
+        from: Option<FlowKey>,
+        to: Option<FlowKey>,
+    ) -> Result<(), InsertError> {
+        let words = self.dups.get(id.index as usize).ok_or(InsertError::Full)?;
+        let r = self
+            .records
+            .get(id.index as usize)
+            .ok_or(InsertError::Exists)?;
+        let unplace_old = |old: Option<FlowKey>| {
+            if let Some(o) = old {
+                let ho = self.hasher.hash(&o);
+                self.unplace(ho, slot_value(ho, id.index));
+            }
+        };
+        let Some(new) = to else {
+            Self::begin_rewrite(r, id)?;
+            let old = self.load_dup(id.index);
+            let ok = old == from;
+            if ok {
+                Self::store_key(words, None);
+                unplace_old(old);
+            }
+            Self::end_rewrite(r);
+            return if ok { Ok(()) } else { Err(InsertError::Exists) };
+        };
+        let hn = self.hasher.hash(&new);
+        let home = self.home(hn);
+        self.lock(home);
+        let _locks = BucketLocks {
+            table: self,
+            first: home,
+            second: None,
+        };
+        if self.contains_hashed(&new, hn) {
+            return Err(InsertError::Exists);
+        }
+        Self::begin_rewrite(r, id)?;
+        let old = self.load_dup(id.index);
+        if old != from {
+            Self::end_rewrite(r);
+            return Err(InsertError::Exists);
+        }
+        Self::store_key(words, Some(&new));
+        let placed = self.place(hn, slot_value(hn, id.index)).is_ok();
         if placed {
-            Ok(old)
+            unplace_old(old);
+        } else {
+            // Cannot happen (see `place`); put the old key back.
+            Self::store_key(words, old.as_ref());
+        }
+        Self::end_rewrite(r);
+        if placed {
+            Ok(())
         } else {
             Err(InsertError::Full)
         }
+    }
+
+    /// `packet-duplication`: live session `id`'s second WAN key becomes its WAN key and the
+    /// WAN key (which must still be `wan`) its second one: the survivor of a failed first
+    /// path takes the first copy. Both keys stay in the index, so only the key words change,
+    /// under the seqlock. `Exists` when `id` is gone or being rewritten, its WAN key is no
+    /// longer `wan` (another worker promoted or moved it) or it has no second key.
+    pub fn promote_duplicate(&self, id: SessionId, wan: FlowKey) -> Result<(), InsertError> {
+        let words = self
+            .dups
+            .get(id.index as usize)
+            .ok_or(InsertError::Exists)?;
+        let r = self
+            .records
+            .get(id.index as usize)
+            .ok_or(InsertError::Exists)?;
+        Self::begin_rewrite(r, id)?;
+        let dup = self
+            .load_dup(id.index)
+            .filter(|_| Self::load_key(&r.wan) == wan);
+        if let Some(dup) = dup {
+            Self::store_key(&r.wan, Some(&dup));
+            Self::store_key(words, Some(&wan));
+        }
+        Self::end_rewrite(r);
+        dup.map(|_| ()).ok_or(InsertError::Exists)
     }
 
     // ---- per-packet updates -----------------------------------------------------------
@@ -1047,8 +1227,11 @@ impl SessionTable {
                 assert_eq!(r.state.load(Ordering::Relaxed) & LIFE_MASK, LIVE);
                 let lan = Self::load_key(&r.lan);
                 let wan = Self::load_key(&r.wan);
-                let h = [self.hasher.hash(&lan), self.hasher.hash(&wan)]
+                let dup = self.load_dup(idx);
+                let h = [Some(lan), Some(wan), dup]
                     .into_iter()
+                    .flatten()
+                    .map(|k| self.hasher.hash(&k))
                     .find(|h| slot_value(*h, idx) == v)
                     .expect("slot matches one of its record's keys");
                 let mut p = self.home(h);
@@ -1065,7 +1248,13 @@ impl SessionTable {
                 "overflow count of bucket {b}"
             );
         }
-        assert_eq!(entries, 2 * self.len());
+        let dups = (0..self.capacity() as u32)
+            .filter(|&i| {
+                self.records[i as usize].state.load(Ordering::Relaxed) & LIFE_MASK == LIVE
+                    && self.load_dup(i).is_some()
+            })
+            .count();
+        assert_eq!(entries, 2 * self.len() + dups);
         entries
     }
 }

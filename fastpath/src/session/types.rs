@@ -198,12 +198,19 @@ pub struct SessionRef {
     pub id: SessionId,
     /// The side whose key matched: the packet arrived on this side.
     pub side: Side,
+    /// `packet-duplication`: the key that matched is the session's second WAN key
+    /// (`dup_key`), not `wan_key` (`side` is then [`Side::Wan`]). Always false from
+    /// [`super::SessionTable::get`].
+    pub via_duplicate: bool,
     /// Ingress or egress.
     pub role: Role,
     /// The LAN-side key (5-tuple of packets arriving on the LAN, as received).
     pub lan_key: FlowKey,
     /// The WAN-side key (5-tuple of packets arriving from the peer, as received).
     pub wan_key: FlowKey,
+    /// `packet-duplication`: the session's second WAN key (the copies' 5-tuple as received,
+    /// on a second waypoint pair), if it has one ([`super::SessionTable::set_duplicate`]).
+    pub dup_key: Option<FlowKey>,
     /// Payload key index.
     pub payload_key_index: u8,
     /// Key store handle.

@@ -50,6 +50,9 @@ pub struct OuterHeaders {
     pub(super) frame_end: usize,
     pub(super) src: IpAddr,
     pub(super) dst: IpAddr,
+    /// `packet-duplication`: the copy for the session's second pair, made once the packet
+    /// is finished (so its verdict is [`Verdict::ForwardTwice`]).
+    pub(super) copy: Option<super::DuplicateRewrite>,
 }
 
 impl OuterHeaders {
@@ -63,9 +66,10 @@ impl OuterHeaders {
             self.dst,
         );
         w.counters.events.bump(sent);
-        Verdict::Forward {
-            dst: self.dst,
-            l3_len: self.frame_end - ETH_LEN,
+        let (dst, l3_len) = (self.dst, self.frame_end - ETH_LEN);
+        match self.copy {
+            None => Verdict::Forward { dst, l3_len },
+            Some(copy) => Verdict::ForwardTwice { dst, l3_len, copy },
         }
     }
 }

@@ -172,6 +172,9 @@ pub fn wan_stage<B: PacketBuf>(
         };
         let now_ms = crate::session::now_millis(now);
         let mut rebind = None;
+        // `packet-duplication`: forward metadata of a known session on a WAN key to bind as
+        // its second one (or, arriving on its second one, to answer).
+        let mut attach = None;
         let (s, dir, crypto, k, candidate) = match md {
             Md::Control(reason, binding) => {
                 if let (ControlReason::EnableMetadata, Some(s)) = (reason, found) {
@@ -224,8 +227,12 @@ pub fn wan_stage<B: PacketBuf>(
                     }),
                     Some(_) => None,
                 };
-                if moving.is_some() {
-                    rebind = Some(wan_key);
+                match moving {
+                    // Its copies on a second pair: a second binding, not a move.
+                    Some(m) if sh.duplicates(&m) => attach = Some(wan_key),
+                    Some(_) => rebind = Some(wan_key),
+                    None if found.is_some_and(|f| f.via_duplicate) => attach = Some(wan_key),
+                    None => {}
                 }
                 let s = match moving.or(found) {
                     Some(s) if s.role == Role::Egress => {
@@ -318,12 +325,21 @@ pub fn wan_stage<B: PacketBuf>(
             drop_with!(w, SvrDrop::StaleSession)
         };
         if let Err(e) = window.check(seq) {
+            if let Some(k) = attach.filter(|_| e == svr_crypto::ReplayError::Duplicate) {
+                // The second copy of a metadata packet (authenticated by the peer's metadata
+                // key, with the session's UUID and context): its binding is learnt all the
+                // same, or the copies after it would arrive on a key the session lacks.
+                let _ = attach_duplicate(sh, w, &s, k);
+            }
             drop_with!(
                 w,
                 sh.replay_or_duplicate(&s, crypto_drop(CryptoError::Replay(e)))
             );
         }
         if let Err(d) = sh.check_seq(s.id, seq) {
+            if let Some(k) = attach.filter(|_| sh.seen_seq(s.id, seq)) {
+                let _ = attach_duplicate(sh, w, &s, k);
+            }
             drop_with!(w, sh.replay_or_duplicate(&s, d));
         }
         let ct_start = l4_end + md_len;
@@ -339,17 +355,24 @@ pub fn wan_stage<B: PacketBuf>(
             window.mark(seq);
         }
         if let Err(d) = sh.accept_seq(s.id, seq) {
+            if let Some(k) = attach {
+                let _ = attach_duplicate(sh, w, &s, k);
+            }
             drop_with!(w, sh.replay_or_duplicate(&s, d));
         }
         if k == KeyUse::Previous {
             w.counters.events.bump(SvrEvent::PayloadKeyPreviousUsed);
         }
-        let s = match rebind {
-            None => s,
-            Some(new_wan) => match move_here(sh, w, &s, new_wan) {
+        let s = match (rebind, attach) {
+            (Some(new_wan), _) => match move_here(sh, w, &s, new_wan) {
                 Ok(s) => s,
                 Err(d) => drop_with!(w, d),
             },
+            (None, Some(k)) => match attach_duplicate(sh, w, &s, k) {
+                Ok(s) => s,
+                Err(d) => drop_with!(w, d),
+            },
+            (None, None) => s,
         };
         let mut crypto = crypto;
         if let Some((key, fp)) = candidate {
@@ -430,6 +453,79 @@ fn move_here(
         reason: super::MoveCause::PeerMoved,
     });
     sh.table.get(s.id, Side::Wan).ok_or(SvrDrop::StaleSession)
+}
+
+/// Egress, `packet-duplication`: authenticated forward metadata of live session `s` arrived
+/// on `wan`, one of its WAN keys or a new one on another pair of the same peer. A new key
+/// becomes the session's second WAN key (replacing the one it had: the ingress changed its
+/// second path), unless the first binding's pair is out of service here, in which case the
+/// second takes the first's place first (the ingress's survivor) or, without a second, the
+/// new key replaces the first (a move, as [`move_here`]). Either way the session answers
+/// with reverse metadata, so the ingress stops sending forward metadata. Reverse packets keep
+/// leaving by the first binding. Returns the session as seen from the WAN.
+fn attach_duplicate(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    s: &SessionRef,
+    wan: FlowKey,
+) -> Result<SessionRef, SvrDrop> {
+    let mut now = sh.table.get(s.id, Side::Lan).ok_or(SvrDrop::StaleSession)?;
+    let pair = |k: FlowKey| sh.pair_index(k.dst(), k.src());
+    let keys = sh.keys.load();
+    let first_down = pair(now.wan_key).is_some_and(|p| !keys.path_in_service(p));
+    drop(keys);
+    if first_down && now.wan_key != wan {
+        if now.dup_key.is_none() {
+            return move_here(sh, w, &now, wan);
+        }
+        promote_here(sh, w, &now, super::MoveCause::PeerMoved);
+        now = sh.table.get(s.id, Side::Lan).ok_or(SvrDrop::StaleSession)?;
+    }
+    if now.wan_key != wan && now.dup_key != Some(wan) {
+        let old = now.dup_key;
+        sh.table
+            .set_duplicate(s.id, old, Some(wan))
+            .map_err(|_| SvrDrop::StaleSession)?;
+        w.counters.events.bump(SvrEvent::DuplicateBound);
+        if let (Some(from), Some(to)) = (old.and_then(pair), pair(wan)) {
+            w.note_move(super::SessionMoveEvent {
+                uuid: sh.table.uuid(s.id).unwrap_or_default(),
+                peer: s.key_handle as PeerId,
+                from_pair: from,
+                to_pair: to,
+                reason: super::MoveCause::PeerMoved,
+            });
+        }
+    }
+    sh.table
+        .update_metadata(s.id, |_| MetadataState::SendingReverse);
+    sh.table.get(s.id, Side::Wan).ok_or(SvrDrop::StaleSession)
+}
+
+/// Egress, `packet-duplication`: live session `s`'s first binding's pair is out of service
+/// here; its second binding becomes the first (reverse packets leave by it). True when this
+/// call made the change (counted with a [`super::SessionMoveEvent`]).
+pub(super) fn promote_here(
+    sh: &SvrShared,
+    w: &mut SvrWorker,
+    s: &SessionRef,
+    reason: super::MoveCause,
+) -> bool {
+    let Some(dup) = s.dup_key else {
+        return false;
+    };
+    if sh.table.promote_duplicate(s.id, s.wan_key).is_err() {
+        return false;
+    }
+    let pair = |k: FlowKey| sh.pair_index(k.dst(), k.src()).unwrap_or(usize::MAX);
+    w.note_move(super::SessionMoveEvent {
+        uuid: sh.table.uuid(s.id).unwrap_or_default(),
+        peer: s.key_handle as PeerId,
+        from_pair: pair(s.wan_key),
+        to_pair: pair(dup),
+        reason,
+    });
+    true
 }
 
 /// Which of a session's payload keys opens a metadata packet.

@@ -159,6 +159,15 @@ fn create(
     );
     // The pair selection chose is the one `revertible-failover` returns to.
     sh.note_created_on(id, pair, &keys);
+    if policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication
+        && sh.table.has_duplicate_keys()
+    {
+        // A second pair for the copies; none usable or no wayports: single-path for now (a
+        // later path change adds one).
+        if let Some(s) = sh.table.get(id, Side::Lan) {
+            let _ = sh.add_duplicate(&keys, policy, &uuid, &s, pair);
+        }
+    }
     drop(keys);
     w.counters.events.bump(SvrEvent::IngressSession);
     sh.table.get(id, Side::Lan).ok_or(SvrDrop::StaleSession)
@@ -229,14 +238,27 @@ pub fn lan_stage<B: PacketBuf>(
     let s = match pair_index {
         Some(i) if !keys.path_in_service(i) => {
             if s.role != Role::Ingress {
-                drop_with!(w, SvrDrop::PathOutOfService);
-            }
-            match sh.move_session(w, &keys, &s, i) {
-                Ok(moved) => {
-                    pair_index = sh.pair_index(moved.rewrite().src(), moved.rewrite().dst());
-                    moved
+                // `packet-duplication`: the second binding, if its pair is in service here,
+                // carries the reverse packets from now on.
+                let up = sh.dup_pair(&s).is_some_and(|p| keys.path_in_service(p));
+                if up {
+                    super::egress::promote_here(sh, w, &s, super::MoveCause::PathDown);
                 }
-                Err(d) => drop_with!(w, d),
+                match sh.table.get(s.id, Side::Lan) {
+                    Some(n) if up && n.wan_key != s.wan_key => {
+                        pair_index = sh.pair_index(n.rewrite().src(), n.rewrite().dst());
+                        n
+                    }
+                    _ => drop_with!(w, SvrDrop::PathOutOfService),
+                }
+            } else {
+                match sh.move_session(w, &keys, &s, i) {
+                    Ok(moved) => {
+                        pair_index = sh.pair_index(moved.rewrite().src(), moved.rewrite().dst());
+                        moved
+                    }
+                    Err(d) => drop_with!(w, d),
+                }
             }
         }
         Some(i) if review => match sh.review_session(w, &keys, &s, i, now) {
@@ -288,6 +310,15 @@ pub fn lan_stage<B: PacketBuf>(
     };
     let nk = s.rewrite();
     let outer_v4 = nk.src().is_ipv4();
+    // `packet-duplication`: a copy of the finished packet on the second pair, when it has
+    // one in service (the review above replaced or dropped one that left service).
+    let copy = match s.dup_key {
+        Some(d) if s.role == Role::Ingress && d.is_ipv6() == nk.is_ipv6() => sh
+            .dup_pair(&s)
+            .filter(|&p| keys.path_in_service(p))
+            .map(|_| super::DuplicateRewrite::from_dup_key(&d)),
+        _ => None,
+    };
 
     // MSS clamp on SYN and SYN-ACK, before anything is measured.
     if h.has_syn() {
@@ -449,6 +480,7 @@ pub fn lan_stage<B: PacketBuf>(
         frame_end: ETH_LEN + l3,
         src: nk.src(),
         dst: nk.dst(),
+        copy,
     };
     sh.table.touch(s.id, Side::Lan, now);
     if h.proto == PROTO_TCP {

@@ -90,6 +90,7 @@ use crate::svr::MetadataError;
 use crate::time::Instant;
 
 pub mod burst;
+pub mod duplicate;
 pub mod egress;
 #[cfg(feature = "config")]
 pub mod from_config;
@@ -102,6 +103,7 @@ pub mod packet;
 mod test;
 
 pub use burst::{finish_burst, Deferred};
+pub use duplicate::{copy_failed, finish_copy, rewrite_copy, DuplicateRewrite};
 pub use keys::{KeySnapshot, KeyStore, PeerId};
 
 /// Why a buffer operation did not fit (no headroom, tailroom or length).
@@ -270,6 +272,9 @@ reasons! {
         /// A control message not bound to the session it arrived on (wayports), or whose
         /// echoed sequence number is not one we sent recently or was already answered.
         ControlReplayed = "svr_control_replayed",
+        /// `packet-duplication`, ingress: the second copy of a packet could not be made (no
+        /// mbuf for the copy); the original was sent. Counts the copy only.
+        DuplicateCopyFailed = "svr_duplicate_copy_failed",
     }
 }
 
@@ -314,8 +319,16 @@ reasons! {
         /// Sessions moved to another waypoint pair of the same peer (`session-resiliency`
         /// failover): at the ingress when its path left service, at the egress when forward
         /// metadata with the session's UUID arrived on the new pair. One
-        /// [`SessionMoveEvent`] each.
+        /// [`SessionMoveEvent`] each. `packet-duplication` counts here too when a session's
+        /// pair of paths changes (the survivor of a failed path becomes the first, a second
+        /// path is added or replaced; reason `path-down`, `sla-violation` or `path-up`).
         SessionMoved = "svr_session_moved",
+        /// `packet-duplication`, ingress: second copies sent on a session's second waypoint
+        /// pair (same sequence number, outer addresses and wayports rewritten).
+        DuplicateSent = "svr_duplicate_sent",
+        /// `packet-duplication`, egress: a second WAN binding learnt from forward metadata
+        /// arriving on another waypoint pair of the peer.
+        DuplicateBound = "svr_duplicate_bound",
     }
 }
 
@@ -379,6 +392,17 @@ pub enum Verdict {
         dst: IpAddr,
         /// IP length of the rewritten packet.
         l3_len: usize,
+    },
+    /// `packet-duplication`, ingress: [`Verdict::Forward`] for the frame, and send a copy of
+    /// it (made after it was sealed) on the session's second waypoint pair: copy the frame,
+    /// apply [`duplicate::finish_copy`] with `copy`, route the copy to `copy.dst`.
+    ForwardTwice {
+        /// Destination of the original.
+        dst: IpAddr,
+        /// IP length of both.
+        l3_len: usize,
+        /// What differs on the copy.
+        copy: DuplicateRewrite,
     },
     /// Hand the unchanged frame to the slow path (`MtuExceeded` carries the MTU to report).
     Punt {
@@ -864,7 +888,16 @@ impl SvrShared {
     /// Builds the table (`max_sessions`), one wayport allocator per (our waypoint, peer
     /// waypoint) pair of the same family, and an empty key store.
     pub fn new(cfg: SvrConfig) -> Result<SvrShared, SvrSetupError> {
-        let table = SessionTable::with_capacity(cfg.max_sessions);
+        // A second WAN key per session only where a service duplicates (ours or a peer's):
+        // the others pay nothing for it (docs/multipath.md §6.1).
+        let duplication = cfg.services.iter().any(|s| {
+            s.policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication
+        });
+        let table = SessionTable::build(
+            cfg.max_sessions,
+            crate::session::FlowHasher::random(),
+            duplication,
+        );
         let crypto = (0..cfg.max_sessions)
             .map(|_| ArcSwapOption::empty())
             .collect();
@@ -1119,8 +1152,11 @@ impl SvrShared {
         let policy = self
             .service_for(lan_dst)
             .map(|(_, svc)| &svc.policy)
-            .filter(|p| matches!(p.session_resiliency, R::Failover | R::RevertibleFailover))
+            .filter(|p| p.session_resiliency != R::None)
             .ok_or(SvrDrop::PathOutOfService)?;
+        if policy.session_resiliency == R::PacketDuplication {
+            return self.review_duplicate(w, keys, s, from, policy);
+        }
         let uuid = self.table.uuid(s.id).ok_or(SvrDrop::StaleSession)?;
         let peer = self.pairs.get(from).ok_or(SvrDrop::StaleSession)?.peer;
         let old_wan = s.wan_key;
@@ -1264,10 +1300,13 @@ impl SvrShared {
         let Some(policy) = self
             .service_for(s.lan_key.dst())
             .map(|(_, svc)| &svc.policy)
-            .filter(|p| matches!(p.session_resiliency, R::Failover | R::RevertibleFailover))
+            .filter(|p| p.session_resiliency != R::None)
         else {
             return Ok(*s);
         };
+        if policy.session_resiliency == R::PacketDuplication {
+            return self.review_duplicate(w, keys, s, from, policy);
+        }
         let (Some((peer, current)), Some(uuid)) = (self.path_of_pair(from), self.table.uuid(s.id))
         else {
             return Ok(*s);
@@ -1314,6 +1353,203 @@ impl SvrShared {
                 None => Ok(*s),
             },
             _ => Ok(*s),
+        }
+    }
+
+    /// Ingress, `packet-duplication`: session `s` (first copy on pair `from`) after a path
+    /// change (reviewed, or its pair out of service): [`svr_linkq::decide`] with the
+    /// session's pair of paths. When the first path failed and the second is usable, the
+    /// second becomes the first (the table swaps the two WAN keys; nothing is claimed); when
+    /// neither is, the session moves to the path `decide` names (as `failover` does). Then a
+    /// second path that is unusable, or missing, is replaced by the best usable other path of
+    /// the first's family ([`Self::add_duplicate`]), or dropped when there is none. Forward
+    /// metadata goes out again after every change, so the egress learns the new binding
+    /// from it. Every change is a [`SessionMoveEvent`] with `decide`'s reason (`path-down`,
+    /// `sla-violation`, `path-up`); `Stranded` is `PathOutOfService`. Once per change.
+    fn review_duplicate(
+        &self,
+        w: &mut SvrWorker,
+        keys: &KeySnapshot,
+        s: &SessionRef,
+        from: usize,
+        policy: &Policy,
+    ) -> Result<SessionRef, SvrDrop> {
+        use svr_linkq::Decision;
+        if let Some(win) = self.session_window(s.id) {
+            win.reviewed
+                .store(keys.path_version.wrapping_add(1), Ordering::Relaxed);
+        }
+        let (Some((peer, current)), Some(uuid)) = (self.path_of_pair(from), self.table.uuid(s.id))
+        else {
+            return Ok(*s);
+        };
+        let Some(paths) = keys.paths_of(peer) else {
+            return Ok(*s);
+        };
+        let path_of = |p: usize| {
+            self.path_of_pair(p)
+                .filter(|&(pp, _)| pp == peer)
+                .map(|(_, i)| i)
+        };
+        let dup_pair = self.dup_pair(s);
+        let sp = svr_linkq::SessionPaths {
+            current,
+            preferred: current,
+            duplicate: dup_pair.and_then(path_of),
+        };
+        let compliant = paths.compliant(policy);
+        let (primary, cause) = match svr_linkq::decide(policy, paths, compliant, &sp, &uuid) {
+            Decision::Duplicate {
+                primary, reason, ..
+            } => (primary, MoveCause::of(reason)),
+            Decision::Stranded => return Err(SvrDrop::PathOutOfService),
+            _ => return Ok(*s),
+        };
+        let mut s = *s;
+        let mut from = from;
+        if primary != current {
+            let Some(to) = self.pair_of_path(peer, primary) else {
+                return Ok(s);
+            };
+            if Some(to) == dup_pair {
+                // The survivor takes the first copy; its wayports and binding stay.
+                if self.table.promote_duplicate(s.id, s.wan_key).is_ok() {
+                    self.table
+                        .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+                    w.note_move(SessionMoveEvent {
+                        uuid,
+                        peer,
+                        from_pair: from,
+                        to_pair: to,
+                        reason: cause,
+                    });
+                }
+                // (Else another worker did it, or moved the session: take what it did.)
+                s = self
+                    .table
+                    .get(s.id, Side::Lan)
+                    .ok_or(SvrDrop::StaleSession)?;
+            } else {
+                s = self.rebind_to(w, &s, from, to, cause)?;
+            }
+            from = self
+                .pair_index(s.rewrite().src(), s.rewrite().dst())
+                .unwrap_or(from);
+        }
+        // The second path: kept while usable (and not the first); else the best other.
+        let usable = svr_linkq::usable(policy, paths, compliant);
+        let old = self.dup_pair(&s);
+        let keep = old.is_some_and(|d| d != from && path_of(d).is_some_and(|i| usable.contains(i)));
+        if !keep {
+            match self.add_duplicate(keys, policy, &uuid, &s, from) {
+                Some(to) => {
+                    self.table
+                        .update_metadata(s.id, |_| MetadataState::SendingForward { count: 0 });
+                    w.note_move(SessionMoveEvent {
+                        uuid,
+                        peer,
+                        from_pair: old.unwrap_or(from),
+                        to_pair: to,
+                        reason: cause,
+                    });
+                }
+                None => {
+                    // No usable second path: single-path until one is (a later review).
+                    if let Some(d) = s.dup_key {
+                        if self.table.set_duplicate(s.id, Some(d), None).is_ok() {
+                            self.free_wan_ports(&d);
+                        }
+                    }
+                }
+            }
+            s = self
+                .table
+                .get(s.id, Side::Lan)
+                .ok_or(SvrDrop::StaleSession)?;
+        }
+        Ok(s)
+    }
+
+    /// The waypoint pair of session `s`'s second WAN key (`packet-duplication`).
+    #[inline]
+    pub(crate) fn dup_pair(&self, s: &SessionRef) -> Option<usize> {
+        s.dup_key.and_then(|d| self.pair_index(d.dst(), d.src()))
+    }
+
+    /// Ingress, `packet-duplication`: gives session `s`, whose first copy takes pair
+    /// `primary`, a second pair: the best other path of the peer
+    /// ([`svr_linkq::select_second_in`]: in service, meeting the SLA unless `best-effort`,
+    /// preferring another of our WAN interfaces) among the paths of `primary`'s outer family,
+    /// so that the copy is an address and port rewrite of the sealed packet; when its
+    /// wayports are exhausted, the next. The wayports claimed there become the session's
+    /// second WAN key in place of `s.dup_key`, whose wayports are given back. `None` when no
+    /// such path has free wayports (the session stays single-path; nothing is counted as a
+    /// drop), or `s` changed meanwhile.
+    pub(crate) fn add_duplicate(
+        &self,
+        keys: &KeySnapshot,
+        policy: &Policy,
+        uuid: &[u8; 16],
+        s: &SessionRef,
+        primary: usize,
+    ) -> Option<usize> {
+        let (peer, first) = self.path_of_pair(primary)?;
+        let paths = keys.paths_of(peer)?;
+        let v4 = self.pairs.get(primary)?.local.is_ipv4();
+        let mut allowed = self.family_paths(peer, v4).without(first);
+        if let Some(d) = self.dup_pair(s).and_then(|d| self.path_of_pair(d)) {
+            // The second path being replaced: not again.
+            allowed = allowed.without(d.1);
+        }
+        loop {
+            let i = svr_linkq::select_second_in(paths, policy, uuid, allowed, first)?;
+            allowed = allowed.without(i);
+            let Some(pi) = self.pair_of_path(peer, i) else {
+                continue;
+            };
+            let pair = &self.pairs[pi];
+            match pair
+                .ports
+                .claim(|ports| self.duplicate_claim(s, pair, ports))
+            {
+                Ok(()) => {
+                    if let Some(d) = s.dup_key {
+                        self.free_wan_ports(&d);
+                    }
+                    return Some(pi);
+                }
+                Err(ClaimError::Exhausted) => {}
+                Err(ClaimError::Abort(_)) => return None,
+            }
+        }
+    }
+
+    /// One claim step of [`Self::add_duplicate`]: session `s` takes wayports `ports` on `pair`
+    /// as its second WAN key (a compare-and-set from `s.dup_key`). `Taken` when another
+    /// session holds them; `StaleSession` when `s` changed or ended meanwhile.
+    fn duplicate_claim(
+        &self,
+        s: &SessionRef,
+        pair: &WaypointPair,
+        ports: Wayports,
+    ) -> Result<(), Claim<SvrDrop>> {
+        let key = FlowKey::new(
+            pair.remote,
+            pair.local,
+            s.wan_key.proto(),
+            ports.destination,
+            ports.source,
+        )
+        .ok_or(Claim::Abort(SvrDrop::Unsupported))?;
+        match self.table.set_duplicate(s.id, s.dup_key, Some(key)) {
+            Ok(()) => Ok(()),
+            Err(InsertError::Full) => Err(Claim::Abort(SvrDrop::SessionTableFull)),
+            Err(InsertError::Exists) => match self.table.get(s.id, Side::Lan) {
+                Some(now) if now.dup_key == s.dup_key && now.wan_key == s.wan_key => {
+                    Err(Claim::Taken)
+                }
+                _ => Err(Claim::Abort(SvrDrop::StaleSession)),
+            },
         }
     }
 
@@ -1369,6 +1605,23 @@ impl SvrShared {
             }
             _ => d,
         }
+    }
+
+    /// Egress: does session `s` serve a `packet-duplication` service in this router's
+    /// configuration (and can the table bind its copies)? Only on forward metadata of a
+    /// session arriving on a key it lacks.
+    pub(crate) fn duplicates(&self, s: &SessionRef) -> bool {
+        s.role == Role::Egress
+            && self.table.has_duplicate_keys()
+            && self.service_for(s.lan_key.src()).is_some_and(|(_, svc)| {
+                svc.policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication
+            })
+    }
+
+    /// Has session `id`'s shared window seen `seq` already (a duplicate, not too old)?
+    pub(crate) fn seen_seq(&self, id: SessionId, seq: u64) -> bool {
+        self.session_window(id)
+            .is_some_and(|w| w.window.check(seq) == Err(svr_crypto::ReplayError::Duplicate))
     }
 
     /// Would session `id` accept `seq`? (Before any state changes; read-only.)
@@ -1570,28 +1823,32 @@ impl SvrShared {
         (c.generation == id.generation).then_some(c)
     }
 
-    /// Removes a session and gives its wayports back (ingress sessions own theirs).
+    /// Removes a session and gives its wayports back (ingress sessions own theirs, on their
+    /// pair and, with `packet-duplication`, on their second pair).
     pub fn remove_session(&self, s: &SessionRef) -> bool {
-        if !self.table.remove(s.id) {
+        let Some((wan, dup)) = self.table.remove_keys(s.id) else {
             return false;
-        }
-        self.release(s);
-        true
-    }
-
-    fn release(&self, s: &SessionRef) {
+        };
         if let Some(slot) = self.crypto.get(s.id.index as usize) {
             slot.store(None);
         }
         if s.role == Role::Ingress {
-            // wan_key: peer wp:odd → our wp:even.
-            let k = s.wan_key;
-            if let Some(i) = self.pair_index(k.dst(), k.src()) {
-                let _ = self.pairs[i].ports.free(Wayports {
-                    source: k.dst_port(),
-                    destination: k.src_port(),
-                });
+            self.free_wan_ports(&wan);
+            if let Some(d) = dup {
+                self.free_wan_ports(&d);
             }
+        }
+        true
+    }
+
+    /// Gives back the wayports of an ingress session's WAN key `k` (peer wp:odd → our
+    /// wp:even) to its pair's allocator.
+    fn free_wan_ports(&self, k: &FlowKey) {
+        if let Some(i) = self.pair_index(k.dst(), k.src()) {
+            let _ = self.pairs[i].ports.free(Wayports {
+                source: k.dst_port(),
+                destination: k.src_port(),
+            });
         }
     }
 
@@ -1703,6 +1960,21 @@ pub enum MoveCause {
     Revert,
     /// Egress: the ingress sent the session's forward metadata on another pair.
     PeerMoved,
+    /// Ingress, `packet-duplication`: a second path was added to a session that had none
+    /// (`svr_linkq::MoveReason::PathUp`).
+    PathUp,
+}
+
+impl MoveCause {
+    fn of(reason: svr_linkq::MoveReason) -> MoveCause {
+        use svr_linkq::MoveReason as M;
+        match reason {
+            M::PathDown => MoveCause::PathDown,
+            M::SlaViolation => MoveCause::SlaViolation,
+            M::Revert => MoveCause::Revert,
+            M::PathUp => MoveCause::PathUp,
+        }
+    }
 }
 
 impl MoveCause {

@@ -2583,8 +2583,8 @@ fn sla_violation_does_not_move_without_resiliency() {
 
 /// The egress tells a duplication copy from a replay by the session's mode: the same sequence
 /// number a second time is `svr_duplicate_dropped` on a session of a `packet-duplication`
-/// service, `svr_replay` on any other. (The copy here is the same frame; the ingress's second
-/// copy on another pair is not built yet.)
+/// service, `svr_replay` on any other. (The copy here is the same frame; the ingress's copy on
+/// a second pair is in `duplication_sends_each_packet_on_two_pairs_with_one_sequence_number`.)
 #[test]
 fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
     for dup in [false, true] {
@@ -2623,4 +2623,308 @@ fn services_match_by_longest_prefix() {
     assert_eq!(name("10.2.0.30").as_deref(), Some("voice"));
     assert_eq!(name("10.2.0.31").as_deref(), Some("site-b"));
     assert_eq!(name("10.9.9.9"), None);
+}
+
+// ---- packet-duplication (docs/multipath.md §6, §6.1 "Duplicates") ----------------------------
+
+/// [`two_pair_routers`] with `packet-duplication` on site-b at both routers (B counts the
+/// second copies as duplicates and binds their pair only in that mode).
+fn duplication_routers() -> Pair {
+    let mut p = two_pair_routers(svr_linkq::SessionResiliency::PacketDuplication);
+    let mut cb = p.b.0.cfg.clone();
+    cb.services[1].policy.session_resiliency = svr_linkq::SessionResiliency::PacketDuplication;
+    let sb = SvrShared::new(cb).unwrap();
+    sb.keys
+        .install_own(MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+    sb.keys
+        .install_peer(0, MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+    let wb = SvrWorker::new(&sb, [2; 32]);
+    p.b = (sb, wb);
+    assert!(p.a.0.table.has_duplicate_keys() && p.b.0.table.has_duplicate_keys());
+    p
+}
+
+/// The sequence number in a WAN frame's trailer.
+fn wan_seq(f: &[u8]) -> u64 {
+    let h = packet::parse(f, false).unwrap();
+    let t = h.end() - 24 - 8;
+    u64::from_be_bytes(f[t..t + 8].try_into().unwrap())
+}
+
+impl Pair {
+    /// `f` from host-a through A: the WAN frames A sends (the original, and its copy made as
+    /// svrd's duplicate stage makes it: a byte copy of the finished frame, then
+    /// `finish_copy`).
+    fn send_dup(&mut self, f: &[u8]) -> Vec<Vec<u8>> {
+        self.now = Instant::from_nanos(self.now.as_nanos() + 1_000_000);
+        let (sa, wa) = (&self.a.0, &mut self.a.1);
+        let mut buf = TestBuffer::new(f);
+        match ingress::lan_packet(sa, wa, &mut buf, self.now) {
+            Verdict::Forward { l3_len, .. } => {
+                assert_eq!(buf.len(), 14 + l3_len);
+                vec![buf.data().to_vec()]
+            }
+            Verdict::ForwardTwice { l3_len, copy, .. } => {
+                assert_eq!(buf.len(), 14 + l3_len);
+                let mut c = buf.clone();
+                let (dst, l3) = finish_copy(wa, c.data_mut(), &copy).expect("copy");
+                assert_eq!((dst, l3), (copy.dst, l3_len));
+                vec![buf.data().to_vec(), c.data().to_vec()]
+            }
+            v => panic!("expected Forward or ForwardTwice, got {v:?}"),
+        }
+    }
+
+    /// One packet each way with `packet-duplication`: every WAN frame A sends goes to B
+    /// unless `lose(k)` for its index `k` (0: the original, 1: the copy); exactly one
+    /// delivery of the forward packet is required, the other a counted duplicate. Returns the
+    /// WAN destinations A sent to and B's WAN source for the reply.
+    fn exchange_dup(&mut self, tag: u8, lose: impl Fn(usize) -> bool) -> (Vec<IpAddr>, IpAddr) {
+        let f = flow_a(&[tag; 24]);
+        let frames = self.send_dup(&f);
+        let mut delivered = 0;
+        for (k, wan) in frames.iter().enumerate() {
+            if lose(k) {
+                continue;
+            }
+            let (v, out) = self.wan_into(true, wan);
+            match v {
+                Verdict::Forward { .. } => {
+                    same_but_ttl(&f, &out);
+                    delivered += 1;
+                }
+                Verdict::Drop(DropCause::Svr(SvrDrop::DuplicateDropped)) => {}
+                v => panic!("frame {k} of packet {tag}: {v:?}"),
+            }
+        }
+        if frames.iter().enumerate().any(|(k, _)| !lose(k)) {
+            assert_eq!(delivered, 1, "packet {tag} delivered once");
+        }
+        let r = flow_b(&[tag; 12]);
+        let (back, out) = self.send(false, &r);
+        same_but_ttl(&r, &out);
+        (
+            frames.iter().map(|f| wan_dst(f)).collect(),
+            packet::parse(&back, false).unwrap().src,
+        )
+    }
+}
+
+/// The LAN key of [`flow_a`] at A.
+fn lan_key_a() -> crate::session::FlowKey {
+    crate::session::FlowKey::new(ip("10.1.0.2"), ip("10.2.0.2"), 17, 40001, 80).unwrap()
+}
+
+#[test]
+fn duplication_sends_each_packet_on_two_pairs_with_one_sequence_number() {
+    let mut p = duplication_routers();
+    for i in 0..6u8 {
+        let f = flow_a(&[i; 40]);
+        let frames = p.send_dup(&f);
+        assert_eq!(frames.len(), 2, "packet {i}: original and copy");
+        let (a, b) = (&frames[0], &frames[1]);
+        assert_eq!(wan_dst(a), ip("10.9.0.2"));
+        assert_eq!(wan_dst(b), ip("10.9.0.3"));
+        assert_eq!(wan_seq(a), wan_seq(b));
+        assert_eq!(wan_seq(a), u64::from(i));
+        // Same bytes after the ports and checksum: metadata, ciphertext, trailer, HMAC.
+        let (ha, hb) = (
+            packet::parse(a, false).unwrap(),
+            packet::parse(b, false).unwrap(),
+        );
+        assert_eq!(a[ha.l4_start() + 8..], b[hb.l4_start() + 8..]);
+        let dup = p.a.0.table.lookup(&lan_key_a()).unwrap().dup_key.unwrap();
+        assert_eq!((hb.sport, hb.dport), (dup.dst_port(), dup.src_port()));
+        // The first packets carry forward metadata, the copies too.
+        assert_eq!(is_metadata(wan_payload(a)), is_metadata(wan_payload(b)));
+        // B delivers one, counts the other as a duplicate.
+        p.deliver(true, a, &f);
+        let (v, _) = p.wan_into(true, b);
+        assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::DuplicateDropped)));
+        if i == 2 {
+            let r = flow_b(b"reply");
+            let (back, out) = p.send(false, &r);
+            same_but_ttl(&r, &out);
+            assert_eq!(wan_dst(&back), ip("10.9.0.1"));
+            assert_eq!(packet::parse(&back, false).unwrap().src, ip("10.9.0.2"));
+        }
+    }
+    // Metadata stopped after the reply; data packets keep their copies.
+    assert!(!is_metadata(wan_payload(&p.send_dup(&flow_a(b"late"))[1])));
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::DuplicateSent), 7);
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::DuplicateDropped), 6);
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::Replay), 0);
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::DuplicateBound), 1);
+    assert_eq!(p.b.1.counters.drops.total(), 6);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    // Both sides: one session, reachable by two WAN keys; A holds wayports on both pairs.
+    let lan = lan_key_a();
+    let sa = p.a.0.table.lookup(&lan).unwrap();
+    let sb = p.b.0.table.lookup(&lan.reversed()).unwrap();
+    assert!(sa.dup_key.is_some() && sb.dup_key.is_some());
+    // Each side's keys are the 5-tuples it receives: the other's reversed.
+    assert_eq!(sb.dup_key, sa.dup_key.map(|k| k.reversed()));
+    assert_eq!(sb.wan_key, sa.wan_key.reversed());
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 1);
+    assert_eq!(p.a.0.pairs()[1].ports.in_use(), 1);
+    // The session ends: both pairs' wayports come back, both keys leave the table.
+    assert!(p.a.0.remove_session(&sa));
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 0);
+    assert_eq!(p.a.0.pairs()[1].ports.in_use(), 0);
+    assert!(p.a.0.table.lookup(&sa.dup_key.unwrap()).is_none());
+    p.a.0.table.check_index();
+}
+
+#[test]
+fn losing_either_copy_still_delivers_every_packet() {
+    let mut p = duplication_routers();
+    // The very first original is lost: B creates the session from the copy (pair 1 is its
+    // first binding), then learns pair 0 from the next packet's forward metadata.
+    let f = flow_a(b"first");
+    let frames = p.send_dup(&f);
+    p.deliver(true, &frames[1], &f);
+    let f = flow_a(b"second");
+    let frames = p.send_dup(&f);
+    p.deliver(true, &frames[0], &f);
+    assert_eq!(
+        p.wan_into(true, &frames[1]).0,
+        Verdict::Drop(DropCause::Svr(SvrDrop::DuplicateDropped))
+    );
+    let sb = p.b.0.table.lookup(&lan_key_a().reversed()).unwrap();
+    assert_eq!(wan_dst(&frames[1]), sb.wan_key.dst());
+    assert_eq!(wan_dst(&frames[0]), sb.dup_key.unwrap().dst());
+    // B answers on its first binding, pair 1.
+    assert_eq!(p.exchange_dup(2, |_| false).1, ip("10.9.0.3"));
+    for i in 3..30u8 {
+        // Alternate which copy the network loses; sometimes neither.
+        let lost = usize::from(i % 3);
+        p.exchange_dup(i, |k| k == lost);
+    }
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::DuplicateSent), 30);
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::Received), 30);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::Received), 28);
+    assert_eq!(
+        p.b.1.counters.drops.total(),
+        p.b.1.counters.drops.get(SvrDrop::DuplicateDropped)
+    );
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::UnknownSession), 0);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 0);
+}
+
+#[test]
+fn a_pair_going_down_leaves_one_working_path_and_returns_as_second() {
+    let mut p = duplication_routers();
+    for r in [&p.a.0, &p.b.0] {
+        r.keys.gate_paths(2);
+        r.keys.set_path_in_service_at(0, true, p.now);
+        r.keys.set_path_in_service_at(1, true, p.now);
+    }
+    let both = vec![ip("10.9.0.2"), ip("10.9.0.3")];
+    assert_eq!(p.exchange_dup(0, |_| false), (both.clone(), ip("10.9.0.2")));
+    assert_eq!(p.exchange_dup(1, |_| false), (both.clone(), ip("10.9.0.2")));
+    let uuid = p.a.1.counters.events.get(SvrEvent::IngressSession);
+    assert_eq!(uuid, 1);
+
+    // Pair 0 (the first copy's) leaves service on both sides: the survivor carries
+    // everything, single-path; A gives back pair 0's wayports. B answers on pair 1.
+    p.a.0.keys.set_path_in_service_at(0, false, p.now);
+    p.b.0.keys.set_path_in_service_at(0, false, p.now);
+    for i in 2..6 {
+        assert_eq!(
+            p.exchange_dup(i, |_| false),
+            (vec![ip("10.9.0.3")], ip("10.9.0.3"))
+        );
+    }
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 0);
+    assert_eq!(p.a.0.pairs()[1].ports.in_use(), 1);
+    assert_eq!(p.reasons_a(), [MoveCause::PathDown]);
+    assert_eq!(
+        (p.a.1.move_events[0].from_pair, p.a.1.move_events[0].to_pair),
+        (0, 1)
+    );
+
+    // Pair 0 returns: it becomes the second path (`path-up`), with forward metadata so B
+    // binds it; the first copy stays on pair 1.
+    p.advance(1);
+    p.a.0.keys.set_path_in_service_at(0, true, p.now);
+    p.b.0.keys.set_path_in_service_at(0, true, p.now);
+    let f = flow_a(b"second path again");
+    let frames = p.send_dup(&f);
+    assert_eq!(
+        frames.iter().map(|f| wan_dst(f)).collect::<Vec<_>>(),
+        [ip("10.9.0.3"), ip("10.9.0.2")]
+    );
+    assert!(frames.iter().all(|f| is_metadata(wan_payload(f))));
+    p.deliver(true, &frames[0], &f);
+    assert_eq!(
+        p.wan_into(true, &frames[1]).0,
+        Verdict::Drop(DropCause::Svr(SvrDrop::DuplicateDropped))
+    );
+    for i in 10..14 {
+        let lost = usize::from(i % 2);
+        assert_eq!(
+            p.exchange_dup(i, |k| k == lost),
+            (vec![ip("10.9.0.3"), ip("10.9.0.2")], ip("10.9.0.3"))
+        );
+    }
+    assert_eq!(p.reasons_a(), [MoveCause::PathDown, MoveCause::PathUp]);
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 1);
+
+    // Now the second path (pair 0) fails: the session stays on pair 1, single-path.
+    p.a.0.keys.set_path_in_service_at(0, false, p.now);
+    p.b.0.keys.set_path_in_service_at(0, false, p.now);
+    for i in 20..23 {
+        assert_eq!(
+            p.exchange_dup(i, |_| false),
+            (vec![ip("10.9.0.3")], ip("10.9.0.3"))
+        );
+    }
+    assert_eq!(p.a.0.pairs()[0].ports.in_use(), 0);
+    assert_eq!(p.a.1.counters.drops.total(), 0);
+    assert_eq!(
+        p.b.1.counters.drops.total(),
+        p.b.1.counters.drops.get(SvrDrop::DuplicateDropped)
+    );
+}
+
+#[test]
+fn services_without_duplication_send_no_copy_and_keep_no_second_keys() {
+    for r in [
+        svr_linkq::SessionResiliency::None,
+        svr_linkq::SessionResiliency::Failover,
+    ] {
+        let mut p = two_pair_routers(r);
+        assert!(!p.a.0.table.has_duplicate_keys());
+        assert_eq!(p.a.0.table.memory().duplicate_key_bytes, 0);
+        for i in 0..4 {
+            let f = flow_a(&[i; 8]);
+            assert_eq!(p.send_dup(&f).len(), 1);
+        }
+        assert_eq!(p.a.1.counters.events.get(SvrEvent::DuplicateSent), 0);
+    }
+    // A router with a duplication service: only that service's sessions are copied.
+    let mut p = duplication_routers();
+    p.a.0.cfg.services[1].policy.session_resiliency = svr_linkq::SessionResiliency::None;
+    assert_eq!(p.send_dup(&flow_a(b"plain")).len(), 1);
+}
+
+#[test]
+fn a_failed_copy_counts_and_the_original_still_goes() {
+    let mut p = duplication_routers();
+    copy_failed(&mut p.a.1);
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::DuplicateCopyFailed), 1);
+    // A copy that cannot be rewritten (never made by the ingress) counts the same.
+    let f = flow_a(b"x");
+    let frames = p.send_dup(&f);
+    let mut bad = frames[0].clone();
+    let rw = DuplicateRewrite {
+        src: ip("fd00::1"),
+        dst: ip("fd00::2"),
+        src_port: 1,
+        dst_port: 2,
+    };
+    assert_eq!(finish_copy(&mut p.a.1, &mut bad, &rw), None);
+    assert_eq!(p.a.1.counters.drops.get(SvrDrop::DuplicateCopyFailed), 2);
+    p.deliver(true, &frames[0], &f);
 }
