@@ -1984,6 +1984,7 @@ impl MoveCause {
             MoveCause::PathDown => "path-down",
             MoveCause::SlaViolation => "sla-violation",
             MoveCause::Revert => "revert",
+            MoveCause::PathUp => "path-up",
             MoveCause::PeerMoved => "peer-moved",
         }
     }
