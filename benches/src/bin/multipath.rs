@@ -15,6 +15,10 @@
 //! * `op=review`: the first round after path state changed without making the sessions move
 //!   (the second path's metrics published again): every session is reviewed once
 //!   (`svr_linkq::decide`).
+//! * `paths=2 resiliency=packet-duplication`: every packet leaves twice (the copy made as
+//!   svrd's `duplicate` stage makes it, counted in the figure); `op=duplication-egress` is
+//!   the egress's work per original packet: open the first copy, authenticate and drop the
+//!   second (`svr_duplicate_dropped`).
 //! * `op=move`: path 1 leaves service at A; one round of one packet per session: every
 //!   session moves to path 2 (new wayports, WAN key rebound, forward metadata again): `side=a`
 //!   is A's ingress per moved session; `side=b` is B's egress rebinding each on that packet's
@@ -32,8 +36,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use fastpath::session::{SessionTimeouts, WayportRange};
 use fastpath::svr_path::{
-    egress, ingress, PacketBuf, PathAttr, PeerInfo, ServiceRoute, SvrConfig, SvrShared, SvrWorker,
-    TestBuffer, Verdict,
+    egress, finish_copy, ingress, PacketBuf, PathAttr, PeerInfo, ServiceRoute, SvrConfig,
+    SvrShared, SvrWorker, TestBuffer, Verdict,
 };
 use fastpath::time::Instant;
 use svr_benches::{ns_per, rdtsc, setup, Args, Line};
@@ -182,20 +186,39 @@ fn packet(i: usize, forward: bool) -> Vec<u8> {
 }
 
 /// One round of packets through `r`'s ingress (`lan`) or egress: returns TSC ticks and the
-/// frames as they left.
+/// frames as they left, with the copy of each duplicated packet after it (made as svrd's
+/// `duplicate` stage does: a byte copy of the finished frame, rewritten for the second pair,
+/// into a buffer allocated before the round).
 fn round(r: &mut Router, frames: &[Vec<u8>], lan: bool, now: Instant) -> (u64, Vec<Vec<u8>>) {
     let mut bufs: Vec<TestBuffer> = frames.iter().map(|f| TestBuffer::new(f)).collect();
+    let mut copies: Vec<Vec<u8>> = frames.iter().map(|_| Vec::with_capacity(2048)).collect();
     let t0 = rdtsc();
-    for b in &mut bufs {
+    for (b, c) in bufs.iter_mut().zip(&mut copies) {
         let v = if lan {
             ingress::lan_packet(&r.0, &mut r.1, b, now)
         } else {
             egress::wan_packet(&r.0, &mut r.1, b, now)
         };
-        assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+        match v {
+            Verdict::Forward { .. } => {}
+            Verdict::ForwardTwice { copy, .. } => {
+                c.extend_from_slice(b.data());
+                assert!(finish_copy(&mut r.1, c, &copy).is_some(), "copy rewrite");
+            }
+            // The egress's second copy of a duplicated packet.
+            Verdict::Drop(_) if !lan => {}
+            other => panic!("{other:?}"),
+        }
     }
     let ticks = rdtsc() - t0;
-    (ticks, bufs.iter().map(|b| b.data().to_vec()).collect())
+    let mut out = Vec::with_capacity(2 * frames.len());
+    for (b, c) in bufs.iter().zip(copies) {
+        out.push(b.data().to_vec());
+        if !c.is_empty() {
+            out.push(c);
+        }
+    }
+    (ticks, out)
 }
 
 /// A→B (forward) or B→A (reply) for every session: ingress at one router, egress at the other.
@@ -227,8 +250,13 @@ fn main() {
     for (paths, res, name) in [
         (1, SessionResiliency::None, "none"),
         (2, SessionResiliency::Failover, "failover"),
+        (
+            2,
+            SessionResiliency::PacketDuplication,
+            "packet-duplication",
+        ),
     ] {
-        let (mut a, _b) = established(paths, res, n, now);
+        let (mut a, mut b) = established(paths, res, n, now);
         let mut per_round: Vec<f64> = (0..rounds.max(1))
             .map(|_| ns_per(round(&mut a, &forward, true, now).0, n as u64, hz))
             .collect();
@@ -242,7 +270,21 @@ fn main() {
             .f("min_ns", per_round[0], 1)
             .f("max_ns", per_round[per_round.len() - 1], 1)
             .print();
-        if paths == 2 {
+        if res == SessionResiliency::PacketDuplication {
+            // The egress: both copies of each packet (the second is dropped by the replay
+            // window as svr_duplicate_dropped), per original packet.
+            let (_, wan) = round(&mut a, &forward, true, now);
+            assert_eq!(wan.len(), 2 * n, "every packet sent twice");
+            let ticks = round(&mut b, &wan, false, now).0;
+            Line::new("multipath")
+                .kv("op", "duplication-egress")
+                .kv("paths", paths)
+                .kv("resiliency", name)
+                .kv("sessions", n)
+                .f("ns_per_packet", ns_per(ticks, n as u64, hz), 1)
+                .print();
+        }
+        if res == SessionResiliency::Failover {
             // Path state changes without a move (a write of the same state): one review per
             // session.
             a.0.keys.set_path_in_service(1, true);
