@@ -3,7 +3,8 @@
 # crate (real DPDK EAL with virtual devices), then the end-to-end testbed tests with two real
 # svrd appliances between kernel hosts in network namespaces (test-key mode, then zero-trust
 # key management with certificates and key rotation, the WAN attack suite and the restart /
-# rekey-under-TCP acceptance tests of issue 13), then a bounded cargo-fuzz run of
+# rekey-under-TCP acceptance tests of issue 13, the two-link multipath tests of issue 9), then
+# a bounded cargo-fuzz run of
 # every parser (SVR_FUZZ_SECONDS per target, default 60). Installs what it needs first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +39,9 @@ bash testbed/attack-test.sh
 
 step "zero-trust acceptance: restart recovery, rekeys under TCP"
 bash testbed/zt-recovery-test.sh
+
+step "multipath: two WAN links, SLA selection, failover, revert, duplication (issue 9)"
+bash testbed/multipath-e2e-test.sh
 
 step "packet generator against svrd over memif (functional)"
 bash testbed/pktgen-smoke.sh

@@ -7,8 +7,6 @@
 #  longest-match  a service `order-probe` (10.2.0.30/32, fd00:2::30/128, policy: vector link2
 #             never) listed AFTER site-b (10.2.0.0/24), which also holds its prefix: its sessions
 #             must take its policy (config docs: "the longest match wins"), i.e. all use link 1.
-#             KNOWN GAP today: SvrShared::service_for (fastpath/src/svr_path/mod.rs) takes the
-#             first service in configuration order, so they get site-b's default policy.
 #  loss       10 % loss on link 1 (both directions). Once router-a's link test has measured it
 #             (SIGUSR1 `bfd path=... loss-pct` above 1 on link 1's IPv4 and IPv6 paths, then the
 #             hold-down), NEW voice sessions (max-loss 1 %, max-latency 150 ms) use link 2 and
@@ -21,6 +19,12 @@
 #             exits 0, bytes reach host-b after the link loss, svr_session_moved moves). Prints
 #             the gap (largest run of 0.1 s server intervals without a received byte) and
 #             asserts it is at most the path's BFD detection time (SIGUSR1 detection-ms) + 1 s.
+#  revert     bulk-revert (revertible-failover) and bulk (failover) flows on link 1, link 1 goes
+#             down (both move to link 2) and comes back: the revertible one returns to link 1
+#             after the hold-downs, the failover one stays on link 2; IPv4 and IPv6.
+#  dup        20 % loss on link 1 towards router-b: the dup service (packet-duplication) echoes
+#             every datagram, packets go over both links, router-b's svr_duplicate_dropped
+#             moves; bulk on link 1 alone is the control (it loses about a fifth).
 #  both-down  a live voice UDP session (one 5-tuple, 50 datagrams/s) while every link is taken
 #             down: router-a and router-b report `peer_paths_in_service=0` (SIGUSR1); then
 #             link 1 returns: the same session's echoes resume (time printed) and a new IPv6
@@ -44,13 +48,13 @@
 #   * the order-probe service and policy added (after site-b in both orders);
 #   * PKI paths absolute ($RUN/pki).
 #
-#   testbed/multipath-e2e-test.sh [longest-match] [loss] [latency] [tcp] [both-down]
-#                                                        (default: all, about 2.5 minutes)
+#   testbed/multipath-e2e-test.sh [longest-match] [loss] [latency] [tcp] [revert] [dup]
+#                                 [both-down]            (default: all, about 3 minutes)
 #
 # Every case prints PASS or FAIL with its figures. KNOWN_GAPS lists cases that fail because
 # svrd lacks a feature (they are reported as XFAIL and do not fail the run; a listed case that
 # passes is reported as XPASS). Exit 0 only when every case not in KNOWN_GAPS passed; 1
-# otherwise; 2 on a set-up failure. A watchdog ends the run after MP_E2E_LIMIT seconds (330).
+# otherwise; 2 on a set-up failure. A watchdog ends the run after MP_E2E_LIMIT seconds (480).
 # Clean-up (routers, flows, namespaces) always runs. Needs root, 2 x 128 MiB of hugepages,
 # nftables, iperf3, python3, and the release build (cargo build --release -p svrd).
 # It refuses to start while mp- namespaces exist (another run?) unless MP_E2E_FORCE=1.
@@ -90,7 +94,8 @@ WATCHDOG=""
 cleanup() {
   local rc=$? p r
   trap - EXIT INT TERM
-  [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
+  # The watchdog's sleep too: it would outlive the run (holding the caller's descriptors).
+  [ -n "$WATCHDOG" ] && { pkill -P "$WATCHDOG" 2>/dev/null; kill "$WATCHDOG" 2>/dev/null; } || true
   for p in $BG; do kill "$p" 2>/dev/null || true; done
   for r in router-a router-b; do
     [ -f "$RUN/$r.pid" ] || continue
@@ -555,8 +560,9 @@ if [[ " $CASES " == *" dup "* ]]; then
     set -- $f
     run_flow "$1" "$2" 5301
     [ "$F_SENT" -gt 0 ] && [ "$F_RECV" = "$F_SENT" ] || why="$why $1 $2 echoed $F_RECV/$F_SENT;"
-    # Every datagram on both links (link 1's loss is behind the ISP's counter on the way in).
-    if [ "$L1A" -lt $((F_SENT * 9 / 10)) ] || [ "$L2A" -lt $((F_SENT * 9 / 10)) ]; then
+    # Every datagram on both links: the ISP counts after its loss rule, so link 1 sees about
+    # 80 % of them, link 2 all.
+    if [ "$L1A" -lt $((F_SENT * 7 / 10)) ] || [ "$L2A" -lt $((F_SENT * 9 / 10)) ]; then
       why="$why $1 $2 not on both links (link1 a2b=$L1A link2 a2b=$L2A);"
     fi
     figs="$figs | $1 $2 echoed $F_RECV/$F_SENT, link1/link2 a2b=$L1A/$L2A b2a=$L1B/$L2B"

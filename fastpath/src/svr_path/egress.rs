@@ -395,9 +395,19 @@ pub fn wan_stage<B: PacketBuf>(
         }
         if dir == Direction::Reverse && (crypto.next.is_none() || k == KeyUse::Next) {
             // Reverse metadata arrived: stop sending forward metadata (§1.4). Not while a
-            // rekey waits for an echo of its key.
-            sh.table
-                .update_metadata(s.id, |_| MetadataState::Established);
+            // rekey waits for an echo of its key. A duplicated session goes on for its first
+            // DUPLICATE_METADATA_MIN packets: the reverse path proves only that one of its two
+            // pairs is bound at the egress, and the other learns the session only from
+            // metadata (all of it lost on one lossy pair would leave that pair unknown).
+            let dup = s.dup_key.is_some();
+            sh.table.update_metadata(s.id, |m| match m {
+                MetadataState::SendingForward { count }
+                    if dup && count < super::ingress::DUPLICATE_METADATA_MIN =>
+                {
+                    m
+                }
+                _ => MetadataState::Established,
+            });
         }
         (s, crypto, dir, ct_start, plain)
     } else {

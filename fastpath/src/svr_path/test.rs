@@ -2812,6 +2812,35 @@ fn losing_either_copy_still_delivers_every_packet() {
     assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 0);
 }
 
+/// The reverse path proves only one of the two pairs bound at the egress: forward metadata
+/// goes on for `DUPLICATE_METADATA_MIN` packets, so a pair whose metadata-carrying copies
+/// were all lost before the reply is still learnt (no unknown session, no refresh).
+#[test]
+fn a_pair_that_lost_every_copy_before_the_reply_is_learnt_afterwards() {
+    use super::ingress::DUPLICATE_METADATA_MIN;
+    let mut p = duplication_routers();
+    // The first original (pair 0) is lost: B knows pair 1 only, and answers there.
+    assert_eq!(p.exchange_dup(0, |k| k == 0).1, ip("10.9.0.3"));
+    // From now on only pair 0's copies arrive.
+    for i in 1..DUPLICATE_METADATA_MIN + 3 {
+        let (dsts, _) = p.exchange_dup(i, |k| k == 1);
+        assert_eq!(dsts.len(), 2, "packet {i} still sent twice");
+    }
+    let sb = p.b.0.table.lookup(&lan_key_a().reversed()).unwrap();
+    assert!(sb.dup_key.is_some(), "B learnt the second pair");
+    assert_eq!(p.b.1.counters.drops.get(SvrDrop::UnknownSession), 0);
+    assert_eq!(p.a.1.counters.events.get(SvrEvent::SessionRefreshed), 0);
+    assert_eq!(
+        p.b.1.counters.events.get(SvrEvent::Received),
+        u64::from(DUPLICATE_METADATA_MIN) + 3
+    );
+    let last = p.send_dup(&flow_a(b"settled"));
+    assert!(
+        last.iter().all(|f| !is_metadata(wan_payload(f))),
+        "metadata stops after the minimum"
+    );
+}
+
 #[test]
 fn a_pair_going_down_leaves_one_working_path_and_returns_as_second() {
     let mut p = duplication_routers();
