@@ -231,10 +231,13 @@ counter() { # counter CONTAINER "drop NAME": the latest value printed after SIGU
 
 run_test() {
   # The WAN capture: tcpdump on the WAN network's bridge, from a container in the host's
-  # network namespace (promiscuous on the bridge: it sees every frame between the routers).
+  # network namespace (promiscuous on the bridge: it sees every frame between the routers;
+  # SETUID/SETGID because Debian's tcpdump switches to its own user after opening the device).
   docker run -d --name svr-wan-capture --network host --cap-drop ALL --cap-add NET_RAW --cap-add NET_ADMIN \
-    -v "$RUN:/cap" --entrypoint tcpdump "$IMG/host:latest" -i svr-wan -U -s 2048 -w /cap/wan.pcap >/dev/null
+    --cap-add SETUID --cap-add SETGID \
+    -v "$RUN:/cap" --entrypoint tcpdump "$IMG/host:latest" -i svr-wan -U -s 2048 -Z root -w /cap/wan.pcap >/dev/null
   sleep 1
+  [ "$(docker inspect -f '{{.State.Running}}' svr-wan-capture)" = true ] || { docker logs svr-wan-capture >&2; fail "the WAN capture did not start"; }
 
   local dst out json bytes got
   for dst in 10.2.0.2 fd00:2::2; do
@@ -247,9 +250,10 @@ run_test() {
   sleep 0.5
   for dst in 10.2.0.2 fd00:2::2; do
     json=$(xa timeout 30 iperf3 -c "$dst" -t 2 -J) || fail "iperf3 to $dst failed"
-    bytes=$(echo "$json" | xa python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["end"]["sum_received"]["bytes"]))')
-    [ "$bytes" -gt 1000000 ] || fail "iperf3 to $dst moved only $bytes bytes"
-    ok "TCP host-a -> $dst: $bytes bytes in 2 s ($(echo "$json" | xa python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["end"]["sum_received"]["bits_per_second"]/1e6), "Mbit/s")'))"
+    bytes=$(echo "$json" | docker exec -i svr-host-a python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print(int(d["bytes"]), round(d["bits_per_second"] / 1e6))') \
+      || fail "iperf3 to $dst: no result"
+    [ "${bytes% *}" -gt 1000000 ] || fail "iperf3 to $dst moved only ${bytes% *} bytes"
+    ok "TCP host-a -> $dst: ${bytes% *} bytes in 2 s (${bytes#* } Mbit/s)"
   done
 
   # UDP datagrams that start with a marker string, echoed back by host-b.
