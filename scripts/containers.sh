@@ -145,7 +145,7 @@ stage_context() {
   cp "$BIN/svrd" "$CTX/bin/"
   if [ -x "$BIN/svrctl" ]; then cp "$BIN/svrctl" "$CTX/bin/"; fi
   cp "$BIN/svr-pktgen" "$CTX/pktgen-bin/"
-  cp "$ROOT"/docker/{base-packages.txt,svrd-entrypoint.sh,host-entrypoint.sh,router-a.yaml,router-b.yaml} "$CTX/docker/"
+  cp "$ROOT"/docker/{base-packages.txt,ifnames.sh,svrd-entrypoint.sh,host-entrypoint.sh,router-a.yaml,router-b.yaml} "$CTX/docker/"
   cp "$ROOT"/testbed/{udp_flow.py,svr_wire_check.py} "$CTX/testbed/"
   cp "$ROOT/benches/dut/svrd-dut.yaml" "$CTX/benches/dut/"
 }
