@@ -1365,7 +1365,9 @@ def containers_section(d):
 
     w(f"Measured {m.get('date', '?')} on {m.get('model', '?')} ({m.get('cpus', '?')} vCPUs), "
       f"kernel {m.get('kernel', '?')}, {m.get('engine', '?')}, commit `{m.get('commit', '?')}`, "
-      f"by `bash scripts/containers.sh bench` ({m.get('elapsed_s', '?')} s, images included); "
+      f"by `bash scripts/containers.sh bench` ({m.get('elapsed_s', '?')} s, images included; load "
+      f"average {m.get('load_start', '?')} at the start, {m.get('load_end', '?')} at the end: other "
+      "jobs shared the 2 vCPUs); "
       "one run of each step (the namespace figures of section 5 are medians of 3). Images: "
       f"`{m.get('base', '?')}` (debootstrap, Debian's DPDK 22.11) and the project's images "
       "FROM it (`docker/Dockerfile`).")

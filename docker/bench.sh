@@ -20,7 +20,14 @@ GEN_LAN_MAC=02:00:00:00:e0:01
 GEN_WAN_MAC=02:00:00:00:e0:02
 DUT_LAN_MAC=02:00:00:00:d0:01
 DUT_WAN_MAC=02:00:00:00:d0:02
-DPDK_CAPS=(--cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW --cap-add IPC_LOCK --cap-add SYS_NICE)
+# docker without its output, and without the engine's "IPv4 forwarding is disabled" warning
+# (dockerd runs with --ip-forward=false: nothing here is routed by the host); errors are shown.
+dk() { local e; e=$(docker "$@" 2>&1 >/dev/null) || { echo "$e" >&2; return 1; }; }
+# The measured containers get the largest CPU weight (--cpu-shares): a container is a cgroup, in
+# which `nice -n -19` (benches/dut/run.sh's priority over other jobs) weighs only against the
+# container's own processes; the cgroup's weight is what counts against the rest of the machine.
+DPDK_CAPS=(--cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW --cap-add IPC_LOCK --cap-add SYS_NICE
+           --cpu-shares 262144)
 
 bench_cleanup() {
   docker rm -f svr-bench-gen svr-bench-dut >/dev/null 2>&1 || true
@@ -84,23 +91,23 @@ bench_step() {
   fi
   # The generator first (memif server), on CPU 0; then the DUT.
   if [ "$link" = memif ]; then
-    docker run -d --name svr-bench-gen "${common[@]}" "${net_args[@]}" \
-      --entrypoint nice "$IMG/pktgen:latest" -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}" >/dev/null
+    dk run -d --name svr-bench-gen "${common[@]}" "${net_args[@]}" \
+      --entrypoint nice "$IMG/pktgen:latest" -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}"
     sleep 1
-    docker run -d --name svr-bench-dut "${common[@]}" "${net_args[@]}" "${dut_args[@]}" >/dev/null
+    dk run -d --name svr-bench-dut "${common[@]}" "${net_args[@]}" "${dut_args[@]}"
   else
     # Two internal bridges; each container on both, interfaces found by address, renamed,
     # given the fixed MACs of svrd-dut.yaml. The containers are created, connected, then started.
-    docker create --name svr-bench-gen "${common[@]}" --network svr-bench-lan --ip 10.201.0.2 \
+    dk create --name svr-bench-gen "${common[@]}" --network svr-bench-lan --ip 10.201.0.2 \
       -e "SVR_IFACES=lan=10.201.0.2,$GEN_LAN_MAC wan=10.202.0.2,$GEN_WAN_MAC" \
-      --entrypoint svr-ifnames-exec "$IMG/pktgen:latest" nice -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}" >/dev/null
+      --entrypoint svr-ifnames-exec "$IMG/pktgen:latest" nice -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}"
     docker network connect --ip 10.202.0.2 svr-bench-wan svr-bench-gen
-    docker create --name svr-bench-dut "${common[@]}" --network svr-bench-lan --ip 10.201.0.3 \
-      -e "SVR_IFACES=lan=10.201.0.3,$DUT_LAN_MAC wan=10.202.0.3,$DUT_WAN_MAC" "${dut_args[@]}" >/dev/null
+    dk create --name svr-bench-dut "${common[@]}" --network svr-bench-lan --ip 10.201.0.3 \
+      -e "SVR_IFACES=lan=10.201.0.3,$DUT_LAN_MAC wan=10.202.0.3,$DUT_WAN_MAC" "${dut_args[@]}"
     docker network connect --ip 10.202.0.3 svr-bench-wan svr-bench-dut
-    docker start svr-bench-gen >/dev/null
+    dk start svr-bench-gen
     sleep 1
-    docker start svr-bench-dut >/dev/null
+    dk start svr-bench-dut
   fi
   # The generator says "pktgen: done" after its results and keeps the links up (--linger):
   # stop the DUT first, then the generator.
@@ -118,7 +125,7 @@ bench_step() {
     say "warning: $name: the generator did not finish (see $OUT/$name.gen.log)"
     tail -n 5 "$OUT/$name.gen.log" >&2
   fi
-  say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || echo 0) sizes measured ($(elapsed))"
+  say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || true) sizes measured ($(elapsed))"
 }
 
 run_bench() {
@@ -136,6 +143,7 @@ run_bench() {
     echo "engine=Docker $(docker version -f '{{.Server.Version}}')"
     echo "base=$BASE"
     echo "sizes=$BENCH_SIZES"
+    echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   } >"$OUT/machine.txt"
   : >"$OUT/commands.txt"
   local link step
@@ -152,6 +160,7 @@ run_bench() {
     done
   done
   echo "elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT/machine.txt"
+  echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
   bench_cleanup
   local doc=${SVR_BENCH_DOC:-$ROOT/BENCHMARKS.md}
   python3 "$ROOT/benches/report.py" --splice-containers "$OUT" "$doc" >"$OUT/BENCHMARKS.md.new"

@@ -32,6 +32,17 @@ say "debootstrap $SUITE (minbase + $pkgs) from ${mirror:-the default mirror of d
 debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$ROOTFS" $mirror >"$ROOTFS.log" 2>&1 \
   || { tail -n 20 "$ROOTFS.log" >&2; rm -f "$ROOTFS.log"; exit 1; }
 rm -f "$ROOTFS.log"
+# dpdk-testpmd (the benchmark's reference forwarder) ships in dpdk-dev, which would bring the
+# headers and every -dev package: take the one binary from that package (its libraries are in
+# base-packages.txt), with the chroot's own apt and sources.
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+chroot "$ROOTFS" sh -c 'cd /tmp && apt-get update -qq && apt-get download -qq dpdk-dev 2>/dev/null \
+  && dpkg-deb --fsys-tarfile dpdk-dev_*.deb | tar -x -C / ./usr/bin/dpdk-testpmd && rm -f dpdk-dev_*.deb' \
+  || { say "error: could not take dpdk-testpmd from dpdk-dev"; exit 1; }
+if chroot "$ROOTFS" ldd /usr/bin/dpdk-testpmd | grep "not found" >&2; then
+  say "error: dpdk-testpmd misses the libraries above (add their packages to base-packages.txt)"; exit 1
+fi
+: >"$ROOTFS/etc/resolv.conf"
 # Smaller: no downloaded packages, package lists, documentation.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
        "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/*
@@ -39,4 +50,4 @@ say "docker import -> $TAG ($(du -sh "$ROOTFS" | cut -f1))"
 tar -C "$ROOTFS" --numeric-owner -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["/bin/bash"]' \
-  --message "debootstrap $SUITE minbase + $pkgs" - "$TAG" >/dev/null
+  --message "debootstrap $SUITE minbase + $pkgs + dpdk-testpmd" - "$TAG" >/dev/null
