@@ -36,7 +36,7 @@ rm -f "$ROOTFS.log"
 # headers and every -dev package: take the one binary from that package (its libraries are in
 # base-packages.txt), with the chroot's own apt and sources.
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
-chroot "$ROOTFS" sh -c 'cd /tmp && apt-get update -qq && apt-get download -qq dpdk-dev 2>/dev/null \
+chroot "$ROOTFS" sh -c 'cd /tmp && apt-get update -qq 2>/dev/null && apt-get download -qq dpdk-dev 2>/dev/null \
   && dpkg-deb --fsys-tarfile dpdk-dev_*.deb | tar -x -C / ./usr/bin/dpdk-testpmd && rm -f dpdk-dev_*.deb' \
   || { say "error: could not take dpdk-testpmd from dpdk-dev"; exit 1; }
 if chroot "$ROOTFS" ldd /usr/bin/dpdk-testpmd | grep "not found" >&2; then
@@ -44,7 +44,7 @@ if chroot "$ROOTFS" ldd /usr/bin/dpdk-testpmd | grep "not found" >&2; then
 fi
 : >"$ROOTFS/etc/resolv.conf"
 # Smaller: no downloaded packages, package lists, documentation.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* \
        "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/*
 say "docker import -> $TAG ($(du -sh "$ROOTFS" | cut -f1))"
 tar -C "$ROOTFS" --numeric-owner -c . | docker import \
