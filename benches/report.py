@@ -1410,6 +1410,13 @@ def containers_section(d):
         w("Trials where the generator did not reach the rate it was asked for (its own limit or a "
           "stall of its CPU, not the DUT's): " + ", ".join(limited) + ".")
         w("")
+    w("Read these beside the load average above: on this shared 2-vCPU machine the generator, "
+      "the DUT and other jobs' compilers compete for the same two CPUs, and the figures fall "
+      "with the load (in section 5, measured at a load near 3, testpmd io-forward over memif "
+      "made 19 Mpps at 64 B). The containers get the largest CPU weight (`--cpu-shares "
+      "262144`, the cgroup counterpart of section 5's `nice -n -19`), which does not make the "
+      "other jobs stop.")
+    w("")
     w("Commands (`docker/bench.sh`; every step's generator and DUT command line is in "
       "`commands.txt` of the results directory):")
     w("")

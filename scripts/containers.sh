@@ -131,8 +131,10 @@ build_binaries() {
     BIN=$SVR_CTR_BIN
   else
     say "cargo build --release -p svrd -p svr-pktgen"
+    local t=$SECONDS
     (cd "$ROOT" && PATH="$HOME/.cargo/bin:$PATH" nice cargo build --release -q -p svrd -p svr-pktgen >&2)
     BIN=$ROOT/target/release
+    say "built in $((SECONDS - t)) s"
   fi
   local b
   for b in svrd svr-pktgen; do [ -x "$BIN/$b" ] || { say "error: $BIN/$b missing"; exit 1; }; done
