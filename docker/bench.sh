@@ -112,7 +112,7 @@ bench_step() {
   # The generator says "pktgen: done" after its results and keeps the links up (--linger):
   # stop the DUT first, then the generator.
   for i in $(seq 1 $((BENCH_STEP_TIMEOUT * 2))); do
-    docker logs svr-bench-gen 2>&1 | grep -q "^pktgen: done" && break
+    docker logs svr-bench-gen 2>&1 | grep "^pktgen: done" >/dev/null && break
     [ "$(docker inspect -f '{{.State.Running}}' svr-bench-gen)" = true ] || break
     sleep 0.5
   done

@@ -174,7 +174,7 @@ build_images() {
   build_base
   local t
   for t in svrd pktgen host; do
-    docker build -q --build-arg "BASE=$BASE" -f "$ROOT/docker/Dockerfile" --target "$t" \
+    docker build -q --force-rm --build-arg "BASE=$BASE" -f "$ROOT/docker/Dockerfile" --target "$t" \
       -t "$IMG/$t:latest" "$CTX" >"$CTX/build.log" 2>&1 \
       || { cat "$CTX/build.log" >&2; say "error: docker build --target $t"; exit 1; }
   done
@@ -189,12 +189,13 @@ tb_down() {
   compose down -v --remove-orphans -t 15 >/dev/null 2>&1 || true
 }
 
-# wait_log CONTAINER REGEX SECONDS
+# wait_log CONTAINER REGEX SECONDS. (Never `docker logs | grep -q` under pipefail: grep -q
+# stops reading at the first match, docker logs dies of SIGPIPE and the pipeline fails.)
 wait_log() {
   local i
   for i in $(seq 1 $(($3 * 5))); do
-    docker logs "$1" 2>&1 | grep -qE -- "$2" && return 0
-    [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || { sleep 0.2; docker logs "$1" 2>&1 | grep -qE -- "$2" && return 0; return 1; }
+    docker logs "$1" 2>&1 | grep -E -- "$2" >/dev/null && return 0
+    [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || { sleep 0.2; docker logs "$1" 2>&1 | grep -E -- "$2" >/dev/null && return 0; return 1; }
     sleep 0.2
   done
   return 1
@@ -286,7 +287,7 @@ run_test() {
       n=$(counter "$r" "drop $c")
       [ "${n:-0}" = 0 ] || fail "$r: drop $c=$n on genuine traffic"
     done
-    docker logs "$r" 2>&1 | grep -q "^keymgmt peer=router-[ab] role=[A-Za-z]* in-service=1 " || fail "$r: keymgmt not in service on SIGUSR1"
+    docker logs "$r" 2>&1 | grep "^keymgmt peer=router-[ab] role=[A-Za-z]* in-service=1 " >/dev/null || fail "$r: keymgmt not in service on SIGUSR1"
     ok "$r: $s SVR sessions, no SVR crypto drop, keys from the certificate-authenticated exchange in service"
   done
 
