@@ -98,6 +98,8 @@ bench_step() {
   else
     # Two internal bridges; each container on both, interfaces found by address, renamed,
     # given the fixed MACs of svrd-dut.yaml. The containers are created, connected, then started.
+    # (testpmd io-forward does not rewrite MACs: its frames reach the generator's WAN port as
+    # unknown unicast, which the bridge floods to it.)
     dk create --name svr-bench-gen "${common[@]}" --network svr-bench-lan --ip 10.201.0.2 \
       -e "SVR_IFACES=lan=10.201.0.2,$GEN_LAN_MAC wan=10.202.0.2,$GEN_WAN_MAC" \
       --entrypoint svr-ifnames-exec "$IMG/pktgen:latest" nice -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}"
@@ -105,9 +107,14 @@ bench_step() {
     dk create --name svr-bench-dut "${common[@]}" --network svr-bench-lan --ip 10.201.0.3 \
       -e "SVR_IFACES=lan=10.201.0.3,$DUT_LAN_MAC wan=10.202.0.3,$DUT_WAN_MAC" "${dut_args[@]}"
     docker network connect --ip 10.202.0.3 svr-bench-wan svr-bench-dut
-    dk start svr-bench-gen
-    sleep 1
+    # An af_packet link is up at once: the DUT starts first, and the generator only once the
+    # DUT forwards (else the warm-up and the first trial go to a DUT still starting).
     dk start svr-bench-dut
+    for i in $(seq 1 150); do
+      docker logs svr-bench-dut 2>&1 | grep -E "svrd: forwarding|Start automatic packet forwarding" >/dev/null && break
+      sleep 0.2
+    done
+    dk start svr-bench-gen
   fi
   # The generator says "pktgen: done" after its results and keeps the links up (--linger):
   # stop the DUT first, then the generator.
