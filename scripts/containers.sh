@@ -130,6 +130,10 @@ build_binaries() {
   if [ -n "${SVR_CTR_BIN:-}" ]; then
     BIN=$SVR_CTR_BIN
   else
+    # Building needs DPDK's headers, clang and Rust: scripts/setup.sh installs them if missing.
+    if ! { command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ]; } || ! pkg-config --exists libdpdk 2>/dev/null; then
+      bash "$ROOT/scripts/setup.sh" >&2
+    fi
     say "cargo build --release -p svrd -p svr-pktgen"
     local t=$SECONDS
     (cd "$ROOT" && PATH="$HOME/.cargo/bin:$PATH" nice cargo build --release -q -p svrd -p svr-pktgen >&2)
