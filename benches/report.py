@@ -1332,7 +1332,7 @@ def containers_section(d):
     o = [CONTAINERS_BEGIN, "## 9. In containers: svr-pktgen and dpdk-testpmd around an svrd container", ""]
     w = o.append
     res = {}  # (link, step, size) -> result
-    for link in ("memif", "af_packet"):
+    for link in ("memif", "af_packet", "native"):
         for step in ("testpmd", "encrypt", "decrypt"):
             f = os.path.join(d, f"{link}-{step}.json")
             if not os.path.exists(f):
@@ -1384,7 +1384,8 @@ def containers_section(d):
       "forwarding rate at full speed for 1 s, then a binary search for the no-drop rate, 0.4 s "
       "trials, at most 7; latency = generator TX to RX at the fastest no-drop trial).")
     w("")
-    for link, label in (("memif", "memif between containers"), ("af_packet", "af_packet over Docker bridges")):
+    for link, label in (("memif", "memif between containers"), ("af_packet", "af_packet over Docker bridges"),
+                        ("native", "memif without containers, same run (host processes: the machine's state at that moment)")):
         if not any(k[0] == link for k in res):
             w(f"**{label}**: not measured (no results in `{os.path.basename(d)}`).")
             w("")
@@ -1413,9 +1414,12 @@ def containers_section(d):
     w("Read these beside the load average above: on this shared 2-vCPU machine the generator, "
       "the DUT and other jobs' compilers compete for the same two CPUs, and the figures fall "
       "with the load (in section 5, measured at a load near 3, testpmd io-forward over memif "
-      "made 19 Mpps at 64 B). The containers get the largest CPU weight (`--cpu-shares "
-      "262144`, the cgroup counterpart of section 5's `nice -n -19`), which does not make the "
-      "other jobs stop.")
+      "made 19 Mpps at 64 B). The \"without containers\" rows are the same memif steps run as "
+      "host processes (`nice -n -19`) in the same run, right after the container steps: the "
+      "difference between them and the container rows is what the containers cost; the "
+      "difference from section 5 is the machine's load. The containers get the largest CPU "
+      "weight (`--cpu-shares 262144`, the cgroup counterpart of `nice -n -19`), which does not "
+      "make the other jobs stop.")
     w("")
     w("Commands (`docker/bench.sh`; every step's generator and DUT command line is in "
       "`commands.txt` of the results directory):")

@@ -135,6 +135,48 @@ bench_step() {
   say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || true) sizes measured ($(elapsed))"
 }
 
+# native_step STEP: the same memif step without containers (host processes, sockets in
+# $OUT/nsock), in the same run: what the machine gave at that moment, so that the containers'
+# figures can be told apart from the load of the shared machine. Needs dpdk-testpmd on the host.
+native_step() {
+  local step=$1 name="native-$1" s=$OUT/nsock conf=$OUT/svrd-dut-native.yaml gp dp i mode
+  command -v dpdk-testpmd >/dev/null 2>&1 || { say "no dpdk-testpmd on the host: no native reference"; return 0; }
+  rm -rf "$s"; mkdir -p "$s"
+  sed "s#/run/svr-ctr/#$s/#g; s/file-prefix: ctr-svrd-dut/file-prefix: ctr-native-dut/" "$OUT/svrd-dut-memif.yaml" >"$conf"
+  local gl="net_memif0,role=server,socket=$s/lan.sock,socket-abstract=no,mac=$GEN_LAN_MAC"
+  local gw="net_memif1,role=server,socket=$s/wan.sock,socket-abstract=no,mac=$GEN_WAN_MAC"
+  case "$step" in
+    testpmd) mode=(--mode plain --tx-dev "$gl" --rx-dev "$gw" --dst-mac "$DUT_LAN_MAC") ;;
+    encrypt) mode=(--mode svr-encrypt --svr-config "$conf" --tx-dev "$gl" --rx-dev "$gw"
+                   --dst-mac "$DUT_LAN_MAC" --src-ip 10.1.1.1 --dst-ip 10.2.0.2) ;;
+  esac
+  nice -n -19 timeout "$BENCH_STEP_TIMEOUT" "$BIN/svr-pktgen" "${mode[@]}" --flows 1024 --size "$BENCH_SIZES" \
+    --duration 1 --search --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0 \
+    --mem-mb 128 --file-prefix ctr-native-pktgen --linger 30 --json >"$OUT/$name.json" 2>"$OUT/$name.gen.log" &
+  gp=$!
+  sleep 1
+  if [ "$step" = testpmd ]; then
+    nice -n -19 timeout $((BENCH_STEP_TIMEOUT + 10)) dpdk-testpmd -l 0,1 --main-lcore 0 --file-prefix ctr-native-testpmd \
+      -m 128 --no-pci --log-level=error \
+      --vdev "net_memif0,role=client,socket=$s/lan.sock,socket-abstract=no,mac=$DUT_LAN_MAC" \
+      --vdev "net_memif1,role=client,socket=$s/wan.sock,socket-abstract=no,mac=$DUT_WAN_MAC" \
+      -- --forward-mode=io --auto-start --nb-cores=1 --stats-period 60 >"$OUT/$name.dut.log" 2>&1 </dev/null 9>&- &
+  else
+    nice -n -19 timeout $((BENCH_STEP_TIMEOUT + 10)) "$BIN/svrd" --config "$conf" >"$OUT/$name.dut.log" 2>&1 </dev/null 9>&- &
+  fi
+  dp=$!
+  for i in $(seq 1 $((BENCH_STEP_TIMEOUT * 5))); do
+    grep "^pktgen: done" "$OUT/$name.gen.log" >/dev/null && break
+    kill -0 "$gp" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -TERM "$dp" 2>/dev/null || true; wait "$dp" 2>/dev/null || true
+  kill -TERM "$gp" 2>/dev/null || true; wait "$gp" 2>/dev/null || true
+  echo "$name: the memif-$step step as host processes (svr-pktgen ${mode[*]} ...)" >>"$OUT/commands.txt"
+  rm -rf "$s"
+  say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || true) sizes measured ($(elapsed))"
+}
+
 run_bench() {
   need_free_hugepages 128         # generator 128 MiB + DUT 128 MiB
   OUT=$ROOT/target/bench-results/containers-$(date -u +%Y%m%dT%H%M%SZ)
@@ -165,6 +207,10 @@ run_bench() {
     for step in testpmd encrypt decrypt; do
       bench_step "$link" "$step"
     done
+    if [ "$link" = memif ]; then
+      native_step testpmd
+      native_step encrypt
+    fi
   done
   echo "elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT/machine.txt"
   echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
