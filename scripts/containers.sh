@@ -67,7 +67,8 @@ cleanup() {
   if [ "$CMD" != up ] && [ "$CMD" != images ]; then tb_down >/dev/null 2>&1 || true; fi
   [ -n "$CTX" ] && rm -rf "$CTX"
   if [ -n "$RUN" ]; then
-    if [ "${SVR_CTR_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then say "run directory kept: $RUN"; else rm -rf "$RUN"; fi
+    # Kept for a look after a failed check (logs, the WAN capture), not after an interruption.
+    if [ "${SVR_CTR_KEEP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ]; }; then say "run directory kept: $RUN"; else rm -rf "$RUN"; fi
   fi
   exit "$rc"
 }
