@@ -388,8 +388,8 @@ unsafe fn fill(d: *mut sys::rte_tel_data, s: &Shaped) -> c_int {
             for (k, v) in entries {
                 let name = k.as_ptr();
                 match v {
-                    // SAFETY (this and the next two): `d` is a started dict; `name` and the
-                    // string are NUL-terminated within DPDK's limits, and DPDK copies them.
+                    // SAFETY: `d` is a started dict; `name` (and, below, the string) are
+                    // NUL-terminated within DPDK's limits, and DPDK copies them.
                     Entry::U64(n) => unsafe {
                         sys::rte_tel_data_add_dict_u64(d, name, *n);
                     },
