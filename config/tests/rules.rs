@@ -727,8 +727,11 @@ fn eal_settings() {
         format!("{N0}.eal.pdump: needs hugepages: true (dpdk-dumpcap, a DPDK secondary process, maps svrd's hugepage memory; --no-huge memory cannot be shared)")
     );
     assert!(
-        ex("            file-prefix: router-a", "            telemetry: yes\n            file-prefix: router-a")
-            .starts_with(&format!("{N0}.eal.telemetry: ")),
+        ex(
+            "            file-prefix: router-a",
+            "            telemetry: yes\n            file-prefix: router-a"
+        )
+        .starts_with(&format!("{N0}.eal.telemetry: ")),
         "telemetry must be a boolean"
     );
     assert_eq!(

@@ -53,6 +53,16 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("{path}: {reason}")]
     Pki { path: String, reason: String },
+    #[error("{path}: cannot let capture tools attach: {source}")]
+    Pdump {
+        path: String,
+        source: dpdk_ffi::PdumpError,
+    },
+    #[error("{path}: cannot register the DPDK telemetry commands: {source}")]
+    Telemetry {
+        path: String,
+        source: dpdk_ffi::TelemetryError,
+    },
 }
 
 /// `svrd --check`: parse, validate, and check this host can run it (CPUs, files, hugepage
@@ -436,6 +446,17 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         router.name,
         node.name
     );
+    // dpdk-dumpcap attaches as a secondary process (same file-prefix) once this has run.
+    if node.eal.pdump {
+        dpdk_ffi::pdump::init(&eal).map_err(|source| StartupError::Pdump {
+            path: format!("{npath}.eal.pdump"),
+            source,
+        })?;
+        log::info!(
+            "packet capture on: dpdk-dumpcap --file-prefix {} -i <port>",
+            node.eal.file_prefix
+        );
+    }
     let n_mbufs = node.mempool_mbufs;
     let mempool = Arc::new(
         Mempool::pktmbuf("svrd_mbufs", n_mbufs, 256, dpdk_ffi::DEFAULT_DATA_ROOM, -1).map_err(
@@ -529,6 +550,32 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         )?),
         _ => None,
     };
+    // DPDK telemetry: the /svr/ commands read what the slow-path thread publishes.
+    let telemetry = if node.eal.telemetry {
+        let published = Arc::new(crate::telemetry::Published::default());
+        crate::telemetry::register(
+            crate::telemetry::Info {
+                router: router.name.clone(),
+                node: node.name.clone(),
+                ports: ports.iter().map(|p| p.name.clone()).collect(),
+                workers: workers_cfg.len(),
+                zero_trust: zt.is_some(),
+            },
+            Arc::clone(&published),
+            svr.clone(),
+        )
+        .map_err(|source| StartupError::Telemetry {
+            path: format!("{npath}.eal.telemetry"),
+            source,
+        })?;
+        log::info!(
+            "telemetry on: dpdk-telemetry.py -f {} (commands /svr/info, /svr/peers, /svr/stats, /svr/sessions)",
+            node.eal.file_prefix
+        );
+        Some(published)
+    } else {
+        None
+    };
     let clock = Arc::new(AtomicU64::new(0));
     let (moves_tx, moves) = std::sync::mpsc::sync_channel(MOVE_EVENTS_QUEUED);
     for (w, wc) in workers_cfg.iter().enumerate() {
@@ -588,6 +635,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         zt,
         clock,
         moves,
+        telemetry,
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",
@@ -615,6 +663,9 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         rx.recv().unwrap_or_default()
     };
     eal.wait_all();
+    if node.eal.pdump {
+        let _ = dpdk_ffi::pdump::uninit(&eal);
+    }
     for p in &ports {
         let _ = p.port.stop();
     }
