@@ -31,8 +31,9 @@ impl Eal {
     ///   removes a previous run's files at start), starving everything else that shares the
     ///   machine's small hugepage pool. But it also means DPDK secondary processes cannot
     ///   attach, and `dpdk-dumpcap` is one: it maps svrd's hugepage files by name. So
-    ///   `--huge-unlink` is passed only with `pdump: false`. A clean exit (SIGTERM/SIGINT)
-    ///   frees the files either way (`rte_eal_cleanup`).
+    ///   `--huge-unlink` is passed only with `pdump: false`. With `pdump: true` svrd removes
+    ///   its own `<prefix>map_<n>` files when it exits cleanly (SIGTERM/SIGINT, or a start-up
+    ///   error): DPDK itself leaves the files of memory still allocated at exit.
     /// * Nothing else stops secondary processes: no `--in-memory`, no `--no-shconf`; the
     ///   multi-process socket and shared configuration live in `/var/run/dpdk/<file-prefix>/`
     ///   (as root), where `dpdk-dumpcap --file-prefix` and `dpdk-telemetry.py -f` find them.

@@ -446,6 +446,18 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         router.name,
         node.name
     );
+    // With pdump the EAL keeps its hugepage files (no --huge-unlink) so that capture tools
+    // can map them; this guard removes them when run() returns, so a clean exit (or a
+    // start-up error) gives the pages back even while svrd's memory is still allocated.
+    let _huge_files = (node.eal.hugepages && node.eal.pdump).then(|| HugepageFiles {
+        dirs: match &node.eal.huge_dir {
+            Some(d) => vec![d.clone()],
+            None => svr_config::hugetlbfs_mounts(
+                &std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
+            ),
+        },
+        prefix: node.eal.file_prefix.clone(),
+    });
     // dpdk-dumpcap attaches as a secondary process (same file-prefix) once this has run.
     if node.eal.pdump {
         dpdk_ffi::pdump::init(&eal).map_err(|source| StartupError::Pdump {
@@ -680,9 +692,73 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// The hugepage files of an EAL run with `--file-prefix prefix` and without
+/// `--huge-unlink` (`<hugetlbfs>/<prefix>map_<n>`), removed on drop. DPDK leaves the files of
+/// memory still allocated at exit (svrd's pools live until the process ends), and a file
+/// holds its pages until it is removed; unlinking a mapped file is harmless (the pages go back
+/// when the last mapping goes). A `SIGKILL`ed svrd cannot do this: DPDK removes such stale
+/// files when the next process with the same prefix starts.
+struct HugepageFiles {
+    dirs: Vec<String>,
+    prefix: String,
+}
+
+impl HugepageFiles {
+    /// Whether `name` is one of this prefix's page files: `<prefix>map_<digits>`.
+    fn is_ours(&self, name: &str) -> bool {
+        name.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix("map_"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+impl Drop for HugepageFiles {
+    fn drop(&mut self) {
+        let mut removed = 0usize;
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name.to_str().is_some_and(|n| self.is_ours(n))
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            log::info!(
+                "removed {removed} hugepage files of file-prefix {}",
+                self.prefix
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hugepage_files_of_this_prefix_only() {
+        let h = HugepageFiles {
+            dirs: vec![],
+            prefix: "router-a".into(),
+        };
+        assert!(h.is_ours("router-amap_0") && h.is_ours("router-amap_117"));
+        for other in [
+            "router-abmap_0",
+            "router-amap_",
+            "router-amap_1x",
+            "router-bmap_0",
+            "rtemap_0",
+            "router-a",
+        ] {
+            assert!(!h.is_ours(other), "{other}");
+        }
+    }
 
     #[test]
     fn af_packet_interface_from_devargs() {
