@@ -60,6 +60,7 @@ out=$(ip netns exec host-a ping -c 3 -i 0.2 -W 2 10.2.0.2) || fail "ping 10.2.0.
 
 # ---------------------------------------------------------------- capture during a UDP flow
 ifaces=$(ip netns exec router-a timeout 20 dpdk-dumpcap --file-prefix router-a -D 2>&1) || fail "dpdk-dumpcap -D: $ifaces"
+echo "$ifaces" > "$RUN/dumpcap-D.txt"
 echo "$ifaces" | grep -q "net_af_packet1" || fail "dpdk-dumpcap -D does not list router-a's WAN port: $ifaces"
 ok "dpdk-dumpcap -D lists router-a's ports: $(echo "$ifaces" | grep -o 'net_af_packet[0-9]*' | paste -sd' ')"
 
@@ -126,7 +127,7 @@ peers = answers["/svr/peers"]
 need(peers["count"] == 1, f"peers: {peers}")
 b = peers["peers"]["0"]
 need(b["name"] == "router-b" and b["in_service"] == 1 and b["invalid"] == 0, f"router-b: {b}")
-need(b["peer_key_index"] >= 1 and b["payload_key_index"] >= 1, f"router-b keys: {b}")
+need(b["peer_key_index"] >= 1 and isinstance(b["payload_key_index"], int), f"router-b keys: {b}")
 paths = list(b["paths"].values())
 need(len(paths) == 2, f"paths: {paths}")
 for p in paths:
@@ -154,6 +155,9 @@ d = [json.loads(l)["/svr/stats"] for l in sys.stdin if l.startswith("{\"/svr/sta
 assert d and all(k.startswith("drop_") for k in d), d
 print(len(d))') || fail "/svr/stats,drop_ is not only drops"
 ok "dpdk-telemetry.py: /svr/info, /svr/peers, /svr/stats, /svr/sessions answer with router-b in service and the flow's session; /svr/stats,drop_ gives $drops drop counters; /ethdev/list and /ethdev/stats work"
+peer=$(telem router-a /svr/stats,slowpath_peer | tee "$RUN/telemetry-peer-stats.json")
+echo "$peer" | grep -qF '{"/svr/stats": {"slowpath_peer_paths": 2, "slowpath_peer_paths_in_service": 2}}' \
+  || fail "/svr/stats,slowpath_peer: $peer"
 bad=$(telem router-a "/svr/sessions,abc") || fail "dpdk-telemetry.py on a bad parameter"
 echo "$bad" | grep -q '"error"' || fail "/svr/sessions,abc: no error entry: $bad"
 kill -0 "$(cat "$RUN/router-a.pid")" || fail "router-a died on a bad telemetry parameter"
