@@ -132,4 +132,8 @@ fn telemetry_commands_and_pdump() {
     let again = ask(&prefix, &["/test/echo"]);
     assert!(again.contains(r#""params": """#), "{again}");
     pdump::uninit(&eal).expect("rte_pdump_uninit");
+    // rte_eal_cleanup, then the runtime directory this EAL made (socket, config files).
+    drop(_port);
+    drop(eal);
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
 }
