@@ -178,6 +178,8 @@
 //! | `file-prefix` | string | the router's name | 1-63 of `[A-Za-z0-9_-]`; lets several DPDK processes share a machine |
 //! | `pci-allow` | list of PCI addresses | empty | `DDDD:BB:DD.F` (device ≤ 1f, function ≤ 7), no duplicates. With no PCI address here or on an interface, EAL gets `--no-pci` |
 //! | `log-level` | `emerg` \| `alert` \| `crit` \| `error` \| `warning` \| `notice` \| `info` \| `debug` | `notice` | |
+//! | `telemetry` | bool | `true` | the EAL's telemetry socket `/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2`: `dpdk-telemetry.py -f <file-prefix>` shows DPDK's `/ethdev/...` and svrd's `/svr/...` commands; `false` runs EAL with `--no-telemetry` |
+//! | `pdump` | bool | `true` (`false` when `hugepages` is `false`) | svrd calls `rte_pdump_init` so `dpdk-dumpcap --file-prefix <file-prefix> -i <port>` captures from the running router; needs `hugepages: true`. The capture tool is a DPDK secondary process that maps svrd's hugepage files, so with `pdump: true` the EAL runs **without** `--huge-unlink`: svrd removes its hugepage files when it exits cleanly, but after a `SIGKILL` the pages stay taken until a process with the same `file-prefix` starts again (DPDK then removes the stale files) or `dpdk-hugepages.py -c` runs. No cost until a capture starts |
 //!
 //! ## `node[].core-map`
 //!

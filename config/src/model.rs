@@ -408,6 +408,12 @@ pub struct Eal {
     pub pci_allow: Vec<String>,
     /// `log-level`: EAL `--log-level`.
     pub log_level: LogLevel,
+    /// `telemetry`: the EAL's telemetry socket (`<runtime-dir>/dpdk_telemetry.v2`) for
+    /// `dpdk-telemetry.py` and svrd's `/svr/...` commands; false gives EAL `--no-telemetry`.
+    pub telemetry: bool,
+    /// `pdump`: svrd calls `rte_pdump_init` so `dpdk-dumpcap` can capture from its ports;
+    /// only with hugepages, and then the EAL runs without `--huge-unlink`.
+    pub pdump: bool,
 }
 
 /// A DPDK log level, syslog names.

@@ -1132,6 +1132,8 @@ fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<E
             "file-prefix",
             "pci-allow",
             "log-level",
+            "telemetry",
+            "pdump",
         ],
     )?;
     // 65536 fits u32.
@@ -1185,6 +1187,17 @@ fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<E
             "emerg, alert, crit, error, warning, notice, info, debug",
         )
     });
+    let telemetry = f.opt(cx, "telemetry", true, boolean);
+    // Capture tools are secondary processes that map svrd's hugepage files: without
+    // hugepages there is nothing to share, so the default follows `hugepages`.
+    let pdump = f.opt(cx, "pdump", hugepages.unwrap_or(true), boolean);
+    if hugepages == Some(false) && pdump == Some(true) {
+        cx.rule(
+            &f.path_of("pdump"),
+            "needs hugepages: true (dpdk-dumpcap, a DPDK secondary process, maps svrd's hugepage memory; --no-huge memory cannot be shared)",
+        );
+        return None;
+    }
     if hugepages == Some(false) && f.has("huge-dir") {
         return None;
     }
@@ -1195,6 +1208,8 @@ fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<E
         file_prefix: prefix?,
         pci_allow: pci_allow?,
         log_level: log_level?,
+        telemetry: telemetry?,
+        pdump: pdump?,
     })
 }
 

@@ -79,7 +79,9 @@ fn minimal_file_gets_the_defaults() {
             huge_dir: None,
             file_prefix: "r1".into(),
             pci_allow: vec![],
-            log_level: LogLevel::Notice
+            log_level: LogLevel::Notice,
+            telemetry: true,
+            pdump: true,
         }
     );
     assert_eq!(n.core_map.main_lcore, 0);
@@ -106,12 +108,10 @@ fn minimal_file_gets_the_defaults() {
             "256",
             "--file-prefix",
             "r1",
-            "--huge-unlink",
             "--socket-limit",
             "256",
             "-a",
             "0000:03:00.0",
-            "--no-telemetry",
             "--log-level",
             "6"
         ]
@@ -129,6 +129,7 @@ fn eal_args_other_shapes() {
             file-prefix: t_1
             pci-allow: [\"0000:05:00.1\", \"0000:03:00.0\"]
             log-level: debug
+            telemetry: false
           core-map:
             main-lcore: 2
             slowpath-lcore: 3
@@ -142,6 +143,8 @@ fn eal_args_other_shapes() {
     let c = Config::parse(&text).unwrap();
     let (_, n) = c.local();
     assert_eq!(n.core_map.idle_backoff, IdleBackoff::Busy);
+    // Without hugepages there is no capture (pdump follows hugepages by default).
+    assert!(!n.eal.pdump && !n.eal.telemetry);
     assert_eq!(
         n.eal.args(n, "prog"),
         [
@@ -167,7 +170,7 @@ fn eal_args_other_shapes() {
     let text = with(
         MINIMAL,
         "          core-map:",
-        "          eal:\n            huge-dir: /dev/hugepages\n          core-map:",
+        "          eal:\n            huge-dir: /dev/hugepages\n            pdump: false\n          core-map:",
     );
     let c = Config::parse(&text).unwrap();
     let (_, n) = c.local();
@@ -691,7 +694,7 @@ fn devices() {
         n.device_interface[0].device,
         Device::Pci("0000:03:00.0".into())
     );
-    assert_eq!(n.eal.args(n, "svrd")[12..14], ["-a", "0000:03:00.0"]);
+    assert_eq!(n.eal.args(n, "svrd")[11..13], ["-a", "0000:03:00.0"]);
     assert_eq!(
         ex(
             "pci-allow: []                # af_packet",
@@ -718,6 +721,18 @@ fn eal_settings() {
     assert_eq!(
         ex("            hugepages: true\n            file-prefix: router-a", "            hugepages: false\n            huge-dir: /dev/hugepages\n            file-prefix: router-a"),
         format!("{N0}.eal.huge-dir: has no meaning when hugepages is false")
+    );
+    assert_eq!(
+        ex("            hugepages: true\n            file-prefix: router-a", "            hugepages: false\n            pdump: true\n            file-prefix: router-a"),
+        format!("{N0}.eal.pdump: needs hugepages: true (dpdk-dumpcap, a DPDK secondary process, maps svrd's hugepage memory; --no-huge memory cannot be shared)")
+    );
+    assert!(
+        ex(
+            "            file-prefix: router-a",
+            "            telemetry: yes\n            file-prefix: router-a"
+        )
+        .starts_with(&format!("{N0}.eal.telemetry: ")),
+        "telemetry must be a boolean"
     );
     assert_eq!(
         ex(

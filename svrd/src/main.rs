@@ -12,6 +12,7 @@ mod pki;
 mod slow;
 mod startup;
 mod svr;
+mod telemetry;
 mod worker;
 mod zt;
 

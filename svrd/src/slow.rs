@@ -96,6 +96,8 @@ pub struct SlowThread {
     pub clock: Arc<AtomicU64>,
     /// The workers' session moves, logged as `session-path-change` events.
     pub moves: Receiver<SessionMoveEvent>,
+    /// Where DPDK telemetry's `/svr/...` commands read from (`eal.telemetry`).
+    pub telemetry: Option<Arc<crate::telemetry::Published>>,
 }
 
 impl SlowThread {
@@ -108,6 +110,8 @@ impl SlowThread {
     const LINK_POLL: Duration = Duration::from_secs(1);
     /// A loop gap worth reporting (BFD detection times are a few hundred ms and up).
     const STALL: Duration = Duration::from_millis(250);
+    /// How often the telemetry snapshot is refreshed without a client asking.
+    const SNAPSHOT: Duration = Duration::from_secs(1);
 
     /// Runs until `stop`; returns the final counter report.
     pub fn run(mut self) -> String {
@@ -122,6 +126,7 @@ impl SlowThread {
         let mut swept = 0u64;
         let mut links: Vec<Option<bool>> = vec![None; self.reporter.ports.len()];
         let mut next_link_poll = Instant::from_nanos(0);
+        let mut next_snapshot = Instant::from_nanos(0);
         let mut last_loop = now();
         while !self.stop.load(Relaxed) {
             let t = now();
@@ -140,6 +145,12 @@ impl SlowThread {
             tc.sessions_expired = swept;
             if self.dump.swap(false, Relaxed) {
                 print!("{}", self.render(&tc));
+            }
+            if let Some(p) = &self.telemetry {
+                if p.wanted() || t >= next_snapshot {
+                    next_snapshot = t + Self::SNAPSHOT;
+                    p.publish(self.snapshot(&tc, t));
+                }
             }
             if t >= next_link_poll {
                 next_link_poll = t + Self::LINK_POLL;
@@ -254,6 +265,45 @@ impl SlowThread {
         out
     }
 
+    /// The state DPDK telemetry shows (`crate::telemetry`): the report's counters, the
+    /// peers and the sessions per waypoint pair.
+    fn snapshot(&self, tc: &ThreadCounters, now: Instant) -> crate::telemetry::Snapshot {
+        let report = self.reporter.render(&self.counter_list(tc));
+        let (pairs, live) = match &self.svr {
+            Some(svr) => {
+                let pairs = svr
+                    .pairs()
+                    .iter()
+                    .zip(svr.sessions_per_pair())
+                    .map(|(p, (i, e))| (p.local, p.remote, i, e))
+                    .collect::<Vec<_>>();
+                (pairs, svr.table.len() as u64)
+            }
+            None => (Vec::new(), 0),
+        };
+        let sessions = |local, remote| {
+            pairs
+                .iter()
+                .find(|p| p.0 == local && p.1 == remote)
+                .map(|p| (p.2, p.3))
+        };
+        crate::telemetry::Snapshot {
+            generation: 0,
+            uptime_ms: now.as_nanos() / 1_000_000,
+            stats: crate::telemetry::stats_from_report(&report),
+            peers: self
+                .zt
+                .as_ref()
+                .map(|zt| zt.peer_states(&sessions))
+                .unwrap_or_default(),
+            live_sessions: live,
+            pairs: pairs
+                .iter()
+                .map(|(l, r, i, e)| (format!("{l}->{r}"), *i, *e))
+                .collect(),
+        }
+    }
+
     /// Reads every port's link; a change goes to the slow path (neighbour flush) and to key
     /// management (a peer without valid keys retries at once).
     fn poll_links(&mut self, now: Instant, links: &mut [Option<bool>]) {
@@ -322,7 +372,7 @@ impl SlowThread {
 }
 
 /// A session UUID as 8-4-4-4-12 hex.
-fn uuid_text(u: &[u8; 16]) -> String {
+pub(crate) fn uuid_text(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

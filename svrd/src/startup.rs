@@ -53,6 +53,16 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("{path}: {reason}")]
     Pki { path: String, reason: String },
+    #[error("{path}: cannot let capture tools attach: {source}")]
+    Pdump {
+        path: String,
+        source: dpdk_ffi::PdumpError,
+    },
+    #[error("{path}: cannot register the DPDK telemetry commands: {source}")]
+    Telemetry {
+        path: String,
+        source: dpdk_ffi::TelemetryError,
+    },
 }
 
 /// `svrd --check`: parse, validate, and check this host can run it (CPUs, files, hugepage
@@ -436,6 +446,29 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         router.name,
         node.name
     );
+    // With pdump the EAL keeps its hugepage files (no --huge-unlink) so that capture tools
+    // can map them; this guard removes them when run() returns, so a clean exit (or a
+    // start-up error) gives the pages back even while svrd's memory is still allocated.
+    let _huge_files = (node.eal.hugepages && node.eal.pdump).then(|| HugepageFiles {
+        dirs: match &node.eal.huge_dir {
+            Some(d) => vec![d.clone()],
+            None => svr_config::hugetlbfs_mounts(
+                &std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
+            ),
+        },
+        prefix: node.eal.file_prefix.clone(),
+    });
+    // dpdk-dumpcap attaches as a secondary process (same file-prefix) once this has run.
+    if node.eal.pdump {
+        dpdk_ffi::pdump::init(&eal).map_err(|source| StartupError::Pdump {
+            path: format!("{npath}.eal.pdump"),
+            source,
+        })?;
+        log::info!(
+            "packet capture on: dpdk-dumpcap --file-prefix {} -i <port>",
+            node.eal.file_prefix
+        );
+    }
     let n_mbufs = node.mempool_mbufs;
     let mempool = Arc::new(
         Mempool::pktmbuf("svrd_mbufs", n_mbufs, 256, dpdk_ffi::DEFAULT_DATA_ROOM, -1).map_err(
@@ -529,6 +562,32 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         )?),
         _ => None,
     };
+    // DPDK telemetry: the /svr/ commands read what the slow-path thread publishes.
+    let telemetry = if node.eal.telemetry {
+        let published = Arc::new(crate::telemetry::Published::default());
+        crate::telemetry::register(
+            crate::telemetry::Info {
+                router: router.name.clone(),
+                node: node.name.clone(),
+                ports: ports.iter().map(|p| p.name.clone()).collect(),
+                workers: workers_cfg.len(),
+                zero_trust: zt.is_some(),
+            },
+            Arc::clone(&published),
+            svr.clone(),
+        )
+        .map_err(|source| StartupError::Telemetry {
+            path: format!("{npath}.eal.telemetry"),
+            source,
+        })?;
+        log::info!(
+            "telemetry on: dpdk-telemetry.py -f {} (commands /svr/info, /svr/peers, /svr/stats, /svr/sessions)",
+            node.eal.file_prefix
+        );
+        Some(published)
+    } else {
+        None
+    };
     let clock = Arc::new(AtomicU64::new(0));
     let (moves_tx, moves) = std::sync::mpsc::sync_channel(MOVE_EVENTS_QUEUED);
     for (w, wc) in workers_cfg.iter().enumerate() {
@@ -588,6 +647,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         zt,
         clock,
         moves,
+        telemetry,
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",
@@ -615,6 +675,9 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         rx.recv().unwrap_or_default()
     };
     eal.wait_all();
+    if node.eal.pdump {
+        let _ = dpdk_ffi::pdump::uninit(&eal);
+    }
     for p in &ports {
         let _ = p.port.stop();
     }
@@ -629,9 +692,73 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// The hugepage files of an EAL run with `--file-prefix prefix` and without
+/// `--huge-unlink` (`<hugetlbfs>/<prefix>map_<n>`), removed on drop. DPDK leaves the files of
+/// memory still allocated at exit (svrd's pools live until the process ends), and a file
+/// holds its pages until it is removed; unlinking a mapped file is harmless (the pages go back
+/// when the last mapping goes). A `SIGKILL`ed svrd cannot do this: DPDK removes such stale
+/// files when the next process with the same prefix starts.
+struct HugepageFiles {
+    dirs: Vec<String>,
+    prefix: String,
+}
+
+impl HugepageFiles {
+    /// Whether `name` is one of this prefix's page files: `<prefix>map_<digits>`.
+    fn is_ours(&self, name: &str) -> bool {
+        name.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix("map_"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+impl Drop for HugepageFiles {
+    fn drop(&mut self) {
+        let mut removed = 0usize;
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name.to_str().is_some_and(|n| self.is_ours(n))
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            log::info!(
+                "removed {removed} hugepage files of file-prefix {}",
+                self.prefix
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hugepage_files_of_this_prefix_only() {
+        let h = HugepageFiles {
+            dirs: vec![],
+            prefix: "router-a".into(),
+        };
+        assert!(h.is_ours("router-amap_0") && h.is_ours("router-amap_117"));
+        for other in [
+            "router-abmap_0",
+            "router-amap_",
+            "router-amap_1x",
+            "router-bmap_0",
+            "rtemap_0",
+            "router-a",
+        ] {
+            assert!(!h.is_ours(other), "{other}");
+        }
+    }
 
     #[test]
     fn af_packet_interface_from_devargs() {

@@ -558,6 +558,47 @@ impl ZeroTrust {
         v
     }
 
+    /// Per-peer and per-path state for DPDK telemetry (`/svr/peers`): the values of
+    /// [`Self::report`]'s `keymgmt peer=` and `bfd path=` lines. `sessions` as there.
+    pub fn peer_states(
+        &self,
+        sessions: &dyn Fn(IpAddr, IpAddr) -> Option<(u32, u32)>,
+    ) -> Vec<crate::telemetry::PeerState> {
+        use crate::telemetry::{PathState, PeerState};
+        let mut peers: Vec<PeerState> = (0..self.co.peer_count())
+            .filter_map(|i| self.co.peer(i))
+            .map(|p| PeerState {
+                name: p.name.to_string(),
+                role: format!("{:?}", p.keys.role()),
+                in_service: p.keys.path_in_service(),
+                invalid: p.keys.is_invalid(),
+                bfd_up: p.bfd_up,
+                peer_key_index: u64::from(p.keys.peer_key_index().unwrap_or(0)),
+                payload_key_index: u64::from(p.keys.payload_key_index()),
+                paths: Vec::new(),
+            })
+            .collect();
+        for p in (0..self.co.path_count()).filter_map(|i| self.co.path(i)) {
+            let on_path = sessions(p.local, p.remote).unwrap_or_default();
+            let text = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            let state = PathState {
+                label: p.label.to_string(),
+                bfd_state: format!("{:?}", p.bfd.state()),
+                in_service: p.in_service,
+                latency_ms: text(p.metrics.map(|m| format!("{:.1}", m.latency_ms))),
+                jitter_ms: text(p.metrics.map(|m| format!("{:.1}", m.jitter_ms))),
+                loss_pct: text(p.metrics.map(|m| format!("{:.1}", m.loss_percent))),
+                mos: text(p.metrics.map(|m| format!("{:.2}", m.mos))),
+                sessions_ingress: on_path.0,
+                sessions_egress: on_path.1,
+            };
+            if let Some(peer) = peers.get_mut(p.peer) {
+                peer.paths.push(state);
+            }
+        }
+        peers
+    }
+
     /// Per-peer and per-path state and counters, then the latest events (SIGUSR1, exit).
     /// `sessions(local, remote)`: the (ingress, egress) sessions on that waypoint pair.
     pub fn report(&self, sessions: &dyn Fn(IpAddr, IpAddr) -> Option<(u32, u32)>) -> String {

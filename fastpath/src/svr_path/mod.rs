@@ -714,6 +714,25 @@ impl SessionCrypto {
     }
 }
 
+/// One live session, for reports ([`SvrShared::first_sessions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session UUID.
+    pub uuid: [u8; 16],
+    /// Ingress or egress.
+    pub role: Role,
+    /// Index in `cfg.services` of the service its LAN side matches.
+    pub service: Option<usize>,
+    /// Index in [`SvrShared::pairs`] of its waypoint pair.
+    pub pair: Option<usize>,
+    /// The LAN-side 5-tuple, as received.
+    pub lan_key: FlowKey,
+    /// The WAN-side 5-tuple, as received from the peer.
+    pub wan_key: FlowKey,
+    /// Payload key index.
+    pub payload_key_index: u8,
+}
+
 /// Everything the SVR path shares between workers: config, session table, keys.
 #[derive(Debug)]
 pub struct SvrShared {
@@ -1874,6 +1893,41 @@ impl SvrShared {
             }
         }
         counts
+    }
+
+    /// The first `n` live sessions in arena order, for reports (DPDK telemetry
+    /// `/svr/sessions,N`): stops once it has `n`, so a small `n` costs a short walk. Never the
+    /// data path.
+    pub fn first_sessions(&self, n: usize) -> Vec<SessionSummary> {
+        let mut out = Vec::new();
+        for index in 0..self.table.capacity() as u32 {
+            if out.len() >= n {
+                break;
+            }
+            let Some(v) = self.table.expiry_view(index) else {
+                continue;
+            };
+            let (Some(s), Some(uuid)) = (self.table.get(v.id, Side::Lan), self.table.uuid(v.id))
+            else {
+                continue;
+            };
+            // The LAN key as received: an ingress session's LAN host talks to the service
+            // (destination); an egress session's server is the service (source).
+            let served = match s.role {
+                Role::Ingress => s.lan_key.dst(),
+                Role::Egress => s.lan_key.src(),
+            };
+            out.push(SessionSummary {
+                uuid,
+                role: s.role,
+                service: self.service_for(served).map(|(i, _)| i),
+                pair: self.pair_index(s.wan_key.dst(), s.wan_key.src()),
+                lan_key: s.lan_key,
+                wan_key: s.wan_key,
+                payload_key_index: s.payload_key_index,
+            });
+        }
+        out
     }
 
     /// One bounded step of session reclamation, for the slow-path thread: looks at `budget`
