@@ -43,6 +43,9 @@ bash testbed/zt-recovery-test.sh
 step "multipath: two WAN links, SLA selection, failover, revert, duplication (issue 9)"
 bash testbed/multipath-e2e-test.sh
 
+step "DPDK tools against svrd: dpdk-telemetry.py /svr/ commands, dpdk-dumpcap capture"
+bash testbed/telemetry-test.sh
+
 step "packet generator against svrd over memif (functional)"
 bash testbed/pktgen-smoke.sh
 
