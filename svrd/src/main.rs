@@ -7,6 +7,7 @@
 
 mod counters;
 mod logq;
+mod mgmt;
 mod pki;
 mod slow;
 mod startup;
