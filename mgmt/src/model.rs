@@ -164,31 +164,17 @@ impl SessionFilter {
                 .flat_map(char::to_lowercase)
                 .collect()
         };
-        self.service
-            .as_deref()
-            .is_none_or_compat(|w| s.service.as_deref() == Some(w))
-            && self
-                .peer
-                .as_deref()
-                .is_none_or_compat(|w| s.peer.as_deref() == Some(w))
-            && self
-                .id
-                .as_deref()
-                .is_none_or_compat(|w| norm(w) == norm(&s.uuid))
+        absent_or(self.service.as_deref(), |w| s.service.as_deref() == Some(w))
+            && absent_or(self.peer.as_deref(), |w| s.peer.as_deref() == Some(w))
+            && absent_or(self.id.as_deref(), |w| norm(w) == norm(&s.uuid))
     }
 }
 
-/// `Option::is_none_or` is 1.82; MSRV is 1.80.
-trait IsNoneOr<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool;
-}
-
-impl<T> IsNoneOr<T> for Option<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool {
-        match self {
-            None => true,
-            Some(v) => f(v),
-        }
+/// `Option::is_none_or` (1.82; MSRV is 1.80).
+fn absent_or<T>(o: Option<T>, f: impl FnOnce(T) -> bool) -> bool {
+    match o {
+        None => true,
+        Some(v) => f(v),
     }
 }
 

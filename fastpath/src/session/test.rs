@@ -201,8 +201,12 @@ fn insert_and_lookup_by_both_keys() {
 #[test]
 fn session_at_walks_live_entries_only() {
     let t = table(8);
-    let a = t.insert(lan(1, UDP), wan(1, UDP), init(1), secs(1)).unwrap();
-    let b = t.insert(lan(2, TCP), wan(2, TCP), init(2), secs(2)).unwrap();
+    let a = t
+        .insert(lan(1, UDP), wan(1, UDP), init(1), secs(1))
+        .unwrap();
+    let b = t
+        .insert(lan(2, TCP), wan(2, TCP), init(2), secs(2))
+        .unwrap();
     assert!(t.remove(a));
     let live: Vec<_> = (0..t.capacity() as u32)
         .filter_map(|i| t.session_at(i))

@@ -235,10 +235,12 @@ fn field<T: serde::de::DeserializeOwned>(data: &Value, name: &str) -> Result<T, 
     )?)
 }
 
+/// Turns an answer's data into the table view.
+type Render = Box<dyn Fn(&Value) -> Result<String, CtlError>>;
+
 fn run(cli: &Cli) -> Result<String, CtlError> {
     let mut args = Map::new();
-    let (cmd, render): (&str, Box<dyn Fn(&Value) -> Result<String, CtlError>>) = match &cli.command
-    {
+    let (cmd, render): (&str, Render) = match &cli.command {
         Command::Show(Show::Peers { view }) => {
             let view = *view;
             (
