@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Operations test (issue 10): svrctl and the Prometheus endpoint against two zero-trust
-# routers (router-a-zt.yaml / router-b-zt.yaml, fresh PKI, test-time-scale 1 so that no key
-# rotates by itself during the test) carrying traffic. Every svrctl command runs in table and
+# routers (router-a-zt.yaml / router-b-zt.yaml, fresh PKI, test-time-scale 10: the 1 h rekey
+# intervals are 6 min, so no key rotates by itself during the test, and a new peer key
+# replaces the old one 3 s after the exchange) carrying traffic. Every svrctl command runs in table and
 # JSON form and the test asserts the content:
 #   - show peers / detail / security: router-b up with 2/2 paths, BFD Up on both, keys valid,
 #     peer-key index >= 1, our certificate's subject names router-a and is not expired;
@@ -57,12 +58,13 @@ drops() { ctl router-a --json show stats drop. | py 'print(sum(s["value"] for s 
 tb_up
 mkdir -p "$OUT"
 zt_make_pki
-# Key clock at real speed (1 h rekey intervals: no rotation by itself during the test), and
+# Key clock 10x (1 h rekey intervals: 6 min, no rotation by itself during the test; the 30 s
+# switch-over to a new peer key: 3 s), and
 # the metrics endpoint on loopback in each router's namespace. The control socket is the
 # default, /var/run/dpdk/<file-prefix>/svrd.sock.
 MGMT='s#^          neighbor: \[\]#          neighbor: []\n          management:\n            metrics-listen: "127.0.0.1:9464"#'
-derive "$TB_DIR/router-a-zt.yaml" "$RUN/ops-a.yaml" 's/test-time-scale: 360/test-time-scale: 1/' "$MGMT"
-derive "$TB_DIR/router-b-zt.yaml" "$RUN/ops-b.yaml" 's/test-time-scale: 360/test-time-scale: 1/' "$MGMT"
+derive "$TB_DIR/router-a-zt.yaml" "$RUN/ops-a.yaml" 's/test-time-scale: 360/test-time-scale: 10/' "$MGMT"
+derive "$TB_DIR/router-b-zt.yaml" "$RUN/ops-b.yaml" 's/test-time-scale: 360/test-time-scale: 10/' "$MGMT"
 "$SVRD" --check "$RUN/ops-a.yaml" >/dev/null || fail "ops-a.yaml does not check"
 CONF_A=$RUN/ops-a.yaml CONF_B=$RUN/ops-b.yaml tb_start
 both_in_service 0 0 20
@@ -158,10 +160,10 @@ if ctl "$FOLLOWER" --json rekey peer "$PEER_OF_FOLLOWER" > "$OUT/rekey-follower.
 py 'assert d["error"]["kind"]=="refused" and "leader" in d["error"]["message"], d' < "$OUT/rekey-follower.json" || fail "rekey on the follower: $(cat "$OUT/rekey-follower.json")"
 ctl "$LEADER" rekey peer "$PEER_OF_LEADER" > "$OUT/rekey.txt" || fail "rekey peer: $(cat "$OUT/rekey.txt")"
 grep -q "peer-key rotation started with $PEER_OF_LEADER" "$OUT/rekey.txt" || fail "rekey table: $(cat "$OUT/rekey.txt")"
-for i in $(seq 1 50); do
+for i in $(seq 1 100); do
   na=$(idx router-a); nb=$(idx router-b)
   [ "$na" -gt "$ia" ] && [ "$nb" -gt "$ib" ] && break
-  sleep 0.2
+  sleep 0.3
 done
 [ "$na" -gt "$ia" ] && [ "$nb" -gt "$ib" ] || fail "peer-key index did not increase after rekey (a $ia -> $na, b $ib -> $nb)"
 ctl "$LEADER" --json rekey peer "$PEER_OF_LEADER" > "$OUT/rekey.json" 2>/dev/null || true

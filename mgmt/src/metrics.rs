@@ -40,9 +40,22 @@ pub struct MetricsInput<'a> {
     pub sessions_by_service: &'a [(String, u64)],
 }
 
-/// A metric name part from a counter name: `[a-z0-9_]`, other characters as `_`.
+/// A metric name part from a counter name: `[a-z0-9_]`, other characters as `_`; a `us`
+/// word ("not for us") becomes `this_router`, since Prometheus reads `_us` as microseconds.
 fn sanitize(s: &str) -> String {
-    s.chars()
+    let words: Vec<&str> = s
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(|w| {
+            if w.eq_ignore_ascii_case("us") {
+                "this_router"
+            } else {
+                w
+            }
+        })
+        .collect();
+    words
+        .join("_")
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -312,6 +325,7 @@ mod tests {
             Stat::counter("drop.no_route", 0),
             Stat::counter("svr.session_created", 2),
             Stat::counter("slowpath.bfd_rx", 7),
+            Stat::counter("slowpath.arp_not_for_us", 1),
             Stat::gauge("slowpath.peer_paths", 2),
         ];
         render(&MetricsInput {
@@ -390,6 +404,10 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(get(&s, "svr_slowpath_bfd_rx_total", ""), Some(7.0));
+        assert_eq!(
+            get(&s, "svr_slowpath_arp_not_for_this_router_total", ""),
+            Some(1.0)
+        );
         assert_eq!(get(&s, "svr_slowpath_peer_paths", ""), Some(2.0));
         assert_eq!(get(&s, "svr_sessions", r#"service="site-b""#), Some(4.0));
         assert_eq!(get(&s, "svr_peer_up", r#"peer="router-b""#), Some(1.0));
