@@ -159,7 +159,7 @@ ia=$(idx router-a); ib=$(idx router-b)
 if ctl "$FOLLOWER" --json rekey peer "$PEER_OF_FOLLOWER" > "$OUT/rekey-follower.json" 2>/dev/null; then fail "rekey on the follower was accepted"; fi
 py 'assert d["error"]["kind"]=="refused" and "leader" in d["error"]["message"], d' < "$OUT/rekey-follower.json" || fail "rekey on the follower: $(cat "$OUT/rekey-follower.json")"
 ctl "$LEADER" rekey peer "$PEER_OF_LEADER" > "$OUT/rekey.txt" || fail "rekey peer: $(cat "$OUT/rekey.txt")"
-grep -q "peer-key rotation started with $PEER_OF_LEADER" "$OUT/rekey.txt" || fail "rekey table: $(cat "$OUT/rekey.txt")"
+grep -q "peer-key rotation started with $PEER_OF_LEADER (current peer-key index" "$OUT/rekey.txt" || fail "rekey table: $(cat "$OUT/rekey.txt")"
 for i in $(seq 1 100); do
   na=$(idx router-a); nb=$(idx router-b)
   [ "$na" -gt "$ia" ] && [ "$nb" -gt "$ib" ] && break

@@ -306,7 +306,7 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
                 "rekey-peer",
                 Box::new(|d| {
                     Ok(format!(
-                        "peer-key rotation started with {} (peer-key index {})\n",
+                        "peer-key rotation started with {} (current peer-key index {}; the new key takes over when the exchange completes)\n",
                         d.get("peer").and_then(Value::as_str).unwrap_or("?"),
                         d.get("peer_key_index")
                             .map(|v| v.to_string())
