@@ -156,6 +156,9 @@ if [ "$ROLE_A" = leader ]; then LEADER=router-a; FOLLOWER=router-b; PEER_OF_LEAD
 else LEADER=router-b; FOLLOWER=router-a; PEER_OF_LEADER=router-a; PEER_OF_FOLLOWER=router-b; fi
 idx() { ctl "$1" --json show peers security | py 'print(d["peers"][0]["security"]["peer_key_index"])'; }
 ia=$(idx router-a); ib=$(idx router-b)
+timeout 8 "$SVRCTL" --router router-a show events --follow > "$OUT/events-follow.txt" 2>&1 &
+FOLLOW=$!
+sleep 1.5
 if ctl "$FOLLOWER" --json rekey peer "$PEER_OF_FOLLOWER" > "$OUT/rekey-follower.json" 2>/dev/null; then fail "rekey on the follower was accepted"; fi
 py 'assert d["error"]["kind"]=="refused" and "leader" in d["error"]["message"], d' < "$OUT/rekey-follower.json" || fail "rekey on the follower: $(cat "$OUT/rekey-follower.json")"
 ctl "$LEADER" rekey peer "$PEER_OF_LEADER" > "$OUT/rekey.txt" || fail "rekey peer: $(cat "$OUT/rekey.txt")"
@@ -169,7 +172,10 @@ done
 ctl "$LEADER" --json rekey peer "$PEER_OF_LEADER" > "$OUT/rekey.json" 2>/dev/null || true
 ctl router-a --json show events --type key-rotated | py 'assert d["events"], d' || fail "no key-rotated event after rekey"
 ctl router-a show peers security > "$OUT/peers-security-after.txt"
-ok "rekey peer on $LEADER: peer-key index a $ia -> $na, b $ib -> $nb; refused on $FOLLOWER"
+wait "$FOLLOW" || true
+grep -q "event=peering-established" "$OUT/events-follow.txt" && grep -q "event=rekey-requested" "$OUT/events-follow.txt" \
+  || fail "show events --follow did not print the history and the new rekey event: $(cat "$OUT/events-follow.txt")"
+ok "rekey peer on $LEADER: peer-key index a $ia -> $na, b $ib -> $nb; refused on $FOLLOWER; show events --follow printed it live"
 
 # ---------------------------------------------------------------- clear sessions
 both router-a clear-sessions clear sessions --service site-b
@@ -199,6 +205,9 @@ raw "b'{\"v\":7,\"cmd\":\"show-peers\"}\n'" | py 'assert d["error"]["kind"]=="un
 raw "b'{\"v\":1,\"cmd\":\"halt\"}\n'" | py 'assert d["error"]["kind"]=="unknown-command", d' || fail "unknown command"
 if setpriv --reuid=65534 --regid=65534 --clear-groups "$SVRCTL" --socket "$SOCK_A" show peers > "$OUT/nonroot.txt" 2>&1; then fail "a non-root user got an answer"; fi
 ctl router-a show peers >/dev/null || fail "svrd stopped answering after bad requests"
+ctl router-a --json show stats mgmt. | py '
+m={s["name"]:s["value"] for s in d["stats"]}
+assert m["mgmt.request_errors"]>=4 and m["mgmt.requests_too_large"]>=1 and m["mgmt.requests"]>=20, m' || fail "mgmt counters did not count the bad requests"
 kill -0 "$(cat "$RUN/router-a.pid")" || fail "router-a died"
 ok "malformed, oversized, unknown-version, unknown-command requests answered with errors; non-root refused ($(tail -n 1 "$OUT/nonroot.txt"))"
 

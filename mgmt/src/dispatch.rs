@@ -28,13 +28,18 @@ pub trait Backend {
     fn clear_sessions(&self, filter: &SessionFilter) -> Result<u64, MgmtError>;
 }
 
-/// Answers one request line (newline excluded). Never panics on any input.
+/// Answers one request line (newline excluded) as a response line. Never panics on any
+/// input.
 pub fn handle(line: &[u8], backend: &dyn Backend) -> String {
+    respond(line, backend).to_line()
+}
+
+/// The response to one request line (for a caller that counts failures).
+pub fn respond(line: &[u8], backend: &dyn Backend) -> Response {
     match parse_request(line).and_then(|r| answer(r, backend)) {
         Ok(data) => Response::ok(data),
         Err(e) => Response::err(&e),
     }
-    .to_line()
 }
 
 /// The data of a successful answer to `req`.

@@ -35,5 +35,5 @@ pub mod proto;
 pub mod table;
 pub mod time;
 
-pub use dispatch::{handle, Backend};
+pub use dispatch::{handle, respond, Backend};
 pub use proto::{ErrorKind, MgmtError, Request, MAX_REQUEST, VERSION};

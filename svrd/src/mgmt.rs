@@ -87,6 +87,33 @@ pub struct Mgmt {
     /// The configuration file as loaded, secrets elided.
     pub config: Value,
     pub config_path: PathBuf,
+    /// The management threads' own counters (`mgmt.*` in `show stats`).
+    pub counters: MgmtCounters,
+}
+
+/// Counters of the management threads; each has one writer thread.
+#[derive(Default)]
+pub struct MgmtCounters {
+    /// Control-socket connections accepted.
+    pub connections: AtomicU64,
+    /// Connections refused: the peer is neither root nor svrd's user.
+    pub refused_not_root: AtomicU64,
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Of those, answered with an error (malformed, unknown, refused, ...).
+    pub request_errors: AtomicU64,
+    /// Connections closed for a request over the size limit.
+    pub requests_too_large: AtomicU64,
+    /// Connections closed on a read or write error or timeout.
+    pub io_errors: AtomicU64,
+    /// `/metrics` scrapes answered.
+    pub metrics_scrapes: AtomicU64,
+    /// HTTP requests answered with 4xx.
+    pub http_errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Relaxed);
 }
 
 /// The configuration file as JSON with secrets elided: every value under an
@@ -140,9 +167,9 @@ impl Mgmt {
         let (s, uuid, last_ms) = svr.table.session_at(index)?;
         // LAN key: packets arriving from the LAN (client → server for an ingress session,
         // server → client for an egress one). WAN key: packets from the peer, peer → us.
-        let (client, server) = match s.role {
-            SessionRole::Ingress => (s.lan_key, s.lan_key.reversed()),
-            SessionRole::Egress => (s.lan_key.reversed(), s.lan_key),
+        let client = match s.role {
+            SessionRole::Ingress => s.lan_key,
+            SessionRole::Egress => s.lan_key.reversed(),
         };
         let server_addr = client.dst();
         let service = svr.service_for(server_addr).map(|(_, r)| r);
@@ -151,7 +178,6 @@ impl Mgmt {
             .peer_of_waypoint(remote_wp)
             .and_then(|p| svr.cfg.peers.get(usize::from(p)))
             .map(|p| p.name.clone());
-        let _ = server;
         Some(SessionInfo {
             uuid: uuid_string(&uuid),
             service: service.map(|r| r.name.clone()),
@@ -296,7 +322,21 @@ impl Backend for Mgmt {
             .map(|(n, p)| (n.clone(), p.stats().unwrap_or_default()))
             .collect();
         let workers: Vec<_> = self.reporter.workers.iter().map(|w| w.as_ref()).collect();
-        crate::counters::stats(&ports, &workers, &self.view.load().counters)
+        let mut v = crate::counters::stats(&ports, &workers, &self.view.load().counters);
+        let c = &self.counters;
+        for (name, n) in [
+            ("connections", &c.connections),
+            ("refused_not_root", &c.refused_not_root),
+            ("requests", &c.requests),
+            ("request_errors", &c.request_errors),
+            ("requests_too_large", &c.requests_too_large),
+            ("io_errors", &c.io_errors),
+            ("metrics_scrapes", &c.metrics_scrapes),
+            ("http_errors", &c.http_errors),
+        ] {
+            v.push(Stat::counter(format!("mgmt.{name}"), n.load(Relaxed)));
+        }
+        v
     }
 
     fn sessions(&self, filter: &SessionFilter, limit: usize) -> SessionList {
@@ -486,13 +526,6 @@ pub fn start(
     Ok(Threads { handles, socket })
 }
 
-/// Counters of the management threads (in their log lines; they are not on the data path).
-#[derive(Default)]
-struct ControlCounters {
-    connections: u64,
-    refused_peer: u64,
-}
-
 /// Whether the peer process may use the socket: root or our own user.
 fn peer_allowed(s: &UnixStream) -> bool {
     match nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials) {
@@ -502,16 +535,16 @@ fn peer_allowed(s: &UnixStream) -> bool {
 }
 
 fn control_loop(l: UnixListener, mgmt: &Mgmt, stop: &AtomicBool) {
-    let mut c = ControlCounters::default();
+    let c = &mgmt.counters;
     while !stop.load(Relaxed) {
         match l.accept() {
             Ok((s, _)) => {
-                c.connections += 1;
+                bump(&c.connections);
                 if !peer_allowed(&s) {
-                    c.refused_peer += 1;
+                    bump(&c.refused_not_root);
                     log::warn!(
                         "event=control-socket-refused reason=peer-not-root refused={}",
-                        c.refused_peer
+                        c.refused_not_root.load(Relaxed)
                     );
                     let e = MgmtError::Refused("only root may use the control socket".into());
                     let _ = (&s).write_all(svr_mgmt::proto::Response::err(&e).to_line().as_bytes());
@@ -533,19 +566,29 @@ fn serve_control(s: UnixStream, mgmt: &Mgmt, stop: &AtomicBool) {
     {
         return;
     }
+    let c = &mgmt.counters;
     let mut r = BufReader::new(&s);
     while !stop.load(Relaxed) {
         let answer = match framing::read_line(&mut r, svr_mgmt::MAX_REQUEST) {
             Ok(None) => return,
-            Ok(Some(line)) => svr_mgmt::handle(&line, mgmt),
+            Ok(Some(line)) => svr_mgmt::respond(&line, mgmt),
             Err(framing::FrameError::TooLong { max }) => {
+                bump(&c.requests_too_large);
                 let e = MgmtError::TooLarge { max };
                 let _ = (&s).write_all(svr_mgmt::proto::Response::err(&e).to_line().as_bytes());
                 return;
             }
-            Err(framing::FrameError::Io(_)) => return,
+            Err(framing::FrameError::Io(_)) => {
+                bump(&c.io_errors);
+                return;
+            }
         };
-        if (&s).write_all(answer.as_bytes()).is_err() {
+        bump(&c.requests);
+        if !answer.ok {
+            bump(&c.request_errors);
+        }
+        if (&s).write_all(answer.to_line().as_bytes()).is_err() {
+            bump(&c.io_errors);
             return;
         }
     }
@@ -593,7 +636,16 @@ fn serve_http(mut s: TcpStream, mgmt: &Mgmt) {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let out = http::respond(&head, || metrics_page(mgmt));
+    let mut scraped = false;
+    let out = http::respond(&head, || {
+        scraped = true;
+        metrics_page(mgmt)
+    });
+    bump(if scraped {
+        &mgmt.counters.metrics_scrapes
+    } else {
+        &mgmt.counters.http_errors
+    });
     let _ = s.write_all(&out);
 }
 

@@ -513,6 +513,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         clock: Arc::clone(&clock),
         config: crate::mgmt::elided_config(&config_text),
         config_path: path.to_path_buf(),
+        counters: Default::default(),
     });
     let mpath = format!("{npath}.management");
     if let Some(a) = node.management.metrics_listen {

@@ -92,6 +92,9 @@ enum Show {
         /// Only the latest N.
         #[arg(long)]
         limit: Option<u64>,
+        /// Keep printing new events as they come (asks svrd once a second; Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
     },
     /// The running configuration (secrets elided).
     Config,
@@ -281,7 +284,7 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
                 Box::new(|d| Ok(table::stats(&field::<Vec<Stat>>(d, "stats")?))),
             )
         }
-        Command::Show(Show::Events { kind, limit }) => {
+        Command::Show(Show::Events { kind, limit, .. }) => {
             if let Some(k) = kind {
                 args.insert("type".into(), Value::from(k.as_str()));
             }
@@ -331,9 +334,65 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
     }
 }
 
+/// `show events --follow`: the history, then every new event (one line each, or one JSON
+/// object per line with `--json`), polling once a second.
+fn follow(cli: &Cli, kind: Option<&str>) -> Result<String, CtlError> {
+    let mut seen: Option<(u64, usize)> = None;
+    loop {
+        let mut args = Map::new();
+        if let Some(k) = kind {
+            args.insert("type".into(), Value::from(k));
+        }
+        let data = call(cli, "show-events", args)?;
+        let events: Vec<EventInfo> = field(&data, "events")?;
+        // New: after the newest time seen, or at that time but past the count seen then.
+        let (t0, n0) = seen.unwrap_or((0, 0));
+        let fresh: Vec<&EventInfo> = if seen.is_none() {
+            events.iter().collect()
+        } else {
+            let at_t0 = events.iter().filter(|e| e.unix_ms == t0).count();
+            events
+                .iter()
+                .filter(|e| e.unix_ms > t0)
+                .chain(
+                    events
+                        .iter()
+                        .filter(|e| e.unix_ms == t0)
+                        .skip(n0.min(at_t0)),
+                )
+                .collect()
+        };
+        let mut out = std::io::stdout().lock();
+        for e in &fresh {
+            let line = if cli.json {
+                format!("{}\n", serde_json::to_string(e)?)
+            } else {
+                table::events(std::slice::from_ref(e))
+            };
+            if out.write_all(line.as_bytes()).is_err() {
+                return Ok(String::new());
+            }
+        }
+        let _ = out.flush();
+        if let Some(last) = events.last() {
+            let n = events.iter().filter(|e| e.unix_ms == last.unix_ms).count();
+            seen = Some((last.unix_ms, n));
+        } else if seen.is_none() {
+            seen = Some((0, 0));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let result = match &cli.command {
+        Command::Show(Show::Events {
+            kind, follow: true, ..
+        }) => follow(&cli, kind.as_deref()),
+        _ => run(&cli),
+    };
+    match result {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
