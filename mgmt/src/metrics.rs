@@ -11,6 +11,7 @@
 //! | `svr_drops_total` | counter | `reason` (every drop reason, zeros too) |
 //! | `svr_dataplane_events_total` | counter | `event` |
 //! | `svr_slowpath_<counter>_total` / `svr_slowpath_<gauge>` | counter / gauge | |
+//! | `svr_mgmt_<counter>_total` (`requests`, `request_errors`, `metrics_scrapes`, ...) | counter | |
 //! | `svr_sessions` | gauge | `service` (`-` when none matches) |
 //! | `svr_peer_up` | gauge | `peer` |
 //! | `svr_peer_path_up`, `svr_peer_path_latency_seconds`, `svr_peer_path_jitter_seconds`, `svr_peer_path_loss_ratio`, `svr_peer_path_mos` | gauge | `peer`, `path` |
@@ -186,6 +187,13 @@ fn stat(f: &mut Families, s: &Stat) {
             &[event],
             s.value,
         ),
+        (["mgmt", name], StatKind::Counter) => f.counter(
+            &format!("svr_mgmt_{}_total", sanitize(name)),
+            "Control-socket and metrics-endpoint counter.",
+            &[],
+            &[],
+            s.value,
+        ),
         (["slowpath", name], StatKind::Counter) => f.counter(
             &format!("svr_slowpath_{}_total", sanitize(name)),
             "Slow-path, BFD and key-management counter.",
@@ -327,6 +335,7 @@ mod tests {
             Stat::counter("slowpath.bfd_rx", 7),
             Stat::counter("slowpath.arp_not_for_us", 1),
             Stat::gauge("slowpath.peer_paths", 2),
+            Stat::counter("mgmt.requests", 4),
         ];
         render(&MetricsInput {
             now_unix: 1_000_000,
@@ -409,6 +418,7 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(get(&s, "svr_slowpath_peer_paths", ""), Some(2.0));
+        assert_eq!(get(&s, "svr_mgmt_requests_total", ""), Some(4.0));
         assert_eq!(get(&s, "svr_sessions", r#"service="site-b""#), Some(4.0));
         assert_eq!(get(&s, "svr_peer_up", r#"peer="router-b""#), Some(1.0));
         let path = r#"path="10.9.0.1->10.9.0.2",peer="router-b""#;
