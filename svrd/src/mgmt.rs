@@ -18,8 +18,8 @@
 //! do it too.
 //!
 //! Cost: `show sessions`, `clear sessions` and each `/metrics` scrape (sessions by service)
-//! walk the whole session table (`max-sessions` entries, lock-free reads, about a millisecond
-//! per 65,536 on the testbed); everything else reads a few snapshots.
+//! walk the whole session table (`max-sessions` entries, a few lock-free loads each; not
+//! measured yet at millions of sessions); everything else reads a few snapshots.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
