@@ -26,7 +26,7 @@ step "unit and integration tests"
 cargo test --workspace
 
 step "release build"
-cargo build --release -p svrd
+cargo build --release -p svrd -p svr-mgmt
 
 step "end-to-end testbed"
 bash testbed/e2e-test.sh
@@ -42,6 +42,9 @@ bash testbed/zt-recovery-test.sh
 
 step "multipath: two WAN links, SLA selection, failover, revert, duplication (issue 9)"
 bash testbed/multipath-e2e-test.sh
+
+step "operating svrd: every svrctl command, /metrics scraped by Prometheus (issue 10)"
+bash testbed/ops-test.sh
 
 step "DPDK tools against svrd: dpdk-telemetry.py /svr/ commands, dpdk-dumpcap capture"
 bash testbed/telemetry-test.sh

@@ -165,6 +165,17 @@
 //! | `neighbor` | list | empty | |
 //! | `pki` | mapping | none | see below; required on the local node when `enhanced-security-key-management` is `true` |
 //! | `svr` | mapping | all defaults | see below |
+//! | `management` | mapping | all defaults | see below |
+//!
+//! ## `node[].management`
+//!
+//! How operators reach the running svrd (README "Operating svrd"). Only the local node's
+//! values are used.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `control-socket` | path | `/var/run/dpdk/<file-prefix>/svrd.sock` (beside the EAL's runtime files) | absolute, at most 107 bytes (a Unix socket path). svrd creates it mode 0600 (its directory 0700 if it makes it), answers only processes of root or its own user (`SO_PEERCRED`), and replaces a stale socket left by a killed svrd. `svrctl` finds it with `--router <file-prefix>` or `--socket PATH` |
+//! | `metrics-listen` | `addr:port` | none: no endpoint | the Prometheus `/metrics` endpoint (HTTP, `GET /metrics` only); `127.0.0.1:9464` or `[::1]:9464` keep it on the machine; port not 0. The metrics are listed in the `svr-mgmt` crate (`mgmt/src/metrics.rs`) |
 //!
 //! ## `node[].eal`
 //!
@@ -306,8 +317,9 @@ pub use error::ConfigError;
 pub use host::{free_hugepage_mib, hugetlbfs_mounts};
 pub use model::{
     Authority, Bfd, Config, CoreMap, Device, DeviceInterface, Eal, IdleBackoff, InterfaceAddress,
-    KeyExchangeAlgorithm, LogLevel, Neighbor, Node, Peer, Pki, RekeyInterval, Role, Route, Router,
-    SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey, Worker,
+    KeyExchangeAlgorithm, LogLevel, Management, Neighbor, Node, Peer, Pki, RekeyInterval, Role,
+    Route, Router, SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey,
+    Worker, DPDK_RUNTIME_DIR,
 };
 pub use net::is_dns_name;
 pub use policy::{

@@ -1899,3 +1899,44 @@ fn test_keys_per_peer_pair() {
         format!("{kp}: not allowed when authority.enhanced-security-key-management is true")
     );
 }
+
+#[test]
+fn management_socket_and_metrics_listen() {
+    let c = Config::parse(MINIMAL).unwrap();
+    let (_, node) = c.local();
+    assert_eq!(node.management, Management::default());
+    assert_eq!(
+        node.management.control_socket_path(&node.eal),
+        PathBuf::from("/var/run/dpdk/r1/svrd.sock")
+    );
+    let at = "              address: [192.0.2.1/24]\n";
+    let text = with(
+        MINIMAL,
+        at,
+        &format!("{at}          management:\n            control-socket: /run/svrd/r1.sock\n            metrics-listen: \"127.0.0.1:9464\"\n"),
+    );
+    let c = Config::parse(&text).unwrap();
+    let m = &c.local().1.management;
+    assert_eq!(
+        m.control_socket.as_deref(),
+        Some(Path::new("/run/svrd/r1.sock"))
+    );
+    assert_eq!(m.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+    let m0 = format!("{at}          management:\n");
+    let bad = |line: &str| err(&with(MINIMAL, at, &format!("{m0}            {line}\n")));
+    assert_eq!(
+        bad("control-socket: run/svrd.sock"),
+        format!("{N0}.management.control-socket: \"run/svrd.sock\" is not an absolute path of at most 107 bytes")
+    );
+    assert!(bad(&format!("control-socket: /{}", "x".repeat(120)))
+        .starts_with(&format!("{N0}.management.control-socket: ")));
+    assert_eq!(
+        bad("metrics-listen: localhost:9464"),
+        format!("{N0}.management.metrics-listen: \"localhost:9464\" is not an address and port (127.0.0.1:9464, [::1]:9464), port not 0")
+    );
+    assert!(bad("metrics-listen: \"127.0.0.1:0\"").contains("port not 0"));
+    assert_eq!(
+        bad("metrics: x"),
+        format!("{N0}.management: unknown field \"metrics\"")
+    );
+}

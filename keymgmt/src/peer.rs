@@ -269,6 +269,20 @@ impl KeyStats {
     }
 }
 
+/// Why [`PeerKeyState::rekey_now`] did not start a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RekeyRefused {
+    /// This router is the pair's follower: the leader starts rotations.
+    #[error("this router is the follower of the pair: run the rekey on the peer (the leader)")]
+    Follower,
+    /// No peer key yet: the first exchange is still running.
+    #[error("no peer key yet: the first key exchange has not finished")]
+    NoKey,
+    /// An exchange is finishing now.
+    #[error("a key exchange is finishing now: try again in a moment")]
+    Busy,
+}
+
 // ----- timers (an enum-indexed table, quinn-proto's `Timer`) -----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -905,6 +919,40 @@ impl PeerKeyState {
     /// The peer's peering-common-name.
     pub fn peer_name(&self) -> &str {
         &self.peer_name
+    }
+
+    /// The leaf certificate (DER) the peer last presented, once it presented one.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        self.peer_chain.as_ref()?.first().map(Vec::as_slice)
+    }
+
+    /// When (key clock) the next peer-key rotation starts (the leader's timer; `None` on the
+    /// follower, before the first key, or with `never`) and the next payload-key rotation.
+    pub fn next_rotations(&self) -> (Option<Instant>, Option<Instant>) {
+        (
+            self.timers[Timer::PeerRekey as usize],
+            self.timers[Timer::PayloadRekey as usize],
+        )
+    }
+
+    /// An operator asks for a peer-key rotation now (what `peer-key-rekey-interval` does when
+    /// it expires): the leader starts a new exchange at once. Refused on the follower (the
+    /// leader starts every rotation), before the first key, and while an exchange is
+    /// finishing (its key is being acknowledged).
+    pub fn rekey_now(&mut self, now: Instant) -> Result<(), RekeyRefused> {
+        self.now = now;
+        if self.role != Role::Leader {
+            return Err(RekeyRefused::Follower);
+        }
+        if self.ring.current.is_none() {
+            return Err(RekeyRefused::NoKey);
+        }
+        if matches!(self.exchange, Exchange::AwaitPeerKeyAck(_)) {
+            return Err(RekeyRefused::Busy);
+        }
+        self.exchange = Exchange::Idle;
+        self.request_exchange();
+        Ok(())
     }
 
     // ----- outputs -----

@@ -1351,3 +1351,35 @@ fn restarted_peers_repeer_within_seconds_and_noise_never_takes_the_path_down() {
         unchanged(&p, g);
     }
 }
+
+#[test]
+fn an_operator_rekey_rotates_the_peer_key_at_once_on_the_leader_only() {
+    let mut p = Pair::new(KeyConfig::default());
+    // Before the first key: nothing to rotate.
+    assert_eq!(p.a.st.rekey_now(p.time), Err(RekeyRefused::NoKey));
+    p.bfd_up();
+    established(&p);
+    assert_eq!(p.a.st.peer_key_index(), Some(1));
+    // The leader's rotation timer runs, the follower has none; payload rotation on both.
+    let (peer_at, payload_at) = p.a.st.next_rotations();
+    assert_eq!(peer_at, Some(p.time + secs(24 * 3600)));
+    assert!(payload_at.is_some());
+    assert_eq!(p.b.st.next_rotations().0, None);
+    assert_eq!(p.b.st.rekey_now(p.time), Err(RekeyRefused::Follower));
+    // The peer certificate is the one presented.
+    let cert = p.b.st.peer_certificate().expect("the leader's certificate");
+    let s = certificate_summary(cert).unwrap();
+    assert!(s.subject.contains("router-a"), "{}", s.subject);
+    assert!(s.not_after_unix > UNIX0 as i64);
+
+    p.time = at(60);
+    assert_eq!(p.a.st.rekey_now(p.time), Ok(()));
+    p.drive();
+    p.run_until(at(200));
+    assert_eq!(p.a.st.peer_key_index(), Some(2));
+    assert_eq!(p.b.st.peer_key_index(), Some(2));
+    assert!(md_roundtrip(&p.a.st, &p.b.st) && md_roundtrip(&p.b.st, &p.a.st));
+    // The next scheduled rotation counts from the new key.
+    let (peer_at, _) = p.a.st.next_rotations();
+    assert!(peer_at.unwrap() >= at(60) + secs(24 * 3600));
+}

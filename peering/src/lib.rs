@@ -54,7 +54,9 @@ use std::sync::Arc;
 use fastpath::time::Instant;
 use rand_core::CryptoRngCore;
 use svr_bfd::{AuthKey, BfdConfig, BfdError, BfdEvent, BfdSession, Diagnostic, State, CONTROL_LEN};
-use svr_keymgmt::{Identity, KeyEvent, PeerKeyState, PeerSetup, PublishedKeys, TrustAnchor};
+use svr_keymgmt::{
+    Identity, KeyEvent, PeerKeyState, PeerSetup, PublishedKeys, RekeyRefused, TrustAnchor,
+};
 use svr_linkq::{Metrics, PathMonitor, TestResult, PROBE_LEN, PROBE_VERSION};
 
 mod link;
@@ -571,6 +573,29 @@ impl PeerCoordinator {
         self.paths
             .iter()
             .position(|p| p.local == local && p.remote == remote)
+    }
+
+    /// When (real time) `peer`'s next peer-key and payload-key rotations are due
+    /// ([`PeerKeyState::next_rotations`] on the key clock, scaled back).
+    pub fn next_rotations(&self, peer: PeerIndex) -> (Option<Instant>, Option<Instant>) {
+        let Some(p) = self.peers.get(peer) else {
+            return (None, None);
+        };
+        let (a, b) = p.keys.next_rotations();
+        (
+            a.map(|t| self.real_deadline(t)),
+            b.map(|t| self.real_deadline(t)),
+        )
+    }
+
+    /// An operator's `rekey peer`: `peer`'s key state machine starts a peer-key rotation
+    /// now ([`PeerKeyState::rekey_now`]); its blocks go out with the next BFD packets.
+    pub fn rekey_peer(&mut self, now: Instant, peer: PeerIndex) -> Result<(), RekeyRefused> {
+        let key_now = self.key_now(now);
+        let p = self.peers.get_mut(peer).ok_or(RekeyRefused::NoKey)?;
+        p.keys.rekey_now(key_now)?;
+        self.process(now);
+        Ok(())
     }
 
     /// The coordinator's counters.

@@ -366,3 +366,24 @@ fn setup_errors_name_the_path() {
         Err(SetupError::UnknownPeer { path: 0, peer: 0 })
     ));
 }
+
+#[test]
+fn an_operator_rekey_on_the_leader_rotates_the_peer_key_on_both_sides() {
+    let mut p = Pair::new(Setup::default());
+    p.run_until_in_service(secs(10));
+    p.run_for(secs(5));
+    let index = |s: &Side| s.co.peer(0).unwrap().keys.peer_key_index();
+    assert_eq!((index(&p.a), index(&p.b)), (Some(1), Some(1)));
+    // router-a leads; its next rotation is a day away on the real clock.
+    let (next, _) = p.a.co.next_rotations(0);
+    assert!(next.unwrap() > p.time + secs(23 * 3600));
+    assert_eq!(p.b.co.next_rotations(0).0, None);
+    assert_eq!(
+        p.b.co.rekey_peer(p.time, 0),
+        Err(svr_keymgmt::RekeyRefused::Follower)
+    );
+    assert_eq!(p.a.co.rekey_peer(p.time, 0), Ok(()));
+    p.run_for(secs(60));
+    assert_eq!((index(&p.a), index(&p.b)), (Some(2), Some(2)));
+    assert!(p.a.all_in_service() && p.b.all_in_service());
+}

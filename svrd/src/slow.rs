@@ -98,6 +98,11 @@ pub struct SlowThread {
     pub moves: Receiver<SessionMoveEvent>,
     /// Where DPDK telemetry's `/svr/...` commands read from (`eal.telemetry`).
     pub telemetry: Option<Arc<crate::telemetry::Published>>,
+    /// What the management threads read of this thread's state, republished every
+    /// [`crate::mgmt::VIEW_EVERY`].
+    pub view: Arc<ArcSwap<crate::mgmt::SlowView>>,
+    /// Actions from the control socket (bounded; polled without waiting).
+    pub actions: std::sync::mpsc::Receiver<crate::mgmt::Action>,
 }
 
 impl SlowThread {
@@ -127,6 +132,7 @@ impl SlowThread {
         let mut links: Vec<Option<bool>> = vec![None; self.reporter.ports.len()];
         let mut next_link_poll = Instant::from_nanos(0);
         let mut next_snapshot = Instant::from_nanos(0);
+        let mut next_view = Instant::from_nanos(0);
         let mut last_loop = now();
         while !self.stop.load(Relaxed) {
             let t = now();
@@ -172,8 +178,24 @@ impl SlowThread {
             {
                 self.slow.handle_timeout(t);
             }
+            let zt = &mut self.zt;
+            crate::mgmt::take_actions(&self.actions, |a| match a {
+                crate::mgmt::Action::RekeyPeer { peer, reply } => {
+                    let r = match zt.as_mut() {
+                        Some(zt) => zt.rekey_peer(t, &peer),
+                        None => Err(svr_mgmt::MgmtError::Refused(
+                            "no key management on this router".into(),
+                        )),
+                    };
+                    let _ = reply.try_send(r);
+                }
+            });
             if let Some(zt) = self.zt.as_mut() {
                 zt.drive(t, &mut self.slow);
+            }
+            if t >= next_view {
+                next_view = t + crate::mgmt::VIEW_EVERY;
+                self.publish_view(t, &tc);
             }
             while let Some(tx) = self.slow.poll_transmit() {
                 self.transmit(tx.port, &tx.frame, &mut tc, &mut next_worker);
@@ -242,6 +264,19 @@ impl SlowThread {
                 None => tc.bad_punt_tag += 1,
             }
         }
+    }
+
+    /// Publishes what the management threads show (a few allocations every 500 ms).
+    fn publish_view(&self, now: Instant, tc: &ThreadCounters) {
+        let (peers, events) = match &self.zt {
+            Some(zt) => zt.mgmt_view(now),
+            None => (Vec::new(), Vec::new()),
+        };
+        self.view.store(Arc::new(crate::mgmt::SlowView {
+            counters: self.counter_list(tc),
+            peers,
+            events,
+        }));
     }
 
     /// The counter report, then key management's state and latest events.

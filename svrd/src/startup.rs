@@ -63,6 +63,10 @@ pub enum StartupError {
         path: String,
         source: dpdk_ffi::TelemetryError,
     },
+    /// The control socket or metrics endpoint could not be set up (`path` is the config
+    /// field).
+    #[error("{path}: {reason}")]
+    Management { path: String, reason: String },
 }
 
 /// `svrd --check`: parse, validate, and check this host can run it (CPUs, files, hugepage
@@ -590,6 +594,40 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     };
     let clock = Arc::new(AtomicU64::new(0));
     let (moves_tx, moves) = std::sync::mpsc::sync_channel(MOVE_EVENTS_QUEUED);
+
+    // The management plane: control socket (and metrics), reading published state only.
+    let view = Arc::new(ArcSwap::from_pointee(crate::mgmt::SlowView::default()));
+    let (actions_tx, actions_rx) = std::sync::mpsc::sync_channel(crate::mgmt::ACTION_QUEUE);
+    let config_text = std::fs::read_to_string(path).unwrap_or_default();
+    let mgmt = Arc::new(crate::mgmt::Mgmt {
+        router: router.name.clone(),
+        node: node.name.clone(),
+        key_management: cfg.authority.enhanced_security_key_management,
+        started: std::time::Instant::now(),
+        reporter: Arc::clone(&reporter),
+        svr: svr.clone(),
+        view: Arc::clone(&view),
+        actions: actions_tx,
+        clock: Arc::clone(&clock),
+        config: crate::mgmt::elided_config(&config_text),
+        config_path: path.to_path_buf(),
+        counters: Default::default(),
+    });
+    let mpath = format!("{npath}.management");
+    if let Some(a) = node.management.metrics_listen {
+        if !crate::mgmt::is_loopback(&a) {
+            log::warn!("{mpath}.metrics-listen: {a} is not a loopback address: /metrics is reachable from the network");
+        }
+    }
+    let mgmt_threads = crate::mgmt::start(
+        mgmt,
+        node.management.control_socket_path(&node.eal),
+        &format!("{mpath}.control-socket"),
+        node.management.metrics_listen,
+        &format!("{mpath}.metrics-listen"),
+        Arc::clone(&stop),
+    )?;
+
     for (w, wc) in workers_cfg.iter().enumerate() {
         // Each worker's CSPRNG (payload keys, UUIDs, metadata IVs) is seeded from the OS once.
         let svr_part = svr.as_ref().map(|s| {
@@ -648,6 +686,8 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         clock,
         moves,
         telemetry,
+        view,
+        actions: actions_rx,
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",
@@ -678,6 +718,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     if node.eal.pdump {
         let _ = dpdk_ffi::pdump::uninit(&eal);
     }
+    mgmt_threads.join();
     for p in &ports {
         let _ = p.port.stop();
     }

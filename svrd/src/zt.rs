@@ -84,11 +84,34 @@ pub struct ZeroTrust {
     co: PeerCoordinator,
     /// Waypoint-pair index ([`SvrShared::pairs`]) of each coordinator path.
     pair_of_path: Vec<usize>,
-    history: VecDeque<(Instant, String)>,
+    /// Events: slow-path time, wall time (Unix ms), the line.
+    history: VecDeque<(Instant, u64, String)>,
     counters: Counters,
+    /// Per peer: when (slow-path time) its peer key, metadata key and payload key last
+    /// changed, and the indexes seen then.
+    rotations: Vec<Rotations>,
+    /// Per coordinator path: since when it is in service.
+    path_up_since: Vec<Option<Instant>>,
+    /// Our certificate, for `show peers security`.
+    local_cert: Option<svr_mgmt::model::CertInfo>,
     buf: Vec<u8>,
     /// `bfd_<reason>` for every BFD discard reason, by [`BfdError::index`].
     bfd_drop_names: Vec<&'static str>,
+}
+
+/// What a peer's keys were last seen as, and when each changed.
+#[derive(Default, Clone, Copy)]
+struct Rotations {
+    peer_key: Option<(u8, Instant)>,
+    metadata_key: Option<(u32, Instant)>,
+    payload_key: Option<(u8, Instant)>,
+}
+
+fn cert_info(der: &[u8]) -> Option<svr_mgmt::model::CertInfo> {
+    svr_keymgmt::certificate_summary(der).map(|c| svr_mgmt::model::CertInfo {
+        subject: c.subject,
+        not_after_unix: c.not_after_unix,
+    })
 }
 
 /// The counter names of BFD discards, made once per process (a handful of bytes).
@@ -109,6 +132,13 @@ fn read_file(
             path: path.to_string(),
             reason: format!("cannot read {}: {e}", file.display()),
         })
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn unix_now() -> u64 {
@@ -230,6 +260,7 @@ impl ZeroTrust {
             anchor,
             local_name,
         } = creds;
+        let local_cert = identity.chain().first().and_then(|c| cert_info(c));
         let identity = Arc::new(identity);
         let anchor = Arc::new(anchor);
         let skm = &cfg.authority.security_key_management;
@@ -337,7 +368,12 @@ impl ZeroTrust {
             }
         }
         svr.keys.gate_paths(svr.pairs().len());
+        let peer_count = co.peer_count();
+        let path_count = co.path_count();
         Ok(ZeroTrust {
+            rotations: vec![Rotations::default(); peer_count],
+            path_up_since: vec![None; path_count],
+            local_cert,
             wan_mtu: usize::from(svr.cfg.wan_mtu),
             svr,
             co,
@@ -354,7 +390,7 @@ impl ZeroTrust {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back((now, line));
+        self.history.push_back((now, unix_now_ms(), line));
     }
 
     /// A frame punted as `Local`: if it is BFD (UDP to port 1280 on one of our waypoints),
@@ -439,6 +475,7 @@ impl ZeroTrust {
                 self.record(now, e.to_string());
             }
         }
+        self.track_rotations(now);
         while let Some(t) = self.co.poll_transmit(now, &mut self.buf) {
             let pkt = udp_packet(t.local, t.remote, &self.buf[..t.len]);
             if pkt.len() > self.wan_mtu {
@@ -473,6 +510,9 @@ impl ZeroTrust {
             Publish::PathService {
                 path, in_service, ..
             } => {
+                if let Some(since) = self.path_up_since.get_mut(path) {
+                    *since = in_service.then(|| since.unwrap_or(now));
+                }
                 if let Some(&pair) = self.pair_of_path.get(path) {
                     // When it entered service: `revertible-failover` returns to it a
                     // hold-down later.
@@ -489,6 +529,147 @@ impl ZeroTrust {
                 }
             }
         }
+    }
+
+    /// Notes when each peer's peer key, metadata key and payload key changed (a compare per
+    /// peer per loop).
+    fn track_rotations(&mut self, now: Instant) {
+        let snap = self.svr.keys.load();
+        for (i, r) in self.rotations.iter_mut().enumerate() {
+            let Some(p) = self.co.peer(i) else { continue };
+            let k = p.keys;
+            if let Some(idx) = k.peer_key_index() {
+                if r.peer_key.map(|(x, _)| x) != Some(idx) {
+                    r.peer_key = Some((idx, now));
+                }
+            }
+            let md = snap
+                .own_per_peer
+                .get(i)
+                .and_then(|kp| kp.current.as_ref())
+                .map(|m| m.rekey_index());
+            if let Some(idx) = md {
+                if r.metadata_key.map(|(x, _)| x) != Some(idx) {
+                    r.metadata_key = Some((idx, now));
+                }
+            }
+            let pk = k.payload_key_index();
+            if r.payload_key.map(|(x, _)| x) != Some(pk) {
+                r.payload_key = Some((pk, now));
+            }
+        }
+    }
+
+    /// `rekey peer NAME` from the control socket: the pair's leader starts a peer-key
+    /// rotation now; its blocks go out on the next [`ZeroTrust::drive`].
+    pub fn rekey_peer(
+        &mut self,
+        now: Instant,
+        name: &str,
+    ) -> Result<serde_json::Value, svr_mgmt::MgmtError> {
+        let peer = (0..self.co.peer_count())
+            .find(|&i| self.co.peer(i).is_some_and(|p| p.name == name))
+            .ok_or_else(|| svr_mgmt::MgmtError::UnknownPeer(name.to_string()))?;
+        self.co
+            .rekey_peer(now, peer)
+            .map_err(|e| svr_mgmt::MgmtError::Refused(format!("peer {name}: {e}")))?;
+        let index = self.co.peer(peer).and_then(|p| p.keys.peer_key_index());
+        self.record(
+            now,
+            format!(
+                "peer={name} event=rekey-requested by=control-socket peer-key-index={}",
+                index.unwrap_or(0)
+            ),
+        );
+        Ok(serde_json::json!({ "peer": name, "started": true, "peer_key_index": index }))
+    }
+
+    /// Peers, paths, keys and the event history for the control socket and `/metrics`.
+    pub fn mgmt_view(
+        &self,
+        now: Instant,
+    ) -> (
+        Vec<svr_mgmt::model::PeerInfo>,
+        Vec<svr_mgmt::model::EventInfo>,
+    ) {
+        use svr_mgmt::model::{EventInfo, PathInfo, PeerInfo, SecurityInfo};
+        let age = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_secs());
+        let until = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now).as_secs());
+        let snap = self.svr.keys.load();
+        let mut peers = Vec::with_capacity(self.co.peer_count());
+        for i in 0..self.co.peer_count() {
+            let Some(p) = self.co.peer(i) else { continue };
+            let k = p.keys;
+            let mut paths = Vec::with_capacity(p.paths.len());
+            for &pi in p.paths {
+                let Some(path) = self.co.path(pi) else {
+                    continue;
+                };
+                let m = path.metrics;
+                let since = self.path_up_since.get(pi).copied().flatten();
+                paths.push(PathInfo {
+                    local: path.local.to_string(),
+                    remote: path.remote.to_string(),
+                    bfd_state: format!("{:?}", path.bfd.state()),
+                    in_service: path.in_service,
+                    latency_ms: m.map(|m| m.latency_ms),
+                    jitter_ms: m.map(|m| m.jitter_ms),
+                    loss_percent: m.map(|m| m.loss_percent),
+                    mos: m.map(|m| m.mos),
+                    uptime_s: if path.in_service { age(since) } else { None },
+                });
+            }
+            let up = paths.iter().filter(|x| x.in_service).count() as u32;
+            let uptime = paths.iter().filter_map(|x| x.uptime_s).max();
+            let r = self.rotations.get(i).copied().unwrap_or_default();
+            let (next_peer, next_payload) = self.co.next_rotations(i);
+            let key_state = if k.path_in_service() {
+                "valid"
+            } else if k.is_invalid() {
+                "invalid"
+            } else {
+                "pending"
+            };
+            peers.push(PeerInfo {
+                name: p.name.to_string(),
+                common_name: Some(k.peer_name().to_string()),
+                status: if up > 0 { "up" } else { "down" }.into(),
+                role: Some(format!("{:?}", k.role()).to_lowercase()),
+                paths_up: up,
+                paths_total: paths.len() as u32,
+                uptime_s: uptime,
+                paths,
+                security: SecurityInfo {
+                    key_state: key_state.into(),
+                    peer_key_index: k.peer_key_index().map(u32::from),
+                    own_metadata_key_index: snap
+                        .own_per_peer
+                        .get(i)
+                        .and_then(|kp| kp.current.as_ref())
+                        .map(|m| m.rekey_index()),
+                    peer_metadata_key_index: snap
+                        .peers
+                        .get(i)
+                        .and_then(|kp| kp.current.as_ref())
+                        .map(|m| m.rekey_index()),
+                    payload_key_index: u32::from(k.payload_key_index()),
+                    peer_key_age_s: age(r.peer_key.map(|x| x.1)),
+                    metadata_key_age_s: age(r.metadata_key.map(|x| x.1)),
+                    payload_key_age_s: age(r.payload_key.map(|x| x.1)),
+                    next_peer_rekey_s: until(next_peer),
+                    next_payload_rekey_s: until(next_payload),
+                    peer_keys_installed: k.stats().peer_keys_installed,
+                    local_certificate: self.local_cert.clone(),
+                    peer_certificate: k.peer_certificate().and_then(cert_info),
+                },
+            });
+        }
+        let events = self
+            .history
+            .iter()
+            .map(|(_, unix_ms, line)| EventInfo::from_line(*unix_ms, line))
+            .collect();
+        (peers, events)
     }
 
     /// Aggregate counters for the report (`slowpath NAME=VALUE` lines).
@@ -658,7 +839,7 @@ impl ZeroTrust {
             );
         }
         let skip = self.history.len().saturating_sub(HISTORY_SHOWN);
-        for (at, line) in self.history.iter().skip(skip) {
+        for (at, _, line) in self.history.iter().skip(skip) {
             let _ = writeln!(out, "keymgmt event t={at} {line}");
         }
         out

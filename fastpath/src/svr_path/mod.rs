@@ -1572,7 +1572,8 @@ impl SvrShared {
         }
     }
 
-    pub(crate) fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+    /// The waypoint pair ([`SvrShared::pairs`] index) from our `local` waypoint to a peer's `remote`.
+    pub fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
         self.pairs
             .iter()
             .position(|p| p.local == local && p.remote == remote)
