@@ -299,6 +299,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod diff;
 mod eal;
 mod error;
 mod host;
@@ -313,6 +314,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroize;
 
+pub use diff::{diff, Changes, NotLive};
 pub use error::ConfigError;
 pub use host::{free_hugepage_mib, hugetlbfs_mounts};
 pub use model::{
