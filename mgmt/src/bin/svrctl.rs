@@ -7,6 +7,7 @@
 //! svrctl show events [--type T] [--limit N]
 //! svrctl show config
 //! svrctl rekey peer PEER
+//! svrctl reload [CONFIG]
 //! svrctl clear sessions [--service S] [--peer P] [--by-id UUID]
 //! ```
 #![forbid(unsafe_code)]
@@ -60,6 +61,14 @@ enum Command {
     /// Remove state.
     #[command(subcommand)]
     Clear(Clear),
+    /// Read the configuration again (the running file, or CONFIG), check it as
+    /// `svrd --check` does and apply what can change while running; a bad file or a change
+    /// that needs a restart is refused and nothing changes. SIGHUP to svrd does the same
+    /// with the running file.
+    Reload {
+        /// Another configuration file to load (made absolute here).
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -317,6 +326,13 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
                     ))
                 }),
             )
+        }
+        Command::Reload { config } => {
+            if let Some(p) = config {
+                let abs = std::path::absolute(p)?;
+                args.insert("path".into(), Value::from(abs.display().to_string()));
+            }
+            ("reload", Box::new(|d| Ok(table::reload(d))))
         }
         Command::Clear(Clear::Sessions { filter }) => {
             args = filter.args();
