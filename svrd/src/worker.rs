@@ -41,7 +41,8 @@ pub struct Worker {
     pub queue: u16,
     pub ports: Vec<PortSlot>,
     pub local: Arc<LocalInfo>,
-    pub routes: Arc<RouteTable>,
+    /// The route table, replaced by a reload; loaded once per burst.
+    pub routes: Arc<ArcSwap<RouteTable>>,
     pub neighbors: Arc<ArcSwap<NeighborSnapshot>>,
     /// Worker → slow path (multi-producer, single consumer): everything punted except
     /// peer-path control.
@@ -369,11 +370,12 @@ impl Worker {
     #[inline(never)] // one symbol per stage in profiles
     fn lookup(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
         let neighbors = self.neighbors.load();
+        let routes = self.routes.load();
         for (i, slot) in pkts.iter_mut().enumerate() {
             let Action::Route { dst, l3_len } = actions[i] else {
                 continue;
             };
-            match forward::lookup(dst, &self.routes) {
+            match forward::lookup(dst, &routes) {
                 Err(reason) => {
                     drop_pkt(slot, reason, drops);
                     actions[i] = Action::Gone;
