@@ -2,9 +2,11 @@
 //! thread (the owner of the slow path, key management and BFD).
 //!
 //! A reload reads the file, validates it with the rules and messages of `svrd --check`
-//! (`Config::load`, then `check_host`; the hugepage, vdev and certificate checks concern what
-//! cannot change while running), and asks [`svr_config::diff`] what differs from the running
-//! configuration. A field that cannot change live refuses the whole reload with its path.
+//! (`Config::load`: every schema and cross-field rule), and asks [`svr_config::diff`] what
+//! differs from the running configuration. `--check`'s host checks (CPUs, hugepage mount and
+//! memory, vdev drivers, certificate files) are not run again: they concern only fields that
+//! cannot change while running, which `diff` holds equal, and the CPU check would see the
+//! pinned slow-path thread's one CPU rather than the machine's. A field that cannot change live refuses the whole reload with its path.
 //! Otherwise every new piece is built first, then published in an order that never shows a
 //! worker something it cannot use:
 //!
@@ -207,7 +209,6 @@ impl Reloader {
         p: Parts<'_>,
     ) -> Result<Changes, String> {
         let new = Config::load(path).map_err(|e| e.to_string())?;
-        new.check_host().map_err(|e| e.to_string())?;
         let changes = svr_config::diff(&self.running, &new).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(path).unwrap_or_default();
         // Build everything first.

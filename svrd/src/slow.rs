@@ -194,12 +194,15 @@ impl SlowThread {
                     crate::mgmt::Action::Reload { path, reply } => {
                         let r = self.reload(t, path, crate::reload::By::ControlSocket);
                         let _ = reply.try_send(r);
+                        // Its event and counters show at once.
+                        next_view = t;
                     }
                 }
             }
             if self.reload.take_signal() {
                 // The outcome is logged and kept as an event.
                 let _ = self.reload(t, None, crate::reload::By::Signal);
+                next_view = t;
             }
             if let Some(zt) = self.zt.as_mut() {
                 zt.drive(t, &mut self.slow);
