@@ -265,3 +265,233 @@ impl Reloader {
         Ok(changes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slowpath::{NeighborTimers, SlowPathConfig};
+
+    const ROUTER_A: &str = include_str!("../../testbed/router-a.yaml");
+
+    /// A test-key router-a (no key management) with its file in a fresh directory.
+    struct Rig {
+        dir: PathBuf,
+        reloader: Reloader,
+        slow: SlowPath,
+        neighbors: ArcSwap<NeighborSnapshot>,
+        svr: SvrShared,
+        routes: Arc<ArcSwap<RouteTable>>,
+    }
+
+    impl Rig {
+        fn new(tag: &str) -> Rig {
+            let dir =
+                std::env::temp_dir().join(format!("svrd-reload-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("a.yaml");
+            std::fs::write(&path, ROUTER_A).unwrap();
+            let cfg = Config::load(&path).unwrap();
+            let ids = [0u16, 1];
+            let (node_routes, statics) =
+                crate::startup::routes_of(cfg.local().1, &cfg.local_path(), &ids).unwrap();
+            let slow = SlowPath::new(
+                SlowPathConfig {
+                    interfaces: Vec::new(),
+                    routes: node_routes.clone(),
+                    static_neighbors: statics,
+                    timers: NeighborTimers::default(),
+                },
+                Instant::from_nanos(0),
+            );
+            let neighbors = ArcSwap::from_pointee(slow.neighbors());
+            let routes = Arc::new(ArcSwap::from_pointee(RouteTable::new(node_routes)));
+            let svr = crate::svr::build(&cfg).unwrap();
+            let shown = Arc::new(ArcSwap::from_pointee(ShownConfig {
+                path: path.clone(),
+                config: Value::Null,
+                revision: 1,
+            }));
+            let reloader = Reloader::new(
+                cfg,
+                path,
+                Arc::new(AtomicBool::new(false)),
+                shown,
+                ids.to_vec(),
+                Arc::clone(&routes),
+            );
+            Rig {
+                dir,
+                reloader,
+                slow,
+                neighbors,
+                svr,
+                routes,
+            }
+        }
+
+        /// Reloads `text` (written to `name` in the rig's directory).
+        fn reload(&mut self, name: &str, text: &str) -> Result<Value, MgmtError> {
+            let path = self.dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            self.reloader.reload(
+                Instant::from_nanos(1),
+                Some(path),
+                By::ControlSocket,
+                Parts {
+                    slow: &mut self.slow,
+                    neighbors: &self.neighbors,
+                    svr: Some(&self.svr),
+                    zt: None,
+                },
+            )
+        }
+
+        fn service(&self, dst: &str) -> Option<String> {
+            self.svr
+                .services()
+                .service_for(dst.parse().unwrap())
+                .map(|(_, s)| s.name.clone())
+        }
+
+        fn counters(&self) -> [(&'static str, u64); 3] {
+            self.reloader.counter_list()
+        }
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn a_bad_or_non_live_file_changes_nothing() {
+        let mut rig = Rig::new("bad");
+        let table = Arc::clone(&rig.svr.services());
+        let routes = rig.routes.load_full();
+        for (text, want) in [
+            (
+                ROUTER_A.replacen("udp: 60", "udp: sixty", 1),
+                "svr.session-timeouts.udp",
+            ),
+            (
+                ROUTER_A.replacen("mempool-mbufs: 4095", "mempool-mbufs: 8191", 1),
+                "authority.router[0].node[0].mempool-mbufs: cannot change while running (restart svrd)",
+            ),
+        ] {
+            // The second edit also adds a route: refused as a whole.
+            let text = text.replacen(
+                "          route:\n",
+                "          route:\n            - {prefix: 10.7.0.0/16, next-hop: 10.9.0.2, interface: wan}\n",
+                1,
+            );
+            let e = rig.reload("bad.yaml", &text).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        assert!(
+            Arc::ptr_eq(&table, &rig.svr.services()),
+            "service table kept"
+        );
+        assert!(Arc::ptr_eq(&routes, &rig.routes.load_full()), "routes kept");
+        assert_eq!(
+            rig.counters(),
+            [
+                ("config_revision", 1),
+                ("config_reloads", 0),
+                ("config_reloads_rejected", 2)
+            ]
+        );
+        let events: Vec<_> = rig.reloader.events().collect();
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.kind == "config-rejected"));
+    }
+
+    #[test]
+    fn live_changes_are_published_and_counted() {
+        let mut rig = Rig::new("live");
+        assert_eq!(rig.service("10.2.0.3").as_deref(), Some("site-b"));
+        // Unchanged: applied, revision stays, nothing republished.
+        let table = Arc::clone(&rig.svr.services());
+        let v = rig.reload("same.yaml", ROUTER_A).unwrap();
+        assert_eq!(
+            (
+                v["revision"].as_u64(),
+                v["changes"].as_array().map(Vec::len)
+            ),
+            (Some(1), Some(0))
+        );
+        assert!(Arc::ptr_eq(&table, &rig.svr.services()));
+        // A new service, a route, a static neighbour and a timeout.
+        let text = ROUTER_A
+            .replacen(
+                "  router:\n",
+                "    - name: site-b-host\n      tenant: blue\n      prefix: [10.2.0.3/32]\n      router: router-b\n\n  router:\n",
+                1,
+            )
+            .replacen(
+                "          route:\n",
+                "          route:\n            - {prefix: 10.7.0.0/16, next-hop: 10.9.0.2, interface: wan}\n",
+                1,
+            )
+            .replacen(
+                "          neighbor: []",
+                "          neighbor:\n            - {address: 10.9.0.7, mac: \"02:00:00:00:00:07\", interface: wan}",
+                1,
+            )
+            .replacen("udp: 60", "udp: 90", 1);
+        let v = rig.reload("new.yaml", &text).unwrap();
+        assert_eq!(v["revision"], 2);
+        assert_eq!(
+            v["changes"],
+            json!(["services", "routes", "neighbors", "session-timeouts"])
+        );
+        assert_eq!(rig.service("10.2.0.3").as_deref(), Some("site-b-host"));
+        assert_eq!(rig.service("10.2.0.2").as_deref(), Some("site-b"));
+        assert_eq!(rig.svr.services().timeouts.udp.as_secs(), 90);
+        let hop = rig
+            .routes
+            .load()
+            .lookup("10.7.1.1".parse().unwrap())
+            .map(|r| r.next_hop);
+        assert_eq!(hop, Some(Some("10.9.0.2".parse().unwrap())));
+        assert!(rig
+            .slow
+            .routes()
+            .lookup("10.7.1.1".parse().unwrap())
+            .is_some());
+        assert!(rig
+            .neighbors
+            .load()
+            .get(1, "10.9.0.7".parse().unwrap())
+            .is_some());
+        assert_eq!(
+            rig.counters()[..2],
+            [("config_revision", 2), ("config_reloads", 2)]
+        );
+        let last = rig.reloader.events().last().unwrap();
+        assert_eq!(last.kind, "config-reloaded");
+        assert!(
+            last.line
+                .contains("revision=2 changes=services,routes,neighbors,session-timeouts"),
+            "{}",
+            last.line
+        );
+        // The next reload without a path reads the file last loaded.
+        let v = rig
+            .reloader
+            .reload(
+                Instant::from_nanos(2),
+                None,
+                By::Signal,
+                Parts {
+                    slow: &mut rig.slow,
+                    neighbors: &rig.neighbors,
+                    svr: Some(&rig.svr),
+                    zt: None,
+                },
+            )
+            .unwrap();
+        assert!(v["path"].as_str().unwrap().ends_with("new.yaml"));
+        assert_eq!(v["revision"], 2);
+    }
+}

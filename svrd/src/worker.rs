@@ -260,6 +260,8 @@ impl Worker {
         drops: &mut DropCounters,
     ) {
         let now = Instant::from_nanos(self.clock.load(Relaxed));
+        // The service table of this burst (a reload swaps it whole).
+        let services = self.svr.as_ref().map(|(s, _)| s.services());
         for m in pkts.iter().take(PREFETCH_OFFSET).flatten() {
             m.prefetch();
         }
@@ -275,7 +277,10 @@ impl Worker {
                     Ok(Class::Punt(PuntReason::Local)) => {
                         svr_path::is_wan_candidate(svr, m.data()).then_some(true)
                     }
-                    Ok(Class::Route { dst, .. }) => svr.is_peer_service(dst).then_some(false),
+                    Ok(Class::Route { dst, .. }) => services
+                        .as_ref()
+                        .is_some_and(|t| t.is_peer_service(dst))
+                        .then_some(false),
                     _ => None,
                 };
                 if let Some(wan) = wan {

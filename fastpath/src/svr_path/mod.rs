@@ -554,6 +554,12 @@ impl ServiceTable {
         best.map(|(_, i, s)| (i, s))
     }
 
+    /// True when `dst` is in a service served by a peer: the packet goes over SVR.
+    #[inline]
+    pub fn is_peer_service(&self, dst: IpAddr) -> bool {
+        self.service_for(dst).is_some_and(|(_, s)| s.peer.is_some())
+    }
+
     /// Egress: does this router serve `dst` as service `service` of tenant `tenant`? (A
     /// service with `peer: None` whose prefixes hold `dst`.)
     pub fn serves(&self, dst: IpAddr, tenant: &str, service: &str) -> bool {
@@ -1158,12 +1164,11 @@ impl SvrShared {
             .saturating_sub(self.live.load().mss_reserve[usize::from(inner_v4)])
     }
 
-    /// True when `dst` is in a service served by a peer: the packet goes over SVR.
+    /// True when `dst` is in a service served by a peer: the packet goes over SVR. (One
+    /// table load: a burst loop loads [`Self::services`] once and asks the table.)
     #[inline]
     pub fn is_peer_service(&self, dst: IpAddr) -> bool {
-        self.services()
-            .service_for(dst)
-            .is_some_and(|(_, s)| s.peer.is_some())
+        self.services().is_peer_service(dst)
     }
 
     /// True when `addr` is one of our waypoints.
