@@ -4,7 +4,8 @@
 //!
 //! Live (applied without a restart): `authority.service` and `authority.service-policy`;
 //! `security-key-management`'s rekey, retransmit and timeout intervals; the local router's
-//! `bfd` and its peers' `bfd` (timers, link test, hold-down); the local node's `route`,
+//! `bfd` and its `peer[].bfd` (timers, link test, hold-down), and its peers' `bfd` (their
+//! `required-min-echo-interval` spaces our link-test probes); the local node's `route`,
 //! `neighbor`, `svr.session-timeouts` and `svr.enable-metadata-rate`; descriptive keys
 //! (`location`, `description`, `application-name`) and other nodes' local settings, which
 //! this node does not use.
@@ -152,9 +153,23 @@ pub fn diff(old: &Config, new: &Config) -> Result<Changes, NotLive> {
     }
     same("authority.router", &a.router.len(), &b.router.len())?;
     let (lr, ln) = old.local_index();
+    // A peer's `bfd` reaches us too: its `required-min-echo-interval` spaces our probes.
+    let peers: Vec<&str> = a.router[lr]
+        .peer
+        .iter()
+        .map(|p| p.router.as_str())
+        .collect();
     for (i, (ra, rb)) in a.router.iter().zip(&b.router).enumerate() {
         let local = (i == lr).then_some(ln);
-        router(&format!("authority.router[{i}]"), ra, rb, local, &mut c)?;
+        let ours = local.is_some() || peers.contains(&ra.name.as_str());
+        router(
+            &format!("authority.router[{i}]"),
+            ra,
+            rb,
+            local,
+            ours,
+            &mut c,
+        )?;
     }
     Ok(c)
 }
@@ -171,12 +186,14 @@ fn same<T: PartialEq + ?Sized>(path: &str, a: &T, b: &T) -> Result<(), NotLive> 
     }
 }
 
-/// One router; `local` is the index of the local node when this is the local router.
+/// One router; `local` is the index of the local node when this is the local router; `ours`:
+/// its `bfd` settings matter here (the local router or one of its peers).
 fn router(
     p: &str,
     a: &Router,
     b: &Router,
     local: Option<usize>,
+    ours: bool,
     c: &mut Changes,
 ) -> Result<(), NotLive> {
     same(&format!("{p}.name"), &a.name, &b.name)?;
@@ -201,11 +218,11 @@ fn router(
             &pb.svr_test_metadata_key,
         )?;
         if pa.bfd != pb.bfd {
-            mark(c, local.is_some(), |c| c.peer_timers = true);
+            mark(c, ours, |c| c.peer_timers = true);
         }
     }
     if a.bfd != b.bfd {
-        mark(c, local.is_some(), |c| c.peer_timers = true);
+        mark(c, ours, |c| c.peer_timers = true);
     }
     if (&a.location, &a.description, &a.inter_node_security)
         != (&b.location, &b.description, &b.inter_node_security)

@@ -83,6 +83,17 @@ fn live_changes_are_named() {
     let text = edit(ZT_A, b_core, &b_core.replace("cpu: 1\n", "cpu: 0\n"));
     let c = diff(&parse(ZT_A), &parse(&text)).unwrap();
     assert_eq!(c.names(), ["other"]);
+    // A peer's bfd reaches us (its echo interval spaces our link-test probes).
+    let b_bfd = "      bfd:\n        desired-tx-interval: 1000\n";
+    let text = edit(
+        ZT_A,
+        b_bfd,
+        "      bfd:\n        required-min-echo-interval: 2000\n        desired-tx-interval: 1000\n",
+    );
+    assert_eq!(
+        diff(&parse(ZT_A), &parse(&text)).unwrap().names(),
+        ["peer-timers"]
+    );
     let text = edit(ZT_A, "next-hop: 10.9.0.1", "next-hop: 10.9.0.7");
     assert_eq!(
         diff(&parse(ZT_A), &parse(&text)).unwrap().names(),
