@@ -14,6 +14,8 @@
 #       flow's session keeps its UUID and service;
 #   (b) the same reload sets peer-key-rekey-interval to 1 h (10 s at 360x): the peer-key index
 #       moves within 12 s, and again within the next 12 s;
+#   (g) and BFD timers 1000/500 ms -> 300/300 ms on both routers: router-a sends BFD at least
+#       twice as often afterwards (a Poll Sequence with the real peer), no path leaves service;
 #   (f) SIGHUP reloads like `svrctl reload` (config-reloaded event, revision 2); a second
 #       SIGHUP with the file unchanged is a reload with no change (revision stays);
 #   (c) not one datagram of the steady flow is lost across it all.
@@ -130,19 +132,23 @@ ok "(e) non-live change refused: $(cat "$OUT/core.txt")"
 # ---------------------------------------------------------------- (a) (b) (f) live changes
 NEWSVC='s#^  router:$#    - name: site-b-host\n      tenant: blue\n      prefix: [10.2.0.3/32]\n      router: router-b\n\n  router:#'
 FAST='s/rekey-interval: 720 /rekey-interval: 1 /'
-for r in a b; do sed -i -e "$NEWSVC" -e "$FAST" "$RUN/reload-$r.yaml"; "$SVRD" --check "$RUN/reload-$r.yaml" >/dev/null || fail "edited reload-$r.yaml does not check"; done
+BFD='s/desired-tx-interval: 1000/desired-tx-interval: 300/; s/required-min-rx-interval: 500/required-min-rx-interval: 300/'
+for r in a b; do sed -i -e "$NEWSVC" -e "$FAST" -e "$BFD" "$RUN/reload-$r.yaml"; "$SVRD" --check "$RUN/reload-$r.yaml" >/dev/null || fail "edited reload-$r.yaml does not check"; done
 grep -q "name: site-b-host" "$RUN/reload-a.yaml" || fail "service not added"
 idx0=$(peer_key_index router-a)
+bfd0=$(stat_of router-a slowpath.bfd_tx); sleep 3; bfd1=$(stat_of router-a slowpath.bfd_tx)
+out_of_service() { cat "$RUN/router-a.log" "$RUN/router-b.log" | { grep -c "event=path-out-of-service" || true; }; }
+oos=$(out_of_service)
 # router-b (the egress of site-b-host) first, by the control socket, then router-a by SIGHUP.
 ctl router-b reload > "$OUT/reload-b.txt" || fail "router-b reload: $(cat "$OUT/reload-b.txt")"
 ctl router-b --json show config | py 'assert d["config"]["revision"]==2, d["config"]["revision"]' || fail "router-b revision"
-grep -E "^router-b +2 +services, key-timers +$RUN/reload-b.yaml$" "$OUT/reload-b.txt" >/dev/null || fail "router-b reload table: $(cat "$OUT/reload-b.txt")"
+grep -E "^router-b +2 +services, peer-timers, key-timers +$RUN/reload-b.yaml$" "$OUT/reload-b.txt" >/dev/null || fail "router-b reload table: $(cat "$OUT/reload-b.txt")"
 from=$(lines router-a)
 T_RELOAD=$(date +%s.%N)
 kill -HUP "$(cat "$RUN/router-a.pid")"
-wait_log router-a "event=config-reloaded revision=2 changes=services,key-timers file=$RUN/reload-a.yaml by=sighup" 5 "$from" || fail "(f) SIGHUP: no config-reloaded"
+wait_log router-a "event=config-reloaded revision=2 changes=services,peer-timers,key-timers file=$RUN/reload-a.yaml by=sighup" 5 "$from" || fail "(f) SIGHUP: no config-reloaded"
 [ "$(revision router-a)" = 2 ] || fail "(f) revision after SIGHUP is not 2"
-ctl router-a --json show events --type config-reloaded | py 'e=d["events"][-1]; assert "revision=2" in e["line"] and "changes=services,key-timers" in e["line"], e' || fail "(f) event in show events"
+ctl router-a --json show events --type config-reloaded | py 'e=d["events"][-1]; assert "revision=2" in e["line"] and "changes=services,peer-timers,key-timers" in e["line"], e' || fail "(f) event in show events"
 ok "(f) SIGHUP reloaded router-a: $(sed -n "$((from + 1)),\$p" "$RUN/router-a.log" | grep -o 'event=config-reloaded.*' | head -1)"
 
 got=$(ip netns exec host-a timeout 10 python3 "$TB_DIR/udp_flow.py" send 10.2.0.3 5002 3 100)
@@ -167,6 +173,13 @@ for _ in $(seq 1 120); do idx2=$(peer_key_index router-a); [ "$idx2" != "$idx1" 
 t2=$(date +%s.%N)
 [ "$idx2" != "$idx1" ] || fail "(b) peer-key index did not move again within 12 s ($idx1)"
 ok "(b) peer-key index $idx0 -> $idx1 after $(python3 -c "print(f'{$t1-$T_RELOAD:.1f}')") s -> $idx2 after $(python3 -c "print(f'{$t2-$t1:.1f}')") s more (was 720 h = 2 h at 360x)"
+
+# (g) BFD timers: the rate of router-a's BFD packets (both paths) before and after.
+bfd2=$(stat_of router-a slowpath.bfd_tx); sleep 3; bfd3=$(stat_of router-a slowpath.bfd_tx)
+[ $((bfd3 - bfd2)) -ge $((2 * (bfd1 - bfd0))) ] || fail "(g) BFD packets per 3 s: $((bfd1 - bfd0)) before, $((bfd3 - bfd2)) after"
+oos1=$(out_of_service)
+[ "$oos1" = "$oos" ] || fail "(g) a path left service during the reloads"
+ok "(g) BFD 1000/500 ms -> 300/300 ms: router-a sent $((bfd1 - bfd0)) BFD packets in 3 s before, $((bfd3 - bfd2)) after; no path left service"
 
 # (f) a SIGHUP with nothing changed: applied, revision stays.
 from=$(lines router-a)
