@@ -86,7 +86,8 @@ enum Show {
     },
     /// The event history.
     Events {
-        /// Only this event type (`key-rotated`, `path-in-service`, ...).
+        /// Only this event type (`key.rotated`), category (`path`) or log name
+        /// (`path-in-service`).
         #[arg(long = "type", value_name = "T")]
         kind: Option<String>,
         /// Only the latest N.
