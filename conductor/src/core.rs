@@ -878,7 +878,9 @@ impl Conductor {
         if rev.is_none() {
             return "removed";
         }
-        if s.last_seen.map_or(true, |t| now.saturating_sub(t) > STALE_AFTER) {
+        if s.last_seen
+            .map_or(true, |t| now.saturating_sub(t) > STALE_AFTER)
+        {
             return "stale";
         }
         if s.error.is_some() {
@@ -940,11 +942,19 @@ mod tests {
 
         let bad = DOC.replace("tenant: red", "tenant: \"\"");
         let e = c.apply(NOW, &bad).unwrap_err();
-        assert!(e.to_string().starts_with("authority.service[2].tenant:"), "{e}");
-        assert!(matches!(last_event(&mut c), Some(Event::ApplyRefused { .. })));
+        assert!(
+            e.to_string().starts_with("authority.service[2].tenant:"),
+            "{e}"
+        );
+        assert!(matches!(
+            last_event(&mut c),
+            Some(Event::ApplyRefused { .. })
+        ));
         assert_eq!(c.revision(), 1);
         let ops = c.take_ops();
-        assert!(ops.iter().all(|op| matches!(op, Op::Put { key, .. } if key.starts_with("audit/"))));
+        assert!(ops
+            .iter()
+            .all(|op| matches!(op, Op::Put { key, .. } if key.starts_with("audit/"))));
         store.commit(&ops).unwrap();
         let after = store.load().unwrap();
         let non_audit = |kv: &BTreeMap<String, String>| {
@@ -1024,10 +1034,26 @@ mod tests {
         let expired = token(&mut c, "router-a", 60, 1);
         let t = token(&mut c, "router-a", 3600, 2);
         let cases: Vec<(EnrollRequest, u64, Refusal)> = vec![
-            (request(&expired, "router-a", "router-a.acme.svr"), NOW + 60, Refusal::TokenExpired),
-            (request("00ff", "router-a", "router-a.acme.svr"), NOW, Refusal::UnknownToken),
-            (request(&t, "router-b", "router-b.acme.svr"), NOW, Refusal::TokenForAnotherRouter),
-            (request(&t, "router-a", "router-b.acme.svr"), NOW, Refusal::WrongName),
+            (
+                request(&expired, "router-a", "router-a.acme.svr"),
+                NOW + 60,
+                Refusal::TokenExpired,
+            ),
+            (
+                request("00ff", "router-a", "router-a.acme.svr"),
+                NOW,
+                Refusal::UnknownToken,
+            ),
+            (
+                request(&t, "router-b", "router-b.acme.svr"),
+                NOW,
+                Refusal::TokenForAnotherRouter,
+            ),
+            (
+                request(&t, "router-a", "router-b.acme.svr"),
+                NOW,
+                Refusal::WrongName,
+            ),
             (
                 EnrollRequest {
                     node: "node-9".into(),
@@ -1051,7 +1077,12 @@ mod tests {
             let e = c.enroll(now, src, &req, &ca, [9; 16]).unwrap_err();
             assert_eq!(e.refusal(), want, "{e}");
             match last_event(&mut c) {
-                Some(Event::EnrollRefused { reason, detail, source, .. }) => {
+                Some(Event::EnrollRefused {
+                    reason,
+                    detail,
+                    source,
+                    ..
+                }) => {
                     assert_eq!((reason, source), (want, src));
                     assert_eq!(detail, e.to_string());
                 }
@@ -1059,7 +1090,13 @@ mod tests {
             }
         }
         let e = c
-            .enroll(NOW, SRC, &request(&t, "router-a", "router-b.acme.svr"), &ca, [9; 16])
+            .enroll(
+                NOW,
+                SRC,
+                &request(&t, "router-a", "router-b.acme.svr"),
+                &ca,
+                [9; 16],
+            )
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -1067,7 +1104,13 @@ mod tests {
         );
         // The refused attempts did not burn the token.
         assert!(c
-            .enroll(NOW, SRC, &request(&t, "router-a", "router-a.acme.svr"), &ca, [9; 16])
+            .enroll(
+                NOW,
+                SRC,
+                &request(&t, "router-a", "router-a.acme.svr"),
+                &ca,
+                [9; 16]
+            )
             .is_ok());
 
         // Rate limit: the 6th attempt in a burst from one address.
@@ -1087,7 +1130,13 @@ mod tests {
         let mut c = applied();
         let t = token(&mut c, "router-a", 3600, 1);
         let ok = c
-            .enroll(NOW, SRC, &request(&t, "router-a", "router-a.acme.svr"), &ca, [5; 16])
+            .enroll(
+                NOW,
+                SRC,
+                &request(&t, "router-a", "router-a.acme.svr"),
+                &ca,
+                [5; 16],
+            )
             .unwrap();
         let pending = token(&mut c, "router-a", 3600, 2);
         assert_eq!(c.revoke(NOW + 5, "router-a").unwrap(), [ok.serial.clone()]);
@@ -1100,14 +1149,24 @@ mod tests {
                 router: "router-a".into()
             })
         );
-        assert!(matches!(c.revoke(NOW, "nobody"), Err(RevokeError::UnknownRouter { .. })));
+        assert!(matches!(
+            c.revoke(NOW, "nobody"),
+            Err(RevokeError::UnknownRouter { .. })
+        ));
         // Its unused token died with the revocation.
         let e = c
-            .enroll(NOW + 7, SRC, &request(&pending, "router-a", "router-a.acme.svr"), &ca, [6; 16])
+            .enroll(
+                NOW + 7,
+                SRC,
+                &request(&pending, "router-a", "router-a.acme.svr"),
+                &ca,
+                [6; 16],
+            )
             .unwrap_err();
         assert_eq!(e, EnrollError::UnknownToken);
         assert_eq!(
-            c.token_create(NOW, "router-a", 3600, false, [3; 32]).unwrap_err(),
+            c.token_create(NOW, "router-a", 3600, false, [3; 32])
+                .unwrap_err(),
             TokenError::Revoked {
                 router: "router-a".into()
             }
@@ -1117,7 +1176,13 @@ mod tests {
             .token_create(NOW, "router-a", 3600, true, [4; 32])
             .unwrap();
         let again = c
-            .enroll(NOW + 8, SRC, &request(t.expose(), "router-a", "router-a.acme.svr"), &ca, [7; 16])
+            .enroll(
+                NOW + 8,
+                SRC,
+                &request(t.expose(), "router-a", "router-a.acme.svr"),
+                &ca,
+                [7; 16],
+            )
             .unwrap();
         assert!(c.is_current_cert("router-a", &again.serial));
         assert!(!c.is_current_cert("router-a", &ok.serial));
@@ -1159,9 +1224,19 @@ mod tests {
             error: None,
         };
         c.report(NOW + 1, "router-b", &report);
-        assert!(matches!(last_event(&mut c), Some(Event::StatusReported { .. })));
-        let row = c.routers(NOW + 2).into_iter().find(|r| r.router == "router-b").unwrap();
-        assert_eq!((row.applied, row.revision, row.state.as_str()), (Some(1), Some(1), "up-to-date"));
+        assert!(matches!(
+            last_event(&mut c),
+            Some(Event::StatusReported { .. })
+        ));
+        let row = c
+            .routers(NOW + 2)
+            .into_iter()
+            .find(|r| r.router == "router-b")
+            .unwrap();
+        assert_eq!(
+            (row.applied, row.revision, row.state.as_str()),
+            (Some(1), Some(1), "up-to-date")
+        );
         assert_eq!(row.version.as_deref(), Some(version::OURS));
         let failed = StatusReport {
             error: Some("authority.router[0]: bad".into()),

@@ -61,7 +61,9 @@ pub enum DocumentError {
     },
     /// A router's rendered part does not pass svr-config: a conductor bug, reported
     /// rather than sent to the router.
-    #[error("rendering router {router}: {error} (conductor bug: the rendered part fails svrd's check)")]
+    #[error(
+        "rendering router {router}: {error} (conductor bug: the rendered part fails svrd's check)"
+    )]
     Render {
         /// The router whose part failed.
         router: String,
@@ -428,9 +430,8 @@ fn render_value(doc: &Value, name: &str) -> Value {
         .iter()
         .filter_map(|p| str_at(p, "router"))
         .collect();
-    let served_here = |s: &&Value| {
-        str_at(s, "router").is_some_and(|r| r == name || peers.contains(r))
-    };
+    let served_here =
+        |s: &&Value| str_at(s, "router").is_some_and(|r| r == name || peers.contains(r));
     let services: Vec<Value> = seq_at(authority, "service")
         .iter()
         .filter(served_here)
@@ -487,7 +488,10 @@ fn pick(from: &Value, keys: &[&str]) -> Mapping {
 
 /// What router `me` receives of its peer `peer`.
 fn reduce_peer(peer: &Value, me: &str) -> Value {
-    let mut m = pick(peer, &["name", "peering-common-name", "svr-test-metadata-key"]);
+    let mut m = pick(
+        peer,
+        &["name", "peering-common-name", "svr-test-metadata-key"],
+    );
     let back: Vec<Value> = seq_at(peer, "peer")
         .iter()
         .filter(|p| str_at(p, "router") == Some(me))
@@ -502,7 +506,9 @@ fn reduce_peer(peer: &Value, me: &str) -> Value {
             let wans: Vec<Value> = seq_at(n, "device-interface")
                 .iter()
                 .filter(|i| str_at(i, "role") == Some("wan"))
-                .map(|i| Value::Mapping(pick(i, &["name", "role", "vdev", "pci-address", "address"])))
+                .map(|i| {
+                    Value::Mapping(pick(i, &["name", "role", "vdev", "pci-address", "address"]))
+                })
                 .collect();
             if wans.is_empty() {
                 return None;
@@ -544,7 +550,11 @@ fn parts(rendered: &Value) -> BTreeMap<Part, Value> {
         out.insert(Part::Policy(n), v);
     }
     for (n, v) in named("router") {
-        let part = if n == me { Part::OwnRouter } else { Part::Peer(n) };
+        let part = if n == me {
+            Part::OwnRouter
+        } else {
+            Part::Peer(n)
+        };
         out.insert(part, v);
     }
     out
@@ -667,12 +677,16 @@ authority:
         );
         let e = Document::parse(&no_pki).unwrap_err();
         assert!(
-            e.to_string().starts_with("authority.router[0].node[0].pki: required on the local node"),
+            e.to_string()
+                .starts_with("authority.router[0].node[0].pki: required on the local node"),
             "{e}"
         );
         let e = Document::parse("authority: [").unwrap_err();
         assert!(e.to_string().starts_with("<config>:2:1: YAML error"), "{e}");
-        assert!(Document::parse("# nothing\n").unwrap_err().to_string().contains("empty"));
+        assert!(Document::parse("# nothing\n")
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         let e = Document::parse("authority: {name: x}\n").unwrap_err();
         assert_eq!(e.to_string(), "authority.router: required field is missing");
     }
@@ -680,7 +694,12 @@ authority:
     #[test]
     fn local_keys_are_refused() {
         let e = Document::parse(&format!("local-router: router-a\n{DOC}")).unwrap_err();
-        assert_eq!(e, DocumentError::LocalKey { key: "local-router" });
+        assert_eq!(
+            e,
+            DocumentError::LocalKey {
+                key: "local-router"
+            }
+        );
     }
 
     #[test]
@@ -698,7 +717,10 @@ authority:
         assert_eq!(names("service"), ["site-a", "site-b"]);
         assert_eq!(names("service-policy"), ["gold"]);
         assert_eq!(names("router"), ["router-a", "router-b"]);
-        assert_eq!(str_at(auth, "trusted-ca-certificate"), Some("/var/lib/svrd/root.pem"));
+        assert_eq!(
+            str_at(auth, "trusted-ca-certificate"),
+            Some("/var/lib/svrd/root.pem")
+        );
         // Own entry verbatim (its routes stay); the peer's local settings are gone.
         assert!(auth["router"][0]["node"][0].get("route").is_some());
         let b = &auth["router"][1];
@@ -761,12 +783,21 @@ authority:
         // b's WAN address is a waypoint: its peer a sees it too.
         let d4 = Document::parse(&DOC.replace("10.9.0.2/24", "10.9.0.20/24")).unwrap();
         let who: Vec<String> = d4.diff(Some(&d1)).iter().map(|c| c.to_string()).collect();
-        assert_eq!(who, ["router-a: peer router-b changed", "router-b: own router entry changed"]);
+        assert_eq!(
+            who,
+            [
+                "router-a: peer router-b changed",
+                "router-b: own router entry changed"
+            ]
+        );
 
         // c removed, and a setting changed for all who remain.
         let start = DOC.find("    - name: router-c").unwrap();
         let without_c = DOC[..start]
-            .replace("    - {name: site-c, tenant: red, prefix: [10.3.0.0/24], router: router-c}\n", "")
+            .replace(
+                "    - {name: site-c, tenant: red, prefix: [10.3.0.0/24], router: router-c}\n",
+                "",
+            )
             .replace("name: acme", "name: acme2");
         let d5 = Document::parse(&without_c).unwrap();
         let who: Vec<String> = d5.diff(Some(&d1)).iter().map(|c| c.to_string()).collect();

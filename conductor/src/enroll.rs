@@ -175,7 +175,8 @@ pub struct CertificateAuthority {
 
 impl fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertificateAuthority").finish_non_exhaustive()
+        f.debug_struct("CertificateAuthority")
+            .finish_non_exhaustive()
     }
 }
 
@@ -193,8 +194,7 @@ pub struct Issued {
 impl CertificateAuthority {
     /// The CA from its certificate and PKCS#8 key (PEM), as `svrd pki init` writes them.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<CertificateAuthority, CsrError> {
-        let key =
-            rcgen::KeyPair::from_pem(key_pem).map_err(|e| CsrError::Issue(e.to_string()))?;
+        let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| CsrError::Issue(e.to_string()))?;
         let issuer = rcgen::Issuer::from_ca_cert_pem(cert_pem, key)
             .map_err(|e| CsrError::Issue(e.to_string()))?;
         Ok(CertificateAuthority {
@@ -389,10 +389,9 @@ pub(crate) mod tests {
 
     pub(crate) fn csr(names: &[&str], cn: Option<&str>) -> String {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        let mut p = rcgen::CertificateParams::new(
-            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let mut p =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         p.distinguished_name = rcgen::DistinguishedName::new();
         if let Some(cn) = cn {
             p.distinguished_name.push(rcgen::DnType::CommonName, cn);
@@ -411,7 +410,14 @@ pub(crate) mod tests {
         let (pems, ca) = authority();
         let name = "router-a.acme.svr";
         let issued = ca
-            .issue(&csr(&[name], Some(name)), "router-a", name, [7; 16], NOW, 30)
+            .issue(
+                &csr(&[name], Some(name)),
+                "router-a",
+                name,
+                [7; 16],
+                NOW,
+                30,
+            )
             .unwrap();
         let anchor = TrustAnchor::load(pems.root_cert_pem.as_bytes()).unwrap();
         let chain = ders(&issued.chain_pem);
@@ -421,8 +427,12 @@ pub(crate) mod tests {
         assert!(verify_peer(&chain, &anchor, "router-b.acme.svr", NOW).is_err());
         assert_eq!(issued.serial.len(), 32);
         // A CN-only or SAN-only request is fine: the certificate gets both.
-        assert!(ca.issue(&csr(&[], Some(name)), "router-a", name, [8; 16], NOW, 1).is_ok());
-        assert!(ca.issue(&csr(&[name], None), "router-a", name, [9; 16], NOW, 1).is_ok());
+        assert!(ca
+            .issue(&csr(&[], Some(name)), "router-a", name, [8; 16], NOW, 1)
+            .is_ok());
+        assert!(ca
+            .issue(&csr(&[name], None), "router-a", name, [9; 16], NOW, 1)
+            .is_ok());
     }
 
     #[test]
@@ -459,7 +469,10 @@ pub(crate) mod tests {
 
     pub(crate) fn pem_of(label: &str, der: &[u8]) -> String {
         use base64_lite::encode;
-        format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", encode(der))
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            encode(der)
+        )
     }
 
     /// Enough base64 for a test fixture.
@@ -489,7 +502,14 @@ pub(crate) mod tests {
         let (pems, ca) = authority();
         let name = "router-a.acme.svr";
         let issued = ca
-            .issue(&csr(&[name], Some(name)), "router-a", name, [3; 16], NOW, 30)
+            .issue(
+                &csr(&[name], Some(name)),
+                "router-a",
+                name,
+                [3; 16],
+                NOW,
+                30,
+            )
             .unwrap();
         let crl = ca.crl(&[(issued.serial.clone(), NOW)], 2, NOW, 7).unwrap();
         let anchor = TrustAnchor::load(pems.root_cert_pem.as_bytes())

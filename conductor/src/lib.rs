@@ -24,11 +24,10 @@ pub mod store;
 pub mod version;
 
 pub use crate::core::{
-    ApplyError, CertRecord, Conductor, Enrolled, EnrollError, EnrollRequest, LoadError,
-    Revision, RevokeError, RouterConfig, RouterRow, RouterStatus, StatusReport, TokenError,
+    ApplyError, CertRecord, Conductor, EnrollError, EnrollRequest, Enrolled, LoadError, Revision,
+    RevokeError, RouterConfig, RouterRow, RouterStatus, StatusReport, TokenError,
 };
 pub use document::{
-    Change, ChangeKind, Document, DocumentError, Part, RouterChange, RouterChangeKind,
-    RouterFacts,
+    Change, ChangeKind, Document, DocumentError, Part, RouterChange, RouterChangeKind, RouterFacts,
 };
 pub use event::{Event, Refusal};

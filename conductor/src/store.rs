@@ -283,7 +283,10 @@ mod tests {
         s.commit(&[Op::Delete { key: "b".into() }]).unwrap();
         let (rev, kv) = s.load().unwrap();
         assert_eq!(rev, 3);
-        assert_eq!(kv.into_iter().collect::<Vec<_>>(), [("a".into(), "3".into())]);
+        assert_eq!(
+            kv.into_iter().collect::<Vec<_>>(),
+            [("a".into(), "3".into())]
+        );
     }
 
     #[test]
@@ -301,10 +304,23 @@ mod tests {
         b.commit(&[put("k", "\"w\"")]).unwrap();
         // a has not seen b's commit: refused, nothing written.
         let e = a.commit(&[put("k", "\"x\"")]).unwrap_err();
-        assert!(matches!(e, StoreError::Conflict { expected: 1, found: 2, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                StoreError::Conflict {
+                    expected: 1,
+                    found: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert_eq!(a.load().unwrap().1["k"], "\"w\"");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         fs::write(&path, "not json").unwrap();
         assert!(matches!(a.load(), Err(StoreError::Corrupt { .. })));
         let _ = fs::remove_dir_all(&dir);
