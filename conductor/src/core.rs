@@ -1139,7 +1139,10 @@ mod tests {
             )
             .unwrap();
         let pending = token(&mut c, "router-a", 3600, 2);
-        assert_eq!(c.revoke(NOW + 5, "router-a").unwrap(), [ok.serial.clone()]);
+        assert_eq!(
+            c.revoke(NOW + 5, "router-a").unwrap(),
+            vec![ok.serial.clone()]
+        );
         assert!(matches!(last_event(&mut c), Some(Event::Revoked { .. })));
         assert!(!c.is_current_cert("router-a", &ok.serial));
         assert_eq!(c.crl_entries(NOW + 6), [(ok.serial.clone(), NOW + 5)]);

@@ -46,8 +46,8 @@ pub enum DocumentError {
     /// The document breaks an svr-config rule (the message is svrd's, with the field path).
     #[error("{error}{}", checked_as(router.as_deref(), node.as_deref()))]
     Config {
-        /// svr-config's error.
-        error: ConfigError,
+        /// svr-config's error (boxed: it is large, and errors travel by value).
+        error: Box<ConfigError>,
         /// The router it was checked as (`local-router`), when the document has routers.
         router: Option<String>,
         /// The node it was checked as (`local-node`).
@@ -68,7 +68,7 @@ pub enum DocumentError {
         /// The router whose part failed.
         router: String,
         /// svr-config's error on the rendered part.
-        error: ConfigError,
+        error: Box<ConfigError>,
     },
 }
 
@@ -122,7 +122,7 @@ impl Document {
         if names.is_empty() {
             // No readable router: svr-config reports why (the local names are filtered out).
             check_view(&value, "", None).map_err(|error| DocumentError::Config {
-                error,
+                error: Box::new(error),
                 router: None,
                 node: None,
             })?;
@@ -131,7 +131,7 @@ impl Document {
             for node in nodes {
                 let config = check_view(&value, router, Some(node)).map_err(|error| {
                     DocumentError::Config {
-                        error,
+                        error: Box::new(error),
                         router: Some(router.clone()),
                         node: Some(node.clone()),
                     }
@@ -142,7 +142,7 @@ impl Document {
         let Some(config) = typed else {
             // A document whose routers have no readable node is refused above by svr-config.
             return Err(DocumentError::Config {
-                error: internal("the document has no router with a node"),
+                error: Box::new(internal("the document has no router with a node")),
                 router: None,
                 node: None,
             });
@@ -165,7 +165,7 @@ impl Document {
             for node in &facts.nodes {
                 check_view(&part, name, Some(node)).map_err(|error| DocumentError::Render {
                     router: name.clone(),
-                    error,
+                    error: Box::new(error),
                 })?;
             }
             rendered.insert(name.clone(), to_yaml(&part));
@@ -338,7 +338,7 @@ fn internal(rule: &str) -> ConfigError {
 /// The YAML value of `text`; syntax errors and empty documents are svr-config's own.
 fn read_yaml(text: &str) -> Result<Value, DocumentError> {
     let plain = |error| DocumentError::Config {
-        error,
+        error: Box::new(error),
         router: None,
         node: None,
     };
@@ -661,7 +661,7 @@ authority:
         );
         // The same message as svrd --check gives for the same authority.
         let svrd_view = format!("local-router: router-a\n{bad}");
-        assert_eq!(error, &Config::parse(&svrd_view).unwrap_err());
+        assert_eq!(**error, Config::parse(&svrd_view).unwrap_err());
         assert!(e.to_string().starts_with(&error.to_string()), "{e}");
 
         let unknown = DOC.replace("location: site B", "locaton: site B");
