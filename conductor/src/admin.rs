@@ -96,6 +96,9 @@ pub fn execute(
         AdminRequest::Apply { yaml } => match core.apply(now, yaml) {
             Ok(rev) => {
                 let mut text = format!("revision {} stored", rev.number);
+                if rev.changes.is_empty() {
+                    text.push_str("\n  (no router's configuration changes)");
+                }
                 for c in &rev.changes {
                     text.push_str("\n  ");
                     text.push_str(&c.to_string());

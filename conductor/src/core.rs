@@ -78,8 +78,8 @@ pub enum ApplyError {
     /// The document is invalid.
     #[error(transparent)]
     Invalid(#[from] DocumentError),
-    /// The document renders the same part for every router as the current revision.
-    #[error("nothing changes for any router (the current revision is {current})")]
+    /// The document says the same as the current revision (comments and layout aside).
+    #[error("the document is the same as the current revision {current}; nothing stored")]
     Unchanged {
         /// The current revision.
         current: u64,
@@ -155,8 +155,8 @@ pub enum LoadError {
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EnrollRequest {
-    /// The one-time token.
-    pub token: String,
+    /// The one-time token (zeroized when the request is dropped).
+    pub token: Zeroizing<String>,
     /// The router's name.
     pub router: String,
     /// The node's name.
@@ -448,12 +448,13 @@ impl Conductor {
                 return Err(e.into());
             }
         };
-        let changes = doc.diff(self.document.as_ref());
-        if changes.is_empty() && self.document.is_some() {
+        if self.document.as_ref().is_some_and(|d| d.same_as(&doc)) {
             return Err(ApplyError::Unchanged {
                 current: self.revision,
             });
         }
+        // A change no router sees (an unused policy) is still a revision: it is stored.
+        let changes = doc.diff(self.document.as_ref());
         self.revision += 1;
         let rev = self.revision;
         for change in &changes {
@@ -914,7 +915,7 @@ mod tests {
 
     fn request(token: &str, router: &str, name: &str) -> EnrollRequest {
         EnrollRequest {
-            token: token.into(),
+            token: Zeroizing::new(token.into()),
             router: router.into(),
             node: "node-1".into(),
             version: version::OURS.into(),
@@ -965,6 +966,11 @@ mod tests {
         };
         assert_eq!(non_audit(&before.1), non_audit(&after.1), "nothing changed");
         assert_eq!(c.apply(NOW, DOC), Err(ApplyError::Unchanged { current: 1 }));
+        let comment_only = format!("# a comment\n{DOC}");
+        assert_eq!(
+            c.apply(NOW, &comment_only),
+            Err(ApplyError::Unchanged { current: 1 })
+        );
 
         // Revision 2 changes router-c only: a and b keep their revision.
         let r2 = c
@@ -978,10 +984,19 @@ mod tests {
         assert!(c.config("router-c").unwrap().yaml.contains("10.3.0.0/23"));
         store.commit(&c.take_ops()).unwrap();
 
+        // A change that reaches no router is a revision with no router changes.
+        let unused = DOC
+            .replace("10.3.0.0/24", "10.3.0.0/23")
+            .replace("{name: unused}", "{name: unused, best-effort: false}");
+        let r3 = c.apply(NOW, &unused).unwrap();
+        assert_eq!((r3.number, r3.changes.len()), (3, 0));
+        assert_eq!(c.config("router-c").unwrap().revision, 2);
+        store.commit(&c.take_ops()).unwrap();
+
         // Reloaded from the store: the same state.
         let (_, kv) = store.load().unwrap();
         let back = Conductor::from_store(&kv).unwrap();
-        assert_eq!(back.revision(), 2);
+        assert_eq!(back.revision(), 3);
         assert_eq!(back.config("router-c"), c.config("router-c"));
         assert_eq!(back.audit_seq, c.audit_seq);
     }

@@ -187,6 +187,11 @@ impl Document {
         self.rendered.get(name).map(|s| s.as_str())
     }
 
+    /// Do both documents say the same (comments and layout aside)?
+    pub fn same_as(&self, other: &Document) -> bool {
+        self.value == other.value
+    }
+
     /// What changed for each router from `old` (no document: everything is new) to `self`.
     /// Routers whose part is unchanged are not listed.
     pub fn diff(&self, old: Option<&Document>) -> Vec<RouterChange> {

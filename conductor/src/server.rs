@@ -285,7 +285,8 @@ pub fn serve(
             store,
             crl_pem: String::new(),
             crl_signed: 0,
-            crl_entries: vec![("".into(), 0)], // forces the first signing
+            // crl_signed 0: the first refresh signs.
+            crl_entries: Vec::new(),
             tls: placeholder,
         }),
         changed: Condvar::new(),
@@ -433,7 +434,7 @@ fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), http::HttpError> {
     let conn =
         rustls::ServerConnection::new(tls).map_err(|_| http::HttpError::Malformed("TLS set-up"))?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
-    let req = match http::read_request(&mut s) {
+    let mut req = match http::read_request(&mut s) {
         Ok(r) => r,
         Err(http::HttpError::TooLarge { limit }) => {
             let (st, ct, b) = error_reply(413, format!("request over {limit} bytes"), None);
@@ -447,6 +448,8 @@ fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), http::HttpError> {
         .and_then(|c| c.first())
         .and_then(leaf_serial_and_name);
     let (status, ct, body) = route(shared, peer, identity, &req);
+    // An enrollment body holds a token: wipe it.
+    zeroize::Zeroize::zeroize(&mut req.body);
     http::write_response(&mut s, status, ct, &body)?;
     s.conn.send_close_notify();
     let _ = s.flush();

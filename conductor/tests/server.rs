@@ -182,7 +182,7 @@ fn enroll_watch_apply_status_revoke() {
     let anon = Client::new(addr, SERVER_NAME, &pems.root_cert_pem, None).unwrap();
     let (csr_pem, key_pem) = csr("router-a.acme.svr");
     let req = EnrollRequest {
-        token: token.clone(),
+        token: zeroize::Zeroizing::new(token.clone()),
         router: "router-a".into(),
         node: "node-1".into(),
         version: svr_conductor::version::OURS.into(),
