@@ -120,10 +120,17 @@ pub fn execute(
             ttl,
             readmit,
         } => match core.token_create(now, router, *ttl, *readmit, random) {
-            Ok(secret) => AdminResponse::ok(format!(
-                "{}\n(one-time enrollment token for router {router}, expires in {ttl}s; shown once, put it in the router's bootstrap file)",
-                secret.expose()
-            )),
+            Ok(secret) => {
+                let name = core
+                    .document()
+                    .and_then(|d| d.routers().get(router))
+                    .and_then(|f| f.peering_common_name.clone())
+                    .unwrap_or_default();
+                AdminResponse::ok(format!(
+                    "{}\n(one-time enrollment token for router {router}, peering-common-name {name}; expires in {ttl}s; shown once: put it in the router's bootstrap file)",
+                    secret.expose()
+                ))
+            }
             Err(e) => AdminResponse::err(e),
         },
         AdminRequest::Revoke { router } => match core.revoke(now, router) {
