@@ -19,7 +19,8 @@
 #     unknown-version and an unknown-command request each get an error answer, and svrd
 #     still answers afterwards;
 #   - GET /metrics (127.0.0.1:9464 in router-a's namespace): the peer-path and drop metrics
-#     are there, `promtool check metrics` passes when promtool is installed, other paths 404.
+#     are there, `promtool check metrics` passes when promtool is installed, other paths 404;
+#     a real Prometheus server scrapes it and its HTTP API returns a peer-path and a drop metric.
 # Run as root under the testbed lock:  flock /tmp/testbed.lock testbed/ops-test.sh
 # SVRD (default target/release/svrd) and SVRCTL (default: svrctl beside SVRD) may be given.
 set -euo pipefail
@@ -49,8 +50,8 @@ py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 # both ROUTER NAME ARGS...: the command in table and JSON form, saved as $OUT/NAME.{txt,json}
 both() {
   local r=$1 name=$2; shift 2
-  ctl "$r" "$@" > "$OUT/$name.txt" || fail "svrctl $* (table) failed: $(cat "$OUT/$name.txt")"
-  ctl "$r" --json "$@" > "$OUT/$name.json" || fail "svrctl --json $* failed"
+  ctl "$r" "$@" > "$OUT/$name.txt" 2> "$OUT/$name.err" || fail "svrctl $* (table) failed: $(cat "$OUT/$name.txt" "$OUT/$name.err")"
+  ctl "$r" --json "$@" > "$OUT/$name.json" 2> "$OUT/$name.err" || fail "svrctl --json $* failed: $(cat "$OUT/$name.err")"
 }
 drops() { ctl router-a --json show stats drop. | py 'print(sum(s["value"] for s in d["stats"]))'; }
 
@@ -139,9 +140,35 @@ both router-a stats-drop show stats drop.
 py 'assert all(s["name"].startswith("drop.") for s in d["stats"]), d' < "$OUT/stats-drop.json" || fail "show stats drop. --json"
 ok "show stats: drops $before -> $after after garbage sent to router-a's WAN ($(grep -E ' [1-9][0-9]*$' "$OUT/stats-drop.txt" | awk '{print $1"="$2}' | paste -sd' '))"
 
+# ---------------------------------------------------------------- interfaces, runtime, reset point
+both router-a interfaces show interfaces
+grep -qE '^wan +[1-9]' "$OUT/interfaces.txt" || fail "show interfaces: $(cat "$OUT/interfaces.txt")"
+py 'i={x["name"]:x["counters"] for x in d["interfaces"]}; assert i["wan"]["rx_packets"]>0 and "rx_ring_drops" in i["wan"] and "lan" in i, i' < "$OUT/interfaces.json" || fail "show interfaces --json"
+both router-a runtime show runtime
+py 'r=d["runtime"]; assert any(x["stage"]=="crypto" and x["packets"]>0 and x["clocks_per_packet"]>0 for x in r), r' < "$OUT/runtime.json" || fail "show runtime --json"
+grep -qE '^0 +total ' "$OUT/runtime.txt" || fail "show runtime: no total line: $(cat "$OUT/runtime.txt")"
+ctl router-a clear stats > "$OUT/clear-stats.txt" || fail "clear stats"
+launch=$(ctl router-a --json show stats --since-launch port.wan.rx_packets | py 'assert d["since"]=="launch", d; print(d["stats"][0]["value"])') || fail "show stats --since-launch"
+since=$(ctl router-a --json show stats port.wan.rx_packets | py 'assert d["since"].startswith("reset at"), d; print(d["stats"][0]["value"])') || fail "show stats after clear stats"
+[ "$since" -lt "$launch" ] || fail "show stats after clear stats: $since not below $launch since launch"
+ok "show interfaces (wan rx $(py 'print({x["name"]:x["counters"] for x in d["interfaces"]}["wan"]["rx_packets"])' < "$OUT/interfaces.json")), show runtime ($(grep -E '^0 +total ' "$OUT/runtime.txt" | awk '{print $NF}') clocks/packet), clear stats: port.wan.rx_packets $since since the reset, $launch since launch"
+
+# ---------------------------------------------------------------- capture
+ctl router-a capture --list > "$OUT/capture-list.txt" 2>&1 || fail "capture --list: $(cat "$OUT/capture-list.txt")"
+ctl router-a capture -i net_af_packet1 --seconds 3 -w "$OUT/wan.pcapng" udp > "$OUT/capture.txt" 2>&1 ||
+  fail "svrctl capture: $(tail -n 5 "$OUT/capture.txt")"
+if command -v tshark >/dev/null; then
+  n=$(tshark -r "$OUT/wan.pcapng" -Y 'udp.port == 1280' 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || fail "svrctl capture: no BFD packets in $OUT/wan.pcapng"
+  ok "svrctl capture -i net_af_packet1: $n BFD packets in 3 s read back by tshark"
+else
+  [ -s "$OUT/wan.pcapng" ] || fail "svrctl capture wrote nothing"
+  ok "svrctl capture -i net_af_packet1: $(stat -c %s "$OUT/wan.pcapng") bytes of pcapng"
+fi
+
 # ---------------------------------------------------------------- show events, config
 both router-a events show events --type peering-established
-py 'e=d["events"]; assert e and all(x["type"]=="peering-established" and x["peer"]=="router-b" for x in e), e' < "$OUT/events.json" || fail "show events --json"
+py 'e=d["events"]; assert e and all(x["type"]=="peer.up" and x["event"]=="peering-established" and x["peer"]=="router-b" for x in e), e' < "$OUT/events.json" || fail "show events --json"
 grep -q "event=peering-established" "$OUT/events.txt" || fail "show events: $(cat "$OUT/events.txt")"
 ctl router-a show events > "$OUT/events-all.txt"
 ok "show events: $(wc -l < "$OUT/events-all.txt") events, peering-established among them"
@@ -224,6 +251,40 @@ if command -v promtool >/dev/null; then
   ok "/metrics: $(grep -vc '^#' "$OUT/metrics.txt") samples, promtool check metrics passes, /other is 404"
 else
   ok "/metrics: $(grep -vc '^#' "$OUT/metrics.txt") samples, /other is 404 (promtool not installed: not checked)"
+fi
+
+# A real Prometheus server (Debian's package) in router-a's namespace scrapes the endpoint
+# every second; the test reads a peer-path metric and a drop metric back through its HTTP API.
+if command -v prometheus >/dev/null; then
+  mkdir -p "$OUT/prom"
+  cat > "$OUT/prom/prometheus.yml" <<'YAML'
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: svrd
+    static_configs: [{targets: ["127.0.0.1:9464"], labels: {router: router-a}}]
+YAML
+  ip netns exec router-a timeout 120 prometheus --config.file="$OUT/prom/prometheus.yml" \
+    --storage.tsdb.path="$OUT/prom/data" --web.listen-address=127.0.0.1:9099 \
+    --log.level=warn > "$OUT/prom/prometheus.log" 2>&1 &
+  SERVERS="$SERVERS $!"
+  # promq QUERY: the first sample's value of an instant query, or nothing.
+  promq() {
+    ip netns exec router-a curl -sfG --max-time 2 http://127.0.0.1:9099/api/v1/query \
+      --data-urlencode "query=$1" 2>/dev/null |
+      python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' 2>/dev/null || true
+  }
+  path_up="" drops_sum=""
+  for _ in $(seq 1 60); do
+    path_up=$(promq 'svr_peer_path_up{peer="router-b",path="10.9.0.1->10.9.0.2"}')
+    drops_sum=$(promq 'sum(svr_drops_total{router="router-a"})')
+    [ "$path_up" = 1 ] && [ -n "$drops_sum" ] && [ "${drops_sum%.*}" -gt 0 ] 2>/dev/null && break
+    sleep 0.5
+  done
+  [ "$path_up" = 1 ] || { tail -n 5 "$OUT/prom/prometheus.log" >&2; fail "Prometheus: svr_peer_path_up for router-b's IPv4 path is '$path_up', not 1"; }
+  [ -n "$drops_sum" ] && [ "${drops_sum%.*}" -gt 0 ] || fail "Prometheus: sum(svr_drops_total) is '$drops_sum'"
+  ok "Prometheus $(prometheus --version 2>&1 | head -n 1 | awk '{print $3}') scraped svrd: svr_peer_path_up{path=10.9.0.1->10.9.0.2}=$path_up, sum(svr_drops_total)=$drops_sum (HTTP API)"
+else
+  fail "prometheus is not installed (scripts/setup.sh installs it)"
 fi
 
 ok "all svrctl commands and /metrics checked; outputs in $OUT"

@@ -67,7 +67,7 @@ pub fn answer(req: Request, b: &dyn Backend) -> Result<Value, MgmtError> {
             let mut events: Vec<EventInfo> = b
                 .events()
                 .into_iter()
-                .filter(|e| kind.as_deref().map_or(true, |k| e.kind == k))
+                .filter(|e| kind.as_deref().map_or(true, |k| e.matches_type(k)))
                 .collect();
             if let Some(n) = limit {
                 let skip = events.len().saturating_sub(n);
@@ -269,7 +269,7 @@ pub(crate) mod tests {
 
         let v = call(r#"{"v":1,"cmd":"show-events","type":"key-rotated"}"#);
         assert_eq!(v["data"]["events"].as_array().unwrap().len(), 1);
-        assert_eq!(v["data"]["events"][0]["type"], "key-rotated");
+        assert_eq!(v["data"]["events"][0]["type"], "key.rotated");
         let v = call(r#"{"v":1,"cmd":"show-events","limit":2}"#);
         assert_eq!(v["data"]["events"][0]["unix_ms"], 2);
 

@@ -225,9 +225,12 @@ impl Stat {
 pub struct EventInfo {
     /// Wall time, Unix milliseconds.
     pub unix_ms: u64,
-    /// The event type (`peering-established`, `path-in-service`, `key-rotated`, ...).
+    /// The event type, `category.name` ([`event_type`]: `peer.up`, `path.down`,
+    /// `key.rotated`, `certificate.rejected`, `session.path-change`, ...).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The log line's `event=` name it comes from (`peering-established`, ...).
+    pub event: String,
     /// The peer it concerns.
     pub peer: Option<String>,
     /// The path it concerns (`local->remote`).
@@ -245,13 +248,59 @@ impl EventInfo {
                 .find_map(|f| f.strip_prefix(name))
                 .map(|v| v.trim_matches('"').to_string())
         };
+        let event = field("event=").unwrap_or_else(|| "other".into());
         EventInfo {
             unix_ms,
-            kind: field("event=").unwrap_or_else(|| "other".into()),
+            kind: event_type(&event),
+            event,
             peer: field("peer="),
             path: field("path="),
             line: line.to_string(),
         }
+    }
+}
+
+/// The type of an event, `category.name`, from the `event=` name of its log line. Categories:
+/// `peer`, `path`, `key`, `certificate`, `session`, `neighbor`, `interface`, `config`, `mgmt`,
+/// `system`; an unknown name is `other.NAME`.
+pub fn event_type(event: &str) -> String {
+    const TYPES: &[(&str, &str)] = &[
+        ("peering-established", "peer.up"),
+        ("peering-failed", "peer.failed"),
+        ("bfd-up", "path.bfd-up"),
+        ("bfd-down", "path.bfd-down"),
+        ("bfd-state", "path.bfd-state"),
+        ("path-in-service", "path.up"),
+        ("path-out-of-service", "path.down"),
+        ("path-invalid", "path.invalid"),
+        ("key-rotated", "key.rotated"),
+        ("rekey-requested", "key.rekey-requested"),
+        ("payload-key-rotation-due", "key.payload-rotation-due"),
+        ("certificate-rejected", "certificate.rejected"),
+        ("own-certificate-invalid", "certificate.own-invalid"),
+        ("session-path-change", "session.path-change"),
+        ("sessions-cleared", "session.cleared"),
+        ("neighbor-added", "neighbor.added"),
+        ("neighbor-failed", "neighbor.failed"),
+        ("neighbors-changed", "neighbor.changed"),
+        ("interface-up", "interface.up"),
+        ("interface-down", "interface.down"),
+        ("config-reloaded", "config.reloaded"),
+        ("config-rejected", "config.rejected"),
+        ("control-socket-refused", "mgmt.refused"),
+        ("slow-path-stall", "system.slow-path-stall"),
+    ];
+    TYPES
+        .iter()
+        .find(|(e, _)| *e == event)
+        .map_or_else(|| format!("other.{event}"), |(_, t)| (*t).to_string())
+}
+
+impl EventInfo {
+    /// Does `--type T` select this event: its type (`path.down`), its category (`path`) or
+    /// its log name (`path-out-of-service`)?
+    pub fn matches_type(&self, t: &str) -> bool {
+        self.kind == t || self.event == t || self.kind.split_once('.').is_some_and(|(c, _)| c == t)
     }
 }
 
@@ -325,10 +374,18 @@ mod tests {
             5,
             "peer=router-b path=10.9.0.1->10.9.0.2 event=path-in-service",
         );
-        assert_eq!(e.kind, "path-in-service");
+        assert_eq!(
+            (e.kind.as_str(), e.event.as_str()),
+            ("path.up", "path-in-service")
+        );
+        assert!(e.matches_type("path") && e.matches_type("path.up"));
+        assert!(e.matches_type("path-in-service") && !e.matches_type("peer"));
+        assert_eq!(event_type("session-path-change"), "session.path-change");
+        assert_eq!(event_type("certificate-rejected"), "certificate.rejected");
+        assert_eq!(event_type("something-new"), "other.something-new");
         assert_eq!(e.peer.as_deref(), Some("router-b"));
         assert_eq!(e.path.as_deref(), Some("10.9.0.1->10.9.0.2"));
         let e = EventInfo::from_line(5, "something else");
-        assert_eq!((e.kind.as_str(), e.peer), ("other", None));
+        assert_eq!((e.kind.as_str(), e.peer), ("other.other", None));
     }
 }

@@ -344,6 +344,14 @@ impl Backend for Mgmt {
             .collect();
         let workers: Vec<_> = self.reporter.workers.iter().map(|w| w.as_ref()).collect();
         let mut v = crate::counters::stats(&ports, &workers, &self.view.load().counters);
+        // Frames an af_packet port's kernel ring dropped before a poll (DPDK does not count
+        // them for that driver; `dpdk_ffi::af_packet`).
+        for ((name, _), (_, drops)) in self.reporter.ports.iter().zip(&self.reporter.ring_drops) {
+            v.push(Stat::counter(
+                format!("port.{name}.rx_ring_drops"),
+                drops.load(std::sync::atomic::Ordering::Relaxed),
+            ));
+        }
         let c = &self.counters;
         for (name, n) in [
             ("connections", &c.connections),

@@ -403,7 +403,7 @@ mod tests {
         );
         let events: Vec<_> = rig.reloader.events().collect();
         assert_eq!(events.len(), 2);
-        assert!(events.iter().all(|e| e.kind == "config-rejected"));
+        assert!(events.iter().all(|e| e.kind == "config.rejected"));
     }
 
     #[test]
@@ -469,7 +469,7 @@ mod tests {
             [("config_revision", 2), ("config_reloads", 2)]
         );
         let last = rig.reloader.events().last().unwrap();
-        assert_eq!(last.kind, "config-reloaded");
+        assert_eq!(last.kind, "config.reloaded");
         assert!(
             last.line
                 .contains("revision=2 changes=services,routes,neighbors,session-timeouts"),
