@@ -51,6 +51,9 @@ tb testbed/multipath-e2e-test.sh
 step "operating svrd: every svrctl command, /metrics scraped by Prometheus (issue 10)"
 tb testbed/ops-test.sh
 
+step "live reload under a steady flow: svrctl reload and SIGHUP (issue 10)"
+tb testbed/reload-test.sh
+
 step "DPDK tools against svrd: dpdk-telemetry.py /svr/ commands, dpdk-dumpcap capture"
 tb testbed/telemetry-test.sh
 
