@@ -1132,8 +1132,8 @@ def dut_section(results_dir):
           "depends on where the host put the two vCPUs (sharing a last-level cache or not): "
           "the *rx*/*tx* columns move by several times between runs for the same code. A NIC's "
           "DMA does this work on real hardware. memif zero-copy (client `zero-copy=yes`; it "
-          "needs EAL `--single-file-segments`, which DPDK refuses with the `--huge-unlink` "
-          "svrd uses) removes the copy, but the crypto then reads each frame cold from shared "
+          "needs EAL `--single-file-segments`, which DPDK refuses with `--huge-unlink`, "
+          "which svrd used then and now uses only with `eal.pdump: false`) removes the copy, but the crypto then reads each frame cold from shared "
           "memory; a hand test helped at 1400 B and hurt at 64 B, so it is not the default.")
         w("* **Next**: the per-packet SVR stage (*classify*, about the same at every size) "
           "loads the key snapshot and the session's keys through two arc-swap guards and "

@@ -13,5 +13,7 @@
 #include <rte_cycles.h>
 #include <rte_version.h>
 #include <rte_ether.h>
+#include <rte_telemetry.h>
+#include <rte_pdump.h>
 
 #include "src/shim.h"

@@ -9,7 +9,8 @@ need_root() { [ "$(id -u)" -eq 0 ] || { echo "[setup] error: run as root (DPDK n
 need_root
 
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config build-essential
-      iproute2 iputils-ping iperf3 ethtool nftables tcpdump python3 python3-cryptography openssl procps)
+      iproute2 iputils-ping iperf3 ethtool nftables tcpdump python3 python3-cryptography openssl procps
+      tshark curl prometheus)  # prometheus: promtool and a server scraping /metrics
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

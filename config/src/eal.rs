@@ -11,10 +11,11 @@ impl Eal {
     /// --main-lcore <main>
     /// -m <memory-mb>
     /// --file-prefix <file-prefix>
-    /// --huge-unlink --socket-limit <memory-mb> [--huge-dir <huge-dir>]   (hugepages: true)
+    /// [--huge-unlink] --socket-limit <memory-mb> [--huge-dir <huge-dir>]   (hugepages: true;
+    ///                                            --huge-unlink only with pdump: false)
     /// --no-huge                                  (hugepages: false)
     /// --no-pci | -a <pci> ...                    (pci-allow, then each pci-address)
-    /// --no-telemetry
+    /// [--no-telemetry]                           (telemetry: false)
     /// --log-level <1-8>
     /// ```
     ///
@@ -26,9 +27,18 @@ impl Eal {
     ///   needed for that and are not passed.
     /// * `--huge-unlink` removes each hugepage file as soon as it is mapped, so the pages go
     ///   back to the kernel when the process exits, even after `SIGKILL`. Without it a killed
-    ///   router would strand its pages until a process with the same prefix starts again,
-    ///   starving everything else that shares the machine's small hugepage pool. (It also
-    ///   means DPDK secondary processes cannot attach; svrd uses none.)
+    ///   router strands its pages until a process with the same prefix starts again (DPDK
+    ///   removes a previous run's files at start), starving everything else that shares the
+    ///   machine's small hugepage pool. But it also means DPDK secondary processes cannot
+    ///   attach, and `dpdk-dumpcap` is one: it maps svrd's hugepage files by name. So
+    ///   `--huge-unlink` is passed only with `pdump: false`. With `pdump: true` svrd removes
+    ///   its own `<prefix>map_<n>` files when it exits cleanly (SIGTERM/SIGINT, or a start-up
+    ///   error): DPDK itself leaves the files of memory still allocated at exit.
+    /// * Nothing else stops secondary processes: no `--in-memory`, no `--no-shconf`; the
+    ///   multi-process socket and shared configuration live in `/var/run/dpdk/<file-prefix>/`
+    ///   (as root), where `dpdk-dumpcap --file-prefix` and `dpdk-telemetry.py -f` find them.
+    /// * `--no-telemetry` only with `telemetry: false`; otherwise the EAL opens
+    ///   `/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2`.
     /// * `-m` only preallocates: DPDK grows its heap on demand beyond it. With hugepages,
     ///   `--socket-limit` (same number) makes `memory-mb` a hard budget, so a router cannot
     ///   take pages that another process on the machine counts on; an allocation beyond it
@@ -63,7 +73,9 @@ impl Eal {
             self.file_prefix.clone(),
         ];
         if self.hugepages {
-            args.push("--huge-unlink".into());
+            if !self.pdump {
+                args.push("--huge-unlink".into());
+            }
             args.push("--socket-limit".into());
             args.push(self.memory_mb.to_string());
             if let Some(dir) = &self.huge_dir {
@@ -96,7 +108,9 @@ impl Eal {
             }
         }
 
-        args.push("--no-telemetry".into());
+        if !self.telemetry {
+            args.push("--no-telemetry".into());
+        }
         args.push("--log-level".into());
         args.push(self.log_level.dpdk_level().to_string());
         args

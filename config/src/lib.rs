@@ -165,6 +165,17 @@
 //! | `neighbor` | list | empty | |
 //! | `pki` | mapping | none | see below; required on the local node when `enhanced-security-key-management` is `true` |
 //! | `svr` | mapping | all defaults | see below |
+//! | `management` | mapping | all defaults | see below |
+//!
+//! ## `node[].management`
+//!
+//! How operators reach the running svrd (README "Operating svrd"). Only the local node's
+//! values are used.
+//!
+//! | key | type | default | rule |
+//! | --- | --- | --- | --- |
+//! | `control-socket` | path | `/var/run/dpdk/<file-prefix>/svrd.sock` (beside the EAL's runtime files) | absolute, at most 107 bytes (a Unix socket path). svrd creates it mode 0600 (its directory 0700 if it makes it), answers only processes of root or its own user (`SO_PEERCRED`), and replaces a stale socket left by a killed svrd. `svrctl` finds it with `--router <file-prefix>` or `--socket PATH` |
+//! | `metrics-listen` | `addr:port` | none: no endpoint | the Prometheus `/metrics` endpoint (HTTP, `GET /metrics` only); `127.0.0.1:9464` or `[::1]:9464` keep it on the machine; port not 0. The metrics are listed in the `svr-mgmt` crate (`mgmt/src/metrics.rs`) |
 //!
 //! ## `node[].eal`
 //!
@@ -178,6 +189,8 @@
 //! | `file-prefix` | string | the router's name | 1-63 of `[A-Za-z0-9_-]`; lets several DPDK processes share a machine |
 //! | `pci-allow` | list of PCI addresses | empty | `DDDD:BB:DD.F` (device ≤ 1f, function ≤ 7), no duplicates. With no PCI address here or on an interface, EAL gets `--no-pci` |
 //! | `log-level` | `emerg` \| `alert` \| `crit` \| `error` \| `warning` \| `notice` \| `info` \| `debug` | `notice` | |
+//! | `telemetry` | bool | `true` | the EAL's telemetry socket `/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2`: `dpdk-telemetry.py -f <file-prefix>` shows DPDK's `/ethdev/...` and svrd's `/svr/...` commands; `false` runs EAL with `--no-telemetry` |
+//! | `pdump` | bool | `true` (`false` when `hugepages` is `false`) | svrd calls `rte_pdump_init` so `dpdk-dumpcap --file-prefix <file-prefix> -i <port>` captures from the running router; needs `hugepages: true`. The capture tool is a DPDK secondary process that maps svrd's hugepage files, so with `pdump: true` the EAL runs **without** `--huge-unlink`: svrd removes its hugepage files when it exits cleanly, but after a `SIGKILL` the pages stay taken until a process with the same `file-prefix` starts again (DPDK then removes the stale files) or `dpdk-hugepages.py -c` runs. No cost until a capture starts |
 //!
 //! ## `node[].core-map`
 //!
@@ -270,6 +283,25 @@
 //! | `udp` | s | `60` | 1-86400 |
 //! | `icmp` | s | `10` | 1-3600 |
 //!
+//! # Live keys (`svrctl reload`, SIGHUP)
+//!
+//! A running svrd can reload its file; [`diff`] says what changed. **Live** (applied without a
+//! restart): `authority.service[]` and `authority.service-policy[]` (all keys);
+//! `security-key-management`'s `payload-key-rekey-interval`, `peer-key-rekey-interval`,
+//! `peer-key-retransmit-interval` and `peer-key-timeout`; the local router's `bfd` and its
+//! `peer[].bfd` (every key); the local node's `route[]`, `neighbor[]`,
+//! `svr.session-timeouts` and `svr.enable-metadata-rate`; `location`, `description`,
+//! `inter-node-security`, and other nodes' own settings (no effect on this node).
+//! **Refused** with the first differing field path (`<path>: cannot change while running
+//! (restart svrd)`): `local-router`, `local-node`, `authority.name`,
+//! `enhanced-security-key-management`, `key-exchange-algorithm`, `test-time-scale`,
+//! `trusted-ca-certificate`, `certificate-revocation-list`; any router's `name`,
+//! `peering-common-name`, `svr-test-metadata-key`, the `peer[]` list (`router`, `source-nat`,
+//! `svr-test-metadata-key`), node names and `device-interface[]`; the local node's `eal`,
+//! `core-map`, `mempool-mbufs`, `pki`, `management`, `svr.max-sessions` and
+//! `svr.wayport-range`; and a `session-resiliency: packet-duplication` that a service uses when
+//! none did before.
+//!
 //! # Files
 //!
 //! A file path (`trusted-ca-certificate`, `certificate-revocation-list`, `pki`) is 1-4096 bytes without control
@@ -286,6 +318,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod diff;
 mod eal;
 mod error;
 mod host;
@@ -300,12 +333,14 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroize;
 
+pub use diff::{diff, Changes, NotLive};
 pub use error::ConfigError;
 pub use host::{free_hugepage_mib, hugetlbfs_mounts};
 pub use model::{
     Authority, Bfd, Config, CoreMap, Device, DeviceInterface, Eal, IdleBackoff, InterfaceAddress,
-    KeyExchangeAlgorithm, LogLevel, Neighbor, Node, Peer, Pki, RekeyInterval, Role, Route, Router,
-    SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey, Worker,
+    KeyExchangeAlgorithm, LogLevel, Management, Neighbor, Node, Peer, Pki, RekeyInterval, Role,
+    Route, Router, SecurityKeyManagement, Service, SessionTimeouts, SvrSettings, TestMetadataKey,
+    Worker, DPDK_RUNTIME_DIR,
 };
 pub use net::is_dns_name;
 pub use policy::{

@@ -319,6 +319,33 @@ pub struct Node {
     pub pki: Option<Pki>,
     /// `svr`: SVR data-plane settings.
     pub svr: SvrSettings,
+    /// `management`: control socket and metrics endpoint.
+    pub management: Management,
+}
+
+/// `node[].management`: how operators reach the running svrd.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Management {
+    /// `control-socket`: the Unix socket svrctl talks to; `None` = the default,
+    /// [`Management::control_socket_path`].
+    pub control_socket: Option<PathBuf>,
+    /// `metrics-listen`: address of the Prometheus `/metrics` endpoint; `None` = off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// Where DPDK keeps a root process's runtime files (`/var/run/dpdk/<file-prefix>/`).
+pub const DPDK_RUNTIME_DIR: &str = "/var/run/dpdk";
+
+impl Management {
+    /// The control socket: `control-socket`, or `/var/run/dpdk/<file-prefix>/svrd.sock`
+    /// beside the EAL's own runtime files.
+    pub fn control_socket_path(&self, eal: &Eal) -> PathBuf {
+        self.control_socket.clone().unwrap_or_else(|| {
+            std::path::Path::new(DPDK_RUNTIME_DIR)
+                .join(&eal.file_prefix)
+                .join("svrd.sock")
+        })
+    }
 }
 
 /// `node[].pki`: PEM files of the node's identity. [`Config::load`](crate::Config::load)
@@ -408,6 +435,12 @@ pub struct Eal {
     pub pci_allow: Vec<String>,
     /// `log-level`: EAL `--log-level`.
     pub log_level: LogLevel,
+    /// `telemetry`: the EAL's telemetry socket (`<runtime-dir>/dpdk_telemetry.v2`) for
+    /// `dpdk-telemetry.py` and svrd's `/svr/...` commands; false gives EAL `--no-telemetry`.
+    pub telemetry: bool,
+    /// `pdump`: svrd calls `rte_pdump_init` so `dpdk-dumpcap` can capture from its ports;
+    /// only with hugepages, and then the EAL runs without `--huge-unlink`.
+    pub pdump: bool,
 }
 
 /// A DPDK log level, syslog names.

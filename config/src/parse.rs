@@ -941,6 +941,7 @@ fn node(
             "neighbor",
             "pki",
             "svr",
+            "management",
         ],
     )?;
     let name = f.req(cx, "name", |cx, p, v| {
@@ -1007,6 +1008,7 @@ fn node(
         );
     }
     let svr = f.opt(cx, "svr", SvrSettings::default(), svr_settings);
+    let management = f.opt(cx, "management", Management::default(), management);
     if pki_missing {
         return None;
     }
@@ -1020,6 +1022,36 @@ fn node(
         neighbor: neighbors?,
         pki: pki?,
         svr: svr?,
+        management: management?,
+    })
+}
+
+fn management(cx: &mut Cx, at: &Path, v: &Value) -> Option<Management> {
+    let f = fields(cx, at, v, &["control-socket", "metrics-listen"])?;
+    let socket = f.opt(cx, "control-socket", None, |cx, p, v| {
+        // sun_path holds 107 bytes and a NUL.
+        let ok = |s: &str| net::is_abs_path(s) && s.len() <= 107 && !s.ends_with('/');
+        formatted(cx, p, v, ok, "an absolute path of at most 107 bytes")
+            .map(|s| Some(PathBuf::from(s)))
+    });
+    let listen = f.opt(cx, "metrics-listen", None, |cx, p, v| {
+        let addr: std::net::SocketAddr = formatted(
+            cx,
+            p,
+            v,
+            |s| {
+                s.parse::<std::net::SocketAddr>()
+                    .is_ok_and(|a| a.port() != 0)
+            },
+            "an address and port (127.0.0.1:9464, [::1]:9464), port not 0",
+        )?
+        .parse()
+        .ok()?;
+        Some(Some(addr))
+    });
+    Some(Management {
+        control_socket: socket?,
+        metrics_listen: listen?,
     })
 }
 
@@ -1132,6 +1164,8 @@ fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<E
             "file-prefix",
             "pci-allow",
             "log-level",
+            "telemetry",
+            "pdump",
         ],
     )?;
     // 65536 fits u32.
@@ -1185,6 +1219,17 @@ fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<E
             "emerg, alert, crit, error, warning, notice, info, debug",
         )
     });
+    let telemetry = f.opt(cx, "telemetry", true, boolean);
+    // Capture tools are secondary processes that map svrd's hugepage files: without
+    // hugepages there is nothing to share, so the default follows `hugepages`.
+    let pdump = f.opt(cx, "pdump", hugepages.unwrap_or(true), boolean);
+    if hugepages == Some(false) && pdump == Some(true) {
+        cx.rule(
+            &f.path_of("pdump"),
+            "needs hugepages: true (dpdk-dumpcap, a DPDK secondary process, maps svrd's hugepage memory; --no-huge memory cannot be shared)",
+        );
+        return None;
+    }
     if hugepages == Some(false) && f.has("huge-dir") {
         return None;
     }
@@ -1195,6 +1240,8 @@ fn eal(cx: &mut Cx, at: &Path, v: &Value, router_name: Option<&str>) -> Option<E
         file_prefix: prefix?,
         pci_allow: pci_allow?,
         log_level: log_level?,
+        telemetry: telemetry?,
+        pdump: pdump?,
     })
 }
 

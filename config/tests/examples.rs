@@ -111,6 +111,8 @@ fn router_a_example_in_full() {
             file_prefix: "router-a".into(),
             pci_allow: vec![],
             log_level: LogLevel::Notice,
+            telemetry: true,
+            pdump: true,
         }
     );
     assert_eq!(
@@ -237,11 +239,9 @@ fn eal_args_of_the_examples() {
                 "128",
                 "--file-prefix",
                 prefix,
-                "--huge-unlink",
                 "--socket-limit",
                 "128",
                 "--no-pci",
-                "--no-telemetry",
                 "--log-level",
                 "6",
             ],

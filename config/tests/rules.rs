@@ -79,7 +79,9 @@ fn minimal_file_gets_the_defaults() {
             huge_dir: None,
             file_prefix: "r1".into(),
             pci_allow: vec![],
-            log_level: LogLevel::Notice
+            log_level: LogLevel::Notice,
+            telemetry: true,
+            pdump: true,
         }
     );
     assert_eq!(n.core_map.main_lcore, 0);
@@ -106,12 +108,10 @@ fn minimal_file_gets_the_defaults() {
             "256",
             "--file-prefix",
             "r1",
-            "--huge-unlink",
             "--socket-limit",
             "256",
             "-a",
             "0000:03:00.0",
-            "--no-telemetry",
             "--log-level",
             "6"
         ]
@@ -129,6 +129,7 @@ fn eal_args_other_shapes() {
             file-prefix: t_1
             pci-allow: [\"0000:05:00.1\", \"0000:03:00.0\"]
             log-level: debug
+            telemetry: false
           core-map:
             main-lcore: 2
             slowpath-lcore: 3
@@ -142,6 +143,8 @@ fn eal_args_other_shapes() {
     let c = Config::parse(&text).unwrap();
     let (_, n) = c.local();
     assert_eq!(n.core_map.idle_backoff, IdleBackoff::Busy);
+    // Without hugepages there is no capture (pdump follows hugepages by default).
+    assert!(!n.eal.pdump && !n.eal.telemetry);
     assert_eq!(
         n.eal.args(n, "prog"),
         [
@@ -167,7 +170,7 @@ fn eal_args_other_shapes() {
     let text = with(
         MINIMAL,
         "          core-map:",
-        "          eal:\n            huge-dir: /dev/hugepages\n          core-map:",
+        "          eal:\n            huge-dir: /dev/hugepages\n            pdump: false\n          core-map:",
     );
     let c = Config::parse(&text).unwrap();
     let (_, n) = c.local();
@@ -691,7 +694,7 @@ fn devices() {
         n.device_interface[0].device,
         Device::Pci("0000:03:00.0".into())
     );
-    assert_eq!(n.eal.args(n, "svrd")[12..14], ["-a", "0000:03:00.0"]);
+    assert_eq!(n.eal.args(n, "svrd")[11..13], ["-a", "0000:03:00.0"]);
     assert_eq!(
         ex(
             "pci-allow: []                # af_packet",
@@ -718,6 +721,18 @@ fn eal_settings() {
     assert_eq!(
         ex("            hugepages: true\n            file-prefix: router-a", "            hugepages: false\n            huge-dir: /dev/hugepages\n            file-prefix: router-a"),
         format!("{N0}.eal.huge-dir: has no meaning when hugepages is false")
+    );
+    assert_eq!(
+        ex("            hugepages: true\n            file-prefix: router-a", "            hugepages: false\n            pdump: true\n            file-prefix: router-a"),
+        format!("{N0}.eal.pdump: needs hugepages: true (dpdk-dumpcap, a DPDK secondary process, maps svrd's hugepage memory; --no-huge memory cannot be shared)")
+    );
+    assert!(
+        ex(
+            "            file-prefix: router-a",
+            "            telemetry: yes\n            file-prefix: router-a"
+        )
+        .starts_with(&format!("{N0}.eal.telemetry: ")),
+        "telemetry must be a boolean"
     );
     assert_eq!(
         ex(
@@ -1882,5 +1897,46 @@ fn test_keys_per_peer_pair() {
     assert_eq!(
         err(&text),
         format!("{kp}: not allowed when authority.enhanced-security-key-management is true")
+    );
+}
+
+#[test]
+fn management_socket_and_metrics_listen() {
+    let c = Config::parse(MINIMAL).unwrap();
+    let (_, node) = c.local();
+    assert_eq!(node.management, Management::default());
+    assert_eq!(
+        node.management.control_socket_path(&node.eal),
+        PathBuf::from("/var/run/dpdk/r1/svrd.sock")
+    );
+    let at = "              address: [192.0.2.1/24]\n";
+    let text = with(
+        MINIMAL,
+        at,
+        &format!("{at}          management:\n            control-socket: /run/svrd/r1.sock\n            metrics-listen: \"127.0.0.1:9464\"\n"),
+    );
+    let c = Config::parse(&text).unwrap();
+    let m = &c.local().1.management;
+    assert_eq!(
+        m.control_socket.as_deref(),
+        Some(Path::new("/run/svrd/r1.sock"))
+    );
+    assert_eq!(m.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+    let m0 = format!("{at}          management:\n");
+    let bad = |line: &str| err(&with(MINIMAL, at, &format!("{m0}            {line}\n")));
+    assert_eq!(
+        bad("control-socket: run/svrd.sock"),
+        format!("{N0}.management.control-socket: \"run/svrd.sock\" is not an absolute path of at most 107 bytes")
+    );
+    assert!(bad(&format!("control-socket: /{}", "x".repeat(120)))
+        .starts_with(&format!("{N0}.management.control-socket: ")));
+    assert_eq!(
+        bad("metrics-listen: localhost:9464"),
+        format!("{N0}.management.metrics-listen: \"localhost:9464\" is not an address and port (127.0.0.1:9464, [::1]:9464), port not 0")
+    );
+    assert!(bad("metrics-listen: \"127.0.0.1:0\"").contains("port not 0"));
+    assert_eq!(
+        bad("metrics: x"),
+        format!("{N0}.management: unknown field \"metrics\"")
     );
 }

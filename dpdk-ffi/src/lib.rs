@@ -4,7 +4,8 @@
 //! - [`sys`]: bindgen output for `rte_*`/`RTE_*` items plus the `svr_*` C shim (`src/shim.c`)
 //!   that gives DPDK's static-inline functions a symbol. Nothing else lives there.
 //! - The safe RAII types: [`Eal`], [`Mempool`], [`Mbuf`], [`MbufBurst`], [`TxBuffer`],
-//!   [`Port`], [`Ring`].
+//!   [`Port`], [`Ring`]; and DPDK's operator plumbing: [`telemetry`] commands and [`pdump`]
+//!   (capture by `dpdk-dumpcap`).
 //! - Packet code (the `fastpath` crate) sees only byte slices and never names DPDK.
 //!
 //! # Safety policy
@@ -67,16 +68,20 @@ mod eal;
 mod error;
 mod mbuf;
 mod mempool;
+pub mod pdump;
 mod port;
 mod ring;
+pub mod telemetry;
 
 pub use burst::{Drain, MbufBurst, TxBuffer, BURST};
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, EalError, LaunchError, ProbeError};
 pub use error::Errno;
 pub use mbuf::{Mbuf, NoHeadroom, NoTailroom, TooShort};
 pub use mempool::{Mempool, MempoolError, DEFAULT_DATA_ROOM, SOCKET_ANY};
+pub use pdump::PdumpError;
 pub use port::{LinkStatus, Port, PortConf, PortError, PortInfo, PortStats};
 pub use ring::{Ring, RingError, RingMode};
+pub use telemetry::{TelValue, TelemetryError};
 
 /// The DPDK version string of the linked library, e.g. `"DPDK 22.11.11"` (`rte_version`).
 pub fn version() -> String {

@@ -29,6 +29,8 @@ pub use exchange::KeyExchangeAlgorithm;
 pub use message::{BlockError, KeyKind};
 pub use peer::{
     AuthSecret, BfdAuthKeys, KeyConfig, KeyStats, PeerKeyState, PeerSetup, PublishedKeys,
-    RekeyInterval, Role, SetupError,
+    RekeyInterval, RekeyRefused, Role, SetupError,
 };
-pub use pki::{Identity, PeerIdentity, PkiError, TrustAnchor};
+pub use pki::{
+    certificate_summary, CertificateSummary, Identity, PeerIdentity, PkiError, TrustAnchor,
+};

@@ -269,6 +269,20 @@ impl KeyStats {
     }
 }
 
+/// Why [`PeerKeyState::rekey_now`] did not start a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RekeyRefused {
+    /// This router is the pair's follower: the leader starts rotations.
+    #[error("this router is the follower of the pair: run the rekey on the peer (the leader)")]
+    Follower,
+    /// No peer key yet: the first exchange is still running.
+    #[error("no peer key yet: the first key exchange has not finished")]
+    NoKey,
+    /// An exchange is finishing now.
+    #[error("a key exchange is finishing now: try again in a moment")]
+    Busy,
+}
+
 // ----- timers (an enum-indexed table, quinn-proto's `Timer`) -----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -907,6 +921,40 @@ impl PeerKeyState {
         &self.peer_name
     }
 
+    /// The leaf certificate (DER) the peer last presented, once it presented one.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        self.peer_chain.as_ref()?.first().map(Vec::as_slice)
+    }
+
+    /// When (key clock) the next peer-key rotation starts (the leader's timer; `None` on the
+    /// follower, before the first key, or with `never`) and the next payload-key rotation.
+    pub fn next_rotations(&self) -> (Option<Instant>, Option<Instant>) {
+        (
+            self.timers[Timer::PeerRekey as usize],
+            self.timers[Timer::PayloadRekey as usize],
+        )
+    }
+
+    /// An operator asks for a peer-key rotation now (what `peer-key-rekey-interval` does when
+    /// it expires): the leader starts a new exchange at once. Refused on the follower (the
+    /// leader starts every rotation), before the first key, and while an exchange is
+    /// finishing (its key is being acknowledged).
+    pub fn rekey_now(&mut self, now: Instant) -> Result<(), RekeyRefused> {
+        self.now = now;
+        if self.role != Role::Leader {
+            return Err(RekeyRefused::Follower);
+        }
+        if self.ring.current.is_none() {
+            return Err(RekeyRefused::NoKey);
+        }
+        if matches!(self.exchange, Exchange::AwaitPeerKeyAck(_)) {
+            return Err(RekeyRefused::Busy);
+        }
+        self.exchange = Exchange::Idle;
+        self.request_exchange();
+        Ok(())
+    }
+
     // ----- outputs -----
 
     /// The next event, if any.
@@ -1187,6 +1235,53 @@ impl PeerKeyState {
                 follower: local,
             },
         }
+    }
+
+    /// The key timers in use.
+    pub fn config(&self) -> &KeyConfig {
+        &self.cfg
+    }
+
+    /// Changes the key timers at `now` (a reload): rekey intervals, retransmit interval and
+    /// timeout; `new.algorithm` is ignored (it cannot change on a running pair). A running
+    /// rekey timer is moved to where the new interval ends, counted from when the old one
+    /// started (at once if that has passed); `never` stops it; an interval that was `never`
+    /// starts at `now` where its timer would run (the payload rekey once peering is
+    /// established; the peer-key rekey at the leader once a peer key exists). Retransmit
+    /// and timeout apply from the next time they are armed. Keys and their indexes are kept.
+    /// On `Err` nothing changed.
+    pub fn set_timers(&mut self, now: Instant, new: KeyConfig) -> Result<(), SetupError> {
+        let new = KeyConfig {
+            algorithm: self.cfg.algorithm,
+            ..new
+        };
+        new.validate()?;
+        let established = self.episode.is_none() && self.ring.current.is_some();
+        let leader = self.role == Role::Leader && self.ring.current.is_some();
+        for (timer, old, want, arm) in [
+            (
+                Timer::PeerRekey,
+                self.cfg.peer_key_rekey_interval,
+                new.peer_key_rekey_interval,
+                leader,
+            ),
+            (
+                Timer::PayloadRekey,
+                self.cfg.payload_key_rekey_interval,
+                new.payload_key_rekey_interval,
+                established,
+            ),
+        ] {
+            let slot = &mut self.timers[timer as usize];
+            *slot = match (*slot, old.as_duration(), want.as_duration()) {
+                (_, _, None) => None,
+                (Some(at), Some(old), Some(d)) => Some((at - old + d).max(now)),
+                (None, None, Some(d)) if arm => Some(now + d),
+                (slot, _, Some(_)) => slot,
+            };
+        }
+        self.cfg = new;
+        Ok(())
     }
 
     fn set_timer(&mut self, t: Timer, at: Instant) {

@@ -122,6 +122,24 @@ struct LeafInfo {
     public_key: Vec<u8>,
 }
 
+/// What an operator is shown of a certificate: its subject and its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// The subject distinguished name (`CN=router-a.testbed.svr, O=...`).
+    pub subject: String,
+    /// notAfter, Unix seconds.
+    pub not_after_unix: i64,
+}
+
+/// The subject and expiry of a DER certificate; `None` if it does not parse.
+pub fn certificate_summary(der: &[u8]) -> Option<CertificateSummary> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some(CertificateSummary {
+        subject: cert.subject().to_string(),
+        not_after_unix: cert.validity().not_after.timestamp(),
+    })
+}
+
 fn leaf_info(der: &[u8]) -> Result<LeafInfo, PkiError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|_| PkiError::Malformed("certificate DER"))?;

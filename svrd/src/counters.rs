@@ -239,3 +239,146 @@ pub fn report(
     }
     out
 }
+
+/// Slow-path counters that are levels, not counts.
+const SLOW_GAUGES: [&str; 3] = ["peer_paths", "peer_paths_in_service", "svr_sessions_live"];
+
+/// Every counter as one tree of dotted names, for `svrctl show stats` and `/metrics`: the
+/// same numbers as [`report`], per-worker values summed where the report sums them.
+///
+/// `port.<interface>.<rx_packets|tx_packets|rx_bytes|tx_bytes|rx_missed|rx_errors|tx_errors|rx_nombuf>`,
+/// `worker.<i>.<counter>` and `worker.<i>.stage.<stage>.<cycles|packets>`,
+/// `drop.<reason>` (every reason, zeros too), `svr.<event>`, `slowpath.<counter>`.
+pub fn stats(
+    ports: &[(String, dpdk_ffi::PortStats)],
+    workers: &[&WorkerCounters],
+    slow: &[(&'static str, u64)],
+) -> Vec<svr_mgmt::model::Stat> {
+    use svr_mgmt::model::Stat;
+    let mut v = Vec::with_capacity(256);
+    for (name, s) in ports {
+        for (field, value) in [
+            ("rx_packets", s.ipackets),
+            ("tx_packets", s.opackets),
+            ("rx_bytes", s.ibytes),
+            ("tx_bytes", s.obytes),
+            ("rx_missed", s.imissed),
+            ("rx_errors", s.ierrors),
+            ("tx_errors", s.oerrors),
+            ("rx_nombuf", s.rx_nombuf),
+        ] {
+            v.push(Stat::counter(format!("port.{name}.{field}"), value));
+        }
+    }
+    for (i, w) in workers.iter().enumerate() {
+        for (field, c) in [
+            ("rx", &w.rx),
+            ("forwarded", &w.forwarded),
+            ("punted", &w.punted),
+            ("injected", &w.injected),
+            ("tx", &w.tx),
+            ("tx_unsent", &w.tx_unsent),
+            ("punt_ring_full", &w.punt_ring_full),
+            ("punt_bfd_ring_full", &w.punt_bfd_ring_full),
+        ] {
+            v.push(Stat::counter(
+                format!("worker.{i}.{field}"),
+                c.load(Relaxed),
+            ));
+        }
+        for st in Stage::ALL {
+            let (c, p) = (
+                w.stage_cycles[st as usize].load(Relaxed),
+                w.stage_packets[st as usize].load(Relaxed),
+            );
+            v.push(Stat::counter(
+                format!("worker.{i}.stage.{}.cycles", st.name()),
+                c,
+            ));
+            v.push(Stat::counter(
+                format!("worker.{i}.stage.{}.packets", st.name()),
+                p,
+            ));
+        }
+    }
+    let sum = |f: &dyn Fn(&WorkerCounters) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
+    for reason in DropReason::ALL {
+        let n = sum(&|w| w.drops[reason as usize].load(Relaxed));
+        v.push(Stat::counter(format!("drop.{}", reason.name()), n));
+    }
+    v.push(Stat::counter(
+        "drop.punt_ring_full",
+        sum(&|w| w.punt_ring_full.load(Relaxed)),
+    ));
+    v.push(Stat::counter(
+        "drop.punt_bfd_ring_full",
+        sum(&|w| w.punt_bfd_ring_full.load(Relaxed)),
+    ));
+    for r in SvrDrop::ALL {
+        let n = sum(&|w| w.svr_drops[r as usize].load(Relaxed));
+        v.push(Stat::counter(format!("drop.{}", r.name()), n));
+    }
+    for (i, name) in MetadataError::NAMES.iter().enumerate() {
+        let n = sum(&|w| w.metadata_drops[i].load(Relaxed));
+        v.push(Stat::counter(format!("drop.{name}"), n));
+    }
+    for e in SvrEvent::ALL {
+        let n = sum(&|w| w.svr_events[e as usize].load(Relaxed));
+        v.push(Stat::counter(format!("svr.{}", e.name()), n));
+    }
+    for (name, value) in slow {
+        let full = format!("slowpath.{name}");
+        v.push(if SLOW_GAUGES.contains(name) {
+            Stat::gauge(full, *value)
+        } else {
+            Stat::counter(full, *value)
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_sum_workers_and_name_every_drop_reason() {
+        let a = WorkerCounters::default();
+        let b = WorkerCounters::default();
+        a.rx.store(3, Relaxed);
+        b.rx.store(4, Relaxed);
+        a.drops[DropReason::ALL[0] as usize].store(2, Relaxed);
+        b.drops[DropReason::ALL[0] as usize].store(5, Relaxed);
+        let port = dpdk_ffi::PortStats {
+            ipackets: 9,
+            ..Default::default()
+        };
+        let s = stats(
+            &[("wan".into(), port)],
+            &[&a, &b],
+            &[("bfd_rx", 1), ("peer_paths", 2)],
+        );
+        let get = |n: &str| s.iter().find(|x| x.name == n).map(|x| (x.value, x.kind));
+        use svr_mgmt::model::StatKind::*;
+        assert_eq!(get("port.wan.rx_packets"), Some((9, Counter)));
+        assert_eq!(get("worker.0.rx"), Some((3, Counter)));
+        assert_eq!(get("worker.1.rx"), Some((4, Counter)));
+        assert_eq!(
+            get(&format!("drop.{}", DropReason::ALL[0].name())),
+            Some((7, Counter))
+        );
+        assert_eq!(get("slowpath.bfd_rx"), Some((1, Counter)));
+        assert_eq!(get("slowpath.peer_paths"), Some((2, Gauge)));
+        // Every drop reason is there, zeros too.
+        let drops = s.iter().filter(|x| x.name.starts_with("drop.")).count();
+        assert_eq!(
+            drops,
+            DropReason::COUNT + 2 + SvrDrop::COUNT + MetadataError::COUNT
+        );
+        // Names are unique.
+        let mut names: Vec<&str> = s.iter().map(|x| x.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), s.len());
+    }
+}

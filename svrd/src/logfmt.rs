@@ -2,12 +2,14 @@
 //! object per line for journald / syslog / log shipper pipelines:
 //!
 //! ```text
-//! {"ts":"2026-12-05T03:12:45.123Z","level":"info","target":"svrd::zt","event":"path-in-service","peer":"router-b","path":"10.91.0.1->10.91.0.2","msg":"peer=router-b path=... event=path-in-service"}
+//! {"ts":"2026-12-05T03:12:45.123Z","level":"info","target":"svrd::zt","peer":"router-b","path":"10.91.0.1->10.91.0.2","type":"path.up","event":"path-in-service","msg":"peer=router-b path=... event=path-in-service"}
 //! ```
 //!
 //! svrd's messages are `key=value` fields (values with spaces are double-quoted); in JSON each
 //! field is also a top-level string member (the first of a name wins; `ts`, `level`,
-//! `target` and `msg` are never overwritten), and `msg` keeps the whole message.
+//! `target`, `type` and `msg` are never overwritten), an `event` field adds its dotted `type`
+//! (`svr_mgmt::model::event_type`: `path.up`, `key.rotated`, ...), and `msg` keeps the whole
+//! message.
 
 use std::io::Write;
 
@@ -23,7 +25,7 @@ pub enum LogFormat {
 }
 
 /// Names of members the fields of a message never replace.
-const RESERVED: [&str; 4] = ["ts", "level", "target", "msg"];
+const RESERVED: [&str; 5] = ["ts", "level", "target", "msg", "type"];
 
 /// The `key=value` fields of a message, in order; quotes around a value are removed (with
 /// `\"` and `\\` unescaped). Tokens that are not fields are skipped.
@@ -63,6 +65,9 @@ pub fn json_line(ts: &str, level: log::Level, target: &str, msg: &str) -> String
     );
     obj.insert("target".into(), Value::from(target));
     for (k, v) in fields(msg) {
+        if k == "event" && !obj.contains_key("type") {
+            obj.insert("type".into(), Value::from(svr_mgmt::model::event_type(&v)));
+        }
         if !RESERVED.contains(&k) && !obj.contains_key(k) {
             obj.insert(k.to_string(), Value::from(v));
         }
@@ -131,6 +136,7 @@ mod tests {
         assert_eq!(v["target"], "svrd::zt");
         assert_eq!(v["peer"], "b");
         assert_eq!(v["event"], "peering-failed");
+        assert_eq!(v["type"], "peer.failed");
         assert_eq!(v["reason"], r#"bad "sig""#);
         assert!(v["msg"]
             .as_str()

@@ -4,14 +4,18 @@
 //! ports with one RX and one TX queue per worker, pins each poll-mode worker to the lcore the
 //! core map names, and runs the slow path (ARP, Neighbor Discovery, ICMP) on its own lcore or
 //! on the main one. Workers and slow path talk only over DPDK rings.
+#![forbid(unsafe_code)]
 
 mod counters;
 mod logfmt;
 mod logq;
+mod mgmt;
 mod pki;
+mod reload;
 mod slow;
 mod startup;
 mod svr;
+mod telemetry;
 mod worker;
 mod zt;
 

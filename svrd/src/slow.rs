@@ -96,6 +96,15 @@ pub struct SlowThread {
     pub clock: Arc<AtomicU64>,
     /// The workers' session moves, logged as `session-path-change` events.
     pub moves: Receiver<SessionMoveEvent>,
+    /// Where DPDK telemetry's `/svr/...` commands read from (`eal.telemetry`).
+    pub telemetry: Option<Arc<crate::telemetry::Published>>,
+    /// What the management threads read of this thread's state, republished every
+    /// [`crate::mgmt::VIEW_EVERY`].
+    pub view: Arc<ArcSwap<crate::mgmt::SlowView>>,
+    /// Actions from the control socket (bounded; polled without waiting).
+    pub actions: std::sync::mpsc::Receiver<crate::mgmt::Action>,
+    /// The running configuration; `reload` and SIGHUP replace it.
+    pub reload: crate::reload::Reloader,
 }
 
 impl SlowThread {
@@ -108,6 +117,8 @@ impl SlowThread {
     const LINK_POLL: Duration = Duration::from_secs(1);
     /// A loop gap worth reporting (BFD detection times are a few hundred ms and up).
     const STALL: Duration = Duration::from_millis(250);
+    /// How often the telemetry snapshot is refreshed without a client asking.
+    const SNAPSHOT: Duration = Duration::from_secs(1);
 
     /// Runs until `stop`; returns the final counter report.
     pub fn run(mut self) -> String {
@@ -122,6 +133,8 @@ impl SlowThread {
         let mut swept = 0u64;
         let mut links: Vec<Option<bool>> = vec![None; self.reporter.ports.len()];
         let mut next_link_poll = Instant::from_nanos(0);
+        let mut next_snapshot = Instant::from_nanos(0);
+        let mut next_view = Instant::from_nanos(0);
         let mut last_loop = now();
         while !self.stop.load(Relaxed) {
             let t = now();
@@ -140,6 +153,12 @@ impl SlowThread {
             tc.sessions_expired = swept;
             if self.dump.swap(false, Relaxed) {
                 print!("{}", self.render(&tc));
+            }
+            if let Some(p) = &self.telemetry {
+                if p.wanted() || t >= next_snapshot {
+                    next_snapshot = t + Self::SNAPSHOT;
+                    p.publish(self.snapshot(&tc, t));
+                }
             }
             if t >= next_link_poll {
                 next_link_poll = t + Self::LINK_POLL;
@@ -161,8 +180,36 @@ impl SlowThread {
             {
                 self.slow.handle_timeout(t);
             }
+            while let Ok(a) = self.actions.try_recv() {
+                match a {
+                    crate::mgmt::Action::RekeyPeer { peer, reply } => {
+                        let r = match self.zt.as_mut() {
+                            Some(zt) => zt.rekey_peer(t, &peer),
+                            None => Err(svr_mgmt::MgmtError::Refused(
+                                "no key management on this router".into(),
+                            )),
+                        };
+                        let _ = reply.try_send(r);
+                    }
+                    crate::mgmt::Action::Reload { path, reply } => {
+                        let r = self.reload(t, path, crate::reload::By::ControlSocket);
+                        let _ = reply.try_send(r);
+                        // Its event and counters show at once.
+                        next_view = t;
+                    }
+                }
+            }
+            if self.reload.take_signal() {
+                // The outcome is logged and kept as an event.
+                let _ = self.reload(t, None, crate::reload::By::Signal);
+                next_view = t;
+            }
             if let Some(zt) = self.zt.as_mut() {
                 zt.drive(t, &mut self.slow);
+            }
+            if t >= next_view {
+                next_view = t + crate::mgmt::VIEW_EVERY;
+                self.publish_view(t, &tc);
             }
             while let Some(tx) = self.slow.poll_transmit() {
                 self.transmit(tx.port, &tx.frame, &mut tc, &mut next_worker);
@@ -184,6 +231,26 @@ impl SlowThread {
             }
         }
         self.render(&tc)
+    }
+
+    /// Reloads the configuration (see [`crate::reload`]).
+    fn reload(
+        &mut self,
+        now: Instant,
+        path: Option<std::path::PathBuf>,
+        by: crate::reload::By,
+    ) -> Result<serde_json::Value, svr_mgmt::MgmtError> {
+        self.reload.reload(
+            now,
+            path,
+            by,
+            crate::reload::Parts {
+                slow: &mut self.slow,
+                neighbors: &self.neighbors,
+                svr: self.svr.as_deref(),
+                zt: self.zt.as_mut(),
+            },
+        )
     }
 
     /// One `event=session-path-change` line per session move the workers made (the log
@@ -233,6 +300,22 @@ impl SlowThread {
         }
     }
 
+    /// Publishes what the management threads show (a few allocations every 500 ms).
+    fn publish_view(&self, now: Instant, tc: &ThreadCounters) {
+        let (peers, mut events) = match &self.zt {
+            Some(zt) => zt.mgmt_view(now),
+            None => (Vec::new(), Vec::new()),
+        };
+        events.extend(self.reload.events());
+        // Stable: events of one millisecond keep their order.
+        events.sort_by_key(|e| e.unix_ms);
+        self.view.store(Arc::new(crate::mgmt::SlowView {
+            counters: self.counter_list(tc),
+            peers,
+            events,
+        }));
+    }
+
     /// The counter report, then key management's state and latest events.
     fn render(&self, tc: &ThreadCounters) -> String {
         let mut out = self.reporter.render(&self.counter_list(tc));
@@ -252,6 +335,45 @@ impl SlowThread {
             out.push_str(&zt.report(&sessions));
         }
         out
+    }
+
+    /// The state DPDK telemetry shows (`crate::telemetry`): the report's counters, the
+    /// peers and the sessions per waypoint pair.
+    fn snapshot(&self, tc: &ThreadCounters, now: Instant) -> crate::telemetry::Snapshot {
+        let report = self.reporter.render(&self.counter_list(tc));
+        let (pairs, live) = match &self.svr {
+            Some(svr) => {
+                let pairs = svr
+                    .pairs()
+                    .iter()
+                    .zip(svr.sessions_per_pair())
+                    .map(|(p, (i, e))| (p.local, p.remote, i, e))
+                    .collect::<Vec<_>>();
+                (pairs, svr.table.len() as u64)
+            }
+            None => (Vec::new(), 0),
+        };
+        let sessions = |local, remote| {
+            pairs
+                .iter()
+                .find(|p| p.0 == local && p.1 == remote)
+                .map(|p| (p.2, p.3))
+        };
+        crate::telemetry::Snapshot {
+            generation: 0,
+            uptime_ms: now.as_nanos() / 1_000_000,
+            stats: crate::telemetry::stats_from_report(&report),
+            peers: self
+                .zt
+                .as_ref()
+                .map(|zt| zt.peer_states(&sessions))
+                .unwrap_or_default(),
+            live_sessions: live,
+            pairs: pairs
+                .iter()
+                .map(|(l, r, i, e)| (format!("{l}->{r}"), *i, *e))
+                .collect(),
+        }
     }
 
     /// Reads every port's link; a change goes to the slow path (neighbour flush) and to key
@@ -310,6 +432,7 @@ impl SlowThread {
             ("svr_sessions_expired", tc.sessions_expired),
             ("slow_path_stalls", tc.stalls),
         ];
+        v.extend(self.reload.counter_list());
         if let Some(svr) = &self.svr {
             v.push(("svr_sessions_live", svr.table.len() as u64));
         }
@@ -322,7 +445,7 @@ impl SlowThread {
 }
 
 /// A session UUID as 8-4-4-4-12 hex.
-fn uuid_text(u: &[u8; 16]) -> String {
+pub(crate) fn uuid_text(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

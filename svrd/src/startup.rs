@@ -53,6 +53,20 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("{path}: {reason}")]
     Pki { path: String, reason: String },
+    #[error("{path}: cannot let capture tools attach: {source}")]
+    Pdump {
+        path: String,
+        source: dpdk_ffi::PdumpError,
+    },
+    #[error("{path}: cannot register the DPDK telemetry commands: {source}")]
+    Telemetry {
+        path: String,
+        source: dpdk_ffi::TelemetryError,
+    },
+    /// The control socket or metrics endpoint could not be set up (`path` is the config
+    /// field).
+    #[error("{path}: {reason}")]
+    Management { path: String, reason: String },
 }
 
 /// `svrd --check`: parse, validate, and check this host can run it (CPUs, files, hugepage
@@ -311,22 +325,36 @@ fn open_ports(
 type Tables = (LocalInfo, Vec<Route>, Vec<StaticNeighbor>);
 
 fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, StartupError> {
-    let port_of = |ifc: &str| {
-        node.device_interface
-            .iter()
-            .position(|d| d.name == ifc)
-            .map(|i| ports[i].port.id())
-            .unwrap_or(u16::MAX)
-    };
     let mut addrs = Vec::new();
-    let mut routes = Vec::new();
-    for (i, (ifc, p)) in node.device_interface.iter().zip(ports).enumerate() {
+    for (ifc, p) in node.device_interface.iter().zip(ports) {
         addrs.push(PortAddrs::new(
             p.port.id(),
             p.mac,
             ifc.address.iter().map(|a| (a.addr, a.prefix_len)),
             ifc.mtu,
         ));
+    }
+    let ids: Vec<u16> = ports.iter().map(|p| p.port.id()).collect();
+    let (routes, neighbors) = routes_of(node, npath, &ids)?;
+    Ok((LocalInfo::new(addrs), routes, neighbors))
+}
+
+/// The routes (connected, then `route`) and static neighbours of `node`, whose
+/// device interfaces have port ids `ids` (in order). At start and on a reload.
+pub fn routes_of(
+    node: &Node,
+    npath: &str,
+    ids: &[u16],
+) -> Result<(Vec<Route>, Vec<StaticNeighbor>), StartupError> {
+    let port_of = |ifc: &str| {
+        node.device_interface
+            .iter()
+            .position(|d| d.name == ifc)
+            .and_then(|i| ids.get(i).copied())
+            .unwrap_or(u16::MAX)
+    };
+    let mut routes = Vec::new();
+    for (i, (ifc, &id)) in node.device_interface.iter().zip(ids).enumerate() {
         for (j, a) in ifc.address.iter().enumerate() {
             // The connected route of an interface address: its network, directly reachable.
             let prefix =
@@ -337,7 +365,7 @@ fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, Startu
             routes.push(Route {
                 prefix,
                 next_hop: None,
-                port: p.port.id(),
+                port: id,
             });
         }
     }
@@ -362,7 +390,7 @@ fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, Startu
             mac: EthernetAddress(n.mac),
         })
         .collect();
-    Ok((LocalInfo::new(addrs), routes, neighbors))
+    Ok((routes, neighbors))
 }
 
 fn slowpath_config(
@@ -422,6 +450,10 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
+    // SIGHUP: reload the configuration file (the slow-path thread does it).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(StartupError::Signals)?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
@@ -436,6 +468,29 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         router.name,
         node.name
     );
+    // With pdump the EAL keeps its hugepage files (no --huge-unlink) so that capture tools
+    // can map them; this guard removes them when run() returns, so a clean exit (or a
+    // start-up error) gives the pages back even while svrd's memory is still allocated.
+    let _huge_files = (node.eal.hugepages && node.eal.pdump).then(|| HugepageFiles {
+        dirs: match &node.eal.huge_dir {
+            Some(d) => vec![d.clone()],
+            None => svr_config::hugetlbfs_mounts(
+                &std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
+            ),
+        },
+        prefix: node.eal.file_prefix.clone(),
+    });
+    // dpdk-dumpcap attaches as a secondary process (same file-prefix) once this has run.
+    if node.eal.pdump {
+        dpdk_ffi::pdump::init(&eal).map_err(|source| StartupError::Pdump {
+            path: format!("{npath}.eal.pdump"),
+            source,
+        })?;
+        log::info!(
+            "packet capture on: dpdk-dumpcap --file-prefix {} -i <port>",
+            node.eal.file_prefix
+        );
+    }
     let n_mbufs = node.mempool_mbufs;
     let mempool = Arc::new(
         Mempool::pktmbuf("svrd_mbufs", n_mbufs, 256, dpdk_ffi::DEFAULT_DATA_ROOM, -1).map_err(
@@ -451,7 +506,9 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
 
     let (local, routes, static_neighbors) = tables(node, &npath, &ports)?;
     let local = Arc::new(local);
-    let route_table = Arc::new(RouteTable::new(routes.iter().cloned()));
+    let route_table = Arc::new(ArcSwap::from_pointee(RouteTable::new(
+        routes.iter().cloned(),
+    )));
     let slow = SlowPath::new(
         slowpath_config(node, &ports, routes, static_neighbors),
         Instant::from_nanos(0),
@@ -529,8 +586,72 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         )?),
         _ => None,
     };
+    // DPDK telemetry: the /svr/ commands read what the slow-path thread publishes.
+    let telemetry = if node.eal.telemetry {
+        let published = Arc::new(crate::telemetry::Published::default());
+        crate::telemetry::register(
+            crate::telemetry::Info {
+                router: router.name.clone(),
+                node: node.name.clone(),
+                ports: ports.iter().map(|p| p.name.clone()).collect(),
+                workers: workers_cfg.len(),
+                zero_trust: zt.is_some(),
+            },
+            Arc::clone(&published),
+            svr.clone(),
+        )
+        .map_err(|source| StartupError::Telemetry {
+            path: format!("{npath}.eal.telemetry"),
+            source,
+        })?;
+        log::info!(
+            "telemetry on: dpdk-telemetry.py -f {} (commands /svr/info, /svr/peers, /svr/stats, /svr/sessions)",
+            node.eal.file_prefix
+        );
+        Some(published)
+    } else {
+        None
+    };
     let clock = Arc::new(AtomicU64::new(0));
     let (moves_tx, moves) = std::sync::mpsc::sync_channel(MOVE_EVENTS_QUEUED);
+
+    // The management plane: control socket (and metrics), reading published state only.
+    let view = Arc::new(ArcSwap::from_pointee(crate::mgmt::SlowView::default()));
+    let (actions_tx, actions_rx) = std::sync::mpsc::sync_channel(crate::mgmt::ACTION_QUEUE);
+    let config_text = std::fs::read_to_string(path).unwrap_or_default();
+    let shown = Arc::new(ArcSwap::from_pointee(crate::mgmt::ShownConfig {
+        path: path.to_path_buf(),
+        config: crate::mgmt::elided_config(&config_text),
+        revision: 1,
+    }));
+    let mgmt = Arc::new(crate::mgmt::Mgmt {
+        router: router.name.clone(),
+        node: node.name.clone(),
+        key_management: cfg.authority.enhanced_security_key_management,
+        started: std::time::Instant::now(),
+        reporter: Arc::clone(&reporter),
+        svr: svr.clone(),
+        view: Arc::clone(&view),
+        actions: actions_tx,
+        clock: Arc::clone(&clock),
+        config: Arc::clone(&shown),
+        counters: Default::default(),
+    });
+    let mpath = format!("{npath}.management");
+    if let Some(a) = node.management.metrics_listen {
+        if !crate::mgmt::is_loopback(&a) {
+            log::warn!("{mpath}.metrics-listen: {a} is not a loopback address: /metrics is reachable from the network");
+        }
+    }
+    let mgmt_threads = crate::mgmt::start(
+        mgmt,
+        node.management.control_socket_path(&node.eal),
+        &format!("{mpath}.control-socket"),
+        node.management.metrics_listen,
+        &format!("{mpath}.metrics-listen"),
+        Arc::clone(&stop),
+    )?;
+
     for (w, wc) in workers_cfg.iter().enumerate() {
         // Each worker's CSPRNG (payload keys, UUIDs, metadata IVs) is seeded from the OS once.
         let svr_part = svr.as_ref().map(|s| {
@@ -588,6 +709,17 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         zt,
         clock,
         moves,
+        telemetry,
+        view,
+        actions: actions_rx,
+        reload: crate::reload::Reloader::new(
+            cfg.clone(),
+            path.to_path_buf(),
+            hup,
+            shown,
+            ports.iter().map(|p| p.port.id()).collect(),
+            Arc::clone(&route_table),
+        ),
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",
@@ -615,6 +747,10 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         rx.recv().unwrap_or_default()
     };
     eal.wait_all();
+    if node.eal.pdump {
+        let _ = dpdk_ffi::pdump::uninit(&eal);
+    }
+    mgmt_threads.join();
     for p in &ports {
         let _ = p.port.stop();
     }
@@ -629,9 +765,73 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// The hugepage files of an EAL run with `--file-prefix prefix` and without
+/// `--huge-unlink` (`<hugetlbfs>/<prefix>map_<n>`), removed on drop. DPDK leaves the files of
+/// memory still allocated at exit (svrd's pools live until the process ends), and a file
+/// holds its pages until it is removed; unlinking a mapped file is harmless (the pages go back
+/// when the last mapping goes). A `SIGKILL`ed svrd cannot do this: DPDK removes such stale
+/// files when the next process with the same prefix starts.
+struct HugepageFiles {
+    dirs: Vec<String>,
+    prefix: String,
+}
+
+impl HugepageFiles {
+    /// Whether `name` is one of this prefix's page files: `<prefix>map_<digits>`.
+    fn is_ours(&self, name: &str) -> bool {
+        name.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix("map_"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+impl Drop for HugepageFiles {
+    fn drop(&mut self) {
+        let mut removed = 0usize;
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name.to_str().is_some_and(|n| self.is_ours(n))
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            log::info!(
+                "removed {removed} hugepage files of file-prefix {}",
+                self.prefix
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hugepage_files_of_this_prefix_only() {
+        let h = HugepageFiles {
+            dirs: vec![],
+            prefix: "router-a".into(),
+        };
+        assert!(h.is_ours("router-amap_0") && h.is_ours("router-amap_117"));
+        for other in [
+            "router-abmap_0",
+            "router-amap_",
+            "router-amap_1x",
+            "router-bmap_0",
+            "rtemap_0",
+            "router-a",
+        ] {
+            assert!(!h.is_ours(other), "{other}");
+        }
+    }
 
     #[test]
     fn af_packet_interface_from_devargs() {

@@ -84,11 +84,34 @@ pub struct ZeroTrust {
     co: PeerCoordinator,
     /// Waypoint-pair index ([`SvrShared::pairs`]) of each coordinator path.
     pair_of_path: Vec<usize>,
-    history: VecDeque<(Instant, String)>,
+    /// Events: slow-path time, wall time (Unix ms), the line.
+    history: VecDeque<(Instant, u64, String)>,
     counters: Counters,
+    /// Per peer: when (slow-path time) its peer key, metadata key and payload key last
+    /// changed, and the indexes seen then.
+    rotations: Vec<Rotations>,
+    /// Per coordinator path: since when it is in service.
+    path_up_since: Vec<Option<Instant>>,
+    /// Our certificate, for `show peers security`.
+    local_cert: Option<svr_mgmt::model::CertInfo>,
     buf: Vec<u8>,
     /// `bfd_<reason>` for every BFD discard reason, by [`BfdError::index`].
     bfd_drop_names: Vec<&'static str>,
+}
+
+/// What a peer's keys were last seen as, and when each changed.
+#[derive(Default, Clone, Copy)]
+struct Rotations {
+    peer_key: Option<(u8, Instant)>,
+    metadata_key: Option<(u32, Instant)>,
+    payload_key: Option<(u8, Instant)>,
+}
+
+fn cert_info(der: &[u8]) -> Option<svr_mgmt::model::CertInfo> {
+    svr_keymgmt::certificate_summary(der).map(|c| svr_mgmt::model::CertInfo {
+        subject: c.subject,
+        not_after_unix: c.not_after_unix,
+    })
 }
 
 /// The counter names of BFD discards, made once per process (a handful of bytes).
@@ -109,6 +132,13 @@ fn read_file(
             path: path.to_string(),
             reason: format!("cannot read {}: {e}", file.display()),
         })
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn unix_now() -> u64 {
@@ -204,7 +234,85 @@ pub fn load_credentials(cfg: &Config) -> Result<Credentials, StartupError> {
     })
 }
 
+/// `security-key-management` as key management takes it.
+fn key_config(cfg: &Config) -> KeyConfig {
+    let skm = &cfg.authority.security_key_management;
+    KeyConfig {
+        algorithm: match skm.key_exchange_algorithm {
+            svr_config::KeyExchangeAlgorithm::X25519 => KeyExchangeAlgorithm::X25519,
+            svr_config::KeyExchangeAlgorithm::DhModp4096 => KeyExchangeAlgorithm::DhModp4096,
+        },
+        payload_key_rekey_interval: rekey(skm.payload_key_rekey_interval),
+        peer_key_rekey_interval: rekey(skm.peer_key_rekey_interval),
+        peer_key_retransmit_interval: skm.peer_key_retransmit_interval,
+        peer_key_timeout: skm.peer_key_timeout,
+    }
+}
+
+/// BFD timers and link-test/hold-down settings of the paths to the local router's `peer`-th
+/// peer: its peer entry's `bfd`, else the router's.
+fn path_settings(cfg: &Config, peer: usize) -> (BfdConfig, LinkConfig) {
+    let (me, _) = cfg.local();
+    let b = me.peer.get(peer).map(|p| p.bfd).unwrap_or(me.bfd);
+    // The peer's `required-min-echo-interval` (its settings for us, else its router's),
+    // which spaces our probes; ours when the peer is not in the config.
+    let peer_echo = me
+        .peer
+        .get(peer)
+        .and_then(|p| cfg.router(&p.router))
+        .map(|r| {
+            r.peer
+                .iter()
+                .find(|q| q.router == me.name)
+                .map_or(r.bfd, |q| q.bfd)
+                .required_min_echo_interval
+        })
+        .unwrap_or(b.required_min_echo_interval);
+    let bfd = BfdConfig {
+        desired_tx: b.desired_tx_interval,
+        required_min_rx: b.required_min_rx_interval,
+        detect_mult: b.multiplier,
+    };
+    let link = LinkConfig {
+        test: LinkTestConfig {
+            interval: b.link_test_interval,
+            length: b.link_test_length,
+            peer_required_min_echo_interval: peer_echo,
+        },
+        hold_down: HoldDownConfig {
+            hold_down_time: b.hold_down_time,
+            dynamic_damping: b.dynamic_damping,
+            maximum_hold_down_time: b.maximum_hold_down_time,
+        },
+    };
+    (bfd, link)
+}
+
 impl ZeroTrust {
+    /// A reload, step 1 (changes nothing): the key timers of `cfg`, checked.
+    pub fn reload_check(&self, cfg: &Config) -> Result<KeyConfig, String> {
+        let k = key_config(cfg);
+        k.validate().map_err(|e| e.to_string())?;
+        Ok(k)
+    }
+
+    /// A reload, step 2: the key timers from [`Self::reload_check`] and every path's BFD,
+    /// link-test and hold-down settings of `cfg` (the same peers and waypoint pairs as now:
+    /// `svr_config::diff` refused anything else). Keys and sessions are kept.
+    pub fn reload_apply(&mut self, now: Instant, cfg: &Config, keys: KeyConfig) {
+        if let Err(e) = self.co.set_key_timers(now, keys) {
+            // reload_check validated the same settings.
+            log::error!("key timers not changed: {e}");
+        }
+        for (path, &pair) in self.pair_of_path.iter().enumerate() {
+            let Some(p) = self.svr.pairs().get(pair) else {
+                continue;
+            };
+            let (bfd, link) = path_settings(cfg, usize::from(p.peer));
+            self.co.set_path_config(now, path, bfd, link);
+        }
+    }
+
     /// Builds the coordinator: one key state machine per peer and one BFD session per
     /// waypoint pair, at `now`, with `creds` from [`load_credentials`]. Gates the fast path's
     /// paths: none is in service until BFD and the key exchange say so.
@@ -230,19 +338,11 @@ impl ZeroTrust {
             anchor,
             local_name,
         } = creds;
+        let local_cert = identity.chain().first().and_then(|c| cert_info(c));
         let identity = Arc::new(identity);
         let anchor = Arc::new(anchor);
         let skm = &cfg.authority.security_key_management;
-        let key_cfg = KeyConfig {
-            algorithm: match skm.key_exchange_algorithm {
-                svr_config::KeyExchangeAlgorithm::X25519 => KeyExchangeAlgorithm::X25519,
-                svr_config::KeyExchangeAlgorithm::DhModp4096 => KeyExchangeAlgorithm::DhModp4096,
-            },
-            payload_key_rekey_interval: rekey(skm.payload_key_rekey_interval),
-            peer_key_rekey_interval: rekey(skm.peer_key_rekey_interval),
-            peer_key_retransmit_interval: skm.peer_key_retransmit_interval,
-            peer_key_timeout: skm.peer_key_timeout,
-        };
+        let key_cfg = key_config(cfg);
         let scale = skm.test_time_scale.max(1);
         if scale != 1 {
             log::warn!(
@@ -277,45 +377,16 @@ impl ZeroTrust {
             if peer >= peers.len() {
                 continue;
             }
-            let b = me.peer.get(peer).map(|p| p.bfd).unwrap_or(me.bfd);
-            // The peer's `required-min-echo-interval` (its settings for us, else its
-            // router's), which spaces our probes; ours when the peer is not in the config.
-            let peer_echo = me
-                .peer
-                .get(peer)
-                .and_then(|p| cfg.router(&p.router))
-                .map(|r| {
-                    r.peer
-                        .iter()
-                        .find(|q| q.router == me.name)
-                        .map_or(r.bfd, |q| q.bfd)
-                        .required_min_echo_interval
-                })
-                .unwrap_or(b.required_min_echo_interval);
+            let (bfd, link) = path_settings(cfg, peer);
             paths.push(PathSpec {
                 peer,
                 local: pair.local,
                 remote: pair.remote,
-                bfd: BfdConfig {
-                    desired_tx: b.desired_tx_interval,
-                    required_min_rx: b.required_min_rx_interval,
-                    detect_mult: b.multiplier,
-                },
+                bfd,
                 // Unique per pair and unlikely to repeat across restarts (RFC 5880 §6.3).
                 discriminator: (rand::random::<u32>() & 0x7fff_0000) | (i as u32 + 1),
                 jitter_seed: rand::random(),
-                link: LinkConfig {
-                    test: LinkTestConfig {
-                        interval: b.link_test_interval,
-                        length: b.link_test_length,
-                        peer_required_min_echo_interval: peer_echo,
-                    },
-                    hold_down: HoldDownConfig {
-                        hold_down_time: b.hold_down_time,
-                        dynamic_damping: b.dynamic_damping,
-                        maximum_hold_down_time: b.maximum_hold_down_time,
-                    },
-                },
+                link,
             });
             pair_of_path.push(i);
         }
@@ -337,7 +408,12 @@ impl ZeroTrust {
             }
         }
         svr.keys.gate_paths(svr.pairs().len());
+        let peer_count = co.peer_count();
+        let path_count = co.path_count();
         Ok(ZeroTrust {
+            rotations: vec![Rotations::default(); peer_count],
+            path_up_since: vec![None; path_count],
+            local_cert,
             wan_mtu: usize::from(svr.cfg.wan_mtu),
             svr,
             co,
@@ -354,7 +430,7 @@ impl ZeroTrust {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back((now, line));
+        self.history.push_back((now, unix_now_ms(), line));
     }
 
     /// A frame punted as `Local`: if it is BFD (UDP to port 1280 on one of our waypoints),
@@ -439,6 +515,7 @@ impl ZeroTrust {
                 self.record(now, e.to_string());
             }
         }
+        self.track_rotations(now);
         while let Some(t) = self.co.poll_transmit(now, &mut self.buf) {
             let pkt = udp_packet(t.local, t.remote, &self.buf[..t.len]);
             if pkt.len() > self.wan_mtu {
@@ -473,6 +550,9 @@ impl ZeroTrust {
             Publish::PathService {
                 path, in_service, ..
             } => {
+                if let Some(since) = self.path_up_since.get_mut(path) {
+                    *since = in_service.then(|| since.unwrap_or(now));
+                }
                 if let Some(&pair) = self.pair_of_path.get(path) {
                     // When it entered service: `revertible-failover` returns to it a
                     // hold-down later.
@@ -489,6 +569,147 @@ impl ZeroTrust {
                 }
             }
         }
+    }
+
+    /// Notes when each peer's peer key, metadata key and payload key changed (a compare per
+    /// peer per loop).
+    fn track_rotations(&mut self, now: Instant) {
+        let snap = self.svr.keys.load();
+        for (i, r) in self.rotations.iter_mut().enumerate() {
+            let Some(p) = self.co.peer(i) else { continue };
+            let k = p.keys;
+            if let Some(idx) = k.peer_key_index() {
+                if r.peer_key.map(|(x, _)| x) != Some(idx) {
+                    r.peer_key = Some((idx, now));
+                }
+            }
+            let md = snap
+                .own_per_peer
+                .get(i)
+                .and_then(|kp| kp.current.as_ref())
+                .map(|m| m.rekey_index());
+            if let Some(idx) = md {
+                if r.metadata_key.map(|(x, _)| x) != Some(idx) {
+                    r.metadata_key = Some((idx, now));
+                }
+            }
+            let pk = k.payload_key_index();
+            if r.payload_key.map(|(x, _)| x) != Some(pk) {
+                r.payload_key = Some((pk, now));
+            }
+        }
+    }
+
+    /// `rekey peer NAME` from the control socket: the pair's leader starts a peer-key
+    /// rotation now; its blocks go out on the next [`ZeroTrust::drive`].
+    pub fn rekey_peer(
+        &mut self,
+        now: Instant,
+        name: &str,
+    ) -> Result<serde_json::Value, svr_mgmt::MgmtError> {
+        let peer = (0..self.co.peer_count())
+            .find(|&i| self.co.peer(i).is_some_and(|p| p.name == name))
+            .ok_or_else(|| svr_mgmt::MgmtError::UnknownPeer(name.to_string()))?;
+        self.co
+            .rekey_peer(now, peer)
+            .map_err(|e| svr_mgmt::MgmtError::Refused(format!("peer {name}: {e}")))?;
+        let index = self.co.peer(peer).and_then(|p| p.keys.peer_key_index());
+        self.record(
+            now,
+            format!(
+                "peer={name} event=rekey-requested by=control-socket peer-key-index={}",
+                index.unwrap_or(0)
+            ),
+        );
+        Ok(serde_json::json!({ "peer": name, "started": true, "peer_key_index": index }))
+    }
+
+    /// Peers, paths, keys and the event history for the control socket and `/metrics`.
+    pub fn mgmt_view(
+        &self,
+        now: Instant,
+    ) -> (
+        Vec<svr_mgmt::model::PeerInfo>,
+        Vec<svr_mgmt::model::EventInfo>,
+    ) {
+        use svr_mgmt::model::{EventInfo, PathInfo, PeerInfo, SecurityInfo};
+        let age = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_secs());
+        let until = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now).as_secs());
+        let snap = self.svr.keys.load();
+        let mut peers = Vec::with_capacity(self.co.peer_count());
+        for i in 0..self.co.peer_count() {
+            let Some(p) = self.co.peer(i) else { continue };
+            let k = p.keys;
+            let mut paths = Vec::with_capacity(p.paths.len());
+            for &pi in p.paths {
+                let Some(path) = self.co.path(pi) else {
+                    continue;
+                };
+                let m = path.metrics;
+                let since = self.path_up_since.get(pi).copied().flatten();
+                paths.push(PathInfo {
+                    local: path.local.to_string(),
+                    remote: path.remote.to_string(),
+                    bfd_state: format!("{:?}", path.bfd.state()),
+                    in_service: path.in_service,
+                    latency_ms: m.map(|m| m.latency_ms),
+                    jitter_ms: m.map(|m| m.jitter_ms),
+                    loss_percent: m.map(|m| m.loss_percent),
+                    mos: m.map(|m| m.mos),
+                    uptime_s: if path.in_service { age(since) } else { None },
+                });
+            }
+            let up = paths.iter().filter(|x| x.in_service).count() as u32;
+            let uptime = paths.iter().filter_map(|x| x.uptime_s).max();
+            let r = self.rotations.get(i).copied().unwrap_or_default();
+            let (next_peer, next_payload) = self.co.next_rotations(i);
+            let key_state = if k.path_in_service() {
+                "valid"
+            } else if k.is_invalid() {
+                "invalid"
+            } else {
+                "pending"
+            };
+            peers.push(PeerInfo {
+                name: p.name.to_string(),
+                common_name: Some(k.peer_name().to_string()),
+                status: if up > 0 { "up" } else { "down" }.into(),
+                role: Some(format!("{:?}", k.role()).to_lowercase()),
+                paths_up: up,
+                paths_total: paths.len() as u32,
+                uptime_s: uptime,
+                paths,
+                security: SecurityInfo {
+                    key_state: key_state.into(),
+                    peer_key_index: k.peer_key_index().map(u32::from),
+                    own_metadata_key_index: snap
+                        .own_per_peer
+                        .get(i)
+                        .and_then(|kp| kp.current.as_ref())
+                        .map(|m| m.rekey_index()),
+                    peer_metadata_key_index: snap
+                        .peers
+                        .get(i)
+                        .and_then(|kp| kp.current.as_ref())
+                        .map(|m| m.rekey_index()),
+                    payload_key_index: u32::from(k.payload_key_index()),
+                    peer_key_age_s: age(r.peer_key.map(|x| x.1)),
+                    metadata_key_age_s: age(r.metadata_key.map(|x| x.1)),
+                    payload_key_age_s: age(r.payload_key.map(|x| x.1)),
+                    next_peer_rekey_s: until(next_peer),
+                    next_payload_rekey_s: until(next_payload),
+                    peer_keys_installed: k.stats().peer_keys_installed,
+                    local_certificate: self.local_cert.clone(),
+                    peer_certificate: k.peer_certificate().and_then(cert_info),
+                },
+            });
+        }
+        let events = self
+            .history
+            .iter()
+            .map(|(_, unix_ms, line)| EventInfo::from_line(*unix_ms, line))
+            .collect();
+        (peers, events)
     }
 
     /// Aggregate counters for the report (`slowpath NAME=VALUE` lines).
@@ -558,6 +779,47 @@ impl ZeroTrust {
         v
     }
 
+    /// Per-peer and per-path state for DPDK telemetry (`/svr/peers`): the values of
+    /// [`Self::report`]'s `keymgmt peer=` and `bfd path=` lines. `sessions` as there.
+    pub fn peer_states(
+        &self,
+        sessions: &dyn Fn(IpAddr, IpAddr) -> Option<(u32, u32)>,
+    ) -> Vec<crate::telemetry::PeerState> {
+        use crate::telemetry::{PathState, PeerState};
+        let mut peers: Vec<PeerState> = (0..self.co.peer_count())
+            .filter_map(|i| self.co.peer(i))
+            .map(|p| PeerState {
+                name: p.name.to_string(),
+                role: format!("{:?}", p.keys.role()),
+                in_service: p.keys.path_in_service(),
+                invalid: p.keys.is_invalid(),
+                bfd_up: p.bfd_up,
+                peer_key_index: u64::from(p.keys.peer_key_index().unwrap_or(0)),
+                payload_key_index: u64::from(p.keys.payload_key_index()),
+                paths: Vec::new(),
+            })
+            .collect();
+        for p in (0..self.co.path_count()).filter_map(|i| self.co.path(i)) {
+            let on_path = sessions(p.local, p.remote).unwrap_or_default();
+            let text = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            let state = PathState {
+                label: p.label.to_string(),
+                bfd_state: format!("{:?}", p.bfd.state()),
+                in_service: p.in_service,
+                latency_ms: text(p.metrics.map(|m| format!("{:.1}", m.latency_ms))),
+                jitter_ms: text(p.metrics.map(|m| format!("{:.1}", m.jitter_ms))),
+                loss_pct: text(p.metrics.map(|m| format!("{:.1}", m.loss_percent))),
+                mos: text(p.metrics.map(|m| format!("{:.2}", m.mos))),
+                sessions_ingress: on_path.0,
+                sessions_egress: on_path.1,
+            };
+            if let Some(peer) = peers.get_mut(p.peer) {
+                peer.paths.push(state);
+            }
+        }
+        peers
+    }
+
     /// Per-peer and per-path state and counters, then the latest events (SIGUSR1, exit).
     /// `sessions(local, remote)`: the (ingress, egress) sessions on that waypoint pair.
     pub fn report(&self, sessions: &dyn Fn(IpAddr, IpAddr) -> Option<(u32, u32)>) -> String {
@@ -617,7 +879,7 @@ impl ZeroTrust {
             );
         }
         let skip = self.history.len().saturating_sub(HISTORY_SHOWN);
-        for (at, line) in self.history.iter().skip(skip) {
+        for (at, _, line) in self.history.iter().skip(skip) {
             let _ = writeln!(out, "keymgmt event t={at} {line}");
         }
         out

@@ -1182,6 +1182,17 @@ impl SessionTable {
 
     // ---- for the sweeper -------------------------------------------------------------
 
+    /// The live session in arena entry `index` (`0..capacity`), for a management reader
+    /// walking the table: its copy as seen from the LAN side, its UUID and when (ms of the
+    /// caller's clock) its last packet came. `None` for a free entry or one that changed
+    /// while read. Lock-free like [`SessionTable::get`]; never waits on a worker.
+    pub fn session_at(&self, index: u32) -> Option<(SessionRef, [u8; 16], u64)> {
+        let v = self.expiry_view(index)?;
+        let s = self.get(v.id, Side::Lan)?;
+        let uuid = self.uuid(v.id)?;
+        Some((s, uuid, v.last_seen_ms))
+    }
+
     /// What the sweeper needs of arena entry `index`: its id, class, flags, last-seen and
     /// guard-start (ms + 1, 0 if none); `None` when the entry is not live.
     pub(crate) fn expiry_view(&self, index: u32) -> Option<ExpiryView> {

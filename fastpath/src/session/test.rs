@@ -199,6 +199,28 @@ fn insert_and_lookup_by_both_keys() {
 }
 
 #[test]
+fn session_at_walks_live_entries_only() {
+    let t = table(8);
+    let a = t
+        .insert(lan(1, UDP), wan(1, UDP), init(1), secs(1))
+        .unwrap();
+    let b = t
+        .insert(lan(2, TCP), wan(2, TCP), init(2), secs(2))
+        .unwrap();
+    assert!(t.remove(a));
+    let live: Vec<_> = (0..t.capacity() as u32)
+        .filter_map(|i| t.session_at(i))
+        .collect();
+    assert_eq!(live.len(), 1);
+    let (s, uuid, last_ms) = live[0];
+    assert_eq!(s.id, b);
+    assert_eq!((s.lan_key, s.wan_key), (lan(2, TCP), wan(2, TCP)));
+    assert_eq!(uuid, init(2).uuid);
+    assert_eq!(last_ms, 2000);
+    assert_eq!(t.session_at(t.capacity() as u32), None);
+}
+
+#[test]
 fn remove_reinsert_and_stale_ids() {
     let t = table(4);
     let now = secs(1);

@@ -1,0 +1,242 @@
+//! A blocking client of the conductor's router API (what svrd's bootstrap mode will use,
+//! and the integration tests' simulated router). TLS 1.3, the server verified against the
+//! authority root; stage 2 presents the router's certificate.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::core::{EnrollRequest, Enrolled, StatusReport};
+use crate::http;
+use crate::Refusal;
+
+/// Why a request to the conductor failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A PEM input (root, chain, key) is unusable.
+    #[error("{what}: not usable PEM")]
+    BadPem {
+        /// Which input.
+        what: &'static str,
+    },
+    /// The name is not a valid TLS server name.
+    #[error("server name {0:?}: not a DNS name or IP address")]
+    BadServerName(String),
+    /// TLS set-up failed.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The connection or exchange failed.
+    #[error("{addr}: {source}")]
+    Http {
+        /// The conductor.
+        addr: SocketAddr,
+        /// What failed.
+        source: http::HttpError,
+    },
+    /// The conductor refused.
+    #[error("conductor refused ({status}): {error}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The conductor's message.
+        error: String,
+        /// The refusal kind (enrollment).
+        reason: Option<Refusal>,
+    },
+    /// The answer is not what the API promises.
+    #[error("unexpected answer from the conductor: {0}")]
+    BadResponse(String),
+}
+
+/// The error body the server sends.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// The message.
+    pub error: String,
+    /// The refusal kind, for enrollment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Refusal>,
+}
+
+/// What `POST /v1/enroll` returns.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EnrollResponse {
+    /// Certificate, serial, revision.
+    #[serde(flatten)]
+    pub enrolled: Enrolled,
+    /// The current CRL (PEM): `authority.certificate-revocation-list`.
+    pub crl: String,
+}
+
+/// What `GET /v1/config` returns when there is a newer revision.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ConfigResponse {
+    /// The revision of this router's configuration.
+    pub revision: u64,
+    /// The svrd configuration (without `local-node`).
+    pub yaml: String,
+}
+
+/// A connection profile to one conductor.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    name: ServerName<'static>,
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+}
+
+/// The TLS crypto provider: ring, the backend svr-keymgmt already uses for X.509 (one
+/// crypto library in the process). rustls deprecates ring's provider because it lacks
+/// post-quantum key exchange; moving to a hybrid group is docs/conductor.md's open item.
+#[allow(deprecated)]
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Client {
+    /// A client of the conductor at `addr` whose certificate names `server_name`, issued
+    /// under `root_pem`; `identity` (chain PEM, key PEM) for stage 2.
+    pub fn new(
+        addr: SocketAddr,
+        server_name: &str,
+        root_pem: &str,
+        identity: Option<(&str, &str)>,
+    ) -> Result<Client, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+            let c = c.map_err(|_| ClientError::BadPem { what: "root" })?;
+            roots
+                .add(c)
+                .map_err(|_| ClientError::BadPem { what: "root" })?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots);
+        let tls = match identity {
+            None => builder.with_no_client_auth(),
+            Some((chain, key)) => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(chain.as_bytes())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| ClientError::BadPem {
+                            what: "certificate chain",
+                        })?;
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
+                    ClientError::BadPem {
+                        what: "private key",
+                    }
+                })?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+        };
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| ClientError::BadServerName(server_name.into()))?;
+        Ok(Client {
+            addr,
+            name,
+            tls: Arc::new(tls),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        wait: Duration,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let err = |source| ClientError::Http {
+            addr: self.addr,
+            source,
+        };
+        let tcp =
+            TcpStream::connect_timeout(&self.addr, self.timeout).map_err(|e| err(e.into()))?;
+        tcp.set_read_timeout(Some(self.timeout + wait))
+            .and_then(|_| tcp.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| err(e.into()))?;
+        let conn = rustls::ClientConnection::new(self.tls.clone(), self.name.clone())?;
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let host = self.addr.to_string();
+        http::write_request(&mut s, method, target, &host, body).map_err(|e| err(e.into()))?;
+        let out = http::read_response(&mut s).map_err(err)?;
+        s.conn.send_close_notify();
+        let _ = s.flush();
+        Ok(out)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, ClientError> {
+        if status != 200 {
+            return Err(refused(status, body));
+        }
+        serde_json::from_slice(body).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// Stage 1: `POST /v1/enroll`.
+    pub fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        let (status, body) = self.exchange("POST", "/v1/enroll", &body, Duration::ZERO)?;
+        Self::json(status, &body)
+    }
+
+    /// Stage 2: `GET /v1/config?after=REV`: the configuration if its revision is newer
+    /// than `after`, waiting up to `wait` for one; `None` if none came.
+    pub fn config(
+        &self,
+        node: &str,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Option<ConfigResponse>, ClientError> {
+        let target = format!(
+            "/v1/config?after={after}&node={node}&wait={}",
+            wait.as_secs()
+        );
+        let (status, body) = self.exchange("GET", &target, b"", wait)?;
+        if status == 204 {
+            return Ok(None);
+        }
+        Self::json(status, &body).map(Some)
+    }
+
+    /// Stage 2: `POST /v1/status`.
+    pub fn status(&self, report: &StatusReport) -> Result<(), ClientError> {
+        let body =
+            serde_json::to_vec(report).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        let (status, body) = self.exchange("POST", "/v1/status", &body, Duration::ZERO)?;
+        match status {
+            204 => Ok(()),
+            _ => Err(refused(status, &body)),
+        }
+    }
+
+    /// `GET /v1/crl` (PEM).
+    pub fn crl(&self) -> Result<String, ClientError> {
+        let (status, body) = self.exchange("GET", "/v1/crl", b"", Duration::ZERO)?;
+        if status != 200 {
+            return Err(refused(status, &body));
+        }
+        String::from_utf8(body).map_err(|_| ClientError::BadResponse("CRL not text".into()))
+    }
+}
+
+fn refused(status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => ClientError::Refused {
+            status,
+            error: e.error,
+            reason: e.reason,
+        },
+        Err(_) => ClientError::Refused {
+            status,
+            error: String::from_utf8_lossy(body).chars().take(200).collect(),
+            reason: None,
+        },
+    }
+}

@@ -1,0 +1,180 @@
+//! `svr-conductor`: the conductor's server and its operator CLI (docs/conductor.md).
+
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use svr_conductor::admin::AdminRequest;
+use svr_conductor::server::{self, ServeOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "svr-conductor",
+    version,
+    about = "The SVR conductor: authority configuration, enrollment, CRL"
+)]
+struct Cli {
+    /// The state directory (store file and admin socket).
+    #[arg(long, global = true, default_value = "/var/lib/svr-conductor")]
+    state: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve routers over HTTPS and operators over the admin socket.
+    Serve {
+        /// Address to listen on for routers.
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: SocketAddr,
+        /// Authority root certificate (PEM): what routers trust.
+        #[arg(long)]
+        root: PathBuf,
+        /// Issuing (intermediate) CA certificate (PEM), as `svrd pki init` writes it.
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        ca_key: PathBuf,
+        /// The DNS name in the conductor's TLS certificate (the bootstrap `server-name`).
+        #[arg(long, default_value = "conductor")]
+        server_name: String,
+    },
+    /// Validate FILE and store it as the next revision; print what changes for whom.
+    Apply {
+        /// The authority document (svrd's schema without local-router/local-node).
+        file: PathBuf,
+    },
+    /// Show routers.
+    Show {
+        #[command(subcommand)]
+        what: ShowWhat,
+    },
+    /// Enrollment tokens.
+    Token {
+        #[command(subcommand)]
+        what: TokenWhat,
+    },
+    /// Revoke every certificate of ROUTER; it may not enroll again without --readmit.
+    Revoke {
+        /// The router.
+        router: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShowWhat {
+    /// Name, node, version, revisions, last seen, state.
+    Routers {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenWhat {
+    /// Make a one-time enrollment token for ROUTER (printed once).
+    Create {
+        /// The router.
+        router: String,
+        /// Lifetime in seconds (60 to 30 days).
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+        /// Let a revoked router enroll again.
+        #[arg(long)]
+        readmit: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs audit events; the operator commands print only their answer.
+    let level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let (req, json) = match cli.command {
+        Command::Serve {
+            listen,
+            root,
+            ca_cert,
+            ca_key,
+            server_name,
+        } => {
+            let opts = ServeOptions {
+                listen,
+                state_dir: cli.state,
+                root,
+                ca_cert,
+                ca_key,
+                server_name,
+            };
+            let result = server::serve(&opts, |addr| {
+                println!("listening on {addr}");
+                let _ = std::io::stdout().flush();
+            });
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("svr-conductor: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Apply { file } => match std::fs::read_to_string(&file) {
+            Ok(yaml) => (AdminRequest::Apply { yaml }, false),
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        Command::Show {
+            what: ShowWhat::Routers { json },
+        } => (AdminRequest::ShowRouters, json),
+        Command::Token {
+            what:
+                TokenWhat::Create {
+                    router,
+                    ttl,
+                    readmit,
+                },
+        } => (
+            AdminRequest::TokenCreate {
+                router,
+                ttl,
+                readmit,
+            },
+            false,
+        ),
+        Command::Revoke { router } => (AdminRequest::Revoke { router }, false),
+    };
+    match server::admin(&cli.state, &req) {
+        Ok(resp) if resp.ok => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&resp.routers).unwrap_or_default()
+                );
+            } else {
+                println!("{}", resp.text);
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(resp) => {
+            eprintln!("{}", resp.text);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("svr-conductor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
