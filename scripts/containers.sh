@@ -29,6 +29,8 @@
 #
 # Environment:
 #   SVR_CTR_BIN=dir      use svrd / svr-pktgen (/ svrctl) from dir instead of building them
+#   SVR_TESTBED_LOCK     the lock file of the testbed part (default /tmp/testbed.lock); run this
+#                        script directly, not under flock of that file (SVR_CTR_NO_LOCK=1 if so)
 #   SVR_CTR_TIMEOUT=s    bound of the whole command (default 1800)
 #   SVR_CTR_KEEP=1       keep the run directory (logs, capture) of test / bench
 #   SVR_DEBIAN_MIRROR    the Debian mirror of debootstrap (default: this host's apt source)
@@ -52,7 +54,7 @@ elapsed() { echo "$(( $(date +%s) - T0 )) s"; }
 PROJECT=svr
 COMPOSE_FILE=$ROOT/docker/compose.yaml
 IMG=svr-fastpath
-LOCK=/tmp/testbed.lock
+LOCK=${SVR_TESTBED_LOCK:-/tmp/testbed.lock}
 HUGEPAGES=${SVR_HUGEPAGES:-384}
 export DOCKER_BUILDKIT=0           # the classic builder: no BuildKit frontend image to pull
 export COMPOSE_DOCKER_CLI_BUILD=0
@@ -101,8 +103,16 @@ ensure_engine() {
     # no inherited descriptor), without touching the host's iptables or forwarding: the testbed
     # networks are internal bridges, nothing is routed or NATed by the host.
     say "starting dockerd (log: /var/log/svr-dockerd.log)"
-    setsid dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-      >/var/log/svr-dockerd.log 2>&1 </dev/null 9>&- &
+    # Every inherited descriptor above 2 is closed first: a caller's lock (flock) must not
+    # stay held by the daemon.
+    (
+      for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+      done
+      exec setsid dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+        >/var/log/svr-dockerd.log 2>&1 </dev/null
+    ) &
     local i
     for i in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { say "error: dockerd did not answer in 60 s:"; tail -n 20 /var/log/svr-dockerd.log >&2; exit 1; }
@@ -135,9 +145,14 @@ build_binaries() {
     if ! { command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ]; } || ! pkg-config --exists libdpdk 2>/dev/null; then
       bash "$ROOT/scripts/setup.sh" >&2
     fi
-    say "cargo build --release -p svrd -p svr-pktgen"
+    say "cargo build --release -p svrd -p svr-pktgen (and -p svr-mgmt: svrctl)"
     local t=$SECONDS
+    # The same package sets as scripts/test.sh and testbed/pktgen-smoke.sh build, so that after
+    # them nothing is rebuilt (another set could unify features differently).
     (cd "$ROOT" && PATH="$HOME/.cargo/bin:$PATH" nice cargo build --release -q -p svrd -p svr-pktgen >&2)
+    if grep -q '^name = "svr-mgmt"' "$ROOT/mgmt/Cargo.toml" 2>/dev/null; then
+      (cd "$ROOT" && PATH="$HOME/.cargo/bin:$PATH" nice cargo build --release -q -p svrd -p svr-mgmt >&2)
+    fi
     BIN=$ROOT/target/release
     say "built in $((SECONDS - t)) s"
   fi
@@ -296,6 +311,13 @@ run_test() {
     ok "$r: $s SVR sessions, no SVR crypto drop, keys from the certificate-authenticated exchange in service"
   done
 
+  # svrctl (when it is built) inside the router's container, on svrd's control socket.
+  if docker exec svr-router-a sh -c 'command -v svrctl' >/dev/null 2>&1; then
+    out=$(docker exec svr-router-a svrctl show peers 2>&1) || fail "svrctl show peers: $out"
+    echo "$out" | grep -E "^router-b\.testbed\.svr +router-b +2/2 +up" >/dev/null || fail "svrctl show peers: $out"
+    ok "svrctl in router-a's container: peer router-b.testbed.svr, 2/2 paths up"
+  fi
+
   # A clean stop: SIGTERM, svrd frees its ports and memory and exits 0.
   compose stop -t 15 router-a router-b >/dev/null 2>&1
   for r in svr-router-a svr-router-b; do
@@ -322,10 +344,13 @@ build_images
 RUN=$(mktemp -d /tmp/svr-ctr-run.XXXXXX)
 
 # The testbed and the benchmark run under the machine's testbed lock (fd 9; every process
-# started from here on is short-lived or a container, which dockerd starts, not us).
-exec 9>"$LOCK"
-say "waiting for $LOCK"
-flock -w 1200 9 || { say "error: $LOCK still held after 20 minutes"; exit 1; }
+# started from here on is short-lived or a container, which dockerd starts, not us). Not under
+# a caller's flock of the same file: that would wait for itself (SVR_CTR_NO_LOCK=1 skips ours).
+if [ "${SVR_CTR_NO_LOCK:-0}" != 1 ]; then
+  exec 9>"$LOCK"
+  say "waiting for $LOCK"
+  flock -w 1200 9 || { say "error: $LOCK still held after 20 minutes"; exit 1; }
+fi
 
 case "$CMD" in
   up)
