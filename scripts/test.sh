@@ -60,6 +60,9 @@ tb testbed/telemetry-test.sh
 step "packet generator against svrd over memif (functional)"
 tb testbed/pktgen-smoke.sh
 
+step "containers: images from Debian's packages, the compose testbed with zero-trust keys (issue 12)"
+bash scripts/containers.sh test
+
 step "fuzzing: every parser for ${SVR_FUZZ_SECONDS:-60} s"
 bash scripts/fuzz.sh "${SVR_FUZZ_SECONDS:-60}"
 
