@@ -11,7 +11,13 @@
 #           peer-key rotations every 5 s: >= 4 of each, counted from router-a's events);
 #           asserts 0 svr_mtu_exceeded, no ICMP too-big sent (slowpath mtu_exceeded and
 #           icmp_errors_sent unchanged, host-a's route cache has no lowered PMTU) and
-#           retransmits(rotations) <= 1.5 x max(retransmits(off), 100); prints both.
+#           retransmits(rotations) <= 2 x max(retransmits(off), 100); prints both. (The defect
+#           this guards against, metadata pushing segments over the MTU, shows as
+#           svr_mtu_exceeded and ICMP too-big, asserted 0. Retransmits of an unbounded iperf3
+#           on 2 CPUs come mostly from af_packet ring drops when svrd is descheduled (the
+#           ports' rx-ring-drops): ratios of 1.28, 1.31 and 1.62 were seen between two runs
+#           of the same code, so 1.5x failed on noise; 2x still catches a rotation that loses
+#           packets.)
 #
 #   zt-recovery-test.sh [restart] [rekey]     (default: both; about 2.5 minutes)
 # Each test prints PASS or FAIL with its numbers; exit 1 if any failed. Tear-down always runs.
@@ -142,8 +148,8 @@ if [[ " $TESTS " == *" rekey "* ]]; then
   [ "$R_PK" -ge 4 ] && [ "$R_PAY" -ge 4 ] || why="$why too few rotations (peer-key=$R_PK payload-key=$R_PAY, want >= 4 each);"
   [ "$R_MTU" -eq 0 ] || why="$why svr_mtu_exceeded=$R_MTU;"
   [ "$R_SLOW_MTU" -eq 0 ] && [ "$R_ICMP" -eq 0 ] || why="$why ICMP too-big sent (slowpath mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP);"
-  limit=$(python3 -c "import sys; print(int(1.5 * max(int(sys.argv[1]), 100)))" "$off_retr")
-  [ "$on_retr" -le "$limit" ] || why="$why retransmits $on_retr > 1.5x ($limit);"
+  limit=$(python3 -c "import sys; print(int(2 * max(int(sys.argv[1]), 100)))" "$off_retr")
+  [ "$on_retr" -le "$limit" ] || why="$why retransmits $on_retr > 2x ($limit);"
   good=1; [ -z "$why" ] || good=0
   verdict rekey "$good" "retransmits with rotations=$on_retr (${R_BPS} Mbit/s, peer-key=$R_PK payload-key=$R_PAY rotations, svr_mtu_exceeded=$R_MTU, ICMP too-big: mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP, host-a $R_PMTU) vs without=$off_line; limit $limit${why:+ | why:$why}"
 fi
