@@ -39,6 +39,21 @@ use svr_mgmt::model::EventInfo;
 use svr_mgmt::MgmtError;
 
 use crate::mgmt::ShownConfig;
+
+/// Why a reload changed nothing: one line naming the field.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] svr_config::ConfigError),
+    #[error("{0}")]
+    NotLive(#[from] svr_config::NotLive),
+    #[error("{0}")]
+    KeyTimers(#[from] svr_keymgmt::SetupError),
+    #[error("{0}")]
+    Routes(#[from] crate::startup::StartupError),
+    #[error("authority.service: {0} (restart svrd)")]
+    ServiceTable(#[from] fastpath::svr_path::TableRefused),
+}
 use crate::zt::ZeroTrust;
 
 /// Reload events kept for `show events`.
@@ -178,9 +193,9 @@ impl Reloader {
                     self.revision,
                     path.display(),
                     by.as_str(),
-                    e.replace('"', "'")
+                    e.to_string().replace('"', "'")
                 ));
-                Err(MgmtError::Refused(e))
+                Err(MgmtError::Refused(e.to_string()))
             }
         }
     }
@@ -207,9 +222,9 @@ impl Reloader {
         now: Instant,
         path: &std::path::Path,
         p: Parts<'_>,
-    ) -> Result<Changes, String> {
-        let new = Config::load(path).map_err(|e| e.to_string())?;
-        let changes = svr_config::diff(&self.running, &new).map_err(|e| e.to_string())?;
+    ) -> Result<Changes, ReloadError> {
+        let new = Config::load(path)?;
+        let changes = svr_config::diff(&self.running, &new)?;
         let text = std::fs::read_to_string(path).unwrap_or_default();
         // Build everything first.
         let table = match p.svr {
@@ -229,17 +244,17 @@ impl Reloader {
         };
         let tables = if changes.routes || changes.neighbors {
             let (_, node) = new.local();
-            Some(
-                crate::startup::routes_of(node, &new.local_path(), &self.port_ids)
-                    .map_err(|e| e.to_string())?,
-            )
+            Some(crate::startup::routes_of(
+                node,
+                &new.local_path(),
+                &self.port_ids,
+            )?)
         } else {
             None
         };
         // Publish; the service table is the one step that can still refuse.
         if let (Some(svr), Some(t)) = (p.svr, table) {
-            svr.replace_table(t)
-                .map_err(|e| format!("authority.service: {e} (restart svrd)"))?;
+            svr.replace_table(t)?;
         }
         if let Some((routes, statics)) = tables {
             if changes.neighbors {

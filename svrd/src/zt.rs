@@ -290,9 +290,9 @@ fn path_settings(cfg: &Config, peer: usize) -> (BfdConfig, LinkConfig) {
 
 impl ZeroTrust {
     /// A reload, step 1 (changes nothing): the key timers of `cfg`, checked.
-    pub fn reload_check(&self, cfg: &Config) -> Result<KeyConfig, String> {
+    pub fn reload_check(&self, cfg: &Config) -> Result<KeyConfig, svr_keymgmt::SetupError> {
         let k = key_config(cfg);
-        k.validate().map_err(|e| e.to_string())?;
+        k.validate()?;
         Ok(k)
     }
 
