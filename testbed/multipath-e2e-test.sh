@@ -12,8 +12,9 @@
 #             hold-down), NEW voice sessions (max-loss 1 %, max-latency 150 ms) use link 2 and
 #             bulk sessions (vector link1 priority 10, link2 100) stay on link 1; IPv4 and IPv6.
 #  latency    link 1 healed, 100 ms one-way delay on link 2 (both directions, impair.py). Once
-#             the link test shows link 2's latency >= 50 ms and both links are SLA-compliant
-#             again (loss <= 0.9 % on all four paths), new voice sessions use link 1; IPv4, IPv6.
+#             the link test shows link 2's latency >= 50 ms and link 1 SLA-compliant again
+#             (loss <= 0.9 %; link 2's loss waited for up to 60 s too, but impair.py may drop a
+#             probe on a busy machine), new voice sessions use link 1; IPv4, IPv6.
 #  tcp        link 2 healed; iperf3 TCP host-a -> bulk (10.2.0.20, on link 1 by its vector),
 #             `link-down 1` after 3 s: the transfer goes on over link 2 without a reset (iperf3
 #             exits 0, bytes reach host-b after the link loss, svr_session_moved moves). Prints
@@ -396,19 +397,24 @@ if [[ " $CASES " == *" latency "* ]]; then
   note "case latency: link 1 healed, 100 ms one-way delay on link 2 (both directions)"
   mp_heal 1
   mp_impair 2 both delay=100
-  latency_ready() {
+  # Ready: link 2 measured slow and link 1 loss-free again (voice's SLA allows it). Link 2's
+  # own loss is waited for but not required: impair.py, a userspace forwarder, can drop a probe
+  # on a busy 2-CPU machine, and voice must then avoid link 2 all the more.
+  latency_ready() { # latency_ready PATHS-THAT-MUST-BE-LOSS-FREE...
     snapshot router-a
     local l v
     for l in "$V4_L2" "$V6_L2"; do v=$(pf router-a "$l" latency-ms); isnum "$v" && fgt "$v" 50 || return 1; done
-    for l in "$V4_L1" "$V6_L1" "$V4_L2" "$V6_L2"; do v=$(pf router-a "$l" loss-pct); isnum "$v" && ! fgt "$v" 0.9 || return 1; done
+    for l in "$@"; do v=$(pf router-a "$l" loss-pct); isnum "$v" && ! fgt "$v" 0.9 || return 1; done
   }
+  all_ready() { latency_ready "$V4_L1" "$V6_L1" "$V4_L2" "$V6_L2"; }
+  link1_ready() { latency_ready "$V4_L1" "$V6_L1"; }
   t=$(date +%s.%N)
-  ready=1; wait_until 75 latency_ready || ready=0
-  note "  link 2 latency > 50 ms and every path's loss <= 0.9 % after $(since "$t") s (ready=$ready); hold-down ${HOLD_DOWN} s + 1 s"
+  ready=1; wait_until 60 all_ready || { wait_until 30 link1_ready || ready=0; }
+  note "  link 2 latency > 50 ms and link 1 loss <= 0.9 % after $(since "$t") s (ready=$ready; link 2 loss v4=$(pf router-a "$V4_L2" loss-pct)% v6=$(pf router-a "$V6_L2" loss-pct)%); hold-down ${HOLD_DOWN} s + 1 s"
   sleep $((HOLD_DOWN + 1))
   snapshot router-a; show_metrics
   why=""; figs=""
-  [ $ready = 1 ] || why="$why link test never showed link 2 slow and both links loss-free;"
+  [ $ready = 1 ] || why="$why link test never showed link 2 slow and link 1 loss-free;"
   for f in "voice 10.2.0.10 1" "voice fd00:2::10 1"; do
     set -- $f
     run_flow "$1" "$2" 5301
@@ -641,7 +647,7 @@ for c in "${ORDER[@]}"; do
   elif [ "$r" = FAIL ]; then
     failed=1
   fi
-  echo "[$ZT_TAG]   $r $c"
+  if [ "$r" = FAIL ]; then echo "[$ZT_TAG]   $r $c: ${DETAIL[$c]}"; else echo "[$ZT_TAG]   $r $c"; fi
 done
 [ $failed = 0 ] || { echo "[$ZT_TAG] FAIL"; exit 1; }
 echo "[$ZT_TAG] PASS"
