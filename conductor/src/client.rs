@@ -219,6 +219,13 @@ impl Client {
         serde_json::from_slice(body).map_err(|e| ClientError::BadResponse(e.to_string()))
     }
 
+    /// The same client with another connect and send timeout (default 10 s; a long poll
+    /// adds its wait to the read timeout).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
     /// The conductor this client talks to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -283,5 +290,43 @@ fn refused(status: u16, body: &[u8]) -> ClientError {
             error: String::from_utf8_lossy(body).chars().take(200).collect(),
             reason: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enroll::tests::{authority, NOW};
+
+    #[test]
+    fn router_csr_is_accepted_and_its_certificate_loads_with_the_key() {
+        let (_, ca) = authority();
+        let k = router_key_and_csr("router-a.acme.svr").unwrap();
+        assert!(!format!("{k:?}").contains("PRIVATE"), "Debug hides the key");
+        let issued = ca
+            .issue(
+                &k.csr_pem,
+                "router-a",
+                "router-a.acme.svr",
+                [7; 16],
+                NOW,
+                365,
+            )
+            .unwrap();
+        let id =
+            svr_keymgmt::pki::Identity::load(issued.chain_pem.as_bytes(), k.key_pem.as_bytes())
+                .unwrap();
+        assert!(id.is_named("router-a.acme.svr"));
+        // The conductor refuses the same request for another router's name.
+        assert!(ca
+            .issue(
+                &k.csr_pem,
+                "router-b",
+                "router-b.acme.svr",
+                [7; 16],
+                NOW,
+                365
+            )
+            .is_err());
     }
 }

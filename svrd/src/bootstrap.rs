@@ -45,6 +45,9 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the CRL is fetched again.
 const CRL_REFRESH: Duration = Duration::from_secs(600);
+/// Connect timeout of the one CRL fetch before starting from saved state: a conductor that
+/// does not answer must not hold up forwarding.
+const START_CRL_TIMEOUT: Duration = Duration::from_secs(3);
 /// The first line of `running.yaml`: the conductor revision it was made from.
 const REVISION_HEADER: &str = "# svrd bootstrap: conductor revision ";
 
@@ -495,7 +498,11 @@ struct Conductors {
 }
 
 impl Conductors {
-    fn new(boot: &Bootstrap, identity: Option<(&str, &str)>) -> Result<Conductors, BootstrapError> {
+    fn new(
+        boot: &Bootstrap,
+        identity: Option<(&str, &str)>,
+        timeout: Option<Duration>,
+    ) -> Result<Conductors, BootstrapError> {
         let root = read_text(&boot.root).map_err(|_| BootstrapError::Field {
             file: boot.file.clone(),
             field: "conductor.trusted-ca-certificate",
@@ -504,7 +511,12 @@ impl Conductors {
         let clients = boot
             .addresses
             .iter()
-            .map(|a| Client::new(*a, &boot.server_name, &root, identity))
+            .map(|a| {
+                Client::new(*a, &boot.server_name, &root, identity).map(|c| match timeout {
+                    Some(t) => c.with_timeout(t),
+                    None => c,
+                })
+            })
             .collect::<Result<_, _>>()
             .map_err(BootstrapError::Client)?;
         Ok(Conductors {
@@ -605,7 +617,7 @@ fn enroll(boot: &Bootstrap) -> Result<(), BootstrapError> {
             boot.router
         ),
     })?;
-    let mut conductors = Conductors::new(boot, None)?;
+    let mut conductors = Conductors::new(boot, None, None)?;
     let key = svr_conductor::client::router_key_and_csr(&boot.peering_common_name)
         .map_err(BootstrapError::Client)?;
     let req = EnrollRequest {
@@ -673,6 +685,24 @@ fn enroll(boot: &Bootstrap) -> Result<(), BootstrapError> {
 /// The router's certificate chain and key (PEM) from the state directory.
 fn identity(st: &StateDir) -> Result<(String, Zeroizing<String>), BootstrapError> {
     Ok((read_text(&st.chain)?, Zeroizing::new(read_text(&st.key)?)))
+}
+
+/// Replaces the saved CRL by `crl` if the authority root verifies it; logs either way.
+fn save_crl(st: &StateDir, crl: &str) -> bool {
+    let ok = std::fs::read(&st.root)
+        .ok()
+        .and_then(|root| svr_keymgmt::pki::TrustAnchor::load(&root).ok())
+        .is_some_and(|a| a.with_crls(crl.as_bytes()).is_ok());
+    if !ok {
+        log::warn!("event=crl-rejected reason=\"does not verify against the authority root\"");
+        return false;
+    }
+    if let Err(e) = write_atomic(&st.crl, crl.as_bytes(), 0o644) {
+        log::warn!("event=crl-rejected reason={}", quoted(&e.to_string()));
+        return false;
+    }
+    log::info!("event=crl-updated file={}", st.crl.display());
+    true
 }
 
 // ------------------------------------------------------------------------ the seam
@@ -878,7 +908,7 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
         );
     }
     let (chain, key) = identity(&st)?;
-    let mut conductors = Conductors::new(&boot, Some((&chain, &key)))?;
+    let mut conductors = Conductors::new(&boot, Some((&chain, &key)), None)?;
 
     let applied = match std::fs::read_to_string(&st.running)
         .ok()
@@ -889,6 +919,15 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
                 "event=config-loaded revision={rev} file={} source=saved",
                 st.running.display()
             );
+            // One quick try for a newer CRL, so that a router revoked while this one was
+            // down does not peer with it; no answer is not an error.
+            let mut quick = Conductors::new(&boot, Some((&chain, &key)), Some(START_CRL_TIMEOUT))?;
+            quick.reachable = Some(true);
+            if let Ok((_, crl)) = quick.call(|c| c.crl()) {
+                if std::fs::read_to_string(&st.crl).ok().as_deref() != Some(crl.as_str()) {
+                    save_crl(&st, &crl);
+                }
+            }
             rev
         }
         None => {
