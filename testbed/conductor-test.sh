@@ -67,6 +67,7 @@ fail() {
   exit 1
 }
 
+ok() { echo "[$ZT_TAG] ok ($(( $(date +%s) - T0 )) s): $*"; }
 cond() { "$CONDUCTOR" --state "$CST" "$@"; }
 # row ROUTER FIELD: a field of ROUTER's `show routers --json` row.
 row() { cond show routers --json | python3 -c "import json,sys; print(next((r.get('$2') for r in json.load(sys.stdin) if r['router']=='$1'), None))"; }
@@ -140,7 +141,15 @@ wait_forwarding() { # wait_forwarding ROUTER FROM_LINE
   wait_log "$1" "svrd: forwarding" 40 "$2" || fail "$1: not forwarding"
 }
 
-traffic() { # traffic TAG: ping and a UDP flow host-a -> host-b over SVR
+resumes() { # resumes TAG: ping until one answer comes back (at most 20 s); prints the wait
+  local t=$(date +%s.%N) i
+  for i in $(seq 1 20); do
+    ip netns exec host-a ping -c 1 -W 1 10.2.0.2 >/dev/null 2>&1 && { python3 -c "import time; print(round(time.time() - $t, 1))"; return 0; }
+  done
+  fail "$1: no ping answered for 20 s"
+}
+
+traffic() { # traffic TAG [RETRY]: ping and a UDP flow host-a -> host-b over SVR
   local out got srv
   out=$(ip netns exec host-a ping -c 5 -i 0.2 -W 2 10.2.0.2) || fail "$1: ping: $out"
   echo "$out" | grep -q " 0% packet loss" || fail "$1: ping lost packets: $out"
@@ -149,6 +158,12 @@ traffic() { # traffic TAG: ping and a UDP flow host-a -> host-b over SVR
   sleep 0.3
   got=$(ip netns exec host-a timeout 15 python3 "$TB_DIR/udp_flow.py" send 10.2.0.2 5001 30 500) || fail "$1: UDP flow"
   kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; SERVERS=""
+  if [ "$got" -ne 30 ] && [ -n "${2:-}" ]; then
+    # Just after a peer restart the other router re-keys (BFD detection, then a peer-key and
+    # a payload-key rotation a few seconds later); a flow that straddles it may lose a few.
+    note "$1: UDP flow $got/30 while router-b re-keys after the restart; once more"
+    sleep 3; traffic "$1"; return
+  fi
   [ "$got" -eq 30 ] || fail "$1: UDP flow: only $got of 30 datagrams echoed"
   ok "$1: ping 5/5 and UDP 30/30 host-a -> host-b over SVR"
 }
@@ -165,8 +180,9 @@ start_conductor
 ok "management network up, svr-conductor serving on $CADDR (conductor namespace)"
 out=$(cond apply "$RUN/authority.yaml") || fail "apply: $out"
 ok "apply revision 1: $(echo "$out" | head -n 1)"
-TOK_A=$(cond token create router-a | head -n 1)
-TOK_B=$(cond token create router-b | head -n 1)
+token() { local out; out=$(cond token create "$1") || fail "token create $1: $out"; echo "${out%%$'\n'*}"; }
+TOK_A=$(token router-a)
+TOK_B=$(token router-b)
 [[ $TOK_A =~ ^[0-9a-f]{64}$ && $TOK_B =~ ^[0-9a-f]{64}$ ]] || fail "token create did not print a token"
 bootstrap_file router-a "$RUN/router-a.bootstrap.yaml" "$TOK_A" "$RUN/state-a"
 bootstrap_file router-b "$RUN/router-b.bootstrap.yaml" "$TOK_B" "$RUN/state-b"
@@ -213,7 +229,7 @@ grep -q '"type":"enroll-refused".*"reason":"token-reused"' "$CLOG" || fail "reus
 ok "reused token refused: $(echo "$out" | grep 'svrd: error')"
 
 # A CSR for another name: a new token for router-b, a bootstrap file naming router-c.
-TOK_X=$(cond token create router-b | head -n 1)
+TOK_X=$(token router-b)
 bootstrap_file router-b "$RUN/wrong.bootstrap.yaml" "$TOK_X" "$RUN/state-wrong" router-c.testbed.svr
 set +e
 out=$(ip netns exec router-b timeout 30 "$SVRD" --bootstrap "$RUN/wrong.bootstrap.yaml" 2>&1); rc=$?
@@ -246,14 +262,15 @@ stop_conductor
 wait_log router-a "event=conductor-unreachable" 40 "$fa" || fail "router-a: no event=conductor-unreachable"
 ok "conductor stopped: $(grep -o 'event=conductor-unreachable.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-120)"
 traffic "conductor down"
-fa=$(lines router-a)
+fa=$(lines router-a); fb=$(lines router-b)
 tb_stop_one router-a || fail "router-a did not stop cleanly"
 start_boot router-a
 wait_log router-a "event=config-loaded revision=2 .*source=saved" 20 "$fa" || fail "router-a: did not load its saved configuration"
 wait_forwarding router-a "$fa"
 wait_log router-a "event=peering-established" 30 "$fa" || fail "router-a: no peering after the restart"
 wait_log router-a "path=10\.9\.0\.1->10\.9\.0\.2 event=path-in-service" 30 "$fa" || fail "router-a: path not in service after the restart"
-traffic "router-a restarted with the conductor down (saved revision 2)"
+ok "router-a restarted from its saved state (revision 2) with the conductor down; first ping answered $(resumes restart) s after its path came into service"
+traffic "router-a restarted with the conductor down (saved revision 2)" retry
 
 # ---------------------------------------------------------------- conductor back
 fa=$(lines router-a)
@@ -268,7 +285,8 @@ ok "revoke router-b: $(echo "$out" | head -n 1)"
 fa=$(lines router-a); fb=$(lines router-b)
 tb_stop_one router-b || true
 start_boot router-b
-wait_log router-b "event=conductor-refused|event=conductor-unreachable" 40 "$fb" || fail "router-b: revoked, yet its stage 2 was not refused"
+wait_log router-b "event=conductor-refused .*CertificateRevoked" 40 "$fb" || fail "router-b: revoked, yet its stage 2 was not refused"
+fa=$(lines router-a)
 tb_stop_one router-a || true
 start_boot router-a
 wait_log router-a "event=crl-updated" 20 "$fa" || fail "router-a: did not fetch the new CRL at start"
@@ -277,6 +295,6 @@ wait_log router-a "peer=router-b event=certificate-rejected" 30 "$fa" || fail "r
 sleep 3
 n=$(count_log router-a "event=path-in-service" "$fa" "$(lines router-a)")
 [ "$n" = 0 ] || fail "router-a: a path to revoked router-b came into service"
-ok "revoked router-b: stage 2 refused ($(grep -oE 'event=conductor-(refused|unreachable).*' "$RUN/router-b.log" | tail -n 1 | cut -c1-100)); router-a rejects its certificate: $(grep -o 'peer=router-b event=certificate-rejected.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-120)"
+ok "revoked router-b: stage 2 refused ($(grep -o 'event=conductor-refused.*' "$RUN/router-b.log" | tail -n 1 | cut -c1-110)); router-a rejects its certificate: $(grep -o 'peer=router-b event=certificate-rejected.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-120)"
 
 ok "all passed in $(( $(date +%s) - T0 )) s"

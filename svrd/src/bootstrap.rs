@@ -481,7 +481,8 @@ fn check_and_save(boot: &Bootstrap, text: &str, full: bool) -> Result<(), String
 enum Failure {
     /// No address answered (logged once by [`Conductors::mark`]).
     Unreachable,
-    /// One answered and refused.
+    /// One answered and refused: an HTTP status (`status`), or a TLS alert (`status` 0;
+    /// e.g. `CertificateRevoked` for a revoked router's stage 2).
     Refused {
         addr: SocketAddr,
         status: u16,
@@ -495,6 +496,8 @@ struct Conductors {
     clients: Vec<Client>,
     current: usize,
     reachable: Option<bool>,
+    /// Log nothing (the one quick CRL try at start; the watch logs).
+    quiet: bool,
 }
 
 impl Conductors {
@@ -523,6 +526,7 @@ impl Conductors {
             clients,
             current: 0,
             reachable: None,
+            quiet: false,
         })
     }
 
@@ -563,7 +567,22 @@ impl Conductors {
                         reason,
                     });
                 }
-                Err(e) => errors.push(format!("{addr}: {e}")),
+                Err(e) => {
+                    // ClientError::Http names the address already.
+                    let msg = e.to_string();
+                    if msg.contains("received fatal alert") {
+                        // The conductor answered, with a TLS alert: a refusal.
+                        self.current = at;
+                        self.mark(true, "");
+                        return Err(Failure::Refused {
+                            addr,
+                            status: 0,
+                            error: msg,
+                            reason: Some("tls-alert".into()),
+                        });
+                    }
+                    errors.push(msg);
+                }
             }
         }
         let all = errors.join("; ");
@@ -573,7 +592,7 @@ impl Conductors {
 
     /// Logs reachability changes once (not every retry).
     fn mark(&mut self, up: bool, error: &str) {
-        if self.reachable != Some(up) {
+        if self.reachable != Some(up) && !self.quiet {
             if up {
                 let addr = self.clients[self.current].addr();
                 log::info!("event=conductor-reachable conductor={addr}");
@@ -582,6 +601,14 @@ impl Conductors {
             }
             self.reachable = Some(up);
         }
+    }
+}
+
+/// `status=403`, or `tls-alert` for a refusal at the TLS layer.
+fn refusal_kind(status: u16) -> String {
+    match status {
+        0 => "tls-alert".into(),
+        s => format!("status={s}"),
     }
 }
 
@@ -762,7 +789,8 @@ impl Watch {
                     ..
                 }) => {
                     log::warn!(
-                        "event=conductor-refused conductor={addr} status={status} error={}",
+                        "event=conductor-refused conductor={addr} {} error={}",
+                        refusal_kind(status),
                         quoted(&error)
                     );
                     backoff.wait();
@@ -922,7 +950,7 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
             // One quick try for a newer CRL, so that a router revoked while this one was
             // down does not peer with it; no answer is not an error.
             let mut quick = Conductors::new(&boot, Some((&chain, &key)), Some(START_CRL_TIMEOUT))?;
-            quick.reachable = Some(true);
+            quick.quiet = true;
             if let Ok((_, crl)) = quick.call(|c| c.crl()) {
                 if std::fs::read_to_string(&st.crl).ok().as_deref() != Some(crl.as_str()) {
                     save_crl(&st, &crl);
@@ -945,13 +973,14 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
                         ..
                     }) => {
                         log::error!(
-                            "event=conductor-refused conductor={addr} status={status} error={}",
+                            "event=conductor-refused conductor={addr} {} error={}",
+                            refusal_kind(status),
                             quoted(&error)
                         );
                         return Err(BootstrapError::Refused {
                             addr,
                             what: "configuration request",
-                            reason: format!("HTTP {status}"),
+                            reason: refusal_kind(status),
                             detail: error,
                         });
                     }
