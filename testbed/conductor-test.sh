@@ -149,23 +149,37 @@ resumes() { # resumes TAG: ping until one answer comes back (at most 20 s); prin
   fail "$1: no ping answered for 20 s"
 }
 
-traffic() { # traffic TAG [RETRY]: ping and a UDP flow host-a -> host-b over SVR
+# try_traffic: ping 5/5 and a UDP flow 30/30 host-a -> host-b over SVR; prints what failed.
+try_traffic() {
   local out got srv
-  out=$(ip netns exec host-a ping -c 5 -i 0.2 -W 2 10.2.0.2) || fail "$1: ping: $out"
-  echo "$out" | grep -q " 0% packet loss" || fail "$1: ping lost packets: $out"
+  out=$(ip netns exec host-a ping -c 5 -i 0.2 -W 2 10.2.0.2) || { echo "ping: $(echo "$out" | grep -m1 'packet loss')"; return 1; }
+  echo "$out" | grep -q " 0% packet loss" || { echo "ping lost packets: $(echo "$out" | grep -m1 'packet loss')"; return 1; }
   ip netns exec host-b timeout 20 python3 "$TB_DIR/udp_flow.py" serve 10.2.0.2 5001 6 &
   srv=$!; SERVERS="$srv"
   sleep 0.3
-  got=$(ip netns exec host-a timeout 15 python3 "$TB_DIR/udp_flow.py" send 10.2.0.2 5001 30 500) || fail "$1: UDP flow"
+  got=$(ip netns exec host-a timeout 15 python3 "$TB_DIR/udp_flow.py" send 10.2.0.2 5001 30 500) || got=0
   kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; SERVERS=""
-  if [ "$got" -ne 30 ] && [ -n "${2:-}" ]; then
-    # Just after a peer restart the other router re-keys (BFD detection, then a peer-key and
-    # a payload-key rotation a few seconds later); a flow that straddles it may lose a few.
-    note "$1: UDP flow $got/30 while router-b re-keys after the restart; once more"
-    sleep 3; traffic "$1"; return
-  fi
-  [ "$got" -eq 30 ] || fail "$1: UDP flow: only $got of 30 datagrams echoed"
+  [ "$got" -eq 30 ] || { echo "UDP flow: $got of 30 datagrams echoed"; return 1; }
+}
+traffic() { # traffic TAG
+  local why
+  why=$(try_traffic) || fail "$1: $why"
   ok "$1: ping 5/5 and UDP 30/30 host-a -> host-b over SVR"
+}
+# traffic_settles TAG: after a peer restart the surviving router keeps its payload-key
+# rotation schedule while the restarted one starts a new one, so for up to one payload-key
+# interval (10 s here, test-time-scale 360) traffic may be lost (an svrd peering matter, not
+# the conductor's): try every 3 s for 30 s, and say how often it failed.
+traffic_settles() {
+  local why i
+  for i in $(seq 1 10); do
+    if why=$(try_traffic); then
+      ok "$1: ping 5/5 and UDP 30/30 host-a -> host-b over SVR (attempt $i)"; return 0
+    fi
+    note "$1: attempt $i: $why"
+    sleep 3
+  done
+  fail "$1: traffic did not resume within 30 s"
 }
 
 # ---------------------------------------------------------------- setup
@@ -270,7 +284,7 @@ wait_forwarding router-a "$fa"
 wait_log router-a "event=peering-established" 30 "$fa" || fail "router-a: no peering after the restart"
 wait_log router-a "path=10\.9\.0\.1->10\.9\.0\.2 event=path-in-service" 30 "$fa" || fail "router-a: path not in service after the restart"
 ok "router-a restarted from its saved state (revision 2) with the conductor down; first ping answered $(resumes restart) s after its path came into service"
-traffic "router-a restarted with the conductor down (saved revision 2)" retry
+traffic_settles "router-a restarted with the conductor down (saved revision 2)"
 
 # ---------------------------------------------------------------- conductor back
 fa=$(lines router-a)
@@ -286,14 +300,14 @@ fa=$(lines router-a); fb=$(lines router-b)
 tb_stop_one router-b || true
 start_boot router-b
 wait_log router-b "event=conductor-refused .*CertificateRevoked" 40 "$fb" || fail "router-b: revoked, yet its stage 2 was not refused"
-fa=$(lines router-a)
 tb_stop_one router-a || true
+fa=$(lines router-a)   # after the exit report (it lists the earlier path events)
 start_boot router-a
 wait_log router-a "event=crl-updated" 20 "$fa" || fail "router-a: did not fetch the new CRL at start"
 wait_forwarding router-a "$fa"
 wait_log router-a "peer=router-b event=certificate-rejected" 30 "$fa" || fail "router-a: no certificate-rejected for the revoked router-b"
 sleep 3
-n=$(count_log router-a "event=path-in-service" "$fa" "$(lines router-a)")
+n=$(count_log router-a "^\[.*event=path-in-service" "$fa" "$(lines router-a)")
 [ "$n" = 0 ] || fail "router-a: a path to revoked router-b came into service"
 ok "revoked router-b: stage 2 refused ($(grep -o 'event=conductor-refused.*' "$RUN/router-b.log" | tail -n 1 | cut -c1-110)); router-a rejects its certificate: $(grep -o 'peer=router-b event=certificate-rejected.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-120)"
 
