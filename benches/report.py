@@ -595,6 +595,7 @@ def main():
     o.extend(growth_section(d))
     o.extend(kept_section_from_doc(ZT_FLOOD_BEGIN, ZT_FLOOD_END))
     o.extend(kept_section_from_doc(MULTIPATH_BEGIN, MULTIPATH_END))
+    o.extend(kept_section_from_doc(CONTAINERS_BEGIN, CONTAINERS_END))
     print("\n".join(o))
 
 
@@ -605,6 +606,9 @@ ZT_FLOOD_END = "<!-- zt-flood:end -->"
 # "Multipath" is written by hand from target/release/multipath (benches/src/bin/multipath.rs).
 MULTIPATH_BEGIN = "<!-- multipath:begin (benches/src/bin/multipath.rs) -->"
 MULTIPATH_END = "<!-- multipath:end -->"
+# "In containers" is written by `scripts/containers.sh bench` (--splice-containers below).
+CONTAINERS_BEGIN = "<!-- containers:begin (scripts/containers.sh bench) -->"
+CONTAINERS_END = "<!-- containers:end -->"
 
 
 def kept_section_from_doc(begin, end):
@@ -1317,7 +1321,130 @@ def splice_growth(gd, doc):
     return text.rstrip("\n") + "\n\n" + new + "\n"
 
 
+# ---------------------------------------------------------------- containers
+def containers_section(d):
+    """Section 9 (markdown lines, with its markers) from the results directory of
+    `scripts/containers.sh bench` (docker/bench.sh): svr-pktgen in one container, svrd or
+    dpdk-testpmd in another, over memif (sockets in a shared directory) and over af_packet
+    (two internal Docker bridges)."""
+    import json
+    m = kv_file(os.path.join(d, "machine.txt"))
+    o = [CONTAINERS_BEGIN, "## 9. In containers: svr-pktgen and dpdk-testpmd around an svrd container", ""]
+    w = o.append
+    res = {}  # (link, step, size) -> result
+    for link in ("memif", "af_packet", "native"):
+        for step in ("testpmd", "encrypt", "decrypt"):
+            f = os.path.join(d, f"{link}-{step}.json")
+            if not os.path.exists(f):
+                continue
+            for line in open(f, encoding="utf-8", errors="replace"):
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(j, dict) and "size" in j:
+                    res[(link, step, j["size"])] = j
+    sizes = sorted({k[2] for k in res}, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0))
+
+    def get(link, step, size, f, prec):
+        j = res.get((link, step, size))
+        if j is None:
+            return "not measured"
+        try:
+            v = f(j)
+        except (KeyError, TypeError, IndexError):
+            v = None
+        return "—" if v is None else f"{v:,.{prec}f}"
+
+    full = lambda j: j["main"]["rx_mpps"]  # noqa: E731
+    ndr = lambda j: j["ndr"]["rate_mpps"] if j["ndr"] else 0.0  # noqa: E731
+
+    def lat(i):
+        return lambda j: (j["ndr"]["trial"]["lat_ns"][i] / 1e3
+                          if j["ndr"] and j["ndr"]["trial"]["lat_ns"] else None)
+
+    w(f"Measured {m.get('date', '?')} on {m.get('model', '?')} ({m.get('cpus', '?')} vCPUs), "
+      f"kernel {m.get('kernel', '?')}, {m.get('engine', '?')}, commit `{m.get('commit', '?')}`, "
+      f"by `bash scripts/containers.sh bench` ({m.get('elapsed_s', '?')} s, images included; load "
+      f"average {m.get('load_start', '?')} at the start, {m.get('load_end', '?')} at the end: other "
+      "jobs shared the 2 vCPUs); "
+      "one run of each step (the namespace figures of section 5 are medians of 3). Images: "
+      f"`{m.get('base', '?')}` (debootstrap, Debian's DPDK 22.11) and the project's images "
+      "FROM it (`docker/Dockerfile`).")
+    w("")
+    w("Two containers: `svr-pktgen` (generator, CPU 0) and the device under test (`svrd` with "
+      "`benches/dut/svrd-dut.yaml`: one busy-polling worker on CPU 1, static neighbours, "
+      "test-mode keys; or `dpdk-testpmd` io-forward, the I/O ceiling), each with "
+      "`--cap-drop ALL` plus NET_ADMIN, NET_RAW, IPC_LOCK, SYS_NICE and the host's "
+      "`/dev/hugepages`. Two links, LAN and WAN: **memif** = memif sockets in a directory both "
+      "containers mount (`socket-abstract=no`; the generator is the server), the same links as "
+      "section 5 but across two containers; **af_packet** = two internal Docker bridges, "
+      "each container with one veth on each, driven by `net_af_packet` (the kernel's veth and "
+      "bridge carry every frame). Same generator settings as section 5 (1024 UDP flows, IPv4; "
+      "forwarding rate at full speed for 1 s, then a binary search for the no-drop rate, 0.4 s "
+      "trials, at most 7; latency = generator TX to RX at the fastest no-drop trial).")
+    w("")
+    for link, label in (("memif", "memif between containers"), ("af_packet", "af_packet over Docker bridges"),
+                        ("native", "memif without containers, same run (host processes: the machine's state at that moment)")):
+        if not any(k[0] == link for k in res):
+            w(f"**{label}**: not measured (no results in `{os.path.basename(d)}`).")
+            w("")
+            continue
+        w(f"**{label}**, Mpps:")
+        w("")
+        w("| size | testpmd io | svrd encrypt | svrd decrypt | no-drop: testpmd io | svrd encrypt | svrd decrypt |")
+        w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for s in sizes:
+            w(f"| {s} | " + " | ".join(get(link, st, s, full, 3) for st in ("testpmd", "encrypt", "decrypt"))
+              + " | " + " | ".join(get(link, st, s, ndr, 3) for st in ("testpmd", "encrypt", "decrypt")) + " |")
+        w("")
+        w(f"Latency at the no-drop rate, {label}, µs:")
+        w("")
+        w("| size | path | p50 | p99 | p99.9 | max |")
+        w("| ---: | --- | ---: | ---: | ---: | ---: |")
+        for s in sizes:
+            for st, lab in (("testpmd", "testpmd io"), ("encrypt", "svrd encrypt"), ("decrypt", "svrd decrypt")):
+                w(f"| {s} | {lab} | " + " | ".join(get(link, st, s, lat(i), 1) for i in range(4)) + " |")
+        w("")
+    limited = sorted({f"{k[0]} {k[1]} {k[2]}" for k, j in res.items() if j.get("generator_limited")})
+    if limited:
+        w("Trials where the generator did not reach the rate it was asked for (its own limit or a "
+          "stall of its CPU, not the DUT's): " + ", ".join(limited) + ".")
+        w("")
+    w("Read these beside the load average above: on this shared 2-vCPU machine the generator, "
+      "the DUT and other jobs' compilers compete for the same two CPUs, and the figures fall "
+      "with the load (in section 5, measured at a load near 3, testpmd io-forward over memif "
+      "made 19 Mpps at 64 B). The \"without containers\" rows are the same memif steps run as "
+      "host processes (`nice -n -19`) in the same run, right after the container steps: the "
+      "difference between them and the container rows is what the containers cost; the "
+      "difference from section 5 is the machine's load. The containers get the largest CPU "
+      "weight (`--cpu-shares 262144`, the cgroup counterpart of `nice -n -19`), which does not "
+      "make the other jobs stop.")
+    w("")
+    w("Commands (`docker/bench.sh`; every step's generator and DUT command line is in "
+      "`commands.txt` of the results directory):")
+    w("")
+    w("```sh")
+    w("bash scripts/containers.sh bench     # SVR_CTR_BENCH_SIZES=64,1400,imix")
+    w("```")
+    w(CONTAINERS_END)
+    return o
+
+
+def splice_containers(d, doc):
+    """`doc` with its containers section replaced by the one from `d` (appended if absent)."""
+    new = "\n".join(containers_section(d))
+    text = open(doc, encoding="utf-8").read() if os.path.exists(doc) else "# svr-fastpath benchmarks\n"
+    i, j = text.find(CONTAINERS_BEGIN), text.find(CONTAINERS_END)
+    if i >= 0 and j > i:
+        return text[:i] + new + text[j + len(CONTAINERS_END):]
+    return text.rstrip("\n") + "\n\n" + new + "\n"
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--splice-containers":
+        sys.stdout.write(splice_containers(sys.argv[2], sys.argv[3]))
+        sys.exit(0)
     if len(sys.argv) == 4 and sys.argv[1] == "--splice-tunnels":
         sys.stdout.write(splice_tunnels(sys.argv[2], sys.argv[3]))
     elif len(sys.argv) == 4 and sys.argv[1] == "--splice-growth":

@@ -68,5 +68,9 @@ echo "== svrctl --router router-a show sessions =="
 echo
 echo "== router-a counters that moved (svrctl show stats, non-zero) =="
 "$SVRCTL" --router router-a --json show stats |
-  python3 -c 'import json,sys; [print(f"{s[\"name\"]} = {s[\"value\"]}") for s in json.load(sys.stdin)["stats"] if s["value"] and not s["name"].startswith(("worker.", "mgmt."))]' |
+  python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["stats"]:
+    if s["value"] and not s["name"].startswith(("worker.", "mgmt.")):
+        print(s["name"], "=", s["value"])' |
   head -n 40

@@ -11,6 +11,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # Each step prints the free disk: CI machines may have little, and a full disk fails late.
 step() { printf '\n== %s ==  (free: %s)\n' "$*" "$(df -h --output=avail . | tail -n 1 | tr -d ' ')"; }
+# tb SCRIPT: a testbed test. With SVR_TESTBED_LOCK set (a shared development machine), each
+# one holds that lock file while it runs, as every testbed run there does.
+tb() {
+  if [ -n "${SVR_TESTBED_LOCK:-}" ]; then flock "$SVR_TESTBED_LOCK" bash "$@"; else bash "$@"; fi
+}
 # Incremental caches only help a second build; CI builds once.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
@@ -29,28 +34,34 @@ step "release build"
 cargo build --release -p svrd -p svr-mgmt
 
 step "end-to-end testbed"
-bash testbed/e2e-test.sh
+tb testbed/e2e-test.sh
 
 step "end-to-end testbed, zero-trust key management"
-bash testbed/zt-e2e-test.sh
+tb testbed/zt-e2e-test.sh
 
 step "zero-trust attack suite: an attacker on the WAN against the zero-trust pair"
-bash testbed/attack-test.sh
+tb testbed/attack-test.sh
 
 step "zero-trust acceptance: restart recovery, rekeys under TCP"
-bash testbed/zt-recovery-test.sh
+tb testbed/zt-recovery-test.sh
 
 step "multipath: two WAN links, SLA selection, failover, revert, duplication (issue 9)"
-bash testbed/multipath-e2e-test.sh
+tb testbed/multipath-e2e-test.sh
 
 step "operating svrd: every svrctl command, /metrics scraped by Prometheus (issue 10)"
-bash testbed/ops-test.sh
+tb testbed/ops-test.sh
+
+step "live reload under a steady flow: svrctl reload and SIGHUP (issue 10)"
+tb testbed/reload-test.sh
 
 step "DPDK tools against svrd: dpdk-telemetry.py /svr/ commands, dpdk-dumpcap capture"
-bash testbed/telemetry-test.sh
+tb testbed/telemetry-test.sh
 
 step "packet generator against svrd over memif (functional)"
-bash testbed/pktgen-smoke.sh
+tb testbed/pktgen-smoke.sh
+
+step "containers: images from Debian's packages, the compose testbed with zero-trust keys (issue 12)"
+bash scripts/containers.sh test
 
 step "fuzzing: every parser for ${SVR_FUZZ_SECONDS:-60} s"
 bash scripts/fuzz.sh "${SVR_FUZZ_SECONDS:-60}"

@@ -14,11 +14,11 @@
 #     `show routers` says up-to-date; no log carries the token;
 #   - a reused token is refused (svrd exits with "token refused: token-reused", an
 #     enroll-refused event on both sides); a CSR for another name is refused (wrong-name);
-#   - an invalid apply changes nothing; an apply that changes both routers' part is fetched
-#     by both watches, checked, written to running.yaml and reported (live reload is not in
-#     this build: the routers report the revision they run, `show routers` says behind);
+#   - an invalid apply changes nothing; an apply that changes both routers' part (a key
+#     timer) is fetched by both watches, checked, written to running.yaml, reloaded live by
+#     svrd (event=config-reloaded) and reported (`show routers`: up-to-date); traffic flows;
 #   - conductor stopped: traffic keeps flowing; router-a restarted while it is down comes
-#     back from its saved state (now revision 2) and traffic resumes;
+#     back from its saved state (revision 2) and traffic resumes;
 #   - conductor back: the watches reconnect and router-a reports revision 2;
 #   - revoke router-b: router-b's stage 2 is refused; router-a restarted fetches the new CRL
 #     at start and never brings router-b's paths into service (certificate-rejected).
@@ -262,14 +262,20 @@ fa=$(lines router-a); fb=$(lines router-b)
 sed -e 's/peer-key-retransmit-interval: 30 /peer-key-retransmit-interval: 20 /' "$RUN/authority.yaml" > "$RUN/authority-2.yaml"
 out=$(cond apply "$RUN/authority-2.yaml") || fail "apply revision 2: $out"
 ok "apply revision 2: $(echo "$out" | tr '\n' ' ')"
-wait_log router-a "event=config-saved revision=2" 40 "$fa" || fail "router-a: revision 2 not fetched and saved"
-wait_log router-b "event=config-saved revision=2" 40 "$fb" || fail "router-b: revision 2 not fetched and saved"
+for r in router-a router-b; do
+  from=$fa; [ "$r" = router-b ] && from=$fb
+  wait_log "$r" "event=config-applied revision=2 live=true" 40 "$from" || fail "$r: revision 2 not applied live"
+  wait_log "$r" "event=config-reloaded .*changes=[^ ]*key" 5 "$from" || fail "$r: svrd did not reload the key timers"
+  wait_log "$r" "event=status-reported .*applied=2" 20 "$from" || fail "$r: revision 2 not reported"
+done
 for s in a b; do
   head -n 1 "$RUN/state-$s/running.yaml" | grep -q "conductor revision 2$" || fail "state-$s/running.yaml is not revision 2"
   grep -q "peer-key-retransmit-interval: 20" "$RUN/state-$s/running.yaml" || fail "state-$s/running.yaml lacks the change"
 done
-wait_row router-a state behind 30 || fail "show routers: router-a is $(row router-a state), not behind"
-ok "revision 2 reached both routers: fetched, checked, saved as running.yaml, status reported (no live reload in this build: show routers says behind)"
+wait_row router-a state up-to-date 30 || fail "show routers: router-a is $(row router-a state)"
+wait_row router-b state up-to-date 30 || fail "show routers: router-b is $(row router-b state)"
+ok "revision 2 reached both routers live: fetched, checked, running.yaml, svrctl-style reload ($(grep -o 'event=config-reloaded.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-90)), reported; show routers: both up-to-date"
+traffic "after the live apply"
 
 # ---------------------------------------------------------------- conductor down
 stop_conductor

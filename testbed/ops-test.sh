@@ -50,8 +50,8 @@ py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 # both ROUTER NAME ARGS...: the command in table and JSON form, saved as $OUT/NAME.{txt,json}
 both() {
   local r=$1 name=$2; shift 2
-  ctl "$r" "$@" > "$OUT/$name.txt" || fail "svrctl $* (table) failed: $(cat "$OUT/$name.txt")"
-  ctl "$r" --json "$@" > "$OUT/$name.json" || fail "svrctl --json $* failed"
+  ctl "$r" "$@" > "$OUT/$name.txt" 2> "$OUT/$name.err" || fail "svrctl $* (table) failed: $(cat "$OUT/$name.txt" "$OUT/$name.err")"
+  ctl "$r" --json "$@" > "$OUT/$name.json" 2> "$OUT/$name.err" || fail "svrctl --json $* failed: $(cat "$OUT/$name.err")"
 }
 drops() { ctl router-a --json show stats drop. | py 'print(sum(s["value"] for s in d["stats"]))'; }
 
@@ -139,6 +139,32 @@ after=$(drops)
 both router-a stats-drop show stats drop.
 py 'assert all(s["name"].startswith("drop.") for s in d["stats"]), d' < "$OUT/stats-drop.json" || fail "show stats drop. --json"
 ok "show stats: drops $before -> $after after garbage sent to router-a's WAN ($(grep -E ' [1-9][0-9]*$' "$OUT/stats-drop.txt" | awk '{print $1"="$2}' | paste -sd' '))"
+
+# ---------------------------------------------------------------- interfaces, runtime, reset point
+both router-a interfaces show interfaces
+grep -qE '^wan +[1-9]' "$OUT/interfaces.txt" || fail "show interfaces: $(cat "$OUT/interfaces.txt")"
+py 'i={x["name"]:x["counters"] for x in d["interfaces"]}; assert i["wan"]["rx_packets"]>0 and "rx_ring_drops" in i["wan"] and "lan" in i, i' < "$OUT/interfaces.json" || fail "show interfaces --json"
+both router-a runtime show runtime
+py 'r=d["runtime"]; assert any(x["stage"]=="crypto" and x["packets"]>0 and x["clocks_per_packet"]>0 for x in r), r' < "$OUT/runtime.json" || fail "show runtime --json"
+grep -qE '^0 +total ' "$OUT/runtime.txt" || fail "show runtime: no total line: $(cat "$OUT/runtime.txt")"
+ctl router-a clear stats > "$OUT/clear-stats.txt" || fail "clear stats"
+launch=$(ctl router-a --json show stats --since-launch port.wan.rx_packets | py 'assert d["since"]=="launch", d; print(d["stats"][0]["value"])') || fail "show stats --since-launch"
+since=$(ctl router-a --json show stats port.wan.rx_packets | py 'assert d["since"].startswith("reset at"), d; print(d["stats"][0]["value"])') || fail "show stats after clear stats"
+[ "$since" -lt "$launch" ] || fail "show stats after clear stats: $since not below $launch since launch"
+ok "show interfaces (wan rx $(py 'print({x["name"]:x["counters"] for x in d["interfaces"]}["wan"]["rx_packets"])' < "$OUT/interfaces.json")), show runtime ($(grep -E '^0 +total ' "$OUT/runtime.txt" | awk '{print $NF}') clocks/packet), clear stats: port.wan.rx_packets $since since the reset, $launch since launch"
+
+# ---------------------------------------------------------------- capture
+ctl router-a capture --list > "$OUT/capture-list.txt" 2>&1 || fail "capture --list: $(cat "$OUT/capture-list.txt")"
+ctl router-a capture -i net_af_packet1 --seconds 3 -w "$OUT/wan.pcapng" udp > "$OUT/capture.txt" 2>&1 ||
+  fail "svrctl capture: $(tail -n 5 "$OUT/capture.txt")"
+if command -v tshark >/dev/null; then
+  n=$(tshark -r "$OUT/wan.pcapng" -Y 'udp.port == 1280' 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || fail "svrctl capture: no BFD packets in $OUT/wan.pcapng"
+  ok "svrctl capture -i net_af_packet1: $n BFD packets in 3 s read back by tshark"
+else
+  [ -s "$OUT/wan.pcapng" ] || fail "svrctl capture wrote nothing"
+  ok "svrctl capture -i net_af_packet1: $(stat -c %s "$OUT/wan.pcapng") bytes of pcapng"
+fi
 
 # ---------------------------------------------------------------- show events, config
 both router-a events show events --type peering-established

@@ -120,6 +120,11 @@ impl Args {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// `--name VALUE`, if given.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+
     /// True when `--name` was given.
     pub fn has(&self, name: &str) -> bool {
         self.pairs.iter().any(|(n, _)| n == name)

@@ -283,6 +283,25 @@
 //! | `udp` | s | `60` | 1-86400 |
 //! | `icmp` | s | `10` | 1-3600 |
 //!
+//! # Live keys (`svrctl reload`, SIGHUP)
+//!
+//! A running svrd can reload its file; [`diff`] says what changed. **Live** (applied without a
+//! restart): `authority.service[]` and `authority.service-policy[]` (all keys);
+//! `security-key-management`'s `payload-key-rekey-interval`, `peer-key-rekey-interval`,
+//! `peer-key-retransmit-interval` and `peer-key-timeout`; the local router's `bfd` and its
+//! `peer[].bfd` (every key); the local node's `route[]`, `neighbor[]`,
+//! `svr.session-timeouts` and `svr.enable-metadata-rate`; `location`, `description`,
+//! `inter-node-security`, and other nodes' own settings (no effect on this node).
+//! **Refused** with the first differing field path (`<path>: cannot change while running
+//! (restart svrd)`): `local-router`, `local-node`, `authority.name`,
+//! `enhanced-security-key-management`, `key-exchange-algorithm`, `test-time-scale`,
+//! `trusted-ca-certificate`, `certificate-revocation-list`; any router's `name`,
+//! `peering-common-name`, `svr-test-metadata-key`, the `peer[]` list (`router`, `source-nat`,
+//! `svr-test-metadata-key`), node names and `device-interface[]`; the local node's `eal`,
+//! `core-map`, `mempool-mbufs`, `pki`, `management`, `svr.max-sessions` and
+//! `svr.wayport-range`; and a `session-resiliency: packet-duplication` that a service uses when
+//! none did before.
+//!
 //! # Files
 //!
 //! A file path (`trusted-ca-certificate`, `certificate-revocation-list`, `pki`) is 1-4096 bytes without control
@@ -299,6 +318,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod diff;
 mod eal;
 mod error;
 mod host;
@@ -313,6 +333,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroize;
 
+pub use diff::{diff, Changes, NotLive};
 pub use error::ConfigError;
 pub use host::{free_hugepage_mib, hugetlbfs_mounts};
 pub use model::{

@@ -1237,6 +1237,53 @@ impl PeerKeyState {
         }
     }
 
+    /// The key timers in use.
+    pub fn config(&self) -> &KeyConfig {
+        &self.cfg
+    }
+
+    /// Changes the key timers at `now` (a reload): rekey intervals, retransmit interval and
+    /// timeout; `new.algorithm` is ignored (it cannot change on a running pair). A running
+    /// rekey timer is moved to where the new interval ends, counted from when the old one
+    /// started (at once if that has passed); `never` stops it; an interval that was `never`
+    /// starts at `now` where its timer would run (the payload rekey once peering is
+    /// established; the peer-key rekey at the leader once a peer key exists). Retransmit
+    /// and timeout apply from the next time they are armed. Keys and their indexes are kept.
+    /// On `Err` nothing changed.
+    pub fn set_timers(&mut self, now: Instant, new: KeyConfig) -> Result<(), SetupError> {
+        let new = KeyConfig {
+            algorithm: self.cfg.algorithm,
+            ..new
+        };
+        new.validate()?;
+        let established = self.episode.is_none() && self.ring.current.is_some();
+        let leader = self.role == Role::Leader && self.ring.current.is_some();
+        for (timer, old, want, arm) in [
+            (
+                Timer::PeerRekey,
+                self.cfg.peer_key_rekey_interval,
+                new.peer_key_rekey_interval,
+                leader,
+            ),
+            (
+                Timer::PayloadRekey,
+                self.cfg.payload_key_rekey_interval,
+                new.payload_key_rekey_interval,
+                established,
+            ),
+        ] {
+            let slot = &mut self.timers[timer as usize];
+            *slot = match (*slot, old.as_duration(), want.as_duration()) {
+                (_, _, None) => None,
+                (Some(at), Some(old), Some(d)) => Some((at - old + d).max(now)),
+                (None, None, Some(d)) if arm => Some(now + d),
+                (slot, _, Some(_)) => slot,
+            };
+        }
+        self.cfg = new;
+        Ok(())
+    }
+
     fn set_timer(&mut self, t: Timer, at: Instant) {
         self.timers[t as usize] = Some(at);
     }

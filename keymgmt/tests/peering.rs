@@ -1383,3 +1383,72 @@ fn an_operator_rekey_rotates_the_peer_key_at_once_on_the_leader_only() {
     let (peer_at, _) = p.a.st.next_rotations();
     assert!(peer_at.unwrap() >= at(60) + secs(24 * 3600));
 }
+
+/// A reload changes the rekey intervals of a running pair: from 24 h to 1 h (peer key) and
+/// 2 h (payload key) one hour in, rotations follow the new intervals counted from the last
+/// rotation (at once when that is past), the keys in use stay; `never` then stops them; an
+/// out-of-range interval is refused and changes nothing.
+#[test]
+fn rekey_intervals_change_on_a_running_pair() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    p.run_until(at(3600));
+    let index = p.a.st.peer_key_index();
+    let faster = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        payload_key_rekey_interval: RekeyInterval::Hours(2),
+        ..KeyConfig::default()
+    };
+    let bad = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(0),
+        ..faster
+    };
+    let now = p.time;
+    assert!(p.a.st.set_timers(now, bad).is_err());
+    assert_eq!(p.a.st.config(), &KeyConfig::default());
+    p.a.st.set_timers(now, faster).unwrap();
+    p.b.st.set_timers(now, faster).unwrap();
+    assert_eq!(p.a.st.peer_key_index(), index, "keys in use are kept");
+    established(&p);
+    let peer_rotations = |n: &Node| {
+        n.count(|e| {
+            matches!(
+                e,
+                KeyEvent::KeyRotated {
+                    which: KeyKind::PeerKey,
+                    ..
+                }
+            )
+        })
+    };
+    let payload = |n: &Node| n.count(|e| matches!(e, KeyEvent::PayloadKeyRotationDue { .. }));
+    p.run_until(at(5 * 3600 + 31));
+    established(&p);
+    for n in [&p.a, &p.b] {
+        // Peer key: due at once (1 h since the start), then at 2, 3, 4, 5 h.
+        assert_eq!(peer_rotations(n), 5);
+        // Payload key: 2 h and 4 h.
+        assert_eq!(payload(n), 2);
+        assert_eq!(n.count(|e| *e == KeyEvent::PathOutOfService), 0);
+    }
+    let never = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Never,
+        payload_key_rekey_interval: RekeyInterval::Never,
+        ..KeyConfig::default()
+    };
+    let now = p.time;
+    p.a.st.set_timers(now, never).unwrap();
+    p.b.st.set_timers(now, never).unwrap();
+    p.run_until(at(30 * 3600));
+    for n in [&p.a, &p.b] {
+        assert_eq!((peer_rotations(n), payload(n)), (5, 2));
+    }
+    // And back on: counting starts at the reload.
+    let now = p.time;
+    p.a.st.set_timers(now, faster).unwrap();
+    p.b.st.set_timers(now, faster).unwrap();
+    p.run_until(at(31 * 3600 + 31));
+    established(&p);
+    assert_eq!(peer_rotations(&p.a), 6);
+}

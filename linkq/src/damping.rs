@@ -79,6 +79,16 @@ impl<T: Copy + PartialEq> Damper<T> {
         }
     }
 
+    /// New timers (a reload): the hold-down starts again from the new `hold-down-time` for
+    /// the next change; a change already waiting keeps its deadline.
+    pub fn set_config(&mut self, config: HoldDownConfig) {
+        if config != self.config {
+            self.config = config;
+            self.hold = config.hold_down_time;
+            self.relax_at = None;
+        }
+    }
+
     /// A new raw value, notified after the hold-down if it holds.
     pub fn observe(&mut self, now: Instant, value: T) {
         if value == self.raw {

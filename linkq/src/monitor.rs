@@ -52,6 +52,14 @@ impl PathMonitor {
         }
     }
 
+    /// New hold-down timers (a reload), for every damped fact.
+    pub fn set_hold_down(&mut self, config: HoldDownConfig) {
+        self.service.set_config(config);
+        for d in &mut self.compliance {
+            d.set_config(config);
+        }
+    }
+
     /// BFD up (and a valid key), or not. Going down is told at once; coming up after a
     /// hold-down, except the first time (there is no flap to damp yet).
     pub fn set_in_service(&mut self, now: Instant, up: bool) {

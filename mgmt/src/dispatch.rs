@@ -26,6 +26,9 @@ pub trait Backend {
     fn rekey_peer(&self, peer: &str) -> Result<Value, MgmtError>;
     /// Remove the sessions matching `filter`; how many were removed.
     fn clear_sessions(&self, filter: &SessionFilter) -> Result<u64, MgmtError>;
+    /// Reload the configuration (the running file, or `path`): `{path, revision, changes}`,
+    /// or `Refused` with the one-line reason (the field path at fault) and nothing changed.
+    fn reload(&self, path: Option<&str>) -> Result<Value, MgmtError>;
 }
 
 /// Answers one request line (newline excluded) as a response line. Never panics on any
@@ -76,6 +79,13 @@ pub fn answer(req: Request, b: &dyn Backend) -> Result<Value, MgmtError> {
         Request::RekeyPeer { peer } => b.rekey_peer(&peer)?,
         Request::ClearSessions { filter } => {
             json!({ "router": router, "cleared": b.clear_sessions(&filter)? })
+        }
+        Request::Reload { path } => {
+            let mut v = b.reload(path.as_deref())?;
+            if let Value::Object(m) = &mut v {
+                m.insert("router".into(), json!(router));
+            }
+            v
         }
     })
 }
@@ -212,6 +222,14 @@ pub(crate) mod tests {
             self.cleared.set(self.cleared.get() + n);
             Ok(n)
         }
+        fn reload(&self, path: Option<&str>) -> Result<Value, MgmtError> {
+            match path {
+                Some("/bad.yaml") => Err(MgmtError::Refused(
+                    "authority.router[0].node[0].core-map.workers: cannot change while running (restart svrd)".into(),
+                )),
+                p => Ok(json!({"path": p.unwrap_or("/etc/svrd.yaml"), "revision": 2, "changes": ["services"]})),
+            }
+        }
     }
 
     fn call(line: &str) -> Value {
@@ -266,6 +284,20 @@ pub(crate) mod tests {
 
         let v = call(r#"{"v":1,"cmd":"clear-sessions","service":"site-b"}"#);
         assert_eq!(v["data"]["cleared"], 1);
+
+        let v = call(r#"{"v":1,"cmd":"reload"}"#);
+        assert_eq!(v["data"]["revision"], 2);
+        assert_eq!(v["data"]["router"]["router"], "router-a");
+        assert_eq!(v["data"]["path"], "/etc/svrd.yaml");
+        let v = call(r#"{"v":1,"cmd":"reload","path":"/bad.yaml"}"#);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["kind"], "refused");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("authority.router[0].node[0].core-map.workers: "));
+        let v = call(r#"{"v":1,"cmd":"reload","path":7}"#);
+        assert_eq!(v["error"]["kind"], "bad-argument");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod model;
 pub mod proto;
 pub mod table;
 pub mod time;
+pub mod views;
 
 pub use dispatch::{handle, respond, Backend};
 pub use proto::{ErrorKind, MgmtError, Request, MAX_REQUEST, VERSION};

@@ -6,7 +6,7 @@
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
-//! | `svr_port_{rx,tx}_{packets,bytes}_total`, `svr_port_{rx_missed,rx_errors,tx_errors,rx_nombuf}_total` | counter | `port` |
+//! | `svr_port_{rx,tx}_{packets,bytes}_total`, `svr_port_{rx_missed,rx_errors,tx_errors,rx_nombuf,rx_ring_drops}_total` (`rx_ring_drops`: frames an af_packet port's kernel ring dropped before svrd polled them) | counter | `port` |
 //! | `svr_worker_<counter>_total` (`rx`, `forwarded`, `punted`, `tx`, `tx_unsent`, ...) | counter | `worker` |
 //! | `svr_drops_total` | counter | `reason` (every drop reason, zeros too) |
 //! | `svr_dataplane_events_total` | counter | `event` |
@@ -161,7 +161,7 @@ fn stat(f: &mut Families, s: &Stat) {
     match (parts.as_slice(), s.kind) {
         (["port", port, field], _) => f.counter(
             &format!("svr_port_{}_total", sanitize(field)),
-            "Port counters from the NIC (rte_eth_stats).",
+            "Port counters (rte_eth_stats; rx_ring_drops from the kernel ring of af_packet ports).",
             &["port"],
             &[port],
             s.value,

@@ -298,7 +298,6 @@ pub fn event_type(event: &str) -> String {
         ("status-reported", "conductor.status-reported"),
         ("config-loaded", "config.loaded"),
         ("config-applied", "config.applied"),
-        ("config-saved", "config.saved"),
         ("crl-updated", "certificate.crl-updated"),
         ("crl-rejected", "certificate.crl-rejected"),
         ("control-socket-refused", "mgmt.refused"),

@@ -13,6 +13,7 @@
 //! | `show-config` | | `{path, config}` (secrets elided) |
 //! | `rekey-peer` | `peer` (string, required) | `{peer, ...}` |
 //! | `clear-sessions` | `service`, `peer`, `id` | `{cleared}` |
+//! | `reload` | `path` (string: an absolute path; default the running file) | `{router, path, revision, changes}` |
 //!
 //! Response: `{"v":1,"ok":true,"data":...}` or
 //! `{"v":1,"ok":false,"error":{"kind":"<kind>","message":"<one line>"}}`. A request line
@@ -67,6 +68,12 @@ pub enum Request {
     ClearSessions {
         /// Which sessions (all when empty).
         filter: SessionFilter,
+    },
+    /// Read the configuration file again (or `path`), validate it as `svrd --check` does,
+    /// and apply what may change while running; refused as a whole otherwise.
+    Reload {
+        /// Another file to load (absolute; svrd's working directory is not the client's).
+        path: Option<String>,
     },
 }
 
@@ -335,6 +342,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, MgmtError> {
         "show-config" => "show-config",
         "rekey-peer" => "rekey-peer",
         "clear-sessions" => "clear-sessions",
+        "reload" => "reload",
         _ => {
             let mut shown: String = cmd.chars().take(64).collect();
             shown.retain(|c| !c.is_control());
@@ -362,6 +370,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request, MgmtError> {
                 arg: "peer".into(),
                 problem: "required",
             })?,
+        },
+        "reload" => Request::Reload {
+            path: a.string("path")?,
         },
         _ => Request::ClearSessions {
             filter: a.filter()?,

@@ -231,6 +231,26 @@ pub fn stats(stats: &[Stat]) -> String {
     t.render()
 }
 
+/// `reload`: the file, the revision now running and what changed.
+pub fn reload(d: &serde_json::Value) -> String {
+    let changes: Vec<&str> = d["changes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let mut t = Table::new(&["Router", "Revision", "Changes", "File"]);
+    t.row(vec![
+        d["router"]["router"].as_str().unwrap_or("-").to_string(),
+        d["revision"].to_string(),
+        if changes.is_empty() {
+            "none".to_string()
+        } else {
+            changes.join(", ")
+        },
+        d["path"].as_str().unwrap_or("-").to_string(),
+    ]);
+    t.render()
+}
+
 /// `show events`: one line each, time first.
 pub fn events(events: &[EventInfo]) -> String {
     let mut out = String::new();
@@ -277,5 +297,17 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("1 of 1 matching sessions shown (2 live)\n"));
+        let r = reload(
+            &serde_json::json!({"router": {"router": "router-a"}, "revision": 3, "changes": ["services", "routes"], "path": "/etc/a.yaml"}),
+        );
+        assert!(
+            r.lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("router-a  3         services, routes  /etc/a.yaml"),
+            "{r}"
+        );
+        let r = reload(&serde_json::json!({"revision": 1, "changes": []}));
+        assert!(r.contains(" none "), "{r}");
     }
 }

@@ -55,7 +55,8 @@ use fastpath::time::Instant;
 use rand_core::CryptoRngCore;
 use svr_bfd::{AuthKey, BfdConfig, BfdError, BfdEvent, BfdSession, Diagnostic, State, CONTROL_LEN};
 use svr_keymgmt::{
-    Identity, KeyEvent, PeerKeyState, PeerSetup, PublishedKeys, RekeyRefused, TrustAnchor,
+    Identity, KeyConfig, KeyEvent, PeerKeyState, PeerSetup, PublishedKeys, RekeyRefused,
+    TrustAnchor,
 };
 use svr_linkq::{Metrics, PathMonitor, TestResult, PROBE_LEN, PROBE_VERSION};
 
@@ -525,6 +526,42 @@ impl PeerCoordinator {
     }
 
     // ---- queries ----
+
+    /// Changes the key timers of every peer at `now` (a reload; see
+    /// [`PeerKeyState::set_timers`]). On `Err` nothing changed.
+    pub fn set_key_timers(&mut self, now: Instant, cfg: KeyConfig) -> Result<(), SetupError> {
+        cfg.validate()
+            .map_err(|source| SetupError::Peer { peer: 0, source })?;
+        let key_now = self.key_now(now);
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            p.keys
+                .set_timers(key_now, cfg)
+                .map_err(|source| SetupError::Peer { peer: i, source })?;
+        }
+        self.process(now);
+        Ok(())
+    }
+
+    /// Changes path `path`'s BFD timers (a Poll Sequence while Up, RFC 5880 §6.8.3) and its
+    /// link-test and hold-down settings at `now` (a reload). Sessions and keys are kept.
+    /// `false` for an unknown path.
+    pub fn set_path_config(
+        &mut self,
+        now: Instant,
+        path: PathIndex,
+        bfd: BfdConfig,
+        link: LinkConfig,
+    ) -> bool {
+        let Some(p) = self.paths.get_mut(path) else {
+            return false;
+        };
+        if *p.bfd.config() != bfd {
+            p.bfd.set_config(now, bfd);
+        }
+        p.link.set_config(link);
+        self.process(now);
+        true
+    }
 
     /// The key clock's speed-up (`test-time-scale`).
     pub fn time_scale(&self) -> u64 {

@@ -125,6 +125,17 @@ impl PathLink {
         }
     }
 
+    /// New settings (a reload): hold-down timers at once; a running link test stops and
+    /// [`Self::update`] starts it again with the new interval and length.
+    pub(crate) fn set_config(&mut self, config: LinkConfig) {
+        if config.test != self.config.test {
+            self.stop();
+        }
+        self.monitor.set_hold_down(config.hold_down);
+        self.told.set_config(config.hold_down);
+        self.config = config;
+    }
+
     /// The link-test key of the peer's current key changed (`None`: no key any more).
     pub(crate) fn set_key(&mut self, secret: Option<[u8; 32]>) {
         match secret {

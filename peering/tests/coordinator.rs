@@ -387,3 +387,77 @@ fn an_operator_rekey_on_the_leader_rotates_the_peer_key_on_both_sides() {
     assert_eq!((index(&p.a), index(&p.b)), (Some(2), Some(2)));
     assert!(p.a.all_in_service() && p.b.all_in_service());
 }
+
+/// BFD packets `s` sent on `path` in `[from, to)`.
+fn bfd_sent(s: &Side, path: usize, from: Instant, to: Instant) -> usize {
+    s.sent
+        .iter()
+        .filter(|x| x.path == path && !x.link && x.at >= from && x.at < to)
+        .count()
+}
+
+/// A reload on a running pair: faster BFD timers take effect through a Poll Sequence and
+/// faster rekey intervals through the key clock (time-scaled here as in the testbed), with
+/// no path leaving service and the keys in use kept.
+#[test]
+fn reload_changes_bfd_and_rekey_timers_in_service() {
+    let mut setup = rotation_setup(360, 1000);
+    setup.keys = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(720),
+        payload_key_rekey_interval: RekeyInterval::Hours(720),
+        ..KeyConfig::default()
+    };
+    let mut p = Pair::new(setup);
+    p.run_until_in_service(secs(10));
+    p.run_for(secs(20));
+    let t0 = p.time;
+    let index = |s: &Side| s.co.peer(0).unwrap().keys.peer_key_index();
+    let before = index(&p.a);
+    let slow = bfd_sent(&p.a, 0, t0 - secs(10), t0);
+    assert!((8..=14).contains(&slow), "1/s: {slow}");
+    // Reload both routers: BFD every 200 ms, peer key every hour (10 s at 360x).
+    let fast = BfdConfig {
+        desired_tx: Duration::from_millis(200),
+        required_min_rx: Duration::from_millis(200),
+        detect_mult: 3,
+    };
+    let keys = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        payload_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let bad = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(0),
+        ..keys
+    };
+    assert!(p.a.co.set_key_timers(t0, bad).is_err());
+    for s in [&mut p.a, &mut p.b] {
+        for path in 0..s.co.path_count() {
+            assert!(s.co.set_path_config(t0, path, fast, setup.link));
+        }
+        s.co.set_key_timers(t0, keys).unwrap();
+    }
+    assert!(!p.a.co.set_path_config(t0, 99, fast, setup.link));
+    p.flush();
+    assert_eq!(index(&p.a), before, "keys in use are kept");
+    p.run_for(secs(2));
+    let t1 = p.time;
+    p.run_for(secs(10));
+    let quick = bfd_sent(&p.a, 0, t1, p.time);
+    assert!(
+        (45..=75).contains(&quick),
+        "5/s after the Poll Sequence: {quick}"
+    );
+    assert_eq!(
+        p.a.co.path(0).unwrap().bfd.config().desired_tx,
+        fast.desired_tx
+    );
+    // The peer key rotated within the new interval (10 s), and again.
+    p.run_for(secs(12));
+    let after = index(&p.a).unwrap();
+    assert!(
+        after.wrapping_sub(before.unwrap()) >= 2,
+        "{before:?} -> {after}"
+    );
+    assert_rotated_in_service(&p, t0, 2);
+}

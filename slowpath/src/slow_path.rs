@@ -275,6 +275,41 @@ impl SlowPath {
         }
     }
 
+    /// Replaces the configured routes (a reload): the connected routes of the interfaces'
+    /// addresses stay, `routes` come after them as in [`SlowPath::new`]. Held frames and
+    /// the neighbour table are kept.
+    pub fn set_routes(&mut self, routes: Vec<Route>) {
+        let connected = self.ports.iter().flat_map(|(&port, p)| {
+            let v4 = p.ipv4.iter().map(|&(a, len)| (IpAddr::V4(a), len.min(32)));
+            let v6 = p.ipv6.iter().map(|&(a, len)| (IpAddr::V6(a), len.min(128)));
+            v4.chain(v6).filter_map(move |(addr, len)| {
+                Some(Route {
+                    prefix: IpPrefix::new_masked(addr, len).ok()?,
+                    next_hop: None,
+                    port,
+                })
+            })
+        });
+        self.routes = RouteTable::new(connected.collect::<Vec<_>>().into_iter().chain(routes));
+    }
+
+    /// Replaces the static neighbours (a reload). A resolved dynamic entry for an address
+    /// that is no longer static shows again in [`Self::neighbors`]; a change queues
+    /// [`Event::NeighborsChanged`].
+    pub fn set_static_neighbors(&mut self, statics: &[crate::StaticNeighbor]) {
+        let new: BTreeMap<Key, EthernetAddress> =
+            statics.iter().map(|n| ((n.port, n.addr), n.mac)).collect();
+        if new != self.statics {
+            self.statics = new;
+            self.neighbors_changed();
+        }
+    }
+
+    /// The routes this slow path routes by (connected first, then configured).
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
     /// Replaces the ICMP error rate limit (default 100/s, burst 50); the bucket starts full.
     pub fn set_icmp_error_limit(&mut self, limit: IcmpErrorLimit, now: Instant) {
         self.icmp_bucket = TokenBucket::new(limit, now);

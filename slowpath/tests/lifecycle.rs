@@ -412,3 +412,40 @@ fn ten_simulated_days_without_growth() {
     assert!(h.counter("neighbor_resolution_failed") > 0);
     assert!(h.counter("held_released") > 0);
 }
+
+/// A reload replaces the static neighbours and routes: the new entries show at once (one
+/// `NeighborsChanged`), removed ones are gone, connected routes stay.
+#[test]
+fn reload_replaces_static_neighbors_and_routes() {
+    use fastpath::route::{IpPrefix, Route};
+    use slowpath::StaticNeighbor;
+    let mut h = Harness::new();
+    h.events();
+    h.sp.set_static_neighbors(&[StaticNeighbor {
+        port: WAN,
+        addr: v4("198.51.100.253"),
+        mac: HB,
+    }]);
+    assert_eq!(h.events(), vec![Event::NeighborsChanged]);
+    assert_eq!(h.sp.neighbors().get(WAN, v4("198.51.100.253")), Some(HB));
+    assert_eq!(h.sp.neighbors().get(WAN, v4("198.51.100.254")), None);
+    // The same set again changes nothing.
+    h.sp.set_static_neighbors(&[StaticNeighbor {
+        port: WAN,
+        addr: v4("198.51.100.253"),
+        mac: HB,
+    }]);
+    assert!(h.events().is_empty());
+    h.sp.set_routes(vec![Route {
+        prefix: IpPrefix::new(v4("10.0.0.0"), 8).unwrap(),
+        next_hop: Some(v4("198.51.100.253")),
+        port: WAN,
+    }]);
+    let hop = |a: &str| fastpath::forward::lookup(v4(a), h.sp.routes()).ok();
+    assert!(hop("10.1.2.3").is_some(), "new route");
+    assert!(
+        hop("203.0.113.9").is_none(),
+        "the old default route is gone"
+    );
+    assert!(hop("192.0.2.7").is_some(), "connected routes stay");
+}

@@ -10,15 +10,15 @@
 //!   `svrd --config`; PKI paths into the state directory), check it as `svrd --check` does,
 //!   save it atomically as `<state>/running.yaml` with its revision, and run svrd from it.
 //! - **Watch** (one background thread; not the slow path, never a worker): long-poll for a
-//!   newer revision, check it, write `running.yaml`, hand it to the live reload
-//!   ([`live_reload`], the one seam), report `POST /v1/status` with the revision applied or
+//!   newer revision, check it, write `running.yaml`, have svrd reload it live
+//!   ([`live_reload`], the one seam: `svrctl reload` on its own control socket), report `POST /v1/status` with the revision applied or
 //!   the exact error; refresh the CRL periodically. Conductor addresses are tried in order;
 //!   with none reachable it retries with a bounded backoff.
 //! - **Restart with the conductor down**: a saved certificate and `running.yaml` are enough
 //!   to start and forward; the watch keeps retrying in the background.
 //!
 //! Every step logs one `event=...` line (`enrolled`, `enroll-refused`, `config-applied`,
-//! `config-saved`, `config-rejected`, `conductor-unreachable`, `conductor-reachable`,
+//! `config-rejected`, `conductor-unreachable`, `conductor-reachable`,
 //! `conductor-refused`, `status-reported`, `crl-updated`). No line carries the token or a key.
 
 use std::fs::OpenOptions;
@@ -735,26 +735,69 @@ fn save_crl(st: &StateDir, crl: &str) -> bool {
 // ------------------------------------------------------------------------ the seam
 
 /// What the live reload did with a new `running.yaml`.
-// `Applied` and `Failed` are the live reload's answers; until it lands only `NotAvailable`
-// is made.
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
     /// Running now.
     Applied,
-    /// Refused; svrd runs the previous configuration (the exact error).
+    /// Refused (or svrd could not be asked); svrd runs the previous configuration. The
+    /// exact error.
     Failed(String),
-    /// This build has no live reload: the file applies at the next start.
-    NotAvailable,
 }
 
-/// **The seam to svrd's live reload** (`svrctl reload`, SIGHUP): `running.yaml` has just been
-/// replaced by a checked configuration. Until the reload lands this says so; then its body
-/// becomes the reload call of the running svrd on `running` (or a SIGHUP to this process
-/// whose reload re-reads `--config`, which in bootstrap mode is `running`).
-fn live_reload(running: &Path) -> Reload {
-    let _ = running;
-    Reload::NotAvailable
+/// How long svrd's control socket may take to appear (svrd still starting) and to answer.
+const RELOAD_CONNECT: Duration = Duration::from_secs(15);
+const RELOAD_ANSWER: Duration = Duration::from_secs(30);
+/// Largest answer read from the control socket.
+const RELOAD_MAX_ANSWER: usize = 64 * 1024;
+
+/// **The seam to svrd's live reload**: `running.yaml` has just been replaced by a checked
+/// configuration; ask this svrd to reload it, exactly as `svrctl reload` does (a `reload`
+/// request on its own control socket `socket`; the slow-path thread validates with
+/// `--check`'s rules, refuses a change that needs a restart, applies the rest), and return
+/// its verdict, which is what the router reports to the conductor.
+fn live_reload(socket: Option<&Path>) -> Reload {
+    use std::io::BufReader;
+    use std::os::unix::net::UnixStream;
+    use svr_mgmt::proto::{request_line, Response};
+    let Some(socket) = socket else {
+        return Reload::Failed("no control socket known for this configuration".into());
+    };
+    let shown = socket.display();
+    let deadline = Instant::now() + RELOAD_CONNECT;
+    let stream = loop {
+        match UnixStream::connect(socket) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => {
+                return Reload::Failed(format!("control socket {shown}: {e}"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
+    let asked = stream
+        .set_read_timeout(Some(RELOAD_ANSWER))
+        .and_then(|_| stream.set_write_timeout(Some(RELOAD_ANSWER)))
+        .and_then(|_| (&stream).write_all(request_line("reload", Default::default()).as_bytes()));
+    if let Err(e) = asked {
+        return Reload::Failed(format!("control socket {shown}: {e}"));
+    }
+    let mut r = BufReader::new(&stream);
+    let line = match svr_mgmt::framing::read_line(&mut r, RELOAD_MAX_ANSWER) {
+        Ok(Some(line)) => line,
+        Ok(None) => return Reload::Failed(format!("control socket {shown}: no answer")),
+        Err(e) => return Reload::Failed(format!("control socket {shown}: {e}")),
+    };
+    match serde_json::from_slice::<Response>(&line) {
+        Ok(Response { ok: true, .. }) => Reload::Applied,
+        Ok(Response { error: Some(e), .. }) => Reload::Failed(e.message),
+        Ok(_) | Err(_) => Reload::Failed(format!("control socket {shown}: malformed answer")),
+    }
+}
+
+/// The control socket of the svrd that runs `running` (as svrd itself computes it).
+fn control_socket(running: &Path) -> Option<PathBuf> {
+    let cfg = Config::load(running).ok()?;
+    let (_, node) = cfg.local();
+    Some(node.management.control_socket_path(&node.eal))
 }
 
 // ------------------------------------------------------------------------ watch
@@ -773,6 +816,8 @@ struct Watch {
     report: bool,
     last_crl: Instant,
     crl: String,
+    /// svrd's control socket (the reload).
+    socket: Option<PathBuf>,
 }
 
 impl Watch {
@@ -838,23 +883,9 @@ impl Watch {
     }
 
     fn update_crl(&mut self, crl: &str) {
-        // Only a CRL the trust anchor accepts replaces the saved one.
-        let ok = std::fs::read(&self.boot.state.root)
-            .ok()
-            .and_then(|root| svr_keymgmt::pki::TrustAnchor::load(&root).ok())
-            .is_some_and(|a| a.with_crls(crl.as_bytes()).is_ok());
-        if !ok {
-            log::warn!("event=crl-rejected reason=\"does not verify against the authority root\"");
-            return;
-        }
-        if let Err(e) = write_atomic(&self.boot.state.crl, crl.as_bytes(), 0o644) {
-            log::warn!("event=crl-rejected reason={}", quoted(&e.to_string()));
-            return;
-        }
-        self.crl = crl.to_owned();
-        log::info!("event=crl-updated file={}", self.boot.state.crl.display());
-        if let Reload::Failed(e) = live_reload(&self.boot.state.running) {
-            log::warn!("event=config-rejected reason=crl error={}", quoted(&e));
+        if save_crl(&self.boot.state, crl) {
+            // svrd loads the CRL at start (a reload keeps the certificates it runs with).
+            self.crl = crl.to_owned();
         }
     }
 
@@ -871,7 +902,7 @@ impl Watch {
             self.error = Some(format!("revision {revision}: {e}"));
             return;
         }
-        match live_reload(&self.boot.state.running) {
+        match live_reload(self.socket.as_deref()) {
             Reload::Applied => {
                 self.applied = revision;
                 self.error = None;
@@ -883,14 +914,6 @@ impl Watch {
                     quoted(&e)
                 );
                 self.error = Some(format!("revision {revision}: {e}"));
-            }
-            Reload::NotAvailable => {
-                self.error = None;
-                log::info!(
-                    "event=config-saved revision={revision} running={} file={} note=\"no live reload in this build: applies at the next start\"",
-                    self.applied,
-                    self.boot.state.running.display()
-                );
             }
         }
     }
@@ -1030,6 +1053,7 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
         report: true,
         last_crl: Instant::now(),
         crl,
+        socket: control_socket(&st.running),
     };
     std::thread::Builder::new()
         .name("svrd-conductor".into())

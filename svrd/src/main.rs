@@ -12,6 +12,7 @@ mod logfmt;
 mod logq;
 mod mgmt;
 mod pki;
+mod reload;
 mod slow;
 mod startup;
 mod svr;

@@ -6,7 +6,7 @@
 //!  KeyStore snapshot, session table (lock-free reads) ────────────────┤
 //!  slow-path thread ── every 500 ms: ArcSwap<SlowView> ───────────────┤ Mgmt (svr_mgmt::Backend)
 //!     (its counters, key management's peers/paths/keys, event history) │   ├ control thread: Unix socket,
-//!  slow-path thread ◀── bounded action channel (rekey) ◀──────────────┘   │  one request line → one answer
+//!  slow-path thread ◀── action channel (rekey, reload) ◀──────────────┘   │  one request line → one answer
 //!                                                                          └ metrics thread: GET /metrics
 //! ```
 //!
@@ -27,7 +27,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -75,6 +75,21 @@ pub enum Action {
         peer: String,
         reply: SyncSender<Result<Value, MgmtError>>,
     },
+    /// `reload [PATH]`: the answer goes back on `reply`.
+    Reload {
+        path: Option<PathBuf>,
+        reply: SyncSender<Result<Value, MgmtError>>,
+    },
+}
+
+/// The running configuration as `show config` shows it; replaced on every reload.
+pub struct ShownConfig {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its text as JSON, secrets elided.
+    pub config: Value,
+    /// The reload revision (1 at start, one more per reload that changed something).
+    pub revision: u64,
 }
 
 /// Everything the management threads read.
@@ -89,9 +104,9 @@ pub struct Mgmt {
     pub actions: SyncSender<Action>,
     /// The slow-path thread's clock (ns), the one the session table's times are in.
     pub clock: Arc<AtomicU64>,
-    /// The configuration file as loaded, secrets elided.
-    pub config: Value,
-    pub config_path: PathBuf,
+    /// The running configuration file, secrets elided (the slow-path thread replaces it on
+    /// a reload).
+    pub config: Arc<ArcSwap<ShownConfig>>,
     /// The management threads' own counters (`mgmt.*` in `show stats`).
     pub counters: MgmtCounters,
 }
@@ -177,7 +192,8 @@ impl Mgmt {
             SessionRole::Egress => s.lan_key.reversed(),
         };
         let server_addr = client.dst();
-        let service = svr.service_for(server_addr).map(|(_, r)| r);
+        let services = svr.services();
+        let service = services.service_for(server_addr).map(|(_, r)| r);
         let (local_wp, remote_wp) = (s.wan_key.dst(), s.wan_key.src());
         let peer = svr
             .peer_of_waypoint(remote_wp)
@@ -233,7 +249,7 @@ impl Mgmt {
     pub fn sessions_by_service(&self) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = Vec::new();
         if let Some(svr) = &self.svr {
-            for s in &svr.cfg.services {
+            for s in &svr.services().services {
                 out.push((s.name.clone(), 0));
             }
         }
@@ -328,6 +344,14 @@ impl Backend for Mgmt {
             .collect();
         let workers: Vec<_> = self.reporter.workers.iter().map(|w| w.as_ref()).collect();
         let mut v = crate::counters::stats(&ports, &workers, &self.view.load().counters);
+        // Frames an af_packet port's kernel ring dropped before a poll (DPDK does not count
+        // them for that driver; `dpdk_ffi::af_packet`).
+        for ((name, _), (_, drops)) in self.reporter.ports.iter().zip(&self.reporter.ring_drops) {
+            v.push(Stat::counter(
+                format!("port.{name}.rx_ring_drops"),
+                drops.load(std::sync::atomic::Ordering::Relaxed),
+            ));
+        }
         let c = &self.counters;
         for (name, n) in [
             ("connections", &c.connections),
@@ -363,7 +387,32 @@ impl Backend for Mgmt {
     }
 
     fn config(&self) -> Value {
-        json!({ "path": self.config_path.display().to_string(), "config": self.config })
+        let c = self.config.load();
+        json!({ "path": c.path.display().to_string(), "revision": c.revision, "config": c.config })
+    }
+
+    fn reload(&self, path: Option<&str>) -> Result<Value, MgmtError> {
+        let path = match path {
+            Some(p) if !Path::new(p).is_absolute() => {
+                return Err(MgmtError::Argument {
+                    cmd: "reload",
+                    arg: "path".into(),
+                    problem: "must be an absolute path",
+                })
+            }
+            p => p.map(PathBuf::from),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.actions
+            .try_send(Action::Reload { path, reply: tx })
+            .map_err(|_| {
+                MgmtError::Refused("the slow-path thread has actions queued: try again".into())
+            })?;
+        rx.recv_timeout(ACTION_WAIT)
+            .map_err(|_| MgmtError::Timeout {
+                what: "the slow-path thread",
+                ms: ACTION_WAIT.as_millis() as u64,
+            })?
     }
 
     fn rekey_peer(&self, peer: &str) -> Result<Value, MgmtError> {
@@ -659,14 +708,6 @@ pub fn is_loopback(a: &SocketAddr) -> bool {
     match a.ip() {
         IpAddr::V4(v) => v.is_loopback(),
         IpAddr::V6(v) => v.is_loopback(),
-    }
-}
-
-/// The slow-path thread's side of the action channel: carries out what is queued, never
-/// waits.
-pub fn take_actions(rx: &Receiver<Action>, mut f: impl FnMut(Action)) {
-    while let Ok(a) = rx.try_recv() {
-        f(a);
     }
 }
 

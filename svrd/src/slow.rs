@@ -103,6 +103,8 @@ pub struct SlowThread {
     pub view: Arc<ArcSwap<crate::mgmt::SlowView>>,
     /// Actions from the control socket (bounded; polled without waiting).
     pub actions: std::sync::mpsc::Receiver<crate::mgmt::Action>,
+    /// The running configuration; `reload` and SIGHUP replace it.
+    pub reload: crate::reload::Reloader,
 }
 
 impl SlowThread {
@@ -178,18 +180,30 @@ impl SlowThread {
             {
                 self.slow.handle_timeout(t);
             }
-            let zt = &mut self.zt;
-            crate::mgmt::take_actions(&self.actions, |a| match a {
-                crate::mgmt::Action::RekeyPeer { peer, reply } => {
-                    let r = match zt.as_mut() {
-                        Some(zt) => zt.rekey_peer(t, &peer),
-                        None => Err(svr_mgmt::MgmtError::Refused(
-                            "no key management on this router".into(),
-                        )),
-                    };
-                    let _ = reply.try_send(r);
+            while let Ok(a) = self.actions.try_recv() {
+                match a {
+                    crate::mgmt::Action::RekeyPeer { peer, reply } => {
+                        let r = match self.zt.as_mut() {
+                            Some(zt) => zt.rekey_peer(t, &peer),
+                            None => Err(svr_mgmt::MgmtError::Refused(
+                                "no key management on this router".into(),
+                            )),
+                        };
+                        let _ = reply.try_send(r);
+                    }
+                    crate::mgmt::Action::Reload { path, reply } => {
+                        let r = self.reload(t, path, crate::reload::By::ControlSocket);
+                        let _ = reply.try_send(r);
+                        // Its event and counters show at once.
+                        next_view = t;
+                    }
                 }
-            });
+            }
+            if self.reload.take_signal() {
+                // The outcome is logged and kept as an event.
+                let _ = self.reload(t, None, crate::reload::By::Signal);
+                next_view = t;
+            }
             if let Some(zt) = self.zt.as_mut() {
                 zt.drive(t, &mut self.slow);
             }
@@ -217,6 +231,26 @@ impl SlowThread {
             }
         }
         self.render(&tc)
+    }
+
+    /// Reloads the configuration (see [`crate::reload`]).
+    fn reload(
+        &mut self,
+        now: Instant,
+        path: Option<std::path::PathBuf>,
+        by: crate::reload::By,
+    ) -> Result<serde_json::Value, svr_mgmt::MgmtError> {
+        self.reload.reload(
+            now,
+            path,
+            by,
+            crate::reload::Parts {
+                slow: &mut self.slow,
+                neighbors: &self.neighbors,
+                svr: self.svr.as_deref(),
+                zt: self.zt.as_mut(),
+            },
+        )
     }
 
     /// One `event=session-path-change` line per session move the workers made (the log
@@ -268,10 +302,13 @@ impl SlowThread {
 
     /// Publishes what the management threads show (a few allocations every 500 ms).
     fn publish_view(&self, now: Instant, tc: &ThreadCounters) {
-        let (peers, events) = match &self.zt {
+        let (peers, mut events) = match &self.zt {
             Some(zt) => zt.mgmt_view(now),
             None => (Vec::new(), Vec::new()),
         };
+        events.extend(self.reload.events());
+        // Stable: events of one millisecond keep their order.
+        events.sort_by_key(|e| e.unix_ms);
         self.view.store(Arc::new(crate::mgmt::SlowView {
             counters: self.counter_list(tc),
             peers,
@@ -395,6 +432,7 @@ impl SlowThread {
             ("svr_sessions_expired", tc.sessions_expired),
             ("slow_path_stalls", tc.stalls),
         ];
+        v.extend(self.reload.counter_list());
         if let Some(svr) = &self.svr {
             v.push(("svr_sessions_live", svr.table.len() as u64));
         }

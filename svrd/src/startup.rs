@@ -325,22 +325,36 @@ fn open_ports(
 type Tables = (LocalInfo, Vec<Route>, Vec<StaticNeighbor>);
 
 fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, StartupError> {
-    let port_of = |ifc: &str| {
-        node.device_interface
-            .iter()
-            .position(|d| d.name == ifc)
-            .map(|i| ports[i].port.id())
-            .unwrap_or(u16::MAX)
-    };
     let mut addrs = Vec::new();
-    let mut routes = Vec::new();
-    for (i, (ifc, p)) in node.device_interface.iter().zip(ports).enumerate() {
+    for (ifc, p) in node.device_interface.iter().zip(ports) {
         addrs.push(PortAddrs::new(
             p.port.id(),
             p.mac,
             ifc.address.iter().map(|a| (a.addr, a.prefix_len)),
             ifc.mtu,
         ));
+    }
+    let ids: Vec<u16> = ports.iter().map(|p| p.port.id()).collect();
+    let (routes, neighbors) = routes_of(node, npath, &ids)?;
+    Ok((LocalInfo::new(addrs), routes, neighbors))
+}
+
+/// The routes (connected, then `route`) and static neighbours of `node`, whose
+/// device interfaces have port ids `ids` (in order). At start and on a reload.
+pub fn routes_of(
+    node: &Node,
+    npath: &str,
+    ids: &[u16],
+) -> Result<(Vec<Route>, Vec<StaticNeighbor>), StartupError> {
+    let port_of = |ifc: &str| {
+        node.device_interface
+            .iter()
+            .position(|d| d.name == ifc)
+            .and_then(|i| ids.get(i).copied())
+            .unwrap_or(u16::MAX)
+    };
+    let mut routes = Vec::new();
+    for (i, (ifc, &id)) in node.device_interface.iter().zip(ids).enumerate() {
         for (j, a) in ifc.address.iter().enumerate() {
             // The connected route of an interface address: its network, directly reachable.
             let prefix =
@@ -351,7 +365,7 @@ fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, Startu
             routes.push(Route {
                 prefix,
                 next_hop: None,
-                port: p.port.id(),
+                port: id,
             });
         }
     }
@@ -376,7 +390,7 @@ fn tables(node: &Node, npath: &str, ports: &[OpenPort]) -> Result<Tables, Startu
             mac: EthernetAddress(n.mac),
         })
         .collect();
-    Ok((LocalInfo::new(addrs), routes, neighbors))
+    Ok((routes, neighbors))
 }
 
 fn slowpath_config(
@@ -436,6 +450,10 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
+    // SIGHUP: reload the configuration file (the slow-path thread does it).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(StartupError::Signals)?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
@@ -488,7 +506,9 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
 
     let (local, routes, static_neighbors) = tables(node, &npath, &ports)?;
     let local = Arc::new(local);
-    let route_table = Arc::new(RouteTable::new(routes.iter().cloned()));
+    let route_table = Arc::new(ArcSwap::from_pointee(RouteTable::new(
+        routes.iter().cloned(),
+    )));
     let slow = SlowPath::new(
         slowpath_config(node, &ports, routes, static_neighbors),
         Instant::from_nanos(0),
@@ -599,6 +619,11 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
     let view = Arc::new(ArcSwap::from_pointee(crate::mgmt::SlowView::default()));
     let (actions_tx, actions_rx) = std::sync::mpsc::sync_channel(crate::mgmt::ACTION_QUEUE);
     let config_text = std::fs::read_to_string(path).unwrap_or_default();
+    let shown = Arc::new(ArcSwap::from_pointee(crate::mgmt::ShownConfig {
+        path: path.to_path_buf(),
+        config: crate::mgmt::elided_config(&config_text),
+        revision: 1,
+    }));
     let mgmt = Arc::new(crate::mgmt::Mgmt {
         router: router.name.clone(),
         node: node.name.clone(),
@@ -609,8 +634,7 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         view: Arc::clone(&view),
         actions: actions_tx,
         clock: Arc::clone(&clock),
-        config: crate::mgmt::elided_config(&config_text),
-        config_path: path.to_path_buf(),
+        config: Arc::clone(&shown),
         counters: Default::default(),
     });
     let mpath = format!("{npath}.management");
@@ -688,6 +712,14 @@ pub fn run(path: &Path) -> Result<(), StartupError> {
         telemetry,
         view,
         actions: actions_rx,
+        reload: crate::reload::Reloader::new(
+            cfg.clone(),
+            path.to_path_buf(),
+            hup,
+            shown,
+            ports.iter().map(|p| p.port.id()).collect(),
+            Arc::clone(&route_table),
+        ),
     };
     println!(
         "svrd: forwarding: router {} node {}, {} ports, {} workers on lcores {:?}",

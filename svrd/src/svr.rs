@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use dpdk_ffi::Mbuf;
-use fastpath::svr_path::{from_config, NoRoom, PacketBuf, SvrShared};
+use fastpath::svr_path::{from_config, NoRoom, PacketBuf, ServiceTable, SvrShared};
 use svr_config::Config;
 
 /// An mbuf seen as a [`PacketBuf`] (a newtype: both the trait and `Mbuf` are foreign here).
@@ -46,16 +46,17 @@ impl PacketBuf for MbufBuf<'_> {
 /// paths' service state through the same [`fastpath::svr_path::KeyStore`].
 pub fn build(cfg: &Config) -> Option<SvrShared> {
     let svr_cfg = from_config::svr_config(cfg)?;
-    let mut shared = match SvrShared::new(svr_cfg) {
+    let shared = match SvrShared::new(svr_cfg) {
         Ok(s) => s,
         Err(e) => {
             log::error!("SVR disabled: {e}");
             return None;
         }
     };
-    // `revertible-failover` waits the router's `hold-down-time` after a pair returns.
-    let hold = cfg.local().0.bfd.hold_down_time.as_millis();
-    shared.revert_hold_down_ms = u64::try_from(hold).unwrap_or(u64::MAX);
+    if let Some(t) = service_table(cfg) {
+        // The table of `svr_cfg`, with the router's hold-down: cannot be refused.
+        let _ = shared.replace_table(t);
+    }
     if !cfg.authority.enhanced_security_key_management {
         if let Err(e) = from_config::install_test_keys(cfg, &shared.keys) {
             log::error!("SVR test keys: {e}");
@@ -67,10 +68,24 @@ pub fn build(cfg: &Config) -> Option<SvrShared> {
     let addrs: Vec<IpAddr> = shared.cfg.local_waypoints.clone();
     log::info!(
         "SVR: {} services, {} peers, waypoints {:?}, {} sessions max",
-        shared.cfg.services.len(),
+        shared.services().services.len(),
         shared.cfg.peers.len(),
         addrs,
         shared.cfg.max_sessions
     );
     Some(shared)
+}
+
+/// The SVR service table of `cfg` (services, policies, session timeouts, enable-metadata
+/// rate, and the router's `hold-down-time`, which `revertible-failover` waits after a pair
+/// returns), or `None` when the router has no SVR peers. Built at start and on a reload.
+pub fn service_table(cfg: &Config) -> Option<ServiceTable> {
+    let c = from_config::svr_config(cfg)?;
+    let hold = cfg.local().0.bfd.hold_down_time.as_millis();
+    Some(ServiceTable::new(
+        c.services,
+        c.timeouts,
+        c.enable_metadata_rate,
+        u64::try_from(hold).unwrap_or(u64::MAX),
+    ))
 }

@@ -299,8 +299,8 @@ fn sessions_value(s: &Snapshot, svr: Option<&SvrShared>, param: &str) -> TelValu
                 .map(|x| {
                     let service = x
                         .service
-                        .and_then(|i| svr.cfg.services.get(i))
-                        .map_or("-", |s| s.name.as_str());
+                        .and_then(|i| svr.services().services.get(i).map(|s| s.name.clone()))
+                        .unwrap_or_else(|| "-".into());
                     let path = x
                         .pair
                         .and_then(|i| svr.pairs().get(i))

@@ -41,7 +41,8 @@ pub struct Worker {
     pub queue: u16,
     pub ports: Vec<PortSlot>,
     pub local: Arc<LocalInfo>,
-    pub routes: Arc<RouteTable>,
+    /// The route table, replaced by a reload; loaded once per burst.
+    pub routes: Arc<ArcSwap<RouteTable>>,
     pub neighbors: Arc<ArcSwap<NeighborSnapshot>>,
     /// Worker → slow path (multi-producer, single consumer): everything punted except
     /// peer-path control.
@@ -259,6 +260,8 @@ impl Worker {
         drops: &mut DropCounters,
     ) {
         let now = Instant::from_nanos(self.clock.load(Relaxed));
+        // The service table of this burst (a reload swaps it whole).
+        let services = self.svr.as_ref().map(|(s, _)| s.services());
         for m in pkts.iter().take(PREFETCH_OFFSET).flatten() {
             m.prefetch();
         }
@@ -274,7 +277,10 @@ impl Worker {
                     Ok(Class::Punt(PuntReason::Local)) => {
                         svr_path::is_wan_candidate(svr, m.data()).then_some(true)
                     }
-                    Ok(Class::Route { dst, .. }) => svr.is_peer_service(dst).then_some(false),
+                    Ok(Class::Route { dst, .. }) => services
+                        .as_ref()
+                        .is_some_and(|t| t.is_peer_service(dst))
+                        .then_some(false),
                     _ => None,
                 };
                 if let Some(wan) = wan {
@@ -369,11 +375,12 @@ impl Worker {
     #[inline(never)] // one symbol per stage in profiles
     fn lookup(&self, pkts: &mut [Option<Mbuf>], actions: &mut [Action], drops: &mut DropCounters) {
         let neighbors = self.neighbors.load();
+        let routes = self.routes.load();
         for (i, slot) in pkts.iter_mut().enumerate() {
             let Action::Route { dst, l3_len } = actions[i] else {
                 continue;
             };
-            match forward::lookup(dst, &self.routes) {
+            match forward::lookup(dst, &routes) {
                 Err(reason) => {
                     drop_pkt(slot, reason, drops);
                     actions[i] = Action::Gone;

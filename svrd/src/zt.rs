@@ -234,7 +234,85 @@ pub fn load_credentials(cfg: &Config) -> Result<Credentials, StartupError> {
     })
 }
 
+/// `security-key-management` as key management takes it.
+fn key_config(cfg: &Config) -> KeyConfig {
+    let skm = &cfg.authority.security_key_management;
+    KeyConfig {
+        algorithm: match skm.key_exchange_algorithm {
+            svr_config::KeyExchangeAlgorithm::X25519 => KeyExchangeAlgorithm::X25519,
+            svr_config::KeyExchangeAlgorithm::DhModp4096 => KeyExchangeAlgorithm::DhModp4096,
+        },
+        payload_key_rekey_interval: rekey(skm.payload_key_rekey_interval),
+        peer_key_rekey_interval: rekey(skm.peer_key_rekey_interval),
+        peer_key_retransmit_interval: skm.peer_key_retransmit_interval,
+        peer_key_timeout: skm.peer_key_timeout,
+    }
+}
+
+/// BFD timers and link-test/hold-down settings of the paths to the local router's `peer`-th
+/// peer: its peer entry's `bfd`, else the router's.
+fn path_settings(cfg: &Config, peer: usize) -> (BfdConfig, LinkConfig) {
+    let (me, _) = cfg.local();
+    let b = me.peer.get(peer).map(|p| p.bfd).unwrap_or(me.bfd);
+    // The peer's `required-min-echo-interval` (its settings for us, else its router's),
+    // which spaces our probes; ours when the peer is not in the config.
+    let peer_echo = me
+        .peer
+        .get(peer)
+        .and_then(|p| cfg.router(&p.router))
+        .map(|r| {
+            r.peer
+                .iter()
+                .find(|q| q.router == me.name)
+                .map_or(r.bfd, |q| q.bfd)
+                .required_min_echo_interval
+        })
+        .unwrap_or(b.required_min_echo_interval);
+    let bfd = BfdConfig {
+        desired_tx: b.desired_tx_interval,
+        required_min_rx: b.required_min_rx_interval,
+        detect_mult: b.multiplier,
+    };
+    let link = LinkConfig {
+        test: LinkTestConfig {
+            interval: b.link_test_interval,
+            length: b.link_test_length,
+            peer_required_min_echo_interval: peer_echo,
+        },
+        hold_down: HoldDownConfig {
+            hold_down_time: b.hold_down_time,
+            dynamic_damping: b.dynamic_damping,
+            maximum_hold_down_time: b.maximum_hold_down_time,
+        },
+    };
+    (bfd, link)
+}
+
 impl ZeroTrust {
+    /// A reload, step 1 (changes nothing): the key timers of `cfg`, checked.
+    pub fn reload_check(&self, cfg: &Config) -> Result<KeyConfig, String> {
+        let k = key_config(cfg);
+        k.validate().map_err(|e| e.to_string())?;
+        Ok(k)
+    }
+
+    /// A reload, step 2: the key timers from [`Self::reload_check`] and every path's BFD,
+    /// link-test and hold-down settings of `cfg` (the same peers and waypoint pairs as now:
+    /// `svr_config::diff` refused anything else). Keys and sessions are kept.
+    pub fn reload_apply(&mut self, now: Instant, cfg: &Config, keys: KeyConfig) {
+        if let Err(e) = self.co.set_key_timers(now, keys) {
+            // reload_check validated the same settings.
+            log::error!("key timers not changed: {e}");
+        }
+        for (path, &pair) in self.pair_of_path.iter().enumerate() {
+            let Some(p) = self.svr.pairs().get(pair) else {
+                continue;
+            };
+            let (bfd, link) = path_settings(cfg, usize::from(p.peer));
+            self.co.set_path_config(now, path, bfd, link);
+        }
+    }
+
     /// Builds the coordinator: one key state machine per peer and one BFD session per
     /// waypoint pair, at `now`, with `creds` from [`load_credentials`]. Gates the fast path's
     /// paths: none is in service until BFD and the key exchange say so.
@@ -264,16 +342,7 @@ impl ZeroTrust {
         let identity = Arc::new(identity);
         let anchor = Arc::new(anchor);
         let skm = &cfg.authority.security_key_management;
-        let key_cfg = KeyConfig {
-            algorithm: match skm.key_exchange_algorithm {
-                svr_config::KeyExchangeAlgorithm::X25519 => KeyExchangeAlgorithm::X25519,
-                svr_config::KeyExchangeAlgorithm::DhModp4096 => KeyExchangeAlgorithm::DhModp4096,
-            },
-            payload_key_rekey_interval: rekey(skm.payload_key_rekey_interval),
-            peer_key_rekey_interval: rekey(skm.peer_key_rekey_interval),
-            peer_key_retransmit_interval: skm.peer_key_retransmit_interval,
-            peer_key_timeout: skm.peer_key_timeout,
-        };
+        let key_cfg = key_config(cfg);
         let scale = skm.test_time_scale.max(1);
         if scale != 1 {
             log::warn!(
@@ -308,45 +377,16 @@ impl ZeroTrust {
             if peer >= peers.len() {
                 continue;
             }
-            let b = me.peer.get(peer).map(|p| p.bfd).unwrap_or(me.bfd);
-            // The peer's `required-min-echo-interval` (its settings for us, else its
-            // router's), which spaces our probes; ours when the peer is not in the config.
-            let peer_echo = me
-                .peer
-                .get(peer)
-                .and_then(|p| cfg.router(&p.router))
-                .map(|r| {
-                    r.peer
-                        .iter()
-                        .find(|q| q.router == me.name)
-                        .map_or(r.bfd, |q| q.bfd)
-                        .required_min_echo_interval
-                })
-                .unwrap_or(b.required_min_echo_interval);
+            let (bfd, link) = path_settings(cfg, peer);
             paths.push(PathSpec {
                 peer,
                 local: pair.local,
                 remote: pair.remote,
-                bfd: BfdConfig {
-                    desired_tx: b.desired_tx_interval,
-                    required_min_rx: b.required_min_rx_interval,
-                    detect_mult: b.multiplier,
-                },
+                bfd,
                 // Unique per pair and unlikely to repeat across restarts (RFC 5880 §6.3).
                 discriminator: (rand::random::<u32>() & 0x7fff_0000) | (i as u32 + 1),
                 jitter_seed: rand::random(),
-                link: LinkConfig {
-                    test: LinkTestConfig {
-                        interval: b.link_test_interval,
-                        length: b.link_test_length,
-                        peer_required_min_echo_interval: peer_echo,
-                    },
-                    hold_down: HoldDownConfig {
-                        hold_down_time: b.hold_down_time,
-                        dynamic_damping: b.dynamic_damping,
-                        maximum_hold_down_time: b.maximum_hold_down_time,
-                    },
-                },
+                link,
             });
             pair_of_path.push(i);
         }

@@ -3,7 +3,7 @@
 //! time, crypto included), between two in-process routers A and B:
 //!
 //! ```text
-//! multipath [--sessions 10K] [--rounds 20] [--cpu 1]
+//! multipath [--sessions 10K] [--rounds 20] [--cpu 1] [--only none|failover|packet-duplication|move]
 //! ```
 //!
 //! * `op=established`: LAN packets of established UDP sessions (metadata no longer sent) at
@@ -16,9 +16,10 @@
 //!   (the second path's metrics published again): every session is reviewed once
 //!   (`svr_linkq::decide`).
 //! * `paths=2 resiliency=packet-duplication`: every packet leaves twice (the copy made as
-//!   svrd's `duplicate` stage makes it, counted in the figure); `op=duplication-egress` is
-//!   the egress's work per original packet: open the first copy, authenticate and drop the
-//!   second (`svr_duplicate_dropped`).
+//!   svrd's `duplicate` stage makes it, counted in the figure); `op=duplication-copy` is that
+//!   copy and rewrite alone (per copy); `op=duplication-egress` is the egress's work per
+//!   original packet: open the first copy, authenticate and drop the second
+//!   (`svr_duplicate_dropped`), against `op=egress` (one copy) of the other configurations.
 //! * `op=move`: path 1 leaves service at A; one round of one packet per session: every
 //!   session moves to path 2 (new wayports, WAN key rebound, forward metadata again): `side=a`
 //!   is A's ingress per moved session; `side=b` is B's egress rebinding each on that packet's
@@ -221,6 +222,28 @@ fn round(r: &mut Router, frames: &[Vec<u8>], lan: bool, now: Instant) -> (u64, V
     (ticks, out)
 }
 
+/// One round through `r`'s ingress timing only the duplicate stage's work per
+/// `ForwardTwice`: the byte copy of the finished frame and `finish_copy`'s rewrite. Returns
+/// TSC ticks and the number of copies.
+fn copy_cost(r: &mut Router, frames: &[Vec<u8>], now: Instant) -> (u64, u64) {
+    let mut bufs: Vec<TestBuffer> = frames.iter().map(|f| TestBuffer::new(f)).collect();
+    let mut copy: Vec<u8> = Vec::with_capacity(2048);
+    let (mut ticks, mut n) = (0, 0);
+    for b in &mut bufs {
+        if let Verdict::ForwardTwice { copy: rw, .. } = ingress::lan_packet(&r.0, &mut r.1, b, now)
+        {
+            let t0 = rdtsc();
+            copy.clear();
+            copy.extend_from_slice(b.data());
+            let done = finish_copy(&mut r.1, &mut copy, &rw).is_some();
+            ticks += rdtsc() - t0;
+            assert!(done, "copy rewrite");
+            n += 1;
+        }
+    }
+    (ticks, n)
+}
+
 /// A→B (forward) or B→A (reply) for every session: ingress at one router, egress at the other.
 fn exchange(a: &mut Router, b: &mut Router, n: usize, forward: bool, now: Instant) {
     let frames: Vec<Vec<u8>> = (0..n).map(|i| packet(i, forward)).collect();
@@ -247,6 +270,11 @@ fn main() {
     let now = Instant::from_nanos(1_000_000_000);
     let forward: Vec<Vec<u8>> = (0..n).map(|i| packet(i, true)).collect();
 
+    // `--only none|failover|packet-duplication|move`: one configuration (for instruction
+    // counts under callgrind, where the difference between two `--rounds` isolates the
+    // steady per-packet cost).
+    let only = args.get_str("only").map(str::to_string);
+    let skip = |name: &str| only.as_deref().is_some_and(|o| o != name);
     for (paths, res, name) in [
         (1, SessionResiliency::None, "none"),
         (2, SessionResiliency::Failover, "failover"),
@@ -256,6 +284,9 @@ fn main() {
             "packet-duplication",
         ),
     ] {
+        if skip(name) {
+            continue;
+        }
         let (mut a, mut b) = established(paths, res, n, now);
         let mut per_round: Vec<f64> = (0..rounds.max(1))
             .map(|_| ns_per(round(&mut a, &forward, true, now).0, n as u64, hz))
@@ -270,9 +301,27 @@ fn main() {
             .f("min_ns", per_round[0], 1)
             .f("max_ns", per_round[per_round.len() - 1], 1)
             .print();
+        // The egress, per original packet: one copy, or (duplication) both, the second
+        // dropped by the replay window as svr_duplicate_dropped.
+        if res != SessionResiliency::PacketDuplication {
+            let (_, wan) = round(&mut a, &forward, true, now);
+            let ticks = round(&mut b, &wan, false, now).0;
+            Line::new("multipath")
+                .kv("op", "egress")
+                .kv("paths", paths)
+                .kv("resiliency", name)
+                .kv("sessions", n)
+                .f("ns_per_packet", ns_per(ticks, n as u64, hz), 1)
+                .print();
+        }
         if res == SessionResiliency::PacketDuplication {
-            // The egress: both copies of each packet (the second is dropped by the replay
-            // window as svr_duplicate_dropped), per original packet.
+            let (ticks, copies) = copy_cost(&mut a, &forward, now);
+            Line::new("multipath")
+                .kv("op", "duplication-copy")
+                .kv("sessions", n)
+                .kv("copies", copies)
+                .f("ns_per_copy", ns_per(ticks, copies.max(1), hz), 1)
+                .print();
             let (_, wan) = round(&mut a, &forward, true, now);
             assert_eq!(wan.len(), 2 * n, "every packet sent twice");
             let ticks = round(&mut b, &wan, false, now).0;
@@ -299,6 +348,9 @@ fn main() {
         }
     }
 
+    if skip("move") {
+        return;
+    }
     let (mut a, mut b) = established(2, SessionResiliency::Failover, n, now);
     a.0.keys.gate_paths(2);
     a.0.keys.set_path_in_service(1, true);

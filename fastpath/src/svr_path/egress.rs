@@ -734,7 +734,7 @@ fn enable_metadata<B: PacketBuf>(
     let Some(key) = keys.peer_current(peer) else {
         return Verdict::Drop(cause);
     };
-    if !w.take_token(peer, sh.cfg.enable_metadata_rate, now) {
+    if !w.take_token(peer, sh.services().enable_metadata_rate, now) {
         w.counters.events.bump(SvrEvent::EnableMetadataLimited);
         return Verdict::Drop(cause);
     }

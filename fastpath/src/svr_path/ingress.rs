@@ -94,7 +94,8 @@ fn create(
     lan_key: FlowKey,
     now: Instant,
 ) -> Result<SessionRef, SvrDrop> {
-    let (peer, policy) = sh
+    let services = sh.services();
+    let (peer, policy) = services
         .service_for(h.dst)
         .and_then(|(_, s)| Some((s.peer?, &s.policy)))
         .ok_or(SvrDrop::Unsupported)?;
@@ -351,14 +352,17 @@ pub fn lan_stage<B: PacketBuf>(
         &crypto.current
     };
     // The metadata, only on the packets that carry it (a data packet skips these lookups).
+    let services = with_md.then(|| sh.services());
     let mut repr: Option<MetadataRepr<'_>> = with_md.then(|| {
         let pair = pair_index
             .map(|i| sh.pairs[i].path_id.as_str())
             .unwrap_or("wan");
-        let service = sh.service_for(if s.role == Role::Ingress {
-            h.dst
-        } else {
-            h.src
+        let service = services.as_ref().and_then(|t| {
+            t.service_for(if s.role == Role::Ingress {
+                h.dst
+            } else {
+                h.src
+            })
         });
         let tenant = service.map(|(_, s)| s.tenant.as_str()).unwrap_or("default");
         let pk = tx_key.tlv();

@@ -74,7 +74,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use svr_crypto::{PayloadKey, ReplayWindow, SharedReplayWindow};
@@ -473,7 +473,8 @@ pub struct PeerInfo {
 pub struct SvrConfig {
     /// Our router name (TLV 14 / 17).
     pub router_name: String,
-    /// Services (peer and local).
+    /// Services (peer and local). [`SvrShared::new`] moves them into its
+    /// [`ServiceTable`] (read them with [`SvrShared::services`]); empty afterwards.
     pub services: Vec<ServiceRoute>,
     /// Peers, indexed by [`PeerId`].
     pub peers: Vec<PeerInfo>,
@@ -485,11 +486,121 @@ pub struct SvrConfig {
     pub wan_mtu: u16,
     /// `svr.max-sessions`.
     pub max_sessions: u32,
-    /// `svr.session-timeouts`.
+    /// `svr.session-timeouts` (the start value; the live one is in [`ServiceTable`]).
     pub timeouts: SessionTimeouts,
-    /// `svr.enable-metadata-rate` (messages per second, per worker and peer).
+    /// `svr.enable-metadata-rate` (messages per second, per worker and peer; the start
+    /// value, the live one is in [`ServiceTable`]).
     pub enable_metadata_rate: u32,
 }
+
+/// What a reload may change in the SVR data path, published whole ([`SvrShared::replace_table`])
+/// so that no reader sees half of one configuration and half of another.
+///
+/// Readers: a new session (its service, peer and policy), a path review or move of a live
+/// session (its policy), the metadata a session sends (tenant and service name), the egress's
+/// check that it serves a session's service, the Enable Metadata rate, the MSS clamp and the
+/// sweeper's timeouts. Each loads the table once where it needs it, never on a data packet
+/// of an established session.
+///
+/// **Established sessions keep their state** across a reload: peer, waypoint pair, wayports
+/// and keys. A session's service is not stored: a later decision about it (a path review,
+/// the metadata of a payload rekey, `show sessions`) uses the service its destination
+/// matches in the table of the moment. A session whose destination no longer matches a
+/// service of its peer keeps its pair, never moves, and ends when it idles out.
+#[derive(Debug, Clone)]
+pub struct ServiceTable {
+    /// Services (peer and local), in configuration order.
+    pub services: Vec<ServiceRoute>,
+    /// `svr.session-timeouts`.
+    pub timeouts: SessionTimeouts,
+    /// `svr.enable-metadata-rate`.
+    pub enable_metadata_rate: u32,
+    /// `revertible-failover`: how long (ms) a session's preferred pair must have been in
+    /// service before the session returns to it (the router's `hold-down-time`).
+    pub revert_hold_down_ms: u64,
+    /// Room the MSS clamp leaves for rekey metadata, by inner family (`[IPv6, IPv4]`).
+    mss_reserve: [u16; 2],
+}
+
+impl ServiceTable {
+    /// A table; the MSS reserve is computed when it is published.
+    pub fn new(
+        services: Vec<ServiceRoute>,
+        timeouts: SessionTimeouts,
+        enable_metadata_rate: u32,
+        revert_hold_down_ms: u64,
+    ) -> ServiceTable {
+        ServiceTable {
+            services,
+            timeouts,
+            enable_metadata_rate,
+            revert_hold_down_ms,
+            mss_reserve: [0; 2],
+        }
+    }
+
+    /// The service whose prefixes hold `dst`: the longest matching prefix wins (as the
+    /// configuration reference says), the first in configuration order among equals.
+    #[inline]
+    pub fn service_for(&self, dst: IpAddr) -> Option<(usize, &ServiceRoute)> {
+        let mut best: Option<(u8, usize, &ServiceRoute)> = None;
+        for (i, s) in self.services.iter().enumerate() {
+            for p in s.prefixes.iter().filter(|p| p.contains(dst)) {
+                if !matches!(best, Some((len, _, _)) if len >= p.len()) {
+                    best = Some((p.len(), i, s));
+                }
+            }
+        }
+        best.map(|(_, i, s)| (i, s))
+    }
+
+    /// True when `dst` is in a service served by a peer: the packet goes over SVR.
+    #[inline]
+    pub fn is_peer_service(&self, dst: IpAddr) -> bool {
+        self.service_for(dst).is_some_and(|(_, s)| s.peer.is_some())
+    }
+
+    /// Egress: does this router serve `dst` as service `service` of tenant `tenant`? (A
+    /// service with `peer: None` whose prefixes hold `dst`.)
+    pub fn serves(&self, dst: IpAddr, tenant: &str, service: &str) -> bool {
+        self.services.iter().any(|s| {
+            s.peer.is_none()
+                && s.name == service
+                && s.tenant == tenant
+                && s.prefixes.iter().any(|p| p.contains(dst))
+        })
+    }
+
+    /// Does a service use `packet-duplication`?
+    fn duplicates(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication)
+    }
+}
+
+/// Why [`SvrShared::replace_table`] refused a table (nothing was changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableRefused {
+    /// A service names a peer this data path does not have.
+    UnknownPeer,
+    /// A service uses `packet-duplication` but the session table was built without room for
+    /// a second WAN key per session.
+    NoDuplication,
+}
+
+impl std::fmt::Display for TableRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TableRefused::UnknownPeer => "a service is served by a router that is not a peer",
+            TableRefused::NoDuplication => {
+                "packet-duplication cannot be turned on while running when no service used it"
+            }
+        })
+    }
+}
+
+impl std::error::Error for TableRefused {}
 
 /// One (our waypoint, peer waypoint) pair with its wayport allocator.
 #[derive(Debug)]
@@ -721,7 +832,7 @@ pub struct SessionSummary {
     pub uuid: [u8; 16],
     /// Ingress or egress.
     pub role: Role,
-    /// Index in `cfg.services` of the service its LAN side matches.
+    /// Index in [`ServiceTable::services`] of the service its LAN side matches.
     pub service: Option<usize>,
     /// Index in [`SvrShared::pairs`] of its waypoint pair.
     pub pair: Option<usize>,
@@ -757,16 +868,11 @@ pub struct SvrShared {
     /// lifetime (the 24 h default peer-key rekey interval plus its grace); a replayed first
     /// packet older than that is under a metadata key we no longer accept.
     pub seen_session_ttl_ms: u64,
-    /// Room the MSS clamp leaves for rekey metadata, by inner family (`[IPv6, IPv4]`).
-    mss_reserve: [u16; 2],
-    /// `revertible-failover`: how long (ms) a session's preferred pair must have been in
-    /// service before the session returns to it (the peer's `hold-down-time`; svrd sets it
-    /// from the configuration). Its SLA compliance is held down by the slow path before the
-    /// metrics are published.
-    pub revert_hold_down_ms: u64,
+    /// Services, policies, timeouts and rates: what a reload swaps ([`ServiceTable`]).
+    live: ArcSwap<ServiceTable>,
 }
 
-/// Default of [`SvrShared::revert_hold_down_ms`]: `hold-down-time`'s default, 5 s.
+/// Default of [`ServiceTable::revert_hold_down_ms`]: `hold-down-time`'s default, 5 s.
 pub const REVERT_HOLD_DOWN_MS: u64 = 5_000;
 
 /// Default of [`SvrShared::seen_session_ttl_ms`].
@@ -906,13 +1012,18 @@ impl std::error::Error for SvrSetupError {}
 impl SvrShared {
     /// Builds the table (`max_sessions`), one wayport allocator per (our waypoint, peer
     /// waypoint) pair of the same family, and an empty key store.
-    pub fn new(cfg: SvrConfig) -> Result<SvrShared, SvrSetupError> {
+    pub fn new(mut cfg: SvrConfig) -> Result<SvrShared, SvrSetupError> {
+        let mut table = ServiceTable::new(
+            std::mem::take(&mut cfg.services),
+            cfg.timeouts,
+            cfg.enable_metadata_rate,
+            REVERT_HOLD_DOWN_MS,
+        );
+        table.mss_reserve = mss_reserve(&cfg, &table.services);
         // A second WAN key per session only where a service duplicates (ours or a peer's):
         // the others pay nothing for it (docs/multipath.md §6.1).
-        let duplication = cfg.services.iter().any(|s| {
-            s.policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication
-        });
-        let table = SessionTable::build(
+        let duplication = table.duplicates();
+        let sessions = SessionTable::build(
             cfg.max_sessions,
             crate::session::FlowHasher::random(),
             duplication,
@@ -978,12 +1089,11 @@ impl SvrShared {
             .map(|_| SessionWindow::default())
             .collect();
         let seen = SeenSessions::new(cfg.peers.len(), cfg.max_sessions);
-        let mss_reserve = [rekey_reserve(&cfg, false), rekey_reserve(&cfg, true)];
         let keys = KeyStore::new();
         keys.set_topology(peer_paths, pair_slots);
         Ok(SvrShared {
             cfg,
-            table,
+            table: sessions,
             keys,
             crypto,
             pairs,
@@ -991,9 +1101,53 @@ impl SvrShared {
             windows,
             seen,
             seen_session_ttl_ms: SEEN_SESSION_TTL_MS,
-            mss_reserve,
-            revert_hold_down_ms: REVERT_HOLD_DOWN_MS,
+            live: ArcSwap::from_pointee(table),
         })
+    }
+
+    /// The settings this data path runs with now: [`Self::cfg`] with the services, timeouts
+    /// and rate of the current [`ServiceTable`] (to build another `SvrShared` like it).
+    pub fn config(&self) -> SvrConfig {
+        let t = self.services();
+        SvrConfig {
+            services: t.services.clone(),
+            timeouts: t.timeouts,
+            enable_metadata_rate: t.enable_metadata_rate,
+            ..self.cfg.clone()
+        }
+    }
+
+    /// The services, policies, timeouts and rates of the moment (one atomic load; hold the
+    /// guard only for the decision at hand).
+    #[inline]
+    pub fn services(&self) -> arc_swap::Guard<Arc<ServiceTable>> {
+        self.live.load()
+    }
+
+    /// Publishes `new` in one store, after checking it fits this data path (its peers, and
+    /// room for packet duplication); on `Err` nothing changed. The MSS reserve never
+    /// shrinks, so sessions clamped before the reload still fit their rekey metadata. For
+    /// the slow path (allocates).
+    pub fn replace_table(&self, mut new: ServiceTable) -> Result<(), TableRefused> {
+        let peers = self.cfg.peers.len();
+        if new
+            .services
+            .iter()
+            .any(|s| s.peer.is_some_and(|p| usize::from(p) >= peers))
+        {
+            return Err(TableRefused::UnknownPeer);
+        }
+        if new.duplicates() && !self.table.has_duplicate_keys() {
+            return Err(TableRefused::NoDuplication);
+        }
+        let old = self.live.load();
+        let want = mss_reserve(&self.cfg, &new.services);
+        new.mss_reserve = [
+            want[0].max(old.mss_reserve[0]),
+            want[1].max(old.mss_reserve[1]),
+        ];
+        self.live.store(Arc::new(new));
+        Ok(())
     }
 
     /// The waypoint pairs.
@@ -1006,28 +1160,15 @@ impl SvrShared {
     /// segment still fits the WAN MTU when that metadata rides on it.
     #[inline]
     pub fn clamped_mss(&self, outer_v4: bool, inner_v4: bool) -> u16 {
-        max_mss(self.cfg.wan_mtu, outer_v4).saturating_sub(self.mss_reserve[usize::from(inner_v4)])
+        max_mss(self.cfg.wan_mtu, outer_v4)
+            .saturating_sub(self.live.load().mss_reserve[usize::from(inner_v4)])
     }
 
-    /// The service whose prefixes hold `dst`: the longest matching prefix wins (as the
-    /// configuration reference says), the first in configuration order among equals.
-    #[inline]
-    pub fn service_for(&self, dst: IpAddr) -> Option<(usize, &ServiceRoute)> {
-        let mut best: Option<(u8, usize, &ServiceRoute)> = None;
-        for (i, s) in self.cfg.services.iter().enumerate() {
-            for p in s.prefixes.iter().filter(|p| p.contains(dst)) {
-                if !matches!(best, Some((len, _, _)) if len >= p.len()) {
-                    best = Some((p.len(), i, s));
-                }
-            }
-        }
-        best.map(|(_, i, s)| (i, s))
-    }
-
-    /// True when `dst` is in a service served by a peer: the packet goes over SVR.
+    /// True when `dst` is in a service served by a peer: the packet goes over SVR. (One
+    /// table load: a burst loop loads [`Self::services`] once and asks the table.)
     #[inline]
     pub fn is_peer_service(&self, dst: IpAddr) -> bool {
-        self.service_for(dst).is_some_and(|(_, s)| s.peer.is_some())
+        self.services().is_peer_service(dst)
     }
 
     /// True when `addr` is one of our waypoints.
@@ -1168,7 +1309,8 @@ impl SvrShared {
     ) -> Result<SessionRef, SvrDrop> {
         use svr_linkq::SessionResiliency as R;
         let lan_dst = s.lan_key.dst();
-        let policy = self
+        let services = self.services();
+        let policy = services
             .service_for(lan_dst)
             .map(|(_, svc)| &svc.policy)
             .filter(|p| p.session_resiliency != R::None)
@@ -1316,7 +1458,8 @@ impl SvrShared {
         win.reviewed
             .store(keys.path_version.wrapping_add(1), Ordering::Relaxed);
         win.revert_at_ms.store(0, Ordering::Relaxed);
-        let Some(policy) = self
+        let services = self.services();
+        let Some(policy) = services
             .service_for(s.lan_key.dst())
             .map(|(_, svc)| &svc.policy)
             .filter(|p| p.session_resiliency != R::None)
@@ -1356,7 +1499,7 @@ impl SvrShared {
                 // 0: in service since before anyone said when (no hold-down to wait for).
                 let due = match keys.pair_up_since_ms(pair) {
                     0 => 0,
-                    since => since.saturating_add(self.revert_hold_down_ms),
+                    since => since.saturating_add(services.revert_hold_down_ms),
                 };
                 if crate::session::now_millis(now) < due {
                     win.revert_at_ms.store(due, Ordering::Relaxed);
@@ -1619,7 +1762,7 @@ impl SvrShared {
         if d != SvrDrop::Replay || s.role != Role::Egress {
             return d;
         }
-        match self.service_for(s.lan_key.src()) {
+        match self.services().service_for(s.lan_key.src()) {
             Some((_, svc)) if svc.policy.session_resiliency == R::PacketDuplication => {
                 SvrDrop::DuplicateDropped
             }
@@ -1633,9 +1776,12 @@ impl SvrShared {
     pub(crate) fn duplicates(&self, s: &SessionRef) -> bool {
         s.role == Role::Egress
             && self.table.has_duplicate_keys()
-            && self.service_for(s.lan_key.src()).is_some_and(|(_, svc)| {
-                svc.policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication
-            })
+            && self
+                .services()
+                .service_for(s.lan_key.src())
+                .is_some_and(|(_, svc)| {
+                    svc.policy.session_resiliency == svr_linkq::SessionResiliency::PacketDuplication
+                })
     }
 
     /// Has session `id`'s shared window seen `seq` already (a duplicate, not too old)?
@@ -1708,12 +1854,7 @@ impl SvrShared {
     /// Egress: does this router serve `dst` as service `service` of tenant `tenant`? (A
     /// service with `peer: None` whose prefixes hold `dst`.)
     pub fn serves(&self, dst: IpAddr, tenant: &str, service: &str) -> bool {
-        self.cfg.services.iter().any(|s| {
-            s.peer.is_none()
-                && s.name == service
-                && s.tenant == tenant
-                && s.prefixes.iter().any(|p| p.contains(dst))
-        })
+        self.services().serves(dst, tenant, service)
     }
 
     /// Replaces session `id`'s keys if they are still `old` (compare-and-swap); the new
@@ -1900,6 +2041,7 @@ impl SvrShared {
     /// `/svr/sessions,N`): stops once it has `n`, so a small `n` costs a short walk. Never the
     /// data path.
     pub fn first_sessions(&self, n: usize) -> Vec<SessionSummary> {
+        let services = self.services();
         let mut out = Vec::new();
         for index in 0..self.table.capacity() as u32 {
             if out.len() >= n {
@@ -1921,7 +2063,7 @@ impl SvrShared {
             out.push(SessionSummary {
                 uuid,
                 role: s.role,
-                service: self.service_for(served).map(|(i, _)| i),
+                service: services.service_for(served).map(|(i, _)| i),
                 pair: self.pair_index(s.wan_key.dst(), s.wan_key.src()),
                 lan_key: s.lan_key,
                 wan_key: s.wan_key,
@@ -1940,6 +2082,7 @@ impl SvrShared {
             return 0;
         }
         let now_ms = crate::session::now_millis(now);
+        let timeouts = self.services().timeouts;
         let mut removed = 0;
         for _ in 0..budget.min(cap) {
             if *cursor >= cap {
@@ -1950,7 +2093,7 @@ impl SvrShared {
             let Some(v) = self.table.expiry_view(index) else {
                 continue;
             };
-            if !self.cfg.timeouts.expired(&v, now_ms) {
+            if !timeouts.expired(&v, now_ms) {
                 continue;
             }
             if let Some(s) = self.table.get(v.id, Side::Lan) {
@@ -2069,7 +2212,10 @@ impl SvrWorker {
             key_stock: key_stock::KeyStock::new(),
             replay_owner: vec![0; shared.table.capacity()],
             replay: vec![ReplayWindow::new(); shared.table.capacity()],
-            tokens: vec![(u64::from(shared.cfg.enable_metadata_rate), 0); shared.cfg.peers.len()],
+            tokens: vec![
+                (u64::from(shared.services().enable_metadata_rate), 0);
+                shared.cfg.peers.len()
+            ],
             counters: SvrCounters::default(),
             move_events: arrayvec::ArrayVec::new(),
         }
@@ -2133,6 +2279,16 @@ impl SvrWorker {
 pub const fn max_mss(wan_mtu: u16, outer_v4: bool) -> u16 {
     let ip = if outer_v4 { 20 } else { 40 };
     wan_mtu.saturating_sub(ip + 20 + MAX_DATA_OVERHEAD as u16)
+}
+
+/// [`rekey_reserve`] for both inner families (`[IPv6, IPv4]`) with `services` in place of
+/// `cfg.services`.
+fn mss_reserve(cfg: &SvrConfig, services: &[ServiceRoute]) -> [u16; 2] {
+    let with = SvrConfig {
+        services: services.to_vec(),
+        ..cfg.clone()
+    };
+    [rekey_reserve(&with, false), rekey_reserve(&with, true)]
 }
 
 /// The sealed length (HL + PL) of the largest metadata a payload rekey puts on a data

@@ -89,6 +89,13 @@ fn router(me: &str, wps: (bool, bool), max_sessions: u32) -> (SvrShared, SvrWork
     (sh, w)
 }
 
+/// Publishes `sh`'s service table with `f` applied to its services (a reload).
+fn edit_services(sh: &SvrShared, f: impl FnOnce(&mut Vec<ServiceRoute>)) {
+    let mut t = ServiceTable::clone(&sh.services());
+    f(&mut t.services);
+    sh.replace_table(t).expect("the table fits");
+}
+
 /// An Ethernet frame with an IP packet around `l4` (checksums filled).
 fn frame(src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
     let (src, dst) = (ip(src), ip(dst));
@@ -542,7 +549,11 @@ fn mtu_exceeded_is_punted_unchanged() {
 
 /// A session in steady state, and a genuine data packet A → B on it.
 fn steady() -> (Pair, Vec<u8>, Vec<u8>) {
-    let mut p = Pair::new((true, false));
+    steady_on(Pair::new((true, false)))
+}
+
+/// [`steady`] on the routers of `p`.
+fn steady_on(mut p: Pair) -> (Pair, Vec<u8>, Vec<u8>) {
     let f = frame("10.1.0.2", "10.2.0.2", 17, &udp(40000, 5001, b"first"));
     p.send(true, &f);
     p.send(
@@ -869,7 +880,7 @@ fn path_gating_per_peer_keys_and_payload_index() {
 fn bfd_to_a_waypoint_stays_with_the_slow_path() {
     let (sh, _) = router("router-a", (true, true), 1024);
     // 1280 inside the wayport range, to be sure the port decides, not the range.
-    let mut cfg = sh.cfg.clone();
+    let mut cfg = sh.config();
     cfg.wayport_range = WayportRange {
         first: 1024,
         last: 65535,
@@ -1267,7 +1278,7 @@ use std::collections::HashSet;
 
 /// Router A (IPv4 waypoints) with its config changed by `f`, test keys installed.
 fn router_a_with(max_sessions: u32, f: impl FnOnce(&mut SvrConfig)) -> (SvrShared, SvrWorker) {
-    let mut cfg = router("router-a", (true, false), 1024).0.cfg.clone();
+    let mut cfg = router("router-a", (true, false), 1024).0.config();
     cfg.max_sessions = max_sessions;
     f(&mut cfg);
     let sh = SvrShared::new(cfg).unwrap();
@@ -1520,7 +1531,7 @@ fn egress_serves_only_its_services() {
     let mut p = Pair::new((true, false));
     // A believes B serves 10.3.0.0/24 (it does not), and site-b for tenant "red" (B serves it
     // for "blue" only).
-    let mut cfg = p.a.0.cfg.clone();
+    let mut cfg = p.a.0.config();
     cfg.services.push(ServiceRoute {
         name: "site-c".into(),
         tenant: "blue".into(),
@@ -1593,7 +1604,7 @@ fn decrypted_metadata_does_not_stay_in_the_buffer() {
     // The whole mbuf (headroom and tailroom included), not only the frame.
     assert!(!contains(&buf.buf, &raw), "payload key left in the buffer");
     // Also when the metadata is refused after it was decrypted (a service B does not serve).
-    let mut cfg = p.b.0.cfg.clone();
+    let mut cfg = p.b.0.config();
     cfg.services[1].tenant = "red".into();
     let sb = SvrShared::new(cfg).unwrap();
     sb.keys
@@ -2073,7 +2084,7 @@ fn spill_stays_among_the_paths_the_policy_allows() {
     let mut p = Policy::default();
     p.set_vector(INET, VectorPriority::Never).unwrap();
     // Five destinations per pair: `inet` is never used, so mpls's wayports are all there is.
-    let mut cfg = two_paths(p).0.cfg.clone();
+    let mut cfg = two_paths(p).0.config();
     cfg.wayport_range = FIVE_BY_FIVE;
     cfg.peers[0].source_nat = true;
     let sh = SvrShared::new(cfg).unwrap();
@@ -2127,7 +2138,7 @@ fn established_sessions_never_reselect() {
 fn two_pair_routers(resiliency: svr_linkq::SessionResiliency) -> Pair {
     let mut p = Pair::new((true, false));
     let b_wps = vec![ip("10.9.0.2"), ip("10.9.0.3")];
-    let mut ca = p.a.0.cfg.clone();
+    let mut ca = p.a.0.config();
     ca.peers[0].waypoints = b_wps.clone();
     ca.peers[0].paths = b_wps
         .iter()
@@ -2141,7 +2152,7 @@ fn two_pair_routers(resiliency: svr_linkq::SessionResiliency) -> Pair {
         })
         .collect();
     ca.services[1].policy.session_resiliency = resiliency;
-    let mut cb = p.b.0.cfg.clone();
+    let mut cb = p.b.0.config();
     cb.local_waypoints = b_wps;
     let make = |cfg: SvrConfig, own: MetadataKey, peer: MetadataKey, seed: u8| {
         let sh = SvrShared::new(cfg).unwrap();
@@ -2507,10 +2518,12 @@ fn failover_stays_after_the_path_recovers() {
 /// measured compliant.
 fn sla_on_pair_0(resiliency: svr_linkq::SessionResiliency) -> Pair {
     let mut p = two_pair_routers(resiliency);
-    p.a.0.cfg.services[1].policy = Policy {
-        session_resiliency: resiliency,
-        ..sla_policy(true)
-    };
+    edit_services(&p.a.0, |s| {
+        s[1].policy = Policy {
+            session_resiliency: resiliency,
+            ..sla_policy(true)
+        }
+    });
     let good = Some(Metrics::new(20.0, 1.0, 0.0));
     p.a.0.keys.publish_path_metrics(0, PathIndex(0), good);
     p.a.0.keys.publish_path_metrics(0, PathIndex(1), good);
@@ -2588,10 +2601,28 @@ fn sla_violation_does_not_move_without_resiliency() {
 #[test]
 fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
     for dup in [false, true] {
-        let (mut p, wan, f) = steady();
+        let mut p = Pair::new((true, false));
         if dup {
-            p.b.0.cfg.services[1].policy.session_resiliency =
-                svr_linkq::SessionResiliency::PacketDuplication;
+            // B's session table has room for copies (a spare service duplicates), so a
+            // reload may turn duplication on for site-b.
+            let mut cb = p.b.0.config();
+            let mut spare = cb.services[0].clone();
+            spare.prefixes = vec![pfx("10.99.0.0/24")];
+            spare.policy.session_resiliency = svr_linkq::SessionResiliency::PacketDuplication;
+            cb.services.push(spare);
+            let sb = SvrShared::new(cb).unwrap();
+            sb.keys
+                .install_own(MetadataKey::new(1, &KEY_B_ENC, &KEY_B_MAC));
+            sb.keys
+                .install_peer(0, MetadataKey::new(1, &KEY_A_ENC, &KEY_A_MAC));
+            let wb = SvrWorker::new(&sb, [2; 32]);
+            p.b = (sb, wb);
+        }
+        let (mut p, wan, f) = steady_on(p);
+        if dup {
+            edit_services(&p.b.0, |s| {
+                s[1].policy.session_resiliency = svr_linkq::SessionResiliency::PacketDuplication
+            });
         }
         p.deliver(true, &wan, &f);
         let (v, _) = p.wan_into(true, &wan);
@@ -2610,7 +2641,7 @@ fn second_copy_counts_as_duplicate_only_in_duplication_mode() {
 #[test]
 fn services_match_by_longest_prefix() {
     let (sh, _) = router("router-a", (true, false), 16);
-    let mut cfg = sh.cfg.clone();
+    let mut cfg = sh.config();
     cfg.services.push(ServiceRoute {
         name: "voice".into(),
         tenant: "blue".into(),
@@ -2619,7 +2650,11 @@ fn services_match_by_longest_prefix() {
         policy: Default::default(),
     });
     let sh = SvrShared::new(cfg).unwrap();
-    let name = |d: &str| sh.service_for(ip(d)).map(|(_, s)| s.name.clone());
+    let name = |d: &str| {
+        sh.services()
+            .service_for(ip(d))
+            .map(|(_, s)| s.name.clone())
+    };
     assert_eq!(name("10.2.0.30").as_deref(), Some("voice"));
     assert_eq!(name("10.2.0.31").as_deref(), Some("site-b"));
     assert_eq!(name("10.9.9.9"), None);
@@ -2631,7 +2666,7 @@ fn services_match_by_longest_prefix() {
 /// second copies as duplicates and binds their pair only in that mode).
 fn duplication_routers() -> Pair {
     let mut p = two_pair_routers(svr_linkq::SessionResiliency::PacketDuplication);
-    let mut cb = p.b.0.cfg.clone();
+    let mut cb = p.b.0.config();
     cb.services[1].policy.session_resiliency = svr_linkq::SessionResiliency::PacketDuplication;
     let sb = SvrShared::new(cb).unwrap();
     sb.keys
@@ -2934,7 +2969,9 @@ fn services_without_duplication_send_no_copy_and_keep_no_second_keys() {
     }
     // A router with a duplication service: only that service's sessions are copied.
     let mut p = duplication_routers();
-    p.a.0.cfg.services[1].policy.session_resiliency = svr_linkq::SessionResiliency::None;
+    edit_services(&p.a.0, |s| {
+        s[1].policy.session_resiliency = svr_linkq::SessionResiliency::None
+    });
     assert_eq!(p.send_dup(&flow_a(b"plain")).len(), 1);
 }
 
@@ -2956,4 +2993,131 @@ fn a_failed_copy_counts_and_the_original_still_goes() {
     assert_eq!(finish_copy(&mut p.a.1, &mut bad, &rw), None);
     assert_eq!(p.a.1.counters.drops.get(SvrDrop::DuplicateCopyFailed), 2);
     p.deliver(true, &frames[0], &f);
+}
+
+// ---- reload: the service table swapped under live sessions ----
+
+/// A reload that moves a destination to another service and removes the old one: the
+/// established flow keeps its session and every packet is delivered; a new flow to the
+/// removed prefix is refused; a new flow to the new service's prefix gets the new service.
+#[test]
+fn reload_keeps_established_sessions_and_new_sessions_see_the_new_table() {
+    let (mut p, _, f) = steady();
+    let live_a = p.a.0.table.len();
+    // Router-a: site-b shrinks to 10.2.0.0/25 and a new service takes 10.2.0.128/25; both
+    // routers serve them (router-b first, the egress, as an operator should).
+    for (sh, ours) in [(&p.b.0, true), (&p.a.0, false)] {
+        edit_services(sh, |s| {
+            s[1].prefixes = vec![pfx("10.2.0.0/25")];
+            let mut extra = s[1].clone();
+            extra.name = "site-b-high".into();
+            extra.prefixes = vec![pfx("10.2.0.128/25")];
+            extra.peer = if ours { None } else { Some(0) };
+            s.push(extra);
+        });
+    }
+    // The established flow (to 10.2.0.2) goes on.
+    for _ in 0..3 {
+        let (_, out) = p.send(true, &f);
+        same_l3(&f, &out, false);
+    }
+    assert_eq!(p.a.0.table.len(), live_a, "no session created or lost");
+    // A new flow to 10.2.0.130 is a site-b-high session at both ends.
+    let g = frame("10.1.0.2", "10.2.0.130", 17, &udp(40100, 5001, b"new"));
+    p.send(true, &g);
+    let names: Vec<_> =
+        p.a.0
+            .first_sessions(16)
+            .iter()
+            .filter_map(|s| s.service)
+            .map(|i| p.a.0.services().services[i].name.clone())
+            .collect();
+    assert!(names.contains(&"site-b-high".to_string()), "{names:?}");
+    // Removing site-b altogether: the established flow still goes on (its session keeps
+    // its pair and keys); a new flow to it is refused.
+    edit_services(&p.a.0, |s| {
+        s.remove(1);
+    });
+    let (_, out) = p.send(true, &f);
+    same_l3(&f, &out, false);
+    let h = frame("10.1.0.2", "10.2.0.3", 17, &udp(40200, 5001, b"late"));
+    let mut buf = TestBuffer::new(&h);
+    let v = ingress::lan_packet(&p.a.0, &mut p.a.1, &mut buf, p.now);
+    assert!(!matches!(v, Verdict::Forward { .. }), "{v:?}");
+}
+
+/// A table that names a peer we do not have, or turns packet duplication on in a session
+/// table built without it, is refused and the old one stays.
+#[test]
+fn replace_table_refuses_what_the_data_path_cannot_do() {
+    let (sh, _) = router("router-a", (true, false), 64);
+    let mut t = ServiceTable::clone(&sh.services());
+    t.services[1].peer = Some(7);
+    assert_eq!(sh.replace_table(t), Err(TableRefused::UnknownPeer));
+    let mut t = ServiceTable::clone(&sh.services());
+    t.services[1].policy.session_resiliency = svr_linkq::SessionResiliency::PacketDuplication;
+    assert_eq!(sh.replace_table(t), Err(TableRefused::NoDuplication));
+    assert_eq!(sh.services().services[1].peer, Some(0));
+    assert_eq!(
+        sh.services().services[1].policy.session_resiliency,
+        svr_linkq::SessionResiliency::None
+    );
+    // Timeouts and the Enable Metadata rate change with the table.
+    let mut t = ServiceTable::clone(&sh.services());
+    t.enable_metadata_rate = 7;
+    t.timeouts.udp = std::time::Duration::from_secs(5);
+    sh.replace_table(t).unwrap();
+    assert_eq!(sh.services().enable_metadata_rate, 7);
+    assert_eq!(sh.services().timeouts.udp.as_secs(), 5);
+}
+
+/// Readers on other threads while the table is swapped back and forth: each lookup sees
+/// one whole table (the service name, tenant and peer of one version, never a mix), and
+/// the MSS reserve never shrinks.
+#[test]
+fn readers_see_whole_tables_while_they_are_swapped() {
+    use std::sync::atomic::AtomicBool;
+    let (sh, _) = router("router-a", (true, false), 64);
+    let sh = Arc::new(sh);
+    let v1 = ServiceTable::clone(&sh.services());
+    let mut v2 = v1.clone();
+    v2.services[1].name = "site-b-v2-with-a-longer-name".into();
+    v2.services[1].tenant = "green".into();
+    v2.services[1].prefixes = vec![pfx("10.2.0.0/16")];
+    let stop = Arc::new(AtomicBool::new(false));
+    let mss0 = sh.clamped_mss(true, true);
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (sh, stop) = (Arc::clone(&sh), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut seen = [0u64; 2];
+                while !stop.load(Ordering::Relaxed) {
+                    let t = sh.services();
+                    let (_, s) = t.service_for(ip("10.2.0.9")).expect("site-b in both");
+                    let v = match (s.name.as_str(), s.tenant.as_str(), s.prefixes[0].len()) {
+                        ("site-b", "blue", 24) => 0,
+                        ("site-b-v2-with-a-longer-name", "green", 16) => 1,
+                        other => panic!("half-applied table: {other:?}"),
+                    };
+                    seen[v] += 1;
+                    // 10.2.1.1 is only in v2's prefix.
+                    assert_eq!(t.service_for(ip("10.2.1.1")).is_some(), v == 1);
+                }
+                seen
+            })
+        })
+        .collect();
+    for i in 0..2000 {
+        let t = if i % 2 == 0 { v2.clone() } else { v1.clone() };
+        sh.replace_table(t).unwrap();
+        if i % 256 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        let seen = r.join().expect("no reader saw a mixed table");
+        assert!(seen[0] + seen[1] > 0);
+    }
+    assert!(sh.clamped_mss(true, true) <= mss0, "the reserve only grows");
 }

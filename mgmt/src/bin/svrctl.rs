@@ -3,10 +3,14 @@
 //! ```text
 //! svrctl [--socket PATH | --router NAME] [--json] show peers [detail|security]
 //! svrctl show sessions [--service S] [--peer P] [--by-id UUID] [--limit N]
-//! svrctl show stats [PREFIX]
+//! svrctl show stats [PREFIX] [--since-launch]
+//! svrctl show interfaces | show runtime
+//! svrctl clear stats
+//! svrctl capture -i PORT [-c N] [--seconds S] [-w FILE] [FILTER] | capture --list
 //! svrctl show events [--type T] [--limit N]
 //! svrctl show config
 //! svrctl rekey peer PEER
+//! svrctl reload [CONFIG]
 //! svrctl clear sessions [--service S] [--peer P] [--by-id UUID]
 //! ```
 #![forbid(unsafe_code)]
@@ -21,6 +25,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 use svr_mgmt::model::{EventInfo, PeerInfo, SessionInfo, Stat};
 use svr_mgmt::proto::{request_line, Response};
+use svr_mgmt::views::{self, ResetPoint};
 use svr_mgmt::{framing, table};
 
 /// Where svrd puts its control socket by default: `<runtime dir>/<file-prefix>/svrd.sock`.
@@ -60,6 +65,35 @@ enum Command {
     /// Remove state.
     #[command(subcommand)]
     Clear(Clear),
+    /// Read the configuration again (the running file, or CONFIG), check it as
+    /// `svrd --check` does and apply what can change while running; a bad file or a change
+    /// that needs a restart is refused and nothing changes. SIGHUP to svrd does the same
+    /// with the running file.
+    Reload {
+        /// Another configuration file to load (made absolute here).
+        config: Option<std::path::PathBuf>,
+    },
+    /// Capture packets of a port of the running svrd into a pcapng file (runs DPDK's
+    /// `dpdk-dumpcap` against svrd's EAL file prefix; needs `eal.pdump`, on by default).
+    Capture {
+        /// The DPDK port name (`net_af_packet1`) or id (`svrctl capture --list` shows them).
+        #[arg(short = 'i', long, required_unless_present = "list")]
+        interface: Option<String>,
+        /// List the ports instead.
+        #[arg(long)]
+        list: bool,
+        /// Stop after this many packets.
+        #[arg(short = 'c', long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The pcapng file to write.
+        #[arg(short = 'w', long, default_value = "svrd-capture.pcapng")]
+        write: PathBuf,
+        /// A libpcap filter (`udp port 1280`).
+        filter: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,11 +113,19 @@ enum Show {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// Every counter, by dotted name.
+    /// Every counter, by dotted name: since the reset point of `clear stats` when there is
+    /// one for this run of svrd, else since svrd started.
     Stats {
         /// Only names starting with this (`drop.`, `port.wan`).
         prefix: Option<String>,
+        /// Ignore the reset point: the values since svrd started.
+        #[arg(long)]
+        since_launch: bool,
     },
+    /// Interfaces (ports) and their counters, incl. frames lost before svrd saw them.
+    Interfaces,
+    /// Clocks per packet of every burst stage, per worker (VPP's `show runtime`).
+    Runtime,
     /// The event history.
     Events {
         /// Only this event type (`key.rotated`), category (`path`) or log name
@@ -152,6 +194,9 @@ enum Clear {
         #[command(flatten)]
         filter: Filter,
     },
+    /// Set the reset point of `show stats`, `show interfaces` and `show runtime` (saved beside
+    /// the control socket; svrd's own counters keep counting).
+    Stats,
 }
 
 /// Why svrctl failed.
@@ -276,15 +321,9 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
                 }),
             )
         }
-        Command::Show(Show::Stats { prefix }) => {
-            if let Some(p) = prefix {
-                args.insert("prefix".into(), Value::from(p.as_str()));
-            }
-            (
-                "show-stats",
-                Box::new(|d| Ok(table::stats(&field::<Vec<Stat>>(d, "stats")?))),
-            )
-        }
+        Command::Show(Show::Stats { .. } | Show::Interfaces | Show::Runtime)
+        | Command::Clear(Clear::Stats)
+        | Command::Capture { .. } => return counters_view(cli),
         Command::Show(Show::Events { kind, limit, .. }) => {
             if let Some(k) = kind {
                 args.insert("type".into(), Value::from(k.as_str()));
@@ -319,6 +358,13 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
                 }),
             )
         }
+        Command::Reload { config } => {
+            if let Some(p) = config {
+                let abs = std::path::absolute(p)?;
+                args.insert("path".into(), Value::from(abs.display().to_string()));
+            }
+            ("reload", Box::new(|d| Ok(table::reload(d))))
+        }
         Command::Clear(Clear::Sessions { filter }) => {
             args = filter.args();
             (
@@ -333,6 +379,164 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
     } else {
         render(&data)
     }
+}
+
+/// Where `clear stats` keeps its reset point: beside the control socket (root only).
+fn reset_path(cli: &Cli) -> Result<PathBuf, CtlError> {
+    let sock = socket_path(cli)?;
+    Ok(sock.with_file_name("svrctl-stats-reset.json"))
+}
+
+/// The counters and svrd's start (Unix seconds, from its uptime).
+fn counters(cli: &Cli, prefix: &str) -> Result<(Vec<Stat>, u64), CtlError> {
+    let mut args = Map::new();
+    if !prefix.is_empty() {
+        args.insert("prefix".into(), Value::from(prefix));
+    }
+    let data = call(cli, "show-stats", args)?;
+    let uptime = data["router"]["uptime_s"].as_u64().unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok((field(&data, "stats")?, now.saturating_sub(uptime)))
+}
+
+/// `show stats`, `show interfaces`, `show runtime`, `clear stats` and `capture`: views of
+/// the counter tree (since the reset point unless `--since-launch`), and the capture tool.
+fn counters_view(cli: &Cli) -> Result<String, CtlError> {
+    let (prefix, since_launch) = match &cli.command {
+        Command::Show(Show::Stats {
+            prefix,
+            since_launch,
+        }) => (prefix.clone().unwrap_or_default(), *since_launch),
+        Command::Show(Show::Interfaces) => ("port.".into(), false),
+        Command::Show(Show::Runtime) => ("worker.".into(), false),
+        Command::Capture {
+            interface,
+            list,
+            count,
+            seconds,
+            write,
+            filter,
+        } => {
+            return capture(
+                cli,
+                interface.as_deref(),
+                *list,
+                *count,
+                *seconds,
+                write,
+                filter,
+            )
+        }
+        _ => (String::new(), true),
+    };
+    let (mut stats, started) = counters(cli, &prefix)?;
+    let path = reset_path(cli)?;
+    if matches!(cli.command, Command::Clear(Clear::Stats)) {
+        let saved = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(started, |d| d.as_secs());
+        let point = ResetPoint::new(&stats, started, saved);
+        std::fs::write(&path, serde_json::to_vec(&point)?)?;
+        return Ok(if cli.json {
+            let v = serde_json::json!({"reset_point": path, "saved_unix_s": saved});
+            format!("{v}\n")
+        } else {
+            let p = path.display();
+            format!("reset point set ({p}); `show stats --since-launch` ignores it\n")
+        });
+    }
+    let point = (!since_launch)
+        .then(|| std::fs::read(&path).ok())
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<ResetPoint>(&b).ok())
+        .filter(|p| p.applies(started));
+    if let Some(p) = &point {
+        p.subtract(&mut stats);
+    }
+    let since = point.as_ref().map_or_else(
+        || "launch".to_string(),
+        |p| {
+            format!(
+                "reset at {}",
+                svr_mgmt::time::rfc3339(i64::try_from(p.saved_unix_s).unwrap_or(0))
+            )
+        },
+    );
+    let (json, text) = match &cli.command {
+        Command::Show(Show::Interfaces) => {
+            let list = views::interfaces(&stats);
+            (
+                serde_json::json!({"since": since, "interfaces": list}),
+                views::interfaces_table(&list),
+            )
+        }
+        Command::Show(Show::Runtime) => {
+            let rows = views::runtime(&stats);
+            (
+                serde_json::json!({"since": since, "runtime": rows}),
+                views::runtime_table(&rows),
+            )
+        }
+        _ => (
+            serde_json::json!({"since": since, "stats": stats}),
+            table::stats(&stats),
+        ),
+    };
+    Ok(if cli.json {
+        format!("{}\n", serde_json::to_string_pretty(&json)?)
+    } else {
+        format!("since {since}\n{text}")
+    })
+}
+
+/// `capture`: `dpdk-dumpcap` against svrd's file prefix (the control socket's directory).
+fn capture(
+    cli: &Cli,
+    interface: Option<&str>,
+    list: bool,
+    count: Option<u64>,
+    seconds: u64,
+    write: &Path,
+    filter: &Option<String>,
+) -> Result<String, CtlError> {
+    let sock = socket_path(cli)?;
+    let prefix = sock
+        .parent()
+        .and_then(Path::file_name)
+        .map(|p| p.to_string_lossy().into_owned())
+        .ok_or(CtlError::NoSocket)?;
+    let mut cmd = std::process::Command::new("dpdk-dumpcap");
+    cmd.arg("--file-prefix").arg(&prefix);
+    if list {
+        cmd.arg("-D");
+    } else {
+        cmd.arg("-i").arg(interface.unwrap_or("0"));
+        cmd.arg("-w").arg(write);
+        cmd.arg("-a").arg(format!("duration:{}", seconds.max(1)));
+        if let Some(c) = count {
+            cmd.arg("-c").arg(c.to_string());
+        }
+        if let Some(f) = filter {
+            cmd.arg("-f").arg(f);
+        }
+    }
+    let status = cmd.status().map_err(|source| CtlError::Connect {
+        path: "dpdk-dumpcap".into(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(CtlError::Refused {
+            kind: "capture".into(),
+            message: format!("dpdk-dumpcap exited with {status}"),
+        });
+    }
+    Ok(if list {
+        String::new()
+    } else {
+        format!("capture written to {}\n", write.display())
+    })
 }
 
 /// `show events --follow`: the history, then every new event (one line each, or one JSON
