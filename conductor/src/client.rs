@@ -51,6 +51,46 @@ pub enum ClientError {
     /// The answer is not what the API promises.
     #[error("unexpected answer from the conductor: {0}")]
     BadResponse(String),
+    /// The router's key or CSR could not be made.
+    #[error("cannot make the key and certificate request: {0}")]
+    Csr(String),
+}
+
+/// A router's new private key (PEM, PKCS#8, zeroized on drop) and its certificate request.
+pub struct RouterKey {
+    /// The private key, PEM: written 0600 on the router, never sent.
+    pub key_pem: zeroize::Zeroizing<String>,
+    /// The PKCS#10 request, PEM: what `POST /v1/enroll` carries.
+    pub csr_pem: String,
+}
+
+impl std::fmt::Debug for RouterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterKey")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates a router's Ed25519 key and a CSR naming exactly `peering_common_name` (subject
+/// `CN=<name>` and one DNS SAN), the form the conductor accepts (docs/conductor.md, CSR).
+pub fn router_key_and_csr(peering_common_name: &str) -> Result<RouterKey, ClientError> {
+    let err = |e: rcgen::Error| ClientError::Csr(e.to_string());
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(err)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![peering_common_name.to_owned()]).map_err(err)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, peering_common_name);
+    let csr_pem = params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(err)?;
+    Ok(RouterKey {
+        key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+        csr_pem,
+    })
 }
 
 /// The error body the server sends.
@@ -179,6 +219,18 @@ impl Client {
         serde_json::from_slice(body).map_err(|e| ClientError::BadResponse(e.to_string()))
     }
 
+    /// The same client with another connect and send timeout (default 10 s; a long poll
+    /// adds its wait to the read timeout).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The conductor this client talks to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Stage 1: `POST /v1/enroll`.
     pub fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
         let body = serde_json::to_vec(req).map_err(|e| ClientError::BadResponse(e.to_string()))?;
@@ -238,5 +290,43 @@ fn refused(status: u16, body: &[u8]) -> ClientError {
             error: String::from_utf8_lossy(body).chars().take(200).collect(),
             reason: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enroll::tests::{authority, NOW};
+
+    #[test]
+    fn router_csr_is_accepted_and_its_certificate_loads_with_the_key() {
+        let (_, ca) = authority();
+        let k = router_key_and_csr("router-a.acme.svr").unwrap();
+        assert!(!format!("{k:?}").contains("PRIVATE"), "Debug hides the key");
+        let issued = ca
+            .issue(
+                &k.csr_pem,
+                "router-a",
+                "router-a.acme.svr",
+                [7; 16],
+                NOW,
+                365,
+            )
+            .unwrap();
+        let id =
+            svr_keymgmt::pki::Identity::load(issued.chain_pem.as_bytes(), k.key_pem.as_bytes())
+                .unwrap();
+        assert!(id.is_named("router-a.acme.svr"));
+        // The conductor refuses the same request for another router's name.
+        assert!(ca
+            .issue(
+                &k.csr_pem,
+                "router-b",
+                "router-b.acme.svr",
+                [7; 16],
+                NOW,
+                365
+            )
+            .is_err());
     }
 }

@@ -287,6 +287,19 @@ pub fn event_type(event: &str) -> String {
         ("interface-down", "interface.down"),
         ("config-reloaded", "config.reloaded"),
         ("config-rejected", "config.rejected"),
+        // svrd --bootstrap (svrd/src/bootstrap.rs): onboarding and the conductor watch.
+        ("enrolling", "conductor.enrolling"),
+        ("enrolled", "conductor.enrolled"),
+        ("enrolled-before", "conductor.enrolled-before"),
+        ("enroll-refused", "conductor.enroll-refused"),
+        ("conductor-reachable", "conductor.reachable"),
+        ("conductor-unreachable", "conductor.unreachable"),
+        ("conductor-refused", "conductor.refused"),
+        ("status-reported", "conductor.status-reported"),
+        ("config-loaded", "config.loaded"),
+        ("config-applied", "config.applied"),
+        ("crl-updated", "certificate.crl-updated"),
+        ("crl-rejected", "certificate.crl-rejected"),
         ("control-socket-refused", "mgmt.refused"),
         ("slow-path-stall", "system.slow-path-stall"),
     ];
@@ -383,6 +396,7 @@ mod tests {
         assert_eq!(event_type("session-path-change"), "session.path-change");
         assert_eq!(event_type("certificate-rejected"), "certificate.rejected");
         assert_eq!(event_type("something-new"), "other.something-new");
+        assert_eq!(event_type("enroll-refused"), "conductor.enroll-refused");
         assert_eq!(e.peer.as_deref(), Some("router-b"));
         assert_eq!(e.path.as_deref(), Some("10.9.0.1->10.9.0.2"));
         let e = EventInfo::from_line(5, "something else");

@@ -6,6 +6,7 @@
 //! on the main one. Workers and slow path talk only over DPDK rings.
 #![forbid(unsafe_code)]
 
+mod bootstrap;
 mod counters;
 mod logfmt;
 mod logq;
@@ -31,6 +32,10 @@ struct Cli {
     /// Configuration file (YAML) to run.
     #[arg(long, short = 'c', value_name = "CONFIG", conflicts_with = "check")]
     config: Option<PathBuf>,
+    /// Start from a bootstrap file (zero-touch onboarding from a conductor: enroll, fetch
+    /// the configuration, keep it in the state directory, watch for new revisions).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "config"])]
+    bootstrap: Option<PathBuf>,
     /// Validate a configuration file (and that this machine can run it) without starting.
     #[arg(long, value_name = "CONFIG")]
     check: Option<PathBuf>,
@@ -103,11 +108,19 @@ fn run(cli: Cli) -> ExitCode {
             }
         };
     }
+    if let Some(path) = &cli.bootstrap {
+        return finish(bootstrap::run(path));
+    }
     let result = match (&cli.check, &cli.config) {
         (Some(path), _) => startup::check(path).map(|summary| println!("{summary}")),
         (None, Some(path)) => startup::run(path),
         (None, None) => Err(startup::StartupError::NoConfig),
     };
+    finish(result)
+}
+
+/// The exit code of a run; an error is printed as one line after the log lines.
+fn finish<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -29,7 +29,7 @@ const MOVE_EVENTS_QUEUED: usize = 1024;
 /// Why svrd could not start. Each message is one line that names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("no configuration given: use --config FILE to run or --check FILE to validate")]
+    #[error("no configuration given: use --config FILE to run, --bootstrap FILE to start from a conductor, or --check FILE to validate")]
     NoConfig,
     #[error("{0}")]
     Config(#[from] ConfigError),
