@@ -213,6 +213,14 @@ pub fn wan_stage<B: PacketBuf>(
                 raw,
             } => {
                 let fp = sh.session_fingerprint(&uuid, key_index, &raw);
+                let found = match found {
+                    Some(old) if sh.reused_by_restarted_peer(&old, peer, &uuid, fp, now_ms) => {
+                        sh.remove_session(&old);
+                        w.counters.events.bump(SvrEvent::SessionReplaced);
+                        None
+                    }
+                    other => other,
+                };
                 // A session of this peer moving to another of its waypoint pairs: forward
                 // metadata with its UUID and context on new wayports (docs/multipath.md §6).
                 // Its WAN key is rebound only once this packet authenticated under the
@@ -663,7 +671,11 @@ fn create(
         Err(InsertError::Full) => return Err(SvrDrop::SessionTableFull),
         Err(InsertError::Exists) => return Err(SvrDrop::StaleSession),
     };
-    sh.publish_crypto(id, SessionCrypto::new(id.generation, peer, key_index, *raw));
+    let epoch = sh.keys.load().peer_epoch(peer);
+    sh.publish_crypto(
+        id,
+        SessionCrypto::new(id.generation, peer, key_index, *raw).at_epoch(epoch),
+    );
     w.counters.events.bump(SvrEvent::EgressSession);
     sh.table.get(id, Side::Wan).ok_or(SvrDrop::StaleSession)
 }

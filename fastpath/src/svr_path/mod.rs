@@ -316,6 +316,10 @@ reasons! {
         /// Ingress: sessions the egress lost (Enable Metadata: it restarted, or expired the
         /// session) given a fresh payload key and a fresh reverse sequence space.
         SessionRefreshed = "svr_sessions_refreshed",
+        /// Egress: sessions made before the peer was last unreachable, replaced by a new
+        /// session of the peer (a UUID and payload key never seen) on the same wayports: a
+        /// restarted peer allocates wayports afresh (`docs/security.md` §3.1).
+        SessionReplaced = "svr_sessions_replaced",
         /// Sessions moved to another waypoint pair of the same peer (`session-resiliency`
         /// failover): at the ingress when its path left service, at the egress when forward
         /// metadata with the session's UUID arrived on the new pair. One
@@ -707,8 +711,10 @@ pub struct SessionCrypto {
     /// When `next` was made (session clock, ms): without an acknowledgement the ingress
     /// switches [`PAYLOAD_KEY_SWITCH_MS`] later.
     pub next_since_ms: u64,
-    /// Ingress: the peer's unreachability epoch ([`KeySnapshot::peer_epoch`]) when these
-    /// keys were made; another one on a packet means "refresh".
+    /// The peer's unreachability epoch ([`KeySnapshot::peer_epoch`]) when these keys were
+    /// made. Ingress: another one on a packet means "refresh". Egress: another one means
+    /// the peer may have restarted and reused the session's wayports
+    /// ([`SvrShared::reused_by_restarted_peer`]).
     pub peer_epoch: u8,
 }
 
@@ -1839,6 +1845,27 @@ impl SvrShared {
         self.seen.fingerprint(uuid, index, raw)
     }
 
+    /// Whether new forward metadata (`uuid`, fingerprint `fp`) on `old`'s WAN key comes from
+    /// a restarted peer reusing the wayports of a session it no longer has: `old` is an
+    /// egress session of `peer` with another UUID, its keys predate the peer's last
+    /// unreachability, and the metadata is not a replay. Anything else stays a mismatch.
+    fn reused_by_restarted_peer(
+        &self,
+        old: &SessionRef,
+        peer: PeerId,
+        uuid: &[u8; 16],
+        fp: u64,
+        now_ms: u64,
+    ) -> bool {
+        old.role == Role::Egress
+            && old.key_handle == u32::from(peer)
+            && self.table.uuid(old.id).is_some_and(|u| u != *uuid)
+            && self
+                .crypto(old.id)
+                .is_some_and(|c| c.peer_epoch != self.keys.load().peer_epoch(peer))
+            && !self.seen_before(peer, fp, now_ms)
+    }
+
     /// Egress: was a session with this fingerprint created from `peer`'s metadata within the
     /// seen-session lifetime?
     fn seen_before(&self, peer: PeerId, fp: u64, now_ms: u64) -> bool {
@@ -1961,7 +1988,9 @@ impl SvrShared {
         now_ms: u64,
     ) -> Option<Arc<SessionCrypto>> {
         let index = key.index();
-        let c = self.swap_crypto(id, old, old.switched(key, now_ms))?;
+        // Keys the peer sent since it was last unreachable: the session is its current one.
+        let epoch = self.keys.load().peer_epoch(old.peer);
+        let c = self.swap_crypto(id, old, old.switched(key, now_ms).at_epoch(epoch))?;
         let _ = self
             .table
             .set_payload_key_index(id, old.current.index(), index);

@@ -3121,3 +3121,59 @@ fn readers_see_whole_tables_while_they_are_swapped() {
     }
     assert!(sh.clamped_mss(true, true) <= mss0, "the reserve only grows");
 }
+
+/// A restarted ingress allocates wayports afresh: its first new session lands on the WAN key
+/// of a session the egress still holds. Once the egress saw the peer unreachable, the new
+/// session replaces the old one at once; before that, and for a replay, it stays a drop.
+#[test]
+fn a_restarted_peer_reusing_wayports_replaces_the_old_session() {
+    let (ha, hb) = ("10.1.0.2", "10.2.0.2");
+    let fa = |sport: u16, d: &[u8]| frame(ha, hb, 17, &udp(sport, 5001, d));
+    let fb = |dport: u16, d: &[u8]| frame(hb, ha, 17, &udp(5001, dport, d));
+    let ports = |f: &[u8]| {
+        let h = packet::parse(f, false).unwrap();
+        (h.sport, h.dport)
+    };
+    let mut p = Pair::new((true, false));
+    let pairs = p.b.0.pairs().len();
+    p.b.0.keys.gate_paths(pairs);
+    for i in 0..pairs {
+        p.b.0.keys.set_path_in_service(i, true);
+    }
+    let (wan_old, _) = p.send(true, &fa(40000, b"one"));
+    p.send(false, &fb(40000, b"back"));
+    // A restarts. Until B sees A unreachable, A's new session on the old wayports is refused.
+    let (sa, _) = router("router-a", (true, false), 1024);
+    let wa = SvrWorker::new(&sa, [7; 32]);
+    p.a = (sa, wa);
+    let early = p.lan_out(true, &fa(40001, b"too early"));
+    assert_eq!(
+        ports(&early),
+        ports(&wan_old),
+        "the restarted router reuses the wayports"
+    );
+    let (v, _) = p.wan_into(true, &early);
+    assert_eq!(v, Verdict::Drop(DropCause::Svr(SvrDrop::SessionMismatch)));
+    // B sees every path to A leave service and come back: the next packet replaces it.
+    for i in 0..pairs {
+        p.b.0.keys.set_path_in_service(i, false);
+    }
+    for i in 0..pairs {
+        p.b.0.keys.set_path_in_service(i, true);
+    }
+    let f = fa(40001, b"new flow");
+    let (wan_new, out) = p.send(true, &f);
+    assert_eq!(ports(&wan_new), ports(&wan_old));
+    same_but_ttl(&f, &out);
+    let r = fb(40001, b"answer");
+    let (_, out) = p.send(false, &r);
+    same_but_ttl(&r, &out);
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::SessionReplaced), 1);
+    // A replay of the replacing packet replaces nothing.
+    let (v, _) = p.wan_into(true, &wan_new);
+    assert!(matches!(v, Verdict::Drop(_)), "{v:?}");
+    assert_eq!(p.b.1.counters.events.get(SvrEvent::SessionReplaced), 1);
+    let f = fa(40001, b"still there");
+    let (_, out) = p.send(true, &f);
+    same_but_ttl(&f, &out);
+}
