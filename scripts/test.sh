@@ -31,7 +31,7 @@ step "unit and integration tests"
 cargo test --workspace
 
 step "release build"
-cargo build --release -p svrd -p svr-mgmt
+cargo build --release -p svrd -p svr-mgmt -p svr-conductor
 
 step "end-to-end testbed"
 tb testbed/e2e-test.sh
@@ -53,6 +53,9 @@ tb testbed/ops-test.sh
 
 step "live reload under a steady flow: svrctl reload and SIGHUP (issue 10)"
 tb testbed/reload-test.sh
+
+step "conductor: zero-touch onboarding from bootstrap files, live apply, restart with the conductor down (issue 11)"
+tb testbed/conductor-test.sh
 
 step "DPDK tools against svrd: dpdk-telemetry.py /svr/ commands, dpdk-dumpcap capture"
 tb testbed/telemetry-test.sh
