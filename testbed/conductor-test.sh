@@ -12,7 +12,7 @@
 #   - both enroll (own key, mode 0600, never sent), receive certificates and configuration
 #     (running.yaml, revision 1), peer with zero-trust keys and carry traffic (ping, UDP);
 #     `show routers` says up-to-date; no log carries the token;
-#   - a reused token is refused (svrd exits with "token refused: token-reused", an
+#   - an expired token (5 s) is refused (token-expired); a reused token is refused (svrd exits with "token refused: token-reused", an
 #     enroll-refused event on both sides); a CSR for another name is refused (wrong-name);
 #   - an invalid apply changes nothing; an apply that changes both routers' part (a key
 #     timer) is fetched by both watches, checked, written to running.yaml, reloaded live by
@@ -69,6 +69,14 @@ fail() {
 
 ok() { echo "[$ZT_TAG] ok ($(( $(date +%s) - T0 )) s): $*"; }
 cond() { "$CONDUCTOR" --state "$CST" "$@"; }
+SVRCTL=${SVRCTL:-$(dirname "$SVRD")/svrctl}
+ctl() { "$SVRCTL" --router "$@"; }          # ctl ROUTER ARGS...
+# session_service ROUTER DST PORT: the service of ROUTER's session to DST:PORT
+session_service() {
+  ctl "$1" --json show sessions | python3 -c "import json,sys; d=json.load(sys.stdin)
+ss=[s for s in d['sessions'] if s['destination']=='$2' and s['destination_port']==$3]
+print(ss[0]['service'] if ss else 'none')"
+}
 # row ROUTER FIELD: a field of ROUTER's `show routers --json` row.
 row() { cond show routers --json | python3 -c "import json,sys; print(next((r.get('$2') for r in json.load(sys.stdin) if r['router']=='$1'), None))"; }
 wait_row() { # wait_row ROUTER FIELD VALUE SECS
@@ -196,6 +204,9 @@ ok "apply revision 1: $(echo "$out" | head -n 1)"
 token() { local out; out=$(cond token create "$1") || fail "token create $1: $out"; echo "${out%%$'\n'*}"; }
 TOK_A=$(token router-a)
 TOK_B=$(token router-b)
+# A token that expires (5 s) before it is used, in the refusals below.
+TOK_EXP=$(cond token create router-b --ttl 5 | head -n 1)
+T_EXP=$(date +%s)
 [[ $TOK_A =~ ^[0-9a-f]{64}$ && $TOK_B =~ ^[0-9a-f]{64}$ ]] || fail "token create did not print a token"
 bootstrap_file router-a "$RUN/router-a.bootstrap.yaml" "$TOK_A" "$RUN/state-a"
 bootstrap_file router-b "$RUN/router-b.bootstrap.yaml" "$TOK_B" "$RUN/state-b"
@@ -252,19 +263,57 @@ echo "$out" | grep -q "svrd: error: bootstrap: conductor $CADDR: certificate req
 grep -q '"type":"enroll-refused".*"reason":"wrong-name"' "$CLOG" || fail "wrong name: no audit event on the conductor"
 ok "CSR for router-c.testbed.svr with router-b's token refused: $(echo "$out" | grep 'svrd: error')"
 
+# An expired token: router-b's 5-second token, used 6 s or more after it was made.
+sleep $(( T_EXP + 6 - $(date +%s) > 0 ? T_EXP + 6 - $(date +%s) : 0 ))
+bootstrap_file router-b "$RUN/expired.bootstrap.yaml" "$TOK_EXP" "$RUN/state-expired"
+set +e
+out=$(ip netns exec router-b timeout 30 "$SVRD" --bootstrap "$RUN/expired.bootstrap.yaml" 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "an expired token was accepted"
+echo "$out" | grep -q "svrd: error: bootstrap: conductor $CADDR: token refused: token-expired" || fail "expired token: unexpected error: $out"
+grep -q '"type":"enroll-refused".*"reason":"token-expired"' "$CLOG" || fail "expired token: no audit event on the conductor"
+[ ! -e "$RUN/state-expired/chain.pem" ] || fail "expired token: a certificate was saved"
+ok "expired token refused: $(echo "$out" | grep 'svrd: error')"
+
 # ---------------------------------------------------------------- apply
 sed -e 's/address: \[10.9.0.1\/24/address: [10.9.0.1\/33/' "$RUN/authority.yaml" > "$RUN/authority-bad.yaml"
 if out=$(cond apply "$RUN/authority-bad.yaml" 2>&1); then fail "an invalid apply was accepted: $out"; fi
 [ "$(row router-a revision)" = 1 ] || fail "an invalid apply changed the revision"
 ok "invalid apply refused, nothing changed: $(echo "$out" | head -n 1)"
+# Revision 2 adds a service (site-b-host, 10.2.0.3/32, carved out of site-b) and changes a
+# key timer, under a steady UDP flow that must lose nothing.
+ip netns exec host-b ip addr add 10.2.0.3/24 dev eth0 2>/dev/null || true
+# udp_to DST PORT: echoes of 3 datagrams host-a -> DST:PORT (a server on host-b for 5 s)
+udp_to() {
+  local srv got
+  ip netns exec host-b timeout 10 python3 "$TB_DIR/udp_flow.py" serve "$1" "$2" 5 >/dev/null &
+  srv=$!
+  sleep 0.3
+  got=$(ip netns exec host-a timeout 10 python3 "$TB_DIR/udp_flow.py" send "$1" "$2" 3 100) || got=0
+  kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
+  echo "$got"
+}
+got=$(udp_to 10.2.0.3 5002)
+[ "$got" -eq 3 ] || fail "before revision 2: $got of 3 datagrams to 10.2.0.3 echoed"
+svc1=$(session_service router-a 10.2.0.3 5002)
+[ "$svc1" = site-b ] || fail "before revision 2 a flow to 10.2.0.3 is $svc1, not site-b"
+COUNT=750 RATE=50
+ip netns exec host-b timeout 30 python3 "$TB_DIR/udp_flow.py" serve 10.2.0.2 5001 25 &
+SERVERS="$!"
+sleep 0.3
+ip netns exec host-a timeout 30 python3 "$TB_DIR/udp_flow.py" stream 10.2.0.2 5001 "$COUNT" "$RATE" "$COUNT" > "$RUN/steady.flow" &
+FLOW=$!
+sleep 2
 fa=$(lines router-a); fb=$(lines router-b)
-sed -e 's/peer-key-retransmit-interval: 30 /peer-key-retransmit-interval: 20 /' "$RUN/authority.yaml" > "$RUN/authority-2.yaml"
+NEWSVC='s#^  router:$#    - name: site-b-host\n      tenant: blue\n      prefix: [10.2.0.3/32]\n      router: router-b\n\n  router:#'
+sed -e 's/peer-key-retransmit-interval: 30 /peer-key-retransmit-interval: 20 /' -e "$NEWSVC" "$RUN/authority.yaml" > "$RUN/authority-2.yaml"
+grep -q "name: site-b-host" "$RUN/authority-2.yaml" || fail "the service was not added to authority-2.yaml"
 out=$(cond apply "$RUN/authority-2.yaml") || fail "apply revision 2: $out"
 ok "apply revision 2: $(echo "$out" | tr '\n' ' ')"
 for r in router-a router-b; do
   from=$fa; [ "$r" = router-b ] && from=$fb
   wait_log "$r" "event=config-applied revision=2 live=true" 40 "$from" || fail "$r: revision 2 not applied live"
-  wait_log "$r" "event=config-reloaded .*changes=[^ ]*key" 5 "$from" || fail "$r: svrd did not reload the key timers"
+  wait_log "$r" "event=config-reloaded .*changes=services,[^ ]*key" 5 "$from" || fail "$r: svrd did not reload the services and key timers"
   wait_log "$r" "event=status-reported .*applied=2" 20 "$from" || fail "$r: revision 2 not reported"
 done
 for s in a b; do
@@ -274,6 +323,15 @@ done
 wait_row router-a state up-to-date 30 || fail "show routers: router-a is $(row router-a state)"
 wait_row router-b state up-to-date 30 || fail "show routers: router-b is $(row router-b state)"
 ok "revision 2 reached both routers live: fetched, checked, running.yaml, svrctl-style reload ($(grep -o 'event=config-reloaded.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-90)), reported; show routers: both up-to-date"
+got=$(udp_to 10.2.0.3 5003)
+svc2=$(session_service router-a 10.2.0.3 5003)
+[ "$svc2" = site-b-host ] || fail "after revision 2 a new flow to 10.2.0.3 is $svc2, not site-b-host ($got of 3 echoed)"
+[ "$got" -eq 3 ] || fail "after revision 2: $got of 3 datagrams to 10.2.0.3 echoed"
+wait "$FLOW" || fail "the steady flow failed: $(cat "$RUN/steady.flow")"
+kill "$SERVERS" 2>/dev/null || true; wait "$SERVERS" 2>/dev/null || true; SERVERS=""
+res=$(head -n 1 "$RUN/steady.flow")
+[[ $res =~ ^sent=$COUNT\ received=$COUNT\ lost=0 ]] || fail "the steady flow lost datagrams across the apply: $res"
+ok "the new service reached the data path: a new flow to 10.2.0.3 is site-b-host (3/3 echoed), it was site-b; steady flow across the apply: $res"
 traffic "after the live apply"
 
 # ---------------------------------------------------------------- conductor down

@@ -21,6 +21,8 @@ use crate::version;
 pub const AUDIT_KEEP: u64 = 10_000;
 /// Longest token lifetime (seconds).
 pub const TOKEN_TTL_MAX: u64 = 30 * 24 * 3600;
+/// The shortest token lifetime, seconds (automation hands a token over at once).
+pub const TOKEN_TTL_MIN: u64 = 5;
 /// Lifetime of an issued router certificate (days).
 pub const CERT_DAYS: u32 = 365;
 /// A router not heard from for this long is shown `stale` (seconds).
@@ -109,7 +111,7 @@ pub enum TokenError {
         router: String,
     },
     /// The lifetime is out of range.
-    #[error("ttl {ttl}s: must be 60-{TOKEN_TTL_MAX} seconds")]
+    #[error("ttl {ttl}s: must be {TOKEN_TTL_MIN}-{TOKEN_TTL_MAX} seconds")]
     BadTtl {
         /// The lifetime given.
         ttl: u64,
@@ -532,7 +534,7 @@ impl Conductor {
         readmit: bool,
         random: [u8; 32],
     ) -> Result<TokenSecret, TokenError> {
-        if !(60..=TOKEN_TTL_MAX).contains(&ttl) {
+        if !(TOKEN_TTL_MIN..=TOKEN_TTL_MAX).contains(&ttl) {
             return Err(TokenError::BadTtl { ttl });
         }
         let facts = self
@@ -1219,9 +1221,10 @@ mod tests {
             Err(TokenError::UnknownRouter { .. })
         ));
         assert!(matches!(
-            c.token_create(NOW, "router-a", 10, false, [1; 32]),
-            Err(TokenError::BadTtl { ttl: 10 })
+            c.token_create(NOW, "router-a", 4, false, [1; 32]),
+            Err(TokenError::BadTtl { ttl: 4 })
         ));
+        assert!(c.token_create(NOW, "router-a", 5, false, [1; 32]).is_ok());
     }
 
     #[test]

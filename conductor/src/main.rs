@@ -83,7 +83,7 @@ enum TokenWhat {
     Create {
         /// The router.
         router: String,
-        /// Lifetime in seconds (60 to 30 days).
+        /// Lifetime in seconds (5 to 30 days).
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
         /// Let a revoked router enroll again.
