@@ -40,6 +40,9 @@ pub struct Changes {
     pub session_timeouts: bool,
     /// The local node's `svr.enable-metadata-rate`.
     pub enable_metadata_rate: bool,
+    /// The content of the root certificate or CRL file (their paths cannot change live).
+    /// Not set by [`diff`], which reads no file: svrd sets it when the bytes differ.
+    pub trust_anchor: bool,
     /// Keys that change nothing on this node (descriptions, other nodes' local settings).
     pub other: bool,
 }
@@ -60,6 +63,7 @@ impl Changes {
             (self.neighbors, "neighbors"),
             (self.session_timeouts, "session-timeouts"),
             (self.enable_metadata_rate, "enable-metadata-rate"),
+            (self.trust_anchor, "trust-anchor"),
             (self.other, "other"),
         ]
         .into_iter()

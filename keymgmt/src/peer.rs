@@ -1242,6 +1242,50 @@ impl PeerKeyState {
         &self.cfg
     }
 
+    /// A new trust anchor at `now` (a reload with a new CRL). Later exchanges verify against
+    /// it; a peer whose certificate it now rejects loses every key at once: its BFD can no
+    /// longer authenticate, its path leaves service, and [`KeyEvent::CertificateRejected`]
+    /// says why. Returns whether that happened. `unix_now` is wall time in seconds.
+    pub fn set_trust_anchor(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        anchor: Arc<TrustAnchor>,
+    ) -> bool {
+        self.now = now;
+        self.anchor = anchor;
+        let Some(chain) = self.peer_chain.clone() else {
+            return false;
+        };
+        let Err(reason) = verify_peer(&chain, &self.anchor, &self.peer_name, unix_now) else {
+            return false;
+        };
+        self.stats.certificate_rejected += 1;
+        self.report(KeyEvent::CertificateRejected { reason });
+        self.peer_chain = None;
+        self.forget_peer(now);
+        true
+    }
+
+    /// Drops every key shared with the peer and starts over as at start (new exchanges
+    /// verify its certificate again).
+    fn forget_peer(&mut self, now: Instant) {
+        self.ring = PeerKeyRing::default();
+        self.peer_md = PeerMdKeys::default();
+        self.own_md.acked_any = false;
+        self.exchange = Exchange::Idle;
+        self.key_generation += 1;
+        self.episode = Some(Episode {
+            invalid: false,
+            heard_valid: false,
+            bfd_seen_up: self.bfd_up,
+        });
+        self.set_timer(Timer::PeerKeyTimeout, now + self.cfg.peer_key_timeout);
+        self.timers[Timer::PeerRekey as usize] = None;
+        self.retry();
+        self.update_service(now);
+    }
+
     /// Changes the key timers at `now` (a reload): rekey intervals, retransmit interval and
     /// timeout; `new.algorithm` is ignored (it cannot change on a running pair). A running
     /// rekey timer is moved to where the new interval ends, counted from when the old one

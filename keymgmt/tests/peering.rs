@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use svr_keymgmt::message::{self, encode_block, parse_block, Hello, Message, Protection};
 use svr_keymgmt::peer::{CLEAR_BLOCK_BURST, CLEAR_BLOCK_RATE};
-use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, Validity};
+use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, TrustAnchor, Validity};
 use svr_keymgmt::*;
 
 const UNIX0: u64 = 1_800_000_000;
@@ -1451,4 +1451,69 @@ fn rekey_intervals_change_on_a_running_pair() {
     p.run_until(at(31 * 3600 + 31));
     established(&p);
     assert_eq!(peer_rotations(&p.a), 6);
+}
+
+/// A CRL from the intermediate in `auth` revoking the leaf certificate of `chain` (DER).
+fn crl_revoking(auth: &AuthorityPems, leaf_der: &[u8]) -> String {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let key = rcgen::KeyPair::from_pem(&auth.intermediate_key_pem).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&auth.intermediate_cert_pem, key).unwrap();
+    let t = |s: u64| time::OffsetDateTime::from_unix_timestamp(s as i64).unwrap();
+    let (_, c) = X509Certificate::from_der(leaf_der).unwrap();
+    rcgen::CertificateRevocationListParams {
+        this_update: t(UNIX0 - 60),
+        next_update: t(UNIX0 + 7 * 86_400),
+        crl_number: rcgen::SerialNumber::from(2u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(c.raw_serial()),
+            revocation_time: t(UNIX0),
+            reason_code: Some(rcgen::RevocationReason::CessationOfOperation),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
+#[test]
+fn a_new_crl_revoking_the_peer_takes_its_path_down_at_once_and_for_good() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    p.run_until(at(60));
+    let crl = crl_revoking(&pki().auth, &pki().b.chain()[0]);
+    let revoking = Arc::new(
+        TrustAnchor::load(pki().auth.root_cert_pem.as_bytes())
+            .unwrap()
+            .with_crls(crl.as_bytes())
+            .unwrap(),
+    );
+    let (now, unix) = (p.time, p.unix());
+    // The same anchor again, or one that still accepts the peer, changes nothing.
+    assert!(!p.a.st.set_trust_anchor(now, unix, pki().anchor.clone()));
+    assert!(!p.b.st.set_trust_anchor(now, unix, revoking.clone()));
+    established(&p);
+    let generation = p.a.st.key_generation();
+    assert!(p.a.st.set_trust_anchor(now, unix, revoking));
+    assert!(!p.a.st.path_in_service(), "revoked peer still in service");
+    assert!(p.a.st.bfd_auth_keys().accept.is_empty(), "BFD keys kept");
+    assert!(p.a.st.published_keys().send.is_none(), "metadata key kept");
+    assert_ne!(p.a.st.key_generation(), generation);
+    p.collect();
+    assert!(p.a.has(&KeyEvent::CertificateRejected {
+        reason: svr_keymgmt::pki::PkiError::Revoked
+    }));
+    assert_eq!(p.a.count(|e| *e == KeyEvent::PathOutOfService), 1);
+    // Hours later, with b retrying all along, a never takes it back (b learns it from BFD:
+    // a's control packets no longer authenticate under b's keys).
+    p.run_until(at(4 * 3600));
+    assert!(!p.a.st.path_in_service());
+    assert_eq!(
+        p.a.count(|e| matches!(e, KeyEvent::PeeringEstablished { .. })),
+        1
+    );
 }

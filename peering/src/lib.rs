@@ -542,6 +542,28 @@ impl PeerCoordinator {
         Ok(())
     }
 
+    /// A new trust anchor for every peer at `now` (a reload with a new CRL; see
+    /// [`PeerKeyState::set_trust_anchor`]): a peer it now rejects loses its keys and its
+    /// paths at once. Returns how many peers that was. `unix_now` is wall time in seconds.
+    pub fn set_trust_anchor(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        anchor: Arc<TrustAnchor>,
+    ) -> usize {
+        let key_now = self.key_now(now);
+        let mut revoked = 0;
+        for p in &mut self.peers {
+            if p.keys
+                .set_trust_anchor(key_now, unix_now, Arc::clone(&anchor))
+            {
+                revoked += 1;
+            }
+        }
+        self.process(now);
+        revoked
+    }
+
     /// Changes path `path`'s BFD timers (a Poll Sequence while Up, RFC 5880 §6.8.3) and its
     /// link-test and hold-down settings at `now` (a reload). Sessions and keys are kept.
     /// `false` for an unknown path.

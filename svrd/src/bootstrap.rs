@@ -882,10 +882,15 @@ impl Watch {
         Ok(())
     }
 
+    /// Saves a new CRL and has svrd reload it: a peer it revokes loses its paths at once.
     fn update_crl(&mut self, crl: &str) {
-        if save_crl(&self.boot.state, crl) {
-            // svrd loads the CRL at start (a reload keeps the certificates it runs with).
-            self.crl = crl.to_owned();
+        if !save_crl(&self.boot.state, crl) {
+            return;
+        }
+        self.crl = crl.to_owned();
+        match live_reload(self.socket.as_deref()) {
+            Reload::Applied => log::info!("event=crl-applied live=true"),
+            Reload::Failed(e) => log::warn!("event=crl-not-applied error={}", quoted(&e)),
         }
     }
 

@@ -51,6 +51,8 @@ enum ReloadError {
     KeyTimers(#[from] svr_keymgmt::SetupError),
     #[error("{0}")]
     Routes(#[from] crate::startup::StartupError),
+    #[error("{0}")]
+    Trust(crate::startup::StartupError),
     #[error("authority.service: {0} (restart svrd)")]
     ServiceTable(#[from] fastpath::svr_path::TableRefused),
 }
@@ -224,7 +226,7 @@ impl Reloader {
         p: Parts<'_>,
     ) -> Result<Changes, ReloadError> {
         let new = Config::load(path)?;
-        let changes = svr_config::diff(&self.running, &new)?;
+        let mut changes = svr_config::diff(&self.running, &new)?;
         let text = std::fs::read_to_string(path).unwrap_or_default();
         // Build everything first.
         let table = match p.svr {
@@ -242,6 +244,13 @@ impl Reloader {
             Some(zt) if changes.key_timers || changes.peer_timers => Some(zt.reload_check(&new)?),
             _ => None,
         };
+        // The root certificate and CRL are read on every reload: a conductor replaces the
+        // CRL file in place.
+        let trust = match &p.zt {
+            Some(zt) => zt.trust_check(&new).map_err(ReloadError::Trust)?,
+            None => None,
+        };
+        changes.trust_anchor = trust.is_some();
         let tables = if changes.routes || changes.neighbors {
             let (_, node) = new.local();
             Some(crate::startup::routes_of(
@@ -266,8 +275,13 @@ impl Reloader {
                 self.routes.store(Arc::new(RouteTable::new(routes)));
             }
         }
-        if let (Some(zt), Some(keys)) = (p.zt, keys) {
-            zt.reload_apply(now, &new, keys);
+        if let Some(zt) = p.zt {
+            if let Some(keys) = keys {
+                zt.reload_apply(now, &new, keys);
+            }
+            if let Some(t) = trust {
+                zt.trust_apply(now, t);
+            }
         }
         if !changes.is_empty() || path != self.path {
             self.shown.store(Arc::new(ShownConfig {

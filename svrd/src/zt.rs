@@ -97,6 +97,8 @@ pub struct ZeroTrust {
     buf: Vec<u8>,
     /// `bfd_<reason>` for every BFD discard reason, by [`BfdError::index`].
     bfd_drop_names: Vec<&'static str>,
+    /// The bytes of the trust anchor's files (root certificate, CRL) now in use.
+    trust_files: Vec<u8>,
 }
 
 /// What a peer's keys were last seen as, and when each changed.
@@ -161,6 +163,14 @@ pub struct Credentials {
     identity: Identity,
     anchor: TrustAnchor,
     local_name: String,
+    trust_files: Vec<u8>,
+}
+
+/// A trust anchor read by [`ZeroTrust::trust_check`], to install with
+/// [`ZeroTrust::trust_apply`].
+pub struct NewTrust {
+    anchor: TrustAnchor,
+    files: Vec<u8>,
 }
 
 /// Loads the trust anchor (`authority.trusted-ca-certificate`) and this node's certificate
@@ -183,20 +193,7 @@ pub fn load_credentials(cfg: &Config) -> Result<Credentials, StartupError> {
         reason: e.to_string(),
     };
     let required = "required with enhanced-security-key-management";
-    let ca_path = "authority.trusted-ca-certificate";
-    let ca = cfg
-        .authority
-        .trusted_ca_certificate
-        .as_ref()
-        .ok_or_else(|| pki_err(ca_path, &required))?;
-    let anchor = TrustAnchor::load(&read_file(ca_path, ca)?).map_err(|e| pki_err(ca_path, &e))?;
-    let crl_path = "authority.certificate-revocation-list";
-    let anchor = match &cfg.authority.certificate_revocation_list {
-        Some(crl) => anchor
-            .with_crls(&read_file(crl_path, crl)?)
-            .map_err(|e| pki_err(crl_path, &e))?,
-        None => anchor,
-    };
+    let (anchor, trust_files) = trust_anchor(cfg)?;
     let chain_path = format!("{npath}.pki.certificate-chain");
     let key_path = format!("{npath}.pki.private-key");
     let pki = node
@@ -231,7 +228,36 @@ pub fn load_credentials(cfg: &Config) -> Result<Credentials, StartupError> {
         identity,
         anchor,
         local_name,
+        trust_files,
     })
+}
+
+/// The trust anchor of `cfg`: `authority.trusted-ca-certificate` with the CRLs of
+/// `authority.certificate-revocation-list`, and the bytes of both files (to see whether a
+/// reload changes them).
+fn trust_anchor(cfg: &Config) -> Result<(TrustAnchor, Vec<u8>), StartupError> {
+    let pki_err = |path: &str, e: &dyn std::fmt::Display| StartupError::Pki {
+        path: path.to_string(),
+        reason: e.to_string(),
+    };
+    let ca_path = "authority.trusted-ca-certificate";
+    let ca = cfg
+        .authority
+        .trusted_ca_certificate
+        .as_ref()
+        .ok_or_else(|| pki_err(ca_path, &"required with enhanced-security-key-management"))?;
+    let mut files = read_file(ca_path, ca)?.to_vec();
+    let anchor = TrustAnchor::load(&files).map_err(|e| pki_err(ca_path, &e))?;
+    let crl_path = "authority.certificate-revocation-list";
+    let anchor = match &cfg.authority.certificate_revocation_list {
+        Some(crl) => {
+            let crl = read_file(crl_path, crl)?;
+            files.extend_from_slice(&crl);
+            anchor.with_crls(&crl).map_err(|e| pki_err(crl_path, &e))?
+        }
+        None => anchor,
+    };
+    Ok((anchor, files))
 }
 
 /// `security-key-management` as key management takes it.
@@ -296,6 +322,28 @@ impl ZeroTrust {
         Ok(k)
     }
 
+    /// A reload, step 1 for the trust anchor: `Some` when `cfg`'s root certificate or CRL
+    /// file now holds something else than what runs (a new CRL from the conductor). On
+    /// `Err` (one line naming the field) nothing changes.
+    pub fn trust_check(&self, cfg: &Config) -> Result<Option<NewTrust>, StartupError> {
+        let (anchor, files) = trust_anchor(cfg)?;
+        Ok((files != self.trust_files).then_some(NewTrust { anchor, files }))
+    }
+
+    /// A reload, step 2 for the trust anchor: every peer is checked against it at once; a
+    /// peer it now rejects (revoked) loses its keys and paths (event=certificate-rejected).
+    pub fn trust_apply(&mut self, now: Instant, new: NewTrust) {
+        let crls = new.anchor.crl_count();
+        let revoked = self
+            .co
+            .set_trust_anchor(now, unix_now(), Arc::new(new.anchor));
+        self.trust_files = new.files;
+        self.record(
+            now,
+            format!("event=trust-anchor-reloaded crls={crls} peers-rejected={revoked}"),
+        );
+    }
+
     /// A reload, step 2: the key timers from [`Self::reload_check`] and every path's BFD,
     /// link-test and hold-down settings of `cfg` (the same peers and waypoint pairs as now:
     /// `svr_config::diff` refused anything else). Keys and sessions are kept.
@@ -337,6 +385,7 @@ impl ZeroTrust {
             identity,
             anchor,
             local_name,
+            trust_files,
         } = creds;
         let local_cert = identity.chain().first().and_then(|c| cert_info(c));
         let identity = Arc::new(identity);
@@ -422,6 +471,7 @@ impl ZeroTrust {
             counters: Counters::default(),
             buf: vec![0u8; TX_BUF],
             bfd_drop_names: bfd_drop_names(),
+            trust_files,
         })
     }
 
