@@ -25,6 +25,11 @@ pub const TOKEN_TTL_MAX: u64 = 30 * 24 * 3600;
 pub const CERT_DAYS: u32 = 365;
 /// A router not heard from for this long is shown `stale` (seconds).
 pub const STALE_AFTER: u64 = 90;
+/// Default lifetime of a stored status report (seconds): 3 × a 10 s report interval. In etcd
+/// it is a lease: a router silent for longer loses its status (see [`Conductor::routers`]).
+pub const STATUS_TTL: u64 = 30;
+/// A token stays stored this long after its expiry, so reuse is reported as reuse.
+const TOKEN_KEEP: u64 = 86_400;
 
 /// A router's configuration as served: the revision its part last changed in, and the text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -326,6 +331,7 @@ pub struct Conductor {
     crl_number: u64,
     audit_seq: u64,
     limiter: RateLimit,
+    status_ttl: Option<u64>,
     ops: Vec<Op>,
     events: VecDeque<Event>,
 }
@@ -333,6 +339,13 @@ pub struct Conductor {
 fn json<T: serde::Serialize>(v: &T) -> String {
     // Our own plain structs: serialisation cannot fail.
     serde_json::to_string(v).unwrap_or_default()
+}
+
+fn unknown_key(key: &str) -> LoadError {
+    LoadError::BadValue {
+        key: key.into(),
+        reason: "unknown key".into(),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(key: &str, v: &str) -> Result<T, LoadError> {
@@ -352,46 +365,84 @@ impl Conductor {
     pub fn from_store(kv: &BTreeMap<String, String>) -> Result<Conductor, LoadError> {
         let mut c = Conductor::new();
         for (key, value) in kv {
-            let parts: Vec<&str> = key.split('/').collect();
-            match parts.as_slice() {
-                ["config", "revision"] => c.revision = parse(key, value)?,
-                ["config", "document"] => {
-                    let text: String = parse(key, value)?;
-                    c.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
-                    c.document_text = Zeroizing::new(text);
-                }
-                ["routers", r, "config"] => {
-                    c.configs.insert((*r).into(), parse(key, value)?);
-                }
-                ["routers", r, "status"] => {
-                    c.status.insert((*r).into(), parse(key, value)?);
-                }
-                ["routers", r, "certs"] => {
-                    c.certs.insert((*r).into(), parse(key, value)?);
-                }
-                ["routers", r, "revoked"] => {
-                    c.revoked.insert((*r).into(), parse(key, value)?);
-                }
-                ["tokens", id] => {
-                    c.tokens.insert((*id).into(), parse(key, value)?);
-                }
-                ["crl", "number"] => c.crl_number = parse(key, value)?,
-                ["audit", seq] => {
-                    let n: u64 = seq.parse().map_err(|_| LoadError::BadValue {
-                        key: key.clone(),
-                        reason: "not a sequence number".into(),
-                    })?;
-                    c.audit_seq = c.audit_seq.max(n);
-                }
-                _ => {
-                    return Err(LoadError::BadValue {
-                        key: key.clone(),
-                        reason: "unknown key".into(),
-                    })
-                }
-            }
+            c.store_changed(key, Some(value))?;
         }
         Ok(c)
+    }
+
+    /// Takes in a change another process made to the store (a replica's write, an expired
+    /// lease: [`crate::store::Feed`]): `value` is the key's new value, `None` if it was
+    /// deleted. Nothing is written back. On error the state is unchanged.
+    pub fn store_changed(&mut self, key: &str, value: Option<&str>) -> Result<(), LoadError> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let Some(value) = value else {
+            match parts.as_slice() {
+                ["config", "revision"] => self.revision = 0,
+                ["config", "document"] => {
+                    self.document = None;
+                    self.document_text = Zeroizing::new(String::new());
+                }
+                ["routers", r, "config"] => {
+                    self.configs.remove(*r);
+                }
+                ["routers", r, "status"] => {
+                    self.status.remove(*r);
+                }
+                ["routers", r, "certs"] => {
+                    self.certs.remove(*r);
+                }
+                ["routers", r, "revoked"] => {
+                    self.revoked.remove(*r);
+                }
+                ["tokens", id] => {
+                    self.tokens.remove(*id);
+                }
+                ["crl", "number"] => self.crl_number = 0,
+                // Old audit events are deleted; the sequence goes on.
+                ["audit", _] => {}
+                _ => return Err(unknown_key(key)),
+            }
+            return Ok(());
+        };
+        match parts.as_slice() {
+            ["config", "revision"] => self.revision = parse(key, value)?,
+            ["config", "document"] => {
+                let text: String = parse(key, value)?;
+                self.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
+                self.document_text = Zeroizing::new(text);
+            }
+            ["routers", r, "config"] => {
+                self.configs.insert((*r).into(), parse(key, value)?);
+            }
+            ["routers", r, "status"] => {
+                self.status.insert((*r).into(), parse(key, value)?);
+            }
+            ["routers", r, "certs"] => {
+                self.certs.insert((*r).into(), parse(key, value)?);
+            }
+            ["routers", r, "revoked"] => {
+                self.revoked.insert((*r).into(), parse(key, value)?);
+            }
+            ["tokens", id] => {
+                self.tokens.insert((*id).into(), parse(key, value)?);
+            }
+            ["crl", "number"] => self.crl_number = parse(key, value)?,
+            ["audit", seq] => {
+                let n: u64 = seq.parse().map_err(|_| LoadError::BadValue {
+                    key: key.into(),
+                    reason: "not a sequence number".into(),
+                })?;
+                self.audit_seq = self.audit_seq.max(n);
+            }
+            _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+
+    /// Sets the lifetime of stored status reports (seconds, at least 1; default
+    /// [`STATUS_TTL`]).
+    pub fn set_status_ttl(&mut self, ttl: u64) {
+        self.status_ttl = Some(ttl.max(1));
     }
 
     /// The writes made since the last call, to commit before answering.
@@ -409,6 +460,28 @@ impl Conductor {
             key,
             value: json(value),
         });
+    }
+
+    fn put_expiring<T: serde::Serialize>(&mut self, key: String, value: &T, ttl: u64) {
+        self.ops.push(Op::PutExpiring {
+            key,
+            value: json(value),
+            ttl: ttl.max(1),
+        });
+    }
+
+    fn put_status(&mut self, router: &str, status: &RouterStatus) {
+        let ttl = self.status_ttl.unwrap_or(STATUS_TTL);
+        self.put_expiring(format!("routers/{router}/status"), status, ttl);
+    }
+
+    fn put_token(&mut self, now: u64, id: &str, token: &TokenState) {
+        let expires = match token {
+            TokenState::Issued(t) => t.expires,
+            TokenState::Consumed(t) => t.expires,
+        };
+        let ttl = expires.saturating_add(TOKEN_KEEP).saturating_sub(now);
+        self.put_expiring(format!("tokens/{id}"), token, ttl);
     }
 
     fn event(&mut self, now: u64, event: Event) {
@@ -565,7 +638,7 @@ impl Conductor {
             created: now,
             expires: now.saturating_add(ttl),
         });
-        self.put(format!("tokens/{id}"), &token);
+        self.put_token(now, &id, &token);
         self.tokens.insert(id, token);
         self.drop_old_tokens(now);
         self.event(
@@ -588,7 +661,7 @@ impl Conductor {
                     TokenState::Issued(t) => t.expires,
                     TokenState::Consumed(t) => t.expires,
                 };
-                exp.saturating_add(86_400) < now
+                exp.saturating_add(TOKEN_KEEP) < now
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -699,7 +772,7 @@ impl Conductor {
             .issue(&req.csr, router, &name, serial, now, CERT_DAYS)
             .map_err(EnrollError::Csr)?;
         let consumed = TokenState::Consumed(issued.consume(now));
-        self.put(format!("tokens/{id}"), &consumed);
+        self.put_token(now, &id, &consumed);
         self.tokens.insert(id, consumed);
         let certs = self.certs.entry(router.into()).or_default();
         certs.retain(|c| c.not_after > now);
@@ -719,7 +792,7 @@ impl Conductor {
         status.version = Some(req.version.clone());
         status.last_seen = Some(now);
         let status = status.clone();
-        self.put(format!("routers/{router}/status"), &status);
+        self.put_status(router, &status);
         Ok(Enrolled {
             certificate_chain: cert.chain_pem,
             serial: cert.serial,
@@ -766,7 +839,7 @@ impl Conductor {
                 },
             );
         }
-        self.put(format!("routers/{router}/status"), &status);
+        self.put_status(router, &status);
         self.status.insert(router.into(), status);
     }
 
