@@ -152,7 +152,8 @@ impl EtcdStore {
                 std::thread::sleep(RETRY_PAUSE);
             }
             let fut = f(self.client.clone());
-            match self.rt.block_on(tokio::time::timeout(CALL_TIMEOUT, fut)) {
+            // The timer is made inside the runtime (it needs its clock).
+            match self.rt.block_on(async { tokio::time::timeout(CALL_TIMEOUT, fut).await }) {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(source)) if transient(&source) => {
                     log::warn!("etcd {what} (try {}): {source}", attempt + 1);
