@@ -92,7 +92,11 @@ enum SimError {
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("no revision >= {until} within {deadline}s (last {last})")]
-    Deadline { until: u64, deadline: u64, last: u64 },
+    Deadline {
+        until: u64,
+        deadline: u64,
+        last: u64,
+    },
 }
 
 fn read(dir: &Path, name: &str) -> Result<String, SimError> {

@@ -121,7 +121,10 @@ impl EtcdStore {
         let options = ConnectOptions::new()
             .with_connect_timeout(CALL_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), CALL_TIMEOUT)
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the leader answers "no leader" at once (then the next
+            // try goes elsewhere) instead of holding the request until the timeout.
+            .with_require_leader(true);
         let client = rt
             .block_on(Client::connect(endpoints, Some(options)))
             .map_err(|source| StoreError::Etcd {
@@ -153,7 +156,10 @@ impl EtcdStore {
             }
             let fut = f(self.client.clone());
             // The timer is made inside the runtime (it needs its clock).
-            match self.rt.block_on(async { tokio::time::timeout(CALL_TIMEOUT, fut).await }) {
+            match self
+                .rt
+                .block_on(async { tokio::time::timeout(CALL_TIMEOUT, fut).await })
+            {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(source)) if transient(&source) => {
                     log::warn!("etcd {what} (try {}): {source}", attempt + 1);
@@ -273,9 +279,7 @@ impl Store for EtcdStore {
             return Ok(u64::try_from(self.floor).unwrap_or(0));
         }
         let result = self.call("txn", |mut c| {
-            let txn = Txn::new()
-                .when(compares.clone())
-                .and_then(writes.clone());
+            let txn = Txn::new().when(compares.clone()).and_then(writes.clone());
             async move { c.txn(txn).await }
         });
         let resp = match result {

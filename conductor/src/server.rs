@@ -30,8 +30,8 @@ use crate::admin::{execute, AdminRequest, AdminResponse};
 use crate::client::{ConfigResponse, EnrollResponse, ErrorBody};
 use crate::core::{Conductor, EnrollError, EnrollRequest, LoadError, StatusReport};
 use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
-use crate::http::{self, Request};
 use crate::etcd::EtcdStore;
+use crate::http::{self, Request};
 use crate::store::{Feed, FileStore, Store, StoreError};
 
 /// Concurrent connections served; more are closed at once.
