@@ -1298,6 +1298,90 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_follows_another_through_store_changes() {
+        let (_, ca) = authority();
+        let mut a = Conductor::new();
+        let mut b = Conductor::new();
+        let feed = |a: &mut Conductor, b: &mut Conductor| {
+            for op in a.take_ops() {
+                let value = match &op {
+                    Op::Put { value, .. } | Op::PutExpiring { value, .. } => Some(value.as_str()),
+                    Op::Delete { .. } => None,
+                };
+                b.store_changed(op.key(), value).unwrap();
+            }
+        };
+        a.apply(NOW, DOC).unwrap();
+        let t = token(&mut a, "router-a", 3600, 1);
+        feed(&mut a, &mut b);
+        // b enrolls with a's token, a sees it.
+        b.enroll(
+            NOW,
+            SRC,
+            &request(&t, "router-a", "router-a.acme.svr"),
+            &ca,
+            [5; 16],
+        )
+        .unwrap();
+        feed(&mut b, &mut a);
+        assert!(a
+            .enroll(
+                NOW,
+                SRC,
+                &request(&t, "router-a", "router-a.acme.svr"),
+                &ca,
+                [6; 16]
+            )
+            .is_err_and(|e| matches!(e, EnrollError::TokenReused { .. })));
+        a.take_ops();
+        let r2 = a
+            .apply(NOW, &DOC.replace("10.3.0.0/24", "10.3.0.0/23"))
+            .unwrap();
+        feed(&mut a, &mut b);
+        assert_eq!(b.revision(), r2.number);
+        assert_eq!(b.config("router-c"), a.config("router-c"));
+        assert_eq!(b.routers(NOW), a.routers(NOW));
+        let ops = {
+            a.report(
+                NOW + 1,
+                "router-a",
+                &StatusReport {
+                    node: "node-1".into(),
+                    version: version::OURS.into(),
+                    applied_revision: Some(2),
+                    error: None,
+                },
+            );
+            a.take_ops()
+        };
+        assert!(
+            ops.iter().any(
+                |op| matches!(op, Op::PutExpiring { key, ttl: STATUS_TTL, .. }
+                if key == "routers/router-a/status")
+            ),
+            "a status report is put with a lease: {ops:?}"
+        );
+        for op in &ops {
+            if let Op::PutExpiring { key, value, .. } | Op::Put { key, value } = op {
+                b.store_changed(key, Some(value)).unwrap();
+            }
+        }
+        assert_eq!(b.routers(NOW + 2)[0].state, "up-to-date");
+        // The lease expired: the status is deleted, the router has no live status left.
+        b.store_changed("routers/router-a/status", None).unwrap();
+        let row = &b.routers(NOW + 2)[0];
+        assert_eq!(
+            (row.node.as_deref(), row.last_seen, row.state.as_str()),
+            (None, None, "stale")
+        );
+        assert!(b.store_changed("nonsense/key", Some("1")).is_err());
+        assert!(b
+            .store_changed("config/revision", Some("not json"))
+            .is_err());
+        assert_eq!(b.revision(), 2, "a bad value changes nothing");
+    }
+
+    #[test]
     fn status_reports_and_versions() {
         let (_, ca) = authority();
         let mut c = applied();
