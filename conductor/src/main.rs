@@ -206,7 +206,7 @@ fn main() -> ExitCode {
         ),
         Command::Revoke { router } => (AdminRequest::Revoke { router }, false),
     };
-    match server::admin(&cli.state, &store, &req) {
+    match server::admin_with_store(&cli.state, &store, &req) {
         Ok(resp) if resp.ok => {
             if json {
                 println!(

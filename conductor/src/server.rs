@@ -695,8 +695,13 @@ fn status(shared: &Shared, router: &str, req: &Request) -> Reply {
 }
 
 /// Runs an admin command: over the socket if a conductor serves `state_dir`, otherwise on
-/// the store `store` directly.
-pub fn admin(
+/// the store file directly.
+pub fn admin(state_dir: &Path, req: &AdminRequest) -> Result<AdminResponse, ServerError> {
+    admin_with_store(state_dir, &StoreChoice::File, req)
+}
+
+/// [`admin`], with the store `store` when no conductor serves `state_dir`.
+pub fn admin_with_store(
     state_dir: &Path,
     store: &StoreChoice,
     req: &AdminRequest,
