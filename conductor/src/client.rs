@@ -173,6 +173,7 @@ impl Client {
     /// The replica that answered last.
     pub fn current(&self) -> SocketAddr {
         let i = self.current.load(Ordering::Relaxed);
+        // `addrs` is never empty (`with_addresses` refuses that), so the index is in range.
         self.addrs[i % self.addrs.len()]
     }
 

@@ -6,8 +6,8 @@
 //! - [`Conductor`]: the sans-IO core (revisions, tokens, enrollment, status, revocation);
 //!   it takes `now` and random bytes and returns [`store::Op`]s to commit and [`Event`]s.
 //! - [`store`]: the key-value store with revisions (the etcd shape) and its file and
-//!   memory implementations; [`etcd`]: the same store in an etcd cluster, shared by
-//!   conductor replicas.
+//!   memory implementations; `etcd` (feature `etcd`, on by default): the same store in an
+//!   etcd cluster, shared by conductor replicas.
 //! - [`server`], [`client`], [`admin`]: the I/O around the core.
 
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod client;
 mod core;
 mod document;
 pub mod enroll;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 mod event;
 pub mod http;

@@ -30,7 +30,6 @@ use crate::admin::{execute, AdminRequest, AdminResponse};
 use crate::client::{ConfigResponse, EnrollResponse, ErrorBody};
 use crate::core::{Conductor, EnrollError, EnrollRequest, LoadError, StatusReport};
 use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
-use crate::etcd::EtcdStore;
 use crate::http::{self, Request};
 use crate::store::{Feed, FileStore, Store, StoreError};
 
@@ -63,10 +62,17 @@ pub enum StoreChoice {
 pub fn open_store(state_dir: &Path, choice: &StoreChoice) -> Result<Box<dyn Store>, StoreError> {
     Ok(match choice {
         StoreChoice::File => Box::new(FileStore::new(&store_path(state_dir))),
+        #[cfg(feature = "etcd")]
         StoreChoice::Etcd {
             endpoints,
             authority,
-        } => Box::new(EtcdStore::connect(endpoints, authority)?),
+        } => Box::new(crate::etcd::EtcdStore::connect(endpoints, authority)?),
+        #[cfg(not(feature = "etcd"))]
+        StoreChoice::Etcd { .. } => {
+            return Err(StoreError::Config(
+                "this svr-conductor was built without the etcd feature",
+            ))
+        }
     })
 }
 

@@ -20,9 +20,10 @@
 //!
 //! Three implementations: [`MemStore`] for tests, [`FileStore`], one JSON file rewritten
 //! atomically (temporary file, fsync, rename, fsync of the directory) on every commit, and
-//! [`EtcdStore`](crate::etcd::EtcdStore), shared by several conductor replicas. A store that
-//! other processes write too gives a [`Feed`] of their changes ([`Store::subscribe`]), which
-//! the server applies to its core so that every replica serves the same state.
+//! `EtcdStore` (module `etcd`, feature `etcd`), shared by several conductor replicas. A
+//! store that other processes write too gives a [`Feed`] of their changes
+//! ([`Store::subscribe`]), which the server applies to its core so that every replica
+//! serves the same state.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -123,6 +124,7 @@ pub enum StoreError {
         found: u64,
     },
     /// The etcd cluster could not be reached or refused the request.
+    #[cfg(feature = "etcd")]
     #[error("etcd {endpoints}: {what}: {source}")]
     Etcd {
         /// The endpoints tried.
