@@ -24,8 +24,8 @@
 //!   [`Feed::Reload`].
 //! - **Failover**: the client balances over every endpoint given; a request that fails on
 //!   transport or times out ([`CALL_TIMEOUT`]) is tried again ([`ATTEMPTS`] times in all).
-//!   A retried commit whose first try did succeed fails its compares: a conflict, and the
-//!   reload shows the write.
+//!   A retried commit whose first try did succeed fails its compares; the store then reads
+//!   its keys back and, if they hold exactly what it wrote, reports the commit done.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -49,6 +49,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(300);
 const LEASE_REUSE: Duration = Duration::from_secs(1);
 /// Largest answer accepted (a range read of every key).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Largest commit checked for having landed already when its compares fail.
+const ECHO_CHECK_MAX: usize = 16;
 
 /// The conductor's store in etcd (see the module documentation).
 pub struct EtcdStore {
@@ -212,6 +214,51 @@ impl EtcdStore {
     }
 }
 
+impl EtcdStore {
+    /// After failed compares: whether the store already holds exactly these writes (a try
+    /// that succeeded but whose answer was lost, then tried again). If so, notes the keys'
+    /// revisions and returns the newest: the commit is done. Checked for small commits
+    /// only ([`ECHO_CHECK_MAX`] keys); a larger one is left a conflict.
+    fn already_written(&mut self, ops: &[&Op]) -> Option<u64> {
+        if ops.len() > ECHO_CHECK_MAX {
+            return None;
+        }
+        let mut seen = Vec::with_capacity(ops.len());
+        for op in ops {
+            let full = format!("{}{}", self.prefix, op.key());
+            let resp = self
+                .call("get", |mut c| {
+                    let full = full.clone();
+                    async move { c.get(full, None).await }
+                })
+                .ok()?;
+            let kv = resp.kvs().first();
+            match (op, kv) {
+                (Op::Put { value, .. } | Op::PutExpiring { value, .. }, Some(kv))
+                    if kv.value() == value.as_bytes() =>
+                {
+                    seen.push((op.key().to_owned(), Some(kv.mod_revision())));
+                }
+                (Op::Delete { .. }, None) => seen.push((op.key().to_owned(), None)),
+                _ => return None,
+            }
+        }
+        let mut newest = self.floor;
+        for (key, rev) in seen {
+            match rev {
+                Some(rev) => {
+                    newest = newest.max(rev);
+                    self.known.insert(key, rev);
+                }
+                None => {
+                    self.known.remove(&key);
+                }
+            }
+        }
+        Some(u64::try_from(newest).unwrap_or(0))
+    }
+}
+
 impl Store for EtcdStore {
     fn load(&mut self) -> Result<(u64, BTreeMap<String, String>), StoreError> {
         let prefix = self.prefix.clone();
@@ -292,6 +339,15 @@ impl Store for EtcdStore {
         };
         let revision = resp.header().map_or(0, |h| h.revision());
         if !resp.succeeded() {
+            let finals: Vec<&Op> = ops
+                .iter()
+                .enumerate()
+                .filter(|(i, op)| last.get(op.key()) == Some(i))
+                .map(|(_, op)| op)
+                .collect();
+            if let Some(rev) = self.already_written(&finals) {
+                return Ok(rev);
+            }
             return Err(StoreError::Conflict {
                 path: format!("etcd {}{}", self.endpoints, self.prefix),
                 expected: u64::try_from(self.floor).unwrap_or(0),

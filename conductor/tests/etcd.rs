@@ -147,4 +147,14 @@ fn two_replicas_conflict_follow_and_leases_expire() {
     assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
     let (_, kv) = b.load().unwrap();
     assert!(!kv.contains_key("routers/r/status"));
+
+    // A commit that finds exactly its own writes in place (a retried try whose first one
+    // landed) is done, not a conflict; anything else still conflicts.
+    b.commit(&[put("k", "5")]).unwrap();
+    assert!(matches!(
+        a.commit(&[put("k", "6")]),
+        Err(StoreError::Conflict { .. })
+    ));
+    a.commit(&[put("k", "5")]).unwrap();
+    a.commit(&[put("k", "7")]).unwrap();
 }
