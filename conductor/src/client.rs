@@ -1,9 +1,13 @@
 //! A blocking client of the conductor's router API (what svrd's bootstrap mode will use,
 //! and the integration tests' simulated router). TLS 1.3, the server verified against the
-//! authority root; stage 2 presents the router's certificate.
+//! authority root; stage 2 presents the router's certificate. A client may list several
+//! conductor replicas ([`Client::with_addresses`]): a request that fails on the connection
+//! (refused, reset, timed out: the replica is down) is sent to the next one, and the one
+//! that answered is tried first next time.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +58,9 @@ pub enum ClientError {
     /// The router's key or CSR could not be made.
     #[error("cannot make the key and certificate request: {0}")]
     Csr(String),
+    /// No conductor address was given.
+    #[error("no conductor address")]
+    NoAddress,
 }
 
 /// A router's new private key (PEM, PKCS#8, zeroized on drop) and its certificate request.
@@ -123,10 +130,12 @@ pub struct ConfigResponse {
     pub yaml: String,
 }
 
-/// A connection profile to one conductor.
+/// A connection profile to a conductor (one or several replicas).
 #[derive(Clone)]
 pub struct Client {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
+    /// The replica that answered last (an index into `addrs`).
+    current: Arc<AtomicUsize>,
     name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
@@ -149,6 +158,20 @@ impl Client {
         root_pem: &str,
         identity: Option<(&str, &str)>,
     ) -> Result<Client, ClientError> {
+        Client::with_addresses(&[addr], server_name, root_pem, identity)
+    }
+
+    /// A client of the conductor replicas at `addrs` (tried in order, failing over on
+    /// connection errors); otherwise as [`Client::new`]. `addrs` must not be empty.
+    pub fn with_addresses(
+        addrs: &[SocketAddr],
+        server_name: &str,
+        root_pem: &str,
+        identity: Option<(&str, &str)>,
+    ) -> Result<Client, ClientError> {
+        if addrs.is_empty() {
+            return Err(ClientError::NoAddress);
+        }
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
             let c = c.map_err(|_| ClientError::BadPem { what: "root" })?;
@@ -179,13 +202,23 @@ impl Client {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| ClientError::BadServerName(server_name.into()))?;
         Ok(Client {
-            addr,
+            addrs: addrs.to_vec(),
+            current: Arc::new(AtomicUsize::new(0)),
             name,
             tls: Arc::new(tls),
             timeout: Duration::from_secs(10),
         })
     }
 
+    /// The replica that answered last.
+    pub fn current(&self) -> SocketAddr {
+        let i = self.current.load(Ordering::Relaxed);
+        // `addrs` is never empty (`with_addresses` refuses that), so the index is in range.
+        self.addrs[i % self.addrs.len()]
+    }
+
+    /// One request, to the replica that answered last, then to the others in turn while
+    /// the connection fails.
     fn exchange(
         &self,
         method: &str,
@@ -193,18 +226,40 @@ impl Client {
         body: &[u8],
         wait: Duration,
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let err = |source| ClientError::Http {
-            addr: self.addr,
-            source,
-        };
-        let tcp =
-            TcpStream::connect_timeout(&self.addr, self.timeout).map_err(|e| err(e.into()))?;
+        let first = self.current.load(Ordering::Relaxed);
+        let mut result = Err(ClientError::NoAddress);
+        for k in 0..self.addrs.len() {
+            let i = (first + k) % self.addrs.len();
+            result = self.exchange_with(self.addrs[i], method, target, body, wait);
+            match &result {
+                Err(ClientError::Http { addr, source }) => {
+                    log::warn!("conductor {addr}: {source}; trying the next address");
+                }
+                _ => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return result;
+                }
+            }
+        }
+        result
+    }
+
+    fn exchange_with(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        wait: Duration,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let err = |source| ClientError::Http { addr, source };
+        let tcp = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| err(e.into()))?;
         tcp.set_read_timeout(Some(self.timeout + wait))
             .and_then(|_| tcp.set_write_timeout(Some(self.timeout)))
             .map_err(|e| err(e.into()))?;
         let conn = rustls::ClientConnection::new(self.tls.clone(), self.name.clone())?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
-        let host = self.addr.to_string();
+        let host = addr.to_string();
         http::write_request(&mut s, method, target, &host, body).map_err(|e| err(e.into()))?;
         let out = http::read_response(&mut s).map_err(err)?;
         s.conn.send_close_notify();

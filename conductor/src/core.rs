@@ -27,6 +27,11 @@ pub const TOKEN_TTL_MIN: u64 = 5;
 pub const CERT_DAYS: u32 = 365;
 /// A router not heard from for this long is shown `stale` (seconds).
 pub const STALE_AFTER: u64 = 90;
+/// Default lifetime of a stored status report (seconds): 3 × a 10 s report interval. In etcd
+/// it is a lease: a router silent for longer loses its status (see [`Conductor::routers`]).
+pub const STATUS_TTL: u64 = 30;
+/// A token stays stored this long after its expiry, so reuse is reported as reuse.
+const TOKEN_KEEP: u64 = 86_400;
 
 /// A router's configuration as served: the revision its part last changed in, and the text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -328,6 +333,7 @@ pub struct Conductor {
     crl_number: u64,
     audit_seq: u64,
     limiter: RateLimit,
+    status_ttl: Option<u64>,
     ops: Vec<Op>,
     events: VecDeque<Event>,
 }
@@ -335,6 +341,13 @@ pub struct Conductor {
 fn json<T: serde::Serialize>(v: &T) -> String {
     // Our own plain structs: serialisation cannot fail.
     serde_json::to_string(v).unwrap_or_default()
+}
+
+fn unknown_key(key: &str) -> LoadError {
+    LoadError::BadValue {
+        key: key.into(),
+        reason: "unknown key".into(),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(key: &str, v: &str) -> Result<T, LoadError> {
@@ -354,46 +367,84 @@ impl Conductor {
     pub fn from_store(kv: &BTreeMap<String, String>) -> Result<Conductor, LoadError> {
         let mut c = Conductor::new();
         for (key, value) in kv {
-            let parts: Vec<&str> = key.split('/').collect();
-            match parts.as_slice() {
-                ["config", "revision"] => c.revision = parse(key, value)?,
-                ["config", "document"] => {
-                    let text: String = parse(key, value)?;
-                    c.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
-                    c.document_text = Zeroizing::new(text);
-                }
-                ["routers", r, "config"] => {
-                    c.configs.insert((*r).into(), parse(key, value)?);
-                }
-                ["routers", r, "status"] => {
-                    c.status.insert((*r).into(), parse(key, value)?);
-                }
-                ["routers", r, "certs"] => {
-                    c.certs.insert((*r).into(), parse(key, value)?);
-                }
-                ["routers", r, "revoked"] => {
-                    c.revoked.insert((*r).into(), parse(key, value)?);
-                }
-                ["tokens", id] => {
-                    c.tokens.insert((*id).into(), parse(key, value)?);
-                }
-                ["crl", "number"] => c.crl_number = parse(key, value)?,
-                ["audit", seq] => {
-                    let n: u64 = seq.parse().map_err(|_| LoadError::BadValue {
-                        key: key.clone(),
-                        reason: "not a sequence number".into(),
-                    })?;
-                    c.audit_seq = c.audit_seq.max(n);
-                }
-                _ => {
-                    return Err(LoadError::BadValue {
-                        key: key.clone(),
-                        reason: "unknown key".into(),
-                    })
-                }
-            }
+            c.store_changed(key, Some(value))?;
         }
         Ok(c)
+    }
+
+    /// Takes in a change another process made to the store (a replica's write, an expired
+    /// lease: [`crate::store::Feed`]): `value` is the key's new value, `None` if it was
+    /// deleted. Nothing is written back. On error the state is unchanged.
+    pub fn store_changed(&mut self, key: &str, value: Option<&str>) -> Result<(), LoadError> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let Some(value) = value else {
+            match parts.as_slice() {
+                ["config", "revision"] => self.revision = 0,
+                ["config", "document"] => {
+                    self.document = None;
+                    self.document_text = Zeroizing::new(String::new());
+                }
+                ["routers", r, "config"] => {
+                    self.configs.remove(*r);
+                }
+                ["routers", r, "status"] => {
+                    self.status.remove(*r);
+                }
+                ["routers", r, "certs"] => {
+                    self.certs.remove(*r);
+                }
+                ["routers", r, "revoked"] => {
+                    self.revoked.remove(*r);
+                }
+                ["tokens", id] => {
+                    self.tokens.remove(*id);
+                }
+                ["crl", "number"] => self.crl_number = 0,
+                // Old audit events are deleted; the sequence goes on.
+                ["audit", _] => {}
+                _ => return Err(unknown_key(key)),
+            }
+            return Ok(());
+        };
+        match parts.as_slice() {
+            ["config", "revision"] => self.revision = parse(key, value)?,
+            ["config", "document"] => {
+                let text: String = parse(key, value)?;
+                self.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
+                self.document_text = Zeroizing::new(text);
+            }
+            ["routers", r, "config"] => {
+                self.configs.insert((*r).into(), parse(key, value)?);
+            }
+            ["routers", r, "status"] => {
+                self.status.insert((*r).into(), parse(key, value)?);
+            }
+            ["routers", r, "certs"] => {
+                self.certs.insert((*r).into(), parse(key, value)?);
+            }
+            ["routers", r, "revoked"] => {
+                self.revoked.insert((*r).into(), parse(key, value)?);
+            }
+            ["tokens", id] => {
+                self.tokens.insert((*id).into(), parse(key, value)?);
+            }
+            ["crl", "number"] => self.crl_number = parse(key, value)?,
+            ["audit", seq] => {
+                let n: u64 = seq.parse().map_err(|_| LoadError::BadValue {
+                    key: key.into(),
+                    reason: "not a sequence number".into(),
+                })?;
+                self.audit_seq = self.audit_seq.max(n);
+            }
+            _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+
+    /// Sets the lifetime of stored status reports (seconds, at least 1; default
+    /// [`STATUS_TTL`]).
+    pub fn set_status_ttl(&mut self, ttl: u64) {
+        self.status_ttl = Some(ttl.max(1));
     }
 
     /// The writes made since the last call, to commit before answering.
@@ -411,6 +462,28 @@ impl Conductor {
             key,
             value: json(value),
         });
+    }
+
+    fn put_expiring<T: serde::Serialize>(&mut self, key: String, value: &T, ttl: u64) {
+        self.ops.push(Op::PutExpiring {
+            key,
+            value: json(value),
+            ttl: ttl.max(1),
+        });
+    }
+
+    fn put_status(&mut self, router: &str, status: &RouterStatus) {
+        let ttl = self.status_ttl.unwrap_or(STATUS_TTL);
+        self.put_expiring(format!("routers/{router}/status"), status, ttl);
+    }
+
+    fn put_token(&mut self, now: u64, id: &str, token: &TokenState) {
+        let expires = match token {
+            TokenState::Issued(t) => t.expires,
+            TokenState::Consumed(t) => t.expires,
+        };
+        let ttl = expires.saturating_add(TOKEN_KEEP).saturating_sub(now);
+        self.put_expiring(format!("tokens/{id}"), token, ttl);
     }
 
     fn event(&mut self, now: u64, event: Event) {
@@ -567,7 +640,7 @@ impl Conductor {
             created: now,
             expires: now.saturating_add(ttl),
         });
-        self.put(format!("tokens/{id}"), &token);
+        self.put_token(now, &id, &token);
         self.tokens.insert(id, token);
         self.drop_old_tokens(now);
         self.event(
@@ -590,7 +663,7 @@ impl Conductor {
                     TokenState::Issued(t) => t.expires,
                     TokenState::Consumed(t) => t.expires,
                 };
-                exp.saturating_add(86_400) < now
+                exp.saturating_add(TOKEN_KEEP) < now
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -701,7 +774,7 @@ impl Conductor {
             .issue(&req.csr, router, &name, serial, now, CERT_DAYS)
             .map_err(EnrollError::Csr)?;
         let consumed = TokenState::Consumed(issued.consume(now));
-        self.put(format!("tokens/{id}"), &consumed);
+        self.put_token(now, &id, &consumed);
         self.tokens.insert(id, consumed);
         let certs = self.certs.entry(router.into()).or_default();
         certs.retain(|c| c.not_after > now);
@@ -721,7 +794,7 @@ impl Conductor {
         status.version = Some(req.version.clone());
         status.last_seen = Some(now);
         let status = status.clone();
-        self.put(format!("routers/{router}/status"), &status);
+        self.put_status(router, &status);
         Ok(Enrolled {
             certificate_chain: cert.chain_pem,
             serial: cert.serial,
@@ -768,7 +841,7 @@ impl Conductor {
                 },
             );
         }
-        self.put(format!("routers/{router}/status"), &status);
+        self.put_status(router, &status);
         self.status.insert(router.into(), status);
     }
 
@@ -1225,6 +1298,90 @@ mod tests {
             Err(TokenError::BadTtl { ttl: 4 })
         ));
         assert!(c.token_create(NOW, "router-a", 5, false, [1; 32]).is_ok());
+    }
+
+    #[test]
+    fn a_replica_follows_another_through_store_changes() {
+        let (_, ca) = authority();
+        let mut a = Conductor::new();
+        let mut b = Conductor::new();
+        let feed = |a: &mut Conductor, b: &mut Conductor| {
+            for op in a.take_ops() {
+                let value = match &op {
+                    Op::Put { value, .. } | Op::PutExpiring { value, .. } => Some(value.as_str()),
+                    Op::Delete { .. } => None,
+                };
+                b.store_changed(op.key(), value).unwrap();
+            }
+        };
+        a.apply(NOW, DOC).unwrap();
+        let t = token(&mut a, "router-a", 3600, 1);
+        feed(&mut a, &mut b);
+        // b enrolls with a's token, a sees it.
+        b.enroll(
+            NOW,
+            SRC,
+            &request(&t, "router-a", "router-a.acme.svr"),
+            &ca,
+            [5; 16],
+        )
+        .unwrap();
+        feed(&mut b, &mut a);
+        assert!(a
+            .enroll(
+                NOW,
+                SRC,
+                &request(&t, "router-a", "router-a.acme.svr"),
+                &ca,
+                [6; 16]
+            )
+            .is_err_and(|e| matches!(e, EnrollError::TokenReused { .. })));
+        a.take_ops();
+        let r2 = a
+            .apply(NOW, &DOC.replace("10.3.0.0/24", "10.3.0.0/23"))
+            .unwrap();
+        feed(&mut a, &mut b);
+        assert_eq!(b.revision(), r2.number);
+        assert_eq!(b.config("router-c"), a.config("router-c"));
+        assert_eq!(b.routers(NOW), a.routers(NOW));
+        let ops = {
+            a.report(
+                NOW + 1,
+                "router-a",
+                &StatusReport {
+                    node: "node-1".into(),
+                    version: version::OURS.into(),
+                    applied_revision: Some(2),
+                    error: None,
+                },
+            );
+            a.take_ops()
+        };
+        assert!(
+            ops.iter().any(
+                |op| matches!(op, Op::PutExpiring { key, ttl: STATUS_TTL, .. }
+                if key == "routers/router-a/status")
+            ),
+            "a status report is put with a lease: {ops:?}"
+        );
+        for op in &ops {
+            if let Op::PutExpiring { key, value, .. } | Op::Put { key, value } = op {
+                b.store_changed(key, Some(value)).unwrap();
+            }
+        }
+        assert_eq!(b.routers(NOW + 2)[0].state, "up-to-date");
+        // The lease expired: the status is deleted, the router has no live status left.
+        b.store_changed("routers/router-a/status", None).unwrap();
+        let row = &b.routers(NOW + 2)[0];
+        assert_eq!(
+            (row.node.as_deref(), row.last_seen, row.state.as_str()),
+            (None, None, "stale")
+        );
+        assert!(b.store_changed("nonsense/key", Some("1")).is_err());
+        assert!(b
+            .store_changed("config/revision", Some("not json"))
+            .is_err());
+        assert_eq!(b.revision(), 2, "a bad value changes nothing");
     }
 
     #[test]

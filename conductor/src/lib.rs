@@ -6,7 +6,8 @@
 //! - [`Conductor`]: the sans-IO core (revisions, tokens, enrollment, status, revocation);
 //!   it takes `now` and random bytes and returns [`store::Op`]s to commit and [`Event`]s.
 //! - [`store`]: the key-value store with revisions (the etcd shape) and its file and
-//!   memory implementations.
+//!   memory implementations; `etcd` (feature `etcd`, on by default): the same store in an
+//!   etcd cluster, shared by conductor replicas.
 //! - [`server`], [`client`], [`admin`]: the I/O around the core.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,8 @@ pub mod client;
 mod core;
 mod document;
 pub mod enroll;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod event;
 pub mod http;
 pub mod server;
@@ -25,7 +28,7 @@ pub mod version;
 
 pub use crate::core::{
     ApplyError, CertRecord, Conductor, EnrollError, EnrollRequest, Enrolled, LoadError, Revision,
-    RevokeError, RouterConfig, RouterRow, RouterStatus, StatusReport, TokenError,
+    RevokeError, RouterConfig, RouterRow, RouterStatus, StatusReport, TokenError, STATUS_TTL,
 };
 pub use document::{
     Change, ChangeKind, Document, DocumentError, Part, RouterChange, RouterChangeKind, RouterFacts,

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use svr_conductor::admin::AdminRequest;
-use svr_conductor::server::{self, ServeOptions};
+use svr_conductor::server::{self, ServeOptions, StoreChoice};
 
 #[derive(Parser)]
 #[command(
@@ -21,8 +21,44 @@ struct Cli {
     /// The state directory (store file and admin socket).
     #[arg(long, global = true, default_value = "/var/lib/svr-conductor")]
     state: PathBuf,
+    /// Where the state is kept: `file` (state.json in the state directory, one conductor)
+    /// or `etcd` (a cluster shared by conductor replicas).
+    #[arg(long, global = true, value_enum, default_value_t = StoreKind::File)]
+    store: StoreKind,
+    /// etcd members, comma-separated `host:port` (with `--store etcd`).
+    #[arg(long, global = true, value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// The authority's name: its keys live under `/svr/v1/<authority>/` (with `--store etcd`).
+    #[arg(long, global = true)]
+    authority: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    File,
+    Etcd,
+}
+
+impl Cli {
+    fn store(&self) -> Result<StoreChoice, &'static str> {
+        match self.store {
+            StoreKind::File => Ok(StoreChoice::File),
+            StoreKind::Etcd => {
+                if self.etcd_endpoints.is_empty() {
+                    return Err("--store etcd needs --etcd-endpoints HOST:PORT[,...]");
+                }
+                let Some(authority) = self.authority.clone() else {
+                    return Err("--store etcd needs --authority NAME (the key prefix)");
+                };
+                Ok(StoreChoice::Etcd {
+                    endpoints: self.etcd_endpoints.clone(),
+                    authority,
+                })
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -44,6 +80,10 @@ enum Command {
         /// The DNS name in the conductor's TLS certificate (the bootstrap `server-name`).
         #[arg(long, default_value = "conductor")]
         server_name: String,
+        /// Lifetime of a router's status report in seconds (3 x its report interval); with
+        /// etcd a lease, so a silent router loses its status when it ends.
+        #[arg(long, default_value_t = svr_conductor::STATUS_TTL)]
+        status_ttl: u64,
     },
     /// Validate FILE and store it as the next revision; print what changes for whom.
     Apply {
@@ -101,6 +141,13 @@ fn main() -> ExitCode {
         "warn"
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let store = match cli.store() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("svr-conductor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (req, json) = match cli.command {
         Command::Serve {
             listen,
@@ -108,6 +155,7 @@ fn main() -> ExitCode {
             ca_cert,
             ca_key,
             server_name,
+            status_ttl,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -116,6 +164,8 @@ fn main() -> ExitCode {
                 ca_cert,
                 ca_key,
                 server_name,
+                store,
+                status_ttl,
             };
             let result = server::serve(&opts, |addr| {
                 println!("listening on {addr}");
@@ -156,7 +206,7 @@ fn main() -> ExitCode {
         ),
         Command::Revoke { router } => (AdminRequest::Revoke { router }, false),
     };
-    match server::admin(&cli.state, &req) {
+    match server::admin_with_store(&cli.state, &store, &req) {
         Ok(resp) if resp.ok => {
             if json {
                 println!(

@@ -31,7 +31,7 @@ use crate::client::{ConfigResponse, EnrollResponse, ErrorBody};
 use crate::core::{Conductor, EnrollError, EnrollRequest, LoadError, StatusReport};
 use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
 use crate::http::{self, Request};
-use crate::store::{FileStore, Store, StoreError};
+use crate::store::{Feed, FileStore, Store, StoreError};
 
 /// Concurrent connections served; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -41,6 +41,40 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Validity of each CRL the conductor signs (days); it re-signs daily.
 pub const CRL_DAYS: u32 = 7;
+/// Tries of one request against a shared store when another replica wrote first.
+pub const CONFLICT_TRIES: u32 = 4;
+
+/// Where the conductor keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// `state.json` in the state directory (one conductor).
+    File,
+    /// An etcd cluster shared by conductor replicas.
+    Etcd {
+        /// The members (`host:port`); the client fails over between them.
+        endpoints: Vec<String>,
+        /// The authority: keys live under `/svr/v1/<authority>/`.
+        authority: String,
+    },
+}
+
+/// Opens the store `choice` names (the file one in `state_dir`).
+pub fn open_store(state_dir: &Path, choice: &StoreChoice) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match choice {
+        StoreChoice::File => Box::new(FileStore::new(&store_path(state_dir))),
+        #[cfg(feature = "etcd")]
+        StoreChoice::Etcd {
+            endpoints,
+            authority,
+        } => Box::new(crate::etcd::EtcdStore::connect(endpoints, authority)?),
+        #[cfg(not(feature = "etcd"))]
+        StoreChoice::Etcd { .. } => {
+            return Err(StoreError::Config(
+                "this svr-conductor was built without the etcd feature",
+            ))
+        }
+    })
+}
 
 /// Why the conductor could not start or went down.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +125,10 @@ pub struct ServeOptions {
     pub ca_key: PathBuf,
     /// The name in the conductor's own TLS certificate (routers' bootstrap `server-name`).
     pub server_name: String,
+    /// Where the state is kept.
+    pub store: StoreChoice,
+    /// Lifetime of a stored status report (seconds; a lease in etcd).
+    pub status_ttl: u64,
 }
 
 /// The store file in a state directory.
@@ -137,6 +175,7 @@ struct Shared {
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Zeroizing<String>,
     active: AtomicUsize,
+    status_ttl: u64,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -152,29 +191,89 @@ fn random<const N: usize>() -> [u8; N] {
 
 impl Shared {
     /// Runs `f` on the core, commits its writes, logs its events, wakes the watchers. A
-    /// failed commit reloads the core from the store, so memory never runs ahead of disk.
-    fn with_core<T>(&self, f: impl FnOnce(&mut Conductor) -> T) -> Result<T, StoreError> {
+    /// failed commit reloads the core from the store, so memory never runs ahead of the
+    /// store; when another replica wrote first (a conflict), `f` runs again on the
+    /// reloaded state, up to [`CONFLICT_TRIES`] times.
+    fn with_core<T>(&self, mut f: impl FnMut(&mut Conductor) -> T) -> Result<T, StoreError> {
         let mut g = lock(&self.inner);
-        let out = f(&mut g.core);
-        let ops = g.core.take_ops();
+        let mut tries = 1;
+        let out = loop {
+            let out = f(&mut g.core);
+            let ops = g.core.take_ops();
+            let committed = if ops.is_empty() {
+                Ok(0)
+            } else {
+                g.store.commit(&ops)
+            };
+            match committed {
+                Ok(_) => break out,
+                Err(e) => {
+                    while g.core.poll_event().is_some() {}
+                    self.reload(&mut g);
+                    if matches!(e, StoreError::Conflict { .. }) && tries < CONFLICT_TRIES {
+                        log::info!("store: {e}; reloaded, trying again");
+                        tries += 1;
+                        continue;
+                    }
+                    log::error!("store commit failed, reloaded: {e}");
+                    return Err(e);
+                }
+            }
+        };
         while let Some(e) = g.core.poll_event() {
             log::info!("audit {e}");
-        }
-        if !ops.is_empty() {
-            if let Err(e) = g.store.commit(&ops) {
-                log::error!("store commit failed, reloading: {e}");
-                if let Ok((_, kv)) = g.store.load() {
-                    if let Ok(core) = Conductor::from_store(&kv) {
-                        g.core = core;
-                    }
-                }
-                return Err(e);
-            }
         }
         self.refresh_crl(&mut g);
         drop(g);
         self.changed.notify_all();
         Ok(out)
+    }
+
+    /// Replaces the core by the store's state (after a failed commit, or when the feed
+    /// lost history). On failure the core stays as it was.
+    fn reload(&self, g: &mut Inner) {
+        let loaded = g
+            .store
+            .load()
+            .map_err(|e| e.to_string())
+            .and_then(|(_, kv)| Conductor::from_store(&kv).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(mut core) => {
+                core.set_status_ttl(self.status_ttl);
+                g.core = core;
+            }
+            Err(e) => log::error!("reloading from the store failed: {e}"),
+        }
+    }
+
+    /// Applies what other replicas wrote (the store's feed) to the core, then wakes the
+    /// long polls: an apply made on another replica reaches the routers watching this one.
+    fn follow(&self, feed: std::sync::mpsc::Receiver<Feed>) {
+        for item in feed {
+            let mut g = lock(&self.inner);
+            match item {
+                Feed::Changes { revision, changes } => {
+                    let changes = g.store.absorb(revision, changes);
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    for c in &changes {
+                        if let Err(e) = g.core.store_changed(&c.key, c.value.as_deref()) {
+                            log::error!("store revision {revision}: {e}; key ignored");
+                        }
+                    }
+                    log::debug!("store revision {revision}: {} changes", changes.len());
+                }
+                Feed::Reload => {
+                    log::warn!("store feed lost history: reloading everything");
+                    self.reload(&mut g);
+                }
+            }
+            self.refresh_crl(&mut g);
+            drop(g);
+            self.changed.notify_all();
+        }
+        log::error!("store feed ended: this replica no longer sees the others' writes");
     }
 
     /// Re-signs the CRL (and rebuilds the TLS config that checks it) when the revoked set
@@ -185,12 +284,23 @@ impl Shared {
         if entries == g.crl_entries && now.saturating_sub(g.crl_signed) < 86_400 {
             return;
         }
-        let number = g.core.next_crl_number();
-        let ops = g.core.take_ops();
-        if let Err(e) = g.store.commit(&ops) {
-            log::error!("store commit of the CRL number failed: {e}");
-            return;
-        }
+        let mut tries = 1;
+        let number = loop {
+            let number = g.core.next_crl_number();
+            let ops = g.core.take_ops();
+            match g.store.commit(&ops) {
+                Ok(_) => break number,
+                Err(e) => {
+                    self.reload(g);
+                    if matches!(e, StoreError::Conflict { .. }) && tries < CONFLICT_TRIES {
+                        tries += 1;
+                        continue;
+                    }
+                    log::error!("store commit of the CRL number failed: {e}");
+                    return;
+                }
+            }
+        };
         match self.ca.crl(&entries, number, now, CRL_DAYS) {
             Ok(pem) => match self.tls_config(&pem) {
                 Ok(tls) => {
@@ -258,9 +368,11 @@ pub fn serve(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     make_state_dir(&opts.state_dir)?;
-    let mut store: Box<dyn Store> = Box::new(FileStore::new(&store_path(&opts.state_dir)));
+    let mut store = open_store(&opts.state_dir, &opts.store)?;
     let (_, kv) = store.load()?;
-    let core = Conductor::from_store(&kv)?;
+    let mut core = Conductor::from_store(&kv)?;
+    core.set_status_ttl(opts.status_ttl);
+    let feed = store.subscribe()?;
     if core.router_named(&opts.server_name).is_some() {
         return Err(ServerError::Tls(format!(
             "server name {} is a router's peering-common-name; the conductor needs its own",
@@ -295,7 +407,12 @@ pub fn serve(
         server_chain,
         server_key: Zeroizing::new(own.key_pem.to_string()),
         active: AtomicUsize::new(0),
+        status_ttl: opts.status_ttl,
     });
+    if let Some(feed) = feed {
+        let s = shared.clone();
+        std::thread::spawn(move || s.follow(feed));
+    }
     {
         let mut g = lock(&shared.inner);
         shared.refresh_crl(&mut g);
@@ -586,6 +703,15 @@ fn status(shared: &Shared, router: &str, req: &Request) -> Reply {
 /// Runs an admin command: over the socket if a conductor serves `state_dir`, otherwise on
 /// the store file directly.
 pub fn admin(state_dir: &Path, req: &AdminRequest) -> Result<AdminResponse, ServerError> {
+    admin_with_store(state_dir, &StoreChoice::File, req)
+}
+
+/// [`admin`], with the store `store` when no conductor serves `state_dir`.
+pub fn admin_with_store(
+    state_dir: &Path,
+    store: &StoreChoice,
+    req: &AdminRequest,
+) -> Result<AdminResponse, ServerError> {
     let sock = socket_path(state_dir);
     match UnixStream::connect(&sock) {
         Ok(stream) => {
@@ -607,7 +733,7 @@ pub fn admin(state_dir: &Path, req: &AdminRequest) -> Result<AdminResponse, Serv
         }
         Err(_) => {
             make_state_dir(state_dir)?;
-            let mut store = FileStore::new(&store_path(state_dir));
+            let mut store = open_store(state_dir, store)?;
             let (_, kv) = store.load()?;
             let mut core = Conductor::from_store(&kv)?;
             let resp = execute(&mut core, unix_now(), req, random::<32>());

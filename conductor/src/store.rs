@@ -11,15 +11,19 @@
 //! | `config/revision` | the current configuration revision `N` | put in the same txn as the document, guarded by `mod_revision` |
 //! | `config/document` | the operator's document of revision `N` | |
 //! | `routers/<router>/config` | `{revision, yaml}`: the router's rendered part and the revision it last changed in | a router watches this key from its last `mod_revision` |
-//! | `routers/<router>/status` | node, version, applied revision, error, last seen | put with a lease (TTL 3 × the report interval) |
+//! | `routers/<router>/status` | node, version, applied revision, error, last seen | [`Op::PutExpiring`]: a lease, TTL 3 × the report interval |
 //! | `routers/<router>/certs` | serials and expiry of certificates issued to it | |
 //! | `routers/<router>/revoked` | when it was revoked | |
-//! | `tokens/<sha256 of token>` | router, expiry, consumed-at | put with a lease of the token's TTL |
+//! | `tokens/<sha256 of token>` | router, expiry, consumed-at | [`Op::PutExpiring`]: a lease until a day after the token's expiry |
 //! | `crl/number` | the last CRL number used | |
 //! | `audit/<seq>` | one audit event | |
 //!
-//! Two implementations: [`MemStore`] for tests, and [`FileStore`], one JSON file rewritten
-//! atomically (temporary file, fsync, rename, fsync of the directory) on every commit.
+//! Three implementations: [`MemStore`] for tests, [`FileStore`], one JSON file rewritten
+//! atomically (temporary file, fsync, rename, fsync of the directory) on every commit, and
+//! `EtcdStore` (module `etcd`, feature `etcd`), shared by several conductor replicas. A
+//! store that other processes write too gives a [`Feed`] of their changes
+//! ([`Store::subscribe`]), which the server applies to its core so that every replica
+//! serves the same state.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,11 +40,56 @@ pub enum Op {
         /// JSON text.
         value: String,
     },
+    /// Sets `key` to `value` for about `ttl` seconds: a store with leases (etcd) deletes it
+    /// then unless it was put again. [`FileStore`] and [`MemStore`] keep it (no leases).
+    PutExpiring {
+        /// The key, relative to the store's prefix.
+        key: String,
+        /// JSON text.
+        value: String,
+        /// Lifetime in seconds.
+        ttl: u64,
+    },
     /// Removes `key` (absent is fine).
     Delete {
         /// The key.
         key: String,
     },
+}
+
+impl Op {
+    /// The key this op writes.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::PutExpiring { key, .. } | Op::Delete { key } => key,
+        }
+    }
+}
+
+/// A change another process made to the store (see [`Feed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The key, relative to the store's prefix.
+    pub key: String,
+    /// The new value; `None`: deleted (by a commit or an expired lease).
+    pub value: Option<String>,
+    /// The store revision of this change.
+    pub mod_revision: u64,
+}
+
+/// What a shared store reports to a process that [subscribed](Store::subscribe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// The changes of one store revision, in revision order. They may include this
+    /// process's own writes: pass them through [`Store::absorb`].
+    Changes {
+        /// The store revision.
+        revision: u64,
+        /// Its changes.
+        changes: Vec<Change>,
+    },
+    /// The feed lost history (etcd compacted it): reload everything.
+    Reload,
 }
 
 /// Why the store failed.
@@ -74,14 +123,53 @@ pub enum StoreError {
         /// The revision on disk.
         found: u64,
     },
+    /// The etcd cluster could not be reached or refused the request.
+    #[cfg(feature = "etcd")]
+    #[error("etcd {endpoints}: {what}: {source}")]
+    Etcd {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The request.
+        what: &'static str,
+        /// The client's error.
+        source: etcd_client::Error,
+    },
+    /// No answer from any etcd endpoint in time.
+    #[error("etcd {endpoints}: {what}: no answer within {seconds}s from any member")]
+    Timeout {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The request.
+        what: &'static str,
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// A store option is unusable.
+    #[error("store: {0}")]
+    Config(&'static str),
 }
 
 /// A key-value store with revisions (see the module documentation).
 pub trait Store: Send {
     /// Every key and value, and the store revision.
     fn load(&mut self) -> Result<(u64, BTreeMap<String, String>), StoreError>;
-    /// Writes all of `ops` or none; returns the new store revision.
+    /// Writes all of `ops` or none; returns the new store revision. Refused with
+    /// [`StoreError::Conflict`] when another process changed a key since this one last saw
+    /// it: reload and retry.
     fn commit(&mut self, ops: &[Op]) -> Result<u64, StoreError>;
+    /// For a store that other processes write too (etcd): starts following it from the
+    /// last [`load`](Store::load) and returns the feed of changes. `None`: only this process
+    /// writes the store, nothing to follow.
+    fn subscribe(&mut self) -> Result<Option<std::sync::mpsc::Receiver<Feed>>, StoreError> {
+        Ok(None)
+    }
+    /// Of the changes of `revision` from the feed, those this process has not already
+    /// loaded or written itself (call with the core locked, so that no commit runs at the
+    /// same time).
+    fn absorb(&mut self, revision: u64, changes: Vec<Change>) -> Vec<Change> {
+        let _ = revision;
+        changes
+    }
 }
 
 /// A stored value with the revision that wrote it.
@@ -106,7 +194,7 @@ impl Data {
         self.revision += 1;
         for op in ops {
             match op {
-                Op::Put { key, value } => {
+                Op::Put { key, value } | Op::PutExpiring { key, value, .. } => {
                     self.keys.insert(
                         key.clone(),
                         Entry {

@@ -71,6 +71,8 @@ fn bootstrap_enrolls_fetches_checks_and_refuses_a_reused_token() {
         ca_cert: dir.join("pki/ca.pem"),
         ca_key: dir.join("pki/ca.key.pem"),
         server_name: "conductor.acme.svr".into(),
+        store: svr_conductor::server::StoreChoice::File,
+        status_ttl: svr_conductor::STATUS_TTL,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::fs::create_dir_all(&cstate).unwrap();

@@ -1,0 +1,538 @@
+//! [`EtcdStore`]: the conductor's [`Store`] in an etcd v3 cluster, shared by several
+//! conductor replicas (docs/conductor.md, "etcd").
+//!
+//! Keys are the store's keys under `/svr/v1/<authority>/`. The rest of the conductor is
+//! synchronous: the store runs the async `etcd-client` on a private tokio runtime (one
+//! worker thread) and blocks on each request.
+//!
+//! - **Load**: one range read of the prefix; its header revision is the store revision.
+//! - **Commit**: one txn. For every key written, a compare that the key is as this
+//!   process last saw it (`mod_revision == seen`, or `version == 0` for a key it saw
+//!   absent), then the puts and deletes. A compare that fails means another replica wrote
+//!   that key first: [`StoreError::Conflict`], nothing written; the server reloads and
+//!   retries. Keys nobody else wrote do not conflict, so replicas serving different routers
+//!   do not get in each other's way.
+//! - **Leases**: [`Op::PutExpiring`] puts with a lease of `ttl + 1` s; one lease is granted
+//!   per TTL and reused for a second (so a thousand status reports a second cost one grant
+//!   per TTL and second, and a key outlives its TTL by at most 2 s). etcd deletes the key
+//!   when the lease expires, and every replica's watch sees the delete.
+//! - **Watch**: [`Store::subscribe`] watches the prefix from the revision after the last
+//!   load, resuming from the revision after the last one received whenever the stream
+//!   breaks (a member died: the client's channel balances over the other endpoints), so no
+//!   change is missed or seen twice; progress notifications move the resume point on
+//!   while nothing changes. If etcd compacted the history it needs, the feed says
+//!   [`Feed::Reload`].
+//! - **Failover**: the client balances over every endpoint given; a request that fails on
+//!   transport or times out ([`CALL_TIMEOUT`]) is tried again ([`ATTEMPTS`] times in all).
+//!   A retried commit whose first try did succeed fails its compares; the store then reads
+//!   its keys back and, if they hold exactly what it wrote, reports the commit done.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
+};
+
+use crate::store::{Change, Feed, Op, Store, StoreError};
+
+/// Time allowed for one etcd request.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Tries of one request (transport errors and timeouts only).
+pub const ATTEMPTS: u32 = 4;
+/// Pause between tries, and before re-opening a broken watch.
+const RETRY_PAUSE: Duration = Duration::from_millis(300);
+/// A granted lease is reused for puts within this long.
+const LEASE_REUSE: Duration = Duration::from_secs(1);
+/// Largest answer accepted (a range read of every key).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Largest commit checked for having landed already when its compares fail.
+const ECHO_CHECK_MAX: usize = 16;
+
+/// The conductor's store in etcd (see the module documentation).
+pub struct EtcdStore {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    endpoints: String,
+    prefix: String,
+    /// The `mod_revision` of every key this process knows to exist.
+    known: HashMap<String, i64>,
+    /// The revision of the last load: feed changes at or below it are in the loaded state.
+    floor: i64,
+    /// Granted leases by TTL: when, and the lease id.
+    leases: HashMap<u64, (Instant, i64)>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("floor", &self.floor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key prefix of an authority's store.
+pub fn prefix(authority: &str) -> String {
+    format!("/svr/v1/{authority}/")
+}
+
+/// Worth another try: the member or the connection failed, not the request.
+fn transient(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+        ),
+        _ => false,
+    }
+}
+
+impl EtcdStore {
+    /// A store for `authority` in the etcd cluster at `endpoints` (`host:port` or
+    /// `http://host:port`). Connects lazily: an unreachable cluster fails the first request.
+    pub fn connect(endpoints: &[String], authority: &str) -> Result<EtcdStore, StoreError> {
+        if endpoints.is_empty() {
+            return Err(StoreError::Config("etcd: no endpoints"));
+        }
+        if authority.is_empty()
+            || !authority
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(StoreError::Config(
+                "etcd: the authority name must be letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let joined = endpoints.join(",");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd-client")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Io {
+                path: "tokio runtime".into(),
+                source,
+            })?;
+        let options = ConnectOptions::new()
+            .with_connect_timeout(CALL_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(2), CALL_TIMEOUT)
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the leader answers "no leader" at once (then the next
+            // try goes elsewhere) instead of holding the request until the timeout.
+            .with_require_leader(true);
+        let client = rt
+            .block_on(Client::connect(endpoints, Some(options)))
+            .map_err(|source| StoreError::Etcd {
+                endpoints: joined.clone(),
+                what: "connect",
+                source,
+            })?;
+        Ok(EtcdStore {
+            rt,
+            client,
+            endpoints: joined,
+            prefix: prefix(authority),
+            known: HashMap::new(),
+            floor: 0,
+            leases: HashMap::new(),
+        })
+    }
+
+    /// Runs one request with [`CALL_TIMEOUT`], [`ATTEMPTS`] times on transient failures.
+    fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            let fut = f(self.client.clone());
+            // The timer is made inside the runtime (it needs its clock).
+            match self
+                .rt
+                .block_on(async { tokio::time::timeout(CALL_TIMEOUT, fut).await })
+            {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(source)) if transient(&source) => {
+                    log::warn!("etcd {what} (try {}): {source}", attempt + 1);
+                    last = Some(StoreError::Etcd {
+                        endpoints: self.endpoints.clone(),
+                        what,
+                        source,
+                    });
+                }
+                Ok(Err(source)) => {
+                    return Err(StoreError::Etcd {
+                        endpoints: self.endpoints.clone(),
+                        what,
+                        source,
+                    })
+                }
+                Err(_) => {
+                    log::warn!("etcd {what} (try {}): timed out", attempt + 1);
+                    last = Some(StoreError::Timeout {
+                        endpoints: self.endpoints.clone(),
+                        what,
+                        seconds: CALL_TIMEOUT.as_secs(),
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or(StoreError::Config("etcd: no attempt made")))
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            path: format!("etcd {}{}", self.endpoints, self.prefix),
+            reason,
+        }
+    }
+
+    /// A lease for a put that should live `ttl` seconds.
+    fn lease(&mut self, ttl: u64) -> Result<i64, StoreError> {
+        if let Some((at, id)) = self.leases.get(&ttl) {
+            if at.elapsed() < LEASE_REUSE {
+                return Ok(*id);
+            }
+        }
+        let secs = i64::try_from(ttl.saturating_add(1)).unwrap_or(i64::MAX);
+        let resp = self.call("lease grant", |mut c| async move {
+            c.lease_grant(secs, None).await
+        })?;
+        self.leases.insert(ttl, (Instant::now(), resp.id()));
+        Ok(resp.id())
+    }
+}
+
+impl EtcdStore {
+    /// After failed compares: whether the store already holds exactly these writes (a try
+    /// that succeeded but whose answer was lost, then tried again). If so, notes the keys'
+    /// revisions and returns the newest: the commit is done. Checked for small commits
+    /// only ([`ECHO_CHECK_MAX`] keys); a larger one is left a conflict.
+    fn already_written(&mut self, ops: &[&Op]) -> Option<u64> {
+        if ops.len() > ECHO_CHECK_MAX {
+            return None;
+        }
+        let mut seen = Vec::with_capacity(ops.len());
+        for op in ops {
+            let full = format!("{}{}", self.prefix, op.key());
+            let resp = self
+                .call("get", |mut c| {
+                    let full = full.clone();
+                    async move { c.get(full, None).await }
+                })
+                .ok()?;
+            let kv = resp.kvs().first();
+            match (op, kv) {
+                (Op::Put { value, .. } | Op::PutExpiring { value, .. }, Some(kv))
+                    if kv.value() == value.as_bytes() =>
+                {
+                    seen.push((op.key().to_owned(), Some(kv.mod_revision())));
+                }
+                (Op::Delete { .. }, None) => seen.push((op.key().to_owned(), None)),
+                _ => return None,
+            }
+        }
+        let mut newest = self.floor;
+        for (key, rev) in seen {
+            match rev {
+                Some(rev) => {
+                    newest = newest.max(rev);
+                    self.known.insert(key, rev);
+                }
+                None => {
+                    self.known.remove(&key);
+                }
+            }
+        }
+        Some(u64::try_from(newest).unwrap_or(0))
+    }
+}
+
+impl Store for EtcdStore {
+    fn load(&mut self) -> Result<(u64, BTreeMap<String, String>), StoreError> {
+        let prefix = self.prefix.clone();
+        let resp = self.call("range", |c| {
+            let prefix = prefix.clone();
+            async move {
+                c.kv_client()
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .get(prefix, Some(GetOptions::new().with_prefix()))
+                    .await
+            }
+        })?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let mut known = HashMap::new();
+        let mut values = BTreeMap::new();
+        for kv in resp.kvs() {
+            let key = kv
+                .key_str()
+                .ok()
+                .and_then(|k| k.strip_prefix(&self.prefix))
+                .ok_or_else(|| self.corrupt("a key that is not UTF-8 under the prefix".into()))?;
+            let value = kv
+                .value_str()
+                .map_err(|_| self.corrupt(format!("key {key}: value not UTF-8")))?;
+            known.insert(key.to_owned(), kv.mod_revision());
+            values.insert(key.to_owned(), value.to_owned());
+        }
+        self.known = known;
+        self.floor = revision;
+        Ok((u64::try_from(revision).unwrap_or(0), values))
+    }
+
+    fn commit(&mut self, ops: &[Op]) -> Result<u64, StoreError> {
+        // One op per key (etcd refuses a txn that writes a key twice): the last one wins,
+        // as it would applied in order.
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            last.insert(op.key(), i);
+        }
+        let mut compares = Vec::new();
+        let mut writes = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            if last.get(op.key()) != Some(&i) {
+                continue;
+            }
+            let full = format!("{}{}", self.prefix, op.key());
+            compares.push(match self.known.get(op.key()) {
+                Some(rev) => Compare::mod_revision(full.clone(), CompareOp::Equal, *rev),
+                None => Compare::version(full.clone(), CompareOp::Equal, 0),
+            });
+            writes.push(match op {
+                Op::Put { value, .. } => TxnOp::put(full, value.clone(), None),
+                Op::PutExpiring { value, ttl, .. } => {
+                    let lease = self.lease(*ttl)?;
+                    TxnOp::put(
+                        full,
+                        value.clone(),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )
+                }
+                Op::Delete { .. } => TxnOp::delete(full, None),
+            });
+        }
+        if writes.is_empty() {
+            return Ok(u64::try_from(self.floor).unwrap_or(0));
+        }
+        let result = self.call("txn", |mut c| {
+            let txn = Txn::new().when(compares.clone()).and_then(writes.clone());
+            async move { c.txn(txn).await }
+        });
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // A lease may have gone (expired, revoked): grant afresh next time.
+                self.leases.clear();
+                return Err(e);
+            }
+        };
+        let revision = resp.header().map_or(0, |h| h.revision());
+        if !resp.succeeded() {
+            let finals: Vec<&Op> = ops
+                .iter()
+                .enumerate()
+                .filter(|(i, op)| last.get(op.key()) == Some(i))
+                .map(|(_, op)| op)
+                .collect();
+            if let Some(rev) = self.already_written(&finals) {
+                return Ok(rev);
+            }
+            return Err(StoreError::Conflict {
+                path: format!("etcd {}{}", self.endpoints, self.prefix),
+                expected: u64::try_from(self.floor).unwrap_or(0),
+                found: u64::try_from(revision).unwrap_or(0),
+            });
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if last.get(op.key()) != Some(&i) {
+                continue;
+            }
+            match op {
+                Op::Put { key, .. } | Op::PutExpiring { key, .. } => {
+                    self.known.insert(key.clone(), revision);
+                }
+                Op::Delete { key } => {
+                    self.known.remove(key);
+                }
+            }
+        }
+        Ok(u64::try_from(revision).unwrap_or(0))
+    }
+
+    fn subscribe(&mut self) -> Result<Option<mpsc::Receiver<Feed>>, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let watch = Watch {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            next: self.floor.saturating_add(1),
+            tx,
+        };
+        self.rt.spawn(watch.run());
+        Ok(Some(rx))
+    }
+
+    fn absorb(&mut self, revision: u64, changes: Vec<Change>) -> Vec<Change> {
+        if i64::try_from(revision).map_or(true, |r| r <= self.floor) {
+            return Vec::new();
+        }
+        changes
+            .into_iter()
+            .filter(|c| {
+                let rev = i64::try_from(c.mod_revision).unwrap_or(i64::MAX);
+                if self.known.get(&c.key).is_some_and(|seen| *seen >= rev) {
+                    // Our own write, or one already loaded.
+                    return false;
+                }
+                match c.value {
+                    Some(_) => {
+                        self.known.insert(c.key.clone(), rev);
+                    }
+                    None => {
+                        self.known.remove(&c.key);
+                    }
+                }
+                true
+            })
+            .collect()
+    }
+}
+
+/// The watch of the prefix, run on the store's runtime until the feed's receiver is gone.
+struct Watch {
+    client: Client,
+    prefix: String,
+    /// The revision to resume from.
+    next: i64,
+    tx: mpsc::Sender<Feed>,
+}
+
+impl Watch {
+    async fn run(mut self) {
+        loop {
+            match self.follow().await {
+                Stop::Gone => return,
+                Stop::Broken(e) => {
+                    log::warn!("etcd watch from revision {}: {e}; resuming", self.next)
+                }
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Follows one watch stream until it breaks (then resume from `self.next`) or the
+    /// feed's receiver is gone.
+    async fn follow(&mut self) -> Stop {
+        match self.stream().await {
+            Ok(never) => match never {},
+            Err(stop) => stop,
+        }
+    }
+
+    async fn stream(&mut self) -> Result<std::convert::Infallible, Stop> {
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(self.next)
+            .with_progress_notify();
+        let mut watch = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+            .watch(self.prefix.clone(), Some(options))
+            .await
+            .map_err(|e| Stop::Broken(e.to_string()))?;
+        loop {
+            let Some(resp) = watch
+                .message()
+                .await
+                .map_err(|e| Stop::Broken(e.to_string()))?
+            else {
+                return Err(Stop::Broken("stream closed".into()));
+            };
+            if resp.compact_revision() > 0 {
+                // The history from `next` is gone: the reader reloads; go on from the
+                // oldest revision kept (the reload's floor drops what it already has).
+                self.next = resp.compact_revision();
+                if self.tx.send(Feed::Reload).is_err() {
+                    return Err(Stop::Gone);
+                }
+                return Err(Stop::Broken(format!(
+                    "compacted at {}",
+                    resp.compact_revision()
+                )));
+            }
+            if resp.canceled() {
+                return Err(Stop::Broken(format!("canceled: {}", resp.cancel_reason())));
+            }
+            if resp.events().is_empty() {
+                if !resp.created() {
+                    // Progress: every change up to the header revision was sent.
+                    if let Some(h) = resp.header() {
+                        self.next = self.next.max(h.revision().saturating_add(1));
+                    }
+                }
+                continue;
+            }
+            let mut batch: Vec<Change> = Vec::new();
+            let mut batch_rev = 0;
+            for ev in resp.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let rev = kv.mod_revision();
+                if rev != batch_rev && !batch.is_empty() {
+                    self.send(batch_rev, std::mem::take(&mut batch))?;
+                }
+                batch_rev = rev;
+                let key = match kv.key_str().ok().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    Some(k) => k.to_owned(),
+                    None => continue,
+                };
+                let value = match ev.event_type() {
+                    EventType::Put => match kv.value_str() {
+                        Ok(v) => Some(v.to_owned()),
+                        Err(_) => {
+                            log::error!("etcd key {key}: value not UTF-8; ignored");
+                            continue;
+                        }
+                    },
+                    EventType::Delete => None,
+                };
+                batch.push(Change {
+                    key,
+                    value,
+                    mod_revision: u64::try_from(rev).unwrap_or(0),
+                });
+            }
+            if !batch.is_empty() {
+                self.send(batch_rev, batch)?;
+            }
+        }
+    }
+
+    fn send(&mut self, revision: i64, changes: Vec<Change>) -> Result<(), Stop> {
+        self.next = self.next.max(revision.saturating_add(1));
+        let feed = Feed::Changes {
+            revision: u64::try_from(revision).unwrap_or(0),
+            changes,
+        };
+        // The receiver gone: the conductor is stopping; end the watch quietly.
+        self.tx.send(feed).map_err(|_| Stop::Gone)
+    }
+}
+
+/// Why a watch stream ended.
+enum Stop {
+    /// The feed's receiver is gone.
+    Gone,
+    /// The stream broke: resume.
+    Broken(String),
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Conductor replicas over etcd (issue 11): a three-member etcd cluster on loopback (Debian's
+# etcd-server), two svr-conductor replicas A and B sharing it (--store etcd), and a
+# simulated router (conductor/examples/sim-router.rs, the crate's own client) that lists
+# both replicas and is attached to A. Then the etcd leader and replica A are killed, a
+# changed document is applied through B, and the router must receive the new revision by
+# failing over to B. Last, the router goes silent and its status lease must expire, taking
+# it out of `show routers`' live columns.
+#
+# Needs: /usr/bin/etcd (etcd-server), curl, python3 (scripts/setup.sh installs them). No
+# namespaces, no root-only steps; ports 23179-23481 on 127.0.0.1. Every process is bounded
+# by `timeout` and killed by the EXIT trap, pass or fail. Runs in about 30 s once built.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
+bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+say() { printf '[etcd-test] %s\n' "$*"; }
+
+for tool in etcd curl python3; do
+  command -v "$tool" >/dev/null || { echo "[etcd-test] error: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
+done
+
+say "building svr-conductor and the simulated router"
+nice -n 10 cargo build -q -p svr-conductor --bin svr-conductor --example sim-router
+BIN=$ROOT/target/debug/svr-conductor
+SIM=$ROOT/target/debug/examples/sim-router
+
+T=$(mktemp -d /tmp/svr-etcd-test.XXXXXX)
+PIDS=()
+# kill9 PID: kills PID's children (the process a `timeout` runs) and PID itself, by id.
+kill9() {
+  local c
+  for c in $(pgrep -P "$1" || true); do kill -9 "$c" 2>/dev/null || true; done
+  kill -9 "$1" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  { for p in "${PIDS[@]}"; do kill9 "$p"; done
+    for p in "${PIDS[@]}"; do wait "$p" || true; done; } 2>/dev/null
+  if [ "$rc" -ne 0 ] || [ "$FAIL" -ne 0 ]; then
+    for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -n 15 "$f"; }; done
+  fi
+  rm -rf "$T"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+# --- etcd: three members on loopback ------------------------------------------------------
+CLUSTER=m1=http://127.0.0.1:23180,m2=http://127.0.0.1:23280,m3=http://127.0.0.1:23380
+ENDPOINTS=127.0.0.1:23179,127.0.0.1:23279,127.0.0.1:23379
+declare -A ETCD_PID
+for i in 1 2 3; do
+  timeout 150 etcd --name "m$i" --data-dir "$T/m$i" \
+    --listen-client-urls "http://127.0.0.1:23${i}79" --advertise-client-urls "http://127.0.0.1:23${i}79" \
+    --listen-peer-urls "http://127.0.0.1:23${i}80" --initial-advertise-peer-urls "http://127.0.0.1:23${i}80" \
+    --initial-cluster "$CLUSTER" --initial-cluster-token svr-etcd-test --initial-cluster-state new \
+    --heartbeat-interval 100 --election-timeout 1000 --max-txn-ops 10000 \
+    >"$T/etcd-m$i.log" 2>&1 &
+  ETCD_PID[$i]=$!
+  PIDS+=($!)
+done
+healthy() { curl -s -m 2 "http://127.0.0.1:23${1}79/health" | grep -q '"health":"true"'; }
+for _ in $(seq 1 60); do
+  if healthy 1 && healthy 2 && healthy 3; then break; fi
+  sleep 0.5
+done
+check "etcd: three members healthy" eval 'healthy 1 && healthy 2 && healthy 3'
+[ "$FAIL" -eq 0 ] || exit 1
+
+# --- two conductor replicas sharing it ----------------------------------------------------
+"$SIM" pki "$T"
+STORE=(--store etcd --etcd-endpoints "$ENDPOINTS" --authority acme)
+A=127.0.0.1:23480
+B=127.0.0.1:23481
+replica() { # NAME ADDR
+  mkdir -p "$T/$1"
+  timeout 150 "$BIN" --state "$T/$1" "${STORE[@]}" serve --listen "$2" \
+    --server-name conductor.acme.svr --root "$T/root.pem" --ca-cert "$T/intermediate.pem" \
+    --ca-key "$T/intermediate.key.pem" --status-ttl 3 >"$T/conductor-$1.log" 2>&1 &
+  PIDS+=($!)
+  LAST=$!
+}
+replica a $A
+PID_A=$LAST
+replica b $B
+for _ in $(seq 1 60); do
+  if grep -q "listening on" "$T/conductor-a.log" && grep -q "listening on" "$T/conductor-b.log"; then break; fi
+  sleep 0.5
+done
+check "replicas A ($A) and B ($B) serving" \
+  eval 'grep -q "listening on" "$T/conductor-a.log" && grep -q "listening on" "$T/conductor-b.log"'
+cA() { timeout 30 "$BIN" --state "$T/a" "${STORE[@]}" "$@"; }
+cB() { timeout 30 "$BIN" --state "$T/b" "${STORE[@]}" "$@"; }
+# row ROUTER FIELD...: fields of ROUTER's row in B's `show routers --json` ('-' for null)
+row() {
+  cB show routers --json | python3 -c '
+import json, sys
+r = [x for x in json.load(sys.stdin) if x["router"] == sys.argv[1]]
+print(" ".join("-" if not r or r[0].get(f) is None else str(r[0][f]) for f in sys.argv[2:]))
+' "$@"
+}
+# until_row ROUTER FIELDS WANT SECONDS: waits for B's row to read WANT
+until_row() {
+  local i
+  for i in $(seq 1 $(($4 * 4))); do
+    [ "$(row "$1" $2)" = "$3" ] && return 0
+    sleep 0.25
+  done
+  echo "    router $1 [$2] = '$(row "$1" $2)', wanted '$3'"
+  return 1
+}
+
+cp conductor/tests/acme.yaml "$T/acme.yaml"
+sed 's#10.7.0.0/24#10.7.0.0/23#' conductor/tests/acme.yaml >"$T/acme2.yaml"
+out=$(cA apply "$T/acme.yaml")
+check "apply revision 1 through A" grep -q "^revision 1 stored" <<<"$out"
+check "B serves A's revision 1 (etcd watch)" until_row router-a "revision state" "1 not-enrolled" 5
+token=$(cB token create router-a --ttl 600 | head -n 1)
+check "token made through B (64 hex digits)" grep -Eq '^[0-9a-f]{64}$' <<<"$token"
+
+# --- the router: enrolls and watches, attached to A (listed first) ------------------------
+R=$T/router
+mkdir -p "$R"
+cp "$T/root.pem" "$R/"
+out=$(timeout 30 "$SIM" enroll "$R" --conductors $A,$B --token "$token" --router router-a --name router-a.acme.svr)
+check "router enrolled with B's token through A" grep -q "revision 1 via $A" <<<"$out"
+timeout 90 "$SIM" watch "$R" --conductors $A,$B --after 0 --until 2 --deadline 80 >"$T/router-watch.log" 2>&1 &
+WATCH=$!
+PIDS+=($WATCH)
+for _ in $(seq 1 40); do grep -q "status applied Some(1) to $A" "$T/router-watch.log" && break; sleep 0.25; done
+check "router got revision 1 from A and reported to A" grep -q "config revision 1 from $A" "$T/router-watch.log"
+check "B shows the router up to date (A's status write, through etcd)" \
+  until_row router-a "applied state node" "1 up-to-date node-1" 5
+
+# --- failure: the etcd leader and replica A die; apply through B --------------------------
+leader=""
+for i in 1 2 3; do
+  st=$(curl -s -m 2 -X POST "http://127.0.0.1:23${i}79/v3/maintenance/status" -d '{}' || true)
+  if python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s["header"]["member_id"] == s["leader"] else 1)' "$st" 2>/dev/null; then
+    leader=$i
+  fi
+done
+check "etcd leader found" test -n "$leader"
+leader=${leader:-1}
+say "killing etcd member m$leader (the leader) and replica A"
+{ kill9 "${ETCD_PID[$leader]}"; kill9 "$PID_A"; wait "${ETCD_PID[$leader]}" "$PID_A" || true; } 2>/dev/null
+check "etcd m$leader and replica A are gone" \
+  eval "! healthy $leader && ! curl -s -m 1 -k https://$A/v1/crl >/dev/null"
+t0=$(date +%s.%N)
+out=$(cB apply "$T/acme2.yaml" 2>&1) || true
+t1=$(date +%s.%N)
+check "apply revision 2 through B with one etcd member and replica A down" grep -q "^revision 2 stored" <<<"$out"
+check "revision 2 changes router-a" grep -q "router-a" <<<"$out"
+say "apply took $(python3 -c "print(round($t1 - $t0, 2))") s"
+rc=0
+timeout 60 tail --pid=$WATCH -f /dev/null || true
+wait $WATCH || rc=$?
+check "router exited after revision 2 (rc $rc)" test "$rc" -eq 0
+check "router received revision 2 from B (failover)" grep -q "config revision 2 from $B" "$T/router-watch.log"
+check "B shows the router up to date on revision 2" \
+  until_row router-a "applied state node" "2 up-to-date node-1" 5
+
+# --- the router goes silent: its status lease expires -------------------------------------
+check "silent router: its status lease expires (node, applied, last seen gone)" \
+  until_row router-a "node applied last-seen state" "- - - stale" 15
+
+say "router's log:"; sed 's/^/    /' "$T/router-watch.log"
+say "replica B's etcd retries:"; { grep -E "WARN|ERROR" "$T/conductor-b.log" || echo "none"; } | sed 's/^/    /'
+echo
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
