@@ -281,9 +281,9 @@ impl Client {
         self
     }
 
-    /// The conductor this client talks to.
+    /// The conductor this client talks to now (the replica that answered last).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.current()
     }
 
     /// Stage 1: `POST /v1/enroll`.
