@@ -126,7 +126,8 @@ pub use expiry::{SessionTimeouts, Sweeper};
 pub use key::{FlowHasher, FlowKey};
 pub use table::{MemoryUsage, SessionTable};
 pub use types::{
-    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
+    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, SessionView, Side,
+    TcpFlags,
 };
 pub use wayport::{
     Claim, ClaimError, WayportAllocator, WayportError, WayportMode, WayportRange, Wayports,
