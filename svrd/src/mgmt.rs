@@ -37,8 +37,8 @@ use fastpath::session::{MetadataState, Role as SessionRole};
 use fastpath::svr_path::SvrShared;
 use serde_json::{json, Value};
 use svr_mgmt::model::{
-    DirectionStats, EventInfo, PathInfo, PeerInfo, RouterInfo, SecurityInfo, SessionFilter, SessionInfo,
-    SessionList, Stat,
+    DirectionStats, EventInfo, PathInfo, PeerInfo, RouterInfo, SecurityInfo, SessionFilter,
+    SessionInfo, SessionList, Stat,
 };
 use svr_mgmt::{framing, http, metrics, Backend, MgmtError};
 
