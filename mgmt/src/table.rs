@@ -174,6 +174,16 @@ pub fn peers_security(peers: &[PeerInfo]) -> String {
     out
 }
 
+/// A time in ms: tenths of seconds under a minute (like the idle time beside it, so that a
+/// young session's age never reads less than its idle time), else [`duration`].
+fn tenths(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        duration(ms / 1000)
+    }
+}
+
 /// `show sessions`: two rows per session, as SSR shows them: `fwd` (client → server, the
 /// direction that created the session) and `rev` (server → client), each with its own
 /// source, destination, waypoints and wayports (the WAN leg of that direction: leaving us at
@@ -243,7 +253,7 @@ pub fn sessions(live: u64, matched: u64, list: &[SessionInfo]) -> String {
                 s.payload_key_index.to_string(),
                 d.packets.to_string(),
                 d.bytes.to_string(),
-                duration(s.age_ms / 1000),
+                tenths(s.age_ms),
                 format!("{:.1}s", s.idle_ms as f64 / 1000.0),
                 duration(s.timeout_s),
                 duration(s.expires_in_ms / 1000),
@@ -389,6 +399,7 @@ mod tests {
         // At the egress the forward leg arrives from the peer.
         let mut e = session("a-1", "site-b");
         e.role = "egress".into();
+        e.age_ms = 1_750;
         let s = sessions(1, 1, &[e]);
         let lines: Vec<&str> = s.lines().collect();
         assert!(
@@ -399,6 +410,7 @@ mod tests {
             lines[3].contains("  rev  ") && lines[3].contains("10.9.0.1->10.9.0.2  16384->16385"),
             "{s}"
         );
+        assert!(lines[3].contains("  1.8s  0.0s  1m 0s"), "{s}");
         // Columns start at the same place on every line.
         let col = lines[0].find("Packets").unwrap();
         assert_eq!(&lines[2][col..col + 2], "20");
