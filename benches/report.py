@@ -411,7 +411,8 @@ def main():
     w("")
     w("Bytes per session are per session of capacity and do not vary between runs. *Table "
       "overhead* = index buckets + free-list link (`MemoryUsage::overhead_per_session`); "
-      "*all* adds the 144-byte record (128 B hot + 16 B UUID). rte_hash's figure is the "
+      "*all* adds the 184-byte record (128 B hot; kept apart, 16 B UUID + 8 B creation time "
+      "and 32 B of per-direction packet and byte counters). rte_hash's figure is the "
       "DPDK heap growth of `rte_hash_create` (buckets, key store with the two 40-byte keys, "
       "free-slot ring) per session, i.e. an index that also stores the keys but no session "
       "state.")

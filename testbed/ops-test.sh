@@ -8,7 +8,9 @@
 #     peer-key index >= 1, our certificate's subject names router-a and is not expired;
 #   - show sessions [--service] [--by-id]: a UDP session host-a -> host-b:5001 shows service
 #     site-b, tenant blue, peer router-b and a waypoint pair 10.9.0.1->10.9.0.2 or
-#     fd00:9::1->fd00:9::2;
+#     fd00:9::1->fd00:9::2, a forward and a reverse row each with at least the 20 datagrams
+#     of the flow and their bytes (228 IP bytes each), an age and the 60 s UDP timeout, in
+#     table and JSON form, on router-a (ingress) and router-b (egress);
 #   - show stats [PREFIX]: drop counters move after garbage is sent to router-a's WAN;
 #   - show events [--type]: peering-established is there;
 #   - show config: the running file (router-a), nothing else;
@@ -118,13 +120,41 @@ s=ss[0]
 assert (s["service"],s["tenant"],s["peer"],s["role"],s["destination"])==("site-b","blue","router-b","ingress","10.2.0.2"), s
 assert s["path"] in ("10.9.0.1->10.9.0.2","fd00:9::1->fd00:9::2"), s
 assert all(x["service"]=="site-b" for x in d["sessions"]), d' < "$OUT/sessions.json" || fail "show sessions --service site-b --json: $(cat "$OUT/sessions.json")"
-grep -E "site-b +blue +udp +10\.1\.0\.2:[0-9]+ +10\.2\.0\.2:5001 +ingress +router-b " "$OUT/sessions.txt" >/dev/null || fail "show sessions table: $(cat "$OUT/sessions.txt")"
+grep -E " fwd +site-b +blue +udp +10\.1\.0\.2:[0-9]+ +10\.2\.0\.2:5001 +ingress +router-b " "$OUT/sessions.txt" >/dev/null || fail "show sessions table: $(cat "$OUT/sessions.txt")"
 UUID=$(py 'print([s for s in d["sessions"] if s["destination_port"]==5001][0]["uuid"])' < "$OUT/sessions.json")
-both router-a session-by-id show sessions --by-id "$UUID"
-py "assert d['matched']==1 and d['sessions'][0]['uuid']=='$UUID', d" < "$OUT/session-by-id.json" || fail "show sessions --by-id"
+# The flow's counters: 20 datagrams each way (200 B of payload: 228 IP bytes), an age, the
+# 60 s UDP timeout (`session-timeouts` default) and time left; the same on both routers.
+# sessions_ok ROUTER ROLE PEER LOCAL-WP-PREFIX: the session $UUID in table and JSON form on
+# ROUTER (the path is local->remote waypoint: 10.9.0.1->10.9.0.2 on router-a, the other way
+# on router-b).
+sessions_ok() {
+  local r=$1 role=$2 peer=$3 me=$4 other=$((3 - $4))
+  both "$r" "session-$r" show sessions --by-id "$UUID"
+  py "
+s=d['sessions'][0]
+assert d['matched']==1 and s['uuid']=='$UUID' and s['role']=='$role', d
+assert s['service']=='site-b' and s['peer']=='$peer', s
+assert s['path'] in ('10.9.0.$me->10.9.0.$other','fd00:9::$me->fd00:9::$other'), s
+for k in ('forward','reverse'):
+    assert s[k]['packets']>=20 and s[k]['bytes']>=20*228, (k, s)
+assert s['age_ms']>0 and s['age_ms']>=s['idle_ms'], s
+assert s['timeout_s']==60 and 0<s['expires_in_ms']<=60000, s" < "$OUT/session-$r.json" || fail "$r: show sessions --by-id --json: $(cat "$OUT/session-$r.json")"
+  # Two rows, fwd (client -> server) and rev (server -> client): packets and bytes >= the
+  # flow's, then age, idle, timeout 1m 0s and time left.
+  local n='[0-9]+' dur='([0-9]+[dhm] )*[0-9.]+s'
+  for row in "fwd +site-b +blue +udp +10\.1\.0\.2:$n +10\.2\.0\.2:5001 " "rev +site-b +blue +udp +10\.2\.0\.2:5001 +10\.1\.0\.2:$n "; do
+    line=$(grep -E "^$UUID +$row+$role +$peer " "$OUT/session-$r.txt") || fail "$r: show sessions --by-id: no row /$row/: $(cat "$OUT/session-$r.txt")"
+    echo "$line" | grep -qE " $n +$n +$dur +[0-9.]+s +1m 0s +$dur\$" || fail "$r: show sessions row: $line"
+    # shellcheck disable=SC2001
+    read -r pk by <<< "$(echo "$line" | sed -E "s/.* ($n) +($n) +$dur +[0-9.]+s +1m 0s +$dur\$/\1 \2/")"
+    [ "$pk" -ge 20 ] && [ "$by" -ge $((20 * 228)) ] || fail "$r: show sessions row: $pk packets, $by bytes: $line"
+  done
+}
+sessions_ok router-a ingress router-b 1
 # router-b sees the same session as egress, with the same UUID.
-ctl router-b --json show sessions --by-id "$UUID" | py 'assert d["matched"]==1 and d["sessions"][0]["role"]=="egress" and d["sessions"][0]["service"]=="site-b", d' || fail "router-b: session $UUID"
-ok "show sessions: UDP session $UUID, service site-b, path $(py 'print(d["sessions"][0]["path"])' < "$OUT/session-by-id.json"), egress on router-b"
+sessions_ok router-b egress router-a 2
+cp "$OUT/session-router-a.json" "$OUT/session-by-id.json"
+ok "show sessions: UDP session $UUID, service site-b, path $(py 'print(d["sessions"][0]["path"])' < "$OUT/session-by-id.json"), $(py 's=d["sessions"][0]; print("fwd %d pkts/%d B, rev %d pkts/%d B, age %d ms, timeout %d s" % (s["forward"]["packets"], s["forward"]["bytes"], s["reverse"]["packets"], s["reverse"]["bytes"], s["age_ms"], s["timeout_s"]))' < "$OUT/session-by-id.json"); egress on router-b: $(py 's=d["sessions"][0]; print("fwd %d pkts, rev %d pkts" % (s["forward"]["packets"], s["reverse"]["packets"]))' < "$OUT/session-router-b.json")"
 
 # ---------------------------------------------------------------- show stats
 both router-a stats show stats

@@ -93,7 +93,7 @@ pub fn answer(req: Request, b: &dyn Backend) -> Result<Value, MgmtError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{PathInfo, SecurityInfo, SessionInfo};
+    use crate::model::{DirectionStats, PathInfo, SecurityInfo, SessionInfo};
     use crate::proto::ErrorKind;
     use std::cell::Cell;
 
@@ -169,6 +169,17 @@ pub(crate) mod tests {
             role: "ingress".into(),
             metadata: "established".into(),
             idle_ms: 10,
+            age_ms: 65_400,
+            timeout_s: 60,
+            expires_in_ms: 59_990,
+            forward: DirectionStats {
+                packets: 20,
+                bytes: 4560,
+            },
+            reverse: DirectionStats {
+                packets: 19,
+                bytes: 4332,
+            },
         }
     }
 
@@ -252,6 +263,27 @@ pub(crate) mod tests {
         let v = call(r#"{"v":1,"cmd":"show-sessions","service":"site-c"}"#);
         assert_eq!(v["data"]["matched"], 1);
         assert_eq!(v["data"]["sessions"][0]["uuid"], "b-2");
+        let s = &v["data"]["sessions"][0];
+        assert_eq!(
+            (&s["forward"], &s["reverse"]),
+            (
+                &json!({"packets": 20, "bytes": 4560}),
+                &json!({"packets": 19, "bytes": 4332})
+            )
+        );
+        assert_eq!(
+            (&s["age_ms"], &s["timeout_s"], &s["expires_in_ms"]),
+            (&json!(65_400), &json!(60), &json!(59_990))
+        );
+        // svrctl reads the same JSON back; an older svrd's answer (no counters) still reads.
+        let back: SessionInfo = serde_json::from_value(s.clone()).unwrap();
+        assert_eq!(back, session("b-2", "site-c"));
+        let mut old = s.clone();
+        for k in ["age_ms", "timeout_s", "expires_in_ms", "forward", "reverse"] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        let old: SessionInfo = serde_json::from_value(old).unwrap();
+        assert_eq!((old.forward, old.timeout_s), (DirectionStats::default(), 0));
         let v = call(r#"{"v":1,"cmd":"show-sessions","limit":1}"#);
         assert_eq!(
             (

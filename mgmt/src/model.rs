@@ -92,7 +92,19 @@ pub struct CertInfo {
     pub not_after_unix: i64,
 }
 
-/// One SVR session (one row per session: its LAN 5-tuple and its WAN waypoints/wayports).
+/// Packets and bytes of one direction of a session, as this router forwarded them. Bytes
+/// are IP bytes on the LAN side (the packet as the hosts see it; SVR's metadata, encryption
+/// and HMAC are not counted), so both routers of a session count the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectionStats {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// One SVR session: its LAN 5-tuple, its WAN waypoints/wayports and, per direction, what it
+/// carried (`svrctl show sessions` shows it as a forward and a reverse row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
     /// Session UUID (as in the metadata).
@@ -131,6 +143,24 @@ pub struct SessionInfo {
     pub metadata: String,
     /// Milliseconds since its last packet.
     pub idle_ms: u64,
+    /// Milliseconds since it was created (its first packet).
+    #[serde(default)]
+    pub age_ms: u64,
+    /// The timeout in force, seconds: its protocol's idle timeout from
+    /// `svr.session-timeouts` (TCP: half-open until both sides were seen), or `tcp-guard`
+    /// once a TCP session closed.
+    #[serde(default)]
+    pub timeout_s: u64,
+    /// Milliseconds until it expires if no packet comes (0: expired, not yet reclaimed).
+    #[serde(default)]
+    pub expires_in_ms: u64,
+    /// Forward direction: client → server, the direction whose first packet created the
+    /// session (`source` → `destination`).
+    #[serde(default)]
+    pub forward: DirectionStats,
+    /// Reverse direction: server → client.
+    #[serde(default)]
+    pub reverse: DirectionStats,
 }
 
 /// `show sessions` data: the sessions that matched (at most the limit) and how many did.
@@ -361,6 +391,11 @@ mod tests {
             role: "ingress".into(),
             metadata: "established".into(),
             idle_ms: 0,
+            age_ms: 0,
+            timeout_s: 60,
+            expires_in_ms: 60_000,
+            forward: DirectionStats::default(),
+            reverse: DirectionStats::default(),
         }
     }
 

@@ -174,10 +174,25 @@ pub fn peers_security(peers: &[PeerInfo]) -> String {
     out
 }
 
-/// `show sessions`.
+/// A time in ms: tenths of seconds under a minute (like the idle time beside it, so that a
+/// young session's age never reads less than its idle time), else [`duration`].
+fn tenths(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        duration(ms / 1000)
+    }
+}
+
+/// `show sessions`: two rows per session, as SSR shows them: `fwd` (client → server, the
+/// direction that created the session) and `rev` (server → client), each with its own
+/// source, destination, waypoints and wayports (the WAN leg of that direction: leaving us at
+/// the ingress for `fwd`, arriving at the egress) and its own packets and bytes; the
+/// session's id, service, key, age and timeout on both.
 pub fn sessions(live: u64, matched: u64, list: &[SessionInfo]) -> String {
     let mut t = Table::new(&[
         "Session Id",
+        "Dir",
         "Service",
         "Tenant",
         "Proto",
@@ -188,30 +203,62 @@ pub fn sessions(live: u64, matched: u64, list: &[SessionInfo]) -> String {
         "Waypoints",
         "Wayports",
         "Payload Key",
+        "Packets",
+        "Bytes",
+        "Age",
         "Idle",
+        "Timeout",
+        "Expires In",
     ]);
+    let addr = |a: &str, p: u16| {
+        if a.contains(':') {
+            format!("[{a}]:{p}")
+        } else {
+            format!("{a}:{p}")
+        }
+    };
     for s in list {
-        let addr = |a: &str, p: u16| {
-            if a.contains(':') {
-                format!("[{a}]:{p}")
-            } else {
-                format!("{a}:{p}")
-            }
-        };
-        t.row(vec![
-            s.uuid.clone(),
-            opt(s.service.clone()),
-            opt(s.tenant.clone()),
-            s.protocol.clone(),
-            addr(&s.source, s.source_port),
-            addr(&s.destination, s.destination_port),
-            s.role.clone(),
-            opt(s.peer.clone()),
-            s.path.clone(),
+        let client = addr(&s.source, s.source_port);
+        let server = addr(&s.destination, s.destination_port);
+        let out = (
+            format!("{}->{}", s.local_waypoint, s.remote_waypoint),
             format!("{}->{}", s.local_wayport, s.remote_wayport),
-            s.payload_key_index.to_string(),
-            format!("{:.1}s", s.idle_ms as f64 / 1000.0),
-        ]);
+        );
+        let inward = (
+            format!("{}->{}", s.remote_waypoint, s.local_waypoint),
+            format!("{}->{}", s.remote_wayport, s.local_wayport),
+        );
+        // The forward leg leaves us at the ingress and arrives at the egress.
+        let (fwd_wan, rev_wan) = if s.role == "egress" {
+            (inward, out)
+        } else {
+            (out, inward)
+        };
+        for (dir, (src, dst), (wps, wpt), d) in [
+            ("fwd", (&client, &server), fwd_wan, &s.forward),
+            ("rev", (&server, &client), rev_wan, &s.reverse),
+        ] {
+            t.row(vec![
+                s.uuid.clone(),
+                dir.into(),
+                opt(s.service.clone()),
+                opt(s.tenant.clone()),
+                s.protocol.clone(),
+                src.clone(),
+                dst.clone(),
+                s.role.clone(),
+                opt(s.peer.clone()),
+                wps,
+                wpt,
+                s.payload_key_index.to_string(),
+                d.packets.to_string(),
+                d.bytes.to_string(),
+                tenths(s.age_ms),
+                format!("{:.1}s", s.idle_ms as f64 / 1000.0),
+                duration(s.timeout_s),
+                duration(s.expires_in_ms / 1000),
+            ]);
+        }
     }
     let mut out = t.render();
     let _ = writeln!(
@@ -292,11 +339,81 @@ mod tests {
         let s = peers_security(&[peer()]);
         assert!(s.contains("valid") && s.contains("4/5"), "{s}");
         let s = sessions(2, 1, &[session("a-1", "site-b")]);
-        assert!(
-            s.contains("10.1.0.2:40000") && s.contains("16384->16385"),
+        assert!(s.ends_with("1 of 1 matching sessions shown (2 live)\n"));
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 5, "{s}");
+        let cells = |l: &str| -> Vec<String> {
+            l.split("  ")
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        };
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "a-1",
+                "fwd",
+                "site-b",
+                "blue",
+                "udp",
+                "10.1.0.2:40000",
+                "10.2.0.2:5001",
+                "ingress",
+                "router-b",
+                "10.9.0.1->10.9.0.2",
+                "16384->16385",
+                "2",
+                "20",
+                "4560",
+                "1m 5s",
+                "0.0s",
+                "1m 0s",
+                "59s"
+            ],
             "{s}"
         );
-        assert!(s.ends_with("1 of 1 matching sessions shown (2 live)\n"));
+        assert_eq!(
+            cells(lines[3]),
+            [
+                "a-1",
+                "rev",
+                "site-b",
+                "blue",
+                "udp",
+                "10.2.0.2:5001",
+                "10.1.0.2:40000",
+                "ingress",
+                "router-b",
+                "10.9.0.2->10.9.0.1",
+                "16385->16384",
+                "2",
+                "19",
+                "4332",
+                "1m 5s",
+                "0.0s",
+                "1m 0s",
+                "59s"
+            ],
+            "{s}"
+        );
+        // At the egress the forward leg arrives from the peer.
+        let mut e = session("a-1", "site-b");
+        e.role = "egress".into();
+        e.age_ms = 1_750;
+        let s = sessions(1, 1, &[e]);
+        let lines: Vec<&str> = s.lines().collect();
+        assert!(
+            lines[2].contains("  fwd  ") && lines[2].contains("10.9.0.2->10.9.0.1  16385->16384"),
+            "{s}"
+        );
+        assert!(
+            lines[3].contains("  rev  ") && lines[3].contains("10.9.0.1->10.9.0.2  16384->16385"),
+            "{s}"
+        );
+        assert!(lines[3].contains("  1.8s  0.0s  1m 0s"), "{s}");
+        // Columns start at the same place on every line.
+        let col = lines[0].find("Packets").unwrap();
+        assert_eq!(&lines[2][col..col + 2], "20");
         let r = reload(
             &serde_json::json!({"router": {"router": "router-a"}, "revision": 3, "changes": ["services", "routes"], "path": "/etc/a.yaml"}),
         );

@@ -37,8 +37,8 @@ use fastpath::session::{MetadataState, Role as SessionRole};
 use fastpath::svr_path::SvrShared;
 use serde_json::{json, Value};
 use svr_mgmt::model::{
-    EventInfo, PathInfo, PeerInfo, RouterInfo, SecurityInfo, SessionFilter, SessionInfo,
-    SessionList, Stat,
+    DirectionStats, EventInfo, PathInfo, PeerInfo, RouterInfo, SecurityInfo, SessionFilter,
+    SessionInfo, SessionList, Stat,
 };
 use svr_mgmt::{framing, http, metrics, Backend, MgmtError};
 
@@ -184,7 +184,8 @@ fn uuid_string(u: &[u8; 16]) -> String {
 impl Mgmt {
     /// The session in table entry `index` as shown to operators.
     fn session_info(&self, svr: &SvrShared, index: u32, now_ms: u64) -> Option<SessionInfo> {
-        let (s, uuid, last_ms) = svr.table.session_at(index)?;
+        let v = svr.table.session_at(index)?;
+        let s = v.session;
         // LAN key: packets arriving from the LAN (client → server for an ingress session,
         // server → client for an egress one). WAN key: packets from the peer, peer → us.
         let client = match s.role {
@@ -194,13 +195,15 @@ impl Mgmt {
         let server_addr = client.dst();
         let services = svr.services();
         let service = services.service_for(server_addr).map(|(_, r)| r);
+        let timeouts = &services.timeouts;
+        let direction = |(packets, bytes): (u64, u64)| DirectionStats { packets, bytes };
         let (local_wp, remote_wp) = (s.wan_key.dst(), s.wan_key.src());
         let peer = svr
             .peer_of_waypoint(remote_wp)
             .and_then(|p| svr.cfg.peers.get(usize::from(p)))
             .map(|p| p.name.clone());
         Some(SessionInfo {
-            uuid: uuid_string(&uuid),
+            uuid: uuid_string(&v.uuid),
             service: service.map(|r| r.name.clone()),
             tenant: service.map(|r| r.tenant.clone()),
             protocol: protocol_name(client.proto()),
@@ -225,7 +228,12 @@ impl Mgmt {
                 MetadataState::SendingReverse => "sending-reverse".into(),
                 MetadataState::Established => "established".into(),
             },
-            idle_ms: now_ms.saturating_sub(last_ms),
+            idle_ms: now_ms.saturating_sub(v.last_seen_ms),
+            age_ms: now_ms.saturating_sub(v.created_ms),
+            timeout_s: timeouts.timeout_of(&v).as_secs(),
+            expires_in_ms: timeouts.remaining_ms(&v, now_ms),
+            forward: direction(v.forward()),
+            reverse: direction(v.reverse()),
         })
     }
 
@@ -449,7 +457,7 @@ impl Backend for Mgmt {
         let mut cleared = 0;
         self.each_session(|i, s| {
             if filter.matches(&s) {
-                if let Some((r, _, _)) = svr.table.session_at(i) {
+                if let Some(r) = svr.table.session_at(i).map(|v| v.session) {
                     if svr.remove_session(&r) {
                         cleared += 1;
                     }

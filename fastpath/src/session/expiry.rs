@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::table::{millis, ExpiryView, SessionTable, TimeoutClass};
-use super::types::TcpFlags;
+use super::types::{SessionView, TcpFlags};
 use crate::time::Instant;
 
 /// Inactivity timeouts. The SVR sources give no values (§1.7: "No timer values are given"),
@@ -65,6 +65,34 @@ impl SessionTimeouts {
             TimeoutClass::Icmp => self.icmp,
             TimeoutClass::Other => self.other,
         })
+    }
+
+    /// The timeout that applies to session `v` now: its protocol's idle timeout (TCP:
+    /// established once both sides were seen, half-open before), or `tcp_guard` once its
+    /// guard period started.
+    pub fn timeout_of(&self, v: &SessionView) -> Duration {
+        if v.session.tcp.closing() && v.guard_start_ms.is_some() {
+            return self.tcp_guard;
+        }
+        Duration::from_millis(self.idle_ms(
+            TimeoutClass::of_proto(v.session.lan_key.proto()),
+            v.session.tcp,
+        ))
+    }
+
+    /// Milliseconds at `now_ms` until session `v` expires (0: expired, the sweeper has not
+    /// reached it yet): the sooner of its idle timeout and the end of its guard period.
+    pub fn remaining_ms(&self, v: &SessionView, now_ms: u64) -> u64 {
+        let class = TimeoutClass::of_proto(v.session.lan_key.proto());
+        let idle = self
+            .idle_ms(class, v.session.tcp)
+            .saturating_sub(now_ms.saturating_sub(v.last_seen_ms));
+        match v.guard_start_ms {
+            Some(g) if v.session.tcp.closing() => {
+                idle.min(ms(self.tcp_guard).saturating_sub(now_ms.saturating_sub(g)))
+            }
+            _ => idle,
+        }
     }
 
     /// Expired: idle for the class timeout, or in the guard period for `tcp_guard`.

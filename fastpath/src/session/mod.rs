@@ -5,9 +5,10 @@
 //! | item | job |
 //! | --- | --- |
 //! | [`FlowKey`], [`FlowHasher`] | IPv4/IPv6 5-tuple in five words; seeded folded-multiply hash |
-//! | [`SessionTable`] | fixed-capacity index + record arena: `insert`, `lookup`, `lookup_batch`, `get`, `touch`, `mark_fin`, `mark_rst`, `update_metadata`, `next_tx_seq`, `remove`; moves: `rebind_wan`, and for `packet-duplication` a second WAN key per session (`set_duplicate`, `promote_duplicate`) |
+//! | [`SessionTable`] | fixed-capacity index + record arena: `insert`, `lookup`, `lookup_batch`, `get`, `touch`, `mark_fin`, `mark_rst`, `update_metadata`, `next_tx_seq`, `remove`; moves: `rebind_wan`, and for `packet-duplication` a second WAN key per session (`set_duplicate`, `promote_duplicate`); `session_at` for management |
 //! | [`SessionRef`] | the `Copy` snapshot a lookup returns; [`SessionRef::rewrite`] is the NAT of §1.5 |
-//! | [`SessionTimeouts`], [`Sweeper`] | idle timeouts per protocol, TCP guard timer, bounded reclamation steps |
+//! | [`SessionView`] | what management sees of a session: the copy, UUID, creation and last-seen times, packets and bytes per direction |
+//! | [`SessionTimeouts`], [`Sweeper`] | idle timeouts per protocol, TCP guard timer, bounded reclamation steps; the timeout of a session and its time left (`timeout_of`, `remaining_ms`) |
 //! | [`WayportAllocator`] | even source / odd destination wayports per waypoint pair, lock-free: unique pairs, or unique destinations behind a source NAT ([`WayportMode`]) |
 //!
 //! # Keys: what a lookup is keyed by
@@ -34,8 +35,14 @@
 //! * **Arena**: `capacity` records of exactly 128 bytes, 128-byte aligned (two lines the
 //!   adjacent-line prefetcher fetches together). Line 0: state word, key handle / replay slot,
 //!   LAN key, first word of the WAN key; line 1: rest of the WAN key, last-seen ms, guard start,
-//!   two TX sequence counters. The UUID (16 B) is in a separate array: only metadata building
-//!   reads it ([`SessionTable::uuid`]).
+//!   two TX sequence counters. The UUID (16 B) and the creation time (8 B) are in a separate
+//!   array: only metadata building and management read them ([`SessionTable::uuid`]).
+//! * **Counters**: packets and bytes per direction (indexed by the side the packets arrived
+//!   on; the forward side is the LAN at the ingress, the WAN at the egress), 32 B per session
+//!   in an array of their own, two sessions per line. [`SessionTable::touch`] adds to them
+//!   with a Relaxed load and store (one writer per direction: RSS keeps a 5-tuple on one
+//!   queue), and a lookup hit prefetches the line. Bytes are the IP length on the LAN side,
+//!   the same at both routers of a session.
 //! * **State word** (`AtomicU64`): generation (32) | payload key index | metadata state | TCP
 //!   flags | timeout class | role | lifecycle (FREE / INIT / LIVE). Small mutable state lives
 //!   here so each update is one CAS that also checks the generation.
@@ -48,16 +55,18 @@
 //!
 //! Per session of capacity: index `64 / (7 × 0.7 / 2)` ≈ **26.1 B** (exact value depends on
 //! rounding to whole buckets; [`SessionTable::memory`]) plus 4 B of free-list link: ≈ **30 B
-//! of table overhead**, well under the 128 B target. The session record itself is **144 B**
-//! (128 hot + 16 UUID), so everything together is ≈ 174 B per session. Two full keys (80 B)
-//! are most of the record; if "≤ 128 B per session" is ever meant to include the record, the
-//! way down is to keep only one full key plus the WAN key's differences.
+//! of table overhead**, well under the 128 B target. The session record itself is **184 B**
+//! (128 hot + 16 UUID + 8 creation time + 32 counters), so everything together is ≈ 214 B
+//! per session (≈ 174 B before the counters and creation time of `show sessions`: +40 B).
+//! Two full keys (80 B) are most of the record; if "≤ 128 B per session" is ever meant to
+//! include the record, the way down is to keep only one full key plus the WAN key's
+//! differences.
 //!
 //! **Duplicate keys** (`packet-duplication`, [`SessionTable::with_duplicate_keys`]): a
 //! session may have a second WAN key, the 5-tuple its copies arrive with on a second waypoint
 //! pair. The table keeps it in an array of its own (40 B per session, all zero = none) and
 //! sizes the index for three keys per session (≈ 39.2 B instead of 26.1 B): ≈ **53 B more per
-//! session**, ≈ 227 B in all. A table built without them (every router with no duplication
+//! session**, ≈ 267 B in all. A table built without them (every router with no duplication
 //! service) allocates nothing for them and reads nothing more per lookup; with them, a lookup
 //! also reads the second key (one more line, in the separate array). Its writes follow
 //! `rebind_wan`: the seqlock epoch of the state word over all WAN key words, the new index
@@ -79,8 +88,10 @@
 //!   that is the moment the session is gone for everyone. Then they clear the two slots and
 //!   push the entry on the free list. A reader still holding an old slot sees FREE or a new
 //!   generation and moves on; a worker holding an old [`SessionId`] gets `None`/`false`.
-//! * **Per-packet writes** are cheap and local: `touch` writes last-seen only when it advanced
-//!   ≥ 1 ms and sets a `SEEN_*` bit once per side; `next_tx_seq` is a `fetch_add`. Following
+//! * **Per-packet writes** are cheap and local: `touch` adds to the session's packet and byte
+//!   counters of its side (a load and a store each, no locked instruction), writes last-seen
+//!   only when it advanced ≥ 1 ms and sets a `SEEN_*` bit once per side; `next_tx_seq` is a
+//!   `fetch_add`. Following
 //!   VPP's "one writer per SA", a session's replay window and per-packet counters belong to
 //!   one worker elsewhere (`replay_slot`); this table holds only what several workers share.
 //!
@@ -126,7 +137,8 @@ pub use expiry::{SessionTimeouts, Sweeper};
 pub use key::{FlowHasher, FlowKey};
 pub use table::{MemoryUsage, SessionTable};
 pub use types::{
-    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
+    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, SessionView, Side,
+    TcpFlags,
 };
 pub use wayport::{
     Claim, ClaimError, WayportAllocator, WayportError, WayportMode, WayportRange, Wayports,

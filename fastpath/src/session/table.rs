@@ -8,7 +8,8 @@ use svr_hotmem::{prefetch, HugeSlice};
 
 use super::key::{FlowHasher, FlowKey, KEY_WORDS};
 use super::types::{
-    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, Side, TcpFlags,
+    InsertError, MetadataState, Role, SessionId, SessionInit, SessionRef, SessionView, Side,
+    TcpFlags,
 };
 use crate::time::Instant;
 
@@ -67,7 +68,7 @@ pub(crate) enum TimeoutClass {
 }
 
 impl TimeoutClass {
-    fn of_proto(proto: u8) -> TimeoutClass {
+    pub(crate) fn of_proto(proto: u8) -> TimeoutClass {
         match proto {
             6 => TimeoutClass::Tcp,
             17 => TimeoutClass::Udp,
@@ -154,6 +155,22 @@ struct Record {
     tx_seq: [AtomicU64; 2],
 }
 
+/// Per-session traffic counters, indexed by the [`Side`] the packets arrived on: 32 bytes,
+/// two sessions per cache line, apart from the record (which is exactly two lines). Written
+/// by [`SessionTable::touch`] with a Relaxed load and store, not a read-modify-write: packets
+/// of one direction of a session are handled by one worker (RSS keeps a 5-tuple on one
+/// queue), so there is one writer per word. When two workers do handle the same direction
+/// at once (the moment a session moves to another waypoint pair), an increment can be lost:
+/// these are numbers for operators, not for billing.
+#[repr(C, align(32))]
+#[derive(Default)]
+struct Counters {
+    /// Packets, by arrival side.
+    packets: [AtomicU64; 2],
+    /// Bytes (LAN-side IP length, see [`SessionTable::touch`]), by arrival side.
+    bytes: [AtomicU64; 2],
+}
+
 /// Memory used by a [`SessionTable`], in bytes, all allocated at construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryUsage {
@@ -163,7 +180,8 @@ pub struct MemoryUsage {
     pub index_bytes: usize,
     /// Free list links (4 bytes per session).
     pub free_list_bytes: usize,
-    /// Session records: the 128-byte hot record plus the 16-byte UUID kept apart.
+    /// Session records: the 128-byte hot record, plus kept apart the 16-byte UUID with the
+    /// 8-byte creation time and the 32 bytes of packet and byte counters (184 B).
     pub record_bytes: usize,
     /// `packet-duplication`: the second WAN key of each record (40 bytes per session), only
     /// in a table built with duplicate keys ([`SessionTable::with_duplicate_keys`]); 0
@@ -199,8 +217,12 @@ pub struct SessionTable {
     // sessions a 4 KiB-page TLB miss per access would cost as much as the cache miss.
     buckets: HugeSlice<Bucket>,
     records: HugeSlice<Record>,
-    /// Session UUIDs, apart from the hot record (read only when building metadata).
-    uuids: HugeSlice<[AtomicU64; 2]>,
+    /// Session UUIDs (words 0 and 1) and creation times (word 2, ms of the caller's clock),
+    /// apart from the hot record: read only when building metadata and by management.
+    uuids: HugeSlice<[AtomicU64; 3]>,
+    /// Packet and byte counters per direction, apart from the hot record (one more line a
+    /// packet writes; [`SessionTable::lookup`] prefetches it on a hit).
+    counters: HugeSlice<Counters>,
     /// `packet-duplication`: each record's second WAN key ("duplicate key", all words 0 when
     /// it has none; a valid key is never all zero), under the same seqlock as `wan`. Empty
     /// unless the table was built [`SessionTable::with_duplicate_keys`]: routers without a
@@ -242,7 +264,7 @@ impl Drop for BucketLocks<'_> {
 
 impl SessionTable {
     /// A table for `capacity` sessions with random hash seeds. Allocates everything now and
-    /// never again; about `capacity × 170` bytes (see [`SessionTable::memory`]).
+    /// never again; about `capacity × 214` bytes (see [`SessionTable::memory`]).
     pub fn with_capacity(capacity: u32) -> SessionTable {
         Self::with_hasher(capacity, FlowHasher::random())
     }
@@ -270,6 +292,7 @@ impl SessionTable {
         let buckets = HugeSlice::from_fn(nbuckets, |_| Bucket::default());
         let records = HugeSlice::from_fn(cap, |_| Record::default());
         let uuids = HugeSlice::from_fn(cap, |_| Default::default());
+        let counters = HugeSlice::from_fn(cap, |_| Counters::default());
         let dups = HugeSlice::from_fn(if duplicate_keys { cap } else { 0 }, |_| Default::default());
         // Stack order: index 0 on top, so a fresh table hands out 0, 1, 2, …
         let next = HugeSlice::from_fn(cap, |i| {
@@ -281,6 +304,7 @@ impl SessionTable {
             buckets,
             records,
             uuids,
+            counters,
             dups,
             next,
             free_head: Padded(AtomicU64::new(head)),
@@ -315,7 +339,8 @@ impl SessionTable {
             index_bytes: core::mem::size_of_val(&*self.buckets),
             free_list_bytes: core::mem::size_of_val(&*self.next),
             record_bytes: core::mem::size_of_val(&*self.records)
-                + core::mem::size_of_val(&*self.uuids),
+                + core::mem::size_of_val(&*self.uuids)
+                + core::mem::size_of_val(&*self.counters),
             duplicate_key_bytes: core::mem::size_of_val(&*self.dups),
         }
     }
@@ -494,6 +519,8 @@ impl SessionTable {
                 let v = slot.load(Ordering::Acquire);
                 if v != 0 && (v >> 32) as u32 == tag {
                     if let Some(r) = self.read(v as u32 - 1, Some(key), None) {
+                        // The packet's `touch` writes them a few hundred cycles later.
+                        self.prefetch_counters(v as u32 - 1);
                         return Some(r);
                     }
                 }
@@ -540,6 +567,7 @@ impl SessionTable {
                     if let Some(r) = self.records.get(index as usize) {
                         prefetch(&r.state);
                         prefetch(&r.last_seen_ms);
+                        self.prefetch_counters(index);
                         *c = index;
                     }
                     break;
@@ -553,6 +581,13 @@ impl SessionTable {
                 self.read(*c, Some(k), None)
             };
             *o = found.or_else(|| self.lookup_hashed(k, *h));
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch_counters(&self, index: u32) {
+        if let Some(c) = self.counters.get(index as usize) {
+            prefetch(c);
         }
     }
 
@@ -739,6 +774,11 @@ impl SessionTable {
         let uu = &self.uuids[index as usize];
         uu[0].store((u >> 64) as u64, Ordering::Relaxed);
         uu[1].store(u as u64, Ordering::Relaxed);
+        uu[2].store(millis(now), Ordering::Relaxed);
+        let c = &self.counters[index as usize];
+        for w in c.packets.iter().chain(&c.bytes) {
+            w.store(0, Ordering::Relaxed);
+        }
         r.last_seen_ms.store(millis(now), Ordering::Relaxed);
         r.guard_ms.store(0, Ordering::Relaxed);
         r.tx_seq[0].store(0, Ordering::Relaxed);
@@ -1068,16 +1108,21 @@ impl SessionTable {
         ))
     }
 
-    /// A packet of session `id` arrived on `side` at `now`. Writes the last-seen time only
-    /// when it moved forward by at least 1 ms (so a busy session's line is written at most
-    /// 1000 times a second), and sets the `SEEN_*` flag the first time a side is seen. False
-    /// for a stale id.
+    /// A packet of `bytes` bytes of session `id` arrived on `side` at `now`. Counts it in the
+    /// session's packets and bytes of that side (see [`SessionView`]); writes the last-seen
+    /// time only when it moved forward by at least 1 ms (so a busy session's line is written
+    /// at most 1000 times a second), and sets the `SEEN_*` flag the first time a side is
+    /// seen. False for a stale id.
+    ///
+    /// The data path passes the packet's IP length on the LAN side (as received from the LAN,
+    /// or as restored for it), so both routers of a session count the same bytes; SVR's
+    /// metadata, encryption and HMAC are not in it.
     ///
     /// A touch racing with the removal of the same id and the reuse of its entry can move the
-    /// new session's last-seen time to `now`; that only delays its expiry to what it would be
-    /// with one more packet.
+    /// new session's last-seen time to `now` and count one packet for it; that only delays
+    /// its expiry to what it would be with one more packet.
     #[inline]
-    pub fn touch(&self, id: SessionId, side: Side, now: Instant) -> bool {
+    pub fn touch(&self, id: SessionId, side: Side, now: Instant, bytes: usize) -> bool {
         let Some(r) = self.records.get(id.index as usize) else {
             return false;
         };
@@ -1085,6 +1130,14 @@ impl SessionTable {
         if s & LIFE_MASK != LIVE || generation(s) != id.generation {
             return false;
         }
+        // One writer per side (see `Counters`): a load and a store, no locked instruction.
+        let c = &self.counters[id.index as usize];
+        let (p, b) = (&c.packets[side as usize], &c.bytes[side as usize]);
+        p.store(p.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        b.store(
+            b.load(Ordering::Relaxed).wrapping_add(bytes as u64),
+            Ordering::Relaxed,
+        );
         let ms = millis(now);
         if r.last_seen_ms.load(Ordering::Relaxed) < ms {
             r.last_seen_ms.store(ms, Ordering::Relaxed);
@@ -1183,14 +1236,28 @@ impl SessionTable {
     // ---- for the sweeper -------------------------------------------------------------
 
     /// The live session in arena entry `index` (`0..capacity`), for a management reader
-    /// walking the table: its copy as seen from the LAN side, its UUID and when (ms of the
-    /// caller's clock) its last packet came. `None` for a free entry or one that changed
-    /// while read. Lock-free like [`SessionTable::get`]; never waits on a worker.
-    pub fn session_at(&self, index: u32) -> Option<(SessionRef, [u8; 16], u64)> {
+    /// walking the table: its copy as seen from the LAN side, its UUID, creation and
+    /// last-packet times and its counters ([`SessionView`]). `None` for a free entry or one
+    /// that changed while read. Lock-free like [`SessionTable::get`]; never waits on a
+    /// worker. The counters are read after the copy without a seqlock: a session removed
+    /// and reused meanwhile shows the new one's (small) counts, which the next look fixes.
+    pub fn session_at(&self, index: u32) -> Option<SessionView> {
         let v = self.expiry_view(index)?;
         let s = self.get(v.id, Side::Lan)?;
         let uuid = self.uuid(v.id)?;
-        Some((s, uuid, v.last_seen_ms))
+        let created_ms = self.uuids[index as usize][2].load(Ordering::Relaxed);
+        let c = &self.counters[index as usize];
+        let by_side =
+            |w: &[AtomicU64; 2]| [w[0].load(Ordering::Relaxed), w[1].load(Ordering::Relaxed)];
+        Some(SessionView {
+            session: s,
+            uuid,
+            created_ms,
+            last_seen_ms: v.last_seen_ms,
+            guard_start_ms: v.guard_ms.checked_sub(1),
+            packets: by_side(&c.packets),
+            bytes: by_side(&c.bytes),
+        })
     }
 
     /// What the sweeper needs of arena entry `index`: its id, class, flags, last-seen and

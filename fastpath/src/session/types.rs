@@ -237,6 +237,49 @@ impl SessionRef {
     }
 }
 
+/// A live session as a management reader sees it ([`super::SessionTable::session_at`]):
+/// the copy a lookup would give, plus the fields no packet needs to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session as seen from the LAN side.
+    pub session: SessionRef,
+    /// Its UUID.
+    pub uuid: [u8; 16],
+    /// When it was created (its first packet), ms of the caller's clock.
+    pub created_ms: u64,
+    /// When its last packet came, ms of the caller's clock.
+    pub last_seen_ms: u64,
+    /// Start of its TCP guard period (FIN both ways or RST), ms; `None` if not started.
+    pub guard_start_ms: Option<u64>,
+    /// Packets that arrived on each side, indexed by [`Side`] (`packets[Side::Lan as usize]`).
+    pub packets: [u64; 2],
+    /// Their bytes (IP length on the LAN side: see [`super::SessionTable::touch`]).
+    pub bytes: [u64; 2],
+}
+
+impl SessionView {
+    /// The side the session's forward packets arrive on: the direction that created it
+    /// (the LAN at the ingress, the WAN at the egress).
+    pub const fn forward_side(&self) -> Side {
+        match self.session.role {
+            Role::Ingress => Side::Lan,
+            Role::Egress => Side::Wan,
+        }
+    }
+
+    /// `(packets, bytes)` of the forward direction (client → server).
+    pub const fn forward(&self) -> (u64, u64) {
+        let i = self.forward_side() as usize;
+        (self.packets[i], self.bytes[i])
+    }
+
+    /// `(packets, bytes)` of the reverse direction (server → client).
+    pub const fn reverse(&self) -> (u64, u64) {
+        let i = self.forward_side().other() as usize;
+        (self.packets[i], self.bytes[i])
+    }
+}
+
 /// Why [`super::SessionTable::insert`] refused a session. The caller counts these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

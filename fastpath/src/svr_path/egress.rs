@@ -719,7 +719,7 @@ fn restore<B: PacketBuf>(
         set_ports(frame, l4, nk.src_port(), nk.dst_port());
         fill_l4_checksum(frame, proto, l4, want, nk.src(), nk.dst());
     }
-    sh.table.touch(s.id, Side::Wan, now);
+    sh.table.touch(s.id, Side::Wan, now, l3);
     if proto == PROTO_TCP {
         note_tcp_close(sh, s, Side::Wan, h.tcp_flags, now);
     }

@@ -496,7 +496,7 @@ pub fn lan_stage<B: PacketBuf>(
         dst: nk.dst(),
         copy,
     };
-    sh.table.touch(s.id, Side::Lan, now);
+    sh.table.touch(s.id, Side::Lan, now, h.l3_len);
     if h.proto == PROTO_TCP {
         note_tcp_close(sh, &s, Side::Lan, h.tcp_flags, now);
     }

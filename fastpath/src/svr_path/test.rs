@@ -288,10 +288,14 @@ fn udp_roundtrip(wps: (bool, bool), ha: &str, hb: &str) {
     let same_but_ttl = |a: &[u8], b: &[u8]| same_l3(a, b, mixed);
     let mut p = Pair::new(wps);
     let marker = b"SVR-SECRET-MARKER-0123456789";
+    // IP bytes of the LAN packets each way (what the session counters count).
+    let mut fwd_bytes = 0;
+    let mut rev_bytes = 0;
     for i in 0..3u8 {
         let mut data = marker.to_vec();
         data.push(i);
         let f = frame(ha, hb, 17, &udp(40000, 5001, &data));
+        fwd_bytes += f.len() as u64 - 14;
         let (wan, out) = p.send(true, &f);
         same_but_ttl(&f, &out);
         assert_no_clear(&wan, &[ha, hb], marker);
@@ -300,12 +304,14 @@ fn udp_roundtrip(wps: (bool, bool), ha: &str, hb: &str) {
     }
     // Reply: reverse metadata on the first reply, then nothing.
     let f = frame(hb, ha, 17, &udp(5001, 40000, b"reply-1"));
+    rev_bytes += f.len() as u64 - 14;
     let (wan, out) = p.send(false, &f);
     same_but_ttl(&f, &out);
     assert!(is_metadata(wan_payload(&wan)));
     // Forward again: no metadata now; B hears the silence as the acknowledgement.
     let f = frame(ha, hb, 17, &udp(40000, 5001, marker));
     let inner_l3 = f.len() - 14;
+    fwd_bytes += inner_l3 as u64;
     let (wan, out) = p.send(true, &f);
     same_but_ttl(&f, &out);
     assert!(!is_metadata(wan_payload(&wan)));
@@ -319,6 +325,7 @@ fn udp_roundtrip(wps: (bool, bool), ha: &str, hb: &str) {
         overhead(8 + marker.len() - 8).wrapping_add(outer_extra)
     );
     let f = frame(hb, ha, 17, &udp(5001, 40000, b"reply-2"));
+    rev_bytes += f.len() as u64 - 14;
     let (wan, out) = p.send(false, &f);
     same_but_ttl(&f, &out);
     assert!(
@@ -327,6 +334,25 @@ fn udp_roundtrip(wps: (bool, bool), ha: &str, hb: &str) {
     );
     assert_eq!(p.a.1.counters.drops.total(), 0);
     assert_eq!(p.b.1.counters.drops.total(), 0);
+    // Both routers counted the same packets and LAN-side bytes per direction: the ingress's
+    // forward packets came from its LAN, the egress's from its WAN.
+    for (sh, role) in [(&p.a.0, Role::Ingress), (&p.b.0, Role::Egress)] {
+        let v = only_session(sh);
+        assert_eq!(v.session.role, role);
+        assert_eq!(v.forward(), (4, fwd_bytes), "{role:?}");
+        assert_eq!(v.reverse(), (2, rev_bytes), "{role:?}");
+        assert_eq!(v.created_ms, 1_001, "{role:?}"); // the first packet's time
+        assert_eq!(v.last_seen_ms, 1_006, "{role:?}");
+    }
+}
+
+/// The one live session of a router's table.
+fn only_session(sh: &SvrShared) -> crate::session::SessionView {
+    let live: Vec<_> = (0..sh.table.capacity() as u32)
+        .filter_map(|i| sh.table.session_at(i))
+        .collect();
+    assert_eq!(live.len(), 1);
+    live[0]
 }
 
 #[test]
