@@ -20,7 +20,9 @@
 #   - conductor stopped: traffic keeps flowing; router-a restarted while it is down comes
 #     back from its saved state (revision 2) and traffic resumes;
 #   - conductor back: the watches reconnect and router-a reports revision 2;
-#   - revoke router-b: router-b's stage 2 is refused; router-a restarted fetches the new CRL
+#   - revoke router-b: running router-a gets the new CRL from its long poll, reloads it and
+#     takes router-b's paths out of service at once; router-b's stage 2 is refused;
+#     router-a restarted fetches the new CRL
 #     at start and never brings router-b's paths into service (certificate-rejected).
 # Run as root under the testbed lock:  flock /tmp/testbed.lock testbed/conductor-test.sh
 # SVRD (default target/release/svrd) and CONDUCTOR (default: svr-conductor beside SVRD).
@@ -357,21 +359,32 @@ wait_row router-a state up-to-date 30 || fail "show routers: router-a is $(row r
 ok "conductor back: router-a reconnected and reports revision 2 (up-to-date)"
 
 # ---------------------------------------------------------------- revoke
+fa=$(lines router-a); fb=$(lines router-b)
+t_rev=$(date +%s.%N)
 out=$(cond revoke router-b) || fail "revoke: $out"
 ok "revoke router-b: $(echo "$out" | head -n 1)"
-fa=$(lines router-a); fb=$(lines router-b)
+# router-a, running: its long poll returns with the new CRL, svrd reloads it and drops
+# router-b's keys and paths at once.
+wait_log router-a "event=crl-updated" 15 "$fa" || fail "router-a: the running watch did not get the new CRL"
+wait_log router-a "event=config-reloaded .*changes=trust-anchor" 10 "$fa" || fail "router-a: svrd did not reload the trust anchor"
+wait_log router-a "peer=router-b event=certificate-rejected" 10 "$fa" || fail "router-a: no certificate-rejected for the revoked router-b"
+wait_log router-a "peer=router-b event=path-out-of-service" 10 "$fa" || fail "router-a: router-b's paths stayed in service"
+t_out=$(python3 -c "import time; print(round(time.time() - $t_rev, 1))")
+if ip netns exec host-a ping -c 2 -i 0.3 -W 1 10.2.0.2 >/dev/null 2>&1; then fail "traffic to revoked router-b still flows"; fi
+ok "revoked live: router-a took router-b's paths out of service ${t_out} s after the revoke ($(grep -o 'event=config-reloaded.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-60); $(grep -o 'peer=router-b event=certificate-rejected.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-70)); ping host-a -> host-b fails"
+# Restarts: router-b's stage 2 is refused; router-a fetches the CRL at start and never
+# brings router-b's paths into service.
 tb_stop_one router-b || true
 start_boot router-b
 wait_log router-b "event=conductor-refused .*CertificateRevoked" 40 "$fb" || fail "router-b: revoked, yet its stage 2 was not refused"
 tb_stop_one router-a || true
 fa=$(lines router-a)   # after the exit report (it lists the earlier path events)
 start_boot router-a
-wait_log router-a "event=crl-updated" 20 "$fa" || fail "router-a: did not fetch the new CRL at start"
 wait_forwarding router-a "$fa"
-wait_log router-a "peer=router-b event=certificate-rejected" 30 "$fa" || fail "router-a: no certificate-rejected for the revoked router-b"
+wait_log router-a "peer=router-b event=certificate-rejected" 30 "$fa" || fail "router-a: no certificate-rejected for the revoked router-b after its restart"
 sleep 3
 n=$(count_log router-a "^\[.*event=path-in-service" "$fa" "$(lines router-a)")
 [ "$n" = 0 ] || fail "router-a: a path to revoked router-b came into service"
-ok "revoked router-b: stage 2 refused ($(grep -o 'event=conductor-refused.*' "$RUN/router-b.log" | tail -n 1 | cut -c1-110)); router-a rejects its certificate: $(grep -o 'peer=router-b event=certificate-rejected.*' "$RUN/router-a.log" | tail -n 1 | cut -c1-120)"
+ok "after restarts: router-b's stage 2 refused ($(grep -o 'event=conductor-refused.*' "$RUN/router-b.log" | tail -n 1 | cut -c1-110)); router-a rejects its certificate and no path comes into service"
 
 ok "all passed in $(( $(date +%s) - T0 )) s"

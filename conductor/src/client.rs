@@ -121,13 +121,24 @@ pub struct EnrollResponse {
     pub crl: String,
 }
 
-/// What `GET /v1/config` returns when there is a newer revision.
+/// What `GET /v1/config` returns when there is a newer revision, or a CRL other than the
+/// one the router named.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConfigResponse {
     /// The revision of this router's configuration.
     pub revision: u64,
     /// The svrd configuration (without `local-node`).
     pub yaml: String,
+    /// The current CRL (PEM), when it is not the one whose [`crl_fingerprint`] the router
+    /// sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<String>,
+}
+
+/// A CRL's short name in a long poll (`crl=`): the first 8 bytes of its SHA-256, hex.
+pub fn crl_fingerprint(crl_pem: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(crl_pem.as_bytes())[..8])
 }
 
 /// A connection profile to a conductor (one or several replicas).
@@ -301,10 +312,27 @@ impl Client {
         after: u64,
         wait: Duration,
     ) -> Result<Option<ConfigResponse>, ClientError> {
-        let target = format!(
+        self.watch(node, after, wait, None)
+    }
+
+    /// Stage 2: the long poll of [`Client::config`] that also returns at once when the
+    /// conductor's CRL is not the one with fingerprint `crl` ([`crl_fingerprint`]); the
+    /// answer then carries it (and the revision may be `after` itself).
+    pub fn watch(
+        &self,
+        node: &str,
+        after: u64,
+        wait: Duration,
+        crl: Option<&str>,
+    ) -> Result<Option<ConfigResponse>, ClientError> {
+        let mut target = format!(
             "/v1/config?after={after}&node={node}&wait={}",
             wait.as_secs()
         );
+        if let Some(f) = crl {
+            target.push_str("&crl=");
+            target.push_str(f);
+        }
         let (status, body) = self.exchange("GET", &target, b"", wait)?;
         if status == 204 {
             return Ok(None);

@@ -27,7 +27,7 @@ use rustls::server::WebPkiClientVerifier;
 use zeroize::Zeroizing;
 
 use crate::admin::{execute, AdminRequest, AdminResponse};
-use crate::client::{ConfigResponse, EnrollResponse, ErrorBody};
+use crate::client::{crl_fingerprint, ConfigResponse, EnrollResponse, ErrorBody};
 use crate::core::{Conductor, EnrollError, EnrollRequest, LoadError, StatusReport};
 use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
 use crate::http::{self, Request};
@@ -663,16 +663,22 @@ fn watch(shared: &Shared, router: &str, req: &Request) -> Reply {
         .and_then(|w| w.parse().ok())
         .map_or(Duration::from_secs(25), Duration::from_secs)
         .min(MAX_WAIT);
+    // The router's CRL: a new one (a revocation) ends the poll at once.
+    let crl_seen = req.param("crl").map(str::to_owned);
     let deadline = Instant::now() + wait;
     let mut g = lock(&shared.inner);
     g.core.seen(unix_now(), router);
     loop {
+        let crl_new = crl_seen
+            .as_deref()
+            .is_some_and(|f| !g.crl_pem.is_empty() && f != crl_fingerprint(&g.crl_pem));
         match g.core.config(router) {
             None => return error_reply(404, format!("router {router}: no configuration"), None),
-            Some(c) if c.revision > after => {
+            Some(c) if c.revision > after || crl_new => {
                 return json_reply(&ConfigResponse {
                     revision: c.revision,
                     yaml: c.yaml.to_string(),
+                    crl: crl_new.then(|| g.crl_pem.clone()),
                 })
             }
             Some(_) => {}

@@ -873,21 +873,31 @@ impl Watch {
         }
         let node = self.boot.node.clone();
         let seen = self.seen;
+        // Naming our CRL makes a revocation end the poll at once.
+        let crl = (!self.crl.is_empty()).then(|| svr_conductor::client::crl_fingerprint(&self.crl));
         let (_, got) = self
             .conductors
-            .call(|c| c.config(&node, seen, WATCH_WAIT))?;
+            .call(|c| c.watch(&node, seen, WATCH_WAIT, crl.as_deref()))?;
         if let Some(cfg) = got {
-            self.new_revision(cfg.revision, &cfg.yaml);
+            if let Some(new) = cfg.crl.filter(|c| *c != self.crl) {
+                self.last_crl = Instant::now();
+                self.update_crl(&new);
+            }
+            if cfg.revision > self.seen {
+                self.new_revision(cfg.revision, &cfg.yaml);
+            }
         }
         Ok(())
     }
 
     /// Saves a new CRL and has svrd reload it: a peer it revokes loses its paths at once.
     fn update_crl(&mut self, crl: &str) {
+        // Named in the next poll even when refused (logged): the conductor must not answer
+        // the same CRL at once again, in a loop.
+        self.crl = crl.to_owned();
         if !save_crl(&self.boot.state, crl) {
             return;
         }
-        self.crl = crl.to_owned();
         match live_reload(self.socket.as_deref()) {
             Reload::Applied => log::info!("event=crl-applied live=true"),
             Reload::Failed(e) => log::warn!("event=crl-not-applied error={}", quoted(&e)),
