@@ -57,6 +57,9 @@ tb testbed/reload-test.sh
 step "conductor: zero-touch onboarding from bootstrap files, live apply, restart with the conductor down (issue 11)"
 tb testbed/conductor-test.sh
 
+step "conductor replicas over etcd: three members, leader and replica killed, router fails over (issue 11)"
+bash testbed/conductor-etcd-test.sh
+
 step "DPDK tools against svrd: dpdk-telemetry.py /svr/ commands, dpdk-dumpcap capture"
 tb testbed/telemetry-test.sh
 
