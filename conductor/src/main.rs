@@ -44,6 +44,9 @@ enum Command {
         /// The DNS name in the conductor's TLS certificate (the bootstrap `server-name`).
         #[arg(long, default_value = "conductor")]
         server_name: String,
+        /// Concurrent connections (a thread each; every router's long poll holds one).
+        #[arg(long, default_value_t = server::MAX_CONNECTIONS)]
+        max_connections: usize,
     },
     /// Validate FILE and store it as the next revision; print what changes for whom.
     Apply {
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
             ca_cert,
             ca_key,
             server_name,
+            max_connections,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
                 ca_cert,
                 ca_key,
                 server_name,
+                max_connections,
             };
             let result = server::serve(&opts, |addr| {
                 println!("listening on {addr}");
