@@ -150,7 +150,9 @@ fn router(i: usize) -> String {
 fn document(n: usize, ca_path: &str) -> String {
     let mut y = String::with_capacity(n * 700);
     y.push_str("authority:\n  name: bench\n  enhanced-security-key-management: true\n");
-    y.push_str(&format!("  trusted-ca-certificate: {ca_path}\n  service:\n"));
+    y.push_str(&format!(
+        "  trusted-ca-certificate: {ca_path}\n  service:\n"
+    ));
     let net = |i: usize| (i >> 8 & 0xff, i & 0xff, 10 + (i >> 16));
     for i in 0..n {
         let (b, c, a) = net(i);
@@ -212,7 +214,10 @@ fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    socket::bind(fd.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)))?;
+    socket::bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
+    )?;
     socket::connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
     Ok(TcpStream::from(fd))
 }
@@ -323,8 +328,8 @@ fn main() {
     // -- the conductor(s)
     let mut server = None;
     let (addrs, pids, state, root_pem) = if o.connect.is_empty() {
-        let pems = generate_authority("bench", Validity::days_from(unix_now(), 30))
-            .expect("authority");
+        let pems =
+            generate_authority("bench", Validity::days_from(unix_now(), 30)).expect("authority");
         let write = |name: &str, text: &str| {
             let p = dir.join(name);
             std::fs::write(&p, text).expect("write PEM");
@@ -338,7 +343,13 @@ fn main() {
         let mut child = Command::new(&o.bin)
             .arg("--state")
             .arg(&state)
-            .args(["serve", "--listen", "127.0.0.1:0", "--server-name", SERVER_NAME])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--server-name",
+                SERVER_NAME,
+            ])
             .arg("--max-connections")
             .arg((n + 256).to_string())
             .arg("--root")
@@ -355,7 +366,9 @@ fn main() {
         let pid = child.id();
         server = Some(Server(child));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("listening line");
         let addr: SocketAddr = line
             .trim()
             .strip_prefix("listening on ")
@@ -412,10 +425,10 @@ fn main() {
                         .step_by(2)
                         .map(|i| {
                             let name = format!("{}.bench.svr", router(i));
-                            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-                                .expect("key");
-                            let mut p = rcgen::CertificateParams::new(vec![name.clone()])
-                                .expect("params");
+                            let key =
+                                rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+                            let mut p =
+                                rcgen::CertificateParams::new(vec![name.clone()]).expect("params");
                             p.distinguished_name = rcgen::DistinguishedName::new();
                             p.distinguished_name.push(rcgen::DnType::CommonName, name);
                             let csr = p.serialize_request(&key).expect("csr").pem().expect("pem");
@@ -432,7 +445,10 @@ fn main() {
         all.sort_by_key(|(i, _)| *i);
         all.into_iter().map(|(_, c)| c).collect()
     });
-    eprintln!("{n} Ed25519 keys and CSRs: {:.2} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "{n} Ed25519 keys and CSRs: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // -- enrollment
     let anon = tls_config(&root_pem, None);
@@ -457,7 +473,14 @@ fn main() {
                 };
                 let body = serde_json::to_vec(&req).expect("enroll JSON");
                 let t1 = Instant::now();
-                let r = exchange(&anon, source(i), addrs[i % addrs.len()], "POST", "/v1/enroll", &body);
+                let r = exchange(
+                    &anon,
+                    source(i),
+                    addrs[i % addrs.len()],
+                    "POST",
+                    "/v1/enroll",
+                    &body,
+                );
                 let dt = t1.elapsed().as_secs_f64();
                 match r {
                     Ok((200, b)) => match serde_json::from_slice::<EnrollResponse>(&b) {
@@ -486,7 +509,10 @@ fn main() {
         "enrolled {enrolled}/{n} in {enroll_s:.2} s ({:.0}/s), RSS {rss_enrolled} KiB; {} failed{}",
         enrolled as f64 / enroll_s,
         failures.len(),
-        failures.first().map(|f| format!(", first: {f}")).unwrap_or_default()
+        failures
+            .first()
+            .map(|f| format!(", first: {f}"))
+            .unwrap_or_default()
     );
 
     // -- one long poll per router, all open at once
@@ -494,18 +520,20 @@ fn main() {
     let outcomes: Arc<Mutex<Vec<Option<Outcome>>>> =
         Arc::new(Mutex::new((0..n).map(|_| None).collect()));
     let done = Arc::new(AtomicUsize::new(0));
+    // Set by the main thread: give up on the answers still missing.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<(usize, Watch)>();
     let reactor = {
         let outcomes = outcomes.clone();
         let done = done.clone();
+        let stop = stop.clone();
         let expected = enrolled;
         std::thread::spawn(move || {
             let mut watches: Vec<Option<Watch>> = (0..n).map(|_| None).collect();
             let mut events = vec![EpollEvent::empty(); 1024];
             let mut open = 0usize;
             let mut registered = 0usize;
-            let deadline = Instant::now() + Duration::from_secs(WAIT_S * 3);
-            while done.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            while done.load(Ordering::Relaxed) < expected && !stop.load(Ordering::Relaxed) {
                 while let Ok((i, w)) = rx.try_recv() {
                     epoll
                         .add(&w.tcp, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
@@ -518,7 +546,9 @@ fn main() {
                 let now = Instant::now();
                 for ev in &events[..k] {
                     let i = ev.data() as usize;
-                    let Some(w) = watches[i].as_mut() else { continue };
+                    let Some(w) = watches[i].as_mut() else {
+                        continue;
+                    };
                     if let Some(r) = pump(w) {
                         let _ = epoll.delete(&w.tcp);
                         watches[i] = None;
@@ -556,8 +586,14 @@ fn main() {
                         let mut conn =
                             rustls::ClientConnection::new(tls, name).map_err(|e| e.to_string())?;
                         let mut req = Vec::new();
-                        svr_conductor::http::write_request(&mut req, "GET", &target, &to.to_string(), b"")
-                            .map_err(|e| e.to_string())?;
+                        svr_conductor::http::write_request(
+                            &mut req,
+                            "GET",
+                            &target,
+                            &to.to_string(),
+                            b"",
+                        )
+                        .map_err(|e| e.to_string())?;
                         conn.writer().write_all(&req).map_err(|e| e.to_string())?;
                         // Handshake (the client certificate is checked by the conductor)
                         // and the request, written before the watch goes to the reactor.
@@ -608,9 +644,16 @@ fn main() {
     let apply2_s = t0.elapsed().as_secs_f64();
     assert!(r.ok, "apply 2: {}", r.text);
     eprintln!("apply 2 answered after {apply2_s:.2} s");
+    let t3 = Instant::now();
+    while done.load(Ordering::Relaxed) < enrolled && t3.elapsed() < Duration::from_secs(WAIT_S) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
     let (registered, still_open) = reactor.join().expect("reactor");
     let outcomes = std::mem::take(&mut *outcomes.lock().expect("outcomes"));
     let mut reach = Vec::with_capacity(n);
+    let mut fanout = Vec::with_capacity(n);
+    let answered = t0 + Duration::from_secs_f64(apply2_s);
     let mut wrong = Vec::new();
     for (i, o) in outcomes.into_iter().enumerate() {
         let Some((at, r)) = o else { continue };
@@ -622,18 +665,27 @@ fn main() {
         };
         if ok && at > t0 {
             reach.push(at.duration_since(t0).as_secs_f64());
+            fanout.push(at.saturating_duration_since(answered).as_secs_f64());
         } else if wrong.len() < 3 {
             wrong.push(format!(
                 "{i}: {:?}",
-                r.map(|(s, b)| (s, String::from_utf8_lossy(&b[..b.len().min(120)]).into_owned()))
+                r.map(|(s, b)| (
+                    s,
+                    String::from_utf8_lossy(&b[..b.len().min(120)]).into_owned()
+                ))
             ));
         }
     }
     reach.sort_by(f64::total_cmp);
+    fanout.sort_by(f64::total_cmp);
     eprintln!(
         "apply reached {}/{n} routers ({registered} watches registered, {still_open} still open){}",
         reach.len(),
-        if wrong.is_empty() { String::new() } else { format!("; not reached: {wrong:?}") }
+        if wrong.is_empty() {
+            String::new()
+        } else {
+            format!("; not reached: {wrong:?}")
+        }
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -646,6 +698,7 @@ fn main() {
          tokens_per_s={:.0} apply1_s={apply1_s:.2} apply2_s={apply2_s:.2} \
          watches={} watch_failed={} early_answers={early} reached={} \
          reach_p50_ms={:.0} reach_p99_ms={:.0} reach_max_ms={:.0} \
+         after_answer_p50_ms={:.0} after_answer_p99_ms={:.0} after_answer_max_ms={:.0} \
          rss_start_kib={rss_start} rss_doc_kib={rss_doc} rss_enrolled_kib={rss_enrolled} rss_watching_kib={rss_watching} \
          threads_watching={threads_watching} bytes_per_router_doc={:.0} bytes_per_router_enrolled={:.0} bytes_per_router_watching={:.0}",
         addrs.len(),
@@ -661,6 +714,9 @@ fn main() {
         ms(percentile(&reach, 50.0)),
         ms(percentile(&reach, 99.0)),
         ms(reach.last().copied().unwrap_or(f64::NAN)),
+        ms(percentile(&fanout, 50.0)),
+        ms(percentile(&fanout, 99.0)),
+        ms(fanout.last().copied().unwrap_or(f64::NAN)),
         per_router(rss_doc),
         per_router(rss_enrolled),
         per_router(rss_watching),
