@@ -597,6 +597,7 @@ def main():
     o.extend(kept_section_from_doc(ZT_FLOOD_BEGIN, ZT_FLOOD_END))
     o.extend(kept_section_from_doc(MULTIPATH_BEGIN, MULTIPATH_END))
     o.extend(kept_section_from_doc(CONTAINERS_BEGIN, CONTAINERS_END))
+    o.extend(kept_section_from_doc(CONDUCTOR_BEGIN, CONDUCTOR_END))
     print("\n".join(o))
 
 
@@ -610,6 +611,9 @@ MULTIPATH_END = "<!-- multipath:end -->"
 # "In containers" is written by `scripts/containers.sh bench` (--splice-containers below).
 CONTAINERS_BEGIN = "<!-- containers:begin (scripts/containers.sh bench) -->"
 CONTAINERS_END = "<!-- containers:end -->"
+# "The conductor" is written by hand from target/release/conductor (benches/src/bin/conductor.rs).
+CONDUCTOR_BEGIN = "<!-- conductor:begin (benches/src/bin/conductor.rs) -->"
+CONDUCTOR_END = "<!-- conductor:end -->"
 
 
 def kept_section_from_doc(begin, end):

@@ -84,6 +84,9 @@ enum Command {
         /// etcd a lease, so a silent router loses its status when it ends.
         #[arg(long, default_value_t = svr_conductor::STATUS_TTL)]
         status_ttl: u64,
+        /// Concurrent connections (a thread each; every router's long poll holds one).
+        #[arg(long, default_value_t = server::MAX_CONNECTIONS)]
+        max_connections: usize,
     },
     /// Validate FILE and store it as the next revision; print what changes for whom.
     Apply {
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
             ca_key,
             server_name,
             status_ttl,
+            max_connections,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
                 server_name,
                 store,
                 status_ttl,
+                max_connections,
             };
             let result = server::serve(&opts, |addr| {
                 println!("listening on {addr}");

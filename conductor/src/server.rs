@@ -1,7 +1,8 @@
 //! The conductor process: the HTTPS router API (TLS 1.3 only, rustls), the admin socket,
 //! and the glue that commits the core's writes before answering.
 //!
-//! One thread per connection (at most [`MAX_CONNECTIONS`]), one request per connection,
+//! One thread per connection (at most [`ServeOptions::max_connections`], by default
+//! [`MAX_CONNECTIONS`]; a waiting long poll holds one), one request per connection,
 //! [`IO_TIMEOUT`] to send a request, long polls up to [`MAX_WAIT`].
 //!
 //! | endpoint | TLS client certificate | |
@@ -33,7 +34,7 @@ use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
 use crate::http::{self, Request};
 use crate::store::{Feed, FileStore, Store, StoreError};
 
-/// Concurrent connections served; more are closed at once.
+/// Concurrent connections served by default; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Time allowed to send a request or receive an answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,6 +130,9 @@ pub struct ServeOptions {
     pub store: StoreChoice,
     /// Lifetime of a stored status report (seconds; a lease in etcd).
     pub status_ttl: u64,
+    /// Concurrent connections (each a thread; every router's long poll holds one): at
+    /// least the number of routers, below the process's open-file limit.
+    pub max_connections: usize,
 }
 
 /// The store file in a state directory.
@@ -196,6 +200,8 @@ impl Shared {
     /// reloaded state, up to [`CONFLICT_TRIES`] times.
     fn with_core<T>(&self, mut f: impl FnMut(&mut Conductor) -> T) -> Result<T, StoreError> {
         let mut g = lock(&self.inner);
+        let revision = g.core.revision();
+        let crl = g.crl_pem.clone();
         let mut tries = 1;
         let out = loop {
             let out = f(&mut g.core);
@@ -224,8 +230,13 @@ impl Shared {
             log::info!("audit {e}");
         }
         self.refresh_crl(&mut g);
+        // Watchers wait for a new configuration revision or CRL; enrollments, status reports
+        // and tokens make neither, and waking every long poll for them costs O(routers).
+        let applied = g.core.revision() != revision || g.crl_pem != crl;
         drop(g);
-        self.changed.notify_all();
+        if applied {
+            self.changed.notify_all();
+        }
         Ok(out)
     }
 
@@ -435,18 +446,34 @@ pub fn serve(
     std::thread::spawn(move || admin_loop(&s, admin));
     on_listening(addr);
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        if shared.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors (EMFILE) and the like: the pending connection
+                // stays queued, so retrying at once would spin; wait for some to close.
+                log::warn!("accept: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if shared.active.fetch_add(1, Ordering::SeqCst) >= opts.max_connections {
             shared.active.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
         let s = shared.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = connection(&s, stream) {
-                log::debug!("connection: {e}");
-            }
-            s.active.fetch_sub(1, Ordering::SeqCst);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("conductor-conn".into())
+            .spawn(move || {
+                if let Err(e) = connection(&s, stream) {
+                    log::debug!("connection: {e}");
+                }
+                s.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            // The closure (and the stream) is dropped: the connection is closed.
+            log::warn!("no thread for a connection: {e}");
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+        }
     }
     Ok(())
 }

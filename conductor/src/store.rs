@@ -18,9 +18,10 @@
 //! | `crl/number` | the last CRL number used | |
 //! | `audit/<seq>` | one audit event | |
 //!
-//! Three implementations: [`MemStore`] for tests, [`FileStore`], one JSON file rewritten
-//! atomically (temporary file, fsync, rename, fsync of the directory) on every commit, and
-//! `EtcdStore` (module `etcd`, feature `etcd`), shared by several conductor replicas. A
+//! Three implementations: [`MemStore`] for tests, [`FileStore`]: a JSON snapshot replaced
+//! atomically (temporary file, fsync, rename, fsync of the directory) plus a log of the
+//! commits since, one fsynced JSON line each, folded into the snapshot when it outgrows it;
+//! and `EtcdStore` (module `etcd`, feature `etcd`), shared by several conductor replicas. A
 //! store that other processes write too gives a [`Feed`] of their changes
 //! ([`Store::subscribe`]), which the server applies to its core so that every replica
 //! serves the same state.
@@ -250,20 +251,79 @@ impl Store for MemStore {
     }
 }
 
-/// A store in one JSON file (see the module documentation). A missing file is an empty
-/// store; the file is created, mode 0600, on the first commit.
+/// A log line of [`FileStore`]: the ops of one commit and the store revision it made.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LogRecord {
+    revision: u64,
+    ops: Vec<LogOp>,
+}
+
+/// [`Op`] as written in the log.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum LogOp {
+    Put(String, String),
+    Delete(String),
+}
+
+impl LogOp {
+    fn of(op: &Op) -> LogOp {
+        match op {
+            // No leases in files: an expiring put is kept like any other.
+            Op::Put { key, value } | Op::PutExpiring { key, value, .. } => {
+                LogOp::Put(key.clone(), value.clone())
+            }
+            Op::Delete { key } => LogOp::Delete(key.clone()),
+        }
+    }
+
+    fn op(self) -> Op {
+        match self {
+            LogOp::Put(key, value) => Op::Put { key, value },
+            LogOp::Delete(key) => Op::Delete { key },
+        }
+    }
+}
+
+/// What this process last saw of the files, to notice another writer: the snapshot's inode
+/// (a compaction renames a new one in) and the log's length (a commit appends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Seen {
+    snapshot_inode: u64,
+    snapshot_len: u64,
+    log_len: u64,
+}
+
+/// The log is folded into a new snapshot once it is longer than the snapshot and this.
+const COMPACT_MIN: u64 = 4 << 20;
+
+/// A store in files (see the module documentation): a **snapshot** (`PATH`, the whole store
+/// as one JSON document, replaced atomically: temporary file, fsync, rename, fsync of the
+/// directory) and a **log** (`PATH.log`, one JSON line per commit since the snapshot,
+/// appended and fsynced). A commit costs its own size, not the store's: thousands of routers
+/// enroll and report without rewriting everything each time. When the log outgrows the
+/// snapshot (and [`COMPACT_MIN`]) it is folded into a new snapshot, so the files stay within
+/// about twice the store's size. Loading replays the log's lines after the snapshot's
+/// revision; a torn last line (a crash while appending) was never acknowledged and is
+/// dropped. A missing snapshot is an empty store; both files are created mode 0600.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
+    log_path: PathBuf,
     data: Data,
+    seen: Seen,
 }
 
 impl FileStore {
     /// The store at `path` (read at [`Store::load`]).
     pub fn new(path: &Path) -> FileStore {
+        let mut log = path.as_os_str().to_owned();
+        log.push(".log");
         FileStore {
             path: path.to_owned(),
+            log_path: PathBuf::from(log),
             data: Data::default(),
+            seen: Seen::default(),
         }
     }
 
@@ -278,31 +338,96 @@ impl FileStore {
         }
     }
 
-    fn read(&self) -> Result<Data, StoreError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Data::default()),
-            Err(e) => return Err(self.io(e)),
-        };
-        let data: Data = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
             path: self.shown(),
-            reason: e.to_string(),
-        })?;
-        if data.format != FORMAT {
-            return Err(StoreError::Corrupt {
-                path: self.shown(),
-                reason: format!("format {} (this conductor reads {FORMAT})", data.format),
-            });
+            reason,
         }
-        Ok(data)
     }
 
-    fn write(&self, data: &Data) -> Result<(), StoreError> {
+    /// The files' identities now (absent files: zeros).
+    fn stat(&self) -> Result<Seen, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = |p: &Path| match fs::metadata(p) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(e)),
+        };
+        let snap = meta(&self.path)?;
+        let log = meta(&self.log_path)?;
+        Ok(Seen {
+            snapshot_inode: snap.as_ref().map_or(0, |m| m.ino()),
+            snapshot_len: snap.as_ref().map_or(0, |m| m.len()),
+            log_len: log.map_or(0, |m| m.len()),
+        })
+    }
+
+    /// The snapshot and the log replayed over it, the files' identities, and the length of
+    /// the log's whole lines.
+    fn read(&self) -> Result<(Data, Seen, u64), StoreError> {
+        // Stat first: if a writer moves the files on between the stat and the reads, the
+        // next commit sees a change and refuses (it never misses one).
+        let seen = self.stat()?;
+        let mut data = match fs::read_to_string(&self.path) {
+            Ok(text) => {
+                let data: Data =
+                    serde_json::from_str(&text).map_err(|e| self.corrupt(e.to_string()))?;
+                if data.format != FORMAT {
+                    return Err(self.corrupt(format!(
+                        "format {} (this conductor reads {FORMAT})",
+                        data.format
+                    )));
+                }
+                data
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Data::default(),
+            Err(e) => return Err(self.io(e)),
+        };
+        let log = match fs::read(&self.log_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.io(e)),
+        };
+        let mut whole = 0u64;
+        let mut lines = log.split_inclusive(|&b| b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            let last = lines.peek().is_none();
+            let record: LogRecord = match serde_json::from_slice(line) {
+                Ok(r) if line.ends_with(b"\n") => r,
+                // A torn last line: its commit was never acknowledged.
+                _ if last => break,
+                Ok(_) | Err(_) => {
+                    return Err(self.corrupt(format!(
+                        "{}: a line before the last is not a commit",
+                        self.log_path.display()
+                    )))
+                }
+            };
+            whole += line.len() as u64;
+            // Lines at or below the snapshot's revision were folded into it (a crash
+            // between a compaction's rename and its truncation of the log).
+            if record.revision <= data.revision {
+                continue;
+            }
+            if record.revision != data.revision + 1 {
+                return Err(self.corrupt(format!(
+                    "{}: revision {} follows {}",
+                    self.log_path.display(),
+                    record.revision,
+                    data.revision
+                )));
+            }
+            let ops: Vec<Op> = record.ops.into_iter().map(LogOp::op).collect();
+            data.apply(&ops);
+        }
+        data.format = FORMAT;
+        Ok((data, seen, whole))
+    }
+
+    /// Replaces the snapshot by `data` and empties the log.
+    fn compact(&mut self) -> Result<(), StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let text = serde_json::to_string(data).map_err(|e| StoreError::Corrupt {
-            path: self.shown(),
-            reason: e.to_string(),
-        })?;
+        let text = serde_json::to_string(&self.data).map_err(|e| self.corrupt(e.to_string()))?;
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -316,6 +441,19 @@ impl FileStore {
         f.write_all(text.as_bytes()).map_err(|e| self.io(e))?;
         f.sync_all().map_err(|e| self.io(e))?;
         fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        self.sync_dir()?;
+        // The snapshot now holds every logged commit; a crash before this truncation
+        // leaves lines that `read` skips by revision.
+        if let Ok(log) = fs::OpenOptions::new().write(true).open(&self.log_path) {
+            log.set_len(0)
+                .and_then(|_| log.sync_all())
+                .map_err(|e| self.io(e))?;
+        }
+        self.seen = self.stat()?;
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -324,28 +462,83 @@ impl FileStore {
             .and_then(|d| d.sync_all())
             .map_err(|e| self.io(e))
     }
+
+    /// Appends one commit's line; on failure cuts the log back to where it was, so a later
+    /// commit never follows a torn line.
+    fn append(&mut self, line: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = self.seen.log_len == 0;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&self.log_path)
+            .map_err(|e| self.io(e))?;
+        if let Err(e) = f.write_all(line).and_then(|_| f.sync_data()) {
+            let _ = f.set_len(self.seen.log_len);
+            return Err(self.io(e));
+        }
+        if created {
+            self.sync_dir()?;
+        }
+        self.seen.log_len += line.len() as u64;
+        Ok(())
+    }
 }
 
 impl Store for FileStore {
     fn load(&mut self) -> Result<(u64, BTreeMap<String, String>), StoreError> {
-        self.data = self.read()?;
+        let (data, mut seen, whole) = self.read()?;
+        if whole < seen.log_len {
+            // Cut the torn line off, so the next commit's line starts on a line of its own.
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&self.log_path)
+                .and_then(|f| f.set_len(whole).and_then(|_| f.sync_all()))
+                .map_err(|e| self.io(e))?;
+            seen.log_len = whole;
+        }
+        self.data = data;
+        self.seen = seen;
         Ok((self.data.revision, self.data.values()))
     }
 
     fn commit(&mut self, ops: &[Op]) -> Result<u64, StoreError> {
-        let on_disk = self.read()?.revision;
-        if on_disk != self.data.revision {
+        if self.stat()? != self.seen {
+            let found = self.read()?.0.revision;
+            if found == self.data.revision {
+                // Another process compacted or cut a torn line: nothing new. Take the files
+                // as they are and go on.
+                self.load()?;
+                return self.commit(ops);
+            }
             return Err(StoreError::Conflict {
                 path: self.shown(),
                 expected: self.data.revision,
-                found: on_disk,
+                found,
             });
         }
-        let mut next = self.data.clone();
-        next.format = FORMAT;
-        let rev = next.apply(ops);
-        self.write(&next)?;
-        self.data = next;
+        let record = LogRecord {
+            revision: self.data.revision + 1,
+            ops: ops.iter().map(LogOp::of).collect(),
+        };
+        let mut line = serde_json::to_vec(&record).map_err(|e| self.corrupt(e.to_string()))?;
+        line.push(b'\n');
+        self.append(&line)?;
+        let rev = self.data.apply(ops);
+        self.data.format = FORMAT;
+        // The first commit writes the snapshot (the store's file exists from then on);
+        // after that, when the log has outgrown it.
+        if self.seen.snapshot_inode == 0
+            || self.seen.log_len > self.seen.snapshot_len.max(COMPACT_MIN)
+        {
+            // The commit is durable in the log already: a failed compaction is retried at
+            // the next commit, not reported as a failed commit.
+            if let Err(e) = self.compact() {
+                log::warn!("store compaction failed (the log keeps every commit): {e}");
+                self.seen = self.stat().unwrap_or(self.seen);
+            }
+        }
         Ok(rev)
     }
 }
@@ -411,6 +604,77 @@ mod tests {
         );
         fs::write(&path, "not json").unwrap();
         assert!(matches!(a.load(), Err(StoreError::Corrupt { .. })));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("svr-conductor-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn file_store_appends_commits_and_drops_a_torn_last_line() {
+        let dir = temp_dir("log");
+        let path = dir.join("state.json");
+        let log = dir.join("state.json.log");
+        let mut a = FileStore::new(&path);
+        a.load().unwrap();
+        a.commit(&[put("k", "1")]).unwrap();
+        let snapshot = fs::read(&path).unwrap();
+        a.commit(&[put("k", "2"), put("j", "3")]).unwrap();
+        a.commit(&[Op::Delete { key: "j".into() }]).unwrap();
+        // The first commit made the snapshot; the later two only appended.
+        assert_eq!(fs::read(&path).unwrap(), snapshot);
+        assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 2);
+        // A crash while appending: half a line at the end.
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(br#"{"revision":4,"ops":[["put"#).unwrap();
+        let mut b = FileStore::new(&path);
+        let (rev, kv) = b.load().unwrap();
+        assert_eq!((rev, kv.len(), kv["k"].as_str()), (3, 1, "2"));
+        // The torn line is cut off: the next commit is a line of its own.
+        assert_eq!(b.commit(&[put("k", "4")]).unwrap(), 4);
+        let (rev, kv) = FileStore::new(&path).load().unwrap();
+        assert_eq!((rev, kv["k"].as_str()), (4, "4"));
+        // A bad line before the last is corruption, not a torn write.
+        let text = fs::read_to_string(&log).unwrap();
+        fs::write(&log, format!("garbage\n{text}")).unwrap();
+        assert!(matches!(
+            FileStore::new(&path).load(),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn file_store_compacts_and_skips_lines_already_in_the_snapshot() {
+        let dir = temp_dir("compact");
+        let path = dir.join("state.json");
+        let log = dir.join("state.json.log");
+        let mut s = FileStore::new(&path);
+        s.load().unwrap();
+        let big = format!("\"{}\"", "x".repeat(1 << 20));
+        for i in 0..6 {
+            s.commit(&[put(&format!("k{i}"), &big)]).unwrap();
+        }
+        // 6 MiB of commits: past COMPACT_MIN and the first snapshot, folded in once.
+        let log_len = fs::metadata(&log).unwrap().len();
+        assert!(log_len < 3 << 20, "log {log_len} B");
+        let (rev, kv) = FileStore::new(&path).load().unwrap();
+        assert_eq!((rev, kv.len()), (6, 6));
+        // A crash between the snapshot's rename and the log's truncation: the log still
+        // holds commits the snapshot has; they are not applied twice.
+        s.commit(&[put("n", "1")]).unwrap();
+        let line = fs::read(&log).unwrap();
+        let mut data = FileStore::new(&path).read().unwrap().0;
+        data.format = FORMAT;
+        fs::write(&path, serde_json::to_string(&data).unwrap()).unwrap();
+        fs::write(&log, &line).unwrap();
+        let (rev, kv) = FileStore::new(&path).load().unwrap();
+        assert_eq!((rev, kv.len()), (7, 7));
         let _ = fs::remove_dir_all(&dir);
     }
 }
