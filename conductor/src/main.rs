@@ -213,14 +213,14 @@ fn main() -> ExitCode {
     };
     match server::admin_with_store(&cli.state, &store, &req) {
         Ok(resp) if resp.ok => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&resp.routers).unwrap_or_default()
-                );
+            let text = if json {
+                serde_json::to_string_pretty(&resp.routers).unwrap_or_default()
             } else {
-                println!("{}", resp.text);
-            }
+                resp.text
+            };
+            // A closed pipe (`... | head`) ends quietly, not in a panic.
+            let mut o = std::io::stdout().lock();
+            let _ = writeln!(o, "{text}").and_then(|()| o.flush());
             ExitCode::SUCCESS
         }
         Ok(resp) => {

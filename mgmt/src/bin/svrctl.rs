@@ -599,7 +599,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(out) => {
-            print!("{out}");
+            // A closed pipe (`svrctl ... | head`) ends quietly, not in a panic.
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(out.as_bytes()).and_then(|()| o.flush());
             ExitCode::SUCCESS
         }
         Err(e) => {
