@@ -242,40 +242,34 @@ ok "show routers: both up-to-date (applied $(row router-a applied)/$(row router-
 traffic "after onboarding"
 
 # ---------------------------------------------------------------- refusals
-# A reused token: router-a's token, a fresh state dir; svrd exits before starting DPDK.
+# refused WHAT NS BOOTFILE STATEDIR MESSAGE REASON: svrd --bootstrap must exit non-zero before
+# starting DPDK with MESSAGE, log an enroll-refused event, leave an audit event with REASON on
+# the conductor and save no certificate; prints svrd's error line.
+refused() {
+  local out rc
+  set +e
+  out=$(ip netns exec "$2" timeout 30 "$SVRD" --bootstrap "$3" 2>&1); rc=$?
+  set -e
+  [ "$rc" -ne 0 ] || fail "$1: accepted"
+  echo "$out" | grep -q "svrd: error: bootstrap: conductor $CADDR: $5: $6" || fail "$1: unexpected error: $out"
+  echo "$out" | grep -q "event=enroll-refused .*reason=$6" || fail "$1: no enroll-refused event in svrd's log: $out"
+  grep -q "\"type\":\"enroll-refused\".*\"reason\":\"$6\"" "$CLOG" || fail "$1: no audit event on the conductor"
+  [ ! -e "$4/chain.pem" ] || fail "$1: a certificate was saved"
+  echo "$out" | grep 'svrd: error'
+}
+# A reused token: router-a's token, a fresh state dir.
 sed -e "s#$RUN/state-a#$RUN/state-reuse#" "$RUN/router-a.bootstrap.yaml" > "$RUN/reuse.bootstrap.yaml"
-set +e
-out=$(ip netns exec router-a timeout 30 "$SVRD" --bootstrap "$RUN/reuse.bootstrap.yaml" 2>&1); rc=$?
-set -e
-[ "$rc" -ne 0 ] || fail "a reused token was accepted"
-echo "$out" | grep -q "svrd: error: bootstrap: conductor $CADDR: token refused: token-reused" || fail "reused token: unexpected error: $out"
-echo "$out" | grep -q "event=enroll-refused .*reason=token-reused" || fail "reused token: no enroll-refused event in svrd's log: $out"
-grep -q '"type":"enroll-refused".*"reason":"token-reused"' "$CLOG" || fail "reused token: no audit event on the conductor"
-[ ! -e "$RUN/state-reuse/chain.pem" ] || fail "reused token: a certificate was saved"
-ok "reused token refused: $(echo "$out" | grep 'svrd: error')"
-
+out=$(refused "reused token" router-a "$RUN/reuse.bootstrap.yaml" "$RUN/state-reuse" "token refused" token-reused)
+ok "reused token refused: $out"
 # A CSR for another name: a new token for router-b, a bootstrap file naming router-c.
-TOK_X=$(token router-b)
-bootstrap_file router-b "$RUN/wrong.bootstrap.yaml" "$TOK_X" "$RUN/state-wrong" router-c.testbed.svr
-set +e
-out=$(ip netns exec router-b timeout 30 "$SVRD" --bootstrap "$RUN/wrong.bootstrap.yaml" 2>&1); rc=$?
-set -e
-[ "$rc" -ne 0 ] || fail "a CSR for another name was accepted"
-echo "$out" | grep -q "svrd: error: bootstrap: conductor $CADDR: certificate request refused: wrong-name" || fail "wrong name: unexpected error: $out"
-grep -q '"type":"enroll-refused".*"reason":"wrong-name"' "$CLOG" || fail "wrong name: no audit event on the conductor"
-ok "CSR for router-c.testbed.svr with router-b's token refused: $(echo "$out" | grep 'svrd: error')"
-
+bootstrap_file router-b "$RUN/wrong.bootstrap.yaml" "$(token router-b)" "$RUN/state-wrong" router-c.testbed.svr
+out=$(refused "CSR for another name" router-b "$RUN/wrong.bootstrap.yaml" "$RUN/state-wrong" "certificate request refused" wrong-name)
+ok "CSR for router-c.testbed.svr with router-b's token refused: $out"
 # An expired token: router-b's 5-second token, used 6 s or more after it was made.
 sleep $(( T_EXP + 6 - $(date +%s) > 0 ? T_EXP + 6 - $(date +%s) : 0 ))
 bootstrap_file router-b "$RUN/expired.bootstrap.yaml" "$TOK_EXP" "$RUN/state-expired"
-set +e
-out=$(ip netns exec router-b timeout 30 "$SVRD" --bootstrap "$RUN/expired.bootstrap.yaml" 2>&1); rc=$?
-set -e
-[ "$rc" -ne 0 ] || fail "an expired token was accepted"
-echo "$out" | grep -q "svrd: error: bootstrap: conductor $CADDR: token refused: token-expired" || fail "expired token: unexpected error: $out"
-grep -q '"type":"enroll-refused".*"reason":"token-expired"' "$CLOG" || fail "expired token: no audit event on the conductor"
-[ ! -e "$RUN/state-expired/chain.pem" ] || fail "expired token: a certificate was saved"
-ok "expired token refused: $(echo "$out" | grep 'svrd: error')"
+out=$(refused "expired token" router-b "$RUN/expired.bootstrap.yaml" "$RUN/state-expired" "token refused" token-expired)
+ok "expired token refused: $out"
 
 # ---------------------------------------------------------------- apply
 sed -e 's/address: \[10.9.0.1\/24/address: [10.9.0.1\/33/' "$RUN/authority.yaml" > "$RUN/authority-bad.yaml"
