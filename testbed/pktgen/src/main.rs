@@ -126,6 +126,10 @@ struct Cli {
     /// Rate of the warm-up, Mpps.
     #[arg(long, default_value_t = 0.05)]
     warmup_rate: f64,
+    /// plain mode: send the warm-up too (a chain of SVR routers, one encrypting and the next
+    /// decrypting, whose far end delivers the frames as sent).
+    #[arg(long)]
+    warmup: bool,
     /// svr-decrypt: most MiB of pre-sealed frames held at once.
     #[arg(long, default_value_t = 256)]
     pool_mb: usize,
@@ -699,7 +703,7 @@ fn real_main(cli: &Cli) -> Result<bool, String> {
         t0: StdInstant::now(),
     };
     let _ = ctx.now();
-    if cli.mode != Mode::Plain {
+    if cli.mode != Mode::Plain || cli.warmup {
         ctx.warmup()?;
     }
     for mix in &mixes {
