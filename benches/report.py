@@ -1417,16 +1417,19 @@ def containers_section(d):
       "neighbours), the same capabilities and mounts. Over memif the three share the socket "
       "directory (generator → svrd-a, svrd-a → svrd-b, svrd-b → generator, one socket each); "
       "over af_packet three internal Docker bridges. The generator runs its plain mode with the "
-      "SVR warm-up first (12 small frames per flow, slowly: the sessions open and their metadata "
-      "is sent before the measured frames) and gets its frames back as sent, decrypted. **Cores**: "
+      "SVR warm-up first (`--warmup --warmup-delay 2`: 2 s after its links are up, 12 small "
+      "frames per flow at 0.05 Mpps, so that both routers' sessions are open and the metadata "
+      "sent before the measured frames) and gets its frames back as sent, decrypted. **Cores**: "
       "two busy-polling workers and the busy-polling generator would need three CPUs; the "
       "generator keeps CPU 0 alone, and both svrd workers share CPU 1 with `idle-backoff: "
       "adaptive` (a worker whose poll found nothing sleeps 10-500 µs and gives the CPU to the "
       "other); the main and slow-path threads of both routers are on CPU 0. So one CPU does "
       "the encryption and the decryption of every packet, plus the scheduler's switches between "
       "the two workers: the chain's rate is bounded by about 1 / (1 / encrypt + 1 / decrypt) of "
-      "the one-svrd figures, and a worker waiting for its CPU is latency the one-svrd case does "
-      "not have.")
+      "the one-svrd figures of the same run (last column), and a worker waiting for its CPU is "
+      "latency the one-svrd case does not have. Each router's counters and clocks per packet "
+      "(wall-clock TSC, so time off the CPU counts) are in `<link>-chain.svrd-a.log` / "
+      "`.svrd-b.log` of the results directory.")
     w("")
     if not any(k[1] == "chain" for k in res):
         w(f"Not measured (no chain results in `{os.path.basename(d)}`).")

@@ -176,7 +176,7 @@ chain_step() {
     gen_lan="net_af_packet0,iface=lan"
     gen_rx="net_af_packet1,iface=lanb"
   fi
-  local gen_args=(--mode plain --warmup --tx-dev "$gen_lan" --rx-dev "$gen_rx" --dst-mac "$DUT_LAN_MAC"
+  local gen_args=(--mode plain --warmup --warmup-delay 2 --tx-dev "$gen_lan" --rx-dev "$gen_rx" --dst-mac "$DUT_LAN_MAC"
                   --src-ip 10.1.1.1 --dst-ip 10.2.0.2 --flows 1024 --size "$BENCH_SIZES" --duration 1
                   --search --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0
                   --mem-mb 128 --file-prefix ctr-pktgen --linger 30 --json)
