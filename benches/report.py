@@ -1334,11 +1334,11 @@ def containers_section(d):
     (two internal Docker bridges)."""
     import json
     m = kv_file(os.path.join(d, "machine.txt"))
-    o = [CONTAINERS_BEGIN, "## 9. In containers: svr-pktgen and dpdk-testpmd around an svrd container", ""]
+    o = [CONTAINERS_BEGIN, "## 9. In containers: svr-pktgen and dpdk-testpmd around one and two svrd containers", ""]
     w = o.append
     res = {}  # (link, step, size) -> result
     for link in ("memif", "af_packet", "native"):
-        for step in ("testpmd", "encrypt", "decrypt"):
+        for step in ("testpmd", "encrypt", "decrypt", "chain"):
             f = os.path.join(d, f"{link}-{step}.json")
             if not os.path.exists(f):
                 continue
@@ -1411,6 +1411,50 @@ def containers_section(d):
             for st, lab in (("testpmd", "testpmd io"), ("encrypt", "svrd encrypt"), ("decrypt", "svrd decrypt")):
                 w(f"| {s} | {lab} | " + " | ".join(get(link, st, s, lat(i), 1) for i in range(4)) + " |")
         w("")
+    w("**Two svrd containers chained**: `svr-pktgen` → svrd-a (encrypt, LAN → WAN) → svrd-b "
+      "(decrypt, WAN → LAN) → `svr-pktgen`, three containers (`benches/dut/svrd-chain.yaml`: "
+      "the one-svrd DUT's routers `dut` and `peer`, both run by svrd, test-mode keys, static "
+      "neighbours), the same capabilities and mounts. Over memif the three share the socket "
+      "directory (generator → svrd-a, svrd-a → svrd-b, svrd-b → generator, one socket each); "
+      "over af_packet three internal Docker bridges. The generator runs its plain mode with the "
+      "SVR warm-up first (`--warmup --warmup-delay 2`: 2 s after its links are up, 12 small "
+      "frames per flow at 0.05 Mpps, so that both routers' sessions are open and the metadata "
+      "sent before the measured frames) and gets its frames back as sent, decrypted. **Cores**: "
+      "two busy-polling workers and the busy-polling generator would need three CPUs; the "
+      "generator keeps CPU 0 alone, and both svrd workers share CPU 1 with `idle-backoff: "
+      "adaptive` (after 256 empty polls in a row a worker sleeps 10 µs, doubling up to 500 µs "
+      "while it stays idle, and gives the CPU to the other); the main and slow-path threads of both routers are on CPU 0. So one CPU does "
+      "the encryption and the decryption of every packet, plus the scheduler's switches between "
+      "the two workers: on CPUs that did nothing else, the chain's rate would be bounded by about "
+      "1 / (1 / encrypt + 1 / decrypt) of the one-svrd figures (last column, same run), and a "
+      "worker waiting for its CPU is latency the one-svrd case does not have. On this shared "
+      "machine each step gets the CPU time the other jobs leave it, which moves between the "
+      "steps of one run (tens of seconds apart) by more than the work per packet does; and the "
+      "one-svrd DUT polls busily where the chain's workers back off when idle (`adaptive`), a "
+      "difference that counts under contention: compare the chain with the one-svrd rows only "
+      "beside the load average. Each router's counters and clocks per packet "
+      "(wall-clock TSC, so time off the CPU counts) are in `<link>-chain.svrd-a.log` / "
+      "`.svrd-b.log` of the results directory.")
+    w("")
+    if not any(k[1] == "chain" for k in res):
+        w(f"Not measured (no chain results in `{os.path.basename(d)}`).")
+        w("")
+    else:
+        w("| link | size | forwarding Mpps | Gbps | no-drop Mpps | p50 µs | p99 µs | p99.9 µs | max µs | one svrd: encrypt / decrypt Mpps |")
+        w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for link in ("memif", "af_packet"):
+            if not any(k[0] == link and k[1] == "chain" for k in res):
+                continue
+            for s in sizes:
+                w(f"| {link} | {s} | {get(link, 'chain', s, full, 3)} | "
+                  f"{get(link, 'chain', s, lambda j: j['main']['gbps'], 2)} | "
+                  f"{get(link, 'chain', s, ndr, 3)} | "
+                  + " | ".join(get(link, "chain", s, lat(i), 1) for i in range(4))
+                  + f" | {get(link, 'encrypt', s, full, 3)} / {get(link, 'decrypt', s, full, 3)} |")
+        w("")
+        w("Gbps = plaintext frame bits at the forwarding rate; latency = generator TX to RX through "
+          "both routers, at the fastest no-drop trial (— : no trial was loss-free).")
+        w("")
     limited = sorted({f"{k[0]} {k[1]} {k[2]}" for k, j in res.items() if j.get("generator_limited")})
     if limited:
         w("Trials where the generator did not reach the rate it was asked for (its own limit or a "
@@ -1431,6 +1475,7 @@ def containers_section(d):
     w("")
     w("```sh")
     w("bash scripts/containers.sh bench     # SVR_CTR_BENCH_SIZES=64,1400,imix")
+    w("SVR_CTR_BENCH_STEPS=chain bash scripts/containers.sh bench   # the chain alone (report in the results directory)")
     w("```")
     w(CONTAINERS_END)
     return o

@@ -11,15 +11,29 @@
 # and per link: dpdk-testpmd io-forward in the DUT's container (the I/O ceiling), svrd encrypt
 # direction, svrd decrypt direction. Each step: full-speed forwarding rate, then a binary search
 # for the no-drop rate with latency percentiles (svr-pktgen --search, JSON per size).
+# and per link, two svrd containers chained (chain_step): generator -> svrd-a (encrypt) ->
+# svrd-b (decrypt) -> generator, benches/dut/svrd-chain.yaml; both workers share CPU 1
+# (idle-backoff: adaptive), the generator has CPU 0.
 # Results: $OUT/<link>-<step>.json and logs; the section of BENCHMARKS.md between
 # <!-- containers:begin --> and <!-- containers:end --> (benches/report.py --splice-containers).
+#
+# SVR_CTR_BENCH_STEPS (default "testpmd encrypt decrypt chain native") and SVR_CTR_BENCH_LINKS
+# (default "memif af_packet") pick a part, e.g. SVR_CTR_BENCH_STEPS=chain for the chain alone;
+# a partial run writes its report into $OUT/BENCHMARKS.md (a copy), not BENCHMARKS.md, unless
+# SVR_BENCH_DOC names a file.
 
 BENCH_SIZES=${SVR_CTR_BENCH_SIZES:-64,1400,imix}
 BENCH_STEP_TIMEOUT=${SVR_CTR_BENCH_STEP_TIMEOUT:-150}
+BENCH_STEPS_ALL="testpmd encrypt decrypt chain native"
+BENCH_STEPS=${SVR_CTR_BENCH_STEPS:-$BENCH_STEPS_ALL}
+BENCH_LINKS=${SVR_CTR_BENCH_LINKS:-memif af_packet}
 GEN_LAN_MAC=02:00:00:00:e0:01
 GEN_WAN_MAC=02:00:00:00:e0:02
 DUT_LAN_MAC=02:00:00:00:d0:01
 DUT_WAN_MAC=02:00:00:00:d0:02
+# the chain's second router (svrd-b); svrd-a has the DUT's MACs
+B_LAN_MAC=02:00:00:00:c0:01
+B_WAN_MAC=02:00:00:00:c0:02
 # docker without its output, and without the engine's "IPv4 forwarding is disabled" warning
 # (dockerd runs with --ip-forward=false: nothing here is routed by the host); errors are shown.
 dk() { local e; e=$(docker "$@" 2>&1 >/dev/null) || { echo "$e" >&2; return 1; }; }
@@ -30,8 +44,8 @@ DPDK_CAPS=(--cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW --cap-add IPC_LO
            --cpu-shares 262144)
 
 bench_cleanup() {
-  docker rm -f svr-bench-gen svr-bench-dut >/dev/null 2>&1 || true
-  docker network rm svr-bench-lan svr-bench-wan >/dev/null 2>&1 || true
+  docker rm -f svr-bench-gen svr-bench-dut svr-bench-a svr-bench-b >/dev/null 2>&1 || true
+  docker network rm svr-bench-lan svr-bench-wan svr-bench-lanb >/dev/null 2>&1 || true
 }
 
 # dut_conf LINK FILE: svrd-dut.yaml for the container bench: memif sockets in /run/svr-ctr
@@ -135,6 +149,95 @@ bench_step() {
   say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || true) sizes measured ($(elapsed))"
 }
 
+# chain_conf LINK ROUTER FILE: benches/dut/svrd-chain.yaml as ROUTER (dut = svrd-a, peer =
+# svrd-b), memif as written or net_af_packet on lan / wan.
+chain_conf() {
+  local link=$1 router=$2 f=$3
+  sed -e "s/^local-router: dut$/local-router: $router/" "$ROOT/benches/dut/svrd-chain.yaml" >"$f"
+  if [ "$link" = af_packet ]; then
+    sed -i -e "s#vdev: \"net_memif0,[^\"]*\"#vdev: \"net_af_packet0,iface=lan\"#" \
+           -e "s#vdev: \"net_memif1,[^\"]*\"#vdev: \"net_af_packet1,iface=wan\"#" "$f"
+  fi
+}
+
+# chain_step LINK: two svrd containers in a chain. The generator (plain mode, with the
+# warm-up that opens the sessions first) sends LAN traffic to svrd-a, which encrypts it to
+# svrd-b's waypoint; svrd-b decrypts it and delivers it to the generator's second port, where
+# it arrives as sent (the stamp and signature of the plain mode survive the round trip).
+chain_step() {
+  local link=$1 name="$1-chain" gen_lan gen_rx i c
+  local conf=/etc/svr-ctr/svrd.yaml
+  chain_conf "$link" dut "$OUT/svrd-chain-a-$link.yaml"
+  chain_conf "$link" peer "$OUT/svrd-chain-b-$link.yaml"
+  if [ "$link" = memif ]; then
+    gen_lan="net_memif0,role=server,socket=/run/svr-ctr/lan-a.sock,socket-abstract=no,mac=$GEN_LAN_MAC"
+    gen_rx="net_memif1,role=server,socket=/run/svr-ctr/lan-b.sock,socket-abstract=no,mac=$GEN_WAN_MAC"
+  else
+    gen_lan="net_af_packet0,iface=lan"
+    gen_rx="net_af_packet1,iface=lanb"
+  fi
+  local gen_args=(--mode plain --warmup --warmup-delay 2 --tx-dev "$gen_lan" --rx-dev "$gen_rx" --dst-mac "$DUT_LAN_MAC"
+                  --src-ip 10.1.1.1 --dst-ip 10.2.0.2 --flows 1024 --size "$BENCH_SIZES" --duration 1
+                  --search --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0
+                  --mem-mb 128 --file-prefix ctr-pktgen --linger 30 --json)
+  local r_args=(--entrypoint svr-ifnames-exec "$IMG/svrd:latest" nice -n -19 svrd --config "$conf")
+  echo "$name generator: svr-pktgen ${gen_args[*]}" >>"$OUT/commands.txt"
+  echo "$name svrd-a: svrd --config benches/dut/svrd-chain.yaml (local-router: dut)" >>"$OUT/commands.txt"
+  echo "$name svrd-b: svrd --config benches/dut/svrd-chain.yaml (local-router: peer)" >>"$OUT/commands.txt"
+  local common=("${DPDK_CAPS[@]}" -v /dev/hugepages:/dev/hugepages)
+  local ca=(-v "$OUT/svrd-chain-a-$link.yaml:$conf:ro") cb=(-v "$OUT/svrd-chain-b-$link.yaml:$conf:ro")
+  if [ "$link" = memif ]; then
+    rm -rf "$OUT/sock"; mkdir -p "$OUT/sock"
+    common+=(-v "$OUT/sock:/run/svr-ctr" --network none)
+    # Servers before their clients: the generator (lan-a, lan-b), then svrd-a (wan), svrd-b.
+    dk run -d --name svr-bench-gen "${common[@]}" \
+      --entrypoint nice "$IMG/pktgen:latest" -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}"
+    for i in $(seq 1 50); do [ -S "$OUT/sock/lan-b.sock" ] && break; sleep 0.2; done
+    dk run -d --name svr-bench-a "${common[@]}" "${ca[@]}" "${r_args[@]}"
+    for i in $(seq 1 50); do [ -S "$OUT/sock/wan.sock" ] && break; sleep 0.2; done
+    dk run -d --name svr-bench-b "${common[@]}" "${cb[@]}" "${r_args[@]}"
+  else
+    # Three internal bridges: lan-a (generator, svrd-a), wan (svrd-a, svrd-b), lan-b (svrd-b,
+    # generator). The routers first, the generator once both forward.
+    dk create --name svr-bench-gen "${common[@]}" --network svr-bench-lan --ip 10.201.0.2 \
+      -e "SVR_IFACES=lan=10.201.0.2,$GEN_LAN_MAC lanb=10.203.0.2,$GEN_WAN_MAC" \
+      --entrypoint svr-ifnames-exec "$IMG/pktgen:latest" nice -n -19 timeout "$BENCH_STEP_TIMEOUT" svr-pktgen "${gen_args[@]}"
+    docker network connect --ip 10.203.0.2 svr-bench-lanb svr-bench-gen
+    dk create --name svr-bench-a "${common[@]}" "${ca[@]}" --network svr-bench-lan --ip 10.201.0.3 \
+      -e "SVR_IFACES=lan=10.201.0.3,$DUT_LAN_MAC wan=10.202.0.3,$DUT_WAN_MAC" "${r_args[@]}"
+    docker network connect --ip 10.202.0.3 svr-bench-wan svr-bench-a
+    dk create --name svr-bench-b "${common[@]}" "${cb[@]}" --network svr-bench-wan --ip 10.202.0.4 \
+      -e "SVR_IFACES=lan=10.203.0.4,$B_LAN_MAC wan=10.202.0.4,$B_WAN_MAC" "${r_args[@]}"
+    docker network connect --ip 10.203.0.4 svr-bench-lanb svr-bench-b
+    dk start svr-bench-a
+    dk start svr-bench-b
+    for c in svr-bench-a svr-bench-b; do
+      for i in $(seq 1 150); do
+        docker logs "$c" 2>&1 | grep "svrd: forwarding" >/dev/null && break
+        sleep 0.2
+      done
+    done
+    dk start svr-bench-gen
+  fi
+  for i in $(seq 1 $((BENCH_STEP_TIMEOUT * 2))); do
+    docker logs svr-bench-gen 2>&1 | grep "^pktgen: done" >/dev/null && break
+    [ "$(docker inspect -f '{{.State.Running}}' svr-bench-gen)" = true ] || break
+    sleep 0.5
+  done
+  # svrd prints its counters when it stops: b (the end of the chain) first, then a.
+  for c in b a; do
+    docker stop -t 10 "svr-bench-$c" >/dev/null 2>&1 || true
+    docker logs "svr-bench-$c" >"$OUT/$name.svrd-$c.log" 2>&1 || true
+  done
+  docker logs svr-bench-gen >"$OUT/$name.json" 2>"$OUT/$name.gen.log" || true
+  docker rm -f svr-bench-gen svr-bench-a svr-bench-b >/dev/null 2>&1 || true
+  if ! grep -q "^pktgen: done" "$OUT/$name.gen.log"; then
+    say "warning: $name: the generator did not finish (see $OUT/$name.gen.log)"
+    tail -n 5 "$OUT/$name.gen.log" >&2
+  fi
+  say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || true) sizes measured ($(elapsed))"
+}
+
 # native_step STEP: the same memif step without containers (host processes, sockets in
 # $OUT/nsock), in the same run: what the machine gave at that moment, so that the containers'
 # figures can be told apart from the load of the shared machine. Needs dpdk-testpmd on the host.
@@ -177,8 +280,14 @@ native_step() {
   say "$name: $(grep -c '"size"' "$OUT/$name.json" 2>/dev/null || true) sizes measured ($(elapsed))"
 }
 
+has_step() { case " $BENCH_STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+
 run_bench() {
-  need_free_hugepages 128         # generator 128 MiB + DUT 128 MiB
+  if has_step chain; then
+    need_free_hugepages 192       # generator 128 MiB + two svrd 128 MiB each
+  else
+    need_free_hugepages 128       # generator 128 MiB + DUT 128 MiB
+  fi
   OUT=$ROOT/target/bench-results/containers-$(date -u +%Y%m%dT%H%M%SZ)
   mkdir -p "$OUT"
   trap 'bench_cleanup; cleanup' EXIT
@@ -192,22 +301,29 @@ run_bench() {
     echo "engine=Docker $(docker version -f '{{.Server.Version}}')"
     echo "base=$BASE"
     echo "sizes=$BENCH_SIZES"
+    echo "steps=$BENCH_STEPS"
+    echo "links=$BENCH_LINKS"
     echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   } >"$OUT/machine.txt"
   : >"$OUT/commands.txt"
   local link step
-  for link in memif af_packet; do
+  for link in $BENCH_LINKS; do
     dut_conf "$link" "$OUT/svrd-dut-$link.yaml"
     if [ "$link" = af_packet ]; then
       docker network create --internal --subnet 10.201.0.0/24 --gateway 10.201.0.254 \
         -o com.docker.network.bridge.name=svr-bench-lan svr-bench-lan >/dev/null
       docker network create --internal --subnet 10.202.0.0/24 --gateway 10.202.0.254 \
         -o com.docker.network.bridge.name=svr-bench-wan svr-bench-wan >/dev/null
+      if has_step chain; then
+        docker network create --internal --subnet 10.203.0.0/24 --gateway 10.203.0.254 \
+          -o com.docker.network.bridge.name=svr-bench-lanb svr-bench-lanb >/dev/null
+      fi
     fi
     for step in testpmd encrypt decrypt; do
-      bench_step "$link" "$step"
+      if has_step "$step"; then bench_step "$link" "$step"; fi
     done
-    if [ "$link" = memif ]; then
+    if has_step chain; then chain_step "$link"; fi
+    if [ "$link" = memif ] && has_step native; then
       native_step testpmd
       native_step encrypt
     fi
@@ -216,6 +332,11 @@ run_bench() {
   echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
   bench_cleanup
   local doc=${SVR_BENCH_DOC:-$ROOT/BENCHMARKS.md}
+  if [ -z "${SVR_BENCH_DOC:-}" ] && { [ "$BENCH_STEPS" != "$BENCH_STEPS_ALL" ] || [ "$BENCH_LINKS" != "memif af_packet" ]; }; then
+    # A partial run: its report goes into a copy, BENCHMARKS.md keeps the full run's figures.
+    cp "$ROOT/BENCHMARKS.md" "$OUT/BENCHMARKS.md"
+    doc=$OUT/BENCHMARKS.md
+  fi
   python3 "$ROOT/benches/report.py" --splice-containers "$OUT" "$doc" >"$OUT/BENCHMARKS.md.new"
   mv "$OUT/BENCHMARKS.md.new" "$doc"
   ok "bench done ($(elapsed)); results in ${OUT#"$ROOT"/}, section \"containers\" of ${doc#"$ROOT"/} rewritten"

@@ -4,7 +4,8 @@
 #
 #   bash scripts/containers.sh up      # engine, images, hugepages; bring the testbed up, leave it
 #   bash scripts/containers.sh test    # up, check it end to end, tear it down (what CI runs)
-#   bash scripts/containers.sh bench   # svr-pktgen / dpdk-testpmd around an svrd container;
+#   bash scripts/containers.sh bench   # svr-pktgen / dpdk-testpmd around one svrd container and
+#                                      # two chained ones (SVR_CTR_BENCH_STEPS: docker/bench.sh);
 #                                      # writes the "containers" section of BENCHMARKS.md
 #   bash scripts/containers.sh down    # remove everything `up` made (always safe)
 #   bash scripts/containers.sh images  # only build the images

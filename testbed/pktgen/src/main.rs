@@ -126,6 +126,14 @@ struct Cli {
     /// Rate of the warm-up, Mpps.
     #[arg(long, default_value_t = 0.05)]
     warmup_rate: f64,
+    /// plain mode: send the warm-up too (a chain of SVR routers, one encrypting and the next
+    /// decrypting, whose far end delivers the frames as sent).
+    #[arg(long)]
+    warmup: bool,
+    /// Seconds to wait after the links are up before the warm-up (a chain: the generator's
+    /// links are up before the links between the routers behind them are).
+    #[arg(long, default_value_t = 0.0)]
+    warmup_delay: f64,
     /// svr-decrypt: most MiB of pre-sealed frames held at once.
     #[arg(long, default_value_t = 256)]
     pool_mb: usize,
@@ -699,7 +707,10 @@ fn real_main(cli: &Cli) -> Result<bool, String> {
         t0: StdInstant::now(),
     };
     let _ = ctx.now();
-    if cli.mode != Mode::Plain {
+    if cli.mode != Mode::Plain || cli.warmup {
+        if cli.warmup_delay > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(cli.warmup_delay));
+        }
         ctx.warmup()?;
     }
     for mix in &mixes {
