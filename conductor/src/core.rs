@@ -511,9 +511,22 @@ impl Conductor {
     /// Validates `text` and stores it as revision N+1 (see [`Document`]); an invalid
     /// document changes nothing.
     pub fn apply(&mut self, now: u64, text: &str) -> Result<Revision, ApplyError> {
-        let doc = match Document::parse(text) {
-            Ok(d) => d,
+        self.apply_parsed(now, text, &Document::parse(text))
+    }
+
+    /// [`apply`](Conductor::apply) of `text`, whose [`Document::parse`] is `parsed`. The
+    /// parse (validation and rendering, the costly part of an apply) depends on the text
+    /// alone, so the server runs it before taking the core's lock.
+    pub fn apply_parsed(
+        &mut self,
+        now: u64,
+        text: &str,
+        parsed: &Result<Document, DocumentError>,
+    ) -> Result<Revision, ApplyError> {
+        let doc = match parsed {
+            Ok(d) => d.clone(),
             Err(e) => {
+                let e = e.clone();
                 self.event(
                     now,
                     Event::ApplyRefused {

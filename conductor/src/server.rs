@@ -27,7 +27,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::WebPkiClientVerifier;
 use zeroize::Zeroizing;
 
-use crate::admin::{execute, AdminRequest, AdminResponse};
+use crate::admin::{execute, execute_prepared, prepare, AdminRequest, AdminResponse};
 use crate::client::{crl_fingerprint, ConfigResponse, EnrollResponse, ErrorBody};
 use crate::core::{Conductor, EnrollError, EnrollRequest, LoadError, StatusReport};
 use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
@@ -525,8 +525,10 @@ fn admin_connection(shared: &Shared, stream: UnixStream) -> std::io::Result<()> 
     let resp = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => {
             let random = random::<32>();
+            // An apply's validation and rendering run here, outside the core's lock.
+            let prepared = prepare(&req);
             shared
-                .with_core(|c| execute(c, unix_now(), &req, random))
+                .with_core(|c| execute_prepared(c, unix_now(), &req, &prepared, random))
                 .unwrap_or_else(|e| AdminResponse {
                     ok: false,
                     text: format!("not stored: {e}"),

@@ -653,10 +653,10 @@ fn rekey(cx: &mut Cx, at: &Path, v: &Value) -> Option<RekeyInterval> {
     }
 }
 
-fn router<'a>(
+fn router(
     cx: &mut Cx,
     at: &Path,
-    v: &'a Value,
+    v: &Value,
     rcx: &RouterCx,
     names: &mut Unique,
     pcns: &mut Unique,

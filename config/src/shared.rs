@@ -15,7 +15,7 @@ use serde_norway::Value;
 
 use crate::model::Authority;
 use crate::parse::{self, Hook};
-use crate::walk::{line, raw, Cx, Path};
+use crate::walk::{line, raw, Cx, Found, Path};
 use crate::ConfigError;
 
 /// An svrd configuration's `authority`, validated once for checking it as any of its
@@ -26,7 +26,7 @@ use crate::ConfigError;
 #[derive(Debug)]
 pub struct SharedCheck {
     /// The errors of the shared rules, in the order they were found, with order keys.
-    errors: Vec<(Vec<u32>, ConfigError)>,
+    errors: Vec<Found>,
     /// The index in `errors` of the first in document order.
     first: Option<usize>,
     /// The deferred local rules, each with the number of errors found before it.
@@ -108,9 +108,10 @@ impl SharedCheck {
                 let Some((order, error)) = first.and_then(|i| errors.into_iter().nth(i)) else {
                     continue;
                 };
-                let beats = best
-                    .as_ref()
-                    .map_or(true, |(o, at, _)| (&order, 2 * found) < (o, *at));
+                let beats = match &best {
+                    None => true,
+                    Some((o, at, _)) => (&order, 2 * found) < (o, *at),
+                };
                 if beats {
                     best = Some((order, 2 * found, error));
                 }

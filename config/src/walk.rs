@@ -77,10 +77,13 @@ impl Path {
     }
 }
 
+/// An error with its document-order key.
+pub(crate) type Found = (Vec<u32>, ConfigError);
+
 /// Collects errors with their document-order keys.
 #[derive(Debug, Default)]
 pub(crate) struct Cx {
-    errors: Vec<(Vec<u32>, ConfigError)>,
+    errors: Vec<Found>,
     /// In a shared check ([`crate::SharedCheck`]): the rules that depend on the local router
     /// and node, kept with the number of errors found before them instead of being checked.
     hooks: Option<Vec<(usize, Hook)>>,
@@ -105,7 +108,7 @@ impl Cx {
     }
 
     /// The errors in the order they were found, with their order keys, and the deferred rules.
-    pub(crate) fn into_parts(self) -> (Vec<(Vec<u32>, ConfigError)>, Vec<(usize, Hook)>) {
+    pub(crate) fn into_parts(self) -> (Vec<Found>, Vec<(usize, Hook)>) {
         (self.errors, self.hooks.unwrap_or_default())
     }
 
