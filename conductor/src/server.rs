@@ -247,7 +247,7 @@ impl Shared {
             .store
             .load()
             .map_err(|e| e.to_string())
-            .and_then(|(_, kv)| Conductor::from_store(&kv).map_err(|e| e.to_string()));
+            .and_then(|(_, kv)| Conductor::reload_from(&kv, &g.core).map_err(|e| e.to_string()));
         match loaded {
             Ok(mut core) => {
                 core.set_status_ttl(self.status_ttl);
