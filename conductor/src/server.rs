@@ -43,7 +43,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Validity of each CRL the conductor signs (days); it re-signs daily.
 pub const CRL_DAYS: u32 = 7;
 /// Tries of one request against a shared store when another replica wrote first.
-pub const CONFLICT_TRIES: u32 = 4;
+pub const CONFLICT_TRIES: u32 = 8;
 
 /// Where the conductor keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +219,12 @@ impl Shared {
                     if matches!(e, StoreError::Conflict { .. }) && tries < CONFLICT_TRIES {
                         log::info!("store: {e}; reloaded, trying again");
                         tries += 1;
+                        // The other replica is writing too: step aside for a random moment,
+                        // the lock released, so that the two do not collide again at once.
+                        drop(g);
+                        let wait = u64::from(random::<1>()[0] % 16) * u64::from(tries);
+                        std::thread::sleep(Duration::from_millis(wait));
+                        g = lock(&self.inner);
                         continue;
                     }
                     log::error!("store commit failed, reloaded: {e}");
