@@ -8,6 +8,7 @@
 //! [`AdminResponse`] line.
 
 use crate::core::{Conductor, TOKEN_TTL_MAX};
+use crate::document::{Document, DocumentError};
 use crate::RouterRow;
 
 /// An operator command.
@@ -85,6 +86,23 @@ impl AdminResponse {
     }
 }
 
+/// The part of a request that needs no core: an apply's document, validated and rendered
+/// ([`Document::parse`]), which for thousands of routers takes long enough that it must not
+/// hold the core's lock (enrollments and long-poll answers wait for that lock).
+pub struct Prepared {
+    document: Option<Result<Document, DocumentError>>,
+}
+
+/// Does the part of `req` that needs no core (see [`Prepared`]).
+pub fn prepare(req: &AdminRequest) -> Prepared {
+    Prepared {
+        document: match req {
+            AdminRequest::Apply { yaml } => Some(Document::parse(yaml)),
+            _ => None,
+        },
+    }
+}
+
 /// Runs `req` on `core` at `now`; `random` feeds a token.
 pub fn execute(
     core: &mut Conductor,
@@ -92,8 +110,22 @@ pub fn execute(
     req: &AdminRequest,
     random: [u8; 32],
 ) -> AdminResponse {
+    execute_prepared(core, now, req, &prepare(req), random)
+}
+
+/// [`execute`] of `req`, whose [`prepare`] is `prepared`.
+pub fn execute_prepared(
+    core: &mut Conductor,
+    now: u64,
+    req: &AdminRequest,
+    prepared: &Prepared,
+    random: [u8; 32],
+) -> AdminResponse {
     match req {
-        AdminRequest::Apply { yaml } => match core.apply(now, yaml) {
+        AdminRequest::Apply { yaml } => match match &prepared.document {
+            Some(parsed) => core.apply_parsed(now, yaml, parsed),
+            None => core.apply(now, yaml),
+        } {
             Ok(rev) => {
                 let mut text = format!("revision {} stored", rev.number);
                 if rev.changes.is_empty() {

@@ -372,6 +372,26 @@ impl Conductor {
         Ok(c)
     }
 
+    /// [`from_store`](Conductor::from_store) for a replica that reloads (after a conflict
+    /// with another replica's write): `previous`'s parsed document is kept when the stored
+    /// document is the same text, instead of being parsed again (its parse is linear in
+    /// the authority's size, and the other replica's write was most often an enrollment or
+    /// a status report).
+    pub fn reload_from(
+        kv: &BTreeMap<String, String>,
+        previous: &Conductor,
+    ) -> Result<Conductor, LoadError> {
+        let mut c = Conductor::new();
+        if kv.contains_key("config/document") {
+            c.document = previous.document.clone();
+            c.document_text = previous.document_text.clone();
+        }
+        for (key, value) in kv {
+            c.store_changed(key, Some(value))?;
+        }
+        Ok(c)
+    }
+
     /// Takes in a change another process made to the store (a replica's write, an expired
     /// lease: [`crate::store::Feed`]): `value` is the key's new value, `None` if it was
     /// deleted. Nothing is written back. On error the state is unchanged.
@@ -410,7 +430,10 @@ impl Conductor {
             ["config", "revision"] => self.revision = parse(key, value)?,
             ["config", "document"] => {
                 let text: String = parse(key, value)?;
-                self.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
+                // The parse depends on the text alone: the same text is the same document.
+                if self.document.is_none() || *self.document_text != text {
+                    self.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
+                }
                 self.document_text = Zeroizing::new(text);
             }
             ["routers", r, "config"] => {
@@ -511,9 +534,22 @@ impl Conductor {
     /// Validates `text` and stores it as revision N+1 (see [`Document`]); an invalid
     /// document changes nothing.
     pub fn apply(&mut self, now: u64, text: &str) -> Result<Revision, ApplyError> {
-        let doc = match Document::parse(text) {
-            Ok(d) => d,
+        self.apply_parsed(now, text, &Document::parse(text))
+    }
+
+    /// [`apply`](Conductor::apply) of `text`, whose [`Document::parse`] is `parsed`. The
+    /// parse (validation and rendering, the costly part of an apply) depends on the text
+    /// alone, so the server runs it before taking the core's lock.
+    pub fn apply_parsed(
+        &mut self,
+        now: u64,
+        text: &str,
+        parsed: &Result<Document, DocumentError>,
+    ) -> Result<Revision, ApplyError> {
+        let doc = match parsed {
+            Ok(d) => d.clone(),
             Err(e) => {
+                let e = e.clone();
                 self.event(
                     now,
                     Event::ApplyRefused {
@@ -1074,6 +1110,38 @@ mod tests {
         assert_eq!(back.revision(), 3);
         assert_eq!(back.config("router-c"), c.config("router-c"));
         assert_eq!(back.audit_seq, c.audit_seq);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_parsed_document_only_for_the_same_text() {
+        let mut c = Conductor::new();
+        c.apply(NOW, DOC).unwrap();
+        let mut kv = BTreeMap::new();
+        for op in c.take_ops() {
+            match op {
+                Op::Put { key, value } | Op::PutExpiring { key, value, .. } => {
+                    kv.insert(key, value);
+                }
+                Op::Delete { key } => {
+                    kv.remove(&key);
+                }
+            }
+        }
+        let same =
+            |a: &Conductor, b: &Conductor| a.document().unwrap().same_as(b.document().unwrap());
+        let back = Conductor::reload_from(&kv, &c).unwrap();
+        assert!(same(&back, &c));
+        assert_eq!(back.config("router-c"), c.config("router-c"));
+        // A replica whose document is another: the stored one wins.
+        let mut other = Conductor::new();
+        other
+            .apply(NOW, &DOC.replace("10.3.0.0/24", "10.3.0.0/23"))
+            .unwrap();
+        let back = Conductor::reload_from(&kv, &other).unwrap();
+        assert!(same(&back, &c) && !same(&back, &other));
+        // No stored document: none, whatever the replica had.
+        let back = Conductor::reload_from(&BTreeMap::new(), &c).unwrap();
+        assert!(back.document().is_none());
     }
 
     fn token(c: &mut Conductor, router: &str, ttl: u64, byte: u8) -> String {

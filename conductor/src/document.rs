@@ -10,7 +10,10 @@
 //! check of `svrd --check` minus the host checks (the conductor is not the router's
 //! machine). The first error is returned with its field path unchanged (the paths are the
 //! same in the conductor's document, since only top-level keys are added), plus the router
-//! and node it was checked as when the rule depends on them (test keys, `pki`).
+//! and node it was checked as when the rule depends on them (test keys, `pki`). The
+//! document is validated once ([`svr_config::SharedCheck`]) and only the rules that depend
+//! on the local router and node run per node, so an apply costs time linear in the
+//! document's size, not in its size times its number of nodes.
 //!
 //! **Rendering** ([`Document::render`]): a router `R` receives an svrd configuration with
 //! `local-router: R` (its svrd adds `local-node`), and an `authority` holding
@@ -32,11 +35,11 @@
 //! File paths in the document (`trusted-ca-certificate`, `certificate-revocation-list`,
 //! `pki`) are paths on the router; they are passed on as written.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde_norway::{Mapping, Value};
-use svr_config::{Config, ConfigError};
+use svr_config::{Config, ConfigError, SharedCheck};
 use zeroize::Zeroizing;
 
 /// Why a document was refused.
@@ -97,6 +100,8 @@ pub struct Document {
     routers: BTreeMap<String, RouterFacts>,
     /// Each router's rendered part (YAML text), by name.
     rendered: BTreeMap<String, Zeroizing<String>>,
+    /// Where each router's part comes from in `value`.
+    index: Index,
 }
 
 impl fmt::Debug for Document {
@@ -118,7 +123,6 @@ impl Document {
             }
         }
         let names = raw_router_nodes(&value);
-        let mut typed: Option<Config> = None;
         if names.is_empty() {
             // No readable router: svr-config reports why (the local names are filtered out).
             check_view(&value, "", None).map_err(|error| DocumentError::Config {
@@ -127,19 +131,22 @@ impl Document {
                 node: None,
             })?;
         }
+        let shared = SharedCheck::new(&value);
+        let mut checked = false;
         for (router, nodes) in &names {
             for node in nodes {
-                let config = check_view(&value, router, Some(node)).map_err(|error| {
-                    DocumentError::Config {
+                shared
+                    .check_as(router, node)
+                    .map_err(|error| DocumentError::Config {
                         error: Box::new(error),
                         router: Some(router.clone()),
                         node: Some(node.clone()),
-                    }
-                })?;
-                typed.get_or_insert(config);
+                    })?;
+                checked = true;
             }
         }
-        let Some(config) = typed else {
+        // Every node passed, so the shared rules did (they apply to every node).
+        let Some(authority) = shared.authority().filter(|_| checked) else {
             // A document whose routers have no readable node is refused above by svr-config.
             return Err(DocumentError::Config {
                 error: Box::new(internal("the document has no router with a node")),
@@ -147,8 +154,7 @@ impl Document {
                 node: None,
             });
         };
-        let routers: BTreeMap<String, RouterFacts> = config
-            .authority
+        let routers: BTreeMap<String, RouterFacts> = authority
             .router
             .iter()
             .map(|r| {
@@ -159,14 +165,18 @@ impl Document {
                 (r.name.clone(), facts)
             })
             .collect();
+        let index = Index::new(&value);
         let mut rendered = BTreeMap::new();
         for (name, facts) in &routers {
-            let part = render_value(&value, name);
+            let part = render_value(&value, &index, name);
+            let check = SharedCheck::new(&part);
             for node in &facts.nodes {
-                check_view(&part, name, Some(node)).map_err(|error| DocumentError::Render {
-                    router: name.clone(),
-                    error: Box::new(error),
-                })?;
+                check
+                    .check_as(name, node)
+                    .map_err(|error| DocumentError::Render {
+                        router: name.clone(),
+                        error: Box::new(error),
+                    })?;
             }
             rendered.insert(name.clone(), to_yaml(&part));
         }
@@ -174,6 +184,7 @@ impl Document {
             value,
             routers,
             rendered,
+            index,
         })
     }
 
@@ -199,14 +210,14 @@ impl Document {
         let empty = BTreeMap::new();
         let old_routers = old.map(|d| &d.routers).unwrap_or(&empty);
         for name in self.routers.keys() {
-            let now = parts(&render_value(&self.value, name));
+            let now = parts(&render_value(&self.value, &self.index, name));
             let change = match old.filter(|_| old_routers.contains_key(name)) {
                 None => RouterChange {
                     router: name.clone(),
                     kind: RouterChangeKind::Added,
                 },
                 Some(old) => {
-                    let before = parts(&render_value(&old.value, name));
+                    let before = parts(&render_value(&old.value, &old.index, name));
                     let changes = diff_parts(&before, &now);
                     if changes.is_empty() {
                         continue;
@@ -423,34 +434,92 @@ fn seq_at<'a>(v: &'a Value, key: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
-/// Router `name`'s part of `doc` (see the module documentation); `doc` is valid.
-fn render_value(doc: &Value, name: &str) -> Value {
+/// Where the parts of each router's configuration are in a document: the positions of the
+/// routers, of the services by serving router and of the policies, by name. Built once,
+/// so that rendering a router costs the size of its part, not of the whole document.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// `authority.router` positions, by `name`.
+    routers: HashMap<String, Vec<usize>>,
+    /// `authority.service` positions, by `router`.
+    services: HashMap<String, Vec<usize>>,
+    /// `authority.service-policy` positions, by `name`.
+    policies: HashMap<String, Vec<usize>>,
+}
+
+impl Index {
+    fn new(doc: &Value) -> Index {
+        let empty = Value::Mapping(Mapping::new());
+        let authority = doc.get("authority").unwrap_or(&empty);
+        let by = |list: &str, key: &str| {
+            let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, v) in seq_at(authority, list).iter().enumerate() {
+                if let Some(k) = str_at(v, key) {
+                    map.entry(k.to_owned()).or_default().push(i);
+                }
+            }
+            map
+        };
+        Index {
+            routers: by("router", "name"),
+            services: by("service", "router"),
+            policies: by("service-policy", "name"),
+        }
+    }
+}
+
+/// The entries of `list` at the positions `map` gives for `keys`, in document order.
+fn select<'a>(
+    list: &'a [Value],
+    map: &HashMap<String, Vec<usize>>,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a Value> {
+    let mut at: Vec<usize> = keys
+        .into_iter()
+        .filter_map(|k| map.get(k))
+        .flatten()
+        .copied()
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    at.into_iter().filter_map(|i| list.get(i)).collect()
+}
+
+/// Router `name`'s part of `doc` (see the module documentation); `doc` is valid and
+/// `index` is its [`Index`].
+fn render_value(doc: &Value, index: &Index, name: &str) -> Value {
     let empty = Value::Mapping(Mapping::new());
     let authority = doc.get("authority").unwrap_or(&empty);
     let routers = seq_at(authority, "router");
-    let Some(me) = routers.iter().find(|r| str_at(r, "name") == Some(name)) else {
+    let me = index
+        .routers
+        .get(name)
+        .and_then(|at| at.first())
+        .and_then(|&i| routers.get(i));
+    let Some(me) = me else {
         return Value::Null;
     };
     let peers: BTreeSet<&str> = seq_at(me, "peer")
         .iter()
         .filter_map(|p| str_at(p, "router"))
         .collect();
-    let served_here =
-        |s: &&Value| str_at(s, "router").is_some_and(|r| r == name || peers.contains(r));
-    let services: Vec<Value> = seq_at(authority, "service")
-        .iter()
-        .filter(served_here)
+    let here = || std::iter::once(name).chain(peers.iter().copied());
+    let services: Vec<Value> = select(seq_at(authority, "service"), &index.services, here())
+        .into_iter()
         .cloned()
         .collect();
     let used: BTreeSet<&str> = services
         .iter()
         .filter_map(|s| str_at(s, "service-policy"))
         .collect();
-    let policies: Vec<Value> = seq_at(authority, "service-policy")
-        .iter()
-        .filter(|p| str_at(p, "name").is_some_and(|n| used.contains(n)))
-        .cloned()
-        .collect();
+    let policies: Vec<Value> = select(
+        seq_at(authority, "service-policy"),
+        &index.policies,
+        used.iter().copied(),
+    )
+    .into_iter()
+    .cloned()
+    .collect();
     let mut out = Mapping::new();
     if let Value::Mapping(m) = authority {
         for (k, v) in m {
@@ -465,8 +534,8 @@ fn render_value(doc: &Value, name: &str) -> Value {
     if !policies.is_empty() {
         out.insert("service-policy".into(), Value::Sequence(policies));
     }
-    let kept: Vec<Value> = routers
-        .iter()
+    let kept: Vec<Value> = select(routers, &index.routers, here())
+        .into_iter()
         .filter_map(|r| match str_at(r, "name") {
             Some(n) if n == name => Some(r.clone()),
             Some(n) if peers.contains(n) => Some(reduce_peer(r, name)),
@@ -813,6 +882,111 @@ authority:
                 "router-b: authority setting name changed",
                 "router-c: removed from the authority",
             ]
+        );
+    }
+
+    /// `n` routers in pairs that peer (r0-r1, ...), each serving one service; enhanced
+    /// security key management.
+    fn big(n: usize) -> String {
+        let mut y = String::from(
+            "authority:\n  name: big\n  enhanced-security-key-management: true\n  \
+             trusted-ca-certificate: /var/lib/svrd/root.pem\n  service:\n",
+        );
+        for i in 0..n {
+            y.push_str(&format!(
+                "    - {{name: s{i}, tenant: t, prefix: [10.{}.{}.0/24], router: r{i}}}\n",
+                i / 256,
+                i % 256
+            ));
+        }
+        y.push_str("  router:\n");
+        for i in 0..n {
+            y.push_str(&format!(
+                "    - name: r{i}\n      peering-common-name: r{i}.big.svr\n      peer: [{{router: r{}}}]\n      node:\n        - name: node-1\n          core-map: {{workers: [{{lcore: 1}}]}}\n          pki: {{certificate-chain: /c.pem, private-key: /k.pem}}\n          device-interface:\n            - {{name: wan, role: wan, vdev: net_null0, address: [172.{}.{}.1/24]}}\n",
+                i ^ 1,
+                16 + i / 256,
+                i % 256
+            ));
+        }
+        y
+    }
+
+    #[test]
+    fn a_big_authority_applies_in_linear_time() {
+        let text = big(2_000);
+        let start = std::time::Instant::now();
+        let d = Document::parse(&text).unwrap();
+        let diff = d.diff(None);
+        let took = start.elapsed();
+        // A debug build on a loaded machine takes a few seconds (most of it reading and
+        // writing YAML); the full check per node this replaced took hours here.
+        assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+        assert_eq!(d.routers().len(), 2_000);
+        assert_eq!(diff.len(), 2_000);
+        let r7: Value = serde_norway::from_str(d.render("r7").unwrap()).unwrap();
+        let names: Vec<&str> = seq_at(&r7["authority"], "router")
+            .iter()
+            .filter_map(|r| str_at(r, "name"))
+            .collect();
+        assert_eq!(names, ["r6", "r7"]);
+        assert_eq!(seq_at(&r7["authority"], "service").len(), 2);
+    }
+
+    #[test]
+    fn per_node_errors_name_the_field_and_the_node() {
+        let text = big(40);
+        // A rule of the local node: r33's node has no pki.
+        let no_pki = text.replacen(
+            "          pki: {certificate-chain: /c.pem, private-key: /k.pem}\n",
+            "",
+            34,
+        );
+        let no_pki = no_pki.replacen(
+            "          device-interface:\n",
+            "          pki: {certificate-chain: /c.pem, private-key: /k.pem}\n          device-interface:\n",
+            33,
+        );
+        let e = Document::parse(&no_pki).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "authority.router[33].node[0].pki: required on the local node when \
+             authority.enhanced-security-key-management is true (checked as router r33, node node-1)"
+        );
+        // A rule of every node: reported as the first node checked, as before.
+        let bad = text.replace("172.16.30.1/24", "172.16.30.1/33");
+        let e = Document::parse(&bad).unwrap_err();
+        let DocumentError::Config { error, router, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            error.path(),
+            Some("authority.router[30].node[0].device-interface[0].address[0]")
+        );
+        assert_eq!(router.as_deref(), Some("r0"));
+        // The same error as svrd --check gives as that router.
+        let svrd_view = format!("local-router: r30\n{bad}");
+        assert_eq!(**error, Config::parse(&svrd_view).unwrap_err());
+        // Test-key mode: r21 has a key, its peer r20 none.
+        let test_keys = text
+            .replace("enhanced-security-key-management: true", "enhanced-security-key-management: false")
+            .replace("  trusted-ca-certificate: /var/lib/svrd/root.pem\n", "")
+            .replace(
+                "    - name: r21\n",
+                "    - name: r21\n      svr-test-metadata-key: {rekey-index: 1, encryption-key: a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf, hmac-key: 101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f}\n",
+            );
+        let mut lines: Vec<&str> = test_keys.lines().collect();
+        // Only r20 and r21 peer; the others stand alone (no key needed).
+        lines.retain(|l| {
+            !l.starts_with("      peer: ")
+                || l.contains("router: r20}")
+                || l.contains("router: r21}")
+        });
+        let test_keys = lines.join("\n");
+        let e = Document::parse(&test_keys).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "authority.router[20].svr-test-metadata-key: required when authority.enhanced-security-key-management \
+             is false and the local router has peers (checked as router r20, node node-1)"
         );
     }
 

@@ -27,7 +27,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::WebPkiClientVerifier;
 use zeroize::Zeroizing;
 
-use crate::admin::{execute, AdminRequest, AdminResponse};
+use crate::admin::{execute, execute_prepared, prepare, AdminRequest, AdminResponse};
 use crate::client::{crl_fingerprint, ConfigResponse, EnrollResponse, ErrorBody};
 use crate::core::{Conductor, EnrollError, EnrollRequest, LoadError, StatusReport};
 use crate::enroll::{leaf_serial_and_name, CertificateAuthority, CsrError};
@@ -43,7 +43,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Validity of each CRL the conductor signs (days); it re-signs daily.
 pub const CRL_DAYS: u32 = 7;
 /// Tries of one request against a shared store when another replica wrote first.
-pub const CONFLICT_TRIES: u32 = 4;
+pub const CONFLICT_TRIES: u32 = 8;
 
 /// Where the conductor keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +219,12 @@ impl Shared {
                     if matches!(e, StoreError::Conflict { .. }) && tries < CONFLICT_TRIES {
                         log::info!("store: {e}; reloaded, trying again");
                         tries += 1;
+                        // The other replica is writing too: step aside for a random moment,
+                        // the lock released, so that the two do not collide again at once.
+                        drop(g);
+                        let wait = u64::from(random::<1>()[0] % 16) * u64::from(tries);
+                        std::thread::sleep(Duration::from_millis(wait));
+                        g = lock(&self.inner);
                         continue;
                     }
                     log::error!("store commit failed, reloaded: {e}");
@@ -247,7 +253,7 @@ impl Shared {
             .store
             .load()
             .map_err(|e| e.to_string())
-            .and_then(|(_, kv)| Conductor::from_store(&kv).map_err(|e| e.to_string()));
+            .and_then(|(_, kv)| Conductor::reload_from(&kv, &g.core).map_err(|e| e.to_string()));
         match loaded {
             Ok(mut core) => {
                 core.set_status_ttl(self.status_ttl);
@@ -525,8 +531,10 @@ fn admin_connection(shared: &Shared, stream: UnixStream) -> std::io::Result<()> 
     let resp = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => {
             let random = random::<32>();
+            // An apply's validation and rendering run here, outside the core's lock.
+            let prepared = prepare(&req);
             shared
-                .with_core(|c| execute(c, unix_now(), &req, random))
+                .with_core(|c| execute_prepared(c, unix_now(), &req, &prepared, random))
                 .unwrap_or_else(|e| AdminResponse {
                     ok: false,
                     text: format!("not stored: {e}"),

@@ -326,6 +326,7 @@ mod model;
 mod net;
 mod parse;
 mod policy;
+mod shared;
 mod walk;
 
 use std::net::IpAddr;
@@ -347,6 +348,7 @@ pub use policy::{
     Adjacency, BestPath, LbStrategy, LossPercent, Mos, PeerPath, ServicePolicy, SessionResiliency,
     VectorPreference, VectorPriority, MAX_POLICY_VECTORS,
 };
+pub use shared::SharedCheck;
 
 /// The name used for text given to [`Config::parse`] in messages without a field path.
 const TEXT_NAME: &str = "<config>";

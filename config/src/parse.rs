@@ -2,6 +2,7 @@
 //! and checking its rules. Errors go to the [`Cx`]; a function returns `Some` only if its
 //! part of the document was valid.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,8 +49,8 @@ pub(crate) fn config(cx: &mut Cx, root: &Value) -> Option<Config> {
     // The rules that depend on which router and node are local (test keys, PKI) need both
     // names; they are skipped when either is unknown (that is reported above).
     let local = match (&local_router, &local_node) {
-        (Some(r), Some(n)) => Some((r.as_str(), n.as_str())),
-        _ => None,
+        (Some(r), Some(n)) => Local::Given(r.as_str(), n.as_str()),
+        _ => Local::Unknown,
     };
     let authority = f.req(cx, "authority", |cx, p, v| authority(cx, p, v, local));
 
@@ -58,6 +59,79 @@ pub(crate) fn config(cx: &mut Cx, root: &Value) -> Option<Config> {
         local_node: local_node?,
         authority: authority?,
     })
+}
+
+/// The shared part of [`config`] for a [`crate::SharedCheck`]: everything but `local-router`,
+/// `local-node` (ignored if present) and the rules that depend on them, which `cx` (made by
+/// [`Cx::deferring`]) keeps as [`Hook`]s. `Some` if that part is valid.
+pub(crate) fn shared(cx: &mut Cx, root: &Value) -> Option<Authority> {
+    let f = fields(
+        cx,
+        &Path::root(),
+        root,
+        &["local-router", "local-node", "authority"],
+    )?;
+    f.req(cx, "authority", |cx, p, v| {
+        authority(cx, p, v, Local::Deferred)
+    })
+}
+
+/// Which router and node the rules that depend on them check as.
+#[derive(Debug, Clone, Copy)]
+enum Local<'a> {
+    /// Not known (an error elsewhere says why): those rules are skipped.
+    Unknown,
+    /// This router and node.
+    Given(&'a str, &'a str),
+    /// Any (a shared check): the rules are deferred to [`Hook`]s.
+    Deferred,
+}
+
+/// Whether a node is the local node (see [`Local`]).
+#[derive(Debug, Clone, Copy)]
+enum LocalNode<'a> {
+    /// Not the local router's node.
+    No,
+    /// A node of the local router; the local node is called this.
+    Named(&'a str),
+    /// A shared check: the node of the router with this raw name.
+    Deferred(Option<&'a str>),
+}
+
+/// A rule that depends on the local router and node, deferred by a shared check.
+#[derive(Debug)]
+pub(crate) enum Hook {
+    /// `pki` would be reported missing at `at` on the node `node` of router `router` (raw
+    /// names), were that node the local node.
+    Pki {
+        router: Option<String>,
+        node: Option<String>,
+        at: Path,
+    },
+    /// The test-key rule (enhanced security key management is off), over these routers.
+    TestKeys(KnownRouters),
+}
+
+/// The errors of deferred rule `hook` when router `router` and node `node` are local.
+pub(crate) fn run_hook(cx: &mut Cx, hook: &Hook, router: &str, node: &str) {
+    match hook {
+        Hook::Pki {
+            router: Some(r),
+            node: Some(n),
+            at,
+        } if r == router && n == node => pki_missing_rule(cx, at),
+        Hook::Pki { .. } => {}
+        Hook::TestKeys(known) => {
+            test_keys(cx, Some(false), Some(router), known);
+        }
+    }
+}
+
+fn pki_missing_rule(cx: &mut Cx, at: &Path) {
+    cx.rule(
+        at,
+        "required on the local node when authority.enhanced-security-key-management is true",
+    );
 }
 
 /// Checks `local-router` and `local-node` against the routers' names and picks the default
@@ -122,31 +196,47 @@ fn resolve_local(
 struct RouterCx<'a> {
     /// `enhanced-security-key-management`, if valid.
     esk: Option<bool>,
-    /// The local router and node names, if known.
-    local: Option<(&'a str, &'a str)>,
+    /// The local router and node.
+    local: Local<'a>,
     /// The raw router entries, if `router` is a list.
     routers: Option<&'a [Value]>,
-    /// Every router's name, if every entry has a string name (else references to routers
-    /// cannot be checked).
-    names: Option<Vec<&'a str>>,
+    /// Does every entry have a string name (else references to routers cannot be checked)?
+    all_named: bool,
+    /// The index of the first raw router entry with each string name.
+    first: HashMap<&'a str, usize>,
 }
 
 impl<'a> RouterCx<'a> {
-    fn new(esk: Option<bool>, local: Option<(&'a str, &'a str)>, authority: &'a Value) -> Self {
+    fn new(esk: Option<bool>, local: Local<'a>, authority: &'a Value) -> Self {
         let routers = raw::seq_of(authority, "router");
-        let names = routers.and_then(|rs| rs.iter().map(|r| raw::str_of(r, "name")).collect());
+        let mut first = HashMap::new();
+        let mut all_named = routers.is_some();
+        for (i, r) in routers.unwrap_or_default().iter().enumerate() {
+            match raw::str_of(r, "name") {
+                Some(name) => {
+                    first.entry(name).or_insert(i);
+                }
+                None => all_named = false,
+            }
+        }
         RouterCx {
             esk,
             local,
             routers,
-            names,
+            all_named,
+            first,
         }
+    }
+
+    /// The first raw router entry called `name`.
+    fn raw_router(&self, name: &str) -> Option<&'a Value> {
+        self.routers?.get(*self.first.get(name)?)
     }
 
     /// Reports at `at` (and returns false) if `name` is known not to be a router.
     fn check_router_ref(&self, cx: &mut Cx, at: &Path, name: &str) -> bool {
-        match &self.names {
-            Some(names) if !names.contains(&name) => {
+        match self.all_named {
+            true if !self.first.contains_key(name) => {
                 cx.push(
                     at,
                     ConfigError::UnknownReference {
@@ -165,10 +255,7 @@ impl<'a> RouterCx<'a> {
     /// from the raw document (a node without a readable interface list, an interface
     /// whose `role` is missing or invalid, ...).
     fn has_wan(&self, name: &str) -> Option<bool> {
-        let router = self
-            .routers?
-            .iter()
-            .find(|r| raw::str_of(r, "name") == Some(name))?;
+        let router = self.raw_router(name)?;
         let mut unknown = false;
         for node in raw::seq_of(router, "node")? {
             let Some(ifaces) = raw::seq_of(node, "device-interface") else {
@@ -188,20 +275,43 @@ impl<'a> RouterCx<'a> {
 }
 
 /// What the authority-wide test-key rule needs to know about one router.
-struct KnownRouter<'a> {
+#[derive(Debug)]
+struct KnownRouter {
     /// The raw name.
-    name: Option<&'a str>,
+    name: Option<String>,
     /// Where `svr-test-metadata-key` is, or would be.
     key_at: Path,
     /// Is `svr-test-metadata-key` given (non-null)?
     has_key: bool,
     /// The raw `peer[].router` names.
-    peers: Vec<&'a str>,
+    peers: Vec<String>,
     /// The raw `peer[].router` names whose entry has its own `svr-test-metadata-key`.
-    peer_keys: Vec<&'a str>,
+    peer_keys: Vec<String>,
 }
 
-fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> Option<Authority> {
+/// The routers as the test-key rule knows them, in document order.
+#[derive(Debug, Default)]
+pub(crate) struct KnownRouters {
+    list: Vec<KnownRouter>,
+    /// The index in `list` of the first router with each name.
+    first: HashMap<String, usize>,
+}
+
+impl KnownRouters {
+    fn push(&mut self, k: KnownRouter) {
+        if let Some(name) = &k.name {
+            self.first.entry(name.clone()).or_insert(self.list.len());
+        }
+        self.list.push(k);
+    }
+
+    /// The first router called `name`.
+    fn find(&self, name: &str) -> Option<&KnownRouter> {
+        self.list.get(*self.first.get(name)?)
+    }
+}
+
+fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Local) -> Option<Authority> {
     let f = fields(
         cx,
         at,
@@ -264,7 +374,7 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
         })
     });
     let policies = f.opt(cx, "service-policy", Vec::new(), policy::service_policies);
-    let mut known = Vec::new();
+    let mut known = KnownRouters::default();
     let routers = f.req(cx, "router", |cx, p, v| {
         let items = nonempty_list(cx, p, v, "router")?;
         let mut names = Unique::new("router name");
@@ -273,7 +383,16 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
             router(cx, p, v, &rcx, &mut names, &mut pcns, &mut known)
         })
     });
-    let keys_ok = test_keys(cx, esk, local, &known);
+    let keys_ok = match local {
+        Local::Given(router, _) => test_keys(cx, esk, Some(router), &known),
+        Local::Unknown => true,
+        Local::Deferred => {
+            if esk == Some(false) {
+                cx.defer(Hook::TestKeys(known));
+            }
+            true
+        }
+    };
     if ca_missing || crl_unused || !keys_ok {
         return None;
     }
@@ -292,16 +411,11 @@ fn authority(cx: &mut Cx, at: &Path, v: &Value, local: Option<(&str, &str)>) -> 
 /// Without enhanced security key management, SVR between the local router and its peers
 /// runs on static test keys: the local router and each of its peers need
 /// `svr-test-metadata-key`. Returns false if one is missing (reported at its place).
-fn test_keys(
-    cx: &mut Cx,
-    esk: Option<bool>,
-    local: Option<(&str, &str)>,
-    known: &[KnownRouter],
-) -> bool {
-    let (Some(false), Some((local, _))) = (esk, local) else {
+fn test_keys(cx: &mut Cx, esk: Option<bool>, local: Option<&str>, known: &KnownRouters) -> bool {
+    let (Some(false), Some(local)) = (esk, local) else {
         return true;
     };
-    let Some(me) = known.iter().find(|k| k.name == Some(local)) else {
+    let Some(me) = known.find(local) else {
         return true;
     };
     if me.peers.is_empty() {
@@ -317,13 +431,13 @@ fn test_keys(
         ok = false;
     }
     let mut done: Vec<&str> = vec![local];
-    for &peer in &me.peers {
-        if done.contains(&peer) {
+    for peer in &me.peers {
+        if done.contains(&peer.as_str()) {
             continue;
         }
         done.push(peer);
-        if let Some(k) = known.iter().find(|k| k.name == Some(peer)) {
-            if !k.has_key && !k.peer_keys.contains(&local) {
+        if let Some(k) = known.find(peer) {
+            if !k.has_key && !k.peer_keys.iter().any(|p| p == local) {
                 cx.rule(
                     &k.key_at,
                     "required when authority.enhanced-security-key-management is false and the local router lists this router as a peer",
@@ -539,14 +653,14 @@ fn rekey(cx: &mut Cx, at: &Path, v: &Value) -> Option<RekeyInterval> {
     }
 }
 
-fn router<'a>(
+fn router(
     cx: &mut Cx,
     at: &Path,
-    v: &'a Value,
+    v: &Value,
     rcx: &RouterCx,
     names: &mut Unique,
     pcns: &mut Unique,
-    known: &mut Vec<KnownRouter<'a>>,
+    known: &mut KnownRouters,
 ) -> Option<Router> {
     let esk = rcx.esk;
     let f = fields(
@@ -566,19 +680,21 @@ fn router<'a>(
         ],
     )?;
     known.push(KnownRouter {
-        name: raw::str_of(v, "name"),
+        name: raw::str_of(v, "name").map(str::to_owned),
         key_at: f.path_of("svr-test-metadata-key"),
         has_key: f.has("svr-test-metadata-key"),
         peers: raw::seq_of(v, "peer")
             .unwrap_or_default()
             .iter()
             .filter_map(|p| raw::str_of(p, "router"))
+            .map(str::to_owned)
             .collect(),
         peer_keys: raw::seq_of(v, "peer")
             .unwrap_or_default()
             .iter()
             .filter(|p| raw::get(p, "svr-test-metadata-key").is_some_and(|k| !k.is_null()))
             .filter_map(|p| raw::str_of(p, "router"))
+            .map(str::to_owned)
             .collect(),
     });
     let name = f.req(cx, "name", |cx, p, v| {
@@ -636,8 +752,9 @@ fn router<'a>(
     });
     let router_name = name.as_deref();
     let local_node = match rcx.local {
-        Some((r, n)) if raw_name == Some(r) => Some(n),
-        _ => None,
+        Local::Given(r, n) if raw_name == Some(r) => LocalNode::Named(n),
+        Local::Deferred => LocalNode::Deferred(raw_name),
+        _ => LocalNode::No,
     };
     let acx = AdjacencyCx {
         peers: match raw::get(v, "peer") {
@@ -646,6 +763,7 @@ fn router<'a>(
             Some(_) => None,
         },
         routers: rcx.routers,
+        first: &rcx.first,
     };
     let nodes = f.req(cx, "node", |cx, p, v| {
         let items = nonempty_list(cx, p, v, "node")?;
@@ -913,7 +1031,7 @@ struct KnownIface {
     addrs: Option<Vec<InterfaceAddress>>,
 }
 
-/// `local_node` is the local node's name if this node's router is the local router.
+/// `local_node` says whether this node may be the local node.
 // One more than clippy's limit: `acx` (the router's peers, for adjacencies) was added
 // beside the router facts without reshaping the signature the other rules share.
 #[allow(clippy::too_many_arguments)]
@@ -923,7 +1041,7 @@ fn node(
     v: &Value,
     router_name: Option<&str>,
     esk: Option<bool>,
-    local_node: Option<&str>,
+    local_node: LocalNode,
     names: &mut Unique,
     acx: &AdjacencyCx,
 ) -> Option<Node> {
@@ -999,13 +1117,22 @@ fn node(
         })
     });
     let pki = f.opt(cx, "pki", None, |cx, p, v| pki(cx, p, v).map(Some));
-    let is_local = local_node.is_some() && raw::str_of(v, "name") == local_node;
-    let pki_missing = esk == Some(true) && is_local && !f.has("pki");
+    let no_pki = esk == Some(true) && !f.has("pki");
+    let pki_missing = no_pki
+        && match local_node {
+            LocalNode::No => false,
+            LocalNode::Named(n) => raw::str_of(v, "name") == Some(n),
+            LocalNode::Deferred(router) => {
+                cx.defer(Hook::Pki {
+                    router: router.map(str::to_owned),
+                    node: raw::str_of(v, "name").map(str::to_owned),
+                    at: f.path_of("pki"),
+                });
+                false
+            }
+        };
     if pki_missing {
-        cx.rule(
-            &f.path_of("pki"),
-            "required on the local node when authority.enhanced-security-key-management is true",
-        );
+        pki_missing_rule(cx, &f.path_of("pki"));
     }
     let svr = f.opt(cx, "svr", SvrSettings::default(), svr_settings);
     let management = f.opt(cx, "management", Management::default(), management);

@@ -2,6 +2,7 @@
 //! the `vector` label and `adjacency` list of WAN interfaces, and the peer paths they
 //! define. The `bfd` link-test and hold-down keys are read with the other `bfd` keys.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -385,15 +386,14 @@ pub(crate) struct AdjacencyCx<'a> {
     pub(crate) peers: Option<Vec<&'a str>>,
     /// The raw `authority.router` list.
     pub(crate) routers: Option<&'a [Value]>,
+    /// The index in `routers` of the first entry with each name.
+    pub(crate) first: &'a HashMap<&'a str, usize>,
 }
 
 impl AdjacencyCx<'_> {
     /// The waypoints of router `name` as written (`None` if that cannot be told).
     fn waypoints(&self, name: &str) -> Option<Vec<IpAddr>> {
-        let router = self
-            .routers?
-            .iter()
-            .find(|r| raw::str_of(r, "name") == Some(name))?;
+        let router = self.routers?.get(*self.first.get(name)?)?;
         let mut out = Vec::new();
         for node in raw::seq_of(router, "node")? {
             for iface in raw::seq_of(node, "device-interface")? {

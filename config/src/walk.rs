@@ -7,8 +7,11 @@
 //! smallest key, which makes "the first error" independent of the order in which the
 //! checks happen to run.
 
+use std::collections::HashMap;
+
 use serde_norway::{Mapping, Value};
 
+use crate::parse::Hook;
 use crate::ConfigError;
 
 /// A field's place in the document: its text form and its document-order key.
@@ -74,13 +77,41 @@ impl Path {
     }
 }
 
+/// An error with its document-order key.
+pub(crate) type Found = (Vec<u32>, ConfigError);
+
 /// Collects errors with their document-order keys.
 #[derive(Debug, Default)]
 pub(crate) struct Cx {
-    errors: Vec<(Vec<u32>, ConfigError)>,
+    errors: Vec<Found>,
+    /// In a shared check ([`crate::SharedCheck`]): the rules that depend on the local router
+    /// and node, kept with the number of errors found before them instead of being checked.
+    hooks: Option<Vec<(usize, Hook)>>,
 }
 
 impl Cx {
+    /// A collector for a shared check: local rules are deferred ([`Cx::defer`]).
+    pub(crate) fn deferring() -> Cx {
+        Cx {
+            errors: Vec::new(),
+            hooks: Some(Vec::new()),
+        }
+    }
+
+    /// Keeps a local rule for later, at the place it would have been checked (ignored
+    /// outside a shared check).
+    pub(crate) fn defer(&mut self, hook: Hook) {
+        let found = self.errors.len();
+        if let Some(hooks) = &mut self.hooks {
+            hooks.push((found, hook));
+        }
+    }
+
+    /// The errors in the order they were found, with their order keys, and the deferred rules.
+    pub(crate) fn into_parts(self) -> (Vec<Found>, Vec<(usize, Hook)>) {
+        (self.errors, self.hooks.unwrap_or_default())
+    }
+
     pub(crate) fn push(&mut self, at: &Path, error: ConfigError) {
         self.errors.push((at.order.clone(), error));
     }
@@ -431,14 +462,16 @@ pub(crate) fn each<'a, T>(
 /// Tracks values that must be unique and reports the second occurrence of one.
 pub(crate) struct Unique {
     what: &'static str,
-    seen: Vec<(String, String)>,
+    /// Each value seen, with the path of its first occurrence (a map: an authority of
+    /// thousands of routers must not cost a scan per name).
+    seen: HashMap<String, String>,
 }
 
 impl Unique {
     pub(crate) fn new(what: &'static str) -> Unique {
         Unique {
             what,
-            seen: Vec::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -458,7 +491,7 @@ impl Unique {
 
     /// Records `key` (shown as `shown`) at `at`; false (and an error) if seen before.
     pub(crate) fn check(&mut self, cx: &mut Cx, at: &Path, key: String, shown: &str) -> bool {
-        if let Some((_, first)) = self.seen.iter().find(|(k, _)| *k == key) {
+        if let Some(first) = self.seen.get(&key) {
             cx.push(
                 at,
                 ConfigError::Duplicate {
@@ -470,7 +503,7 @@ impl Unique {
             );
             false
         } else {
-            self.seen.push((key, at.show()));
+            self.seen.insert(key, at.show());
             true
         }
     }
