@@ -912,15 +912,14 @@ authority:
     }
 
     #[test]
-    fn a_big_authority_applies_in_linear_time() {
+    fn a_big_authority_parses_renders_and_diffs() {
         let text = big(2_000);
         let start = std::time::Instant::now();
         let d = Document::parse(&text).unwrap();
         let diff = d.diff(None);
-        let took = start.elapsed();
-        // A debug build on a loaded machine takes a few seconds (most of it reading and
-        // writing YAML); the full check per node this replaced took hours here.
-        assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+        // Speed is BENCHMARKS.md §10's (no timed tests); the full check per node this
+        // replaced took hours here.
+        eprintln!("2,000 routers parsed and diffed in {:?}", start.elapsed());
         assert_eq!(d.routers().len(), 2_000);
         assert_eq!(diff.len(), 2_000);
         let r7: Value = serde_norway::from_str(d.render("r7").unwrap()).unwrap();

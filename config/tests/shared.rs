@@ -3,7 +3,7 @@
 //! out): on the example files, on random edits of them, and on a large authority in
 //! linear time.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use proptest::prelude::*;
 use serde_norway::{Mapping, Value};
@@ -311,15 +311,17 @@ pub fn big_authority(n: usize) -> String {
 }
 
 #[test]
-fn a_big_authority_is_checked_in_linear_time() {
+fn a_big_authority_is_checked_as_every_node() {
     let doc: Value = serde_norway::from_str(&big_authority(2_000)).unwrap();
     let start = Instant::now();
     let shared = SharedCheck::new(&doc);
     for i in 0..2_000 {
         assert_eq!(shared.check_as(&format!("r{i}"), "node-1"), Ok(()));
     }
-    let took = start.elapsed();
-    eprintln!("2,000 routers checked as each node in {took:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Speed is BENCHMARKS.md §10's (no timed tests); quadratic, this took minutes.
+    eprintln!(
+        "2,000 routers checked as each node in {:?}",
+        start.elapsed()
+    );
     assert_eq!(shared.authority().unwrap().router.len(), 2_000);
 }
