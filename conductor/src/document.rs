@@ -885,35 +885,9 @@ authority:
         );
     }
 
-    /// `n` routers in pairs that peer (r0-r1, ...), each serving one service; enhanced
-    /// security key management.
-    fn big(n: usize) -> String {
-        let mut y = String::from(
-            "authority:\n  name: big\n  enhanced-security-key-management: true\n  \
-             trusted-ca-certificate: /var/lib/svrd/root.pem\n  service:\n",
-        );
-        for i in 0..n {
-            y.push_str(&format!(
-                "    - {{name: s{i}, tenant: t, prefix: [10.{}.{}.0/24], router: r{i}}}\n",
-                i / 256,
-                i % 256
-            ));
-        }
-        y.push_str("  router:\n");
-        for i in 0..n {
-            y.push_str(&format!(
-                "    - name: r{i}\n      peering-common-name: r{i}.big.svr\n      peer: [{{router: r{}}}]\n      node:\n        - name: node-1\n          core-map: {{workers: [{{lcore: 1}}]}}\n          pki: {{certificate-chain: /c.pem, private-key: /k.pem}}\n          device-interface:\n            - {{name: wan, role: wan, vdev: net_null0, address: [172.{}.{}.1/24]}}\n",
-                i ^ 1,
-                16 + i / 256,
-                i % 256
-            ));
-        }
-        y
-    }
-
     #[test]
     fn a_big_authority_parses_renders_and_diffs() {
-        let text = big(2_000);
+        let text = svr_config::generated_authority(2_000);
         let start = std::time::Instant::now();
         let d = Document::parse(&text).unwrap();
         let diff = d.diff(None);
@@ -933,7 +907,7 @@ authority:
 
     #[test]
     fn per_node_errors_name_the_field_and_the_node() {
-        let text = big(40);
+        let text = svr_config::generated_authority(40);
         // A rule of the local node: r33's node has no pki.
         let no_pki = text.replacen(
             "          pki: {certificate-chain: /c.pem, private-key: /k.pem}\n",

@@ -348,7 +348,7 @@ pub use policy::{
     Adjacency, BestPath, LbStrategy, LossPercent, Mos, PeerPath, ServicePolicy, SessionResiliency,
     VectorPreference, VectorPriority, MAX_POLICY_VECTORS,
 };
-pub use shared::SharedCheck;
+pub use shared::{generated_authority, SharedCheck};
 
 /// The name used for text given to [`Config::parse`] in messages without a field path.
 const TEXT_NAME: &str = "<config>";

@@ -138,3 +138,29 @@ impl SharedCheck {
             && matches!(self.nodes.get(router), Some(Some(ns)) if ns.iter().any(|n| n == node))
     }
 }
+
+/// An authority of `n` routers in pairs that peer (r0-r1, ...), each serving one service,
+/// with enhanced security key management: for scale tests and benchmarks.
+pub fn generated_authority(n: usize) -> String {
+    let mut y = String::from(
+        "authority:\n  name: big\n  enhanced-security-key-management: true\n  \
+         trusted-ca-certificate: /var/lib/svrd/root.pem\n  service:\n",
+    );
+    for i in 0..n {
+        y.push_str(&format!(
+            "    - {{name: s{i}, tenant: t, prefix: [10.{}.{}.0/24], router: r{i}}}\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    y.push_str("  router:\n");
+    for i in 0..n {
+        y.push_str(&format!(
+            "    - name: r{i}\n      peering-common-name: r{i}.big.svr\n      peer: [{{router: r{}}}]\n      node:\n        - name: node-1\n          core-map: {{workers: [{{lcore: 1}}]}}\n          pki: {{certificate-chain: /c.pem, private-key: /k.pem}}\n          device-interface:\n            - {{name: wan, role: wan, vdev: net_null0, address: [172.{}.{}.1/24]}}\n",
+            i ^ 1,
+            16 + i / 256,
+            i % 256
+        ));
+    }
+    y
+}

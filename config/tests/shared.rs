@@ -285,34 +285,9 @@ proptest! {
     }
 }
 
-/// `n` routers in pairs that peer, each with a service, enhanced security key management.
-pub fn big_authority(n: usize) -> String {
-    let mut y = String::from(
-        "authority:\n  name: big\n  enhanced-security-key-management: true\n  \
-         trusted-ca-certificate: /var/lib/svrd/root.pem\n  service:\n",
-    );
-    for i in 0..n {
-        y.push_str(&format!(
-            "    - {{name: s{i}, tenant: t, prefix: [10.{}.{}.0/24], router: r{i}}}\n",
-            i / 256,
-            i % 256
-        ));
-    }
-    y.push_str("  router:\n");
-    for i in 0..n {
-        y.push_str(&format!(
-            "    - name: r{i}\n      peering-common-name: r{i}.big.svr\n      peer: [{{router: r{}}}]\n      node:\n        - name: node-1\n          core-map: {{workers: [{{lcore: 1}}]}}\n          pki: {{certificate-chain: /c.pem, private-key: /k.pem}}\n          device-interface:\n            - {{name: wan, role: wan, vdev: net_null0, address: [172.{}.{}.1/24]}}\n",
-            i ^ 1,
-            16 + i / 256,
-            i % 256
-        ));
-    }
-    y
-}
-
 #[test]
 fn a_big_authority_is_checked_as_every_node() {
-    let doc: Value = serde_norway::from_str(&big_authority(2_000)).unwrap();
+    let doc: Value = serde_norway::from_str(&svr_config::generated_authority(2_000)).unwrap();
     let start = Instant::now();
     let shared = SharedCheck::new(&doc);
     for i in 0..2_000 {
