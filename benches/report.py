@@ -1363,6 +1363,8 @@ def containers_section(d):
 
     full = lambda j: j["main"]["rx_mpps"]  # noqa: E731
     ndr = lambda j: j["ndr"]["rate_mpps"] if j["ndr"] else 0.0  # noqa: E731
+    # Partial-drop rate (svr-pktgen --pdr-tolerance): None in results made before it.
+    pdr = lambda j: (j["pdr"]["rate_mpps"] if j["pdr"] else 0.0) if "pdr" in j else None  # noqa: E731
 
     def lat(i):
         return lambda j: (j["ndr"]["trial"]["lat_ns"][i] / 1e3
@@ -1387,7 +1389,9 @@ def containers_section(d):
       "each container with one veth on each, driven by `net_af_packet` (the kernel's veth and "
       "bridge carry every frame). Same generator settings as section 5 (1024 UDP flows, IPv4; "
       "forwarding rate at full speed for 1 s, then a binary search for the no-drop rate, 0.4 s "
-      "trials, at most 7; latency = generator TX to RX at the fastest no-drop trial).")
+      "trials, at most 7, and another for the partial-drop rate, PDR: the highest rate losing "
+      "at most 0.5 % of the offered frames; latency = generator TX to RX at the fastest no-drop "
+      "trial).")
     w("")
     for link, label in (("memif", "memif between containers"), ("af_packet", "af_packet over Docker bridges"),
                         ("native", "memif without containers, same run (host processes: the machine's state at that moment)")):
@@ -1397,11 +1401,12 @@ def containers_section(d):
             continue
         w(f"**{label}**, Mpps:")
         w("")
-        w("| size | testpmd io | svrd encrypt | svrd decrypt | no-drop: testpmd io | svrd encrypt | svrd decrypt |")
-        w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        w("| size | testpmd io | svrd encrypt | svrd decrypt | no-drop: testpmd io | svrd encrypt | svrd decrypt | PDR 0.5 %: testpmd io | svrd encrypt | svrd decrypt |")
+        w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for s in sizes:
             w(f"| {s} | " + " | ".join(get(link, st, s, full, 3) for st in ("testpmd", "encrypt", "decrypt"))
-              + " | " + " | ".join(get(link, st, s, ndr, 3) for st in ("testpmd", "encrypt", "decrypt")) + " |")
+              + " | " + " | ".join(get(link, st, s, ndr, 3) for st in ("testpmd", "encrypt", "decrypt"))
+              + " | " + " | ".join(get(link, st, s, pdr, 3) for st in ("testpmd", "encrypt", "decrypt")) + " |")
         w("")
         w(f"Latency at the no-drop rate, {label}, µs:")
         w("")
@@ -1440,8 +1445,8 @@ def containers_section(d):
         w(f"Not measured (no chain results in `{os.path.basename(d)}`).")
         w("")
     else:
-        w("| link | size | forwarding Mpps | Gbps | no-drop Mpps | p50 µs | p99 µs | p99.9 µs | max µs | one svrd: encrypt / decrypt Mpps |")
-        w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        w("| link | size | forwarding Mpps | Gbps | no-drop Mpps | PDR 0.5 % Mpps | p50 µs | p99 µs | p99.9 µs | max µs | one svrd: encrypt / decrypt Mpps |")
+        w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for link in ("memif", "af_packet"):
             if not any(k[0] == link and k[1] == "chain" for k in res):
                 continue
@@ -1449,6 +1454,7 @@ def containers_section(d):
                 w(f"| {link} | {s} | {get(link, 'chain', s, full, 3)} | "
                   f"{get(link, 'chain', s, lambda j: j['main']['gbps'], 2)} | "
                   f"{get(link, 'chain', s, ndr, 3)} | "
+                  f"{get(link, 'chain', s, pdr, 3)} | "
                   + " | ".join(get(link, "chain", s, lat(i), 1) for i in range(4))
                   + f" | {get(link, 'encrypt', s, full, 3)} / {get(link, 'decrypt', s, full, 3)} |")
         w("")

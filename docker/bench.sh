@@ -85,7 +85,7 @@ bench_step() {
     decrypt) mode=(--mode svr-decrypt --svr-config "$conf" --tx-dev "$gen_wan" --rx-dev "$gen_lan"
                    --dst-mac "$DUT_WAN_MAC" --src-ip 10.2.1.1 --dst-ip 10.1.0.2) ;;
   esac
-  gen_args=("${mode[@]}" --flows 1024 --size "$BENCH_SIZES" --duration 1 --search --trial 0.4
+  gen_args=("${mode[@]}" --flows 1024 --size "$BENCH_SIZES" --duration 1 --search --pdr-tolerance 0.005 --trial 0.4
             --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0 --mem-mb 128
             --file-prefix ctr-pktgen --linger 30 --json)
   if [ "$step" = testpmd ]; then
@@ -178,7 +178,7 @@ chain_step() {
   fi
   local gen_args=(--mode plain --warmup --warmup-delay 2 --tx-dev "$gen_lan" --rx-dev "$gen_rx" --dst-mac "$DUT_LAN_MAC"
                   --src-ip 10.1.1.1 --dst-ip 10.2.0.2 --flows 1024 --size "$BENCH_SIZES" --duration 1
-                  --search --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0
+                  --search --pdr-tolerance 0.005 --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0
                   --mem-mb 128 --file-prefix ctr-pktgen --linger 30 --json)
   local r_args=(--entrypoint svr-ifnames-exec "$IMG/svrd:latest" nice -n -19 svrd --config "$conf")
   echo "$name generator: svr-pktgen ${gen_args[*]}" >>"$OUT/commands.txt"
@@ -254,7 +254,7 @@ native_step() {
                    --dst-mac "$DUT_LAN_MAC" --src-ip 10.1.1.1 --dst-ip 10.2.0.2) ;;
   esac
   nice -n -19 timeout "$BENCH_STEP_TIMEOUT" "$BIN/svr-pktgen" "${mode[@]}" --flows 1024 --size "$BENCH_SIZES" \
-    --duration 1 --search --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0 \
+    --duration 1 --search --pdr-tolerance 0.005 --trial 0.4 --search-steps 7 --search-budget 8 --pool-packets 600K --cpu 0 \
     --mem-mb 128 --file-prefix ctr-native-pktgen --linger 30 --json >"$OUT/$name.json" 2>"$OUT/$name.gen.log" &
   gp=$!
   sleep 1

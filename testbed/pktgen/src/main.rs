@@ -116,6 +116,10 @@ struct Cli {
     /// Loss accepted by "no drop", as a fraction of the offered frames.
     #[arg(long, default_value_t = 0.0)]
     loss_tolerance: f64,
+    /// With `--search`: a second search for the partial-drop rate (PDR), the highest rate
+    /// losing at most this fraction of the offered frames (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pdr_tolerance: f64,
     /// svr-encrypt: open one received frame in this many to read its stamp.
     #[arg(long, default_value_t = 16)]
     sample: u32,
@@ -498,7 +502,67 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The main trial, then the no-drop search, for one size.
+    /// Binary search, from `hi` down, of the highest rate losing at most `tolerance` of the
+    /// offered frames; its trials go into `trials` (JSON) tagged `tag`.
+    #[allow(clippy::too_many_arguments)]
+    fn search_rate(
+        &mut self,
+        templates: &[Template],
+        mix: &SizeMix,
+        mut hi: f64,
+        tolerance: f64,
+        tag: &str,
+        trials: &mut Vec<String>,
+        limited: &mut bool,
+    ) -> Option<(f64, TrialResult)> {
+        let cli = self.cli;
+        let started = StdInstant::now();
+        let mut lo = 0.0f64;
+        let mut r = hi;
+        let mut found = None;
+        for step in 0..cli.search_steps {
+            if self.link_down {
+                break;
+            }
+            if started.elapsed().as_secs_f64() > cli.search_budget {
+                eprintln!("pktgen: search budget of {} s used up", cli.search_budget);
+                break;
+            }
+            let t = self.measure(templates, Some(r), cli.trial, None);
+            *limited |= t.offered_pps() < 0.98 * r;
+            let pass = t.loss_ratio() <= tolerance && t.offered > 0;
+            let label = format!(
+                "size {} {tag} {} at {:.4} Mpps {}",
+                mix.label,
+                step + 1,
+                r / 1e6,
+                if pass { "PASS" } else { "fail" }
+            );
+            eprintln!("{}", trial_line(&label, &t));
+            trials.push(format!(
+                "{{\"search\":\"{tag}\",\"rate_mpps\":{:.4},\"pass\":{},\"trial\":{}}}",
+                r / 1e6,
+                pass,
+                trial_json(&t)
+            ));
+            if pass {
+                lo = r;
+                found = Some((r, t));
+                if step == 0 {
+                    break;
+                }
+            } else {
+                hi = r;
+            }
+            if (hi - lo) / hi < 0.02 {
+                break;
+            }
+            r = (lo + hi) / 2.0;
+        }
+        found
+    }
+
+    /// The main trial, then the no-drop search (and the partial-drop one), for one size.
     fn size_run(&mut self, mix: &SizeMix) -> String {
         let templates: Vec<Template> = mix
             .pattern
@@ -511,59 +575,32 @@ impl Ctx<'_> {
         eprintln!("{}", trial_line(&format!("size {} main", mix.label), &main));
         let mut search = Vec::new();
         let mut ndr: Option<(f64, TrialResult)> = None;
+        let mut pdr: Option<(f64, TrialResult)> = None;
         let mut limited = false;
         if cli.search {
-            let started = StdInstant::now();
-            let mut hi = main.rx_pps().max(1.0);
-            let mut lo = 0.0f64;
-            let mut r = hi;
-            for step in 0..cli.search_steps {
-                if self.link_down {
-                    break;
-                }
-                if started.elapsed().as_secs_f64() > cli.search_budget {
-                    eprintln!("pktgen: search budget of {} s used up", cli.search_budget);
-                    break;
-                }
-                let t = self.measure(&templates, Some(r), cli.trial, None);
-                let offered_ok = t.offered_pps() >= 0.98 * r;
-                limited |= !offered_ok;
-                let pass = t.loss_ratio() <= cli.loss_tolerance && t.offered > 0;
-                eprintln!(
-                    "{}",
-                    trial_line(
-                        &format!(
-                            "size {} search {} at {:.4} Mpps {}",
-                            mix.label,
-                            step + 1,
-                            r / 1e6,
-                            if pass { "PASS" } else { "fail" }
-                        ),
-                        &t
-                    )
+            let start = main.rx_pps().max(1.0);
+            ndr = self.search_rate(
+                &templates,
+                mix,
+                start,
+                cli.loss_tolerance,
+                "search",
+                &mut search,
+                &mut limited,
+            );
+            if cli.pdr_tolerance > 0.0 {
+                pdr = self.search_rate(
+                    &templates,
+                    mix,
+                    start,
+                    cli.pdr_tolerance,
+                    "pdr-search",
+                    &mut search,
+                    &mut limited,
                 );
-                search.push(format!(
-                    "{{\"rate_mpps\":{:.4},\"pass\":{},\"trial\":{}}}",
-                    r / 1e6,
-                    pass,
-                    trial_json(&t)
-                ));
-                if pass {
-                    lo = r;
-                    ndr = Some((r, t));
-                    if step == 0 {
-                        break;
-                    }
-                } else {
-                    hi = r;
-                }
-                if (hi - lo) / hi < 0.02 {
-                    break;
-                }
-                r = (lo + hi) / 2.0;
             }
         }
-        let ndr_json = match &ndr {
+        let rate_json = |found: &Option<(f64, TrialResult)>| match found {
             Some((r, t)) => format!(
                 "{{\"rate_mpps\":{:.4},\"gbps\":{:.4},\"trial\":{}}}",
                 r / 1e6,
@@ -572,6 +609,8 @@ impl Ctx<'_> {
             ),
             None => "null".into(),
         };
+        let ndr_json = rate_json(&ndr);
+        let pdr_json = rate_json(&pdr);
         if cli.search {
             match &ndr {
                 Some((r, t)) => eprintln!(
@@ -584,7 +623,7 @@ impl Ctx<'_> {
             }
         }
         format!(
-            "{{\"mode\":\"{}\",\"size\":\"{}\",\"frame_mean\":{:.1},\"flows\":{},\"ip\":{},\"proto\":\"{}\",\"main\":{},\"ndr\":{},\"search\":[{}],\"generator_limited\":{}}}",
+            "{{\"mode\":\"{}\",\"size\":\"{}\",\"frame_mean\":{:.1},\"flows\":{},\"ip\":{},\"proto\":\"{}\",\"main\":{},\"ndr\":{},\"pdr\":{},\"search\":[{}],\"generator_limited\":{}}}",
             match cli.mode {
                 Mode::Plain => "plain",
                 Mode::SvrEncrypt => "svr-encrypt",
@@ -600,6 +639,7 @@ impl Ctx<'_> {
             },
             trial_json(&main),
             ndr_json,
+            pdr_json,
             search.join(","),
             limited
         )
