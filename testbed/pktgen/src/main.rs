@@ -503,13 +503,15 @@ impl Ctx<'_> {
     }
 
     /// Binary search, from `hi` down, of the highest rate losing at most `tolerance` of the
-    /// offered frames; its trials go into `trials` (JSON) tagged `tag`.
+    /// offered frames, above `floor` (a rate known to pass, with its trial: the result when
+    /// nothing higher passes); its trials go into `trials` (JSON) tagged `tag`.
     #[allow(clippy::too_many_arguments)]
     fn search_rate(
         &mut self,
         templates: &[Template],
         mix: &SizeMix,
         mut hi: f64,
+        floor: Option<(f64, TrialResult)>,
         tolerance: f64,
         tag: &str,
         trials: &mut Vec<String>,
@@ -517,9 +519,9 @@ impl Ctx<'_> {
     ) -> Option<(f64, TrialResult)> {
         let cli = self.cli;
         let started = StdInstant::now();
-        let mut lo = 0.0f64;
+        let mut lo = floor.as_ref().map_or(0.0, |f| f.0);
         let mut r = hi;
-        let mut found = None;
+        let mut found = floor;
         for step in 0..cli.search_steps {
             if self.link_down {
                 break;
@@ -583,16 +585,19 @@ impl Ctx<'_> {
                 &templates,
                 mix,
                 start,
+                None,
                 cli.loss_tolerance,
                 "search",
                 &mut search,
                 &mut limited,
             );
             if cli.pdr_tolerance > 0.0 {
+                // A no-drop rate passes any tolerance: the PDR is searched above it.
                 pdr = self.search_rate(
                     &templates,
                     mix,
                     start,
+                    ndr.clone(),
                     cli.pdr_tolerance,
                     "pdr-search",
                     &mut search,
