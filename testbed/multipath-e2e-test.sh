@@ -8,8 +8,8 @@
 #             never) listed AFTER site-b (10.2.0.0/24), which also holds its prefix: its sessions
 #             must take its policy (config docs: "the longest match wins"), i.e. all use link 1.
 #  loss       10 % loss on link 1 (both directions). Once router-a's link test has measured it
-#             (SIGUSR1 `bfd path=... loss-pct` above 1 on link 1's IPv4 and IPv6 paths, then the
-#             hold-down), NEW voice sessions (max-loss 1 %, max-latency 150 ms) use link 2 and
+#             (SIGUSR1 `bfd path=... loss-pct` above the max-loss on link 1's IPv4 and IPv6 paths, then the
+#             hold-down), NEW voice sessions (max-loss, 5 % here, max-latency 150 ms) use link 2 and
 #             bulk sessions (vector link1 priority 10, link2 100) stay on link 1; IPv4 and IPv6.
 #  latency    link 1 healed, 100 ms one-way delay on link 2 (both directions, impair.py). Once
 #             the link test shows link 2's latency >= 50 ms and link 1 SLA-compliant again
@@ -43,7 +43,10 @@
 #   * both routers: link-test-interval 2 s (default 10), hold-down-time 1 s (default 5), so a
 #     10 % loss is measured and told to the path selector within a few seconds;
 #   * voice: best-path as in the repository (average-latency; VOICE_BEST_PATH=vector spreads
-#     sessions over both compliant links by their UUID hash instead);
+#     sessions over both compliant links by their UUID hash instead); max-loss 5 % instead of
+#     the repository's 1 % (VOICE_MAX_LOSS): a link test is 10 probes and the loss is an EWMA
+#     (alpha 0.25), so ONE probe lost on a healed link (an af_packet ring drop on a busy
+#     2-CPU machine) reads 2.5 % and would make it non-compliant for 1 %;
 #   * the services in the repository's order (site-b first: the longest prefix must win;
 #     SERVICE_ORDER=specific-first lists voice and bulk first);
 #   * the order-probe service and policy added (after site-b in both orders);
@@ -77,6 +80,7 @@ CASES=${*:-longest-match loss latency tcp revert dup both-down}
 KNOWN_GAPS=${KNOWN_GAPS-}
 LIMIT=${MP_E2E_LIMIT:-480}
 VOICE_BEST_PATH=${VOICE_BEST_PATH:-average-latency}
+VOICE_MAX_LOSS=${VOICE_MAX_LOSS:-5}
 SERVICE_ORDER=${SERVICE_ORDER:-repo}   # or: specific-first (see the header)
 LINK_TEST_INTERVAL=2
 HOLD_DOWN=1
@@ -282,6 +286,7 @@ derive_mp() { # derive_mp SRC DST
       -e '/^        link-test-interval:/d' -e '/^        link-test-length:/d' -e '/^        hold-down-time:/d' \
       -e "s/^        multiplier: 3\$/        multiplier: 3\n        link-test-interval: $LINK_TEST_INTERVAL\n        link-test-length: 10\n        hold-down-time: $HOLD_DOWN/" \
       -e "s/^      best-path: average-latency\(.*\)/      best-path: $VOICE_BEST_PATH\1/" \
+      -e "s/^      max-loss: 1\$/      max-loss: $VOICE_MAX_LOSS/" \
       "$1" > "$2"
   python3 - "$2" "$SERVICE_ORDER" <<'PY'
 import sys
@@ -373,7 +378,7 @@ if [[ " $CASES " == *" loss "* ]]; then
   link1_lossy() {
     snapshot router-a
     local a b; a=$(pf router-a "$V4_L1" loss-pct); b=$(pf router-a "$V6_L1" loss-pct)
-    isnum "$a" && isnum "$b" && fgt "$a" 1 && fgt "$b" 1
+    isnum "$a" && isnum "$b" && fgt "$a" "$VOICE_MAX_LOSS" && fgt "$b" "$VOICE_MAX_LOSS"
   }
   t=$(date +%s.%N)
   measured=1; wait_until 40 link1_lossy || measured=0
@@ -381,7 +386,7 @@ if [[ " $CASES " == *" loss "* ]]; then
   sleep $((HOLD_DOWN + 1))
   snapshot router-a; show_metrics
   why=""; figs=""
-  [ $measured = 1 ] || why="$why link test never showed loss > 1 % on link 1;"
+  [ $measured = 1 ] || why="$why link test never showed loss > $VOICE_MAX_LOSS % on link 1;"
   for f in "voice 10.2.0.10 2" "voice fd00:2::10 2" "bulk 10.2.0.20 1" "bulk fd00:2::20 1"; do
     set -- $f
     run_flow "$1" "$2" 5301
