@@ -80,10 +80,41 @@ pub enum BootstrapError {
     Client(ClientError),
     /// The configuration the conductor sent does not fit this router or does not check.
     #[error("bootstrap: configuration revision {revision} from the conductor: {reason}")]
-    Config { revision: u64, reason: String },
+    Config {
+        revision: u64,
+        reason: Box<RevisionError>,
+    },
     /// svrd itself failed to start from `running.yaml`.
     #[error("{0}")]
     Startup(#[from] StartupError),
+}
+
+/// Why a revision from the conductor did not become `running.yaml`.
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionError {
+    #[error("not YAML: {0}")]
+    NotYaml(serde_norway::Error),
+    #[error("not a mapping")]
+    NotMapping,
+    #[error("it is for router {theirs:?}, this is router {ours:?} (bootstrap `router`)")]
+    OtherRouter { theirs: String, ours: String },
+    #[error("it has no local-router")]
+    NoLocalRouter,
+    #[error("it has no authority")]
+    NoAuthority,
+    #[error("router {router} has no node {node:?} (bootstrap `node`)")]
+    NoNode { router: String, node: String },
+    #[error(
+        "a device-interface drives the management interface {0} (bootstrap \
+         `management-interface` must be an interface DPDK does not own)"
+    )]
+    ManagementInterfaceTaken(String),
+    #[error("{0}")]
+    Write(serde_norway::Error),
+    #[error("{0}")]
+    State(BootstrapError),
+    #[error("{0}")]
+    Check(StartupError),
 }
 
 /// `conductor:` of the bootstrap file.
@@ -352,31 +383,26 @@ fn merge(base: &mut Value, over: &Value) {
 /// `local-node`, the local node settings merged over the node's entry, and (zero-trust) the
 /// trust anchor, CRL and the node's certificate and key in the state directory. Starts with
 /// the revision header.
-fn compose(boot: &Bootstrap, revision: u64, rendered: &str) -> Result<String, String> {
-    let mut doc: Value = serde_norway::from_str(rendered)
-        .map_err(|e| format!("not YAML: {e}"))
-        .and_then(|v: Value| match v {
-            Value::Mapping(_) => Ok(v),
-            _ => Err("not a mapping".to_owned()),
-        })?;
+fn compose(boot: &Bootstrap, revision: u64, rendered: &str) -> Result<String, RevisionError> {
+    let mut doc: Value = serde_norway::from_str(rendered).map_err(RevisionError::NotYaml)?;
     let Value::Mapping(top) = &mut doc else {
-        return Err("not a mapping".into());
+        return Err(RevisionError::NotMapping);
     };
     match top.get("local-router").and_then(Value::as_str) {
         Some(r) if r == boot.router => {}
         Some(r) => {
-            return Err(format!(
-                "it is for router {r:?}, this is router {:?} (bootstrap `router`)",
-                boot.router
-            ))
+            return Err(RevisionError::OtherRouter {
+                theirs: r.to_owned(),
+                ours: boot.router.clone(),
+            })
         }
-        None => return Err("it has no local-router".into()),
+        None => return Err(RevisionError::NoLocalRouter),
     }
     top.insert("local-node".into(), boot.node.clone().into());
     let authority = top
         .get_mut("authority")
         .and_then(Value::as_mapping_mut)
-        .ok_or("it has no authority")?;
+        .ok_or(RevisionError::NoAuthority)?;
     let esk = authority
         .get("enhanced-security-key-management")
         .and_then(Value::as_bool)
@@ -401,11 +427,9 @@ fn compose(boot: &Bootstrap, revision: u64, rendered: &str) -> Result<String, St
             ns.iter_mut()
                 .find(|n| n.get("name").and_then(Value::as_str) == Some(&boot.node))
         })
-        .ok_or_else(|| {
-            format!(
-                "router {} has no node {:?} (bootstrap `node`)",
-                boot.router, boot.node
-            )
+        .ok_or_else(|| RevisionError::NoNode {
+            router: boot.router.clone(),
+            node: boot.node.clone(),
         })?;
     if let Some(local) = &boot.local_node_settings {
         merge(node, &Value::Mapping(local.clone()));
@@ -435,13 +459,10 @@ fn compose(boot: &Bootstrap, revision: u64, rendered: &str) -> Result<String, St
                 .is_some_and(|v| v.split(',').any(|a| a == owned))
         });
         if taken {
-            return Err(format!(
-                "a device-interface drives the management interface {ifname} (bootstrap \
-                 `management-interface` must be an interface DPDK does not own)"
-            ));
+            return Err(RevisionError::ManagementInterfaceTaken(ifname.clone()));
         }
     }
-    let body = serde_norway::to_string(&doc).map_err(|e| e.to_string())?;
+    let body = serde_norway::to_string(&doc).map_err(RevisionError::Write)?;
     Ok(format!(
         "{REVISION_HEADER}{revision}\n# Written by svrd --bootstrap {}: the conductor's configuration \
          for router {} with this node's local settings. Replaced on each revision.\n{body}",
@@ -452,9 +473,9 @@ fn compose(boot: &Bootstrap, revision: u64, rendered: &str) -> Result<String, St
 /// Checks a composed configuration with the rules of `svrd --check` (`full`: also the
 /// hugepages and vdev drivers, before start; while running, svrd holds those itself) and, if
 /// it passes, makes it `running.yaml` atomically.
-fn check_and_save(boot: &Bootstrap, text: &str, full: bool) -> Result<(), String> {
+fn check_and_save(boot: &Bootstrap, text: &str, full: bool) -> Result<(), RevisionError> {
     let st = &boot.state;
-    write_atomic(&st.candidate, text.as_bytes(), 0o600).map_err(|e| e.to_string())?;
+    write_atomic(&st.candidate, text.as_bytes(), 0o600).map_err(RevisionError::State)?;
     let checked = if full {
         crate::startup::check(&st.candidate).map(|_| ())
     } else {
@@ -470,9 +491,10 @@ fn check_and_save(boot: &Bootstrap, text: &str, full: bool) -> Result<(), String
     };
     if let Err(e) = checked {
         let _ = std::fs::remove_file(&st.candidate);
-        return Err(e.to_string());
+        return Err(RevisionError::Check(e));
     }
-    std::fs::rename(&st.candidate, &st.running).map_err(|e| state_err(&st.running, e).to_string())
+    std::fs::rename(&st.candidate, &st.running)
+        .map_err(|e| RevisionError::State(state_err(&st.running, e)))
 }
 
 // ------------------------------------------------------------------------ conductor
@@ -912,7 +934,7 @@ impl Watch {
         if let Err(e) = checked {
             log::warn!(
                 "event=config-rejected revision={revision} error={}",
-                quoted(&e)
+                quoted(&e.to_string())
             );
             self.error = Some(format!("revision {revision}: {e}"));
             return;
@@ -1027,14 +1049,14 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
             let text = compose(&boot, cfg.revision, &cfg.yaml).map_err(|reason| {
                 BootstrapError::Config {
                     revision: cfg.revision,
-                    reason,
+                    reason: Box::new(reason),
                 }
             })?;
             if let Err(reason) = check_and_save(&boot, &text, true) {
                 log::error!(
                     "event=config-rejected revision={} conductor={addr} error={}",
                     cfg.revision,
-                    quoted(&reason)
+                    quoted(&reason.to_string())
                 );
                 // Tell the conductor why this router does not come up.
                 let report = StatusReport {
@@ -1046,7 +1068,7 @@ pub fn run(path: &Path) -> Result<(), BootstrapError> {
                 let _ = conductors.call(|c| c.status(&report));
                 return Err(BootstrapError::Config {
                     revision: cfg.revision,
-                    reason,
+                    reason: Box::new(reason),
                 });
             }
             log::info!(
@@ -1166,9 +1188,9 @@ mod tests {
             &rendered.replace("local-router: router-a", "local-router: x"),
         )
         .unwrap_err();
-        assert!(e.contains("for router \"x\""), "{e}");
+        assert!(e.to_string().contains("for router \"x\""), "{e}");
         let e = compose(&b, 7, &rendered.replace("node-1", "node-2")).unwrap_err();
-        assert!(e.contains("no node \"node-1\""), "{e}");
+        assert!(e.to_string().contains("no node \"node-1\""), "{e}");
         assert!(compose(&b, 7, "[").is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
