@@ -238,7 +238,12 @@ grep -q "PRIVATE KEY" "$RUN/router-a.log" "$RUN/router-b.log" "$CLOG" && fail "a
 ok "state dirs: key.pem 0600 (dir 0700), chain verifies (openssl) with CN = peering-common-name, running.yaml revision 1; no token or key in any log"
 wait_row router-a state up-to-date 30 || fail "show routers: router-a is $(row router-a state)"
 wait_row router-b state up-to-date 30 || fail "show routers: router-b is $(row router-b state)"
-ok "show routers: both up-to-date (applied $(row router-a applied)/$(row router-b applied))"
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
+for r in router-a router-b; do
+  [ "$(row $r version)" = "$VERSION" ] || fail "show routers: $r reports version $(row $r version), not $VERSION"
+done
+grep -q "incompatible-version" "$CLOG" "$RUN/router-a.log" "$RUN/router-b.log" && fail "an incompatible-version event between routers of the same build"
+ok "show routers: both up-to-date (applied $(row router-a applied)/$(row router-b applied)), both version $VERSION, no incompatible-version event"
 traffic "after onboarding"
 
 # ---------------------------------------------------------------- refusals

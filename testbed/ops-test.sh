@@ -4,7 +4,8 @@
 # intervals are 6 min, so no key rotates by itself during the test, and a new peer key
 # replaces the old one 3 s after the exchange) carrying traffic. Every svrctl command runs in table and
 # JSON form and the test asserts the content:
-#   - show peers / detail / security: router-b up with 2/2 paths, BFD Up on both, keys valid,
+#   - show peers / detail / security: router-b up with 2/2 paths and its software version (this
+#     build's), BFD Up on both, keys valid,
 #     peer-key index >= 1, our certificate's subject names router-a and is not expired;
 #   - show sessions [--service] [--by-id]: a UDP session host-a -> host-b:5001 shows service
 #     site-b, tenant blue, peer router-b and a waypoint pair 10.9.0.1->10.9.0.2 or
@@ -90,9 +91,11 @@ ok "traffic: UDP 20/20 echoed, ping over IPv6"
 
 # ---------------------------------------------------------------- show peers
 both router-a peers show peers
-grep -E "^router-b\.testbed\.svr +router-b +2/2 +up " "$OUT/peers.txt" >/dev/null || fail "show peers: $(cat "$OUT/peers.txt")"
-py 'p=d["peers"][0]; assert (p["name"],p["status"],p["paths_up"],p["paths_total"])==("router-b","up",2,2), p' < "$OUT/peers.json" || fail "show peers --json"
-ok "show peers: router-b up, 2/2 paths"
+# The peer's version comes from its sealed key-exchange blocks; both routers run this build.
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+grep -E "^router-b\.testbed\.svr +router-b +${VERSION//./\\.} +2/2 +up " "$OUT/peers.txt" >/dev/null || fail "show peers: $(cat "$OUT/peers.txt")"
+py 'p=d["peers"][0]; assert (p["name"],p["status"],p["paths_up"],p["paths_total"],p["version"])==("router-b","up",2,2,"'"$VERSION"'"), p' < "$OUT/peers.json" || fail "show peers --json"
+ok "show peers: router-b up, 2/2 paths, version $VERSION"
 
 both router-a peers-detail show peers detail
 [ "$(grep -cE "^router-b +(10\.9\.0\.1|fd00:9::1) +(10\.9\.0\.2|fd00:9::2) +Up +in " "$OUT/peers-detail.txt")" = 2 ] || fail "show peers detail: $(cat "$OUT/peers-detail.txt")"

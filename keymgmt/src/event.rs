@@ -7,6 +7,7 @@ use fastpath::time::Instant;
 
 use crate::message::KeyKind;
 use crate::pki::PkiError;
+use crate::version::SoftwareVersion;
 
 /// Why peering with a router failed to establish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,14 @@ pub enum FailureReason {
     /// BFD ran, but no valid key-exchange block arrived within `peer-key-timeout`: the peer
     /// does not run enhanced security key management.
     NoKeyExchange,
-    /// The peer's Hello carries an exchange version we do not speak.
-    UnsupportedVersion(u8),
+    /// The peer's Hello carries an exchange version we do not speak; `peer_software` is the
+    /// software version its clear blocks claim (not authenticated), when they carry one.
+    UnsupportedVersion {
+        /// The Hello's exchange version.
+        exchange: u8,
+        /// The Software Version TLV beside it.
+        peer_software: Option<SoftwareVersion>,
+    },
     /// The peer's Hello names an algorithm we do not implement.
     UnsupportedAlgorithm(u8),
     /// A Hello or Finish signature did not verify against the peer's certificate (a man in the
@@ -39,7 +46,16 @@ impl fmt::Display for FailureReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FailureReason::NoKeyExchange => f.write_str("no-key-exchange"),
-            FailureReason::UnsupportedVersion(v) => write!(f, "unsupported-version={v}"),
+            FailureReason::UnsupportedVersion {
+                exchange,
+                peer_software,
+            } => {
+                write!(f, "unsupported-version={exchange}")?;
+                match peer_software {
+                    Some(v) => write!(f, " peer-software=\"{v}\""),
+                    None => Ok(()),
+                }
+            }
             FailureReason::UnsupportedAlgorithm(a) => write!(f, "unsupported-algorithm={a}"),
             FailureReason::BadSignature => f.write_str("bad-signature"),
             FailureReason::BadPublicValue => f.write_str("bad-public-value"),
@@ -88,6 +104,14 @@ pub enum KeyEvent {
         /// Why.
         reason: PkiError,
     },
+    /// The peer's software version (authenticated, from a sealed block) is incompatible with
+    /// ours (`crate::version`); peering goes on.
+    IncompatibleVersion {
+        /// The peer's version.
+        peer: SoftwareVersion,
+        /// Ours.
+        local: SoftwareVersion,
+    },
 }
 
 impl fmt::Display for KeyEvent {
@@ -114,6 +138,10 @@ impl fmt::Display for KeyEvent {
             KeyEvent::CertificateRejected { reason } => {
                 write!(f, "event=certificate-rejected reason=\"{reason}\"")
             }
+            KeyEvent::IncompatibleVersion { peer, local } => write!(
+                f,
+                "event=incompatible-version peer-version={peer} local-version={local}"
+            ),
         }
     }
 }
@@ -229,6 +257,25 @@ mod tests {
             }
             .to_string(),
             "event=peering-failed reason=unsupported-algorithm=9"
+        );
+        let v = |s| SoftwareVersion::new(s).unwrap();
+        assert_eq!(
+            KeyEvent::PeeringFailed {
+                reason: FailureReason::UnsupportedVersion {
+                    exchange: 3,
+                    peer_software: Some(v("0.2.0")),
+                }
+            }
+            .to_string(),
+            "event=peering-failed reason=unsupported-version=3 peer-software=\"0.2.0\""
+        );
+        assert_eq!(
+            KeyEvent::IncompatibleVersion {
+                peer: v("0.2.0"),
+                local: v("0.1.4"),
+            }
+            .to_string(),
+            "event=incompatible-version peer-version=0.2.0 local-version=0.1.4"
         );
     }
 }

@@ -10,6 +10,7 @@
 //! - [`message`]: the BFD metadata block codec (format in `docs/bfd-metadata.md`).
 //! - [`peer`]: [`peer::PeerKeyState`], one per peer router, sans-IO.
 //! - [`event`]: [`event::KeyEvent`] and a bounded [`event::EventHistory`].
+//! - [`version`]: software versions and the compatibility rule peers and the conductor share.
 //!
 //! Nothing here reads a clock or does I/O: monotonic time comes in as
 //! [`fastpath::time::Instant`], wall time (for certificate validity only) as unix seconds, and
@@ -23,6 +24,7 @@ pub mod exchange;
 pub mod message;
 pub mod peer;
 pub mod pki;
+pub mod version;
 
 pub use event::{EventHistory, EventRecord, FailureReason, KeyEvent};
 pub use exchange::KeyExchangeAlgorithm;
@@ -34,3 +36,4 @@ pub use peer::{
 pub use pki::{
     certificate_summary, CertificateSummary, Identity, PeerIdentity, PkiError, TrustAnchor,
 };
+pub use version::SoftwareVersion;

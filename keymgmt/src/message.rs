@@ -21,6 +21,7 @@ use svr_crypto::{metadata_ciphertext_len, PacketKey, HMAC_LEN, IV_LEN};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::exchange::{PeerKey, CHALLENGE_LEN, EXCHANGE_VERSION, SALT_LEN};
+use crate::version::SoftwareVersion;
 
 /// The SVR metadata cookie, in wire order (docs/protocol.md §2).
 pub const COOKIE: [u8; 8] = [0x4C, 0x48, 0xDB, 0xC6, 0xDD, 0xF6, 0x67, 0x0C];
@@ -54,6 +55,9 @@ pub mod tlv {
     pub const METADATA_KEY: u16 = 0x8014;
     /// Ack, payload (sealed blocks only): `n × (kind u8 ‖ index u32)`.
     pub const ACK: u16 = 0x8015;
+    /// Software Version, payload: the sender's software version (1-32 bytes of
+    /// `0-9A-Za-z.+-`); authenticated only in a sealed block.
+    pub const SOFTWARE_VERSION: u16 = 0x8016;
 }
 
 /// Cipher id of AES-256-CBC in the Metadata Key TLV.
@@ -312,6 +316,8 @@ pub enum Message {
     MetadataKey(MetadataKeyMsg),
     /// Acknowledgements.
     Ack(Vec<Ack>),
+    /// The sender's software version.
+    SoftwareVersion(SoftwareVersion),
 }
 
 impl Message {
@@ -323,6 +329,7 @@ impl Message {
             Message::KeyRequest(_) => tlv::KEY_REQUEST,
             Message::MetadataKey(_) => tlv::METADATA_KEY,
             Message::Ack(_) => tlv::ACK,
+            Message::SoftwareVersion(_) => tlv::SOFTWARE_VERSION,
         }
     }
 
@@ -374,6 +381,7 @@ impl Message {
                     out.extend_from_slice(&a.index.to_be_bytes());
                 }
             }
+            Message::SoftwareVersion(v) => out.extend_from_slice(v.as_str().as_bytes()),
         }
         Ok(())
     }
@@ -569,6 +577,10 @@ fn parse_message(ty: u16, value: &[u8]) -> Result<Option<Message>, BlockError> {
             }
             Message::Ack(acks)
         }
+        tlv::SOFTWARE_VERSION => {
+            let v = core::str::from_utf8(r.rest()).map_err(|_| BlockError::BadValue)?;
+            Message::SoftwareVersion(SoftwareVersion::new(v).map_err(|_| BlockError::BadValue)?)
+        }
         _ => return Ok(None),
     };
     Ok(Some(m))
@@ -590,7 +602,7 @@ pub fn parse_payload(section: &[u8]) -> Result<Vec<Message>, BlockError> {
 }
 
 /// Encode payload TLVs in the fixed transmit order (certificate, hello, finish, key request,
-/// metadata key, ack). A kind given twice is an error.
+/// metadata key, ack, software version). A kind given twice is an error.
 pub fn encode_payload(messages: &[Message]) -> Result<Vec<u8>, BlockError> {
     let mut sorted: Vec<&Message> = messages.iter().collect();
     sorted.sort_by_key(|m| m.tlv_type());
@@ -1032,6 +1044,19 @@ mod golden {
             Protection::Clear,
         )
         .unwrap();
+        let versioned_request = encode_block(
+            "router-b",
+            &[
+                Message::SoftwareVersion(SoftwareVersion::new("0.1.0").unwrap()),
+                Message::KeyRequest(KeyRequest {
+                    kind: KeyKind::PeerKey,
+                    have_index: 0,
+                    challenge: [0x77; 16],
+                }),
+            ],
+            Protection::Clear,
+        )
+        .unwrap();
         let sealed = encode_block(
             "router-b",
             &[
@@ -1056,6 +1081,10 @@ mod golden {
         .unwrap();
         vec![
             ("key-request-block", hex::encode(key_request)),
+            (
+                "key-request-block-with-version",
+                hex::encode(versioned_request),
+            ),
             (
                 "t-offer",
                 hex::encode(ctx.offer(&salt_l, &[0x77; 16], alice.public())),
@@ -1087,7 +1116,7 @@ mod golden {
     #[test]
     fn sealed_vector_opens() {
         let v = vectors();
-        let sealed = hex::decode(&v[4].1).unwrap();
+        let sealed = hex::decode(&v[5].1).unwrap();
         let view = parse_block(&sealed).unwrap();
         assert_eq!(view.key_index, Some(1));
         let alice = EphemeralSecret::from_bytes(

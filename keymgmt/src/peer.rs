@@ -45,6 +45,7 @@ use crate::message::{
     MetadataKeyMsg, Protection, CIPHER_AES_256_CBC, HMAC_SHA384_192,
 };
 use crate::pki::{verify_peer, Identity, PeerIdentity, TrustAnchor};
+use crate::version::SoftwareVersion;
 
 /// "After a new key is computed the router waits 30 seconds before using it."
 pub const KEY_SWITCH_DELAY: Duration = Duration::from_secs(30);
@@ -221,6 +222,8 @@ pub struct PeerSetup {
     pub peer_name: String,
     /// Timers and algorithm.
     pub config: KeyConfig,
+    /// Our software version, sent in the Software Version TLV.
+    pub software_version: SoftwareVersion,
 }
 
 /// Counters (all monotonic).
@@ -255,6 +258,8 @@ pub struct KeyStats {
     pub stale_challenge: u64,
     /// Key Requests answered with the pending offer or Finish (same challenge): no new work.
     pub offers_reused: u64,
+    /// Times the peer's authenticated software version changed to one incompatible with ours.
+    pub incompatible_version: u64,
 }
 
 impl KeyStats {
@@ -732,6 +737,11 @@ pub struct PeerKeyState {
     stats: KeyStats,
     /// Moves on every change of `ring` (see [`PeerKeyState::key_generation`]).
     key_generation: u64,
+    software_version: SoftwareVersion,
+    /// The peer's software version from its last sealed block that carried one.
+    peer_version: Option<SoftwareVersion>,
+    /// The version its last clear block claimed: only named in a failure event.
+    claimed_peer_version: Option<SoftwareVersion>,
 }
 
 impl fmt::Debug for PeerKeyState {
@@ -807,6 +817,9 @@ impl PeerKeyState {
             last_failure: None,
             stats: KeyStats::default(),
             key_generation: 0,
+            software_version: setup.software_version,
+            peer_version: None,
+            claimed_peer_version: None,
         };
         s.set_timer(Timer::PeerKeyTimeout, now + s.cfg.peer_key_timeout);
         s.challenge = random_challenge(&mut *s.rng);
@@ -919,6 +932,11 @@ impl PeerKeyState {
     /// The peer's peering-common-name.
     pub fn peer_name(&self) -> &str {
         &self.peer_name
+    }
+
+    /// The peer's software version, from its last sealed block that carried one.
+    pub fn peer_software_version(&self) -> Option<&SoftwareVersion> {
+        self.peer_version.as_ref()
     }
 
     /// The leaf certificate (DER) the peer last presented, once it presented one.
@@ -1067,6 +1085,14 @@ impl PeerKeyState {
         if msgs.is_empty() {
             return None;
         }
+        if msgs.iter().any(|m| {
+            matches!(
+                m,
+                Message::KeyRequest(_) | Message::Hello(_) | Message::MetadataKey(_)
+            )
+        }) {
+            msgs.push(Message::SoftwareVersion(self.software_version.clone()));
+        }
         let mut iv = [0u8; 16];
         let protection = match self.ring.current.as_ref().filter(|_| !clear) {
             Some(key) => {
@@ -1199,11 +1225,19 @@ impl PeerKeyState {
                 _ => None,
             })
             .or(cached.as_deref());
+        if let Some(v) = msgs.iter().find_map(|m| match m {
+            Message::SoftwareVersion(v) => Some(v),
+            _ => None,
+        }) {
+            self.on_software_version(v, clear);
+        }
         // Metadata keys last: an Ack in the same block may confirm the peer key they came
         // under (the block's TLV order puts Metadata Key first).
         for m in &msgs {
             match m {
-                Message::CertificateChain(_) | Message::MetadataKey(_) => {}
+                Message::CertificateChain(_)
+                | Message::MetadataKey(_)
+                | Message::SoftwareVersion(_) => {}
                 Message::Hello(h) => self.on_hello(now, unix_now, h, chain, clear),
                 Message::Finish(f) => self.on_finish(now, f, clear),
                 Message::KeyRequest(r) => self.on_key_request(now, r, clear),
@@ -1360,7 +1394,7 @@ impl PeerKeyState {
         match reason {
             FailureReason::BadSignature => self.stats.bad_signature += 1,
             FailureReason::UnsupportedAlgorithm(_)
-            | FailureReason::UnsupportedVersion(_)
+            | FailureReason::UnsupportedVersion { .. }
             | FailureReason::UnsupportedCipher => self.stats.unsupported += 1,
             _ => {}
         }
@@ -1525,6 +1559,26 @@ impl PeerKeyState {
         }
     }
 
+    /// Only a sealed block's version is the peer's (its HMAC is the peer key's); a clear
+    /// block's is a claim, kept to name it if the exchange fails.
+    fn on_software_version(&mut self, v: &SoftwareVersion, clear: bool) {
+        if clear {
+            self.claimed_peer_version = Some(v.clone());
+            return;
+        }
+        if self.peer_version.as_ref() == Some(v) {
+            return;
+        }
+        self.peer_version = Some(v.clone());
+        if !v.is_compatible_with(&self.software_version) {
+            self.stats.incompatible_version += 1;
+            self.emit(KeyEvent::IncompatibleVersion {
+                peer: v.clone(),
+                local: self.software_version.clone(),
+            });
+        }
+    }
+
     fn verify_chain(&mut self, unix_now: u64, chain: Option<&[Vec<u8>]>) -> Option<PeerIdentity> {
         let Some(chain) = chain else {
             self.stats.missing_certificate += 1;
@@ -1554,7 +1608,10 @@ impl PeerKeyState {
         clear: bool,
     ) {
         if h.version != EXCHANGE_VERSION {
-            return self.fail(FailureReason::UnsupportedVersion(h.version));
+            return self.fail(FailureReason::UnsupportedVersion {
+                exchange: h.version,
+                peer_software: self.claimed_peer_version.clone(),
+            });
         }
         let Some(alg) = KeyExchangeAlgorithm::from_id(h.algorithm) else {
             return self.fail(FailureReason::UnsupportedAlgorithm(h.algorithm));

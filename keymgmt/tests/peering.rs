@@ -8,7 +8,9 @@ use fastpath::time::Instant;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use svr_keymgmt::message::{self, encode_block, parse_block, Hello, Message, Protection};
+use svr_keymgmt::message::{
+    self, encode_block, parse_block, Hello, KeyRequest, Message, Protection,
+};
 use svr_keymgmt::peer::{CLEAR_BLOCK_BURST, CLEAR_BLOCK_RATE};
 use svr_keymgmt::pki::{generate_authority, issue_router, AuthorityPems, TrustAnchor, Validity};
 use svr_keymgmt::*;
@@ -62,12 +64,33 @@ fn state(
     id: Arc<Identity>,
     seed: u64,
 ) -> PeerKeyState {
+    state_v(
+        now,
+        local,
+        peer,
+        cfg,
+        id,
+        seed,
+        SoftwareVersion::this_build(),
+    )
+}
+
+fn state_v(
+    now: Instant,
+    local: &str,
+    peer: &str,
+    cfg: KeyConfig,
+    id: Arc<Identity>,
+    seed: u64,
+    software_version: SoftwareVersion,
+) -> PeerKeyState {
     PeerKeyState::new(
         now,
         PeerSetup {
             local_name: local.into(),
             peer_name: peer.into(),
             config: cfg,
+            software_version,
         },
         id,
         pki().anchor.clone(),
@@ -471,7 +494,10 @@ fn retransmit_timing_timeout_and_retry_under_total_loss() {
     let kinds = |blk: &[u8]| parse_block(blk).unwrap().open(None).unwrap();
     for n in [&p.a, &p.b] {
         for (_, blk) in &n.sent {
-            assert!(matches!(kinds(blk)[..], [Message::KeyRequest(_)]));
+            assert!(matches!(
+                kinds(blk)[..],
+                [Message::KeyRequest(_), Message::SoftwareVersion(_)]
+            ));
         }
     }
     assert_eq!(
@@ -684,15 +710,36 @@ fn unsupported_version_or_algorithm_fails_to_peer() {
             reason: FailureReason::UnsupportedAlgorithm(9)
         })
     );
-    // A future exchange version: only the version byte is read.
-    let blk = encode_block(A, &[chain, hello(v + 1, 1)], Protection::Clear).unwrap();
+    // A future exchange version: only the version byte is read, and the event names the
+    // software version the block claims.
+    let sw = SoftwareVersion::new("0.3.0").unwrap();
+    let blk = encode_block(
+        A,
+        &[chain, hello(v + 1, 1), Message::SoftwareVersion(sw.clone())],
+        Protection::Clear,
+    )
+    .unwrap();
     b.handle_block(Instant::ZERO, UNIX0, &blk);
+    let e = b.poll_event().unwrap();
     assert_eq!(
-        b.poll_event(),
-        Some(KeyEvent::PeeringFailed {
-            reason: FailureReason::UnsupportedVersion(v + 1)
-        })
+        e,
+        KeyEvent::PeeringFailed {
+            reason: FailureReason::UnsupportedVersion {
+                exchange: v + 1,
+                peer_software: Some(sw),
+            }
+        }
     );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "event=peering-failed reason=unsupported-version={} peer-software=\"0.3.0\"",
+            v + 1
+        )
+    );
+    // A clear claim is not the peer's version.
+    assert_eq!(b.peer_software_version(), None);
+    assert_eq!(b.stats().incompatible_version, 0);
     assert_eq!(b.stats().unsupported, 2);
     assert!(!b.path_in_service());
 }
@@ -1210,7 +1257,7 @@ fn replayed_key_request_flood_costs_the_leader_one_offer() {
     let request = p.b.sent[0].1.clone();
     assert!(matches!(
         parse_block(&request).unwrap().open(None).unwrap()[..],
-        [Message::KeyRequest(_)]
+        [Message::KeyRequest(_), Message::SoftwareVersion(_)]
     ));
     let before = p.a.st.stats().clone();
     for i in 0..1000u64 {
@@ -1516,4 +1563,110 @@ fn a_new_crl_revoking_the_peer_takes_its_path_down_at_once_and_for_good() {
         p.a.count(|e| matches!(e, KeyEvent::PeeringEstablished { .. })),
         1
     );
+}
+
+fn version(s: &str) -> SoftwareVersion {
+    SoftwareVersion::new(s).unwrap()
+}
+
+fn incompatible(n: &Node) -> Vec<&KeyEvent> {
+    n.events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| matches!(e, KeyEvent::IncompatibleVersion { .. }))
+        .collect()
+}
+
+#[test]
+fn peers_learn_each_others_software_version_from_sealed_blocks() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    for n in [&p.a, &p.b] {
+        assert_eq!(
+            n.st.peer_software_version(),
+            Some(&SoftwareVersion::this_build())
+        );
+        assert!(incompatible(n).is_empty());
+    }
+    // Every block that starts an exchange or carries a metadata key says the version.
+    let first = &p.b.sent[0].1;
+    let msgs = parse_block(first).unwrap().open(None).unwrap();
+    assert!(msgs.contains(&Message::SoftwareVersion(SoftwareVersion::this_build())));
+}
+
+#[test]
+fn an_incompatible_peer_version_is_one_event_naming_it_and_peering_goes_on() {
+    let cfg = KeyConfig {
+        peer_key_rekey_interval: RekeyInterval::Hours(1),
+        ..KeyConfig::default()
+    };
+    let (old, new) = (version("0.1.0"), version("0.2.3"));
+    let mut p = Pair::with(
+        state_v(Instant::ZERO, A, B, cfg, pki().a.clone(), 1, old.clone()),
+        state_v(Instant::ZERO, B, A, cfg, pki().b.clone(), 2, new.clone()),
+    );
+    p.bfd_up();
+    established(&p);
+    let a_saw = KeyEvent::IncompatibleVersion {
+        peer: new.clone(),
+        local: old.clone(),
+    };
+    assert_eq!(incompatible(&p.a), vec![&a_saw]);
+    assert_eq!(
+        a_saw.to_string(),
+        "event=incompatible-version peer-version=0.2.3 local-version=0.1.0"
+    );
+    assert_eq!(
+        incompatible(&p.b),
+        vec![&KeyEvent::IncompatibleVersion {
+            peer: old.clone(),
+            local: new,
+        }]
+    );
+    // A day of rekeys re-sends the version: no new event while it does not change.
+    p.run_until(at(86_400));
+    established(&p);
+    assert!(p.a.st.stats().peer_keys_installed > 20);
+    assert_eq!(incompatible(&p.a).len(), 1);
+    assert_eq!(p.a.st.stats().incompatible_version, 1);
+    // b is upgraded... to a compatible version: a learns it, and says nothing.
+    let t = p.time;
+    p.b = Node::new(state_v(t, B, A, cfg, pki().b.clone(), 3, version("0.1.7")));
+    p.bfd_up();
+    p.run_until(at(86_400 + 60));
+    established(&p);
+    assert_eq!(p.a.st.peer_software_version(), Some(&version("0.1.7")));
+    assert_eq!(incompatible(&p.a).len(), 1);
+    assert!(incompatible(&p.b).is_empty());
+}
+
+#[test]
+fn a_clear_block_cannot_set_the_peer_version() {
+    let mut p = Pair::new(KeyConfig::default());
+    p.bfd_up();
+    established(&p);
+    // An attacker on the path sends a clear Key Request in a's name claiming another version.
+    let forged = encode_block(
+        A,
+        &[
+            Message::KeyRequest(KeyRequest {
+                kind: KeyKind::PeerKey,
+                have_index: 0,
+                challenge: [0; 16],
+            }),
+            Message::SoftwareVersion(version("9.9.9")),
+        ],
+        Protection::Clear,
+    )
+    .unwrap();
+    let unix = p.unix();
+    p.b.st.handle_block(p.time, unix, &forged);
+    p.run_until(at(120));
+    established(&p);
+    assert_eq!(
+        p.b.st.peer_software_version(),
+        Some(&SoftwareVersion::this_build())
+    );
+    assert!(incompatible(&p.b).is_empty());
 }

@@ -109,6 +109,7 @@ pub(crate) mod tests {
             common_name: Some("router-b.testbed.svr".into()),
             status: "up".into(),
             role: Some("leader".into()),
+            version: Some("0.1.0".into()),
             paths_up: 1,
             paths_total: 2,
             uptime_s: Some(42),

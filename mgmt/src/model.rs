@@ -16,6 +16,10 @@ pub struct PeerInfo {
     pub status: String,
     /// Our role in the key exchange with it (`leader` / `follower`), with key management.
     pub role: Option<String>,
+    /// Its software version, as its sealed key-exchange blocks say (authenticated); `None`
+    /// until one arrived, or without key management.
+    #[serde(default)]
+    pub version: Option<String>,
     /// Paths in service.
     pub paths_up: u32,
     /// Paths (waypoint pairs) to it.

@@ -71,11 +71,19 @@ fn fixed(v: Option<f64>, digits: usize) -> String {
 
 /// `show peers`.
 pub fn peers(peers: &[PeerInfo]) -> String {
-    let mut t = Table::new(&["Peer", "Router Name", "Paths Up", "Status", "Uptime"]);
+    let mut t = Table::new(&[
+        "Peer",
+        "Router Name",
+        "Version",
+        "Paths Up",
+        "Status",
+        "Uptime",
+    ]);
     for p in peers {
         t.row(vec![
             p.common_name.clone().unwrap_or_else(|| p.name.clone()),
             p.name.clone(),
+            opt(p.version.clone()),
             format!("{}/{}", p.paths_up, p.paths_total),
             p.status.clone(),
             secs(p.uptime_s),
@@ -329,6 +337,8 @@ mod tests {
         assert!(lines[2].contains("router-b.testbed.svr"));
         assert!(lines[2].contains("1/2"));
         assert!(lines[2].contains("42s"));
+        let col = lines[0].find("Version").unwrap();
+        assert_eq!(&lines[2][col..col + 5], "0.1.0");
         // Columns start at the same place on every line.
         let col = lines[0].find("Router Name").unwrap();
         assert_eq!(&lines[2][col..col + 8], "router-b");

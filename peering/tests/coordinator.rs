@@ -346,6 +346,7 @@ fn setup_errors_name_the_path() {
                 local_name: A.into(),
                 peer_name: B.into(),
                 config: KeyConfig::default(),
+                software_version: svr_keymgmt::SoftwareVersion::this_build(),
             },
             identity: pki().a.clone(),
             anchor: Arc::clone(&pki().anchor),

@@ -300,6 +300,7 @@ impl Mgmt {
                 common_name: None,
                 status: if up > 0 { "up (test keys)" } else { "down" }.into(),
                 role: None,
+                version: None,
                 paths_up: up,
                 paths_total: paths.len() as u32,
                 uptime_s: Some(self.started.elapsed().as_secs()),

@@ -50,7 +50,8 @@ use svr_bfd::BfdConfig;
 use svr_config::Config;
 use svr_keymgmt::pki::verify_peer;
 use svr_keymgmt::{
-    Identity, KeyConfig, KeyExchangeAlgorithm, PeerSetup, RekeyInterval, TrustAnchor,
+    Identity, KeyConfig, KeyExchangeAlgorithm, PeerSetup, RekeyInterval, SoftwareVersion,
+    TrustAnchor,
 };
 use svr_peering::{
     HoldDownConfig, LinkConfig, LinkTestConfig, PathSpec, PeerCoordinator, PeerSpec, Publish,
@@ -413,6 +414,7 @@ impl ZeroTrust {
                     local_name: local_name.clone(),
                     peer_name,
                     config: key_cfg,
+                    software_version: SoftwareVersion::this_build(),
                 },
                 identity: Arc::clone(&identity),
                 anchor: Arc::clone(&anchor),
@@ -725,6 +727,7 @@ impl ZeroTrust {
                 common_name: Some(k.peer_name().to_string()),
                 status: if up > 0 { "up" } else { "down" }.into(),
                 role: Some(format!("{:?}", k.role()).to_lowercase()),
+                version: k.peer_software_version().map(|v| v.to_string()),
                 paths_up: up,
                 paths_total: paths.len() as u32,
                 uptime_s: uptime,
@@ -795,7 +798,7 @@ impl ZeroTrust {
         }
         v.extend(self.bfd_drop_names.iter().copied().zip(bfd));
         // Key management's refusals, summed over the peers.
-        let mut k = [0u64; 8];
+        let mut k = [0u64; 10];
         for p in (0..self.co.peer_count()).filter_map(|i| self.co.peer(i)) {
             let s = p.keys.stats();
             let each = [
@@ -807,6 +810,8 @@ impl ZeroTrust {
                 s.stale_challenge,
                 s.offers_reused,
                 s.expensive_work,
+                s.unsupported,
+                s.incompatible_version,
             ];
             for (sum, n) in k.iter_mut().zip(each) {
                 *sum += n;
@@ -822,6 +827,8 @@ impl ZeroTrust {
                 "keymgmt_stale_challenge",
                 "keymgmt_offers_reused",
                 "keymgmt_expensive_work",
+                "keymgmt_unsupported",
+                "keymgmt_incompatible_version",
             ]
             .into_iter()
             .zip(k),

@@ -162,6 +162,7 @@ impl SlowSim {
                     local_name: local.into(),
                     peer_name: peer.into(),
                     config: KeyConfig::default(),
+                    software_version: svr_keymgmt::SoftwareVersion::this_build(),
                 },
                 id,
                 anchor.clone(),

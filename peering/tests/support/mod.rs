@@ -97,6 +97,7 @@ pub fn coordinator(now: Instant, is_a: bool, s: &Setup, seed: u64) -> PeerCoordi
             local_name: me.into(),
             peer_name: peer.into(),
             config: s.keys,
+            software_version: svr_keymgmt::SoftwareVersion::this_build(),
         },
         identity: id,
         anchor: pki().anchor.clone(),
