@@ -332,6 +332,9 @@ pub struct Conductor {
     tokens: BTreeMap<String, TokenState>,
     crl_number: u64,
     audit_seq: u64,
+    /// The replica whose audit sequence this is (`audit/<replica>/<seq>`); `None` for the
+    /// single conductor of a file store (`audit/<seq>`).
+    replica: Option<String>,
     limiter: RateLimit,
     status_ttl: Option<u64>,
     ops: Vec<Op>,
@@ -365,7 +368,18 @@ impl Conductor {
 
     /// The state stored in `kv` (what [`Store::load`](crate::store::Store::load) gave).
     pub fn from_store(kv: &BTreeMap<String, String>) -> Result<Conductor, LoadError> {
+        Conductor::from_store_as(kv, None)
+    }
+
+    /// [`from_store`](Conductor::from_store) for one of several replicas sharing the
+    /// store: its audit events go under `audit/<replica>/`, a sequence only it writes, so
+    /// two replicas never compete for one audit key.
+    pub fn from_store_as(
+        kv: &BTreeMap<String, String>,
+        replica: Option<&str>,
+    ) -> Result<Conductor, LoadError> {
         let mut c = Conductor::new();
+        c.replica = replica.map(str::to_owned);
         for (key, value) in kv {
             c.store_changed(key, Some(value))?;
         }
@@ -382,6 +396,7 @@ impl Conductor {
         previous: &Conductor,
     ) -> Result<Conductor, LoadError> {
         let mut c = Conductor::new();
+        c.replica = previous.replica.clone();
         if kv.contains_key("config/document") {
             c.document = previous.document.clone();
             c.document_text = previous.document_text.clone();
@@ -421,7 +436,7 @@ impl Conductor {
                 }
                 ["crl", "number"] => self.crl_number = 0,
                 // Old audit events are deleted; the sequence goes on.
-                ["audit", _] => {}
+                ["audit", _] | ["audit", _, _] => {}
                 _ => return Err(unknown_key(key)),
             }
             return Ok(());
@@ -457,7 +472,18 @@ impl Conductor {
                     key: key.into(),
                     reason: "not a sequence number".into(),
                 })?;
-                self.audit_seq = self.audit_seq.max(n);
+                if self.replica.is_none() {
+                    self.audit_seq = self.audit_seq.max(n);
+                }
+            }
+            ["audit", replica, seq] => {
+                let n: u64 = seq.parse().map_err(|_| LoadError::BadValue {
+                    key: key.into(),
+                    reason: "not a sequence number".into(),
+                })?;
+                if self.replica.as_deref() == Some(*replica) {
+                    self.audit_seq = self.audit_seq.max(n);
+                }
             }
             _ => return Err(unknown_key(key)),
         }
@@ -509,13 +535,20 @@ impl Conductor {
         self.put_expiring(format!("tokens/{id}"), token, ttl);
     }
 
+    fn audit_key(&self, seq: u64) -> String {
+        match &self.replica {
+            Some(r) => format!("audit/{r}/{seq:020}"),
+            None => format!("audit/{seq:020}"),
+        }
+    }
+
     fn event(&mut self, now: u64, event: Event) {
         self.audit_seq += 1;
         let record = serde_json::json!({ "at": now, "event": &event });
-        self.put(format!("audit/{:020}", self.audit_seq), &record);
+        self.put(self.audit_key(self.audit_seq), &record);
         if self.audit_seq > AUDIT_KEEP {
             self.ops.push(Op::Delete {
-                key: format!("audit/{:020}", self.audit_seq - AUDIT_KEEP),
+                key: self.audit_key(self.audit_seq - AUDIT_KEEP),
             });
         }
         self.events.push_back(event);
@@ -1142,6 +1175,55 @@ mod tests {
         // No stored document: none, whatever the replica had.
         let back = Conductor::reload_from(&BTreeMap::new(), &c).unwrap();
         assert!(back.document().is_none());
+    }
+
+    fn commit_to(kv: &mut BTreeMap<String, String>, ops: Vec<Op>) -> Vec<String> {
+        let mut written = Vec::new();
+        for op in ops {
+            match op {
+                Op::Put { key, value } | Op::PutExpiring { key, value, .. } => {
+                    written.push(key.clone());
+                    kv.insert(key, value);
+                }
+                Op::Delete { key } => {
+                    written.push(format!("-{key}"));
+                    kv.remove(&key);
+                }
+            }
+        }
+        written
+    }
+
+    #[test]
+    fn replicas_keep_their_own_audit_sequences() {
+        // Two replicas on one store: each writes its events under its own prefix, so
+        // neither ever writes a key the other wrote (no conflict), and a reload keeps each
+        // one's sequence.
+        let mut kv = BTreeMap::new();
+        let mut a = Conductor::from_store_as(&kv, Some("a")).unwrap();
+        a.apply(NOW, DOC).unwrap();
+        let wa = commit_to(&mut kv, a.take_ops());
+        assert!(wa.contains(&format!("audit/a/{:020}", 1)), "{wa:?}");
+        let mut b = Conductor::from_store_as(&kv, Some("b")).unwrap();
+        assert!(b.token_create(NOW, "router-a", 600, false, [1; 32]).is_ok());
+        let wb = commit_to(&mut kv, b.take_ops());
+        assert!(wb.contains(&format!("audit/b/{:020}", 1)), "{wb:?}");
+        assert!(wa.iter().all(|k| !wb.contains(k)));
+        let a2 = Conductor::from_store_as(&kv, Some("a")).unwrap();
+        let b2 = Conductor::from_store_as(&kv, Some("b")).unwrap();
+        assert_eq!((a2.audit_seq, b2.audit_seq), (1, 1));
+        // The single conductor of a file store keeps `audit/<seq>`, and reads both layouts.
+        let single = Conductor::from_store(&kv).unwrap();
+        assert_eq!(single.audit_seq, 0);
+        assert_eq!(single.revision(), 1);
+        // Old events are deleted from the replica's own sequence only.
+        let mut a3 = Conductor::from_store_as(&kv, Some("a")).unwrap();
+        a3.audit_seq = AUDIT_KEEP;
+        a3.apply(NOW, &DOC.replace("10.3.0.0/24", "10.3.0.0/23"))
+            .unwrap();
+        let w = commit_to(&mut kv, a3.take_ops());
+        assert!(w.contains(&format!("-audit/a/{:020}", 1)), "{w:?}");
+        assert!(kv.contains_key(&format!("audit/b/{:020}", 1)));
     }
 
     fn token(c: &mut Conductor, router: &str, ttl: u64, byte: u8) -> String {

@@ -87,6 +87,10 @@ enum Command {
         /// Concurrent connections (a thread each; every router's long poll holds one).
         #[arg(long, default_value_t = server::MAX_CONNECTIONS)]
         max_connections: usize,
+        /// This replica's name, unique among the replicas sharing an etcd store (with
+        /// `--store etcd`; default `<hostname>-<listen port>`): 1-64 of `A-Za-z0-9._-`.
+        #[arg(long, value_parser = replica_name)]
+        replica: Option<String>,
     },
     /// Validate FILE and store it as the next revision; print what changes for whom.
     Apply {
@@ -135,6 +139,40 @@ enum TokenWhat {
     },
 }
 
+fn replica_name(s: &str) -> Result<String, &'static str> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("a replica name is 1-64 characters of A-Z a-z 0-9 . _ -")
+    }
+}
+
+/// `<hostname>-<port>`: distinct for replicas on one host, stable across restarts.
+fn default_replica(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(50)
+        .collect();
+    let host = if host.is_empty() {
+        "conductor".into()
+    } else {
+        host
+    };
+    format!("{host}-{}", listen.port())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs audit events; the operator commands print only their answer.
@@ -160,7 +198,12 @@ fn main() -> ExitCode {
             server_name,
             status_ttl,
             max_connections,
+            replica,
         } => {
+            let replica = match store {
+                StoreChoice::File => None,
+                _ => Some(replica.unwrap_or_else(|| default_replica(listen))),
+            };
             let opts = ServeOptions {
                 listen,
                 state_dir: cli.state,
@@ -171,6 +214,7 @@ fn main() -> ExitCode {
                 store,
                 status_ttl,
                 max_connections,
+                replica,
             };
             let result = server::serve(&opts, |addr| {
                 println!("listening on {addr}");

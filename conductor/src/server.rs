@@ -133,6 +133,9 @@ pub struct ServeOptions {
     /// Concurrent connections (each a thread; every router's long poll holds one): at
     /// least the number of routers, below the process's open-file limit.
     pub max_connections: usize,
+    /// This replica's name among those sharing an etcd store (its audit events go under
+    /// `audit/<replica>/`); `None` with the file store.
+    pub replica: Option<String>,
 }
 
 /// The store file in a state directory.
@@ -387,7 +390,7 @@ pub fn serve(
     make_state_dir(&opts.state_dir)?;
     let mut store = open_store(&opts.state_dir, &opts.store)?;
     let (_, kv) = store.load()?;
-    let mut core = Conductor::from_store(&kv)?;
+    let mut core = Conductor::from_store_as(&kv, opts.replica.as_deref())?;
     core.set_status_ttl(opts.status_ttl);
     let feed = store.subscribe()?;
     if core.router_named(&opts.server_name).is_some() {

@@ -16,7 +16,7 @@
 //! | `routers/<router>/revoked` | when it was revoked | |
 //! | `tokens/<sha256 of token>` | router, expiry, consumed-at | [`Op::PutExpiring`]: a lease until a day after the token's expiry |
 //! | `crl/number` | the last CRL number used | |
-//! | `audit/<seq>` | one audit event | |
+//! | `audit/<seq>`, `audit/<replica>/<seq>` | one audit event | the second form for replicas sharing etcd: each numbers its own |
 //!
 //! Three implementations: [`MemStore`] for tests, [`FileStore`]: a JSON snapshot replaced
 //! atomically (temporary file, fsync, rename, fsync of the directory) plus a log of the

@@ -74,6 +74,7 @@ fn bootstrap_enrolls_fetches_checks_and_refuses_a_reused_token() {
         store: svr_conductor::server::StoreChoice::File,
         status_ttl: svr_conductor::STATUS_TTL,
         max_connections: svr_conductor::server::MAX_CONNECTIONS,
+        replica: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::fs::create_dir_all(&cstate).unwrap();
