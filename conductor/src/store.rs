@@ -126,13 +126,27 @@ pub enum StoreError {
     },
     /// The etcd cluster could not be reached or refused the request.
     #[cfg(feature = "etcd")]
-    #[error("etcd {endpoints}: {what}: {source}")]
+    #[error("etcd {endpoints}: {what}: {}", crate::etcd::describe(source))]
     Etcd {
         /// The endpoints tried.
         endpoints: String,
         /// The request.
         what: &'static str,
         /// The client's error.
+        source: etcd_client::Error,
+    },
+    /// etcd refused the user's name or password (`--etcd-user`, `--etcd-password-file`).
+    #[cfg(feature = "etcd")]
+    #[error(
+        "etcd {endpoints}: authentication as user {user:?} failed: {}",
+        crate::etcd::describe(source)
+    )]
+    EtcdAuth {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The etcd user.
+        user: String,
+        /// The client's error (etcd's answer).
         source: etcd_client::Error,
     },
     /// No answer from any etcd endpoint in time.
