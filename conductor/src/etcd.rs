@@ -60,6 +60,8 @@ pub struct EtcdStore {
     rt: tokio::runtime::Runtime,
     client: Client,
     endpoints: String,
+    /// Client TLS is on (`--etcd-cacert`).
+    tls: bool,
     prefix: String,
     /// The `mod_revision` of every key this process knows to exist.
     known: HashMap<String, i64>,
@@ -87,11 +89,14 @@ pub fn prefix(authority: &str) -> String {
 /// The client's error with the causes its `Display` leaves out (a transport error says
 /// only "transport error"; the reason, e.g. a refused certificate, is in its sources).
 pub fn describe(e: &etcd_client::Error) -> String {
-    let mut text = e.to_string();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = match e {
-        etcd_client::Error::TransportError(t) => std::error::Error::source(t),
-        etcd_client::Error::GRpcStatus(s) => std::error::Error::source(s),
-        _ => None,
+    // A status's own Display prints its source with Debug; message and code read better.
+    let (mut text, mut next): (String, Option<&(dyn std::error::Error + 'static)>) = match e {
+        etcd_client::Error::TransportError(t) => (e.to_string(), std::error::Error::source(t)),
+        etcd_client::Error::GRpcStatus(s) => (
+            format!("{} (gRPC {:?})", s.message(), s.code()),
+            std::error::Error::source(s),
+        ),
+        _ => (e.to_string(), None),
     };
     while let Some(cause) = next {
         let part = cause.to_string();
@@ -103,6 +108,23 @@ pub fn describe(e: &etcd_client::Error) -> String {
         next = cause.source();
     }
     text
+}
+
+/// A member serving TLS drops a plain-gRPC client without a reason: after every try failed
+/// on transport without TLS, the error says TLS may be the cause.
+fn hint_tls(e: StoreError, tls: bool) -> StoreError {
+    match e {
+        StoreError::Etcd {
+            endpoints,
+            what,
+            source,
+        } if !tls => StoreError::EtcdPlain {
+            endpoints,
+            what,
+            source,
+        },
+        e => e,
+    }
 }
 
 /// Worth another try: the member or the connection failed, not the request.
@@ -195,6 +217,7 @@ impl EtcdStore {
             rt,
             client,
             endpoints: joined,
+            tls: access.tls.is_some(),
             prefix: prefix(authority),
             known: HashMap::new(),
             floor: 0,
@@ -221,7 +244,8 @@ impl EtcdStore {
                 Ok(Ok(client)) => return Ok(client),
                 Ok(Err(source)) => {
                     // With a user, the only request connect makes is Authenticate.
-                    let refused = matches!(source, etcd_client::Error::GRpcStatus(_));
+                    let refused =
+                        matches!(source, etcd_client::Error::GRpcStatus(_)) && !transient(&source);
                     match &access.user {
                         Some(user) if refused => {
                             return Err(StoreError::EtcdAuth {
@@ -257,7 +281,8 @@ impl EtcdStore {
             };
             last = Some(error);
         }
-        Err(last.unwrap_or(StoreError::Config("etcd: no attempt made")))
+        let last = last.unwrap_or(StoreError::Config("etcd: no attempt made"));
+        Err(hint_tls(last, access.tls.is_some()))
     }
 
     /// Runs one request with [`CALL_TIMEOUT`], [`ATTEMPTS`] times on transient failures.
@@ -303,7 +328,8 @@ impl EtcdStore {
                 }
             }
         }
-        Err(last.unwrap_or(StoreError::Config("etcd: no attempt made")))
+        let last = last.unwrap_or(StoreError::Config("etcd: no attempt made"));
+        Err(hint_tls(last, self.tls))
     }
 
     fn corrupt(&self, reason: String) -> StoreError {

@@ -135,6 +135,17 @@ pub enum StoreError {
         /// The client's error.
         source: etcd_client::Error,
     },
+    /// No etcd member answered over plain gRPC (no `--etcd-cacert`): perhaps they serve TLS.
+    #[cfg(feature = "etcd")]
+    #[error("etcd {endpoints}: {what}: {} (no member answered plain gRPC; if they serve TLS, give --etcd-cacert)", crate::etcd::describe(source))]
+    EtcdPlain {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The request.
+        what: &'static str,
+        /// The client's last error.
+        source: etcd_client::Error,
+    },
     /// etcd refused the user's name or password (`--etcd-user`, `--etcd-password-file`).
     #[cfg(feature = "etcd")]
     #[error(
