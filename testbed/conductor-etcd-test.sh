@@ -7,8 +7,9 @@
 # both replicas and is attached to A. Then the etcd leader and replica A are killed, a
 # changed document is applied through B, and the router must receive the new revision by
 # failing over to B. Last, the router goes silent and its status lease must expire, taking
-# it out of `show routers`' live columns. Replicas with no CA, a wrong password or a bad
-# file must refuse to start, saying why.
+# it out of `show routers`' live columns; B's etcd token (2 s) expires and its next apply
+# authenticates again. Replicas with no CA, a wrong password or a bad file must refuse to
+# start, saying why.
 #
 # Needs: /usr/bin/etcd (etcd-server), etcdctl (etcd-client), openssl, curl, python3
 # (scripts/setup.sh installs them). No
@@ -87,7 +88,7 @@ for i in 1 2 3; do
     --cert-file "$P/server.pem" --key-file "$P/server.key" --trusted-ca-file "$P/ca.pem" --client-cert-auth \
     --listen-peer-urls "http://127.0.0.1:23${i}80" --initial-advertise-peer-urls "http://127.0.0.1:23${i}80" \
     --initial-cluster "$CLUSTER" --initial-cluster-token svr-etcd-test --initial-cluster-state new \
-    --heartbeat-interval 100 --election-timeout 1000 --max-txn-ops 10000 \
+    --heartbeat-interval 100 --election-timeout 1000 --max-txn-ops 10000 --auth-token-ttl 2 \
     >"$T/etcd-m$i.log" 2>&1 &
   ETCD_PID[$i]=$!
   PIDS+=($!)
@@ -242,6 +243,12 @@ check "B shows the router up to date on revision 2" \
 # --- the router goes silent: its status lease expires -------------------------------------
 check "silent router: its status lease expires (node, applied, last seen gone)" \
   until_row router-a "node applied last-seen state" "- - - stale" 15
+
+# --- B's etcd token expires (--auth-token-ttl 2) while it is idle -------------------------
+sleep 3 # past the token's lifetime: the precondition of the check below, not an assertion
+out=$(cB apply "$T/acme.yaml" 2>&1) || true
+check "apply revision 3 through B after its etcd token expired (authenticates again)" \
+  grep -q "^revision 3 stored" <<<"$out"
 
 say "router's log:"; sed 's/^/    /' "$T/router-watch.log"
 say "replica B's etcd retries:"; { grep -E "WARN|ERROR" "$T/conductor-b.log" || echo "none"; } | sed 's/^/    /'

@@ -62,6 +62,8 @@ pub struct EtcdStore {
     endpoints: String,
     /// Client TLS is on (`--etcd-cacert`).
     tls: bool,
+    /// An etcd user is set (`--etcd-user`).
+    user: bool,
     prefix: String,
     /// The `mod_revision` of every key this process knows to exist.
     known: HashMap<String, i64>,
@@ -218,6 +220,7 @@ impl EtcdStore {
             client,
             endpoints: joined,
             tls: access.tls.is_some(),
+            user: access.user.is_some(),
             prefix: prefix(authority),
             known: HashMap::new(),
             floor: 0,
@@ -515,6 +518,7 @@ impl Store for EtcdStore {
         let (tx, rx) = mpsc::channel();
         let watch = Watch {
             client: self.client.clone(),
+            user: self.user,
             prefix: self.prefix.clone(),
             next: self.floor.saturating_add(1),
             tx,
@@ -552,6 +556,8 @@ impl Store for EtcdStore {
 /// The watch of the prefix, run on the store's runtime until the feed's receiver is gone.
 struct Watch {
     client: Client,
+    /// An etcd user is set: its token may have expired by the time the stream breaks.
+    user: bool,
     prefix: String,
     /// The revision to resume from.
     next: i64,
@@ -568,6 +574,13 @@ impl Watch {
                 }
             }
             tokio::time::sleep(RETRY_PAUSE).await;
+            // etcd checks the token only when a watch is created, and cancels it (no status
+            // the client would refresh on) if the token expired: authenticate first.
+            if self.user {
+                if let Err(e) = self.client.refresh_token().await {
+                    log::warn!("etcd watch: authenticating again: {}", describe(&e));
+                }
+            }
         }
     }
 
@@ -591,12 +604,12 @@ impl Watch {
             .max_decoding_message_size(MAX_MESSAGE)
             .watch(self.prefix.clone(), Some(options))
             .await
-            .map_err(|e| Stop::Broken(e.to_string()))?;
+            .map_err(|e| Stop::Broken(describe(&e)))?;
         loop {
             let Some(resp) = watch
                 .message()
                 .await
-                .map_err(|e| Stop::Broken(e.to_string()))?
+                .map_err(|e| Stop::Broken(describe(&e)))?
             else {
                 return Err(Stop::Broken("stream closed".into()));
             };
