@@ -12,7 +12,7 @@ PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config build-essential
       iproute2 iputils-ping iperf3 ethtool nftables tcpdump python3 python3-cryptography openssl procps
       tshark curl prometheus  # prometheus: promtool and a server scraping /metrics
       protobuf-compiler libprotobuf-dev  # protoc and its well-known types: the etcd-client crate's build
-      etcd-server)  # the conductor's etcd store test (testbed/conductor-etcd-test.sh)
+      etcd-server etcd-client)  # the conductor's etcd store test (testbed/conductor-etcd-test.sh): etcd, etcdctl
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

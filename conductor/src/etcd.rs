@@ -37,6 +37,9 @@ use etcd_client::{
     WatchOptions,
 };
 
+use etcd_client::{Certificate, Identity, TlsOptions};
+
+use crate::etcd_access::EtcdAccess;
 use crate::store::{Change, Feed, Op, Store, StoreError};
 
 /// Time allowed for one etcd request.
@@ -57,6 +60,10 @@ pub struct EtcdStore {
     rt: tokio::runtime::Runtime,
     client: Client,
     endpoints: String,
+    /// Client TLS is on (`--etcd-cacert`).
+    tls: bool,
+    /// An etcd user is set (`--etcd-user`).
+    user: bool,
     prefix: String,
     /// The `mod_revision` of every key this process knows to exist.
     known: HashMap<String, i64>,
@@ -81,6 +88,47 @@ pub fn prefix(authority: &str) -> String {
     format!("/svr/v1/{authority}/")
 }
 
+/// The client's error with the causes its `Display` leaves out (a transport error says
+/// only "transport error"; the reason, e.g. a refused certificate, is in its sources).
+pub fn describe(e: &etcd_client::Error) -> String {
+    // A status's own Display prints its source with Debug; message and code read better.
+    let (mut text, mut next): (String, Option<&(dyn std::error::Error + 'static)>) = match e {
+        etcd_client::Error::TransportError(t) => (e.to_string(), std::error::Error::source(t)),
+        etcd_client::Error::GRpcStatus(s) => (
+            format!("{} (gRPC {:?})", s.message(), s.code()),
+            std::error::Error::source(s),
+        ),
+        _ => (e.to_string(), None),
+    };
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        // Layers often repeat their inner error's words; show each once.
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// A member serving TLS drops a plain-gRPC client without a reason: after every try failed
+/// on transport without TLS, the error says TLS may be the cause.
+fn hint_tls(e: StoreError, tls: bool) -> StoreError {
+    match e {
+        StoreError::Etcd {
+            endpoints,
+            what,
+            source,
+        } if !tls => StoreError::EtcdPlain {
+            endpoints,
+            what,
+            source,
+        },
+        e => e,
+    }
+}
+
 /// Worth another try: the member or the connection failed, not the request.
 fn transient(e: &etcd_client::Error) -> bool {
     use tonic::Code;
@@ -96,8 +144,20 @@ fn transient(e: &etcd_client::Error) -> bool {
 
 impl EtcdStore {
     /// A store for `authority` in the etcd cluster at `endpoints` (`host:port` or
-    /// `http://host:port`). Connects lazily: an unreachable cluster fails the first request.
+    /// `http://host:port`), plain gRPC, no user. Connects lazily: an unreachable cluster
+    /// fails the first request.
     pub fn connect(endpoints: &[String], authority: &str) -> Result<EtcdStore, StoreError> {
+        EtcdStore::connect_with(endpoints, authority, &EtcdAccess::default())
+    }
+
+    /// [`EtcdStore::connect`] with client TLS and an etcd user as `access` says. With TLS
+    /// the endpoints are `host:port` or `https://host:port`. With a user the client
+    /// authenticates at once (tried like a request), so a refused password fails here.
+    pub fn connect_with(
+        endpoints: &[String],
+        authority: &str,
+        access: &EtcdAccess,
+    ) -> Result<EtcdStore, StoreError> {
         if endpoints.is_empty() {
             return Err(StoreError::Config("etcd: no endpoints"));
         }
@@ -110,6 +170,19 @@ impl EtcdStore {
                 "etcd: the authority name must be letters, digits, '-', '_' or '.'",
             ));
         }
+        // A scheme that contradicts the TLS setting would fail later, less clearly.
+        for e in endpoints {
+            if access.tls.is_some() && e.starts_with("http://") {
+                return Err(StoreError::Config(
+                    "etcd: an http:// endpoint with --etcd-cacert (TLS); give host:port or https://",
+                ));
+            }
+            if access.tls.is_none() && e.starts_with("https://") {
+                return Err(StoreError::Config(
+                    "etcd: an https:// endpoint needs --etcd-cacert (the CA of the members' certificates)",
+                ));
+            }
+        }
         let joined = endpoints.join(",");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -120,29 +193,99 @@ impl EtcdStore {
                 path: "tokio runtime".into(),
                 source,
             })?;
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CALL_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), CALL_TIMEOUT)
             .with_keep_alive_while_idle(true)
             // A member cut off from the leader answers "no leader" at once (then the next
             // try goes elsewhere) instead of holding the request until the timeout.
             .with_require_leader(true);
-        let client = rt
-            .block_on(Client::connect(endpoints, Some(options)))
-            .map_err(|source| StoreError::Etcd {
-                endpoints: joined.clone(),
-                what: "connect",
-                source,
-            })?;
+        if let Some(tls) = &access.tls {
+            let mut config = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+            if let Some((cert, key)) = &tls.identity {
+                // tonic keeps its own copy of the key for the connector; ours stays zeroized.
+                config = config.identity(Identity::from_pem(cert, key.as_slice()));
+            }
+            options = options.with_tls(config);
+        }
+        if let Some(user) = &access.user {
+            // etcd's simple tokens expire when idle (--auth-token-ttl): authenticate again.
+            options = options
+                .with_user(user.name.clone(), user.password.as_str())
+                .with_auto_token_refresh(true);
+        }
+        let client = EtcdStore::first_connect(&rt, endpoints, options, &joined, access)?;
         Ok(EtcdStore {
             rt,
             client,
             endpoints: joined,
+            tls: access.tls.is_some(),
+            user: access.user.is_some(),
             prefix: prefix(authority),
             known: HashMap::new(),
             floor: 0,
             leases: HashMap::new(),
         })
+    }
+
+    /// `Client::connect`, which with a user authenticates: bounded by [`CALL_TIMEOUT`] and
+    /// tried [`ATTEMPTS`] times on transport failures, like a request.
+    fn first_connect(
+        rt: &tokio::runtime::Runtime,
+        endpoints: &[String],
+        options: ConnectOptions,
+        joined: &str,
+        access: &EtcdAccess,
+    ) -> Result<Client, StoreError> {
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            let fut = Client::connect(endpoints, Some(options.clone()));
+            let error = match rt.block_on(async { tokio::time::timeout(CALL_TIMEOUT, fut).await }) {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(source)) => {
+                    // With a user, the only request connect makes is Authenticate.
+                    let refused =
+                        matches!(source, etcd_client::Error::GRpcStatus(_)) && !transient(&source);
+                    match &access.user {
+                        Some(user) if refused => {
+                            return Err(StoreError::EtcdAuth {
+                                endpoints: joined.to_owned(),
+                                user: user.name.clone(),
+                                source,
+                            })
+                        }
+                        _ if !transient(&source) => {
+                            return Err(StoreError::Etcd {
+                                endpoints: joined.to_owned(),
+                                what: "connect",
+                                source,
+                            })
+                        }
+                        _ => {}
+                    }
+                    log::warn!("etcd connect (try {}): {}", attempt + 1, describe(&source));
+                    StoreError::Etcd {
+                        endpoints: joined.to_owned(),
+                        what: "connect",
+                        source,
+                    }
+                }
+                Err(_) => {
+                    log::warn!("etcd connect (try {}): timed out", attempt + 1);
+                    StoreError::Timeout {
+                        endpoints: joined.to_owned(),
+                        what: "connect",
+                        seconds: CALL_TIMEOUT.as_secs(),
+                    }
+                }
+            };
+            last = Some(error);
+        }
+        let last = last.unwrap_or(StoreError::Config("etcd: no attempt made"));
+        Err(hint_tls(last, access.tls.is_some()))
     }
 
     /// Runs one request with [`CALL_TIMEOUT`], [`ATTEMPTS`] times on transient failures.
@@ -164,7 +307,7 @@ impl EtcdStore {
             {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(source)) if transient(&source) => {
-                    log::warn!("etcd {what} (try {}): {source}", attempt + 1);
+                    log::warn!("etcd {what} (try {}): {}", attempt + 1, describe(&source));
                     last = Some(StoreError::Etcd {
                         endpoints: self.endpoints.clone(),
                         what,
@@ -188,7 +331,8 @@ impl EtcdStore {
                 }
             }
         }
-        Err(last.unwrap_or(StoreError::Config("etcd: no attempt made")))
+        let last = last.unwrap_or(StoreError::Config("etcd: no attempt made"));
+        Err(hint_tls(last, self.tls))
     }
 
     fn corrupt(&self, reason: String) -> StoreError {
@@ -374,6 +518,7 @@ impl Store for EtcdStore {
         let (tx, rx) = mpsc::channel();
         let watch = Watch {
             client: self.client.clone(),
+            user: self.user,
             prefix: self.prefix.clone(),
             next: self.floor.saturating_add(1),
             tx,
@@ -411,6 +556,8 @@ impl Store for EtcdStore {
 /// The watch of the prefix, run on the store's runtime until the feed's receiver is gone.
 struct Watch {
     client: Client,
+    /// An etcd user is set: its token may have expired by the time the stream breaks.
+    user: bool,
     prefix: String,
     /// The revision to resume from.
     next: i64,
@@ -427,6 +574,13 @@ impl Watch {
                 }
             }
             tokio::time::sleep(RETRY_PAUSE).await;
+            // etcd checks the token only when a watch is created, and cancels it (no status
+            // the client would refresh on) if the token expired: authenticate first.
+            if self.user {
+                if let Err(e) = self.client.refresh_token().await {
+                    log::warn!("etcd watch: authenticating again: {}", describe(&e));
+                }
+            }
         }
     }
 
@@ -450,12 +604,12 @@ impl Watch {
             .max_decoding_message_size(MAX_MESSAGE)
             .watch(self.prefix.clone(), Some(options))
             .await
-            .map_err(|e| Stop::Broken(e.to_string()))?;
+            .map_err(|e| Stop::Broken(describe(&e)))?;
         loop {
             let Some(resp) = watch
                 .message()
                 .await
-                .map_err(|e| Stop::Broken(e.to_string()))?
+                .map_err(|e| Stop::Broken(describe(&e)))?
             else {
                 return Err(Stop::Broken("stream closed".into()));
             };

@@ -7,7 +7,7 @@
 //!   it takes `now` and random bytes and returns [`store::Op`]s to commit and [`Event`]s.
 //! - [`store`]: the key-value store with revisions (the etcd shape) and its file and
 //!   memory implementations; `etcd` (feature `etcd`, on by default): the same store in an
-//!   etcd cluster, shared by conductor replicas.
+//!   etcd cluster, shared by conductor replicas; [`etcd_access`]: its TLS and user options.
 //! - [`server`], [`client`], [`admin`]: the I/O around the core.
 
 #![forbid(unsafe_code)]
@@ -20,6 +20,7 @@ mod document;
 pub mod enroll;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod etcd_access;
 mod event;
 pub mod http;
 pub mod server;

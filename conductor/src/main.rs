@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use svr_conductor::admin::AdminRequest;
+use svr_conductor::etcd_access::{EtcdAccess, EtcdAccessError, EtcdAccessFiles};
 use svr_conductor::server::{self, ServeOptions, StoreChoice};
 
 #[derive(Parser)]
@@ -31,6 +32,22 @@ struct Cli {
     /// The authority's name: its keys live under `/svr/v1/<authority>/` (with `--store etcd`).
     #[arg(long, global = true)]
     authority: Option<String>,
+    /// PEM CA certificate that signed the etcd members' server certificates: turns client
+    /// TLS on (endpoints are then https).
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_cacert: Option<PathBuf>,
+    /// PEM client certificate for etcd's `--client-cert-auth` (with --etcd-key, over TLS).
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_cert: Option<PathBuf>,
+    /// PEM private key of --etcd-cert.
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_key: Option<PathBuf>,
+    /// etcd user to authenticate as (with --etcd-password-file).
+    #[arg(long, global = true, value_name = "NAME")]
+    etcd_user: Option<String>,
+    /// File whose first line is --etcd-user's password (never given on the command line).
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_password_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,20 +58,44 @@ enum StoreKind {
     Etcd,
 }
 
+/// Store options that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum StoreOptionError {
+    /// An option `--store etcd` needs is missing.
+    #[error("{0}")]
+    Missing(&'static str),
+    /// A TLS or user option is unusable (names the option and file).
+    #[error(transparent)]
+    Access(#[from] EtcdAccessError),
+}
+
 impl Cli {
-    fn store(&self) -> Result<StoreChoice, &'static str> {
+    fn store(&self) -> Result<StoreChoice, StoreOptionError> {
         match self.store {
             StoreKind::File => Ok(StoreChoice::File),
             StoreKind::Etcd => {
                 if self.etcd_endpoints.is_empty() {
-                    return Err("--store etcd needs --etcd-endpoints HOST:PORT[,...]");
+                    return Err(StoreOptionError::Missing(
+                        "--store etcd needs --etcd-endpoints HOST:PORT[,...]",
+                    ));
                 }
                 let Some(authority) = self.authority.clone() else {
-                    return Err("--store etcd needs --authority NAME (the key prefix)");
+                    return Err(StoreOptionError::Missing(
+                        "--store etcd needs --authority NAME (the key prefix)",
+                    ));
                 };
+                // Read once here, so a bad file stops the process before anything starts.
+                let access = EtcdAccess::load(&EtcdAccessFiles {
+                    cacert: self.etcd_cacert.clone(),
+                    cert: self.etcd_cert.clone(),
+                    key: self.etcd_key.clone(),
+                    user: self.etcd_user.clone(),
+                    password_file: self.etcd_password_file.clone(),
+                })?;
                 Ok(StoreChoice::Etcd {
                     endpoints: self.etcd_endpoints.clone(),
                     authority,
+                    access,
                 })
             }
         }

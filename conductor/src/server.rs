@@ -56,6 +56,8 @@ pub enum StoreChoice {
         endpoints: Vec<String>,
         /// The authority: keys live under `/svr/v1/<authority>/`.
         authority: String,
+        /// Client TLS and the etcd user (both off by default).
+        access: crate::etcd_access::EtcdAccess,
     },
 }
 
@@ -67,7 +69,10 @@ pub fn open_store(state_dir: &Path, choice: &StoreChoice) -> Result<Box<dyn Stor
         StoreChoice::Etcd {
             endpoints,
             authority,
-        } => Box::new(crate::etcd::EtcdStore::connect(endpoints, authority)?),
+            access,
+        } => Box::new(crate::etcd::EtcdStore::connect_with(
+            endpoints, authority, access,
+        )?),
         #[cfg(not(feature = "etcd"))]
         StoreChoice::Etcd { .. } => {
             return Err(StoreError::Config(

@@ -126,13 +126,38 @@ pub enum StoreError {
     },
     /// The etcd cluster could not be reached or refused the request.
     #[cfg(feature = "etcd")]
-    #[error("etcd {endpoints}: {what}: {source}")]
+    #[error("etcd {endpoints}: {what}: {}", crate::etcd::describe(source))]
     Etcd {
         /// The endpoints tried.
         endpoints: String,
         /// The request.
         what: &'static str,
         /// The client's error.
+        source: etcd_client::Error,
+    },
+    /// No etcd member answered over plain gRPC (no `--etcd-cacert`): perhaps they serve TLS.
+    #[cfg(feature = "etcd")]
+    #[error("etcd {endpoints}: {what}: {} (no member answered plain gRPC; if they serve TLS, give --etcd-cacert)", crate::etcd::describe(source))]
+    EtcdPlain {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The request.
+        what: &'static str,
+        /// The client's last error.
+        source: etcd_client::Error,
+    },
+    /// etcd refused the user's name or password (`--etcd-user`, `--etcd-password-file`).
+    #[cfg(feature = "etcd")]
+    #[error(
+        "etcd {endpoints}: authentication as user {user:?} failed: {}",
+        crate::etcd::describe(source)
+    )]
+    EtcdAuth {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The etcd user.
+        user: String,
+        /// The client's error (etcd's answer).
         source: etcd_client::Error,
     },
     /// No answer from any etcd endpoint in time.
