@@ -131,7 +131,7 @@ replica() { # NAME ADDR
   mkdir -p "$T/$1"
   timeout 150 "$BIN" --state "$T/$1" "${STORE[@]}" serve --listen "$2" \
     --server-name conductor.acme.svr --root "$T/root.pem" --ca-cert "$T/intermediate.pem" \
-    --ca-key "$T/intermediate.key.pem" --status-ttl 3 >"$T/conductor-$1.log" 2>&1 &
+    --ca-key "$T/intermediate.key.pem" --status-ttl 3 --replica "$1" >"$T/conductor-$1.log" 2>&1 &
   PIDS+=($!)
   LAST=$!
 }
@@ -211,6 +211,11 @@ for _ in $(seq 1 40); do grep -q "status applied Some(1) to $A" "$T/router-watch
 check "router got revision 1 from A and reported to A" grep -q "config revision 1 from $A" "$T/router-watch.log"
 check "B shows the router up to date (A's status write, through etcd)" \
   until_row router-a "applied state node" "1 up-to-date node-1" 5
+# Each replica numbers its own audit events: A's apply and enrollment, B's token.
+AUDIT=$(ctl --user "$ROOTUSER" get --prefix --keys-only /svr/v1/acme/audit/ | grep . || true)
+check "audit events under each replica's own sequence (audit/a/, audit/b/)" \
+  eval 'grep -q "^/svr/v1/acme/audit/a/0*1$" <<<"$AUDIT" && grep -q "^/svr/v1/acme/audit/b/0*1$" <<<"$AUDIT" &&
+        ! grep -Eqv "^/svr/v1/acme/audit/[ab]/[0-9]{20}$" <<<"$AUDIT"'
 
 # --- failure: the etcd leader and replica A die; apply through B --------------------------
 # etcdctl as root (the gateway's maintenance/status wants a token once auth is on).

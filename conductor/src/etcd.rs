@@ -59,6 +59,8 @@ const ECHO_CHECK_MAX: usize = 16;
 pub struct EtcdStore {
     rt: tokio::runtime::Runtime,
     client: Client,
+    /// Which members the client's balancer holds (a dead one is taken out, see [`Health`]).
+    health: std::sync::Mutex<Health>,
     endpoints: String,
     /// Client TLS is on (`--etcd-cacert`).
     tls: bool,
@@ -126,6 +128,117 @@ fn hint_tls(e: StoreError, tls: bool) -> StoreError {
             source,
         },
         e => e,
+    }
+}
+
+/// How long a TCP connect to a member may take in a health probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// A member taken out of the balancer is probed again after this long.
+const PROBE_AGAIN: Duration = Duration::from_secs(2);
+
+fn lock_health(h: &std::sync::Mutex<Health>) -> std::sync::MutexGuard<'_, Health> {
+    h.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The members' URLs and which of them are out of the client's balancer, by a TCP connect
+/// probe (no TLS or etcd request: it only tells a member that is down or unreachable).
+#[derive(Debug)]
+struct Health {
+    urls: Vec<String>,
+    /// Taken out, with the time of the last probe.
+    out: HashMap<String, Instant>,
+    /// [`PROBE_AGAIN`].
+    probe_again: Duration,
+}
+
+impl Health {
+    fn new(endpoints: &[String], tls: bool) -> Health {
+        let scheme = if tls { "https://" } else { "http://" };
+        let urls = endpoints
+            .iter()
+            .map(|e| {
+                if e.contains("://") {
+                    e.clone()
+                } else {
+                    format!("{scheme}{e}")
+                }
+            })
+            .collect();
+        Health {
+            urls,
+            out: HashMap::new(),
+            probe_again: PROBE_AGAIN,
+        }
+    }
+
+    fn reachable(url: &str) -> bool {
+        use std::net::ToSocketAddrs;
+        let host_port = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+        let Ok(addrs) = host_port.to_socket_addrs() else {
+            return false;
+        };
+        addrs
+            .into_iter()
+            .any(|a| std::net::TcpStream::connect_timeout(&a, PROBE_TIMEOUT).is_ok())
+    }
+
+    /// The URLs to connect with: the reachable ones (all when none is).
+    fn start(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        let up: Vec<String> = self
+            .urls
+            .iter()
+            .filter(|u| Health::reachable(u))
+            .cloned()
+            .collect();
+        if up.is_empty() {
+            return self.urls.clone();
+        }
+        for u in &self.urls {
+            if !up.contains(u) {
+                self.out.insert(u.clone(), now);
+            }
+        }
+        up
+    }
+
+    /// Members in the balancer that refuse connections, now taken out; one is always kept.
+    fn prune(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        for u in &self.urls {
+            if !self.out.contains_key(u) && !Health::reachable(u) {
+                dead.push(u.clone());
+            }
+        }
+        if dead.len() + self.out.len() >= self.urls.len() {
+            return Vec::new();
+        }
+        for u in &dead {
+            self.out.insert(u.clone(), now);
+        }
+        dead
+    }
+
+    /// Members taken out that accept connections again, now back in.
+    fn restore(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .out
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= self.probe_again)
+            .map(|(u, _)| u.clone())
+            .collect();
+        let mut back = Vec::new();
+        for u in due {
+            if Health::reachable(&u) {
+                self.out.remove(&u);
+                back.push(u);
+            } else {
+                self.out.insert(u, now);
+            }
+        }
+        back
     }
 }
 
@@ -214,10 +327,12 @@ impl EtcdStore {
                 .with_user(user.name.clone(), user.password.as_str())
                 .with_auto_token_refresh(true);
         }
-        let client = EtcdStore::first_connect(&rt, endpoints, options, &joined, access)?;
+        let mut health = Health::new(endpoints, access.tls.is_some());
+        let client = EtcdStore::first_connect(&rt, &health.start(), options, &joined, access)?;
         Ok(EtcdStore {
             rt,
             client,
+            health: std::sync::Mutex::new(health),
             endpoints: joined,
             tls: access.tls.is_some(),
             user: access.user.is_some(),
@@ -295,6 +410,7 @@ impl EtcdStore {
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let mut last = None;
+        self.restore_members();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 std::thread::sleep(RETRY_PAUSE);
@@ -308,6 +424,7 @@ impl EtcdStore {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(source)) if transient(&source) => {
                     log::warn!("etcd {what} (try {}): {}", attempt + 1, describe(&source));
+                    self.prune_members();
                     last = Some(StoreError::Etcd {
                         endpoints: self.endpoints.clone(),
                         what,
@@ -333,6 +450,31 @@ impl EtcdStore {
         }
         let last = last.unwrap_or(StoreError::Config("etcd: no attempt made"));
         Err(hint_tls(last, self.tls))
+    }
+
+    /// Takes members that refuse connections out of the client's balancer: it would
+    /// otherwise keep sending a share of the requests to a dead member (tonic's balancer
+    /// does not route around a failed endpoint), and with token refreshes a request is
+    /// several calls, each of which may land there.
+    fn prune_members(&self) {
+        let mut h = lock_health(&self.health);
+        for url in h.prune() {
+            log::warn!("etcd member {url} refuses connections: taken out of the balancer");
+            if let Err(e) = self.rt.block_on(self.client.remove_endpoint(&url)) {
+                log::warn!("etcd: removing {url}: {}", describe(&e));
+            }
+        }
+    }
+
+    /// Puts members taken out back once they accept connections again.
+    fn restore_members(&self) {
+        let mut h = lock_health(&self.health);
+        for url in h.restore() {
+            log::info!("etcd member {url} accepts connections again: back in the balancer");
+            if let Err(e) = self.rt.block_on(self.client.add_endpoint(&url)) {
+                log::warn!("etcd: adding {url}: {}", describe(&e));
+            }
+        }
     }
 
     fn corrupt(&self, reason: String) -> StoreError {
@@ -689,4 +831,35 @@ enum Stop {
     Gone,
     /// The stream broke: resume.
     Broken(String),
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_member_that_refuses_connections_is_taken_out_and_put_back() {
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead);
+        let eps = [
+            live.local_addr().unwrap().to_string(),
+            dead_addr.to_string(),
+        ];
+        let mut h = Health::new(&eps, true);
+        h.probe_again = Duration::ZERO;
+        let dead_url = format!("https://{dead_addr}");
+        assert_eq!(h.start(), vec![format!("https://{}", eps[0])]);
+        assert_eq!(h.restore(), Vec::<String>::new());
+        // Back once it listens again; taken out again when it stops.
+        let back = TcpListener::bind(dead_addr).unwrap();
+        assert_eq!(h.restore(), vec![dead_url.clone()]);
+        drop(back);
+        assert_eq!(h.prune(), vec![dead_url]);
+        // The last member is never taken out, reachable or not.
+        drop(live);
+        assert_eq!(h.prune(), Vec::<String>::new());
+    }
 }
