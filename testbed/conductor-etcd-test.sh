@@ -88,7 +88,7 @@ for i in 1 2 3; do
     --cert-file "$P/server.pem" --key-file "$P/server.key" --trusted-ca-file "$P/ca.pem" --client-cert-auth \
     --listen-peer-urls "http://127.0.0.1:23${i}80" --initial-advertise-peer-urls "http://127.0.0.1:23${i}80" \
     --initial-cluster "$CLUSTER" --initial-cluster-token svr-etcd-test --initial-cluster-state new \
-    --heartbeat-interval 100 --election-timeout 1000 --max-txn-ops 10000 --auth-token-ttl 2 \
+    --heartbeat-interval 100 --election-timeout 1000 --auth-token-ttl 2 \
     >"$T/etcd-m$i.log" 2>&1 &
   ETCD_PID[$i]=$!
   PIDS+=($!)

@@ -3,7 +3,7 @@
 //! passes `now` (unix seconds) and random bytes, commits [`Conductor::take_ops`] to a
 //! [`Store`](crate::store::Store) before answering, and logs [`Conductor::poll_event`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -326,6 +326,13 @@ pub struct Conductor {
     document: Option<Document>,
     document_text: Zeroizing<String>,
     configs: BTreeMap<String, RouterConfig>,
+    /// The revision each router's part last changed in (`config/router-revisions`): with
+    /// the document, all a replica needs to serve every router's part.
+    router_revisions: Option<BTreeMap<String, u64>>,
+    /// `routers/<r>/config` keys of the earlier layout, deleted by the next apply.
+    legacy_configs: BTreeSet<String>,
+    /// The document, revision or router revisions changed: [`Conductor::settle`] is due.
+    unsettled: bool,
     status: BTreeMap<String, RouterStatus>,
     certs: BTreeMap<String, Vec<CertRecord>>,
     revoked: BTreeMap<String, u64>,
@@ -383,6 +390,7 @@ impl Conductor {
         for (key, value) in kv {
             c.store_changed(key, Some(value))?;
         }
+        c.settle();
         Ok(c)
     }
 
@@ -400,27 +408,80 @@ impl Conductor {
         if kv.contains_key("config/document") {
             c.document = previous.document.clone();
             c.document_text = previous.document_text.clone();
+            // Parts of an unchanged document are kept; settle re-renders the others.
+            c.configs = previous.configs.clone();
         }
         for (key, value) in kv {
             c.store_changed(key, Some(value))?;
         }
+        c.settle();
         Ok(c)
+    }
+
+    /// Brings every router's part in line with the document and the router revisions after
+    /// [`store_changed`](Conductor::store_changed) took in a batch of changes. The parts are
+    /// not stored: the document renders them (when it parsed), so an apply writes three keys
+    /// whatever the number of routers. A store without router revisions (written before
+    /// they existed) gives every router the current revision.
+    pub fn settle(&mut self) {
+        if !std::mem::take(&mut self.unsettled) {
+            return;
+        }
+        let Some(doc) = self.document.as_ref() else {
+            self.configs.clear();
+            return;
+        };
+        let revisions: BTreeMap<String, u64> = match &self.router_revisions {
+            Some(m) => m.clone(),
+            None => doc
+                .routers()
+                .keys()
+                .map(|r| (r.clone(), self.revision))
+                .collect(),
+        };
+        self.configs.retain(|r, _| revisions.contains_key(r));
+        for (router, rev) in revisions {
+            if self.configs.get(&router).map(|c| c.revision) == Some(rev) {
+                continue;
+            }
+            match doc.render(&router) {
+                Some(yaml) => {
+                    let config = RouterConfig {
+                        revision: rev,
+                        yaml: Arc::from(yaml),
+                    };
+                    self.configs.insert(router, config);
+                }
+                None => {
+                    self.configs.remove(&router);
+                }
+            }
+        }
     }
 
     /// Takes in a change another process made to the store (a replica's write, an expired
     /// lease: [`crate::store::Feed`]): `value` is the key's new value, `None` if it was
-    /// deleted. Nothing is written back. On error the state is unchanged.
+    /// deleted. Nothing is written back; call [`settle`](Conductor::settle) after a batch.
+    /// On error the state is unchanged.
     pub fn store_changed(&mut self, key: &str, value: Option<&str>) -> Result<(), LoadError> {
         let parts: Vec<&str> = key.split('/').collect();
         let Some(value) = value else {
             match parts.as_slice() {
-                ["config", "revision"] => self.revision = 0,
+                ["config", "revision"] => {
+                    self.revision = 0;
+                    self.unsettled = true;
+                }
                 ["config", "document"] => {
                     self.document = None;
                     self.document_text = Zeroizing::new(String::new());
+                    self.unsettled = true;
+                }
+                ["config", "router-revisions"] => {
+                    self.router_revisions = None;
+                    self.unsettled = true;
                 }
                 ["routers", r, "config"] => {
-                    self.configs.remove(*r);
+                    self.legacy_configs.remove(*r);
                 }
                 ["routers", r, "status"] => {
                     self.status.remove(*r);
@@ -442,7 +503,10 @@ impl Conductor {
             return Ok(());
         };
         match parts.as_slice() {
-            ["config", "revision"] => self.revision = parse(key, value)?,
+            ["config", "revision"] => {
+                self.revision = parse(key, value)?;
+                self.unsettled = true;
+            }
             ["config", "document"] => {
                 let text: String = parse(key, value)?;
                 // The parse depends on the text alone: the same text is the same document.
@@ -450,9 +514,14 @@ impl Conductor {
                     self.document = Some(Document::parse(&text).map_err(LoadError::Document)?);
                 }
                 self.document_text = Zeroizing::new(text);
+                self.unsettled = true;
+            }
+            ["config", "router-revisions"] => {
+                self.router_revisions = Some(parse(key, value)?);
+                self.unsettled = true;
             }
             ["routers", r, "config"] => {
-                self.configs.insert((*r).into(), parse(key, value)?);
+                self.legacy_configs.insert((*r).into());
             }
             ["routers", r, "status"] => {
                 self.status.insert((*r).into(), parse(key, value)?);
@@ -601,6 +670,12 @@ impl Conductor {
         let changes = doc.diff(self.document.as_ref());
         self.revision += 1;
         let rev = self.revision;
+        let mut revisions = self.router_revisions.clone().unwrap_or_else(|| {
+            self.configs
+                .iter()
+                .map(|(r, c)| (r.clone(), c.revision))
+                .collect()
+        });
         for change in &changes {
             let name = &change.router;
             match doc.render(name) {
@@ -609,17 +684,22 @@ impl Conductor {
                         revision: rev,
                         yaml: Arc::from(yaml),
                     };
-                    self.put(format!("routers/{name}/config"), &config);
                     self.configs.insert(name.clone(), config);
+                    revisions.insert(name.clone(), rev);
                 }
                 None => {
-                    self.ops.push(Op::Delete {
-                        key: format!("routers/{name}/config"),
-                    });
                     self.configs.remove(name);
+                    revisions.remove(name);
                 }
             }
         }
+        for r in std::mem::take(&mut self.legacy_configs) {
+            self.ops.push(Op::Delete {
+                key: format!("routers/{r}/config"),
+            });
+        }
+        self.put("config/router-revisions".into(), &revisions);
+        self.router_revisions = Some(revisions);
         self.document_text = Zeroizing::new(text.to_owned());
         let text_json = Zeroizing::new(json(&*self.document_text));
         self.ops.push(Op::Put {
@@ -1195,6 +1275,49 @@ mod tests {
     }
 
     #[test]
+    fn an_apply_stores_the_document_and_router_revisions_not_the_parts() {
+        let mut a = Conductor::new();
+        a.apply(NOW, DOC).unwrap();
+        let mut kv = BTreeMap::new();
+        let w = commit_to(&mut kv, a.take_ops());
+        let config_keys: Vec<&String> = w.iter().filter(|k| !k.starts_with("audit/")).collect();
+        assert_eq!(
+            config_keys,
+            [
+                "config/router-revisions",
+                "config/document",
+                "config/revision"
+            ]
+        );
+        a.apply(NOW, &DOC.replace("10.3.0.0/24", "10.3.0.0/23"))
+            .unwrap();
+        commit_to(&mut kv, a.take_ops());
+        // Another replica renders every part from the document, at the same revisions.
+        let b = Conductor::from_store_as(&kv, Some("b")).unwrap();
+        for r in ["router-a", "router-b", "router-c"] {
+            assert_eq!(b.config(r), a.config(r), "{r}");
+        }
+        assert_eq!(b.config("router-c").unwrap().revision, 2);
+        assert_eq!(b.config("router-a").unwrap().revision, 1);
+        // A store of the earlier layout (parts stored, no router revisions): every router
+        // gets the current revision, and the next apply deletes the stored parts.
+        let mut old = kv.clone();
+        old.remove("config/router-revisions");
+        old.insert("routers/router-a/config".into(), "{}".into());
+        let mut c = Conductor::from_store(&old).unwrap();
+        assert_eq!(c.config("router-a").unwrap().revision, 2);
+        assert_eq!(
+            c.config("router-a").unwrap().yaml,
+            a.config("router-a").unwrap().yaml
+        );
+        c.apply(NOW, DOC).unwrap();
+        let w = commit_to(&mut old, c.take_ops());
+        assert!(w.contains(&"-routers/router-a/config".to_owned()), "{w:?}");
+        assert_eq!(c.config("router-c").unwrap().revision, 3);
+        assert_eq!(c.config("router-a").unwrap().revision, 2);
+    }
+
+    #[test]
     fn replicas_keep_their_own_audit_sequences() {
         // Two replicas on one store: each writes its events under its own prefix, so
         // neither ever writes a key the other wrote (no conflict), and a reload keeps each
@@ -1463,6 +1586,7 @@ mod tests {
                 };
                 b.store_changed(op.key(), value).unwrap();
             }
+            b.settle();
         };
         a.apply(NOW, DOC).unwrap();
         let t = token(&mut a, "router-a", 3600, 1);

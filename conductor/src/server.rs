@@ -287,6 +287,7 @@ impl Shared {
                             log::error!("store revision {revision}: {e}; key ignored");
                         }
                     }
+                    g.core.settle();
                     log::debug!("store revision {revision}: {} changes", changes.len());
                 }
                 Feed::Reload => {

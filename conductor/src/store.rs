@@ -10,7 +10,7 @@
 //! | --- | --- | --- |
 //! | `config/revision` | the current configuration revision `N` | put in the same txn as the document, guarded by `mod_revision` |
 //! | `config/document` | the operator's document of revision `N` | |
-//! | `routers/<router>/config` | `{revision, yaml}`: the router's rendered part and the revision it last changed in | a router watches this key from its last `mod_revision` |
+//! | `config/router-revisions` | `{router: revision}`: the revision each router's part last changed in (the parts are rendered from the document, not stored) | put in the same txn |
 //! | `routers/<router>/status` | node, version, applied revision, error, last seen | [`Op::PutExpiring`]: a lease, TTL 3 × the report interval |
 //! | `routers/<router>/certs` | serials and expiry of certificates issued to it | |
 //! | `routers/<router>/revoked` | when it was revoked | |
