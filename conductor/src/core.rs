@@ -319,6 +319,16 @@ pub struct RouterRow {
     pub state: String,
 }
 
+/// `config/router-revisions`: who applied the current revision, and the revision in which
+/// each router's part last changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct RouterRevisions {
+    /// The applying conductor's version.
+    conductor: String,
+    /// Router name -> revision.
+    routers: BTreeMap<String, u64>,
+}
+
 /// The conductor's state (see the module documentation).
 #[derive(Default)]
 pub struct Conductor {
@@ -328,7 +338,7 @@ pub struct Conductor {
     configs: BTreeMap<String, RouterConfig>,
     /// The revision each router's part last changed in (`config/router-revisions`): with
     /// the document, all a replica needs to serve every router's part.
-    router_revisions: Option<BTreeMap<String, u64>>,
+    router_revisions: Option<RouterRevisions>,
     /// `routers/<r>/config` keys of the earlier layout, deleted by the next apply.
     legacy_configs: BTreeSet<String>,
     /// The document, revision or router revisions changed: [`Conductor::settle`] is due.
@@ -432,7 +442,7 @@ impl Conductor {
             return;
         };
         let revisions: BTreeMap<String, u64> = match &self.router_revisions {
-            Some(m) => m.clone(),
+            Some(m) => m.routers.clone(),
             None => doc
                 .routers()
                 .keys()
@@ -670,12 +680,14 @@ impl Conductor {
         let changes = doc.diff(self.document.as_ref());
         self.revision += 1;
         let rev = self.revision;
-        let mut revisions = self.router_revisions.clone().unwrap_or_else(|| {
-            self.configs
+        let mut revisions = match &self.router_revisions {
+            Some(m) => m.routers.clone(),
+            None => self
+                .configs
                 .iter()
                 .map(|(r, c)| (r.clone(), c.revision))
-                .collect()
-        });
+                .collect(),
+        };
         for change in &changes {
             let name = &change.router;
             match doc.render(name) {
@@ -698,6 +710,10 @@ impl Conductor {
                 key: format!("routers/{r}/config"),
             });
         }
+        let revisions = RouterRevisions {
+            conductor: version::OURS.into(),
+            routers: revisions,
+        };
         self.put("config/router-revisions".into(), &revisions);
         self.router_revisions = Some(revisions);
         self.document_text = Zeroizing::new(text.to_owned());
@@ -720,6 +736,13 @@ impl Conductor {
             number: rev,
             changes,
         })
+    }
+
+    /// The version of the conductor that applied the current revision (`None` before the
+    /// first apply, or in a store from before it was recorded). Every replica renders the
+    /// routers' parts itself, so one of another version may render them differently.
+    pub fn applied_by(&self) -> Option<&str> {
+        self.router_revisions.as_ref().map(|m| m.conductor.as_str())
     }
 
     /// Router `router`'s configuration, if it has one.
@@ -1299,6 +1322,7 @@ mod tests {
         }
         assert_eq!(b.config("router-c").unwrap().revision, 2);
         assert_eq!(b.config("router-a").unwrap().revision, 1);
+        assert_eq!(b.applied_by(), Some(version::OURS));
         // A store of the earlier layout (parts stored, no router revisions): every router
         // gets the current revision, and the next apply deletes the stored parts.
         let mut old = kv.clone();

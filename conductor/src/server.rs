@@ -153,6 +153,18 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join("admin.sock")
 }
 
+/// Replicas render the routers' parts themselves: one of another version than the one
+/// that applied may render them differently (docs/conductor.md, store keys).
+fn warn_if_applied_by_another_version(core: &Conductor) {
+    if let Some(v) = core.applied_by().filter(|v| *v != crate::version::OURS) {
+        log::warn!(
+            "revision {} was applied by conductor {v}; this one is {} and renders the routers' parts itself: run one version on every replica",
+            core.revision(),
+            crate::version::OURS
+        );
+    }
+}
+
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -287,7 +299,11 @@ impl Shared {
                             log::error!("store revision {revision}: {e}; key ignored");
                         }
                     }
+                    let before = g.core.applied_by().map(str::to_owned);
                     g.core.settle();
+                    if g.core.applied_by() != before.as_deref() {
+                        warn_if_applied_by_another_version(&g.core);
+                    }
                     log::debug!("store revision {revision}: {} changes", changes.len());
                 }
                 Feed::Reload => {
@@ -398,6 +414,7 @@ pub fn serve(
     let (_, kv) = store.load()?;
     let mut core = Conductor::from_store_as(&kv, opts.replica.as_deref())?;
     core.set_status_ttl(opts.status_ttl);
+    warn_if_applied_by_another_version(&core);
     let feed = store.subscribe()?;
     if core.router_named(&opts.server_name).is_some() {
         return Err(ServerError::Tls(format!(
