@@ -315,7 +315,7 @@ run_test() {
   # svrctl (when it is built) inside the router's container, on svrd's control socket.
   if docker exec svr-router-a sh -c 'command -v svrctl' >/dev/null 2>&1; then
     out=$(docker exec svr-router-a svrctl show peers 2>&1) || fail "svrctl show peers: $out"
-    echo "$out" | grep -E "^router-b\.testbed\.svr +router-b +2/2 +up" >/dev/null || fail "svrctl show peers: $out"
+    echo "$out" | grep -E "^router-b\.testbed\.svr +router-b +[0-9][0-9A-Za-z.+-]* +2/2 +up" >/dev/null || fail "svrctl show peers: $out"
     ok "svrctl in router-a's container: peer router-b.testbed.svr, 2/2 paths up"
   fi
 
