@@ -441,29 +441,33 @@ impl Conductor {
             self.configs.clear();
             return;
         };
-        let revisions: BTreeMap<String, u64> = match &self.router_revisions {
-            Some(m) => m.routers.clone(),
-            None => doc
-                .routers()
-                .keys()
-                .map(|r| (r.clone(), self.revision))
-                .collect(),
+        let every_router_now: BTreeMap<String, u64>;
+        let revisions = match &self.router_revisions {
+            Some(m) => &m.routers,
+            None => {
+                every_router_now = doc
+                    .routers()
+                    .keys()
+                    .map(|r| (r.clone(), self.revision))
+                    .collect();
+                &every_router_now
+            }
         };
         self.configs.retain(|r, _| revisions.contains_key(r));
-        for (router, rev) in revisions {
-            if self.configs.get(&router).map(|c| c.revision) == Some(rev) {
+        for (router, &rev) in revisions {
+            if self.configs.get(router).map(|c| c.revision) == Some(rev) {
                 continue;
             }
-            match doc.render(&router) {
+            match doc.render(router) {
                 Some(yaml) => {
                     let config = RouterConfig {
                         revision: rev,
                         yaml: Arc::from(yaml),
                     };
-                    self.configs.insert(router, config);
+                    self.configs.insert(router.clone(), config);
                 }
                 None => {
-                    self.configs.remove(&router);
+                    self.configs.remove(router);
                 }
             }
         }
@@ -680,8 +684,9 @@ impl Conductor {
         let changes = doc.diff(self.document.as_ref());
         self.revision += 1;
         let rev = self.revision;
-        let mut revisions = match &self.router_revisions {
-            Some(m) => m.routers.clone(),
+        // Nothing below fails: the map is taken and put back updated.
+        let mut revisions = match self.router_revisions.take() {
+            Some(m) => m.routers,
             None => self
                 .configs
                 .iter()

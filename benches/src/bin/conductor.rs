@@ -580,11 +580,10 @@ fn main() {
                     };
                     let tls = tls_config(&root_pem, Some((&chain, &csrs[i].1)));
                     let to = addrs[i % addrs.len()];
-                    let open = || -> Result<Watch, String> {
-                        let mut tcp = connect_from(source(i), to).map_err(|e| e.to_string())?;
+                    let open = || -> Result<Watch, Box<dyn std::error::Error>> {
+                        let mut tcp = connect_from(source(i), to)?;
                         let name = ServerName::try_from(SERVER_NAME).expect("name");
-                        let mut conn =
-                            rustls::ClientConnection::new(tls, name).map_err(|e| e.to_string())?;
+                        let mut conn = rustls::ClientConnection::new(tls, name)?;
                         let mut req = Vec::new();
                         svr_conductor::http::write_request(
                             &mut req,
@@ -592,15 +591,14 @@ fn main() {
                             &target,
                             &to.to_string(),
                             b"",
-                        )
-                        .map_err(|e| e.to_string())?;
-                        conn.writer().write_all(&req).map_err(|e| e.to_string())?;
+                        )?;
+                        conn.writer().write_all(&req)?;
                         // Handshake (the client certificate is checked by the conductor)
                         // and the request, written before the watch goes to the reactor.
                         while conn.is_handshaking() || conn.wants_write() {
-                            conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+                            conn.complete_io(&mut tcp)?;
                         }
-                        tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
+                        tcp.set_nonblocking(true)?;
                         Ok(Watch {
                             conn,
                             tcp,
