@@ -23,7 +23,9 @@
 //!   while nothing changes. If etcd compacted the history it needs, the feed says
 //!   [`Feed::Reload`].
 //! - **Failover**: the client balances over every endpoint given; a request that fails on
-//!   transport or times out ([`CALL_TIMEOUT`]) is tried again ([`ATTEMPTS`] times in all).
+//!   transport, times out ([`CALL_TIMEOUT`]) or finds no leader is tried again, at least
+//!   [`ATTEMPTS`] times in all and for up to [`RETRY_BUDGET`] (a leader election after the
+//!   leader died can take seconds on a loaded machine).
 //!   A retried commit whose first try did succeed fails its compares; the store then reads
 //!   its keys back and, if they hold exactly what it wrote, reports the commit done.
 
@@ -46,6 +48,8 @@ use crate::store::{Change, Feed, Op, Store, StoreError};
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Tries of one request (transport errors and timeouts only).
 pub const ATTEMPTS: u32 = 4;
+/// A request is tried again while its first try is younger than this.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
 /// Pause between tries, and before re-opening a broken watch.
 const RETRY_PAUSE: Duration = Duration::from_millis(300);
 /// A granted lease is reused for puts within this long.
@@ -403,7 +407,8 @@ impl EtcdStore {
         Err(hint_tls(last, access.tls.is_some()))
     }
 
-    /// Runs one request with [`CALL_TIMEOUT`], [`ATTEMPTS`] times on transient failures.
+    /// Runs one request with [`CALL_TIMEOUT`]; on transient failures again, at least
+    /// [`ATTEMPTS`] times and while [`RETRY_BUDGET`] lasts.
     fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, StoreError>
     where
         F: Fn(Client) -> Fut,
@@ -411,7 +416,11 @@ impl EtcdStore {
     {
         let mut last = None;
         self.restore_members();
-        for attempt in 0..ATTEMPTS {
+        let start = Instant::now();
+        for attempt in 0.. {
+            if attempt >= ATTEMPTS && start.elapsed() >= RETRY_BUDGET {
+                break;
+            }
             if attempt > 0 {
                 std::thread::sleep(RETRY_PAUSE);
             }
