@@ -10,14 +10,16 @@
 #           key rekey interval: never) and once with test-time-scale 720 (payload-key and
 #           peer-key rotations every 5 s: >= 4 of each, counted from router-a's events);
 #           asserts 0 svr_mtu_exceeded, no ICMP too-big sent (slowpath mtu_exceeded and
-#           icmp_errors_sent unchanged, host-a's route cache has no lowered PMTU) and
-#           retransmits(rotations) <= 2 x max(retransmits(off), 100); prints both. (The defect
+#           icmp_errors_sent unchanged, host-a's route cache has no lowered PMTU), no packet
+#           dropped for its keys on either router (svr_hmac_failure, svr_decrypt_failure,
+#           svr_unknown_key: what a rotation that loses packets shows) and
+#           retransmits(rotations) <= 5 x max(retransmits(off), 1000); prints both. (The defect
 #           this guards against, metadata pushing segments over the MTU, shows as
 #           svr_mtu_exceeded and ICMP too-big, asserted 0. Retransmits of an unbounded iperf3
 #           on 2 CPUs come mostly from af_packet ring drops when svrd is descheduled (the
-#           ports' rx-ring-drops): ratios of 1.28, 1.31 and 1.62 were seen between two runs
-#           of the same code, so 1.5x failed on noise; 2x still catches a rotation that loses
-#           packets.)
+#           ports' rx-ring-drops): the run without rotations alone gave 1,121 to 4,557 in
+#           three CI runs of the same code, and the ratio of the two runs 0.81, 1.28 and 2.39,
+#           so the ratio is only a coarse bound; the key-drop counters are the exact one.)
 #
 #   zt-recovery-test.sh [restart] [rekey]     (default: both; about 2.5 minutes)
 # Each test prints PASS or FAIL with its numbers; exit 1 if any failed. Tear-down always runs.
@@ -101,7 +103,17 @@ EOF
 fi
 
 # ---------------------------------------------------------------- rekey under TCP
-# iperf_run TAG CONF_A CONF_B: one 40 s iperf3 run; sets R_RETR R_MTU R_ICMP R_SLOW_MTU R_PK R_PAY R_PMTU R_BPS
+# key_drops: packets both routers dropped for their keys (HMAC, decryption, unknown key).
+key_drops() {
+  local r n sum=0
+  for r in router-a router-b; do
+    for n in svr_hmac_failure svr_decrypt_failure svr_unknown_key; do
+      sum=$((sum + $(counter_any "$r" "$n")))
+    done
+  done
+  echo "$sum"
+}
+# iperf_run TAG CONF_A CONF_B: one 40 s iperf3 run; sets R_RETR R_MTU R_ICMP R_SLOW_MTU R_PK R_PAY R_PMTU R_BPS R_KEYDROP
 iperf_run() {
   local tag=$1 json fa
   CONF_A=$2 CONF_B=$3 tb_start
@@ -112,6 +124,8 @@ iperf_run() {
   m0=$(counter_any router-a svr_mtu_exceeded); mb0=$(counter_any router-b svr_mtu_exceeded)
   i0=$(counter_any router-a icmp_errors_sent); ib0=$(counter_any router-b icmp_errors_sent)
   s0=$(counter_any router-a mtu_exceeded); sb0=$(counter_any router-b mtu_exceeded)
+  local k0
+  k0=$(key_drops)
   fa=$(lines router-a)
   ip netns exec host-b iperf3 -s -1 -D -I "$RUN/iperf3.pid" >/dev/null
   sleep 0.3
@@ -129,7 +143,8 @@ iperf_run() {
   R_PK=$(count_log router-a "event=key-rotated key=peer-key" "$fa" "$la")
   R_PAY=$(count_log router-a "event=payload-key-rotation-due" "$fa" "$la")
   R_RK=$(counter_any router-a svr_payload_rekeys_completed)
-  note "$tag: iperf3 ${IPERF_SECONDS}s ${R_BPS} Mbit/s retransmits=$R_RETR svr_mtu_exceeded=$R_MTU slowpath mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP host-a route: $R_PMTU; rotations on router-a: peer-key=$R_PK payload-key=$R_PAY (live-session rekeys completed=$R_RK)"
+  R_KEYDROP=$(( $(key_drops) - k0 ))
+  note "$tag: iperf3 ${IPERF_SECONDS}s ${R_BPS} Mbit/s retransmits=$R_RETR svr_mtu_exceeded=$R_MTU slowpath mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP key drops=$R_KEYDROP host-a route: $R_PMTU; rotations on router-a: peer-key=$R_PK payload-key=$R_PAY (live-session rekeys completed=$R_RK)"
   tb_stop || true
 }
 
@@ -148,10 +163,11 @@ if [[ " $TESTS " == *" rekey "* ]]; then
   [ "$R_PK" -ge 4 ] && [ "$R_PAY" -ge 4 ] || why="$why too few rotations (peer-key=$R_PK payload-key=$R_PAY, want >= 4 each);"
   [ "$R_MTU" -eq 0 ] || why="$why svr_mtu_exceeded=$R_MTU;"
   [ "$R_SLOW_MTU" -eq 0 ] && [ "$R_ICMP" -eq 0 ] || why="$why ICMP too-big sent (slowpath mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP);"
-  limit=$(python3 -c "import sys; print(int(2 * max(int(sys.argv[1]), 100)))" "$off_retr")
-  [ "$on_retr" -le "$limit" ] || why="$why retransmits $on_retr > 2x ($limit);"
+  [ "$R_KEYDROP" -eq 0 ] || why="$why $R_KEYDROP packets dropped for their keys (svr_hmac_failure, svr_decrypt_failure, svr_unknown_key);"
+  limit=$(python3 -c "import sys; print(int(5 * max(int(sys.argv[1]), 1000)))" "$off_retr")
+  [ "$on_retr" -le "$limit" ] || why="$why retransmits $on_retr > 5x ($limit);"
   good=1; [ -z "$why" ] || good=0
-  verdict rekey "$good" "retransmits with rotations=$on_retr (${R_BPS} Mbit/s, peer-key=$R_PK payload-key=$R_PAY rotations, svr_mtu_exceeded=$R_MTU, ICMP too-big: mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP, host-a $R_PMTU) vs without=$off_line; limit $limit${why:+ | why:$why}"
+  verdict rekey "$good" "retransmits with rotations=$on_retr (${R_BPS} Mbit/s, peer-key=$R_PK payload-key=$R_PAY rotations, key drops=$R_KEYDROP, svr_mtu_exceeded=$R_MTU, ICMP too-big: mtu_exceeded=$R_SLOW_MTU icmp_errors_sent=$R_ICMP, host-a $R_PMTU) vs without=$off_line; limit $limit${why:+ | why:$why}"
 fi
 
 [ "${#FAILED[@]}" -eq 0 ] || { echo "[$ZT_TAG] FAIL: ${FAILED[*]}"; exit 1; }
